@@ -1,0 +1,68 @@
+"""The ``avocado`` command line: one small command per module, each a thin wrapper over the library.
+
+Run ``avocado --help`` for the list of commands and ``avocado COMMAND --help`` for each one's
+options and an example. The library is imported inside each command, so ``--help`` is quick.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from .. import __version__
+from ._common import AvocadoGroup
+
+__all__ = ["main"]
+
+#: command name -> (module, attribute); loaded when the group is built.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("info", "info"),
+    "ingest": ("ingest", "ingest"),
+    "export": ("export", "export"),
+    "train": ("train", "train"),
+    "fit-biosamples": ("fit_biosamples", "fit_biosamples"),
+    "fit-assays": ("fit_biosamples", "fit_assays"),
+    "fit-genome": ("fit_genome", "fit_genome"),
+    "impute": ("impute", "impute"),
+    "embed": ("embed", "embed"),
+    "evaluate": ("evaluate", "evaluate"),
+    "select": ("select", "select"),
+    "serve": ("serve", "serve"),
+    "demo": ("demo", "demo"),
+}
+
+
+@click.group(
+    cls=AvocadoGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, "-V", "--version", prog_name="avocado")
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show the full traceback on errors (also AVOCADO_DEBUG=1).",
+)
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Avocado: impute epigenomic tracks by deep tensor factorization.
+
+    \b
+    A typical session:
+      avocado ingest store/ --regions regions.bed --manifest bigwigs.tsv
+      avocado train store/ model/ --config small --epochs 10
+      avocado impute store/ model/ --missing --bigwig-dir imputed/
+      avocado serve workspace/
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+for _name, (_module, _attr) in COMMANDS.items():
+    try:
+        _mod = importlib.import_module(f"{__name__}.{_module}")
+    except ModuleNotFoundError as _exc:  # a command module not written yet
+        if _exc.name != f"{__name__}.{_module}":
+            raise
+        continue
+    main.add_command(getattr(_mod, _attr), _name)

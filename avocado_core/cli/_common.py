@@ -1,0 +1,162 @@
+"""What every command shares: error handling, common options and small parsers.
+
+Commands stay thin: they parse options, call one library function and print a short summary.
+Expected failures (a bad name, a missing file, a malformed value) are raised by the library as
+``ValueError`` / ``KeyError`` / ``OSError`` subclasses; :class:`AvocadoGroup` turns them into a
+one-line ``Error: ...`` on stderr and exit code 1, never a traceback. ``avocado --debug`` (or
+``AVOCADO_DEBUG=1``) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import click
+
+from ..errors import AvocadoError
+
+__all__ = [
+    "AvocadoGroup",
+    "EXPECTED_ERRORS",
+    "error_message",
+    "handle_errors",
+    "quiet_option",
+    "parse_experiment",
+    "parse_experiments",
+    "read_experiment_list",
+    "write_table",
+    "echo_table",
+]
+
+#: Exceptions that mean "the user asked for something that cannot be done", not "a bug".
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    AvocadoError,
+    ValueError,
+    KeyError,
+    OSError,
+    ImportError,
+)
+
+
+def error_message(exc: BaseException) -> str:
+    """One line describing ``exc`` for a person.
+
+    ``KeyError`` keeps its message rather than its repr, ``OSError`` reads as
+    "No such file or directory: path", and line breaks inside the message are folded so that
+    the whole message fits on one line.
+    """
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        text = f"{exc.strerror}: {exc.filename}"
+    elif isinstance(exc, KeyError) and not isinstance(exc, AvocadoError) and len(exc.args) == 1:
+        text = str(exc.args[0])
+    else:
+        text = str(exc)
+    text = " ".join(text.split())
+    return text or type(exc).__name__
+
+
+def _debug(ctx: click.Context | None) -> bool:
+    if os.environ.get("AVOCADO_DEBUG", "").strip() not in ("", "0"):
+        return True
+    root = ctx.find_root() if ctx is not None else None
+    return bool(root is not None and isinstance(root.obj, dict) and root.obj.get("debug"))
+
+
+class AvocadoGroup(click.Group):
+    """A click group whose commands report expected errors as one line and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except EXPECTED_ERRORS as exc:
+            if _debug(ctx):
+                raise
+            raise click.ClickException(error_message(exc)) from None
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Decorator with :class:`AvocadoGroup`'s behaviour, for a command run on its own."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except EXPECTED_ERRORS as exc:
+            if _debug(click.get_current_context(silent=True)):
+                raise
+            raise click.ClickException(error_message(exc)) from None
+
+    return wrapper
+
+
+quiet_option = click.option(
+    "-q", "--quiet", is_flag=True, help="No progress bars, only the final summary."
+)
+
+
+def parse_experiment(text: str) -> tuple[str, str]:
+    """``"E003:H3K4me3"`` (or ``"E003.H3K4me3"``, ``"E003,H3K4me3"``) -> ``("E003", "H3K4me3")``."""
+    for sep in (":", ",", "\t", "."):
+        if sep in text:
+            biosample, _, assay = text.strip().partition(sep)
+            if biosample and assay:
+                return biosample.strip(), assay.strip()
+    raise click.BadParameter(
+        f"{text!r} is not an experiment; expected BIOSAMPLE:ASSAY, e.g. E003:H3K4me3"
+    )
+
+
+def parse_experiments(values: Iterable[str]) -> list[tuple[str, str]]:
+    """Parse repeated ``-e BIOSAMPLE:ASSAY`` options (each may hold several, comma-free)."""
+    return [parse_experiment(v) for v in values]
+
+
+def read_experiment_list(path: str | Path) -> list[tuple[str, str]]:
+    """Experiments from a file: one ``BIOSAMPLE ASSAY`` (tab / colon separated) per line.
+
+    A header line starting with ``biosample`` and lines starting with ``#`` are skipped.
+    """
+    out: list[tuple[str, str]] = []
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or line.lower().startswith("biosample"):
+            continue
+        fields = line.split("\t") if "\t" in line else line.replace(":", " ").split()
+        if len(fields) < 2:
+            raise click.BadParameter(
+                f"line {line!r} of {path} has no assay; expected BIOSAMPLE<TAB>ASSAY",
+                param_hint="--experiments-file",
+            )
+        out.append((fields[0].strip(), fields[1].strip()))
+    return out
+
+
+def write_table(df: Any, path: str | Path, index: bool = False) -> Path:
+    """Write a DataFrame as TSV atomically (temporary file in the same folder + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            df.to_csv(handle, sep="\t", index=index)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def echo_table(rows: list[tuple[str, Any]], indent: int = 0) -> None:
+    """Print ``name: value`` rows with the values aligned."""
+    if not rows:
+        return
+    width = max(len(str(k)) for k, _ in rows)
+    pad = " " * indent
+    for key, value in rows:
+        click.echo(f"{pad}{str(key) + ':':<{width + 1}} {value}")

@@ -1,0 +1,154 @@
+"""``avocado ingest``: bigWig files into a track store (created on first use)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._common import quiet_option
+
+__all__ = ["ingest", "open_or_create_store"]
+
+
+def _region_set(regions: Path | None, chrom_sizes: Path | None, chroms: str | None, pilot: bool):
+    from ..regions import RegionSet
+
+    given = [x for x in (regions, chrom_sizes) if x is not None] + ([True] if pilot else [])
+    if len(given) > 1:
+        raise click.UsageError("give only one of --regions, --chrom-sizes and --pilot-regions")
+    if regions is not None:
+        return RegionSet.from_bed(regions)
+    if chrom_sizes is not None:
+        wanted = [c.strip() for c in chroms.split(",") if c.strip()] if chroms else None
+        return RegionSet.from_chrom_sizes(chrom_sizes, chroms=wanted)
+    if pilot:
+        return RegionSet.roadmap_pilot()
+    return None
+
+
+def _read_metadata(path: Path | None):
+    if path is None:
+        return None
+    import pandas as pd
+
+    table = pd.read_csv(path, sep="\t")
+    return table.set_index(table.columns[0])
+
+
+def open_or_create_store(
+    path: Path,
+    regions: Path | None = None,
+    chrom_sizes: Path | None = None,
+    chroms: str | None = None,
+    pilot: bool = False,
+):
+    """Open the store at ``path``, or create it over the region set the options name."""
+    from ..store import TrackStore
+
+    region_set = _region_set(regions, chrom_sizes, chroms, pilot)
+    if (path / "catalog.tsv").is_file():
+        store = TrackStore(path)
+        if region_set is not None and region_set.n_bins != store.n_bins:
+            raise click.UsageError(
+                f"{path} already holds a store over {store.n_bins:,} bins; the region set "
+                f"given has {region_set.n_bins:,}. Leave out the region option, or use a new store."
+            )
+        return store
+    if region_set is None:
+        raise click.UsageError(
+            f"{path} is not a track store yet; say which regions it covers with "
+            "--regions BED, --chrom-sizes FILE [--chroms chr1,chr2] or --pilot-regions"
+        )
+    return TrackStore.create(path, region_set)
+
+
+@click.command()
+@click.argument("store_path", metavar="STORE", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("bigwig", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-b", "--biosample", help="Biosample name of BIGWIG.")
+@click.option("-a", "--assay", help="Assay name of BIGWIG.")
+@click.option(
+    "-m", "--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TSV with columns biosample, assay, path: ingest many files.",
+)
+@click.option(
+    "--regions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="New store: BED file of the intervals to bin.",
+)
+@click.option(
+    "--chrom-sizes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="New store: whole chromosomes from a chrom-sizes file.",
+)
+@click.option("--chroms", help="With --chrom-sizes: comma-separated chromosomes to keep.")
+@click.option("--pilot-regions", is_flag=True, help="New store: the Roadmap pilot region set (hg19).")
+@click.option(
+    "--transform", type=click.Choice(["arcsinh", "none"]), default="arcsinh", show_default=True,
+    help="Transform applied to the 25 bp means.",
+)
+@click.option(
+    "--biosamples", "biosample_meta", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TSV of biosample metadata (first column: name) to store with the tracks.",
+)
+@click.option(
+    "--assays", "assay_meta", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TSV of assay metadata (first column: name) to store with the tracks.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace tracks that are already in the store.")
+@quiet_option
+def ingest(
+    store_path: Path,
+    bigwig: Path | None,
+    biosample: str | None,
+    assay: str | None,
+    manifest: Path | None,
+    regions: Path | None,
+    chrom_sizes: Path | None,
+    chroms: str | None,
+    pilot_regions: bool,
+    transform: str,
+    biosample_meta: Path | None,
+    assay_meta: Path | None,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Bin bigWig files to 25 bp over a region set and add them to STORE.
+
+    The store is created on first use (give its region set); a rerun skips the tracks already
+    there unless --overwrite. Chromosome names match with or without "chr".
+
+    \b
+    Examples:
+      avocado ingest store/ --regions regions.bed --manifest bigwigs.tsv
+      avocado ingest store/ H1.H3K4me3.bw -b H1 -a H3K4me3
+      avocado ingest store/ --chrom-sizes hg19.sizes --chroms chr21,chr22 -m bigwigs.tsv
+    """
+    if bigwig is None and manifest is None and biosample_meta is None and assay_meta is None:
+        raise click.UsageError("give a BIGWIG file with --biosample and --assay, or --manifest")
+    if bigwig is not None and (not biosample or not assay):
+        raise click.UsageError("a BIGWIG file needs --biosample and --assay")
+    if bigwig is None and (biosample or assay):
+        raise click.UsageError("--biosample / --assay name a BIGWIG file; none was given")
+
+    from .. import bigwig as bw
+
+    store = open_or_create_store(store_path, regions, chrom_sizes, chroms, pilot_regions)
+    if biosample_meta is not None or assay_meta is not None:
+        store.set_metadata(biosamples=_read_metadata(biosample_meta), assays=_read_metadata(assay_meta))
+
+    before = set(store.experiments())
+    transform_arg = None if transform == "none" else transform
+    if bigwig is not None:
+        if store.has_track(biosample, assay) and not overwrite:
+            click.echo(f"{biosample} {assay}: already in the store (use --overwrite to replace)")
+        else:
+            bw.ingest_bigwig(store, bigwig, biosample, assay, transform=transform_arg, overwrite=overwrite)
+    if manifest is not None:
+        bw.ingest_manifest(
+            store, manifest, transform=transform_arg, overwrite=overwrite, progress=not quiet
+        )
+    after = set(store.experiments())
+    added = len(after - before)
+    click.echo(
+        f"{store_path}: {len(after)} observed tracks ({added} added) over {store.n_bins:,} bins"
+    )
