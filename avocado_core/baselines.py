@@ -1,0 +1,171 @@
+"""Simple imputation baselines: the bar a model has to clear.
+
+*Average activity* predicts experiment (b, a) as the mean signal of assay a over the other
+biosamples where a was observed. In the ENCODE Imputation Challenge this baseline beat most
+submitted methods. *Assay mean* predicts a constant: the mean of every observed value of assay
+a in the other biosamples.
+
+Both accept a ``Mapping[(biosample, assay)] -> 1-D array`` or anything with a ``tracks``
+attribute (a ``TrackStore``: ``tracks("observed")``; a synthetic compendium: a ``tracks``
+dict). Tracks may be memory-mapped; they are read in chunks of positions so that memory stays
+bounded for genome-wide tracks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from .errors import AvocadoKeyError, AvocadoValueError
+
+__all__ = ["as_track_mapping", "average_activity", "assay_mean"]
+
+Experiment = tuple[str, str]
+
+#: Positions read at once per track (8 MB of float64 per track and chunk).
+CHUNK = 1 << 20
+
+
+def as_track_mapping(data) -> Mapping[Experiment, np.ndarray]:
+    """The observed tracks of ``data`` as a mapping ``(biosample, assay) -> 1-D array``.
+
+    Parameters
+    ----------
+    data: Mapping or TrackStore or object with a ``tracks`` attribute
+        A mapping is returned as is; a ``TrackStore`` gives ``data.tracks("observed")``; an
+        object whose ``tracks`` is a mapping (e.g. a synthetic compendium) gives that mapping.
+
+    Returns
+    -------
+    tracks: Mapping[tuple[str, str], numpy.ndarray]
+    """
+    if hasattr(data, "tracks"):
+        tracks = data.tracks
+        data = tracks("observed") if callable(tracks) else tracks
+    if not isinstance(data, Mapping):
+        raise AvocadoValueError(
+            f"data is a {type(data).__name__}; expected a Mapping[(biosample, assay)] -> array "
+            "or a TrackStore"
+        )
+    return data
+
+
+def _sources(
+    tracks: Mapping[Experiment, np.ndarray],
+    biosample: str,
+    assay: str,
+    exclude: Iterable[Experiment] | None,
+) -> list[np.ndarray]:
+    """The tracks of ``assay`` in biosamples other than ``biosample``, minus ``exclude``."""
+    skip = {tuple(e) for e in (exclude or ())}
+    keys = [k for k in tracks if k[1] == assay and k[0] != biosample and tuple(k) not in skip]
+    if not keys:
+        observed = sorted({k[0] for k in tracks if k[1] == assay})
+        raise AvocadoKeyError(
+            f"no track of assay {assay!r} in a biosample other than {biosample!r} "
+            f"(observed in: {observed or 'none'}); average activity needs at least one"
+        )
+    arrays = [tracks[k] for k in sorted(keys)]
+    n = {np.shape(a) for a in arrays}
+    if len(n) != 1 or len(next(iter(n))) != 1:
+        raise AvocadoValueError(
+            f"tracks of assay {assay!r} have shapes {sorted(n)}; expected 1-D tracks of one length"
+        )
+    return arrays
+
+
+def _window(n: int, start: int, end: int | None) -> tuple[int, int]:
+    end = n if end is None else end
+    if not 0 <= start < end <= n:
+        raise AvocadoValueError(f"window [{start}, {end}) is not within the {n} bins of a track")
+    return start, end
+
+
+def average_activity(
+    data,
+    biosample: str,
+    assay: str,
+    exclude: Iterable[Experiment] | None = None,
+    start: int = 0,
+    end: int | None = None,
+) -> np.ndarray:
+    """Average-activity baseline: mean of ``assay`` over the other biosamples, per position.
+
+    NaN values in a source track are skipped (a position where every source is NaN is NaN).
+
+    Parameters
+    ----------
+    data: Mapping[(biosample, assay)] -> numpy.ndarray, or TrackStore
+        Observed tracks (see ``as_track_mapping``).
+    biosample: str
+        The biosample to predict; its own tracks are never used.
+    assay: str
+        The assay to predict.
+    exclude: iterable of (biosample, assay), optional
+        Further experiments not to use (e.g. everything held out in a cross-validation fold).
+        Default is None.
+    start, end: int, optional
+        Bin window to predict, [start, end). Default is the whole track.
+
+    Returns
+    -------
+    prediction: numpy.ndarray, dtype=float32, shape=(end - start,)
+    """
+    arrays = _sources(as_track_mapping(data), biosample, assay, exclude)
+    start, end = _window(len(arrays[0]), start, end)
+    out = np.empty(end - start, dtype=np.float32)
+    for s in range(start, end, CHUNK):
+        e = min(s + CHUNK, end)
+        total = np.zeros(e - s, dtype=np.float64)
+        count = np.zeros(e - s, dtype=np.int64)
+        for a in arrays:  # a loop over tracks, each step vectorized over positions
+            v = np.asarray(a[s:e], dtype=np.float64)
+            ok = ~np.isnan(v)
+            total += np.where(ok, v, 0.0)
+            count += ok
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[s - start : e - start] = total / count
+    return out
+
+
+def assay_mean(
+    data,
+    biosample: str,
+    assay: str,
+    exclude: Iterable[Experiment] | None = None,
+    start: int = 0,
+    end: int | None = None,
+) -> np.ndarray:
+    """Per-assay constant baseline: the mean of every observed value of ``assay`` elsewhere.
+
+    Parameters
+    ----------
+    data: Mapping[(biosample, assay)] -> numpy.ndarray, or TrackStore
+        Observed tracks (see ``as_track_mapping``).
+    biosample: str
+        The biosample to predict; its own tracks are never used.
+    assay: str
+        The assay to predict.
+    exclude: iterable of (biosample, assay), optional
+        Further experiments not to use. Default is None.
+    start, end: int, optional
+        Bin window of the returned (constant) array, [start, end). Default is the whole track.
+
+    Returns
+    -------
+    prediction: numpy.ndarray, dtype=float32, shape=(end - start,)
+        The constant, repeated.
+    """
+    arrays = _sources(as_track_mapping(data), biosample, assay, exclude)
+    n = len(arrays[0])
+    start, end = _window(n, start, end)
+    total, count = 0.0, 0
+    for a in arrays:
+        for s in range(0, n, CHUNK):
+            v = np.asarray(a[s : s + CHUNK], dtype=np.float64)
+            ok = ~np.isnan(v)
+            total += float(v[ok].sum())
+            count += int(ok.sum())
+    value = total / count if count else np.nan
+    return np.full(end - start, value, dtype=np.float32)
