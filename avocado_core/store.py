@@ -1,0 +1,552 @@
+"""TrackStore: an on-disk collection of experiments over one region set.
+
+Layout of a store directory::
+
+    store/
+      store.json                      format version, bin size, number of bins
+      regions.tsv                     the RegionSet (RegionSet.write)
+      catalog.tsv                     one row per track: biosample, assay, kind, source,
+                                      transform, n_bins, file
+      biosamples.tsv                  biosample metadata, first column "name"
+      assays.tsv                      assay metadata, first column "name"
+      tracks/observed/<biosample>.<assay>.npy
+      tracks/imputed/<biosample>.<assay>.npy
+
+Why plain ``.npy`` files, one per track, opened with ``np.load(mmap_mode="r")``
+------------------------------------------------------------------------------
+The genome-wide case is thousands of tracks of about 124 million 25 bp bins each.
+
+* One float32 file per track is ~500 MB, a size file systems, rsync and object stores handle
+  well; a single 60 TB HDF5 or zarr array would not add anything the model needs.
+* Tracks are written independently (ingest one bigWig, add one imputed track): each write is
+  one new file plus one rename, with no shared container to lock, repack or corrupt. HDF5 has no
+  atomic replace and a crash mid-write can damage the whole file; zarr would do, but brings a
+  dependency and thousands of chunk files per track for no gain at this access pattern.
+* Reads are windows of one or a few tracks (the app's locus view, a training batch of
+  contiguous bins): a memory map touches only the pages of the window, served from the OS page
+  cache, with no decompression and no extra library. ``np.load(..., mmap_mode="r")`` opens a
+  track in microseconds regardless of its size, so opening the store is instant.
+* Uncompressed is deliberate: signal tracks compress ~3-4x, but decompression would cost more
+  than reading at training throughput and would break O(1) random window access.
+
+The catalog is a small TSV rewritten atomically (temporary file in the same directory, then
+``os.replace``). It is the single commit point of every change: a track's values go to a new
+file first, and only the catalog rename makes them visible. A crash at any moment therefore
+leaves the store as it was before (at worst an unreferenced file, which :meth:`TrackStore.vacuum`
+removes). Mutations take an advisory lock (``.lock``, ``fcntl.flock``) so that two processes
+adding tracks at once do not lose each other's catalog rows. Readers holding a memory map of a
+replaced track keep seeing the old values (POSIX keeps the unlinked file alive).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+
+from .errors import AvocadoKeyError, AvocadoValueError
+from .regions import RegionSet, _atomic_write_text, _short_list
+
+try:  # POSIX advisory locks; on other systems mutations are simply not serialized
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["TrackStore", "KINDS", "CATALOG_COLUMNS"]
+
+KINDS = ("observed", "imputed")
+CATALOG_COLUMNS = ["biosample", "assay", "kind", "source", "transform", "n_bins", "file"]
+FORMAT_VERSION = 1
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise AvocadoValueError(f"track kind {kind!r} is not known; expected one of {list(KINDS)}")
+    return kind
+
+
+def _check_name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise AvocadoValueError(f"{what} name must be a non-empty string, got {value!r}")
+    if any(ch in value for ch in "\t\n\r\0"):
+        raise AvocadoValueError(
+            f"{what} name {value!r} contains a tab, newline or NUL; these cannot be stored"
+        )
+    return value
+
+
+def _file_stem(biosample: str, assay: str) -> str:
+    """A file-system-safe, collision-free stem ``<biosample>.<assay>``."""
+    def esc(name: str) -> str:
+        return quote(name, safe="-_+@=,()[]").replace(".", "%2E")
+    return f"{esc(biosample)}.{esc(assay)}"
+
+
+def _metadata_frame(table: pd.DataFrame | None, what: str) -> pd.DataFrame:
+    """Normalize a metadata table to a DataFrame indexed by name (strings)."""
+    if table is None:
+        return pd.DataFrame(index=pd.Index([], name="name", dtype=object))
+    if not isinstance(table, pd.DataFrame):
+        raise AvocadoValueError(f"{what} metadata must be a pandas DataFrame, got {type(table).__name__}")
+    df = table.copy()
+    if "name" in df.columns:
+        df = df.set_index("name")
+    df.index = df.index.astype(str)
+    df.index.name = "name"
+    if df.index.has_duplicates:
+        dup = df.index[df.index.duplicated()][0]
+        raise AvocadoValueError(f"{what} metadata names {dup!r} more than once; names must be unique")
+    return df
+
+
+class _TrackMapping(Mapping):
+    """Read-only lazy mapping ``(biosample, assay) -> np.memmap`` of one kind of track."""
+
+    def __init__(self, store: "TrackStore", kind: str):
+        self._store = store
+        self._kind = kind
+        self._keys = store.experiments(kind)
+        self._key_set = set(self._keys)
+
+    def __getitem__(self, key: tuple[str, str]) -> np.memmap:
+        if key not in self._key_set:
+            raise AvocadoKeyError(
+                f"experiment {key!r} has no {self._kind} track in the store; available: "
+                f"{_short_list(map(str, self._keys))}"
+            )
+        return self._store.track(key[0], key[1], self._kind)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._key_set
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} {self._kind} tracks of {self._store.path}>"
+
+
+class TrackStore:
+    """An on-disk collection of tracks (observed and imputed) over one region set.
+
+    ``TrackStore(path)`` opens an existing store; :meth:`create` makes a new one. Tracks are
+    float32 ``.npy`` files opened as read-only memory maps, so opening is instant and
+    :meth:`fetch` reads only the requested window.
+
+    Parameters
+    ----------
+    path: str or PathLike
+        The store directory.
+
+    Attributes
+    ----------
+    path: pathlib.Path
+    regions: RegionSet
+    n_bins: int
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not (self.path / "catalog.tsv").is_file() or not (self.path / "regions.tsv").is_file():
+            raise AvocadoValueError(
+                f"{self.path} is not a track store (no catalog.tsv / regions.tsv); create one "
+                "with TrackStore.create(path, regions)"
+            )
+        info_path = self.path / "store.json"
+        if info_path.is_file():
+            info = json.loads(info_path.read_text())
+            if info.get("format_version", 1) > FORMAT_VERSION:
+                raise AvocadoValueError(
+                    f"store {self.path} has format version {info['format_version']}; this "
+                    f"version of avocado_core reads up to {FORMAT_VERSION}"
+                )
+        self.regions: RegionSet = RegionSet.read(self.path / "regions.tsv")
+        self._catalog_cache: tuple[tuple[int, int, int], pd.DataFrame] | None = None
+        self._meta_cache: dict[str, tuple[tuple[int, int, int], pd.DataFrame]] = {}
+
+    # ------------------------------------------------------------------ creation
+    @classmethod
+    def create(cls, path: str | os.PathLike, regions: RegionSet,
+               biosamples: pd.DataFrame | None = None, assays: pd.DataFrame | None = None,
+               exist_ok: bool = False) -> "TrackStore":
+        """Create an empty store over a region set.
+
+        The directory is assembled under a temporary name beside ``path`` and renamed into
+        place, so a half-made store is never seen.
+
+        Parameters
+        ----------
+        path: str or PathLike
+            Directory to create (it must not exist, or be empty).
+        regions: RegionSet
+        biosamples, assays: pandas.DataFrame, optional
+            Metadata tables, indexed by name or with a ``name`` column.
+        exist_ok: bool
+            If a store already exists at ``path`` with the same region set, open it (and merge
+            any given metadata) instead of raising. Default is False.
+        """
+        path = Path(path)
+        if not isinstance(regions, RegionSet):
+            raise AvocadoValueError(f"regions must be a RegionSet, got {type(regions).__name__}")
+        if (path / "catalog.tsv").is_file():
+            if not exist_ok:
+                raise AvocadoValueError(
+                    f"a track store already exists at {path}; pass exist_ok=True to open it"
+                )
+            store = cls(path)
+            if store.regions != regions:
+                raise AvocadoValueError(
+                    f"the store at {path} has a different region set ({store.regions!r}) from "
+                    f"the one given ({regions!r})"
+                )
+            if biosamples is not None or assays is not None:
+                store.set_metadata(biosamples=biosamples, assays=assays)
+            return store
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise AvocadoValueError(f"{path} exists and is not an empty directory or a track store")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.creating-{os.getpid()}-{os.urandom(4).hex()}"
+        try:
+            tmp.mkdir()
+            for kind in KINDS:
+                (tmp / "tracks" / kind).mkdir(parents=True)
+            regions.write(tmp / "regions.tsv")
+            _atomic_write_text(tmp / "store.json", json.dumps(
+                {"format_version": FORMAT_VERSION, "bin_size": regions.bin_size,
+                 "n_bins": regions.n_bins}, indent=2) + "\n")
+            _atomic_write_text(tmp / "catalog.tsv",
+                               pd.DataFrame(columns=CATALOG_COLUMNS).to_csv(sep="\t", index=False))
+            for name, table in (("biosamples", biosamples), ("assays", assays)):
+                _atomic_write_text(tmp / f"{name}.tsv",
+                                   _metadata_frame(table, name).to_csv(sep="\t"))
+            if path.exists():
+                path.rmdir()  # empty, checked above
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return cls(path)
+
+    # ------------------------------------------------------------------ reading tables
+    def _stat_key(self, file: Path) -> tuple[int, int, int]:
+        st = file.stat()
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def _read_catalog(self) -> pd.DataFrame:
+        file = self.path / "catalog.tsv"
+        key = self._stat_key(file)
+        if self._catalog_cache is not None and self._catalog_cache[0] == key:
+            return self._catalog_cache[1]
+        df = pd.read_csv(file, sep="\t", dtype=str, keep_default_na=False)
+        for col in CATALOG_COLUMNS:
+            if col not in df.columns:
+                df[col] = ""
+        df = df[CATALOG_COLUMNS + [c for c in df.columns if c not in CATALOG_COLUMNS]]
+        df["n_bins"] = pd.to_numeric(df["n_bins"]).astype(np.int64) if len(df) else \
+            df["n_bins"].astype(np.int64)
+        self._catalog_cache = (key, df)
+        return df
+
+    def _read_metadata(self, name: str) -> pd.DataFrame:
+        file = self.path / f"{name}.tsv"
+        if not file.is_file():
+            return _metadata_frame(None, name)
+        key = self._stat_key(file)
+        cached = self._meta_cache.get(name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        df = pd.read_csv(file, sep="\t", dtype={"name": str}).set_index("name")
+        df.index = df.index.astype(str)
+        self._meta_cache[name] = (key, df)
+        return df
+
+    @property
+    def catalog(self) -> pd.DataFrame:
+        """One row per track: biosample, assay, kind, source, transform, n_bins, file."""
+        return self._read_catalog().copy()
+
+    @property
+    def n_bins(self) -> int:
+        """Number of bins of every track (that of the region set)."""
+        return self.regions.n_bins
+
+    def _with_catalog_names(self, table: pd.DataFrame, column: str) -> pd.DataFrame:
+        names = [n for n in dict.fromkeys(self._read_catalog()[column]) if n not in table.index]
+        if not names:
+            return table.copy()
+        return pd.concat([table, pd.DataFrame(index=pd.Index(names, name="name"))])
+
+    @property
+    def biosamples(self) -> pd.DataFrame:
+        """Biosample metadata indexed by name; every biosample of the catalog has a row."""
+        return self._with_catalog_names(self._read_metadata("biosamples"), "biosample")
+
+    @property
+    def assays(self) -> pd.DataFrame:
+        """Assay metadata indexed by name; every assay of the catalog has a row."""
+        return self._with_catalog_names(self._read_metadata("assays"), "assay")
+
+    # ------------------------------------------------------------------ writing tables
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        with open(self.path / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _write_catalog(self, df: pd.DataFrame) -> None:
+        _atomic_write_text(self.path / "catalog.tsv", df.to_csv(sep="\t", index=False))
+
+    def set_metadata(self, biosamples: pd.DataFrame | None = None,
+                     assays: pd.DataFrame | None = None, replace: bool = False) -> None:
+        """Add or update biosample / assay metadata.
+
+        Parameters
+        ----------
+        biosamples, assays: pandas.DataFrame, optional
+            Indexed by name or with a ``name`` column; columns such as ``anatomy``,
+            ``description``. Rows update the rows of the same name; other rows are kept.
+        replace: bool
+            Replace the whole table instead of updating it. Default is False.
+        """
+        with self._locked():
+            for name, table in (("biosamples", biosamples), ("assays", assays)):
+                if table is None:
+                    continue
+                new = _metadata_frame(table, name)
+                if not replace:
+                    old = self._read_metadata(name)
+                    new = new.combine_first(old) if len(old) else new
+                    order = list(old.index) + [n for n in new.index if n not in old.index]
+                    new = new.loc[order, list(dict.fromkeys([*old.columns, *new.columns]))]
+                _atomic_write_text(self.path / f"{name}.tsv", new.to_csv(sep="\t"))
+
+    # ------------------------------------------------------------------ tracks
+    def _row(self, biosample: str, assay: str, kind: str) -> pd.Series | None:
+        cat = self._read_catalog()
+        hit = cat[(cat["biosample"] == biosample) & (cat["assay"] == assay) & (cat["kind"] == kind)]
+        return None if hit.empty else hit.iloc[0]
+
+    def has_track(self, biosample: str, assay: str, kind: str = "observed") -> bool:
+        """Whether the store holds a track of this experiment and kind."""
+        _check_kind(kind)
+        return self._row(biosample, assay, kind) is not None
+
+    def _missing(self, biosample: str, assay: str, kind: str) -> AvocadoKeyError:
+        have = self.experiments(kind)
+        return AvocadoKeyError(
+            f"no {kind} track for biosample {biosample!r}, assay {assay!r} in {self.path}; "
+            f"{kind} tracks: {_short_list(f'{b}/{a}' for b, a in have) or 'none'}"
+        )
+
+    def track(self, biosample: str, assay: str, kind: str = "observed") -> np.memmap:
+        """The whole track as a read-only float32 memory map (nothing is read yet)."""
+        _check_kind(kind)
+        row = self._row(biosample, assay, kind)
+        if row is None:
+            raise self._missing(biosample, assay, kind)
+        return np.load(self.path / row["file"], mmap_mode="r")
+
+    def _bin_range(self, region: str | tuple | None) -> tuple[int, int]:
+        if region is None:
+            return 0, self.n_bins
+        if isinstance(region, str) or (isinstance(region, (tuple, list)) and len(region) == 3):
+            return self.regions.locus_bins(region)
+        if isinstance(region, (tuple, list)) and len(region) == 2:
+            start, end = (int(v) for v in region)
+            if not 0 <= start < end <= self.n_bins:
+                raise AvocadoValueError(
+                    f"bin range ({start}, {end}) is outside the store's [0, {self.n_bins}) or empty"
+                )
+            return start, end
+        raise AvocadoValueError(
+            f"region {region!r} is not understood; expected a locus string such as "
+            "'chr1:151.2M-151.3M', a (start_bin, end_bin) tuple, a (chrom, start, end) tuple or None"
+        )
+
+    def fetch(self, biosample: str, assay: str, region: str | tuple | None = None,
+              kind: str = "observed") -> np.ndarray:
+        """Values of one track over a window, reading only that window from disk.
+
+        Parameters
+        ----------
+        biosample, assay: str
+        region: str, tuple or None
+            A locus string (``"chr1:151.2M-151.3M"``) or ``(chrom, start, end)`` lying within one
+            region of the region set, a ``(start_bin, end_bin)`` tuple, or None for the whole
+            track. Default is None.
+        kind: str
+            ``"observed"`` or ``"imputed"``. Default is ``"observed"``.
+
+        Returns
+        -------
+        ndarray, dtype float32, shape=(end_bin - start_bin,)
+        """
+        start, end = self._bin_range(region)
+        return np.array(self.track(biosample, assay, kind)[start:end], dtype=np.float32)
+
+    def experiments(self, kind: str | None = "observed") -> list[tuple[str, str]]:
+        """``(biosample, assay)`` pairs with a track of this kind (None: any kind), in catalog order."""
+        cat = self._read_catalog()
+        if kind is not None:
+            _check_kind(kind)
+            cat = cat[cat["kind"] == kind]
+        return list(dict.fromkeys(zip(cat["biosample"], cat["assay"])))
+
+    def tracks(self, kind: str = "observed") -> Mapping[tuple[str, str], np.memmap]:
+        """Read-only lazy mapping ``(biosample, assay) -> memmap`` (what ``Avocado.fit`` reads)."""
+        _check_kind(kind)
+        return _TrackMapping(self, kind)
+
+    def _validate(self, values: Any, biosample: str, assay: str) -> np.ndarray:
+        what = f"track {biosample}/{assay}"
+        arr = np.asarray(values)
+        if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.floating)
+                                     or np.issubdtype(arr.dtype, np.integer)):
+            raise AvocadoValueError(
+                f"{what}: values have dtype {arr.dtype}; expected real numbers (float32 is stored)"
+            )
+        if arr.ndim != 1:
+            raise AvocadoValueError(f"{what}: values have shape {arr.shape}; expected ({self.n_bins},)")
+        if arr.shape[0] != self.n_bins:
+            raise AvocadoValueError(
+                f"{what}: {arr.shape[0]:,} values; the store's region set has {self.n_bins:,} bins"
+            )
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = arr.astype(np.float32, copy=False)
+        bad = ~np.isfinite(out)
+        if bad.any():
+            where = np.flatnonzero(bad)
+            overflow = np.isfinite(arr[where[0]]) if np.issubdtype(arr.dtype, np.floating) else True
+            raise AvocadoValueError(
+                f"{what}: {where.size:,} non-finite value(s) (NaN or inf{' after conversion to float32' if overflow else ''}), "
+                f"the first at bin {int(where[0])} ({out[where[0]]}); expected finite values"
+            )
+        return out
+
+    def add_track(self, biosample: str, assay: str, values: np.ndarray, kind: str = "observed",
+                  source: str = "", transform: str = "arcsinh", overwrite: bool = False) -> None:
+        """Add (or replace) one track, atomically.
+
+        The values are validated, written to a new file (fsync'ed), and made visible by an
+        atomic rewrite of the catalog; a failure at any point leaves the store as it was.
+
+        Parameters
+        ----------
+        biosample, assay: str
+        values: array-like, shape=(n_bins,)
+            Finite real numbers; stored as float32.
+        kind: str
+            ``"observed"`` or ``"imputed"``. Default is ``"observed"``.
+        source: str
+            Where the values came from (a file path, a model directory). Default is "".
+        transform: str
+            The transform already applied to the values (``"arcsinh"``, ``"none"``). Default is
+            ``"arcsinh"``.
+        overwrite: bool
+            Replace an existing track of this experiment and kind. Default is False.
+        """
+        _check_kind(kind)
+        biosample = _check_name(biosample, "biosample")
+        assay = _check_name(assay, "assay")
+        arr = self._validate(values, biosample, assay)
+        directory = self.path / "tracks" / kind
+        directory.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            cat = self._read_catalog()
+            mask = (cat["biosample"] == biosample) & (cat["assay"] == assay) & (cat["kind"] == kind)
+            old_file = cat.loc[mask, "file"].iloc[0] if mask.any() else None
+            if old_file is not None and not overwrite:
+                raise AvocadoValueError(
+                    f"the store already has a {kind} track for biosample {biosample!r}, assay "
+                    f"{assay!r}; pass overwrite=True to replace it"
+                )
+            stem = _file_stem(biosample, assay)
+            rel = f"tracks/{kind}/{stem}.npy"
+            if rel == old_file:  # never write over the file that readers may be mapping
+                rel = f"tracks/{kind}/{stem}.{os.urandom(4).hex()}.npy"
+            target = self.path / rel
+            tmp = directory / f".{target.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+            try:
+                with open(tmp, "wb") as handle:
+                    np.save(handle, arr, allow_pickle=False)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, target)
+                row = {"biosample": biosample, "assay": assay, "kind": kind, "source": str(source),
+                       "transform": str(transform), "n_bins": self.n_bins, "file": rel}
+                if old_file is not None:
+                    new = cat.copy()
+                    for col, val in row.items():
+                        new.loc[mask, col] = val
+                else:
+                    new = pd.concat([cat, pd.DataFrame([row])], ignore_index=True)
+                self._write_catalog(new)  # the commit point
+            except BaseException:
+                for leftover in (tmp, target):
+                    if leftover.exists() and (old_file is None or
+                                              leftover != self.path / old_file):
+                        leftover.unlink()
+                raise
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+            if old_file is not None and old_file != rel:
+                (self.path / old_file).unlink(missing_ok=True)
+
+    def remove_track(self, biosample: str, assay: str, kind: str = "observed") -> None:
+        """Remove one track (the catalog first, then the file)."""
+        _check_kind(kind)
+        with self._locked():
+            cat = self._read_catalog()
+            mask = (cat["biosample"] == biosample) & (cat["assay"] == assay) & (cat["kind"] == kind)
+            if not mask.any():
+                raise self._missing(biosample, assay, kind)
+            file = cat.loc[mask, "file"].iloc[0]
+            self._write_catalog(cat[~mask])
+            (self.path / file).unlink(missing_ok=True)
+
+    def vacuum(self) -> list[Path]:
+        """Delete track files and temporary files no catalog row refers to (crash leftovers).
+
+        Returns the removed paths.
+        """
+        removed = []
+        with self._locked():
+            referenced = {self.path / f for f in self._read_catalog()["file"]}
+            for kind in KINDS:
+                for file in (self.path / "tracks" / kind).glob("*"):
+                    if file.is_file() and file not in referenced:
+                        file.unlink()
+                        removed.append(file)
+        return removed
+
+    # ------------------------------------------------------------------ misc
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and len(key) == 2 and self.has_track(*key)
+
+    def __len__(self) -> int:
+        return len(self._read_catalog())
+
+    def __repr__(self) -> str:
+        cat = self._read_catalog()
+        counts = ", ".join(f"{(cat['kind'] == k).sum()} {k}" for k in KINDS)
+        return (f"TrackStore({str(self.path)!r}: {counts} tracks, "
+                f"{cat['biosample'].nunique()} biosamples x {cat['assay'].nunique()} assays, "
+                f"{self.n_bins:,} bins)")
