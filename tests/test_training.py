@@ -1,0 +1,138 @@
+"""Samplers, track sources, the trainer's freezing, atomic tensor directories, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from avocado_core import training
+from avocado_core.errors import AvocadoValueError
+from avocado_core.network import AvocadoNetwork
+from avocado_core.training import Checkpointer, Sampler, TrackSource, Trainer
+
+
+def test_sequential_sampler_scans_and_wraps():
+    s = Sampler(25, 3, 10, "sequential", seed=0)
+    batches = [s.next_batch() for _ in range(3)]
+    assert batches[0][1].tolist() == list(range(10))
+    assert batches[1][1].tolist() == list(range(10, 20))
+    assert batches[2][1].tolist() == [20, 21, 22, 23, 24, 0, 1, 2, 3, 4]
+    exps = np.concatenate([b[0] for b in batches])
+    assert set(exps.tolist()) <= {0, 1, 2} and len(set(exps.tolist())) == 3
+
+
+def test_permuted_sampler_covers_each_pass_once():
+    s = Sampler(100, 2, 25, "permuted", seed=0)
+    first = np.concatenate([s.next_batch()[1] for _ in range(4)])
+    second = np.concatenate([s.next_batch()[1] for _ in range(4)])
+    assert sorted(first.tolist()) == list(range(100))
+    assert sorted(second.tolist()) == list(range(100))
+    assert first.tolist() != list(range(100)) and first.tolist() != second.tolist()
+
+
+def test_random_sampler_draws_independent_positions():
+    # Truly random positions: draws with replacement, so a pass repeats positions and misses
+    # others (the original's "random" silently ran the permuted scan).
+    s = Sampler(1000, 2, 1000, "random", seed=0)
+    pos = s.next_batch()[1]
+    n_unique = len(np.unique(pos))
+    assert 550 < n_unique < 720  # expected 1000 * (1 - 1/e) = 632
+    many = np.concatenate([s.next_batch()[1] for _ in range(50)])
+    counts = np.bincount(many // 100, minlength=10)
+    assert counts.min() > 4500 and counts.max() < 5500  # uniform over the range
+
+
+@pytest.mark.parametrize("sampling", ["sequential", "permuted", "random"])
+def test_sampler_state_round_trip(sampling):
+    s = Sampler(57, 4, 10, sampling, seed=3)
+    for _ in range(7):
+        s.next_batch()
+    state = s.state_dict()
+    expected = [s.next_batch() for _ in range(9)]
+    t = Sampler(57, 4, 10, sampling, seed=99)
+    t.load_state_dict(state)
+    for (e1, p1), (e2, p2) in zip(expected, [t.next_batch() for _ in range(9)]):
+        assert np.array_equal(e1, e2) and np.array_equal(p1, p2)
+
+
+def test_sampler_rejects_unknown_sampling():
+    with pytest.raises(AvocadoValueError, match="'shuffle'.*sequential, permuted, random"):
+        Sampler(10, 1, 2, "shuffle")
+
+
+def test_track_source_dense_and_lazy_agree():
+    rng = np.random.default_rng(0)
+    tracks = [rng.normal(size=500).astype(np.float32) for _ in range(4)]
+    dense = TrackSource(tracks)
+    lazy = TrackSource(tracks, max_dense_bytes=0)
+    assert dense.dense is not None and lazy.dense is None
+    for positions in [np.arange(100, 300), rng.integers(0, 500, 200)]:
+        exps = rng.integers(0, 4, len(positions))
+        want = np.array([tracks[e][p] for e, p in zip(exps, positions)])
+        assert np.array_equal(dense.values(exps, positions), want)
+        assert np.array_equal(lazy.values(exps, positions), want)
+    with pytest.raises(AvocadoValueError, match="empty"):
+        TrackSource([])
+
+
+def _tiny_trainer(seed: int = 0, **kwargs) -> Trainer:
+    rng = np.random.default_rng(seed)
+    net = AvocadoNetwork(3, 2, 300, n_layers=1, n_nodes=8, n_biosample_factors=3,
+                         n_assay_factors=3, n_25bp_factors=2, n_250bp_factors=2,
+                         n_5kbp_factors=2, generator=torch.Generator().manual_seed(seed))
+    tracks = [rng.normal(size=300).astype(np.float32) for _ in range(3)]
+    return Trainer(net, [0, 1, 1], [0, 0, 1], TrackSource(tracks), 50, learning_rate=0.01,
+                   seed=seed, **kwargs)
+
+
+def test_trainer_freezes_groups_and_rows():
+    tr = _tiny_trainer(train_groups=("biosample",), trainable_rows={"biosample": np.array([1])})
+    before = {k: v.detach().clone() for k, v in tr.network.state_dict().items()}
+    for _ in range(5):
+        tr.step()
+    after = tr.network.state_dict()
+    for k in before:
+        if k == "biosample_embedding.weight":
+            assert torch.equal(before[k][[0, 2]], after[k][[0, 2]])
+            assert not torch.equal(before[k][1], after[k][1])
+        else:
+            assert torch.equal(before[k], after[k]), k
+
+
+def test_trainer_rejects_unknown_group():
+    with pytest.raises(AvocadoValueError, match="genome"):
+        _tiny_trainer(train_groups=("genome",))
+
+
+def test_tensor_dir_is_atomic(tmp_path, monkeypatch):
+    training.write_tensors_dir(tmp_path, {"a": 1}, {"w": torch.ones(3)}, "meta.json")
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(training, "save_file", crash)
+    with pytest.raises(OSError):
+        training.write_tensors_dir(tmp_path, {"a": 2}, {"w": torch.zeros(3)}, "meta.json")
+    meta, tensors = training.read_tensors_dir(tmp_path, "meta.json")
+    assert meta["a"] == 1 and torch.equal(tensors["w"], torch.ones(3))
+    assert len(list(tmp_path.iterdir())) == 2  # no temporary files left behind
+
+
+def test_checkpointer_refuses_another_run(tmp_path):
+    tr = _tiny_trainer()
+    tr.step()
+    Checkpointer(tmp_path, {"seed": 1, "sampling": "sequential"}).save(1, {"loss": [1.0]}, tr)
+    with pytest.raises(AvocadoValueError, match="differs in: seed"):
+        Checkpointer(tmp_path, {"seed": 2, "sampling": "sequential"}).load(_tiny_trainer())
+
+
+def test_checkpoint_restores_the_exact_continuation(tmp_path):
+    a = _tiny_trainer()
+    for _ in range(3):
+        a.step()
+    Checkpointer(tmp_path, {}).save(1, {"loss": []}, a)
+    expected = [a.step() for _ in range(4)]
+    b = _tiny_trainer(seed=0)
+    Checkpointer(tmp_path, {}).load(b)
+    assert [b.step() for _ in range(4)] == expected
