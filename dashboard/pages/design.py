@@ -1,0 +1,440 @@
+"""Design page: which biosamples (for an assay) or genome positions to profile next."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from dash import Input, Output, State, ctx, dash_table, dcc, html, no_update
+
+from avocado_core import selection
+from avocado_core.workspace import Workspace
+
+from ..components import (alert, current_workspace, error_message, field, options,
+                          query_string, split_list, url_sync)
+from ..figures.selection import gains_figure, picks_figure
+
+RESOLUTIONS = {"all": "all factors", "25bp": "25 bp", "250bp": "250 bp", "5kbp": "5 kbp"}
+MAX_K = 200
+
+
+# ---------------------------------------------------------------------- pure helpers
+def filter_columns(ws: Workspace) -> list[str]:
+    """Biosample metadata columns worth filtering on (few distinct values)."""
+    meta = ws.biosample_metadata()
+    return [c for c in meta.columns if 1 < meta[c].nunique(dropna=True) <= 60]
+
+
+def candidate_pool(ws: Workspace, column: str | None = None, values: list | None = None,
+                   candidates: list[str] | None = None) -> list[str] | None:
+    """Biosamples allowed as picks: those given, narrowed by a metadata filter (None = all)."""
+    pool = None if not candidates else [c for c in candidates if c in set(ws.biosamples)]
+    if column and values:
+        meta = ws.biosample_metadata()
+        if column not in meta.columns:
+            raise KeyError(f"unknown metadata column {column!r}; columns: {list(meta.columns)}")
+        keep = meta.index[meta[column].astype(str).isin([str(v) for v in values])]
+        pool = [b for b in (pool if pool is not None else ws.biosamples) if b in set(keep)]
+        if not pool:
+            raise ValueError(f"no biosample has {column} in {values}")
+    return pool
+
+
+def biosample_design(ws: Workspace, assay: str, k: int, *, candidates: list[str] | None = None,
+                     column: str | None = None, values: list | None = None,
+                     rerank_profiled: bool = False) -> pd.DataFrame:
+    """Ranked picks of ``k`` biosamples for ``assay`` (facility location on the embedding).
+
+    Biosamples with the assay observed count as already chosen unless ``rerank_profiled``
+    (useful for a fully observed compendium: which k of them are the most diverse).
+
+    Returns
+    -------
+    pd.DataFrame
+        rank, biosample, gain, objective, coverage, then the biosample metadata; attrs as
+        ``selection.select_biosamples`` (profiled, n_candidates, ...).
+    """
+    k = _check_k(k)
+    if not assay:
+        raise ValueError("choose an assay to plan")
+    pool = candidate_pool(ws, column, values, candidates)
+    observed = [] if rerank_profiled else ws.store
+    picks = selection.select_biosamples(ws.model, observed, assay, k, candidates=pool)
+    meta = ws.biosample_metadata()
+    out = picks.merge(meta, left_on="biosample", right_index=True, how="left")
+    out.attrs.update(picks.attrs)
+    return out
+
+
+def position_design(ws: Workspace, k: int, resolution: str = "all",
+                    klass: str | None = None, seed: int = 0) -> pd.DataFrame:
+    """``k`` diverse genome positions from the genome factors, with coordinates (for BED)."""
+    k = _check_k(k)
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"unknown resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
+    mask = None
+    if klass:
+        classes = ws.bin_classes
+        if classes is None:
+            raise ValueError("this workspace has no annotations to restrict positions by class")
+        mask = classes == klass
+        if not mask.any():
+            raise ValueError(f"no position of class {klass!r}; classes: {sorted(set(classes))}")
+    picks = selection.select_positions(ws.model, k, ws.store.regions, resolution=resolution,
+                                       candidates=mask, seed=seed)
+    if ws.bin_classes is not None:
+        picks["class"] = ws.bin_classes[picks["bin"].to_numpy()]
+    return picks
+
+
+def bed_text(picks: pd.DataFrame) -> str:
+    """Picked positions as BED: chrom, start, end, name (rank), score (gain)."""
+    out = io.StringIO()
+    table = picks[["chrom", "start", "end", "rank", "gain"]].copy()
+    table["rank"] = "pick" + table["rank"].astype(str)
+    table.to_csv(out, sep="\t", header=False, index=False, float_format="%.6g")
+    return out.getvalue()
+
+
+def _check_k(k) -> int:
+    try:
+        k = int(k)
+    except (TypeError, ValueError):
+        raise ValueError(f"k must be a whole number between 1 and {MAX_K}, got {k!r}") from None
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+    return k
+
+
+def _table(df: pd.DataFrame, table_id: str, columns: list[str]) -> dash_table.DataTable:
+    shown = df[[c for c in columns if c in df.columns]].copy()
+    for c in ("gain", "objective", "coverage"):
+        if c in shown:
+            shown[c] = shown[c].astype(float).round(4)
+    return dash_table.DataTable(
+        id=table_id, data=shown.to_dict("records"),
+        columns=[{"name": c, "id": c} for c in shown.columns],
+        page_size=15, sort_action="native", style_as_list_view=True,
+        style_table={"overflowX": "auto"},
+        style_cell={"fontFamily": "inherit", "fontSize": "13px", "padding": "6px 10px",
+                    "textAlign": "left", "border": "none"},
+        style_header={"fontWeight": "600", "borderBottom": "1px solid #d9e2ec",
+                      "backgroundColor": "#f8fafc"},
+        style_data_conditional=[{"if": {"row_index": "odd"}, "backgroundColor": "#fbfcfd"}],
+    )
+
+
+# ---------------------------------------------------------------------- layout
+def layout(assay: str | None = None, k: str | None = None, candidates: str | None = None,
+           **_ignored) -> html.Div:
+    """The page; the assay, k and a candidate list (e.g. sent from the embeddings page) come
+    from the URL."""
+    ws = current_workspace()
+    assays = ws.assays
+    status = ws.status()
+    missing = (status == "missing").sum(axis=0)
+    default_assay = assay if assay in assays else (missing.idxmax() if len(assays) else None)
+    cand = [c for c in split_list(candidates) if c in set(ws.biosamples)]
+    try:
+        k_val = int(k) if k else min(5, max(len(ws.biosamples) - 1, 1))
+    except ValueError:
+        k_val = 5
+    cols = filter_columns(ws)
+    classes = sorted(set(ws.bin_classes)) if ws.bin_classes is not None else []
+    fully_observed = bool((status != "missing").all().all())
+    bio = html.Section(
+        [
+            html.H2("Biosamples to profile next", className="section-title"),
+            html.P("Facility-location selection over the biosample embedding: biosamples that "
+                   "already have the assay count as chosen; the picks cover what they leave "
+                   "uncovered.", className="section-hint"),
+            html.Div(
+                [
+                    field("Assay", dcc.Dropdown(id="design-assay", options=options(assays),
+                                                value=default_assay, clearable=False)),
+                    field("k", dcc.Input(id="design-k", type="number", min=1, max=MAX_K, step=1,
+                                         value=k_val, className="number-input")),
+                    field("Filter candidates by", dcc.Dropdown(id="design-filter-col",
+                                                               options=options(cols),
+                                                               placeholder="metadata column")),
+                    field("Values", dcc.Dropdown(id="design-filter-values", multi=True,
+                                                 placeholder="any")),
+                ],
+                className="control-row",
+            ),
+            html.Div(
+                [
+                    dcc.Checklist(id="design-rerank", options=[{
+                        "label": " also rank biosamples that already have the assay",
+                        "value": "rerank"}], value=["rerank"] if fully_observed else [],
+                        className="checkbox"),
+                    html.Div(
+                        [f"Candidates: {len(cand)} biosamples from your selection ",
+                         dcc.Link("(use all)", href="/design")] if cand else "",
+                        id="design-candidates-note", className="field-hint"),
+                ],
+                className="control-row",
+            ),
+            html.Div(
+                [
+                    html.Button("Pick biosamples", id="design-run", className="button primary"),
+                    html.Button("Cancel", id="design-cancel", className="button", disabled=True),
+                    html.Progress(id="design-progress", value="0", max="3"),
+                    html.Span(id="design-status", className="field-hint"),
+                ],
+                className="run-row",
+            ),
+            html.Div(id="design-alert"),
+            html.Div(id="design-summary", className="summary"),
+            html.Div(
+                [
+                    html.Div(id="design-table", className="result-table"),
+                    html.Div([dcc.Graph(id="design-picks-graph", config={"displaylogo": False}),
+                              dcc.Graph(id="design-gains-graph", config={"displaylogo": False})],
+                             className="result-figures"),
+                ],
+                className="result-grid",
+            ),
+            html.Button("Download CSV", id="design-csv", className="button", disabled=True),
+            dcc.Download(id="design-download"),
+        ],
+        className="card",
+    )
+    pos = html.Section(
+        [
+            html.H2("Genome positions", className="section-title"),
+            html.P("k diverse positions by facility location on the genome factors (a sample of "
+                   "the genome stands for the whole), exported as BED.",
+                   className="section-hint"),
+            html.Div(
+                [
+                    field("k", dcc.Input(id="design-pos-k", type="number", min=1, max=MAX_K,
+                                         step=1, value=20, className="number-input")),
+                    field("Genome factors", dcc.Dropdown(id="design-pos-res",
+                                                         options=options(RESOLUTIONS, RESOLUTIONS),
+                                                         value="all", clearable=False)),
+                    field("Only positions of class", dcc.Dropdown(id="design-pos-class",
+                                                                  options=options(classes),
+                                                                  placeholder="any class")),
+                ],
+                className="control-row",
+            ),
+            html.Div(
+                [
+                    html.Button("Pick positions", id="design-pos-run", className="button primary"),
+                    html.Button("Cancel", id="design-pos-cancel", className="button",
+                                disabled=True),
+                    html.Progress(id="design-pos-progress", value="0", max="2"),
+                ],
+                className="run-row",
+            ),
+            html.Div(id="design-pos-alert"),
+            html.Div(id="design-pos-summary", className="summary"),
+            html.Div(
+                [
+                    html.Div(id="design-pos-table", className="result-table"),
+                    dcc.Graph(id="design-pos-gains-graph", config={"displaylogo": False}),
+                ],
+                className="result-grid",
+            ),
+            html.Button("Download BED", id="design-bed", className="button", disabled=True),
+            dcc.Download(id="design-pos-download"),
+        ],
+        className="card",
+    )
+    return html.Div(
+        [
+            html.Div([bio, pos], className="design-stack"),
+            dcc.Store(id="design-result"),
+            dcc.Store(id="design-pos-result"),
+            dcc.Store(id="design-candidates", data=cand),
+            dcc.Store(id="design-url"),
+            html.Div(id="design-url-sink", hidden=True),
+        ],
+        className="page-single",
+    )
+
+
+# ---------------------------------------------------------------------- callbacks
+def register_callbacks(app, ws: Workspace) -> None:
+    """Callbacks of the page, bound to ``app`` and its workspace."""
+
+    @app.callback(
+        Output("design-filter-values", "options"),
+        Output("design-filter-values", "value"),
+        Input("design-filter-col", "value"),
+    )
+    def filter_values(column):
+        if not column:
+            return [], []
+        meta = ws.biosample_metadata()
+        counts = meta[column].astype(str).value_counts()
+        return [{"label": f"{v} ({n})", "value": v} for v, n in counts.items()], []
+
+    @app.callback(
+        Output("design-result", "data"),
+        Output("design-alert", "children"),
+        Input("design-run", "n_clicks"),
+        State("design-assay", "value"),
+        State("design-k", "value"),
+        State("design-filter-col", "value"),
+        State("design-filter-values", "value"),
+        State("design-rerank", "value"),
+        State("design-candidates", "data"),
+        background=True,
+        running=[
+            (Output("design-run", "disabled"), True, False),
+            (Output("design-cancel", "disabled"), False, True),
+            (Output("design-status", "children"), "working…", ""),
+        ],
+        cancel=[Input("design-cancel", "n_clicks")],
+        progress=[Output("design-progress", "value"), Output("design-progress", "max")],
+        prevent_initial_call=True,
+    )
+    def run_biosamples(set_progress, n_clicks, assay, k, column, values, rerank, candidates):
+        if not n_clicks:
+            return no_update, no_update
+        set_progress(("1", "3"))
+        try:
+            picks = biosample_design(ws, assay, k, candidates=candidates or None, column=column,
+                                     values=values, rerank_profiled=bool(rerank))
+            set_progress(("2", "3"))
+            proj = ws.projection("biosamples", "umap")
+        except (ValueError, KeyError) as exc:
+            set_progress(("0", "3"))
+            return None, alert(error_message(exc))
+        set_progress(("3", "3"))
+        attrs = picks.attrs
+        return {
+            "picks": picks.to_dict("records"),
+            "columns": list(picks.columns),
+            "assay": assay,
+            "profiled": list(attrs.get("profiled", [])),
+            "n_candidates": int(attrs.get("n_candidates", 0)),
+            "candidates": candidates or None,
+            "initial": float(attrs.get("initial_objective", 0.0)),
+            "max": float(attrs.get("max_objective", 0.0)),
+            "projection": proj[["name", "x", "y"]].to_dict("list"),
+        }, None
+
+    @app.callback(
+        Output("design-summary", "children"),
+        Output("design-table", "children"),
+        Output("design-picks-graph", "figure"),
+        Output("design-gains-graph", "figure"),
+        Output("design-csv", "disabled"),
+        Input("design-result", "data"),
+        prevent_initial_call=True,
+    )
+    def show_biosamples(result):
+        if not result:
+            return "", None, {}, {}, True
+        picks = pd.DataFrame(result["picks"], columns=result["columns"])
+        proj = pd.DataFrame(result["projection"])
+        cov0 = result["initial"] / result["max"] if result["max"] else 0.0
+        cov1 = float(picks["coverage"].iloc[-1]) if len(picks) else cov0
+        summary = [
+            html.B(f"{len(picks)} biosamples picked for {result['assay']}"),
+            f" from {result['n_candidates']} candidates; {len(result['profiled'])} already "
+            f"profiled count as chosen. Coverage {cov0:.0%} → {cov1:.0%}.",
+        ]
+        meta_cols = [c for c in picks.columns if c not in ("rank", "biosample", "gain",
+                                                           "objective", "coverage")][:3]
+        table = _table(picks, "design-picks-table",
+                       ["rank", "biosample", *meta_cols, "gain", "coverage"])
+        return (summary, table,
+                picks_figure(proj, picks["biosample"].tolist(), result["profiled"],
+                             candidates=result.get("candidates")),
+                gains_figure(picks["gain"], picks["objective"], picks["biosample"]),
+                False)
+
+    @app.callback(
+        Output("design-download", "data"),
+        Input("design-csv", "n_clicks"),
+        State("design-result", "data"),
+        prevent_initial_call=True,
+    )
+    def download_csv(_n, result):
+        if not result:
+            return no_update
+        picks = pd.DataFrame(result["picks"], columns=result["columns"])
+        picks.insert(1, "assay", result["assay"])
+        return dcc.send_data_frame(picks.to_csv, f"avocado_design_{result['assay']}.csv",
+                                   index=False, float_format="%.6g")
+
+    @app.callback(
+        Output("design-pos-result", "data"),
+        Output("design-pos-alert", "children"),
+        Input("design-pos-run", "n_clicks"),
+        State("design-pos-k", "value"),
+        State("design-pos-res", "value"),
+        State("design-pos-class", "value"),
+        background=True,
+        running=[
+            (Output("design-pos-run", "disabled"), True, False),
+            (Output("design-pos-cancel", "disabled"), False, True),
+        ],
+        cancel=[Input("design-pos-cancel", "n_clicks")],
+        progress=[Output("design-pos-progress", "value"), Output("design-pos-progress", "max")],
+        prevent_initial_call=True,
+    )
+    def run_positions(set_progress, n_clicks, k, resolution, klass):
+        if not n_clicks:
+            return no_update, no_update
+        set_progress(("1", "2"))
+        try:
+            picks = position_design(ws, k, resolution or "all", klass or None)
+        except (ValueError, KeyError) as exc:
+            set_progress(("0", "2"))
+            return None, alert(error_message(exc))
+        set_progress(("2", "2"))
+        return {"picks": picks.to_dict("records"), "columns": list(picks.columns),
+                "resolution": resolution, "class": klass}, None
+
+    @app.callback(
+        Output("design-pos-summary", "children"),
+        Output("design-pos-table", "children"),
+        Output("design-pos-gains-graph", "figure"),
+        Output("design-bed", "disabled"),
+        Input("design-pos-result", "data"),
+        prevent_initial_call=True,
+    )
+    def show_positions(result):
+        if not result:
+            return "", None, {}, True
+        picks = pd.DataFrame(result["picks"], columns=result["columns"])
+        where = f" of class {result['class']}" if result.get("class") else ""
+        summary = [html.B(f"{len(picks)} positions picked{where}"),
+                   f" from the {RESOLUTIONS.get(result['resolution'], 'all')} genome factors. "
+                   f"Coverage of the genome sample: {float(picks['coverage'].iloc[-1]):.0%}."]
+        picks = picks.assign(locus=picks["chrom"].astype(str) + ":"
+                             + picks["start"].map("{:,}".format))
+        table = _table(picks, "design-pos-table-inner",
+                       ["rank", "locus", "class", "gain", "coverage"])
+        return summary, table, gains_figure(picks["gain"], picks["objective"], picks["locus"],
+                                            what="positions"), False
+
+    @app.callback(
+        Output("design-pos-download", "data"),
+        Input("design-bed", "n_clicks"),
+        State("design-pos-result", "data"),
+        prevent_initial_call=True,
+    )
+    def download_bed(_n, result):
+        if not result:
+            return no_update
+        picks = pd.DataFrame(result["picks"], columns=result["columns"])
+        return dict(content=bed_text(picks), filename="avocado_design_positions.bed")
+
+    @app.callback(
+        Output("design-url", "data"),
+        Input("design-assay", "value"),
+        Input("design-k", "value"),
+        Input("design-candidates", "data"),
+    )
+    def url_state(assay, k, candidates):
+        return {"path": "/design",
+                "query": query_string({"assay": assay, "k": k, "candidates": candidates})}
+
+    url_sync(app, "design-url", "design-url-sink")

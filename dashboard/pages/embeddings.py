@@ -1,0 +1,355 @@
+"""Embeddings page: the model's latent space of biosamples, assays or genome positions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from avocado_core.workspace import Workspace
+
+from ..components import (current_workspace, error_message, field, guarded, options,
+                          query_string, split_list, url_sync, alert)
+from ..figures.embedding import embedding_figure
+
+AXES = {"biosamples": "Biosamples", "assays": "Assays", "genome": "Genome positions"}
+METHODS = {"umap": "UMAP", "pca": "PCA"}
+RESOLUTIONS = {"all": "all factors", "25bp": "25 bp", "250bp": "250 bp", "5kbp": "5 kbp"}
+SIGNAL = "signal"
+HALF_WINDOW = 20_000
+
+
+# ---------------------------------------------------------------------- pure helpers
+def color_choices(ws: Workspace, axis: str) -> list[dict]:
+    """What the points can be coloured by on an axis."""
+    if axis == "genome":
+        choices = []
+        if ws.annotations is not None:
+            choices.append({"label": "annotation class", "value": "class"})
+        choices += [{"label": "chromosome", "value": "chrom"},
+                    {"label": "signal of an experiment", "value": SIGNAL}]
+        return choices
+    meta = ws.biosample_metadata() if axis == "biosamples" else ws.assay_metadata()
+    cols = [c for c in meta.columns
+            if meta[c].nunique(dropna=True) > 1 or c == "n_observed"]
+    return [{"label": c.replace("_", " "), "value": c} for c in cols]
+
+
+def default_color(ws: Workspace, axis: str) -> str | None:
+    values = [c["value"] for c in color_choices(ws, axis)]
+    for preferred in ("class", "anatomy", "group", "type", "category"):
+        if preferred in values:
+            return preferred
+    return values[0] if values else None
+
+
+def embedding_view(ws: Workspace, axis: str, method: str, resolution: str, color: str | None,
+                   experiment: tuple[str, str, str] | None = None,
+                   selected: list | None = None) -> tuple[object, str, int]:
+    """The figure of one projection, a caption, and the number of points.
+
+    Parameters
+    ----------
+    experiment: (biosample, assay, kind) or None
+        For ``color="signal"`` on the genome axis.
+
+    Returns
+    -------
+    figure, caption, n_points
+        ``figure`` is None when the projection is not cached yet (the caption says so).
+    """
+    if axis not in AXES:
+        raise ValueError(f"unknown axis {axis!r}; expected one of {list(AXES)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown projection {method!r}; expected one of {list(METHODS)}")
+    df = ws.projection(axis, method, resolution if axis == "genome" else "all", compute=False)
+    if df is None:
+        what = f"{METHODS[method]} of {AXES[axis].lower()}"
+        if axis == "genome":
+            what += f" ({RESOLUTIONS.get(resolution, resolution)})"
+        return None, f"The {what} has not been computed for this model yet.", 0
+    n = len(df)
+    kind, colorbar = None, None
+    if axis == "genome":
+        id_col, hover = "bin", ["locus", "class"]
+        df = df.assign(locus=df["chrom"].astype(str) + ":" + df["start"].map("{:,}".format))
+        if color == SIGNAL:
+            if not experiment or not all(experiment[:2]):
+                raise ValueError("choose a biosample and an assay to colour positions by signal")
+            b, a, k = experiment
+            df = df.assign(signal=ws.signal_at(b, a, df["bin"].to_numpy(), kind=k or "auto"))
+            kind, colorbar = "continuous", f"{b} {a}<br>({k or 'auto'}, arcsinh)"
+            color = "signal"
+        total = int(df.attrs.get("n_total", n))
+        per = {"all": 1, "25bp": 1, "250bp": 10, "5kbp": 200}.get(resolution, 1)
+        unit = "positions" if per == 1 else f"{RESOLUTIONS[resolution]} blocks"
+        strat = " stratified by annotation class" if "class" in df else ""
+        caption = f"Sample of {n:,} of {total:,} {unit}{strat} · {METHODS[method]} · WebGL"
+    else:
+        id_col = "name"
+        hover = [c for c in df.columns if c not in ("name", "x", "y")][:6]
+        caption = f"{n:,} {axis} · {METHODS[method]} of the {axis[:-1]} embedding"
+    fig = embedding_figure(df, color=color, kind=kind, id_column=id_col, hover=hover,
+                           selected=selected, webgl=True if axis == "genome" else None,
+                           colorbar_title=colorbar)
+    return fig, caption, n
+
+
+def selection_ids(selected_data: dict | None) -> list:
+    """Ids (customdata[0]) of the points in a plotly selection event."""
+    if not selected_data or not selected_data.get("points"):
+        return []
+    out = []
+    for p in selected_data["points"]:
+        cd = p.get("customdata")
+        out.append(cd[0] if isinstance(cd, (list, tuple)) else cd)
+    return list(dict.fromkeys(out))
+
+
+def selection_links(ws: Workspace, axis: str, ids: list) -> list:
+    """Where a selection can be sent: the locus page and (biosamples) the design page."""
+    if not ids:
+        return []
+    if axis == "biosamples":
+        names = [str(i) for i in ids]
+        tracks = [f"{b}|{a}" for b in names[:4] for a in ws.assays[:3]]
+        return [
+            dcc.Link("Show their tracks in the locus browser →",
+                     href="/locus" + query_string({"tracks": tracks}), className="button",
+                     id="emb-to-locus"),
+            dcc.Link("Plan an assay among them →",
+                     href="/design" + query_string({"candidates": names}), className="button",
+                     id="emb-to-design"),
+        ]
+    if axis == "genome":
+        b = int(ids[0])
+        chrom, start = ws.store.regions.bin_coordinates([b])
+        locus = f"{chrom[0]}:{max(int(start[0]) - HALF_WINDOW, 0)}-{int(start[0]) + HALF_WINDOW}"
+        return [dcc.Link(f"Open {chrom[0]}:{int(start[0]):,} in the locus browser →",
+                         href="/locus" + query_string({"locus": locus, "center": "1"}),
+                         className="button", id="emb-to-locus")]
+    return []
+
+
+# ---------------------------------------------------------------------- layout
+def layout(axis: str = "biosamples", method: str = "umap", res: str = "all",
+           color: str | None = None, exp: str | None = None, sel: str | None = None,
+           **_ignored) -> html.Div:
+    """The page; its state comes from the URL's query string."""
+    ws = current_workspace()
+    axis = axis if axis in AXES else "biosamples"
+    method = method if method in METHODS else "umap"
+    res = res if res in RESOLUTIONS else "all"
+    colors = color_choices(ws, axis)
+    if color not in [c["value"] for c in colors]:
+        color = default_color(ws, axis)
+    b, a, k = (split_list(exp, "|") + [None, None, None])[:3] if exp else (None, None, None)
+    biosamples, assays = ws.biosamples, ws.assays
+    selected = split_list(sel)
+    if axis == "genome":
+        selected = [int(s) for s in selected if str(s).isdigit()]
+    controls = html.Aside(
+        [
+            html.H2("Latent space", className="panel-title"),
+            field("Axis", dcc.RadioItems(id="emb-axis", options=options(AXES, AXES), value=axis,
+                                         className="radio-stack")),
+            field("Projection", dcc.RadioItems(id="emb-method", options=options(METHODS, METHODS),
+                                               value=method, inline=True, className="radio-inline")),
+            field("Genome factors", dcc.Dropdown(id="emb-res", options=options(RESOLUTIONS, RESOLUTIONS),
+                                                 value=res, clearable=False),
+                  id="emb-res-field", hidden=axis != "genome"),
+            field("Colour by", dcc.Dropdown(id="emb-color", options=colors, value=color,
+                                            clearable=True, placeholder="nothing")),
+            html.Div(
+                [
+                    field("Biosample", dcc.Dropdown(id="emb-exp-biosample", options=options(biosamples),
+                                                    value=b or (biosamples[0] if biosamples else None),
+                                                    clearable=False)),
+                    field("Assay", dcc.Dropdown(id="emb-exp-assay", options=options(assays),
+                                                value=a or (assays[0] if assays else None),
+                                                clearable=False)),
+                    field("Signal", dcc.RadioItems(id="emb-exp-kind",
+                                                   options=options(["auto", "observed", "imputed"]),
+                                                   value=k or "auto", inline=True,
+                                                   className="radio-inline"),
+                          hint="auto: observed where measured, else imputed"),
+                ],
+                id="emb-exp-fields", hidden=not (axis == "genome" and color == SIGNAL),
+            ),
+            html.Hr(),
+            html.Div(id="emb-selection-count", className="selection-count"),
+            html.Div(id="emb-selection-actions", className="selection-actions"),
+            html.Div("Drag to lasso-select; click a legend entry to hide it, double-click to "
+                     "isolate it.", className="field-hint"),
+        ],
+        className="side-panel",
+    )
+    main = html.Section(
+        [
+            html.Div(id="emb-alert"),
+            html.Div(id="emb-caption", className="caption"),
+            html.Div(
+                [
+                    html.Div("", id="emb-missing", className="missing-projection"),
+                    html.Button("Compute it now", id="emb-compute", className="button primary",
+                                hidden=True),
+                    html.Button("Cancel", id="emb-cancel", className="button", hidden=True),
+                    html.Progress(id="emb-progress", hidden=True),
+                ],
+                className="compute-row",
+            ),
+            dcc.Loading(dcc.Graph(id="emb-graph", className="embedding-graph",
+                                  config={"displaylogo": False, "scrollZoom": True,
+                                          "modeBarButtonsToRemove": ["autoScale2d"],
+                                          "toImageButtonOptions": {"filename": "avocado-embedding",
+                                                                   "scale": 2}}),
+                        type="circle", delay_show=300),
+        ],
+        className="main-panel",
+    )
+    return html.Div(
+        [
+            controls, main,
+            dcc.Store(id="emb-selection", data=selected),
+            dcc.Store(id="emb-version", data=0),
+            dcc.Store(id="emb-total", data=0),
+            dcc.Store(id="emb-url"),
+            html.Div(id="emb-url-sink", hidden=True),
+        ],
+        className="page-grid",
+    )
+
+
+# ---------------------------------------------------------------------- callbacks
+def register_callbacks(app, ws: Workspace) -> None:
+    """Callbacks of the page, bound to ``app`` and its workspace."""
+
+    @app.callback(
+        Output("emb-color", "options"),
+        Output("emb-color", "value"),
+        Output("emb-res-field", "hidden"),
+        Input("emb-axis", "value"),
+        State("emb-color", "value"),
+        prevent_initial_call=True,
+    )
+    def axis_changed(axis, color):
+        choices = color_choices(ws, axis)
+        values = [c["value"] for c in choices]
+        return choices, color if color in values else default_color(ws, axis), axis != "genome"
+
+    @app.callback(
+        Output("emb-exp-fields", "hidden"),
+        Input("emb-axis", "value"),
+        Input("emb-color", "value"),
+    )
+    def signal_fields(axis, color):
+        return not (axis == "genome" and color == SIGNAL)
+
+    @app.callback(
+        Output("emb-graph", "figure"),
+        Output("emb-caption", "children"),
+        Output("emb-missing", "children"),
+        Output("emb-compute", "hidden"),
+        Output("emb-total", "data"),
+        Output("emb-alert", "children"),
+        Input("emb-axis", "value"),
+        Input("emb-method", "value"),
+        Input("emb-res", "value"),
+        Input("emb-color", "value"),
+        Input("emb-exp-biosample", "value"),
+        Input("emb-exp-assay", "value"),
+        Input("emb-exp-kind", "value"),
+        Input("emb-version", "data"),
+        State("emb-selection", "data"),
+    )
+    @guarded(6)
+    def draw(axis, method, res, color, b, a, kind, _version, selected):
+        if ctx.triggered_id in ("emb-exp-biosample", "emb-exp-assay", "emb-exp-kind") \
+                and color != SIGNAL:
+            return (no_update,) * 6
+        fig, caption, n = embedding_view(ws, axis, method, res, color, (b, a, kind), selected)
+        if fig is None:
+            return _empty_figure(), "", caption, False, 0, None
+        return fig, caption, "", True, n, None
+
+    @app.callback(
+        Output("emb-selection", "data"),
+        Input("emb-graph", "selectedData"),
+        Input("emb-axis", "value"),
+        prevent_initial_call=True,
+    )
+    def select(selected_data, _axis):
+        if ctx.triggered_id == "emb-axis":
+            return []
+        return selection_ids(selected_data)
+
+    @app.callback(
+        Output("emb-selection-count", "children"),
+        Output("emb-selection-actions", "children"),
+        Input("emb-selection", "data"),
+        Input("emb-total", "data"),
+        State("emb-axis", "value"),
+    )
+    def selection_summary(ids, total, axis):
+        n = len(ids or [])
+        if not total:
+            return "", []
+        text = f"{n:,} of {total:,} selected" if n else f"{total:,} points · none selected"
+        return text, selection_links(ws, axis, ids or [])
+
+    @app.callback(
+        Output("emb-url", "data"),
+        Input("emb-axis", "value"),
+        Input("emb-method", "value"),
+        Input("emb-res", "value"),
+        Input("emb-color", "value"),
+        Input("emb-exp-biosample", "value"),
+        Input("emb-exp-assay", "value"),
+        Input("emb-exp-kind", "value"),
+        Input("emb-selection", "data"),
+    )
+    def url_state(axis, method, res, color, b, a, kind, selected):
+        params = {"axis": axis, "method": method, "color": color}
+        if axis == "genome":
+            params["res"] = res
+            if color == SIGNAL:
+                params["exp"] = f"{b}|{a}|{kind}"
+        if selected and len(selected) <= 500:
+            params["sel"] = [str(s) for s in selected]
+        return {"path": "/", "query": query_string(params)}
+
+    url_sync(app, "emb-url", "emb-url-sink")
+
+    @app.callback(
+        Output("emb-version", "data"),
+        Output("emb-alert", "children", allow_duplicate=True),
+        Input("emb-compute", "n_clicks"),
+        State("emb-axis", "value"),
+        State("emb-method", "value"),
+        State("emb-res", "value"),
+        State("emb-version", "data"),
+        background=True,
+        running=[
+            (Output("emb-compute", "disabled"), True, False),
+            (Output("emb-cancel", "hidden"), False, True),
+            (Output("emb-progress", "hidden"), False, True),
+        ],
+        cancel=[Input("emb-cancel", "n_clicks")],
+        progress=[Output("emb-missing", "children", allow_duplicate=True)],
+        prevent_initial_call=True,
+    )
+    def compute(set_progress, n_clicks, axis, method, res, version):
+        if not n_clicks:
+            return no_update, no_update
+        set_progress(f"Computing the {METHODS.get(method, method)} of {axis}… this runs once "
+                     "per model and is cached in the workspace.")
+        try:
+            ws.projection(axis, method, res if axis == "genome" else "all", compute=True)
+        except (ValueError, KeyError) as exc:
+            return no_update, alert(error_message(exc))
+        return (version or 0) + 1, None
+
+
+def _empty_figure() -> dict:
+    return {"data": [], "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False},
+                                   "plot_bgcolor": "white", "paper_bgcolor": "white"}}

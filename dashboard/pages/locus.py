@@ -1,0 +1,443 @@
+"""Locus page: observed and imputed tracks of chosen experiments at a locus, with genes."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pandas as pd
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from avocado_core import metrics
+from avocado_core.regions import format_locus, parse_locus
+from avocado_core.workspace import Workspace
+
+from ..components import (alert, current_workspace, error_message, guarded, options,
+                          query_string, split_list, url_sync)
+from ..figures.picker import STATUS_COLORS, picker_figure
+from ..figures.tracks import Track, format_span, locus_figure, tracks_table
+
+#: Widest window drawn (bp); wider requests get an alert.
+MAX_WINDOW_BP = 2_000_000
+#: Points per track after re-binning (about the plot width in pixels).
+SCREEN_POINTS = 1200
+#: Most tracks drawn at once.
+MAX_TRACKS = 24
+ZOOM_FACTOR = 3.0
+GENE_PAD = 0.15
+
+
+# ---------------------------------------------------------------------- pure helpers
+def resolve_locus(ws: Workspace, text: str) -> tuple[str, int, int]:
+    """A locus string (``chr1:151,200,000-151,300,000``, ``chr1:151.2M-151.3M``) or a gene name.
+
+    A gene gives its span padded by 15 % on each side.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise ValueError("type a locus such as chr1:151,200,000-151,300,000 or a gene name")
+    if ":" in text:
+        return parse_locus(text)
+    if not re.fullmatch(r"[A-Za-z0-9._\-]+", text):
+        raise ValueError(f"{text!r} is neither a locus (chrom:start-end) nor a gene name")
+    if ws.annotations is None:
+        raise ValueError(f"no gene annotations in this workspace, so {text!r} cannot be looked "
+                         "up; type a locus such as chr1:10,000-20,000")
+    gene = ws.annotations.gene(text)
+    pad = int((int(gene["end"]) - int(gene["start"])) * GENE_PAD) + 500
+    return str(gene["chrom"]), max(int(gene["start"]) - pad, 0), int(gene["end"]) + pad
+
+
+def snap_window(ws: Workspace, chrom: str, start: int, end: int) -> tuple[str, int, int, int, int]:
+    """The window as drawn: clipped to the region it overlaps, aligned to bins, size-checked.
+
+    Returns
+    -------
+    chrom, start, end, start_bin, end_bin
+    """
+    if end - start > MAX_WINDOW_BP:
+        raise ValueError(
+            f"the window {format_locus(chrom, start, end)} spans {format_span(end - start)}, too "
+            f"large to draw; the limit is {format_span(MAX_WINDOW_BP)}. Zoom in or type a "
+            "smaller locus.")
+    regions = ws.store.regions
+    b0, b1 = regions.locus_bins((chrom, start, end), clip=True)
+    c, starts = regions.bin_coordinates([b0, b1 - 1])
+    return str(c[0]), int(starts[0]), int(starts[1]) + regions.bin_size, b0, b1
+
+
+def zoom(chrom: str, start: int, end: int, factor: float) -> tuple[str, int, int]:
+    """Zoom about the centre: factor > 1 zooms in (at least 250 bp stays visible)."""
+    centre, half = (start + end) / 2, max((end - start) / 2 / factor, 125)
+    return chrom, max(int(centre - half), 0), int(centre + half)
+
+
+def pan(chrom: str, start: int, end: int, fraction: float) -> tuple[str, int, int]:
+    """Shift by a fraction of the span (negative: left), keeping the span."""
+    shift = int((end - start) * fraction)
+    if start + shift < 0:
+        shift = -start
+    return chrom, start + shift, end + shift
+
+
+def keep_in_region(ws: Workspace, chrom: str, start: int, end: int, previous: dict | None
+                   ) -> tuple[str, int, int]:
+    """Slide a panned / zoomed window back inside the region of the previous window."""
+    if not previous:
+        return chrom, start, end
+    regions = ws.store.regions
+    b = regions.locus_bins((previous["chrom"], previous["start"], previous["end"]), clip=True)[0]
+    row = regions.region_of_bin(b)
+    lo = int(row["first_bin_start"])
+    hi = lo + int(row["n_bins"]) * regions.bin_size
+    span = min(end - start, hi - lo)
+    start = min(max(start, lo), hi - span)
+    return chrom, start, start + span
+
+
+def parse_tracks(text: str | None, ws: Workspace) -> list[tuple[str, str]]:
+    """``"E003|H3K4me3,E017|H3K4me3"`` -> experiments known to the workspace (unknown dropped)."""
+    bios, assays = set(ws.biosamples), set(ws.assays)
+    out = []
+    for item in split_list(text):
+        parts = item.split("|")
+        if len(parts) == 2 and parts[0] in bios and parts[1] in assays:
+            out.append((parts[0], parts[1]))
+    return list(dict.fromkeys(out))
+
+
+def default_tracks(ws: Workspace) -> list[tuple[str, str]]:
+    """Up to ten experiments: the observed assays (up to five) of the two best-covered
+    biosamples, with their imputations."""
+    status = ws.status()
+    observed = status == "observed"
+    best = observed.sum(axis=1).sort_values(ascending=False, kind="stable").index[:2]
+    out = []
+    for b in best:
+        assays = [a for a in status.columns if observed.loc[b, a]][:5] or list(status.columns[:5])
+        out += [(str(b), str(a)) for a in assays]
+    return out
+
+
+def default_locus(ws: Workspace) -> str:
+    """A 100 kb window: chr1:151.2-151.3 Mb when the store covers it, else a region's start."""
+    regions = ws.store.regions
+    try:
+        return format_locus(*snap_window(ws, "chr1", 151_200_000, 151_300_000)[:3])
+    except (ValueError, KeyError):
+        row = regions.intervals.iloc[0]
+        start = int(row["first_bin_start"])
+        end = start + min(int(row["n_bins"]) * regions.bin_size, 100_000)
+        return format_locus(str(row["chrom"]), start, end)
+
+
+def window_agreement(observed: np.ndarray | None, imputed: np.ndarray | None) -> dict:
+    """MSE and Pearson r of imputed versus observed over the window ({} when one is absent)."""
+    if observed is None or imputed is None:
+        return {}
+    return {"mse": metrics.mse(observed, imputed), "pearson": metrics.pearson(observed, imputed)}
+
+
+def locus_tracks(ws: Workspace, b0: int, b1: int, experiments: list[tuple[str, str]]
+                 ) -> list[Track]:
+    """Observed / imputed values and agreement of each experiment over bins [b0, b1)."""
+    if not experiments:
+        raise ValueError("no experiment selected: click cells of the track picker to show tracks")
+    if len(experiments) > MAX_TRACKS:
+        raise ValueError(f"{len(experiments)} tracks selected; at most {MAX_TRACKS} can be drawn "
+                         "at once")
+    tracks = []
+    for b, a in experiments:  # one window read per experiment
+        obs, imp = ws.window(b, a, b0, b1)
+        tracks.append(Track(b, a, obs, imp, window_agreement(obs, imp)))
+    return tracks
+
+
+def locus_view(ws: Workspace, locus: str, experiments: list[tuple[str, str]],
+               width_px: int = SCREEN_POINTS):
+    """Everything the page draws for a locus: figure, tracks, snapped window.
+
+    Returns
+    -------
+    figure, tracks, (chrom, start, end)
+    """
+    chrom, start, end, b0, b1 = snap_window(ws, *resolve_locus(ws, locus))
+    tracks = locus_tracks(ws, b0, b1, experiments)
+    genes = exons = None
+    if ws.annotations is not None:
+        genes = ws.annotations.genes_in(chrom, start, end)
+        exons = ws.annotations.exons_in(chrom, start, end)
+    fig = locus_figure(chrom, start, end, ws.store.regions.bin_size, tracks, genes, exons,
+                       width_px=width_px)
+    return fig, tracks, (chrom, start, end)
+
+
+def metrics_rows(tracks: list[Track]) -> list:
+    """Table rows: experiment, what is shown, MSE, Pearson."""
+    rows = []
+    for t in tracks:
+        mse, r = t.metrics.get("mse"), t.metrics.get("pearson")
+        rows.append(html.Tr([
+            html.Td(t.biosample), html.Td(t.assay),
+            html.Td(t.status, className="status-" + t.status.replace(" ", "-").replace("+", "and")),
+            html.Td("—" if mse is None else f"{mse:.3f}", className="num"),
+            html.Td("—" if r is None or not np.isfinite(r) else f"{r:.2f}", className="num"),
+        ]))
+    return rows
+
+
+def bedgraph_text(chrom: str, start: int, bin_size: int, tracks: list[Track]) -> str:
+    """The window's values as a multi-track bedGraph (one ``track`` line per series)."""
+    table = tracks_table(chrom, start, bin_size, tracks)
+    out = io.StringIO()
+    for col in table.columns[3:]:
+        b, a, kind = col.rsplit(".", 2)
+        out.write(f'track type=bedGraph name="{b} {a} {kind}" description="Avocado {kind} '
+                  f'signal (arcsinh) of {a} in {b}"\n')
+        table[["chrom", "start", "end", col]].to_csv(out, sep="\t", header=False, index=False,
+                                                     float_format="%.4g")
+    return out.getvalue()
+
+
+def drag_range(relayout: dict | None) -> tuple[int, int] | None:
+    """The x-range a user dragged to (zoom box on any row), or None for other relayouts."""
+    keys = {k.split(".", 1)[1]: v for k, v in (relayout or {}).items()
+            if re.fullmatch(r"xaxis\d*\.range\[[01]\]", k)}
+    if "range[0]" not in keys or "range[1]" not in keys:
+        return None
+    x0, x1 = float(keys["range[0]"]), float(keys["range[1]"])
+    return max(int(x0), 0), max(int(x1), int(x0) + 1)
+
+
+def gene_from_click(click: dict | None) -> str | None:
+    """The gene name in a click on the gene track (None for clicks elsewhere)."""
+    if not click or not click.get("points"):
+        return None
+    point = click["points"][0]
+    name = point.get("customdata")
+    if isinstance(name, str) and name:
+        return name
+    return None
+
+
+# ---------------------------------------------------------------------- layout
+def layout(locus: str | None = None, tracks: str | None = None, **_ignored) -> html.Div:
+    """The page; its locus and tracks come from the URL."""
+    ws = current_workspace()
+    chosen = parse_tracks(tracks, ws) if tracks else default_tracks(ws)
+    locus = locus or default_locus(ws)
+    status = ws.status()
+    toolbar = html.Div(
+        [
+            dcc.Input(id="locus-input", type="text", value=locus, debounce=False,
+                      placeholder="chr1:151,200,000-151,300,000 or a gene name",
+                      className="locus-input", spellCheck=False),
+            html.Button("Go", id="locus-go", className="button primary"),
+            html.Div(
+                [
+                    html.Button("◀", id="locus-left", className="button icon", title="pan left"),
+                    html.Button("−", id="locus-out", className="button icon", title="zoom out"),
+                    html.Button("+", id="locus-in", className="button icon", title="zoom in"),
+                    html.Button("▶", id="locus-right", className="button icon", title="pan right"),
+                ],
+                className="button-group",
+            ),
+            html.Div(id="locus-span", className="span-text"),
+            html.Div(
+                [
+                    html.Button("PNG", id="locus-png", className="button",
+                                title="download the view as PNG"),
+                    html.Button("bedGraph", id="locus-bedgraph", className="button",
+                                title="download the values of the window as bedGraph"),
+                    html.Button("CSV", id="locus-csv", className="button",
+                                title="download the values of the window as CSV"),
+                ],
+                className="button-group export",
+            ),
+        ],
+        className="toolbar",
+    )
+    legend = html.Div(
+        [html.Span([html.I(className="swatch", style={"background": c}), t], className="legend-item")
+         for t, c in (("observed", STATUS_COLORS[2]), ("imputed", STATUS_COLORS[1]),
+                      ("missing", STATUS_COLORS[0]))],
+        className="picker-legend",
+    )
+    picker = html.Aside(
+        [
+            html.H2("Tracks", className="panel-title"),
+            html.Div("Click cells to show or hide experiments.", className="field-hint"),
+            legend,
+            html.Div(dcc.Graph(id="locus-picker", figure=picker_figure(status, chosen),
+                               config={"displayModeBar": False}),
+                     className="picker-scroll"),
+            html.Div(id="locus-picked-count", className="field-hint"),
+            html.Button("Clear", id="locus-clear", className="button small"),
+        ],
+        className="side-panel picker-panel",
+    )
+    main = html.Section(
+        [
+            toolbar,
+            html.Div(id="locus-alert"),
+            dcc.Loading(dcc.Graph(
+                id="locus-graph", className="locus-graph",
+                config={"displaylogo": False, "scrollZoom": False,
+                        "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
+                        "toImageButtonOptions": {"format": "png", "filename": "avocado-locus",
+                                                 "scale": 2}},
+            ), type="dot", delay_show=400),
+            html.Table(
+                [html.Thead(html.Tr([html.Th("Biosample"), html.Th("Assay"), html.Th("Shown"),
+                                     html.Th("MSE (window)"), html.Th("Pearson r (window)")])),
+                 html.Tbody(id="locus-metrics")],
+                className="data-table metrics-table",
+            ),
+            dcc.Download(id="locus-download"),
+        ],
+        className="main-panel",
+    )
+    return html.Div(
+        [
+            picker, main,
+            dcc.Store(id="locus-tracks", data=[list(e) for e in chosen]),
+            dcc.Store(id="locus-current"),
+            dcc.Store(id="locus-url"),
+            html.Div(id="locus-url-sink", hidden=True),
+            html.Div(id="locus-png-sink", hidden=True),
+        ],
+        className="page-grid",
+    )
+
+
+# ---------------------------------------------------------------------- callbacks
+def register_callbacks(app, ws: Workspace) -> None:
+    """Callbacks of the page, bound to ``app`` and its workspace."""
+
+    @app.callback(
+        Output("locus-tracks", "data"),
+        Output("locus-picker", "figure"),
+        Output("locus-picked-count", "children"),
+        Input("locus-picker", "clickData"),
+        Input("locus-clear", "n_clicks"),
+        State("locus-tracks", "data"),
+    )
+    def pick(click, _clear, chosen):
+        chosen = [tuple(e) for e in (chosen or [])]
+        if ctx.triggered_id == "locus-clear":
+            chosen = []
+        elif ctx.triggered_id == "locus-picker" and click and click.get("points"):
+            p = click["points"][0]
+            cell = (str(p["y"]), str(p["x"]))
+            chosen = [e for e in chosen if e != cell] if cell in chosen else chosen + [cell]
+        n = len(chosen)
+        return ([list(e) for e in chosen], picker_figure(ws.status(), chosen),
+                f"{n} track{'s' if n != 1 else ''} chosen")
+
+    @app.callback(
+        Output("locus-graph", "figure"),
+        Output("locus-current", "data"),
+        Output("locus-input", "value"),
+        Output("locus-span", "children"),
+        Output("locus-metrics", "children"),
+        Output("locus-alert", "children"),
+        Input("locus-go", "n_clicks"),
+        Input("locus-input", "n_submit"),
+        Input("locus-in", "n_clicks"),
+        Input("locus-out", "n_clicks"),
+        Input("locus-left", "n_clicks"),
+        Input("locus-right", "n_clicks"),
+        Input("locus-graph", "clickData"),
+        Input("locus-graph", "relayoutData"),
+        Input("locus-tracks", "data"),
+        State("locus-input", "value"),
+        State("locus-current", "data"),
+    )
+    @guarded(6)
+    def draw(_go, _submit, _in, _out, _left, _right, click, relayout, chosen, text, current):
+        trigger = ctx.triggered_id
+        locus = text
+        if trigger in ("locus-in", "locus-out", "locus-left", "locus-right") and current:
+            c, s, e = current["chrom"], current["start"], current["end"]
+            moved = {"locus-in": lambda: zoom(c, s, e, ZOOM_FACTOR),
+                     "locus-out": lambda: zoom(c, s, e, 1 / ZOOM_FACTOR),
+                     "locus-left": lambda: pan(c, s, e, -0.5),
+                     "locus-right": lambda: pan(c, s, e, 0.5)}[trigger]()
+            locus = format_locus(*keep_in_region(ws, *moved, current))
+        elif "locus-graph.clickData" in ctx.triggered_prop_ids:
+            gene = gene_from_click(click)
+            if gene is None:
+                return (no_update,) * 6
+            locus = gene
+        elif "locus-graph.relayoutData" in ctx.triggered_prop_ids:
+            x = drag_range(relayout)
+            if x is None or not current:
+                return (no_update,) * 6
+            locus = format_locus(current["chrom"], *x)
+        experiments = [tuple(e) for e in (chosen or [])]
+        fig, tracks, (chrom, start, end) = locus_view(ws, locus, experiments)
+        shown = format_locus(chrom, start, end)
+        span = [html.B(format_span(end - start)), f" · {shown} · {len(tracks)} tracks · "
+                f"{(end - start) // ws.store.regions.bin_size:,} bins of "
+                f"{ws.store.regions.bin_size} bp"]
+        return (fig, {"chrom": chrom, "start": start, "end": end}, shown, span,
+                metrics_rows(tracks), None)
+
+    @app.callback(
+        Output("locus-url", "data"),
+        Input("locus-current", "data"),
+        Input("locus-tracks", "data"),
+    )
+    def url_state(current, chosen):
+        params = {"tracks": [f"{b}|{a}" for b, a in (chosen or [])]}
+        if current:
+            params = {"locus": format_locus(current["chrom"], current["start"], current["end"]),
+                      **params}
+        return {"path": "/locus", "query": query_string(params)}
+
+    url_sync(app, "locus-url", "locus-url-sink")
+
+    @app.callback(
+        Output("locus-download", "data"),
+        Output("locus-alert", "children", allow_duplicate=True),
+        Input("locus-bedgraph", "n_clicks"),
+        Input("locus-csv", "n_clicks"),
+        State("locus-current", "data"),
+        State("locus-tracks", "data"),
+        prevent_initial_call=True,
+    )
+    @guarded(2)
+    def export(_bg, _csv, current, chosen):
+        if not current:
+            raise ValueError("nothing to export yet: choose a locus first")
+        chrom, start, end, b0, b1 = snap_window(ws, current["chrom"], current["start"],
+                                                current["end"])
+        tracks = locus_tracks(ws, b0, b1, [tuple(e) for e in (chosen or [])])
+        name = f"avocado_{chrom}_{start}_{end}"
+        bin_size = ws.store.regions.bin_size
+        if ctx.triggered_id == "locus-csv":
+            table = tracks_table(chrom, start, bin_size, tracks)
+            return dcc.send_data_frame(table.to_csv, f"{name}.csv", index=False,
+                                       float_format="%.4g"), None
+        return dict(content=bedgraph_text(chrom, start, bin_size, tracks),
+                    filename=f"{name}.bedGraph"), None
+
+    app.clientside_callback(
+        """
+        function(n, current) {
+            if (!n) { return window.dash_clientside.no_update; }
+            const gd = document.querySelector('#locus-graph .js-plotly-plot');
+            if (!gd) { return 'no plot'; }
+            let name = 'avocado-locus';
+            if (current) { name = `avocado_${current.chrom}_${current.start}_${current.end}`; }
+            window.Plotly.downloadImage(gd, {format: 'png', filename: name, scale: 2,
+                                             width: gd.offsetWidth, height: gd.offsetHeight});
+            return name + '.png';
+        }
+        """,
+        Output("locus-png-sink", "children"),
+        Input("locus-png", "n_clicks"),
+        State("locus-current", "data"),
+        prevent_initial_call=True,
+    )

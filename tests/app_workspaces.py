@@ -1,0 +1,51 @@
+"""Workspaces for the app tests, built once per session with tiny, fast model configurations.
+
+``build_workspace`` is idempotent, so test modules that import these fixtures share the files
+(a second build only reopens them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from avocado_core.workspace import build_workspace
+
+#: The pilot (5 real biosamples x 5 marks): one short epoch of a narrow Avocado.small.
+PILOT_TEST_BUILD = dict(
+    n_epochs=1,
+    epoch_size=2_000_000,
+    model_kwargs=dict(n_nodes=32, n_25bp_factors=4, n_250bp_factors=6, n_5kbp_factors=8,
+                      batch_size=20_000),
+    projections=(("biosamples", "pca", "all"), ("biosamples", "umap", "all"),
+                 ("assays", "pca", "all"), ("genome", "pca", "all")),
+    genome_points=100_000,
+)
+#: A synthetic compendium of hundreds of biosamples (planted anatomy groups).
+SYNTHETIC_TEST_BUILD = dict(
+    n_epochs=3,
+    synthetic=dict(n_biosamples=240, n_assays=12, n_positions=4_000, seed=0),
+    impute=False,
+    projections=(("biosamples", "umap", "all"), ("biosamples", "pca", "all"),
+                 ("assays", "pca", "all"), ("genome", "pca", "all")),
+    genome_points=4_000,
+)
+
+
+def _base(tmp_path_factory) -> Path:
+    return Path(tmp_path_factory.getbasetemp()) / "app-workspaces"
+
+
+@pytest.fixture(scope="session")
+def pilot_workspace(tmp_path_factory):
+    """The real Roadmap pilot workspace (store, tiny model, imputations, projections)."""
+    return build_workspace(_base(tmp_path_factory) / "pilot", "roadmap-pilot",
+                           progress=False, **PILOT_TEST_BUILD)
+
+
+@pytest.fixture(scope="session")
+def synthetic_workspace(tmp_path_factory):
+    """A synthetic compendium of 240 biosamples x 12 assays with a small model."""
+    return build_workspace(_base(tmp_path_factory) / "synthetic", "synthetic",
+                           progress=False, **SYNTHETIC_TEST_BUILD)

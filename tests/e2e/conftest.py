@@ -1,0 +1,76 @@
+"""Browser tests: Debian's Chromium driven by Playwright, the app served by werkzeug in a thread."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from app_workspaces import pilot_workspace, synthetic_workspace  # noqa: F401  (fixtures)
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "docs" / "screenshots"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Launch Debian's Chromium (Playwright cannot download browsers on these machines)."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    return {**browser_type_launch_args, "executable_path": executable, "args": CHROMIUM_FLAGS,
+            "headless": True}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1440, "height": 900},
+            "accept_downloads": True}
+
+
+@contextmanager
+def serving(app):
+    """Serve a Dash app on 127.0.0.1:<free port> in a daemon thread; yields the base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def pilot_url(pilot_workspace, tmp_path_factory):  # noqa: F811
+    from dashboard.app import create_app
+
+    app = create_app(pilot_workspace, background_dir=str(tmp_path_factory.mktemp("bg-pilot")))
+    with serving(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def synthetic_url(synthetic_workspace, tmp_path_factory):  # noqa: F811
+    from dashboard.app import create_app
+
+    app = create_app(synthetic_workspace,
+                     background_dir=str(tmp_path_factory.mktemp("bg-synthetic")))
+    with serving(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
