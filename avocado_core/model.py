@@ -123,6 +123,12 @@ class Avocado:
     network: AvocadoNetwork
     """
 
+    #: Builds the training data source from the validated track arrays, and the trainer;
+    #: ``avocado_core.streaming.memory_budget`` and ``avocado_core.distributed.data_parallel``
+    #: swap in an out-of-core source and a data-parallel trainer.
+    source_class: Any = TrackSource
+    trainer_class: Any = Trainer
+
     def __init__(
         self,
         biosamples: Sequence[str] | None = None,
@@ -370,8 +376,8 @@ class Avocado:
         val_arrays: list[np.ndarray] = []
         if validation is not None:
             val_keys, val_arrays = self._experiments(validation, n_positions, "validation")
-        source = TrackSource(arrays)
-        trainer = Trainer(
+        source = self.source_class(arrays)
+        trainer = self.trainer_class(
             network,
             [self.biosamples.index(b) for b, _ in keys],
             [self.assays.index(a) for _, a in keys],
