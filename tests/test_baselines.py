@@ -84,3 +84,19 @@ def test_errors(tracks):
         baselines.average_activity(tracks, "B3", "K4", start=3, end=9)
     with pytest.raises(AvocadoValueError, match="expected a Mapping"):
         baselines.average_activity([1, 2], "B3", "K4")
+
+
+def test_real_track_store(tracks, tmp_path):
+    import pandas as pd
+
+    from avocado_core import RegionSet, TrackStore
+
+    regions = RegionSet(pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [125]}))
+    store = TrackStore.create(tmp_path / "store", regions)
+    for (b, a), v in tracks.items():
+        if not np.isnan(v).any():  # the store refuses NaN
+            store.add_track(b, a, v)
+    clean = {k: v for k, v in tracks.items() if not np.isnan(v).any()}
+    np.testing.assert_array_equal(baselines.average_activity(store, "B2", "K4"),
+                                  baselines.average_activity(clean, "B2", "K4"))
+    np.testing.assert_allclose(baselines.average_activity(store, "B2", "K4"), [3, 3.5, 4, 4.5, 5])

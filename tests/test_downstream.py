@@ -104,3 +104,26 @@ def test_export_features_mean_and_center_by_hand(two_intervals, tmp_path):
         downstream.export_features(model, bed, two_intervals, mode="middle")
     with pytest.raises(AvocadoValueError, match="nothing to export"):
         downstream.export_features(model, bed, two_intervals, factors=False)
+
+
+def test_export_features_with_a_trained_model(two_intervals):
+    from avocado_core import Avocado
+
+    rng = np.random.default_rng(0)
+    tracks = {(b, a): rng.random(80).astype(np.float32) for b in ("B0", "B1") for a in ("K4", "K27")}
+    model = Avocado.small(["B0", "B1"], ["K4", "K27"], 80, n_nodes=8, n_25bp_factors=2,
+                          n_250bp_factors=2, n_5kbp_factors=2, batch_size=40, seed=0)
+    model.fit(tracks, n_epochs=1, progress=False)
+    regions = pd.DataFrame({"chrom": ["chr2", "chr1"], "start": [100, 1005],
+                            "end": [300, 1020], "name": ["g1", "g2"]})
+    f = downstream.export_features(model, regions, two_intervals,
+                                   experiments=[("B1", "K27")], progress=False)
+    emb = model.genome_embedding()
+    n_factors = emb.shape[1]
+    assert n_factors == 2 + 2 + 2
+    assert list(f.columns[6:]) == [f"factor_{i}" for i in range(n_factors)] + ["B1.K27"]
+    # g1 = chr2:100-300 = bins 44..51; g2 = chr1:1005-1020 = bin 0
+    np.testing.assert_allclose(f.iloc[0, 6:6 + n_factors].to_numpy(float),
+                               emb[44:52].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(f.iloc[1, 6:6 + n_factors].to_numpy(float), emb[0], rtol=1e-5)
+    assert f["B1.K27"][0] == pytest.approx(model.predict("B1", "K27", 44, 52).mean(), rel=1e-5)
