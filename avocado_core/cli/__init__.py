@@ -7,6 +7,7 @@ options and an example. The library is imported inside each command, so ``--help
 from __future__ import annotations
 
 import importlib
+import warnings
 
 import click
 
@@ -56,6 +57,13 @@ def main(ctx: click.Context, debug: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    if not debug:
+        # Library warnings (e.g. "UMAP needs at least 8 points ... using PCA") as one line each.
+        warnings.showwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"Warning: {' '.join(str(message).split())}", err=True)
 
 
 for _name, (_module, _attr) in COMMANDS.items():
@@ -66,3 +74,15 @@ for _name, (_module, _attr) in COMMANDS.items():
             raise
         continue
     main.add_command(getattr(_mod, _attr), _name)
+
+#: Other names of commands (the original package's and the contract's names).
+ALIASES = {"fit-positions": "fit-genome"}
+for _alias, _target in ALIASES.items():
+    if _target in main.commands:
+        _cmd = main.commands[_target]
+        main.add_command(
+            click.Command(
+                _alias, callback=_cmd.callback, params=_cmd.params, help=_cmd.help,
+                short_help=f"Alias of {_target}.", context_settings=_cmd.context_settings,
+            )
+        )

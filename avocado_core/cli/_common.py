@@ -72,6 +72,10 @@ class AvocadoGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            # click would print the usage line and a hint above the error; keep one line.
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            raise click.UsageError(" ".join(exc.format_message().split()) + hint) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except EXPECTED_ERRORS as exc:

@@ -20,7 +20,7 @@ __all__ = ["export"]
 )
 @click.option(
     "--chrom-sizes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Chromosome sizes for the bigWig header (default: the region set's extent).",
+    help="The genome's chrom-sizes file for the bigWig header [default: recorded in STORE].",
 )
 def export(
     store_path: Path, biosample: str, assay: str, output: Path, kind: str, chrom_sizes: Path | None
@@ -35,10 +35,11 @@ def export(
       avocado export store/ E065 H3K4me3 E065.H3K4me3.bw
       avocado export store/ E065 H3K27me3 imputed.bw --kind imputed --chrom-sizes hg19.sizes
     """
-    from ..bigwig import export_bigwig
+    from ..bigwig import export_bigwig, read_chrom_sizes
     from ..store import TrackStore
 
     store = TrackStore(store_path)
+    sizes = read_chrom_sizes(chrom_sizes) if chrom_sizes is not None else None
     output.parent.mkdir(parents=True, exist_ok=True)
-    export_bigwig(store, biosample, assay, output, kind=kind, chrom_sizes=chrom_sizes)
+    export_bigwig(store, biosample, assay, output, kind=kind, chrom_sizes=sizes)
     click.echo(f"{biosample} {assay} ({kind}) -> {output}")

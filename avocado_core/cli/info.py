@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..errors import AvocadoValueError
 from ._common import echo_table
 
 __all__ = ["info", "describe_store", "describe_model", "detect_kind"]
@@ -27,7 +28,12 @@ def detect_kind(path: Path) -> str:
         return "workspace"
     if (path / "catalog.tsv").is_file():
         return "store"
-    return "model"
+    if (path / "config.json").is_file():
+        return "model"
+    raise AvocadoValueError(
+        f"{path} is not a track store (no catalog.tsv), a model (no config.json) or a "
+        "workspace (no workspace.json)"
+    )
 
 
 def describe_store(store: Any) -> dict[str, Any]:

@@ -42,11 +42,19 @@ def open_or_create_store(
     chrom_sizes: Path | None = None,
     chroms: str | None = None,
     pilot: bool = False,
+    genome_sizes: Path | None = None,
 ):
-    """Open the store at ``path``, or create it over the region set the options name."""
+    """Open the store at ``path``, or create it over the region set the options name.
+
+    The genome's chromosome sizes (``genome_sizes``, else ``chrom_sizes``) are recorded in the
+    store so that ``avocado export`` can write bigWig headers.
+    """
+    from ..bigwig import read_chrom_sizes
     from ..store import TrackStore
 
     region_set = _region_set(regions, chrom_sizes, chroms, pilot)
+    sizes_file = genome_sizes or chrom_sizes
+    sizes = read_chrom_sizes(sizes_file) if sizes_file is not None else None
     if (path / "catalog.tsv").is_file():
         store = TrackStore(path)
         if region_set is not None and region_set.n_bins != store.n_bins:
@@ -54,13 +62,15 @@ def open_or_create_store(
                 f"{path} already holds a store over {store.n_bins:,} bins; the region set "
                 f"given has {region_set.n_bins:,}. Leave out the region option, or use a new store."
             )
+        if genome_sizes is not None:
+            store.set_chrom_sizes(sizes)
         return store
     if region_set is None:
         raise click.UsageError(
             f"{path} is not a track store yet; say which regions it covers with "
             "--regions BED, --chrom-sizes FILE [--chroms chr1,chr2] or --pilot-regions"
         )
-    return TrackStore.create(path, region_set)
+    return TrackStore.create(path, region_set, chrom_sizes=sizes)
 
 
 @click.command()
@@ -83,8 +93,16 @@ def open_or_create_store(
 @click.option("--chroms", help="With --chrom-sizes: comma-separated chromosomes to keep.")
 @click.option("--pilot-regions", is_flag=True, help="New store: the Roadmap pilot region set (hg19).")
 @click.option(
-    "--transform", type=click.Choice(["arcsinh", "none"]), default="arcsinh", show_default=True,
-    help="Transform applied to the 25 bp means.",
+    "--genome-sizes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The genome's chrom-sizes file, recorded for bigWig export (with --regions / --pilot-regions).",
+)
+@click.option(
+    "--transform", type=click.Choice(["arcsinh", "log1p", "none"]), default="arcsinh",
+    show_default=True, help="Transform applied to the 25 bp means.",
+)
+@click.option(
+    "--allow-missing-chroms", is_flag=True,
+    help="Fill chromosomes absent from a bigWig with 0 instead of failing.",
 )
 @click.option(
     "--biosamples", "biosample_meta", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -106,7 +124,9 @@ def ingest(
     chrom_sizes: Path | None,
     chroms: str | None,
     pilot_regions: bool,
+    genome_sizes: Path | None,
     transform: str,
+    allow_missing_chroms: bool,
     biosample_meta: Path | None,
     assay_meta: Path | None,
     overwrite: bool,
@@ -114,8 +134,9 @@ def ingest(
 ) -> None:
     """Bin bigWig files to 25 bp over a region set and add them to STORE.
 
-    The store is created on first use (give its region set); a rerun skips the tracks already
-    there unless --overwrite. Chromosome names match with or without "chr".
+    The store is created on first use (give its region set). A rerun skips the tracks already
+    ingested from the same files, so an interrupted run can simply be restarted; replacing a
+    track by another file needs --overwrite. Chromosome names match with or without "chr".
 
     \b
     Examples:
@@ -132,23 +153,26 @@ def ingest(
 
     from .. import bigwig as bw
 
-    store = open_or_create_store(store_path, regions, chrom_sizes, chroms, pilot_regions)
+    store = open_or_create_store(store_path, regions, chrom_sizes, chroms, pilot_regions, genome_sizes)
     if biosample_meta is not None or assay_meta is not None:
         store.set_metadata(biosamples=_read_metadata(biosample_meta), assays=_read_metadata(assay_meta))
 
-    before = set(store.experiments())
-    transform_arg = None if transform == "none" else transform
+    added = skipped = 0
     if bigwig is not None:
-        if store.has_track(biosample, assay) and not overwrite:
-            click.echo(f"{biosample} {assay}: already in the store (use --overwrite to replace)")
-        else:
-            bw.ingest_bigwig(store, bigwig, biosample, assay, transform=transform_arg, overwrite=overwrite)
-    if manifest is not None:
-        bw.ingest_manifest(
-            store, manifest, transform=transform_arg, overwrite=overwrite, progress=not quiet
+        written = bw.ingest_bigwig(
+            store, bigwig, biosample, assay, transform=transform, overwrite=overwrite,
+            allow_missing_chroms=allow_missing_chroms, progress=not quiet,
         )
-    after = set(store.experiments())
-    added = len(after - before)
+        added, skipped = int(written), int(not written)
+    if manifest is not None:
+        report = bw.ingest_manifest(
+            store, manifest, transform=transform, overwrite=overwrite,
+            allow_missing_chroms=allow_missing_chroms, progress=not quiet,
+        )
+        added += int((report["status"] == "ingested").sum())
+        skipped += int((report["status"] == "skipped").sum())
+    note = f", {skipped} already there" if skipped else ""
     click.echo(
-        f"{store_path}: {len(after)} observed tracks ({added} added) over {store.n_bins:,} bins"
+        f"{store_path}: {added} tracks ingested{note}; {len(store.experiments())} observed tracks "
+        f"over {store.n_bins:,} bins"
     )

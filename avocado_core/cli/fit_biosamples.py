@@ -1,0 +1,98 @@
+"""``avocado fit-biosamples`` / ``fit-assays``: add new rows to a trained model, the rest frozen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._common import quiet_option
+from .train import device_option, fit_options
+
+__all__ = ["fit_biosamples", "fit_assays"]
+
+
+def _fit_new_rows(
+    kind: str,
+    store_path: Path,
+    model_path: Path,
+    names: tuple[str, ...],
+    output: Path | None,
+    epochs: int,
+    epoch_size: int | None,
+    sampling: str,
+    seed: int,
+    device: str | None,
+    quiet: bool,
+) -> None:
+    from ..model import Avocado
+    from ..store import TrackStore
+
+    store = TrackStore(store_path)
+    model = Avocado.load(model_path, device=device)
+    if int(model.n_positions) != int(store.n_bins):
+        raise click.UsageError(
+            f"the model covers {model.n_positions:,} positions but {store_path} has {store.n_bins:,} bins"
+        )
+    before = list(model.biosamples if kind == "biosample" else model.assays)
+    pos = 0 if kind == "biosample" else 1
+    new = sorted({k[pos] for k in store.experiments()} - set(before))
+    if not names and not new:
+        raise click.UsageError(
+            f"{store_path} has no observed tracks of {kind}s that the model does not know "
+            f"(it knows {', '.join(before)})"
+        )
+    fit = model.fit_biosamples if kind == "biosample" else model.fit_assays
+    history = fit(
+        store,
+        n_epochs=epochs,
+        epoch_size=epoch_size,
+        sampling=sampling,
+        seed=seed,
+        progress=not quiet,
+        **{f"{kind}s": list(names) or None},
+    )
+    added = [n for n in (model.biosamples if kind == "biosample" else model.assays) if n not in before]
+    target = output or model_path
+    model.save(target)
+    loss = history.get("loss", [])
+    tail = f", final loss {loss[-1]:.4f}" if loss else ""
+    click.echo(f"Added {len(added)} {kind}s ({', '.join(added)}){tail}; saved to {target}")
+
+
+def _make(kind: str) -> click.Command:
+    flag = f"--{kind}"
+    example = "E999" if kind == "biosample" else "H3K9ac"
+
+    @click.command(
+        name=f"fit-{kind}s",
+        help=f"""Add new {kind}s of STORE to MODEL, training only their embedding rows.
+
+    Everything else in the model (network, genome factors, the other {kind}s) stays as it was,
+    so existing imputations do not change. By default every {kind} of STORE with observed tracks
+    that the model does not know is added; MODEL is updated in place unless --output.
+
+    \b
+    Examples:
+      avocado fit-{kind}s store/ model/ --epochs 5
+      avocado fit-{kind}s store/ model/ {flag} {example} --output model-plus/
+    """,
+    )
+    @click.argument("store_path", metavar="STORE", type=click.Path(exists=True, file_okay=False, path_type=Path))
+    @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, file_okay=False, path_type=Path))
+    @click.option(flag, "names", multiple=True, help=f"A new {kind} to add (repeatable) [default: all new ones].")
+    @click.option(
+        "-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+        help="Save the grown model here instead of over MODEL.",
+    )
+    @fit_options
+    @device_option
+    @quiet_option
+    def command(**kwargs) -> None:
+        _fit_new_rows(kind, **kwargs)
+
+    return command
+
+
+fit_biosamples = _make("biosample")
+fit_assays = _make("assay")
