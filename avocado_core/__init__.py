@@ -6,5 +6,10 @@ from .regions import RegionSet, parse_locus, format_locus
 from .store import TrackStore
 from .annotations import Annotations
 from .model import Avocado
+from .metrics import score_track
+from .baselines import average_activity, assay_mean
+from .evaluation import cross_validate
+from .downstream import export_features
 
-__all__ = ["RegionSet", "parse_locus", "format_locus", "TrackStore", "Annotations", "Avocado"]
+__all__ = ["RegionSet", "parse_locus", "format_locus", "TrackStore", "Annotations", "Avocado",
+           "score_track", "average_activity", "assay_mean", "cross_validate", "export_features"]
