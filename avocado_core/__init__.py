@@ -10,6 +10,12 @@ from .metrics import score_track
 from .baselines import average_activity, assay_mean
 from .evaluation import cross_validate
 from .downstream import export_features
+from .projection import ProjectionCache, model_projection, project
+from .selection import SelectionResult, facility_location, select_biosamples, select_positions
+from .synthetic import SyntheticCompendium, synthetic_compendium
 
 __all__ = ["RegionSet", "parse_locus", "format_locus", "TrackStore", "Annotations", "Avocado",
-           "score_track", "average_activity", "assay_mean", "cross_validate", "export_features"]
+           "score_track", "average_activity", "assay_mean", "cross_validate", "export_features",
+           "project", "model_projection", "ProjectionCache", "facility_location",
+           "select_biosamples", "select_positions", "SelectionResult", "synthetic_compendium",
+           "SyntheticCompendium"]
