@@ -131,8 +131,7 @@ def info(path: Path, show_tracks: bool, as_json: bool) -> None:
         ws = Workspace(path)
         store = ws.store
         out["store"] = describe_store(store)
-        model = ws.model
-        out["model"] = describe_model(model) if model is not None else None
+        out["model"] = describe_model(ws.model) if ws.has_model else None
     elif kind == "store":
         from ..store import TrackStore
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-__all__ = ["serve", "serve_app", "open_app", "host_option", "port_option"]
+__all__ = ["serve", "serve_app", "open_app", "init_workspace", "host_option", "port_option"]
 
 host_option = click.option(
     "--host", default="127.0.0.1", show_default=True,
@@ -24,6 +24,29 @@ def open_app(workspace_path: Path) -> Any:
     from ..workspace import Workspace
 
     return create_app(Workspace(workspace_path))
+
+
+def init_workspace(
+    path: Path, genome: str, title: str | None, genes: Path | None, exons: Path | None,
+    tss: Path | None, cpg_islands: Path | None, gtf: Path | None, hg19: bool,
+) -> bool:
+    """Write workspace.json for a folder that has store/ (and model/) but none yet.
+
+    Returns True if it was created.
+    """
+    from ..workspace import WORKSPACE_FILE, Workspace
+
+    if (path / WORKSPACE_FILE).is_file():
+        return False
+    if not (path / "store" / "catalog.tsv").is_file():
+        return False  # Workspace(path) then says what a workspace is
+    files = {"genes": genes, "exons": exons, "tss": tss, "cpg_islands": cpg_islands, "gtf": gtf}
+    files = {k: str(v) for k, v in files.items() if v is not None}
+    if hg19 and files:
+        raise click.UsageError("give either --hg19-annotations or annotation files, not both")
+    annotations: Any = "hg19" if hg19 else (files or None)
+    Workspace.create(path, genome=genome, annotations=annotations, title=title)
+    return True
 
 
 def serve_app(app: Any, host: str, port: int) -> None:
@@ -53,19 +76,40 @@ def serve_app(app: Any, host: str, port: int) -> None:
         server.server_close()
 
 
+def _file(flag: str, text: str):
+    return click.option(flag, type=click.Path(exists=True, dir_okay=False, path_type=Path), help=text)
+
+
 @click.command()
 @click.argument("workspace", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @host_option
 @port_option
-def serve(workspace: Path, host: str, port: int) -> None:
+@click.option("--genome", default="hg19", show_default=True, help="New workspace: assembly name shown in the app.")
+@click.option("--title", default=None, help="New workspace: title of the app [default: folder name].")
+@_file("--genes", "New workspace: genes BED.")
+@_file("--exons", "New workspace: exons BED.")
+@_file("--tss", "New workspace: TSS BED.")
+@_file("--cpg-islands", "New workspace: CpG islands BED.")
+@_file("--gtf", "New workspace: GENCODE GTF instead of the BED files.")
+@click.option("--hg19-annotations", "hg19", is_flag=True, help="New workspace: the bundled hg19 annotations.")
+def serve(
+    workspace: Path, host: str, port: int, genome: str, title: str | None, genes: Path | None,
+    exons: Path | None, tss: Path | None, cpg_islands: Path | None, gtf: Path | None, hg19: bool,
+) -> None:
     """Serve the app (embeddings, locus browser, experimental design) on WORKSPACE.
 
-    A workspace is a folder with store/, model/ and workspace.json, as `avocado demo`
-    builds it.
+    A workspace is a folder with store/, model/ and workspace.json, as `avocado demo` builds
+    it. For your own data, ingest into WORKSPACE/store, train into WORKSPACE/model and serve:
+    the first serve writes workspace.json from the --genome / annotation options.
 
     \b
     Examples:
       avocado serve workspace/
       avocado serve workspace/ --host 0.0.0.0 --port 8080
+      avocado ingest ws/store --regions my.bed -m bigwigs.tsv
+      avocado train ws/store ws/model && avocado impute ws/store ws/model --all
+      avocado serve ws/ --genes genes.bed --tss tss.bed
     """
+    if init_workspace(workspace, genome, title, genes, exons, tss, cpg_islands, gtf, hg19):
+        click.echo(f"Created {workspace / 'workspace.json'}")
     serve_app(open_app(workspace), host, port)

@@ -1,0 +1,384 @@
+"""The ``avocado`` command line, driven through click's CliRunner on small real files.
+
+Real data: the UCSC-written bigWigs of ../shared/data/bigwig-real (Drosophila chrX, one file
+naming it ``chrX`` and the other ``X``) and the first 2,000 bins (50 kb of chr1) of a few real
+Roadmap pilot tracks. Models are tiny (16 hidden nodes, a few factors, 1 epoch), so the module
+runs in well under a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyBigWig
+import pytest
+from click.testing import CliRunner
+
+from avocado_core.cli import main
+from avocado_core.model import Avocado
+from avocado_core.regions import RegionSet
+from avocado_core.store import TrackStore
+
+N_BINS = 2000
+#: ENr231 (chr1) starts at bin 151,158,025 of the pilot layout; its first 2,000 bins.
+PILOT_BED = f"chr1\t151158025\t{151158025 + N_BINS * 25}\tENr231a\n"
+BIOSAMPLES = ["E003", "E017", "E116"]
+ASSAYS = ["H3K4me3", "H3K27me3", "H3K36me3"]
+MISSING = ("E116", "H3K27me3")  # left out of the store: something to impute
+TINY = [
+    "--n-nodes", "16", "--n-25bp-factors", "4", "--n-250bp-factors", "4",
+    "--n-5kbp-factors", "4", "--n-assay-factors", "4", "--n-biosample-factors", "4",
+    "--batch-size", "500",
+]
+HG19_SIZES = "chr1\t249250621\nchr2\t243199373\n"
+
+
+def run(*args, ok: bool = True):
+    """Invoke ``avocado ARGS``; with ok=True, fail the test (showing the output) on a bad exit."""
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if ok and result.exit_code != 0:
+        import traceback
+
+        tb = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else ""
+        pytest.fail(f"avocado {' '.join(map(str, args))} -> {result.exit_code}\n{result.output}\n{tb}")
+    return result
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    """A failure: non-zero exit, exactly one line on stderr starting 'Error:', no traceback."""
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+# ---------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def sizes_file(work) -> Path:
+    path = work / "hg19.sizes"
+    path.write_text(HG19_SIZES)
+    return path
+
+
+def _pilot(pilot_dir: Path, biosample: str, assay: str) -> np.ndarray:
+    return np.load(pilot_dir / f"{biosample}.{assay}.pilot.arcsinh.npz")["arr_0"][:N_BINS]
+
+
+def _pilot_store(path: Path, pilot_dir: Path, experiments) -> TrackStore:
+    bed = path.parent / "pilot50k.bed"
+    bed.write_text(PILOT_BED)
+    meta = pd.read_csv(pilot_dir / "roadmap-biosamples.tsv", sep="\t")
+    store = TrackStore.create(path, RegionSet.from_bed(bed))
+    for b, a in experiments:
+        store.add_track(b, a, _pilot(pilot_dir, b, a), source="roadmap pilot")
+    store.set_metadata(biosamples=meta.set_index(meta.columns[0]).loc[sorted({b for b, _ in experiments})])
+    return store
+
+
+@pytest.fixture(scope="module")
+def store_path(work, pilot_dir) -> Path:
+    """8 real pilot tracks (3 biosamples x 3 assays, one missing) over 2,000 bins of chr1."""
+    experiments = [(b, a) for b in BIOSAMPLES for a in ASSAYS if (b, a) != MISSING]
+    _pilot_store(work / "store", pilot_dir, experiments)
+    return work / "store"
+
+
+@pytest.fixture(scope="module")
+def model_path(work, store_path) -> Path:
+    path = work / "model"
+    result = run("train", store_path, path, *TINY, "--epochs", "1", "--seed", "0", "-q")
+    assert "Saved model" in result.output and "final loss" in result.output
+    return path
+
+
+# ---------------------------------------------------------------------- help and entry points
+def _all_commands():
+    out = []
+    for name, cmd in main.commands.items():
+        out.append([name])
+        out += [[name, sub] for sub in getattr(cmd, "commands", {})]
+    return out
+
+
+@pytest.mark.parametrize("words", _all_commands(), ids=lambda w: " ".join(w))
+def test_every_command_has_help_with_an_example(words):
+    result = run(*words, "--help")
+    assert "Usage: " in result.output
+    assert "Example" in result.output and "avocado " in result.output.split("Example", 1)[1]
+
+
+def test_group_help_lists_the_commands():
+    text = run("--help").output
+    for name in ["ingest", "train", "fit-biosamples", "impute", "export", "embed", "evaluate",
+                 "select", "serve", "info", "demo", "fit-genome", "fit-positions"]:
+        assert f"\n  {name} " in text, name
+
+
+def test_python_dash_m_and_version(monkeypatch, capsys):
+    # `python -m avocado_core`, run in this process (a subprocess would re-import torch: slow)
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["avocado", "--version"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("avocado_core", run_name="__main__")
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("avocado, version ")
+
+
+# ---------------------------------------------------------------------- ingest / export / info
+@pytest.fixture(scope="module")
+def bigwig_store(work, data_mirror, sizes_file) -> Path:
+    """Both real bigWigs ingested over 100 kb of fly chrX (named chrX in one, X in the other)."""
+    real = data_mirror / "bigwig-real"
+    bed = work / "fly.bed"
+    bed.write_text("chrX\t2600000\t2700000\twindow\n")
+    manifest = work / "manifest.tsv"
+    manifest.write_text(
+        "biosample\tassay\tpath\n"
+        f"fly1\tsignal\t{real / 'bigwig_chrx_2e6_5e6.bw'}\n"
+        f"fly2\tsignal\t{real / 'bigwig2_X_2.5e6_3.5e6.bw'}\n"
+    )
+    sizes = work / "dm3.sizes"
+    sizes.write_text("chrX\t22422827\n")
+    result = run("ingest", work / "bwstore", "--regions", bed, "-m", manifest,
+                 "--genome-sizes", sizes, "-q")
+    assert "2 tracks ingested" in result.output
+    return work / "bwstore"
+
+
+def test_ingest_matches_pybigwig_statistics(bigwig_store, data_mirror):
+    store = TrackStore(bigwig_store)
+    assert store.n_bins == 4000
+    for biosample, name, chrom in [("fly1", "bigwig_chrx_2e6_5e6.bw", "chrX"),
+                                   ("fly2", "bigwig2_X_2.5e6_3.5e6.bw", "X")]:
+        bw = pyBigWig.open(str(data_mirror / "bigwig-real" / name))
+        means = np.array(bw.stats(chrom, 2_600_000, 2_700_000, type="mean", nBins=4000, exact=True),
+                         dtype=float)
+        expected = np.arcsinh(np.nan_to_num(means, nan=0.0))
+        np.testing.assert_allclose(store.track(biosample, "signal"), expected, rtol=1e-5, atol=1e-6)
+        assert np.count_nonzero(expected) > 100
+
+
+def test_ingest_rerun_skips_and_single_file(bigwig_store, data_mirror, work):
+    manifest = work / "manifest.tsv"
+    assert "0 tracks ingested, 2 already there" in run("ingest", bigwig_store, "-m", manifest, "-q").output
+    bw = data_mirror / "bigwig-real" / "bigwig2_X_2.5e6_3.5e6.bw"
+    out = run("ingest", bigwig_store, bw, "-b", "fly2", "-a", "raw", "--transform", "none", "-q").output
+    assert "1 tracks ingested" in out and "3 observed tracks" in out
+    store = TrackStore(bigwig_store)
+    np.testing.assert_allclose(np.arcsinh(store.track("fly2", "raw")), store.track("fly2", "signal"),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_export_then_ingest_reproduces_the_track(bigwig_store, work):
+    out = work / "fly1.bw"
+    assert "-> " in run("export", bigwig_store, "fly1", "signal", out).output
+    bw = pyBigWig.open(str(out))
+    assert bw.chroms() == {"chrX": 22422827}
+    bw.close()
+    again = work / "again"
+    run("ingest", again, out, "-b", "fly1", "-a", "signal", "--transform", "none",
+        "--regions", work / "fly.bed", "-q")
+    np.testing.assert_allclose(TrackStore(again).track("fly1", "signal"),
+                               TrackStore(bigwig_store).track("fly1", "signal"), rtol=1e-6, atol=1e-7)
+
+
+def test_ingest_errors_are_one_line(work, data_mirror):
+    real = data_mirror / "bigwig-real" / "bigwig_chrx_2e6_5e6.bw"
+    bed = work / "fly2L.bed"
+    bed.write_text("chr2L\t1000\t2000\n")
+    result = run("ingest", work / "s2L", real, "-b", "x", "-a", "y", "--regions", bed, ok=False)
+    assert_one_line_error(result, "chr2L", "bigwig_chrx_2e6_5e6.bw")
+    result = run("ingest", work / "nostore", real, "-b", "x", "-a", "y", ok=False)
+    assert_one_line_error(result, "--regions")
+    result = run("ingest", work / "nostore", real, ok=False)
+    assert_one_line_error(result, "--biosample")
+
+
+def test_info_store_and_model(store_path, model_path):
+    text = run("info", store_path).output
+    assert "2,000 bins" in text and "Observed tracks: 8 of 9" in text and "E116" in text
+    import json
+
+    as_json = json.loads(run("info", store_path, "--json", "--tracks").output)
+    assert as_json["tracks"] == {"observed": 8} and len(as_json["catalog"]) == 8
+    text = run("info", model_path).output
+    assert "Positions:      2,000" in text and "n_nodes:" in text and "Epochs trained: 1" in text
+
+
+def test_info_errors(work):
+    assert_one_line_error(run("info", work / "nothing-here", ok=False), "does not exist")
+    empty = work / "empty"
+    empty.mkdir()
+    assert_one_line_error(run("info", empty, ok=False), "not a track store")
+
+
+# ---------------------------------------------------------------------- train / impute
+def test_train_holdout_and_refuses_to_overwrite(store_path, model_path, work):
+    assert_one_line_error(run("train", store_path, model_path, ok=False), "--overwrite")
+    out = run("train", store_path, work / "m2", *TINY, "--epochs", "1", "--holdout",
+              "E003:H3K36me3", "-q").output
+    assert "7 tracks" in out and "held-out MSE" in out
+    assert_one_line_error(
+        run("train", store_path, work / "m3", "--holdout", "E116:H3K27me3", ok=False),
+        "E116:H3K27me3")
+
+
+def test_impute_one_into_store_equals_predict(work, store_path, model_path):
+    store_copy = work / "impute-store"
+    shutil.copytree(store_path, store_copy)
+    out = run("impute", store_copy, model_path, "-e", "E116:H3K27me3", "-q").output
+    assert "Imputed 1 experiments" in out
+    store = TrackStore(store_copy)
+    model = Avocado.load(model_path, device="cpu")
+    np.testing.assert_allclose(store.track("E116", "H3K27me3", kind="imputed"),
+                               model.predict("E116", "H3K27me3"), rtol=1e-6, atol=1e-6)
+    assert "(1 already imputed, skipped)" in run("impute", store_copy, model_path, "--missing", "-q").output
+    run("impute", store_copy, model_path, "--all", "-q")
+    assert len(TrackStore(store_copy).experiments("imputed")) == 9
+
+
+def test_impute_all_to_bigwig(work, store_path, model_path, sizes_file):
+    out_dir = work / "imputed-bw"
+    result = run("impute", store_path, model_path, "--all", "--no-store", "--bigwig-dir", out_dir,
+                 "--chrom-sizes", sizes_file, "-q")
+    assert "Imputed 9 experiments" in result.output
+    files = sorted(p.name for p in out_dir.glob("*.bw"))
+    assert len(files) == 9 and "E116.H3K27me3.imputed.bw" in files
+    assert not TrackStore(store_path).experiments("imputed")
+    bw = pyBigWig.open(str(out_dir / "E003.H3K4me3.imputed.bw"))
+    values = np.array(bw.values("chr1", 151158025, 151158025 + N_BINS * 25))[::25]
+    expected = Avocado.load(model_path, device="cpu").predict("E003", "H3K4me3")
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_impute_errors(store_path, model_path, work):
+    assert_one_line_error(run("impute", store_path, model_path, ok=False), "--missing")
+    assert_one_line_error(run("impute", store_path, model_path, "-e", "E999:H3K4me3", ok=False),
+                          "E999", "E003")
+    assert_one_line_error(run("impute", store_path, model_path, "-e", "E003", ok=False),
+                          "BIOSAMPLE:ASSAY")
+    # the tiny store records no genome sizes and is not made of whole chromosomes
+    assert_one_line_error(run("impute", store_path, model_path, "--all", "--bigwig-dir",
+                              work / "nobw", ok=False), "--chrom-sizes")
+
+
+# ---------------------------------------------------------------------- new rows, genome phase
+def test_fit_biosamples_and_assays(work, pilot_dir, model_path):
+    new_b = _pilot_store(work / "e117", pilot_dir, [("E117", "H3K4me3"), ("E117", "H3K36me3")])
+    out = run("fit-biosamples", new_b.path, model_path, "-o", work / "m-e117", "--epochs", "1",
+              "-q").output
+    assert "Added 1 biosamples (E117)" in out
+    grown = Avocado.load(work / "m-e117", device="cpu")
+    old = Avocado.load(model_path, device="cpu")
+    assert grown.biosamples == BIOSAMPLES + ["E117"]
+    np.testing.assert_array_equal(grown.predict("E003", "H3K4me3"), old.predict("E003", "H3K4me3"))
+
+    new_a = _pilot_store(work / "k9", pilot_dir, [("E003", "H3K9me3"), ("E017", "H3K9me3")])
+    out = run("fit-assays", new_a.path, model_path, "-o", work / "m-k9", "--epochs", "1", "-q").output
+    assert "Added 1 assays (H3K9me3)" in out
+    assert_one_line_error(run("fit-biosamples", new_a.path, model_path, ok=False), "does not know")
+
+
+def test_fit_genome_per_chromosome(work, store_path, model_path):
+    out = run("fit-genome", model_path, store_path, work / "genome", "--chrom", "chr1",
+              "--epochs", "1", "-q").output
+    assert "chr1: 2,000 positions from 8 tracks" in out
+    new = Avocado.load(work / "genome" / "chr1", device="cpu")
+    old = Avocado.load(model_path, device="cpu")
+    np.testing.assert_array_equal(new.biosample_embedding(), old.biosample_embedding())
+    assert_one_line_error(run("fit-positions", model_path, store_path, work / "genome", "--chrom",
+                              "chr5", ok=False), "chr5")
+
+
+# ---------------------------------------------------------------------- embed / select / evaluate
+def test_embed_biosamples_and_genome(work, store_path, model_path, data_mirror):
+    out = work / "biosamples.tsv"
+    run("embed", model_path, out, "--method", "pca", "--store", store_path)
+    df = pd.read_csv(out, sep="\t")
+    assert list(df["name"]) == BIOSAMPLES and np.isfinite(df[["x", "y"]].to_numpy()).all()
+    ann = data_mirror / "annotations-hg19"
+    out = work / "genome.tsv"
+    run("embed", model_path, out, "--axis", "genome", "--method", "pca", "--n-points", "400",
+        "--store", store_path, "--genes", ann / "gencode.v19.genes.pilot.bed.gz",
+        "--tss", ann / "gencode.v19.tss.pilot.bed.gz")
+    df = pd.read_csv(out, sep="\t")
+    assert len(df) == 400 and set(df["chrom"]) == {"chr1"}
+    assert {"promoter", "gene body"} <= set(df["stratum"])
+    assert (df["start"] == 151158025 + 25 * df["bin"]).all()
+
+
+def test_select_biosamples_and_positions(work, store_path, model_path):
+    out = run("select", "biosamples", model_path, store_path, "--assay", "H3K27me3", "-k", "1",
+              "-o", work / "picks.tsv").output
+    assert "E116" in out  # the only biosample without H3K27me3
+    bed = work / "picks.bed"
+    run("select", "positions", model_path, "-k", "5", "--store", store_path, "--bed", bed,
+        "--ground-size", "500", "--pool-size", "200", "-q")
+    picks = pd.read_csv(bed, sep="\t", header=None)
+    assert len(picks) == 5 and set(picks[0]) == {"chr1"} and ((picks[2] - picks[1]) == 25).all()
+    assert_one_line_error(run("select", "biosamples", model_path, store_path, "--assay", "H3K9ac",
+                              ok=False), "H3K9ac")
+    assert_one_line_error(run("select", "positions", model_path, "--bed", bed, ok=False), "--store")
+
+
+def test_evaluate_writes_tables_and_resumes(work, store_path):
+    out_dir = work / "evaluation"
+    args = ["evaluate", store_path, out_dir, "--folds", "2", *TINY, "--epochs", "1", "-q"]
+    out = run(*args).output
+    assert "average_activity" in out and "avocado" in out
+    results = pd.read_csv(out_dir / "evaluation.tsv", sep="\t")
+    assert set(results["method"]) == {"avocado", "average_activity", "assay_mean"}
+    assert len(results) == 8 * 3
+    assert (out_dir / "evaluation.md").is_file() and (out_dir / "evaluation.png").is_file()
+    folds = sorted((out_dir / "folds").iterdir())
+    assert len(folds) == 2
+    mtimes = [f.stat().st_mtime_ns for f in folds]
+    run(*args)  # resumes: finished folds are read back, not recomputed
+    assert [f.stat().st_mtime_ns for f in folds] == mtimes
+
+
+# ---------------------------------------------------------------------- serve
+def test_serve_answers_http(work, store_path, model_path, data_mirror, monkeypatch):
+    from werkzeug.serving import BaseWSGIServer
+
+    ws = work / "ws"
+    ws.mkdir()
+    shutil.copytree(store_path, ws / "store")
+    shutil.copytree(model_path, ws / "model")
+    ann = data_mirror / "annotations-hg19"
+    seen = {}
+
+    def serve_once(self):  # serve in a thread, fetch the page, stop: as a user would
+        thread = threading.Thread(target=original, args=(self,), daemon=True)
+        thread.start()
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.server_port}/", timeout=30) as r:
+            seen["status"], seen["body"] = r.status, r.read().decode()
+        self.shutdown()
+        thread.join(10)
+
+    original = BaseWSGIServer.serve_forever
+    monkeypatch.setattr(BaseWSGIServer, "serve_forever", serve_once)
+    out = run("serve", ws, "--port", "0", "--genes", ann / "gencode.v19.genes.pilot.bed.gz").output
+    assert "Created" in out and "Serving the Avocado app at http://127.0.0.1:" in out
+    assert seen["status"] == 200 and "<html" in seen["body"].lower()
+    assert (ws / "workspace.json").is_file()
+    assert "Workspace: " in run("info", ws).output
+
+
+def test_serve_errors(work, store_path):
+    assert_one_line_error(run("serve", store_path, ok=False), "not a workspace")
