@@ -9,6 +9,7 @@ Layout of a store directory::
                                       transform, n_bins, file
       biosamples.tsv                  biosample metadata, first column "name"
       assays.tsv                      assay metadata, first column "name"
+      chrom_sizes.tsv                 (optional) the genome's chromosome sizes, for export
       tracks/observed/<biosample>.<assay>.npy
       tracks/imputed/<biosample>.<assay>.npy
 
@@ -107,6 +108,29 @@ def _metadata_frame(table: pd.DataFrame | None, what: str) -> pd.DataFrame:
     return df
 
 
+def _check_chrom_sizes(chrom_sizes: Mapping[str, int], regions: RegionSet) -> dict[str, int]:
+    if not isinstance(chrom_sizes, Mapping):
+        raise AvocadoValueError(
+            f"chrom_sizes must be a mapping {{chrom: length}}, got {type(chrom_sizes).__name__}")
+    sizes = {str(k): int(v) for k, v in chrom_sizes.items()}
+    missing = [c for c in regions.chroms if c not in sizes]
+    if missing:
+        raise AvocadoValueError(
+            f"chrom_sizes lack the region-set chromosome(s) {missing}; given: {_short_list(sizes)}")
+    iv = regions.intervals
+    too_long = iv[iv["end"].to_numpy() > iv["chrom"].map(sizes).to_numpy()]
+    if len(too_long):
+        row = too_long.iloc[0]
+        raise AvocadoValueError(
+            f"interval {row['name']} ends at {row['end']:,}, past the end of {row['chrom']} "
+            f"({sizes[row['chrom']]:,} bp) in chrom_sizes")
+    return sizes
+
+
+def _chrom_sizes_text(sizes: Mapping[str, int]) -> str:
+    return "".join(f"{c}\t{n}\n" for c, n in sizes.items())
+
+
 class _TrackMapping(Mapping):
     """Read-only lazy mapping ``(biosample, assay) -> np.memmap`` of one kind of track."""
 
@@ -179,7 +203,8 @@ class TrackStore:
     @classmethod
     def create(cls, path: str | os.PathLike, regions: RegionSet,
                biosamples: pd.DataFrame | None = None, assays: pd.DataFrame | None = None,
-               exist_ok: bool = False) -> "TrackStore":
+               exist_ok: bool = False, *,
+               chrom_sizes: Mapping[str, int] | None = None) -> "TrackStore":
         """Create an empty store over a region set.
 
         The directory is assembled under a temporary name beside ``path`` and renamed into
@@ -195,6 +220,9 @@ class TrackStore:
         exist_ok: bool
             If a store already exists at ``path`` with the same region set, open it (and merge
             any given metadata) instead of raising. Default is False.
+        chrom_sizes: Mapping[str, int], optional
+            The genome's chromosome sizes (used when exporting bigWigs); see
+            :meth:`set_chrom_sizes`.
         """
         path = Path(path)
         if not isinstance(regions, RegionSet):
@@ -212,6 +240,8 @@ class TrackStore:
                 )
             if biosamples is not None or assays is not None:
                 store.set_metadata(biosamples=biosamples, assays=assays)
+            if chrom_sizes is not None and store.chrom_sizes != dict(chrom_sizes):
+                store.set_chrom_sizes(chrom_sizes)
             return store
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise AvocadoValueError(f"{path} exists and is not an empty directory or a track store")
@@ -230,9 +260,19 @@ class TrackStore:
             for name, table in (("biosamples", biosamples), ("assays", assays)):
                 _atomic_write_text(tmp / f"{name}.tsv",
                                    _metadata_frame(table, name).to_csv(sep="\t"))
+            if chrom_sizes is not None:
+                _atomic_write_text(tmp / "chrom_sizes.tsv",
+                                   _chrom_sizes_text(_check_chrom_sizes(chrom_sizes, regions)))
             if path.exists():
                 path.rmdir()  # empty, checked above
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except OSError:
+                # another process created the store meanwhile: use theirs if allowed
+                if exist_ok and (path / "catalog.tsv").is_file():
+                    return cls.create(path, regions, biosamples, assays, exist_ok=True,
+                                      chrom_sizes=chrom_sizes)
+                raise
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -336,6 +376,22 @@ class TrackStore:
                     order = list(old.index) + [n for n in new.index if n not in old.index]
                     new = new.loc[order, list(dict.fromkeys([*old.columns, *new.columns]))]
                 _atomic_write_text(self.path / f"{name}.tsv", new.to_csv(sep="\t"))
+
+    @property
+    def chrom_sizes(self) -> dict[str, int] | None:
+        """The genome's chromosome sizes (``chrom_sizes.tsv``), or None if not recorded."""
+        file = self.path / "chrom_sizes.tsv"
+        if not file.is_file():
+            return None
+        table = pd.read_csv(file, sep="\t", header=None, dtype={0: str, 1: np.int64})
+        return dict(zip(table[0], table[1]))
+
+    def set_chrom_sizes(self, chrom_sizes: Mapping[str, int]) -> None:
+        """Record the genome's chromosome sizes (every region-set chromosome must be there and
+        every interval must lie within its chromosome)."""
+        sizes = _check_chrom_sizes(chrom_sizes, self.regions)
+        with self._locked():
+            _atomic_write_text(self.path / "chrom_sizes.tsv", _chrom_sizes_text(sizes))
 
     # ------------------------------------------------------------------ tracks
     def _row(self, biosample: str, assay: str, kind: str) -> pd.Series | None:

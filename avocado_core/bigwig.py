@@ -1,0 +1,421 @@
+"""bigWig in and out: bin a bigWig onto a region set, ingest into a store, export tracks.
+
+Binning reads each interval of the region set with one ``pyBigWig.values(..., numpy=True)``
+call (in chunks of at most ``CHUNK_BINS`` bins to bound memory on whole chromosomes), reshapes
+the base-pair values to ``(n_bins, bin_size)`` and averages the covered bases of each bin: the
+same number as pyBigWig's ``stats(chrom, start, end, type="mean", exact=True)`` for that bin.
+Bins without any data become 0. The default transform is ``arcsinh`` (Avocado's).
+
+Chromosome names are matched with or without the ``chr`` prefix (``chrX`` in the region set
+reads ``X`` in the file and vice versa). A region-set chromosome absent from a file is an error
+naming both, unless ``allow_missing_chroms=True`` (then its bins are 0).
+
+Export writes fixed-step 25 bp entries per interval (``addEntries(..., span=, step=)``), with
+the chromosome sizes of the genome in the header; ingesting the exported file with
+``transform="none"`` gives back the stored values exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import AvocadoKeyError, AvocadoValueError
+from .regions import RegionSet, _short_list
+from .store import TrackStore
+
+__all__ = ["TRANSFORMS", "bin_bigwig", "ingest_bigwig", "ingest_manifest", "export_bigwig",
+           "write_bigwig", "read_manifest", "read_chrom_sizes"]
+
+CHUNK_BINS = 400_000  # 10 Mb of 25 bp bins: ~40 MB of float32 base-pair values per read
+
+
+def _arcsinh(x: np.ndarray) -> np.ndarray:
+    return np.arcsinh(x, out=x)
+
+
+def _log1p(x: np.ndarray) -> np.ndarray:
+    return np.log1p(x, out=x)
+
+
+def _identity(x: np.ndarray) -> np.ndarray:
+    return x
+
+
+#: Name -> (forward, inverse) of the value transforms a track may carry.
+TRANSFORMS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
+    "arcsinh": (_arcsinh, np.sinh),
+    "log1p": (_log1p, np.expm1),
+    "none": (_identity, _identity),
+}
+
+
+def _check_transform(transform: str | None) -> str:
+    name = "none" if transform is None else str(transform)
+    if name not in TRANSFORMS:
+        raise AvocadoValueError(
+            f"transform {transform!r} is not known; expected one of {sorted(TRANSFORMS)}"
+        )
+    return name
+
+
+def _open_bigwig(path: str | os.PathLike):
+    import pyBigWig
+
+    path = Path(path)
+    if not path.is_file():
+        raise AvocadoValueError(f"bigWig file {path} does not exist")
+    try:
+        bw = pyBigWig.open(str(path))
+    except RuntimeError:
+        bw = None
+    if bw is None or not bw.isBigWig():
+        raise AvocadoValueError(f"{path} is not a readable bigWig file")
+    return bw
+
+
+def _match_chrom(chrom: str, available: Mapping[str, int]) -> str | None:
+    if chrom in available:
+        return chrom
+    alt = chrom[3:] if chrom.startswith("chr") else "chr" + chrom
+    if alt in available:
+        return alt
+    if chrom in ("chrM", "M", "chrMT", "MT"):
+        for other in ("chrM", "M", "MT", "chrMT"):
+            if other in available:
+                return other
+    return None
+
+
+def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | None = "arcsinh",
+               allow_missing_chroms: bool = False, progress: bool = False) -> np.ndarray:
+    """Mean signal of a bigWig over each bin of a region set.
+
+    Parameters
+    ----------
+    path: str or PathLike
+        The bigWig file.
+    regions: RegionSet
+    transform: str or None
+        ``"arcsinh"`` (default), ``"log1p"`` or ``"none"`` / None, applied after averaging.
+    allow_missing_chroms: bool
+        If False (default), a region-set chromosome absent from the file raises; if True its
+        bins are 0.
+    progress: bool
+        Show a progress bar over the bins. Default is False.
+
+    Returns
+    -------
+    ndarray, dtype float32, shape=(regions.n_bins,)
+        Per bin, the mean over the bases that have data (pyBigWig's exact ``stats`` mean);
+        0 where no base has data.
+    """
+    name = _check_transform(transform)
+    bw = _open_bigwig(path)
+    try:
+        sizes = bw.chroms()
+        iv = regions.intervals
+        resolved = {c: _match_chrom(c, sizes) for c in regions.chroms}
+        missing = [c for c, r in resolved.items() if r is None]
+        if missing and not allow_missing_chroms:
+            raise AvocadoKeyError(
+                f"bigWig {path} has no chromosome {missing[0]!r} (nor "
+                f"{missing[0][3:] if missing[0].startswith('chr') else 'chr' + missing[0]!r}) of "
+                f"the region set{f' ({len(missing)} missing: {_short_list(missing)})' if len(missing) > 1 else ''}; "
+                f"the file's chromosomes: {_short_list(sizes)}"
+            )
+        out = np.zeros(regions.n_bins, dtype=np.float32)
+        bs = regions.bin_size
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=regions.n_bins, unit="bin", unit_scale=True,
+                       desc=f"binning {Path(path).name}", leave=False)
+        for chrom, first, n, offset in zip(iv["chrom"], iv["first_bin_start"], iv["n_bins"],
+                                           iv["offset"]):
+            file_chrom = resolved[chrom]
+            for k in range(0, int(n), CHUNK_BINS):  # chunks of whole chromosomes, not bins
+                m = min(CHUNK_BINS, int(n) - k)
+                if file_chrom is not None:
+                    start = int(first) + k * bs
+                    out[offset + k: offset + k + m] = _chunk_means(
+                        bw, file_chrom, sizes[file_chrom], start, m, bs)
+                if bar is not None:
+                    bar.update(m)
+        if bar is not None:
+            bar.close()
+    finally:
+        bw.close()
+    return TRANSFORMS[name][0](out)
+
+
+def _chunk_means(bw, chrom: str, size: int, start: int, n_bins: int, bs: int) -> np.ndarray:
+    """Per-bin mean of covered bases for ``n_bins`` bins starting at ``start`` (may overhang)."""
+    end = start + n_bins * bs
+    lo, hi = max(start, 0), min(end, size)
+    vals = np.full(n_bins * bs, np.nan, dtype=np.float32)
+    if hi > lo:
+        vals[lo - start: hi - start] = bw.values(chrom, lo, hi, numpy=True)
+    vals = vals.reshape(n_bins, bs)
+    covered = ~np.isnan(vals)
+    count = covered.sum(axis=1)
+    total = np.where(covered, vals, 0).sum(axis=1, dtype=np.float64)
+    return np.divide(total, count, out=np.zeros(n_bins), where=count > 0).astype(np.float32)
+
+
+def ingest_bigwig(store: TrackStore, path: str | os.PathLike, biosample: str, assay: str,
+                  transform: str | None = "arcsinh", overwrite: bool = False,
+                  allow_missing_chroms: bool = False, progress: bool = False) -> bool:
+    """Bin a bigWig onto the store's region set and add it as an observed track.
+
+    A track of this experiment already ingested from the same file is skipped (so reruns are
+    cheap); one from a different file needs ``overwrite=True``.
+
+    Parameters
+    ----------
+    store: TrackStore
+    path: str or PathLike
+    biosample, assay: str
+    transform: str or None
+        Default is ``"arcsinh"``.
+    overwrite: bool
+        Re-ingest even if the track exists. Default is False.
+    allow_missing_chroms: bool
+        See :func:`bin_bigwig`. Default is False.
+    progress: bool
+        Show a progress bar. Default is False.
+
+    Returns
+    -------
+    bool
+        True if the track was written, False if it was already there.
+    """
+    name = _check_transform(transform)
+    source = str(Path(path).resolve())
+    if store.has_track(biosample, assay) and not overwrite:
+        row = store.catalog.query("biosample == @biosample and assay == @assay and kind == 'observed'")
+        existing = row["source"].iloc[0]
+        if existing == source and row["transform"].iloc[0] == name:
+            return False
+        raise AvocadoValueError(
+            f"the store already has an observed track for {biosample}/{assay} (from {existing!r}, "
+            f"transform {row['transform'].iloc[0]!r}); pass overwrite=True to replace it with "
+            f"{source!r}"
+        )
+    values = bin_bigwig(path, store.regions, transform=name,
+                        allow_missing_chroms=allow_missing_chroms, progress=progress)
+    store.add_track(biosample, assay, values, kind="observed", source=source, transform=name,
+                    overwrite=overwrite)
+    return True
+
+
+def read_manifest(manifest_tsv: str | os.PathLike) -> pd.DataFrame:
+    """Read a manifest TSV with columns biosample, assay, path (header optional).
+
+    Relative paths are resolved against the manifest's directory; extra columns are kept.
+    """
+    manifest_tsv = Path(manifest_tsv)
+    if not manifest_tsv.is_file():
+        raise AvocadoValueError(f"manifest {manifest_tsv} does not exist")
+    df = pd.read_csv(manifest_tsv, sep="\t", dtype=str, comment="#", header=None)
+    first = [str(v).strip().lower() for v in df.iloc[0]] if len(df) else []
+    if {"biosample", "assay", "path"} <= set(first):
+        df.columns = first
+        df = df.iloc[1:]
+    elif df.shape[1] >= 3:
+        df = df.iloc[:, :3]
+        df.columns = ["biosample", "assay", "path"]
+    else:
+        raise AvocadoValueError(
+            f"manifest {manifest_tsv} needs the columns biosample, assay, path (tab-separated); "
+            f"got {df.shape[1]} column(s)"
+        )
+    if df.empty:
+        raise AvocadoValueError(f"manifest {manifest_tsv} lists no files")
+    df = df.reset_index(drop=True)
+    df["path"] = [str(p if Path(p).is_absolute() else (manifest_tsv.parent / p))
+                  for p in df["path"].str.strip()]
+    dup = df.duplicated(["biosample", "assay"])
+    if dup.any():
+        b, a = df.loc[dup, ["biosample", "assay"]].iloc[0]
+        raise AvocadoValueError(f"manifest {manifest_tsv} lists {b}/{a} more than once")
+    return df
+
+
+def ingest_manifest(store: TrackStore, manifest_tsv: str | os.PathLike,
+                    transform: str | None = "arcsinh", overwrite: bool = False,
+                    allow_missing_chroms: bool = False, progress: bool = True) -> pd.DataFrame:
+    """Ingest every bigWig of a manifest (biosample, assay, path) into a store.
+
+    All paths are checked before any work starts. Experiments already ingested from the same
+    file are skipped, so an interrupted run can simply be restarted.
+
+    Parameters
+    ----------
+    store: TrackStore
+    manifest_tsv: str or PathLike
+        Tab-separated biosample, assay, path (with or without a header line).
+    transform, overwrite, allow_missing_chroms:
+        As in :func:`ingest_bigwig`.
+    progress: bool
+        Show a progress bar over the files. Default is True.
+
+    Returns
+    -------
+    pandas.DataFrame
+        biosample, assay, path, status ("ingested" or "skipped").
+    """
+    _check_transform(transform)
+    df = read_manifest(manifest_tsv)
+    missing = [p for p in df["path"] if not Path(p).is_file()]
+    if missing:
+        raise AvocadoValueError(
+            f"manifest {manifest_tsv}: {len(missing)} file(s) do not exist: {_short_list(missing, 5)}"
+        )
+    rows = list(df[["biosample", "assay", "path"]].itertuples(index=False))
+    if progress:
+        from tqdm.auto import tqdm
+
+        rows = tqdm(rows, desc="ingesting bigWigs", unit="file")
+    status = []
+    for biosample, assay, path in rows:  # one file at a time; each is vectorized inside
+        done = ingest_bigwig(store, path, biosample, assay, transform=transform,
+                             overwrite=overwrite, allow_missing_chroms=allow_missing_chroms)
+        status.append("ingested" if done else "skipped")
+    return df[["biosample", "assay", "path"]].assign(status=status)
+
+
+def read_chrom_sizes(chrom_sizes: str | os.PathLike | Mapping[str, int]) -> dict[str, int]:
+    """A ``{chrom: length}`` dict from a mapping or a UCSC chrom-sizes file."""
+    if isinstance(chrom_sizes, Mapping):
+        return {str(k): int(v) for k, v in chrom_sizes.items()}
+    path = Path(chrom_sizes)
+    if not path.is_file():
+        raise AvocadoValueError(f"chrom sizes file {path} does not exist")
+    table = pd.read_csv(path, sep="\t", header=None, comment="#", usecols=[0, 1],
+                        dtype={0: str, 1: np.int64})
+    return dict(zip(table[0], table[1]))
+
+
+def _default_chrom_sizes(regions: RegionSet) -> dict[str, int] | None:
+    """Chromosome sizes implied by a whole-chromosome region set, else None."""
+    iv = regions.intervals
+    if iv["chrom"].is_unique and (iv["start"] == 0).all():
+        return dict(zip(iv["chrom"], iv["end"].astype(int)))
+    return None
+
+
+def write_bigwig(values: np.ndarray, regions: RegionSet, path: str | os.PathLike,
+                 chrom_sizes: str | os.PathLike | Mapping[str, int]) -> None:
+    """Write per-bin values over a region set as a bigWig (atomically).
+
+    Parameters
+    ----------
+    values: array-like, shape=(regions.n_bins,)
+    regions: RegionSet
+    path: str or PathLike
+        Output bigWig.
+    chrom_sizes: str, PathLike or Mapping[str, int]
+        The genome's chromosome sizes (a UCSC chrom-sizes file or a mapping); every region-set
+        chromosome must be there. Bins reaching past a chromosome's end are clipped to it.
+    """
+    import pyBigWig
+
+    values = np.asarray(values, dtype=np.float32)
+    if values.shape != (regions.n_bins,):
+        raise AvocadoValueError(
+            f"values have shape {values.shape}; the region set has ({regions.n_bins},) bins"
+        )
+    sizes = read_chrom_sizes(chrom_sizes)
+    resolved = {c: _match_chrom(c, sizes) for c in regions.chroms}
+    missing = [c for c, r in resolved.items() if r is None]
+    if missing:
+        raise AvocadoKeyError(
+            f"chromosome(s) {missing} of the region set are not in the chrom sizes "
+            f"({_short_list(sizes)})"
+        )
+    iv = regions.intervals
+    bs = regions.bin_size
+    order = {c: i for i, c in enumerate(regions.chroms)}
+    iv = iv.assign(_o=iv["chrom"].map(order)).sort_values(["_o", "first_bin_start"])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
+    bw = pyBigWig.open(str(tmp), "w")
+    try:
+        bw.addHeader([(resolved[c], sizes[resolved[c]]) for c in regions.chroms], maxZooms=10)
+        for chrom, first, n, offset in zip(iv["chrom"], iv["first_bin_start"], iv["n_bins"],
+                                           iv["offset"]):
+            name, size = resolved[chrom], sizes[resolved[chrom]]
+            starts = int(first) + bs * np.arange(int(n), dtype=np.int64)
+            vals = values[int(offset): int(offset) + int(n)]
+            keep = (starts >= 0) & (starts < size)
+            starts, vals = starts[keep], vals[keep]
+            if len(starts) == 0:
+                continue
+            full = starts + bs <= size
+            n_full = int(full.sum())  # bins past the end are at the tail of the interval
+            for k in range(0, n_full, CHUNK_BINS):  # chunks bound memory on whole chromosomes
+                chunk = vals[k: min(k + CHUNK_BINS, n_full)].astype(np.float64)
+                bw.addEntries(name, int(starts[k]), values=chunk, span=bs, step=bs)
+            if n_full < len(starts):
+                bw.addEntries([name], [int(starts[n_full])], ends=[int(size)],
+                              values=[float(vals[n_full])])
+        bw.close()
+        bw = None
+        os.replace(tmp, path)
+    finally:
+        if bw is not None:
+            bw.close()
+        if tmp.exists():
+            tmp.unlink()
+
+
+def export_bigwig(store: TrackStore, biosample: str, assay: str, path: str | os.PathLike,
+                  kind: str = "observed",
+                  chrom_sizes: str | os.PathLike | Mapping[str, int] | None = None,
+                  invert_transform: bool = False) -> Path:
+    """Export one track (observed or imputed) of a store to bigWig.
+
+    Parameters
+    ----------
+    store: TrackStore
+    biosample, assay: str
+    path: str or PathLike
+        Output bigWig.
+    kind: str
+        ``"observed"`` (default) or ``"imputed"``.
+    chrom_sizes: str, PathLike or Mapping[str, int], optional
+        The genome's chromosome sizes. Default: those stored with the store
+        (``store.chrom_sizes``), else those of a whole-chromosome region set; otherwise an
+        error asks for them.
+    invert_transform: bool
+        Undo the track's transform (e.g. ``sinh`` for arcsinh tracks) before writing. Default is
+        False: the stored values are written as they are.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
+    values = np.asarray(store.track(biosample, assay, kind), dtype=np.float32)
+    if invert_transform:
+        row = store.catalog.query("biosample == @biosample and assay == @assay and kind == @kind")
+        name = _check_transform(row["transform"].iloc[0] or "none")
+        values = TRANSFORMS[name][1](values).astype(np.float32)
+    sizes = chrom_sizes if chrom_sizes is not None else store.chrom_sizes
+    if sizes is None:
+        sizes = _default_chrom_sizes(store.regions)
+    if sizes is None:
+        raise AvocadoValueError(
+            f"the chromosome sizes of the genome of store {store.path} are not known; pass "
+            "chrom_sizes (a UCSC chrom-sizes file or a dict) or set them with "
+            "store.set_chrom_sizes(...)"
+        )
+    write_bigwig(values, store.regions, path, sizes)
+    return Path(path)
