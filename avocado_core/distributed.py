@@ -1,0 +1,493 @@
+"""Distributed data-parallel training with ``torch.distributed``, launched by ``torchrun``.
+
+Every process (rank) holds a full replica of the model and of the optimizer state. All ranks
+draw the same global batch from identically seeded samplers; rank ``r`` of ``R`` reads and
+computes only its contiguous ``1/R`` share of the samples. The loss of a rank is its share of the
+*global* mean squared error (its squared errors summed, divided by the global batch size), so
+summing the gradients over the ranks gives exactly the single-process gradient of the global
+batch. One ``all_reduce`` per step sums, in one flat buffer, the loss, the gradients of the MLP,
+the (small, dense) gradients of the biosample and assay tables, and the gradients of the genome
+rows the global batch touches (the union over ranks, known to every rank since every rank knows
+the global batch). Each rank then takes the same Adam step, so the replicas stay identical: with
+the same global batch, ``R`` processes give the parameters of one process within floating-point
+tolerance (``tests/test_distributed.py`` checks it with 2 CPU processes).
+
+Backends: ``gloo`` on CPU, ``nccl`` on GPUs (one GPU per rank, ``LOCAL_RANK``). Launch::
+
+    torchrun --standalone --nproc-per-node 2 -m avocado_core.distributed STORE MODEL --epochs 10
+
+or, from Python, inside a script started by ``torchrun``::
+
+    from avocado_core import Avocado, TrackStore
+    from avocado_core.distributed import init_distributed, data_parallel
+
+    ctx = init_distributed()
+    model = Avocado.small(biosamples, assays, store.n_bins, seed=0, device=ctx.device)
+    with data_parallel():
+        model.fit(store, n_epochs=10, progress=ctx.is_main)
+    if ctx.is_main:
+        model.save("model/")
+
+See ``docs/scale.md`` for multi-GPU and multi-node commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .errors import AvocadoValueError
+from .training import Trainer
+
+__all__ = [
+    "DistributedContext",
+    "DistributedTrainer",
+    "data_parallel",
+    "init_distributed",
+    "shard_bounds",
+    "main",
+]
+
+#: Genome tables and the number of 25 bp positions per row.
+_RESOLUTIONS = (("25bp", 1), ("250bp", 10), ("5kbp", 200))
+#: Order of the embedding groups in the reduced gradient buffer.
+_TABLES = ("biosample", "assay", "25bp", "250bp", "5kbp")
+_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process stands in the process group.
+
+    Attributes
+    ----------
+    rank: int
+        This process's rank.
+    world_size: int
+        Number of processes.
+    local_rank: int
+        Rank on this machine (selects the GPU).
+    device: torch.device
+        The device this rank computes on.
+    backend: str
+        ``"gloo"`` or ``"nccl"``.
+    """
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    backend: str
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this is rank 0 (the one that writes files and shows progress)."""
+        return self.rank == 0
+
+
+def init_distributed(
+    backend: str | None = None, device: str | torch.device | None = None
+) -> DistributedContext:
+    """Join the process group that ``torchrun`` set up (idempotent).
+
+    Parameters
+    ----------
+    backend: str or None, optional
+        ``"gloo"`` or ``"nccl"``. Default is None: NCCL when CUDA is available and ``device``
+        is not CPU, else gloo.
+    device: str or torch.device or None, optional
+        Default is None: ``cuda:LOCAL_RANK`` with NCCL, CPU with gloo.
+
+    Returns
+    -------
+    DistributedContext
+
+    Raises
+    ------
+    AvocadoValueError
+        When the environment variables ``torchrun`` sets are missing, or the backend is unknown.
+    """
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        missing = [v for v in _ENV if v not in os.environ]
+        if missing:
+            raise AvocadoValueError(
+                f"environment variable(s) {', '.join(missing)} are not set: start this program "
+                "with torchrun, e.g. 'torchrun --standalone --nproc-per-node 2 -m "
+                "avocado_core.distributed STORE MODEL'"
+            )
+        wants_cpu = device is not None and torch.device(device).type == "cpu"
+        if backend is None:
+            backend = "nccl" if torch.cuda.is_available() and not wants_cpu else "gloo"
+        if backend not in ("gloo", "nccl"):
+            raise AvocadoValueError(f"unknown backend {backend!r}; expected 'gloo' or 'nccl'")
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend)
+    backend = str(dist.get_backend())
+    if device is None:
+        device = f"cuda:{local_rank}" if backend == "nccl" else "cpu"
+    return DistributedContext(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=local_rank,
+        device=torch.device(device),
+        backend=backend,
+    )
+
+
+def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
+    """The contiguous share ``[lo, hi)`` of ``n`` samples that ``rank`` computes.
+
+    Parameters
+    ----------
+    n: int
+        Global batch size.
+    rank, world_size: int
+
+    Returns
+    -------
+    tuple of int
+    """
+    return n * rank // world_size, n * (rank + 1) // world_size
+
+
+class DistributedTrainer(Trainer):
+    """A :class:`~avocado_core.training.Trainer` whose steps are data-parallel over ranks.
+
+    Takes the arguments of :class:`~avocado_core.training.Trainer` (``batch_size`` is the
+    global batch) plus ``group``. At construction the parameters and the sampler state of rank
+    0 are broadcast, so replicas start identical even when their seeds differ. Each step
+    catches up the touched genome rows (catch-up Adam), computes this rank's share of the
+    gradient with autograd over the gathered rows, sums everything with one ``all_reduce``
+    and applies the same Adam step on every rank. Checkpoints, ``finalize`` and the state
+    methods are inherited: every rank holds the same state.
+
+    Parameters
+    ----------
+    *args, **kwargs:
+        As for :class:`~avocado_core.training.Trainer`.
+    group: torch.distributed.ProcessGroup or None, optional
+        The process group. Default is None: the default group.
+    """
+
+    def __init__(self, *args: Any, group: Any = None, **kwargs: Any) -> None:
+        if not dist.is_initialized():
+            raise AvocadoValueError(
+                "DistributedTrainer needs an initialized process group: call "
+                "avocado_core.distributed.init_distributed() in a program started by torchrun"
+            )
+        super().__init__(*args, **kwargs)
+        self.group = group
+        self.rank = dist.get_rank(group)
+        self.world_size = dist.get_world_size(group)
+        if self.batch_size < self.world_size:
+            raise AvocadoValueError(
+                f"global batch_size {self.batch_size} is smaller than the {self.world_size} "
+                "processes; every process needs at least one sample"
+            )
+        src = dist.get_global_rank(group, 0) if group is not None else 0
+        with torch.no_grad():
+            for tensor in [*self.network.parameters(), *self.network.buffers()]:
+                dist.broadcast(tensor.data, src=src, group=group)
+        state = [self.sampler.state_dict()]
+        dist.broadcast_object_list(state, src=src, group=group)
+        self.sampler.load_state_dict(state[0])
+
+    def step(self) -> float:
+        """Draw the global batch, take this rank's share, all-reduce, take one Adam step.
+
+        Returns
+        -------
+        float
+            The global batch's mean squared error before the step (the same on every rank).
+        """
+        net, dev = self.network, self.device
+        t = self.step_count + 1
+        experiments, positions = self.sampler.next_batch()
+        n = len(positions)
+        lo, hi = shard_bounds(n, self.rank, self.world_size)
+        trained = set(self.train_groups)
+        tables = net.embedding_parameters()
+
+        # Rows of the global batch: the same on every rank, so the reduced buffers line up.
+        rows: dict[str, torch.Tensor] = {}
+        local_inv: dict[str, torch.Tensor] = {}
+        for res, div in _RESOLUTIONS:
+            unique, inverse = np.unique(positions // div, return_inverse=True)
+            rows[res] = torch.from_numpy(unique).to(dev)
+            local_inv[res] = torch.from_numpy(inverse.reshape(-1)[lo:hi].astype(np.int64)).to(dev)
+            if res in self.row_adams:
+                self.row_adams[res].catch_up(rows[res], t - 1)  # rows must be current first
+        e = torch.from_numpy(experiments[lo:hi]).to(dev)
+        y = torch.from_numpy(self.source.values(experiments[lo:hi], positions[lo:hi])).to(dev)
+
+        leaves = {
+            "biosample": tables["biosample"].detach(),
+            "assay": tables["assay"].detach(),
+            **{res: tables[res].detach()[rows[res]] for res, _ in _RESOLUTIONS},
+        }
+        names = [g for g in _TABLES if g in trained]
+        for g in names:
+            leaves[g].requires_grad_(True)
+        mlp = net.dense_parameters() if "network" in trained else []
+        for p in mlp:
+            p.requires_grad_(True)
+        try:
+            x = torch.cat(
+                [
+                    leaves["biosample"][self.exp_biosample[e]],
+                    leaves["assay"][self.exp_assay[e]],
+                    *(leaves[res][local_inv[res]] for res, _ in _RESOLUTIONS),
+                ],
+                dim=1,
+            )
+            first = net.hidden[0] if net.hidden else net.output
+            pre = torch.nn.functional.linear(x, first.weight, first.bias)
+            with self._autocast():
+                pred = net.head(pre)
+            # This rank's share of the global mean: the ranks' gradients sum to the global one.
+            loss = torch.sum((pred.float() - y) ** 2) / n
+            wanted = [leaves[g] for g in names] + mlp
+            grads = list(torch.autograd.grad(loss, wanted)) if wanted else []
+        finally:
+            for p in mlp:
+                p.requires_grad_(False)
+
+        flat = torch.cat([loss.detach().reshape(1).float(), *(g.reshape(-1).float() for g in grads)])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=self.group)
+        reduced, at = [], 1
+        for g in grads:
+            reduced.append(flat[at : at + g.numel()].view_as(g).to(g.dtype))
+            at += g.numel()
+        table_grads = dict(zip(names, reduced[: len(names)]))
+        mlp_grads = reduced[len(names) :]
+
+        with torch.no_grad():
+            for res, adam in self.row_adams.items():
+                adam.step(rows[res], table_grads[res], t)
+            if self.optimizer is not None:
+                for name, p in self.params.items():
+                    if name.startswith("network."):
+                        p.grad = mlp_grads[int(name.split(".", 1)[1])]
+                    elif name in ("biosample", "assay"):
+                        grad = table_grads[name]
+                        if name in self.row_masks:
+                            grad = grad * self.row_masks[name]
+                        p.grad = grad
+                    else:  # a genome table stepped by torch's Adam (the dense reference path)
+                        p.grad = torch.zeros_like(p).index_add_(0, rows[name], table_grads[name])
+                self.optimizer.step()
+        self.step_count += 1
+        return float(flat[0])
+
+
+@contextlib.contextmanager
+def data_parallel(group: Any = None) -> Iterator[None]:
+    """Make every ``Avocado`` fit in this process data-parallel (within the ``with`` block).
+
+    ``fit``, ``fit_biosamples`` / ``fit_assays`` and ``fit_positions`` then train with
+    :class:`DistributedTrainer`. Give every rank the same data and call the same methods with
+    the same arguments; ``batch_size`` is the global batch. Pass ``progress`` only on rank 0,
+    save only on rank 0, and give each rank its own ``checkpoint_dir`` (the checkpoints are
+    identical; a rank-local directory also works without a shared file system).
+
+    Parameters
+    ----------
+    group: torch.distributed.ProcessGroup or None, optional
+        Default is None: the default group.
+    """
+    from .model import Avocado
+
+    if not dist.is_initialized():
+        raise AvocadoValueError(
+            "data_parallel() needs an initialized process group: call init_distributed() first "
+            "(in a program started by torchrun)"
+        )
+    had = "trainer_class" in Avocado.__dict__
+    old = Avocado.__dict__.get("trainer_class")
+    Avocado.trainer_class = (
+        functools.partial(DistributedTrainer, group=group) if group is not None else DistributedTrainer
+    )
+    try:
+        yield
+    finally:
+        if had:
+            Avocado.trainer_class = old
+        else:
+            del Avocado.trainer_class
+
+
+# ---------------------------------------------------------------------------------- command
+def run(
+    store_path: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    init: str | os.PathLike | None = None,
+    config: str = "small",
+    n_epochs: int = 10,
+    epoch_size: int | None = None,
+    sampling: str = "sequential",
+    seed: int = 0,
+    batch_size: int | None = None,
+    precision: str | None = None,
+    max_memory: int | str | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    backend: str | None = None,
+    progress: bool = True,
+    model_kwargs: dict[str, Any] | None = None,
+) -> dict[str, list[float]]:
+    """Data-parallel training of a model on a store; the body of ``python -m`` under torchrun.
+
+    Parameters
+    ----------
+    store_path: path-like
+        The TrackStore (every rank reads it; a shared or replicated file system).
+    output: path-like
+        The model directory rank 0 writes.
+    init: path-like or None, optional
+        A saved model to start from (its configuration and weights). Default is None: a new
+        model over the store's biosamples and assays with ``config``.
+    config: str, optional
+        ``"small"`` or ``"paper"`` when ``init`` is None. Default is ``"small"``.
+    n_epochs, epoch_size, sampling, seed, checkpoint_every:
+        As in ``Avocado.fit``.
+    batch_size: int or None, optional
+        Global batch size. Default is None: the model's.
+    precision: str or None, optional
+        ``"fp32"`` / ``"bf16"``. Default is None: the model's.
+    max_memory: int or str or None, optional
+        Memory budget of each rank's training data (bytes or e.g. ``"4G"``); larger data is streamed from the
+        store (see :mod:`avocado_core.streaming`). Default is None: the trainer's default.
+    checkpoint_dir: path-like or None, optional
+        Checkpoints go to ``checkpoint_dir/rank-<r>``. Default is None.
+    backend: str or None, optional
+        Passed to :func:`init_distributed`.
+    progress: bool, optional
+        Progress bar on rank 0. Default is True.
+    model_kwargs: dict or None, optional
+        Extra keyword arguments of the new model (sizes, learning rate).
+
+    Returns
+    -------
+    dict
+        The training history.
+    """
+    from .model import Avocado
+    from .store import TrackStore
+
+    ctx = init_distributed(backend)
+    store = TrackStore(store_path)
+    if init is not None:
+        model = Avocado.load(init, device=ctx.device)
+    else:
+        experiments = store.experiments()
+        if not experiments:
+            raise AvocadoValueError(f"{store_path} has no observed tracks to train on")
+        biosamples = list(dict.fromkeys(b for b, _ in experiments))
+        assays = list(dict.fromkeys(a for _, a in experiments))
+        kwargs = dict(model_kwargs or {}, seed=seed, device=ctx.device)
+        if config == "small":
+            model = Avocado.small(biosamples, assays, store.n_bins, **kwargs)
+        elif config == "paper":
+            model = Avocado(biosamples, assays, store.n_bins, **kwargs)
+        else:
+            raise AvocadoValueError(f"unknown config {config!r}; expected 'small' or 'paper'")
+    if batch_size is not None:
+        model.batch_size = int(batch_size)
+    if precision is not None:
+        model.precision = precision
+    ckpt = Path(checkpoint_dir) / f"rank-{ctx.rank}" if checkpoint_dir is not None else None
+    budget = contextlib.nullcontext()
+    if max_memory is not None:
+        from .streaming import memory_budget
+
+        budget = memory_budget(max_memory)
+    with data_parallel(), budget:
+        history = model.fit(
+            store,
+            n_epochs=n_epochs,
+            epoch_size=epoch_size,
+            sampling=sampling,
+            seed=seed,
+            checkpoint_dir=ckpt,
+            checkpoint_every=checkpoint_every,
+            progress=progress and ctx.is_main,
+        )
+    if ctx.is_main:
+        model.save(output)
+    dist.barrier()
+    return history
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``torchrun ... -m avocado_core.distributed STORE MODEL [options]``."""
+    import click
+
+    from .cli._common import EXPECTED_ERRORS, error_message
+
+    @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.argument("store_path", metavar="STORE", type=click.Path(exists=True, file_okay=False))
+    @click.argument("output", metavar="MODEL", type=click.Path(file_okay=False))
+    @click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,
+                  help="Start from this saved model (its configuration and weights).")
+    @click.option("--config", type=click.Choice(["small", "paper"]), default="small",
+                  show_default=True, help="Architecture of a new model (without --init).")
+    @click.option("--epochs", type=int, default=10, show_default=True)
+    @click.option("--epoch-size", type=int, default=None,
+                  help="Global batches per epoch [default: one pass over the positions].")
+    @click.option("--sampling", type=click.Choice(["sequential", "permuted", "random"]),
+                  default="sequential", show_default=True)
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--batch-size", type=int, default=None, help="Global batch size.")
+    @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None)
+    @click.option("--max-memory", default=None,
+                  help="Per-rank budget for training data in RAM (e.g. 4G); beyond it, stream.")
+    @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None)
+    @click.option("--checkpoint-every", type=int, default=None)
+    @click.option("--backend", type=click.Choice(["gloo", "nccl"]), default=None,
+                  help="[default: nccl with CUDA, else gloo]")
+    @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+    def command(store_path, output, init, config, epochs, epoch_size, sampling, seed, batch_size,
+                precision, max_memory, checkpoint_dir, checkpoint_every, backend, quiet):
+        """Train a model on STORE data-parallel over the torchrun processes; rank 0 saves MODEL.
+
+        \b
+        Examples:
+          torchrun --standalone --nproc-per-node 2 -m avocado_core.distributed store/ model/
+          torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --rdzv-backend c10d \\
+              --rdzv-endpoint host0:29500 -m avocado_core.distributed store/ model/ --config paper
+        """
+        try:
+            history = run(
+                store_path, output, init=init, config=config, n_epochs=epochs,
+                epoch_size=epoch_size, sampling=sampling, seed=seed, batch_size=batch_size,
+                precision=precision, max_memory=max_memory,
+                checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                backend=backend, progress=not quiet,
+            )
+        except EXPECTED_ERRORS as exc:
+            raise click.ClickException(error_message(exc)) from None
+        finally:
+            if dist.is_initialized():
+                dist.destroy_process_group()
+        if int(os.environ.get("RANK", "0")) == 0:
+            loss = history.get("loss", [])
+            tail = f", final loss {loss[-1]:.4f}" if loss else ""
+            click.echo(f"trained {len(loss)} epochs{tail} -> {output}")
+
+    command.main(args=list(argv) if argv is not None else None, prog_name="avocado_core.distributed")
+
+
+if __name__ == "__main__":
+    main()
