@@ -382,3 +382,27 @@ def test_serve_answers_http(work, store_path, model_path, data_mirror, monkeypat
 
 def test_serve_errors(work, store_path):
     assert_one_line_error(run("serve", store_path, ok=False), "not a workspace")
+
+
+# ---------------------------------------------------------------------- features / fetch
+def test_features_of_regions(work, store_path, model_path):
+    bed = work / "windows.bed"
+    bed.write_text("chr1\t151160000\t151161000\ta\nchr1\t151170000\t151170500\tb\nchr2\t1000\t2000\tc\n")
+    out = work / "features.tsv"
+    text = run("features", model_path, store_path, bed, out, "-e", "E003:H3K4me3", "-q").output
+    assert "3 regions (2 covered by the model)" in text
+    df = pd.read_csv(out, sep="\t")
+    model = Avocado.load(model_path, device="cpu")
+    assert list(df["first_bin"]) == [79, 479, -1] and df.loc[2, "E003.H3K4me3"] != df.loc[2, "E003.H3K4me3"]
+    np.testing.assert_allclose(df.loc[0, "E003.H3K4me3"], model.predict("E003", "H3K4me3")[79:119].mean(),
+                               rtol=1e-5)
+    n_factors = model.genome_embedding(0, 1).shape[1]
+    assert sum(c.startswith("factor_") for c in df.columns) == n_factors
+
+
+def test_fetch_roadmap_pilot_store(work):
+    out = run("fetch", "roadmap-pilot", work / "pilot", "-q").output
+    assert "25 observed tracks, 5 biosamples x 5 assays, 1,126,469 bins" in out
+    text = run("info", work / "pilot").output
+    assert "42 intervals" in text and "E065" in text
+    assert_one_line_error(run("fetch", "hg19-annotations", work / "x", ok=False), "PATH")

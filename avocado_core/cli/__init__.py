@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "select": ("select", "select"),
     "serve": ("serve", "serve"),
     "demo": ("demo", "demo"),
+    "features": ("features", "features"),
+    "fetch": ("fetch", "fetch"),
 }
 
 

@@ -1,0 +1,43 @@
+"""``avocado fetch``: the project's public datasets, from the mirror or downloaded with checksums."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._common import quiet_option
+
+__all__ = ["fetch"]
+
+
+@click.command()
+@click.argument("dataset", type=click.Choice(["roadmap-pilot", "hg19-annotations"]))
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@quiet_option
+def fetch(dataset: str, path: Path | None, quiet: bool) -> None:
+    """Get a public dataset: the Roadmap pilot tracks as a store at PATH, or the hg19 annotations.
+
+    Files come from $AVOCADO_DATA_MIRROR when it is set, else from their public URLs (checked
+    against SHA-256 sums) into the cache ($AVOCADO_CACHE).
+
+    \b
+    Examples:
+      avocado fetch roadmap-pilot pilot-store/
+      avocado evaluate pilot-store/ evaluation/ --folds 0
+      avocado fetch hg19-annotations
+    """
+    from .. import datasets
+
+    if dataset == "roadmap-pilot":
+        store = datasets.roadmap_pilot(path, progress=not quiet)
+        click.echo(
+            f"{store.path}: {len(store.experiments())} observed tracks, "
+            f"{len(store.biosamples)} biosamples x {len(store.assays)} assays, {store.n_bins:,} bins"
+        )
+    else:
+        if path is not None:
+            raise click.UsageError("hg19-annotations takes no PATH (the files are cached)")
+        ann = datasets.hg19_annotations(progress=not quiet)
+        click.echo(f"hg19 annotations: {len(ann.genes):,} genes, {len(ann.exons):,} exons, "
+                   f"{len(ann.tss):,} TSSs, {len(ann.cpg_islands):,} CpG islands")
