@@ -92,7 +92,7 @@ def _match_chrom(chrom: str, available: Mapping[str, int]) -> str | None:
 
 
 def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | None = "arcsinh",
-               allow_missing_chroms: bool = False, progress: bool = False) -> np.ndarray:
+               allow_missing_chroms: bool = False, progress: bool = True) -> np.ndarray:
     """Mean signal of a bigWig over each bin of a region set.
 
     Parameters
@@ -106,7 +106,7 @@ def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | Non
         If False (default), a region-set chromosome absent from the file raises; if True its
         bins are 0.
     progress: bool
-        Show a progress bar over the bins. Default is False.
+        Show a progress bar over the bins. Default is True.
 
     Returns
     -------
@@ -170,7 +170,7 @@ def _chunk_means(bw, chrom: str, size: int, start: int, n_bins: int, bs: int) ->
 
 def ingest_bigwig(store: TrackStore, path: str | os.PathLike, biosample: str, assay: str,
                   transform: str | None = "arcsinh", overwrite: bool = False,
-                  allow_missing_chroms: bool = False, progress: bool = False) -> bool:
+                  allow_missing_chroms: bool = False, progress: bool = True) -> bool:
     """Bin a bigWig onto the store's region set and add it as an observed track.
 
     A track of this experiment already ingested from the same file is skipped (so reruns are
@@ -188,7 +188,7 @@ def ingest_bigwig(store: TrackStore, path: str | os.PathLike, biosample: str, as
     allow_missing_chroms: bool
         See :func:`bin_bigwig`. Default is False.
     progress: bool
-        Show a progress bar. Default is False.
+        Show a progress bar. Default is True.
 
     Returns
     -------
@@ -285,7 +285,8 @@ def ingest_manifest(store: TrackStore, manifest_tsv: str | os.PathLike,
     status = []
     for biosample, assay, path in rows:  # one file at a time; each is vectorized inside
         done = ingest_bigwig(store, path, biosample, assay, transform=transform,
-                             overwrite=overwrite, allow_missing_chroms=allow_missing_chroms)
+                             overwrite=overwrite, allow_missing_chroms=allow_missing_chroms,
+                             progress=progress)
         status.append("ingested" if done else "skipped")
     return df[["biosample", "assay", "path"]].assign(status=status)
 

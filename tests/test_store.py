@@ -286,3 +286,30 @@ def test_odd_names_are_file_safe(tmp_path):
     assert len(list((tmp_path / "s/tracks/observed").iterdir())) == 3
     with pytest.raises(AvocadoValueError, match="tab"):
         s.add_track("a\tb", "c", np.zeros(4))
+
+
+
+def _writer(path: str, prefix: str) -> None:
+    store = TrackStore(path)
+    for i in range(6):
+        store.add_track(f"{prefix}{i}", "H3K4me3", np.full(store.n_bins, i, np.float32))
+
+
+def test_concurrent_writers_keep_every_row(tmp_path):
+    """Two processes adding tracks at once: the catalog lock keeps all 12 rows."""
+    import multiprocessing
+
+    regions = RegionSet.from_chrom_sizes({"chr1": 2_500_000})
+    path = tmp_path / "s"
+    TrackStore.create(path, regions)
+    ctx = multiprocessing.get_context("fork")  # children start at once, modules imported
+    procs = [ctx.Process(target=_writer, args=(str(path), name)) for name in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    store = TrackStore(path)
+    assert sorted(store.experiments()) == sorted(
+        (f"{n}{i}", "H3K4me3") for n in "ab" for i in range(6))
+    assert store.fetch("b5", "H3K4me3", (0, 3)).tolist() == [5, 5, 5]
