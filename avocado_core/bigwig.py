@@ -161,10 +161,10 @@ def _chunk_means(bw, chrom: str, size: int, start: int, n_bins: int, bs: int) ->
     vals = np.full(n_bins * bs, np.nan, dtype=np.float32)
     if hi > lo:
         vals[lo - start: hi - start] = bw.values(chrom, lo, hi, numpy=True)
-    vals = vals.reshape(n_bins, bs)
-    covered = ~np.isnan(vals)
-    count = covered.sum(axis=1)
-    total = np.where(covered, vals, 0).sum(axis=1, dtype=np.float64)
+    missing = np.isnan(vals)
+    count = bs - missing.view(np.uint8).reshape(n_bins, bs).sum(axis=1, dtype=np.int32)
+    np.copyto(vals, 0, where=missing)  # in place: vals is ours
+    total = vals.reshape(n_bins, bs).sum(axis=1, dtype=np.float64)
     return np.divide(total, count, out=np.zeros(n_bins), where=count > 0).astype(np.float32)
 
 
