@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ._common import quiet_option
-from .train import device_option, fit_options
+from .train import device_option, fit_options, max_memory_option, memory_limit
 
 __all__ = ["fit_biosamples", "fit_assays"]
 
@@ -23,6 +23,7 @@ def _fit_new_rows(
     sampling: str,
     seed: int,
     device: str | None,
+    max_memory: str | None,
     quiet: bool,
 ) -> None:
     from ..model import Avocado
@@ -43,15 +44,16 @@ def _fit_new_rows(
             f"(it knows {', '.join(before)})"
         )
     fit = model.fit_biosamples if kind == "biosample" else model.fit_assays
-    history = fit(
-        store,
-        n_epochs=epochs,
-        epoch_size=epoch_size,
-        sampling=sampling,
-        seed=seed,
-        progress=not quiet,
-        **{f"{kind}s": list(names) or None},
-    )
+    with memory_limit(max_memory):
+        history = fit(
+            store,
+            n_epochs=epochs,
+            epoch_size=epoch_size,
+            sampling=sampling,
+            seed=seed,
+            progress=not quiet,
+            **{f"{kind}s": list(names) or None},
+        )
     added = [n for n in (model.biosamples if kind == "biosample" else model.assays) if n not in before]
     target = output or model_path
     model.save(target)
@@ -87,6 +89,7 @@ def _make(kind: str) -> click.Command:
     )
     @fit_options
     @device_option
+    @max_memory_option
     @quiet_option
     def command(**kwargs) -> None:
         _fit_new_rows(kind, **kwargs)

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from ._common import quiet_option
-from .train import device_option, fit_options
+from .train import device_option, fit_options, max_memory_option, memory_limit
 
 __all__ = ["fit_genome"]
 
@@ -28,6 +28,7 @@ __all__ = ["fit_genome"]
 )
 @fit_options
 @device_option
+@max_memory_option
 @click.option("--checkpoint-every", type=int, default=None, help="Checkpoint every N epochs (a rerun resumes).")
 @quiet_option
 def fit_genome(
@@ -40,6 +41,7 @@ def fit_genome(
     sampling: str,
     seed: int,
     device: str | None,
+    max_memory: str | None,
     checkpoint_every: int | None,
     quiet: bool,
 ) -> None:
@@ -77,17 +79,18 @@ def fit_genome(
     for name, start, end, target in jobs:
         # memmap slices: each job reads only its own bins from disk
         data = {k: tracks[k][start:end] for k in keys}
-        new = model.fit_positions(
-            data,
-            end - start,
-            n_epochs=epochs,
-            epoch_size=epoch_size,
-            sampling=sampling,
-            seed=seed,
-            checkpoint_dir=target / "checkpoints" if checkpoint_every else None,
-            checkpoint_every=checkpoint_every,
-            progress=not quiet,
-        )
+        with memory_limit(max_memory):
+            new = model.fit_positions(
+                data,
+                end - start,
+                n_epochs=epochs,
+                epoch_size=epoch_size,
+                sampling=sampling,
+                seed=seed,
+                checkpoint_dir=target / "checkpoints" if checkpoint_every else None,
+                checkpoint_every=checkpoint_every,
+                progress=not quiet,
+            )
         new.save(target)
         loss = new.history.get("loss", [])
         tail = f", final loss {loss[-1]:.4f}" if loss else ""

@@ -10,7 +10,8 @@ import click
 
 from ._common import parse_experiments, quiet_option
 
-__all__ = ["train", "model_options", "model_kwargs", "fit_options", "device_option", "precision_option", "build_model"]
+__all__ = ["train", "model_options", "model_kwargs", "fit_options", "device_option", "precision_option", "max_memory_option",
+           "memory_limit", "build_model"]
 
 #: Architecture / optimizer options shared by ``train`` and ``evaluate``: (flag, kwarg, type, help).
 _MODEL_OPTIONS = [
@@ -65,6 +66,25 @@ def fit_options(func):
 device_option = click.option(
     "--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 [default: cuda if available]."
 )
+max_memory_option = click.option(
+    "--max-memory", default=None, metavar="SIZE",
+    help="RAM budget for the training data, e.g. 4G; larger data streams from the store "
+         "(out-of-core) [default: gather up to 2 GiB].",
+)
+
+
+def memory_limit(max_memory: str | None):
+    """Context in which fits keep at most ``max_memory`` of data in RAM (no-op for None)."""
+    import contextlib
+
+    if max_memory is None:
+        return contextlib.nullcontext()
+    from ..streaming import memory_budget, parse_size
+
+    parse_size(max_memory)  # a bad size fails here, before any work
+    return memory_budget(max_memory)
+
+
 precision_option = click.option(
     "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
     help="Arithmetic precision of training (bf16: faster on recent CPUs / GPUs).",
@@ -91,6 +111,7 @@ def build_model(store: Any, experiments: list[tuple[str, str]], config: str, **k
 @fit_options
 @device_option
 @precision_option
+@max_memory_option
 @click.option(
     "--holdout", "-x", "holdout", multiple=True, metavar="BIOSAMPLE:ASSAY",
     help="Leave this observed experiment out of training and report its MSE (repeatable).",
@@ -109,6 +130,7 @@ def train(
     seed: int,
     device: str | None,
     precision: str,
+    max_memory: str | None,
     holdout: tuple[str, ...],
     early_stopping: int | None,
     checkpoint_every: int | None,
@@ -145,18 +167,19 @@ def train(
     )
     if overwrite and model_path.exists():
         shutil.rmtree(model_path)
-    history = model.fit(
-        data,
-        n_epochs=epochs,
-        epoch_size=epoch_size,
-        sampling=sampling,
-        validation=validation,
-        seed=seed,
-        early_stopping=early_stopping,
-        checkpoint_dir=model_path / "checkpoints" if checkpoint_every else None,
-        checkpoint_every=checkpoint_every,
-        progress=not quiet,
-    )
+    with memory_limit(max_memory):
+        history = model.fit(
+            data,
+            n_epochs=epochs,
+            epoch_size=epoch_size,
+            sampling=sampling,
+            validation=validation,
+            seed=seed,
+            early_stopping=early_stopping,
+            checkpoint_dir=model_path / "checkpoints" if checkpoint_every else None,
+            checkpoint_every=checkpoint_every,
+            progress=not quiet,
+        )
     model.save(model_path)
     summary = f"{len(train_keys)} tracks, {len(history.get('loss', []))} epochs"
     if history.get("loss"):
