@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AvocadoKeyError, AvocadoValueError
-from .regions import RegionSet, _as_locus, _short_list
+from .regions import RegionSet, _as_locus, _short_list, match_chrom, read_bed
 
 __all__ = ["Annotations", "interval_mask", "BIN_CLASSES", "PROMOTER_BINS", "TSS_WINDOW"]
 
@@ -49,23 +49,8 @@ def _empty(columns: list[str]) -> pd.DataFrame:
 
 
 def _read_bed_table(path: str | os.PathLike, what: str) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file():
-        raise AvocadoValueError(f"{what} BED file {path} does not exist")
-    df = pd.read_csv(path, sep="\t", header=None, comment="#", dtype=str)
-    df = df[~df[0].str.startswith(("track", "browser"))]
-    if df.shape[1] < 3:
-        raise AvocadoValueError(
-            f"{what} BED file {path} has {df.shape[1]} column(s); expected at least chrom, start, end"
-        )
-    df = df.iloc[:, :len(_BED_NAMES)]
-    df.columns = _BED_NAMES[:df.shape[1]]
-    try:
-        df["start"] = df["start"].astype(np.int64)
-        df["end"] = df["end"].astype(np.int64)
-    except ValueError as exc:
-        raise AvocadoValueError(f"{what} BED file {path}: start / end are not integers ({exc})") from None
-    return df.drop(columns=[c for c in ("score",) if c in df.columns]).reset_index(drop=True)
+    df = read_bed(path, _BED_NAMES, what=f"{what} BED")
+    return df.drop(columns=[c for c in ("score",) if c in df.columns])
 
 
 def _normalize(df: pd.DataFrame | None, columns: list[str], what: str) -> pd.DataFrame:
@@ -277,11 +262,7 @@ class Annotations:
 
     @staticmethod
     def _overlapping(table: pd.DataFrame, chrom: str, start: int, end: int) -> pd.DataFrame:
-        chrom = str(chrom)
-        names = set(table["chrom"].unique()) if len(table) else set()
-        if chrom not in names:
-            alt = chrom[3:] if chrom.startswith("chr") else "chr" + chrom
-            chrom = alt if alt in names else chrom
+        chrom = match_chrom(chrom, set(table["chrom"].unique())) or str(chrom)
         hit = ((table["chrom"] == chrom) & (table["start"] < end) & (table["end"] > start))
         return table[hit.to_numpy()].sort_values(["start", "end"], kind="stable")
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AvocadoKeyError, AvocadoValueError
-from .regions import RegionSet, _short_list
+from .regions import RegionSet, _short_list, match_chrom, read_chrom_sizes
 from .store import TrackStore
 
 __all__ = ["TRANSFORMS", "bin_bigwig", "ingest_bigwig", "ingest_manifest", "export_bigwig",
@@ -78,19 +78,6 @@ def _open_bigwig(path: str | os.PathLike):
     return bw
 
 
-def _match_chrom(chrom: str, available: Mapping[str, int]) -> str | None:
-    if chrom in available:
-        return chrom
-    alt = chrom[3:] if chrom.startswith("chr") else "chr" + chrom
-    if alt in available:
-        return alt
-    if chrom in ("chrM", "M", "chrMT", "MT"):
-        for other in ("chrM", "M", "MT", "chrMT"):
-            if other in available:
-                return other
-    return None
-
-
 def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | None = "arcsinh",
                allow_missing_chroms: bool = False, progress: bool = True) -> np.ndarray:
     """Mean signal of a bigWig over each bin of a region set.
@@ -119,7 +106,7 @@ def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | Non
     try:
         sizes = bw.chroms()
         iv = regions.intervals
-        resolved = {c: _match_chrom(c, sizes) for c in regions.chroms}
+        resolved = {c: match_chrom(c, sizes) for c in regions.chroms}
         missing = [c for c, r in resolved.items() if r is None]
         if missing and not allow_missing_chroms:
             raise AvocadoKeyError(
@@ -291,18 +278,6 @@ def ingest_manifest(store: TrackStore, manifest_tsv: str | os.PathLike,
     return df[["biosample", "assay", "path"]].assign(status=status)
 
 
-def read_chrom_sizes(chrom_sizes: str | os.PathLike | Mapping[str, int]) -> dict[str, int]:
-    """A ``{chrom: length}`` dict from a mapping or a UCSC chrom-sizes file."""
-    if isinstance(chrom_sizes, Mapping):
-        return {str(k): int(v) for k, v in chrom_sizes.items()}
-    path = Path(chrom_sizes)
-    if not path.is_file():
-        raise AvocadoValueError(f"chrom sizes file {path} does not exist")
-    table = pd.read_csv(path, sep="\t", header=None, comment="#", usecols=[0, 1],
-                        dtype={0: str, 1: np.int64})
-    return dict(zip(table[0], table[1]))
-
-
 def _default_chrom_sizes(regions: RegionSet) -> dict[str, int] | None:
     """Chromosome sizes implied by a whole-chromosome region set, else None."""
     iv = regions.intervals
@@ -333,7 +308,7 @@ def write_bigwig(values: np.ndarray, regions: RegionSet, path: str | os.PathLike
             f"values have shape {values.shape}; the region set has ({regions.n_bins},) bins"
         )
     sizes = read_chrom_sizes(chrom_sizes)
-    resolved = {c: _match_chrom(c, sizes) for c in regions.chroms}
+    resolved = {c: match_chrom(c, sizes) for c in regions.chroms}
     missing = [c for c, r in resolved.items() if r is None]
     if missing:
         raise AvocadoKeyError(

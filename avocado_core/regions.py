@@ -24,13 +24,20 @@ import pandas as pd
 
 from .errors import AvocadoKeyError, AvocadoValueError
 
-__all__ = ["BIN_SIZE", "RegionSet", "parse_locus", "format_locus", "PILOT_REGIONS_FILE"]
+__all__ = ["BIN_SIZE", "RegionSet", "parse_locus", "format_locus", "match_chrom", "read_bed",
+           "read_chrom_sizes", "PILOT_REGIONS_FILE"]
 
 BIN_SIZE = 25
 
 #: The project's own file: the 42 ENCODE pilot regions of chr1-22 (hg19) in the exact layout of
 #: the 1,126,469-bin Roadmap pilot tracks.
-PILOT_REGIONS_FILE = Path(__file__).resolve().parents[1] / "data" / "pilot-regions.hg19.tsv"
+#: Looked for inside the package (``avocado_core/data/``, for installed wheels) first, then in
+#: the repository's ``data/`` folder.
+PILOT_REGIONS_FILE = next(
+    (p for p in (Path(__file__).resolve().parent / "data" / "pilot-regions.hg19.tsv",
+                 Path(__file__).resolve().parents[1] / "data" / "pilot-regions.hg19.tsv")
+     if p.is_file()),
+    Path(__file__).resolve().parents[1] / "data" / "pilot-regions.hg19.tsv")
 
 _COLUMNS = ["name", "chrom", "start", "end", "offset", "n_bins", "first_bin_start"]
 _UNITS = {"": 1, "bp": 1, "k": 1_000, "kb": 1_000, "m": 1_000_000, "mb": 1_000_000,
@@ -203,7 +210,7 @@ class RegionSet:
             Sort intervals by chromosome (natural order: chr2 before chr10) and start. Default
             is False: the file's order is the bin order.
         """
-        df = _read_bed(path, ["chrom", "start", "end", "name"])
+        df = read_bed(path, ["chrom", "start", "end", "name"])
         if "name" in df.columns and df["name"].isna().any():
             df = df.drop(columns="name")
         if sort:
@@ -225,13 +232,7 @@ class RegionSet:
         bin_size: int
             Default is 25.
         """
-        if isinstance(path_or_dict, Mapping):
-            sizes = {str(k): int(v) for k, v in path_or_dict.items()}
-        else:
-            table = pd.read_csv(path_or_dict, sep="\t", header=None, comment="#",
-                                usecols=[0, 1], names=["chrom", "length"],
-                                dtype={"chrom": str, "length": np.int64})
-            sizes = dict(zip(table["chrom"], table["length"]))
+        sizes = read_chrom_sizes(path_or_dict)
         if chroms is not None:
             chroms = [str(c) for c in chroms]
             unknown = [c for c in chroms if c not in sizes]
@@ -348,10 +349,7 @@ class RegionSet:
 
     def _resolve_chrom(self, chrom: str) -> str | None:
         """Match a chromosome name with or without the 'chr' prefix."""
-        if chrom in self._by_chrom:
-            return chrom
-        alt = chrom[3:] if chrom.startswith("chr") else "chr" + chrom
-        return alt if alt in self._by_chrom else None
+        return match_chrom(chrom, self._by_chrom)
 
     def _regions_on(self, chrom: str) -> str:
         rows = self._by_chrom.get(chrom, np.array([], dtype=int))
@@ -526,17 +524,59 @@ def _natural_sort(df: pd.DataFrame) -> pd.DataFrame:
             .drop(columns="_k").reset_index(drop=True))
 
 
-def _read_bed(path: str | os.PathLike, names: list[str]) -> pd.DataFrame:
-    """Read the first columns of a BED file (gzip allowed), skipping header lines."""
+def match_chrom(chrom: str, available: Iterable[str]) -> str | None:
+    """The name under which ``chrom`` appears in ``available`` (a set, dict, ...), matching
+    with or without the ``chr`` prefix (and chrM / M / MT); None if absent."""
+    chrom = str(chrom)
+    if chrom in available:
+        return chrom
+    alt = chrom[3:] if chrom.startswith("chr") else "chr" + chrom
+    if alt in available:
+        return alt
+    if chrom in ("chrM", "M", "chrMT", "MT"):
+        return next((o for o in ("chrM", "M", "MT", "chrMT") if o in available), None)
+    return None
+
+
+def read_chrom_sizes(chrom_sizes: str | os.PathLike | Mapping[str, int]) -> dict[str, int]:
+    """A ``{chrom: length}`` dict from a mapping or a UCSC chrom-sizes file (chrom, length)."""
+    if isinstance(chrom_sizes, Mapping):
+        return {str(k): int(v) for k, v in chrom_sizes.items()}
+    path = Path(chrom_sizes)
+    if not path.is_file():
+        raise AvocadoValueError(f"chrom sizes file {path} does not exist")
+    try:
+        table = pd.read_csv(path, sep="\t", header=None, comment="#", usecols=[0, 1],
+                            dtype={0: str, 1: np.int64})
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise AvocadoValueError(
+            f"chrom sizes file {path} is not two tab-separated columns (chrom, length): {exc}"
+        ) from None
+    return dict(zip(table[0], table[1]))
+
+
+def read_bed(path: str | os.PathLike, names: list[str], what: str = "BED") -> pd.DataFrame:
+    """Read the first ``len(names)`` columns of a BED file (gzip allowed) as strings, with
+    integer start / end; ``track`` / ``browser`` / ``#`` lines skipped.
+
+    Parameters
+    ----------
+    path: str or PathLike
+    names: list of str
+        Column names, starting with chrom, start, end; a file with fewer columns gets the
+        first names only.
+    what: str
+        What the file holds, for error messages. Default is "BED".
+    """
     path = Path(path)
     if not path.is_file():
-        raise AvocadoValueError(f"BED file {path} does not exist")
+        raise AvocadoValueError(f"{what} file {path} does not exist")
     df = pd.read_csv(path, sep="\t", header=None, comment="#", dtype=str,
                      skip_blank_lines=True)
     df = df[~df[0].str.startswith(("track", "browser"))]
     if df.shape[1] < 3:
         raise AvocadoValueError(
-            f"BED file {path} has {df.shape[1]} column(s); expected at least chrom, start, end"
+            f"{what} file {path} has {df.shape[1]} column(s); expected at least chrom, start, end"
         )
     df = df.iloc[:, :len(names)]
     df.columns = names[:df.shape[1]]
@@ -544,7 +584,7 @@ def _read_bed(path: str | os.PathLike, names: list[str]) -> pd.DataFrame:
         df["start"] = df["start"].astype(np.int64)
         df["end"] = df["end"].astype(np.int64)
     except ValueError as exc:
-        raise AvocadoValueError(f"BED file {path}: start / end are not integers ({exc})") from None
+        raise AvocadoValueError(f"{what} file {path}: start / end are not integers ({exc})") from None
     return df.reset_index(drop=True)
 
 
