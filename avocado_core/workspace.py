@@ -44,8 +44,9 @@ DEFAULT_PROJECTIONS: tuple[tuple[str, str, str], ...] = (
     ("genome", "pca", "all"),
     ("genome", "umap", "all"),
 )
-#: Training of the demo model on the pilot tracks: ``Avocado.small`` for a few epochs (CPU).
-PILOT_TRAINING: dict[str, Any] = {"n_epochs": 6, "model": {}}
+#: Training of the demo model on the pilot tracks: ``Avocado.small``, each epoch one pass over
+#: the positions (a few minutes on two CPU cores).
+PILOT_TRAINING: dict[str, Any] = {"n_epochs": 30, "model": {}}
 #: Experiments imputed per call of ``predict_many`` (bounds memory: n x n_bins float32).
 IMPUTE_CHUNK = 4
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dash
 import diskcache
-from dash import Dash, DiskcacheManager, dcc, html, set_props
+from dash import Dash, DiskcacheManager, Input, Output, dcc, html, set_props
 
 from avocado_core.workspace import Workspace
 
@@ -83,6 +83,18 @@ def create_app(workspace: Workspace | str | os.PathLike, *, background_dir: str 
         module.register_callbacks(app, ws)
 
     app.layout = _shell(ws)
+    # Highlight the current page in the top bar.
+    app.clientside_callback(
+        """
+        function(path) {
+            const pages = %s;
+            return pages.map(p => (p === path || (p !== '/' && path && path.startsWith(p)))
+                             ? 'nav-link active' : 'nav-link');
+        }
+        """ % [path for _, path, _, _ in PAGES],
+        [Output(f"nav-{name}", "className") for name, _, _, _ in PAGES],
+        Input("_pages_location", "pathname"),
+    )
     return app
 
 
@@ -95,7 +107,7 @@ def _shell(ws: Workspace) -> html.Div:
         [
             html.Header(
                 [
-                    html.Div([html.Span("🥑", className="brand-mark"),
+                    html.Div([html.Span(className="brand-mark"),
                               html.Span("Avocado", className="brand-name"),
                               html.Span(ws.title, className="brand-workspace")],
                              className="brand"),

@@ -6,16 +6,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from avocado_core.workspace import build_workspace
 
-#: The pilot (5 real biosamples x 5 marks): one short epoch of a narrow Avocado.small.
+#: The pilot (5 real biosamples x 5 marks): two passes over the positions with a narrow
+#: Avocado.small (about 10 s of training).
 PILOT_TEST_BUILD = dict(
-    n_epochs=1,
-    epoch_size=2_000_000,
+    n_epochs=2,
     model_kwargs=dict(n_nodes=32, n_25bp_factors=4, n_250bp_factors=6, n_5kbp_factors=8,
                       batch_size=20_000),
     projections=(("biosamples", "pca", "all"), ("biosamples", "umap", "all"),
@@ -24,7 +25,9 @@ PILOT_TEST_BUILD = dict(
 )
 #: A synthetic compendium of hundreds of biosamples (planted anatomy groups).
 SYNTHETIC_TEST_BUILD = dict(
-    n_epochs=3,
+    n_epochs=4,
+    epoch_size=40,
+    model_kwargs=dict(batch_size=4_000),
     synthetic=dict(n_biosamples=240, n_assays=12, n_positions=4_000, seed=0),
     impute=False,
     projections=(("biosamples", "umap", "all"), ("biosamples", "pca", "all"),
@@ -34,7 +37,10 @@ SYNTHETIC_TEST_BUILD = dict(
 
 
 def _base(tmp_path_factory) -> Path:
-    return Path(tmp_path_factory.getbasetemp()) / "app-workspaces"
+    """Where the test workspaces go: a session temp dir, or AVOCADO_APP_TEST_CACHE to keep
+    them between runs (the builds are idempotent, so a kept workspace is reused)."""
+    kept = os.environ.get("AVOCADO_APP_TEST_CACHE")
+    return Path(kept) if kept else Path(tmp_path_factory.getbasetemp()) / "app-workspaces"
 
 
 @pytest.fixture(scope="session")

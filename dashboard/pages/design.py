@@ -17,6 +17,9 @@ from ..figures.selection import gains_figure, picks_figure
 
 RESOLUTIONS = {"all": "all factors", "25bp": "25 bp", "250bp": "250 bp", "5kbp": "5 kbp"}
 MAX_K = 200
+#: Genome sample standing for the whole genome, and the pool picks come from (kept small so a
+#: selection takes seconds in a web request).
+POSITION_GROUND, POSITION_POOL = 10_000, 2_000
 
 
 # ---------------------------------------------------------------------- pure helpers
@@ -82,7 +85,8 @@ def position_design(ws: Workspace, k: int, resolution: str = "all",
         if not mask.any():
             raise ValueError(f"no position of class {klass!r}; classes: {sorted(set(classes))}")
     picks = selection.select_positions(ws.model, k, ws.store.regions, resolution=resolution,
-                                       candidates=mask, seed=seed)
+                                       candidates=mask, seed=seed, ground_size=POSITION_GROUND,
+                                       pool_size=POSITION_POOL)
     if ws.bin_classes is not None:
         picks["class"] = ws.bin_classes[picks["bin"].to_numpy()]
     return picks
@@ -339,8 +343,8 @@ def register_callbacks(app, ws: Workspace) -> None:
             f" from {result['n_candidates']} candidates; {len(result['profiled'])} already "
             f"profiled count as chosen. Coverage {cov0:.0%} → {cov1:.0%}.",
         ]
-        meta_cols = [c for c in picks.columns if c not in ("rank", "biosample", "gain",
-                                                           "objective", "coverage")][:3]
+        meta_cols = [c for c in picks.columns if c not in (
+            "rank", "biosample", "gain", "objective", "coverage", "description")][:3]
         table = _table(picks, "design-picks-table",
                        ["rank", "biosample", *meta_cols, "gain", "coverage"])
         return (summary, table,

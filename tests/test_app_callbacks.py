@@ -1,0 +1,293 @@
+"""The pages' logic without a browser: pure helpers, and callbacks through Dash's HTTP endpoint."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app_workspaces import pilot_workspace, synthetic_workspace  # noqa: F401  (fixtures)
+from dashboard.app import create_app
+from dashboard.pages import design, embeddings, locus
+
+
+# ---------------------------------------------------------------------- helpers
+def post_callback(client, outputs, inputs, state=(), changed=()):
+    """Call a callback the way the browser does; returns {id: {prop: value}} or raises."""
+    outs = [{"id": i, "property": p} for i, p in outputs]
+    key = (f"{outputs[0][0]}.{outputs[0][1]}" if len(outputs) == 1
+           else ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..")
+    payload = {
+        "output": key,
+        "outputs": outs[0] if len(outs) == 1 else outs,
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+        "changedPropIds": list(changed),
+    }
+    r = client.post("/_dash-update-component", json=payload)
+    if r.status_code == 204:
+        return {}
+    assert r.status_code == 200, r.data[:500]
+    return json.loads(r.data)["response"]
+
+
+def text_of(component) -> str:
+    """All text inside a serialized Dash component tree."""
+    if component is None:
+        return ""
+    if isinstance(component, (str, int, float)):
+        return str(component)
+    if isinstance(component, list):
+        return " ".join(text_of(c) for c in component)
+    if isinstance(component, dict):
+        return text_of(component.get("props", {}).get("children"))
+    return ""
+
+
+@pytest.fixture(scope="module")
+def synthetic_app(synthetic_workspace, tmp_path_factory):  # noqa: F811
+    return create_app(synthetic_workspace, background_dir=str(tmp_path_factory.mktemp("bg")))
+
+
+@pytest.fixture(scope="module")
+def pilot_app(pilot_workspace, tmp_path_factory):  # noqa: F811
+    return create_app(pilot_workspace, background_dir=str(tmp_path_factory.mktemp("bgp")))
+
+
+# ---------------------------------------------------------------------- locus: pure helpers
+def test_resolve_locus_accepts_the_three_forms(pilot_workspace):  # noqa: F811
+    ws = pilot_workspace
+    assert locus.resolve_locus(ws, "chr1:151,200,000-151,300,000") == ("chr1", 151_200_000, 151_300_000)
+    assert locus.resolve_locus(ws, "chr1:151.2M-151.3M") == ("chr1", 151_200_000, 151_300_000)
+    chrom, start, end = locus.resolve_locus(ws, "psmd4")  # case-insensitive gene name
+    gene = ws.annotations.gene("PSMD4")
+    assert chrom == "chr1" and start < gene["start"] and end > gene["end"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("chr1:151,300,000-151,200,000", "reversed"),
+    ("chr1:abc", "cannot parse"),
+    ("NOTAGENE123", "NOTAGENE123"),
+    ("", "type a locus"),
+    ("chr1 151", "neither a locus"),
+])
+def test_resolve_locus_errors_are_user_errors(pilot_workspace, text, message):  # noqa: F811
+    with pytest.raises((ValueError, KeyError), match=message):
+        locus.resolve_locus(pilot_workspace, text)
+
+
+def test_snap_window_limits_and_regions(pilot_workspace):  # noqa: F811
+    ws = pilot_workspace
+    chrom, start, end, b0, b1 = locus.snap_window(ws, "chr1", 151_200_010, 151_300_000)
+    assert (start, end) == (151_200_000, 151_300_000) and b1 - b0 == 4000
+    with pytest.raises(ValueError, match="too large to draw"):
+        locus.snap_window(ws, "chr1", 100_000_000, 110_000_000)
+    with pytest.raises(ValueError, match="does not lie within one region"):
+        locus.snap_window(ws, "chr1", 1_000_000, 1_100_000)
+
+
+def test_zoom_pan_and_keep_in_region(pilot_workspace):  # noqa: F811
+    assert locus.zoom("chr1", 1000, 4000, 3) == ("chr1", 2000, 3000)
+    assert locus.zoom("chr1", 2000, 3000, 1 / 3) == ("chr1", 1000, 4000)
+    assert locus.pan("chr1", 1000, 3000, 0.5) == ("chr1", 2000, 4000)
+    assert locus.pan("chr1", 500, 2500, -0.5) == ("chr1", 0, 2000)
+    prev = {"chrom": "chr1", "start": 151_600_000, "end": 151_650_000}
+    # the pilot region ENr231 ends at 151,658,075: panning right stops there
+    c, s, e = locus.keep_in_region(pilot_workspace, "chr1", 151_625_000, 151_675_000, prev)
+    assert e == 151_658_075 and e - s == 50_000
+
+
+def test_locus_view_ten_tracks_and_agreement(pilot_workspace):  # noqa: F811
+    ws = pilot_workspace
+    exps = [(b, a) for b in ws.biosamples[:2] for a in ws.assays]
+    fig, tracks, window = locus.locus_view(ws, "chr1:151.2M-151.3M", exps)
+    assert window == ("chr1", 151_200_000, 151_300_000)
+    assert len(tracks) == 10
+    assert fig.layout.meta["n_tracks"] == 10
+    labels = [a.text for a in fig.layout.annotations if a.name == "track-label"]
+    assert len(labels) == 10
+    t = tracks[0]
+    from avocado_core import metrics
+    assert t.metrics["mse"] == pytest.approx(metrics.mse(t.observed, t.imputed))
+    names = [tr for tr in fig.data if tr.name == "gene names"][0].text
+    assert "PSMD4" in names
+
+
+def test_locus_view_errors(pilot_workspace):  # noqa: F811
+    with pytest.raises(ValueError, match="no experiment selected"):
+        locus.locus_view(pilot_workspace, "chr1:151.2M-151.3M", [])
+
+
+def test_bedgraph_and_parse_tracks(pilot_workspace):  # noqa: F811
+    ws = pilot_workspace
+    _, tracks, _ = locus.locus_view(ws, "chr1:151,200,000-151,201,000", [("E003", "H3K4me3")])
+    text = locus.bedgraph_text("chr1", 151_200_000, 25, tracks)
+    lines = text.splitlines()
+    assert lines[0].startswith('track type=bedGraph name="E003 H3K4me3 observed"')
+    assert lines[1].split("\t")[:3] == ["chr1", "151200000", "151200025"]
+    assert sum(line.startswith("track") for line in lines) == 2 and len(lines) == 2 + 2 * 40
+    assert locus.parse_tracks("E003|H3K4me3,E999|H3K4me3,E017|H3K27me3", ws) == [
+        ("E003", "H3K4me3"), ("E017", "H3K27me3")]
+    assert locus.drag_range({"xaxis2.range[0]": 10.5, "xaxis2.range[1]": 2000.2}) == (10, 2000)
+    assert locus.drag_range({"autosize": True}) is None
+    assert locus.gene_from_click({"points": [{"customdata": "PSMD4"}]}) == "PSMD4"
+    assert locus.gene_from_click({"points": [{"x": 1, "y": 2}]}) is None
+
+
+# ---------------------------------------------------------------------- embeddings: pure helpers
+def test_embedding_view_biosamples_and_genome(synthetic_workspace):  # noqa: F811
+    ws = synthetic_workspace
+    fig, caption, n = embeddings.embedding_view(ws, "biosamples", "umap", "all", "anatomy")
+    assert n == len(ws.biosamples) and caption.startswith(f"{n} biosamples")
+    assert all("(" in t.name for t in fig.data)
+    fig, caption, n = embeddings.embedding_view(ws, "genome", "pca", "all", "signal",
+                                                (ws.biosamples[0], ws.assays[0], "imputed"))
+    assert "Sample of 4,000 of 4,000 positions" in caption
+    assert fig.data[0].marker.showscale
+    fig, caption, _ = embeddings.embedding_view(ws, "genome", "umap", "5kbp", None)
+    assert fig is None and "has not been computed" in caption
+    with pytest.raises(ValueError, match="unknown axis"):
+        embeddings.embedding_view(ws, "cells", "umap", "all", None)
+
+
+def test_embedding_genome_sample_of_the_pilot(pilot_workspace):  # noqa: F811
+    fig, caption, n = embeddings.embedding_view(pilot_workspace, "genome", "pca", "all", "class")
+    assert n == 100_000
+    assert caption.startswith("Sample of 100,000 of 1,126,469 positions stratified")
+    assert {t.name.split(" (")[0] for t in fig.data} >= {"promoter", "gene body", "other"}
+    assert all(t.type == "scattergl" for t in fig.data)
+
+
+def test_selection_ids_and_links(synthetic_workspace):  # noqa: F811
+    ws = synthetic_workspace
+    ids = embeddings.selection_ids({"points": [{"customdata": ["S001", "LIVER"]},
+                                               {"customdata": ["S002", "BLOOD"]}]})
+    assert ids == ["S001", "S002"]
+    links = embeddings.selection_links(ws, "biosamples", ids)
+    hrefs = [link.href for link in links]
+    assert hrefs[0].startswith("/locus?tracks=S001|") and hrefs[1] == "/design?candidates=S001,S002"
+    genome_link = embeddings.selection_links(ws, "genome", [400])[0]
+    assert "locus=chr1:0-30000" in genome_link.href
+
+
+# ---------------------------------------------------------------------- design: pure helpers
+def test_biosample_design_counts_profiled_as_chosen(synthetic_workspace):  # noqa: F811
+    ws = synthetic_workspace
+    status = ws.status()
+    assay = ws.assays[0]
+    picks = design.biosample_design(ws, assay, 5)
+    profiled = set(status.index[status[assay] == "observed"])
+    assert len(picks) == 5 and not set(picks["biosample"]) & profiled
+    assert set(picks.attrs["profiled"]) == profiled
+    assert np.all(np.diff(picks["gain"]) <= 1e-9)  # diminishing returns
+    assert "anatomy" in picks.columns
+    brain = design.biosample_design(ws, assay, 3, column="anatomy", values=["BRAIN"])
+    assert set(brain["anatomy"]) == {"BRAIN"}
+    with pytest.raises(ValueError, match="k must be between"):
+        design.biosample_design(ws, assay, 0)
+    with pytest.raises(ValueError, match="no biosample has anatomy"):
+        design.biosample_design(ws, assay, 3, column="anatomy", values=["MARS"])
+
+
+def test_pilot_design_needs_reranking(pilot_workspace):  # noqa: F811
+    with pytest.raises(ValueError, match="no candidate biosamples"):
+        design.biosample_design(pilot_workspace, "H3K4me3", 2)
+    picks = design.biosample_design(pilot_workspace, "H3K4me3", 3, rerank_profiled=True)
+    assert len(picks) == 3 and picks["biosample"].is_unique
+
+
+def test_position_design_and_bed(pilot_workspace):  # noqa: F811
+    picks = design.position_design(pilot_workspace, 10, klass="promoter")
+    assert (picks["class"] == "promoter").all() and len(picks) == 10
+    bed = design.bed_text(picks).splitlines()
+    assert len(bed) == 10
+    chrom, start, end, name, score = bed[0].split("\t")
+    assert chrom.startswith("chr") and int(end) - int(start) == 25 and name == "pick1"
+
+
+# ---------------------------------------------------------------------- callbacks over HTTP
+def test_pages_render_from_the_url(synthetic_app):
+    from dashboard.pages import design as d, embeddings as e, locus as lo
+
+    with synthetic_app.server.test_request_context():
+        page = e.layout(axis="genome", method="pca", color="chrom", sel="1,2,3")
+        assert "Genome positions" in json.dumps(page.to_plotly_json(), default=str)
+        lo.layout(locus="chr1:1,000-2,000", tracks="S001|DNase")
+        d.layout(assay="H3K4me3", k="4", candidates="S001,S002")
+    client = synthetic_app.server.test_client()
+    for path in ("/", "/locus", "/design"):
+        assert client.get(path).status_code == 200
+
+
+def test_locus_callback_draws_and_alerts(pilot_app):
+    client = pilot_app.server.test_client()
+    outputs = [("locus-graph", "figure"), ("locus-current", "data"), ("locus-input", "value"),
+               ("locus-span", "children"), ("locus-metrics", "children"),
+               ("locus-alert", "children")]
+    tracks = [["E003", "H3K4me3"], ["E017", "H3K4me3"]]
+
+    def call(text, changed="locus-go.n_clicks", current=None):
+        inputs = [("locus-go", "n_clicks", 1), ("locus-input", "n_submit", None),
+                  ("locus-in", "n_clicks", None), ("locus-out", "n_clicks", None),
+                  ("locus-left", "n_clicks", None), ("locus-right", "n_clicks", None),
+                  ("locus-graph", "clickData", None), ("locus-graph", "relayoutData", None),
+                  ("locus-tracks", "data", tracks)]
+        if changed == "locus-in.n_clicks":
+            inputs[2] = ("locus-in", "n_clicks", 1)
+        state = [("locus-input", "value", text), ("locus-current", "data", current)]
+        return post_callback(client, outputs, inputs, state, [changed])
+
+    out = call("chr1:151.2M-151.3M")
+    assert out["locus-input"]["value"] == "chr1:151,200,000-151,300,000"
+    assert len(out["locus-metrics"]["children"]) == 2
+    assert "100 kb" in text_of(out["locus-span"]["children"])
+    zoomed = call("ignored", "locus-in.n_clicks", out["locus-current"]["data"])
+    cur = zoomed["locus-current"]["data"]
+    assert cur["end"] - cur["start"] == pytest.approx(100_000 / 3, abs=50)
+    bad = call("chr1:151.3M-151.2M")
+    assert "reversed" in text_of(bad["locus-alert"]["children"])
+    assert "locus-graph" not in bad  # the old view stays
+    gene = call("NOSUCHGENE")
+    assert "NOSUCHGENE" in text_of(gene["locus-alert"]["children"])
+    wide = call("chr1:100,000,000-120,000,000")
+    assert "too large to draw" in text_of(wide["locus-alert"]["children"])
+
+
+def test_track_picker_callback_toggles_cells(pilot_app):
+    client = pilot_app.server.test_client()
+    outputs = [("locus-tracks", "data"), ("locus-picker", "figure"),
+               ("locus-picked-count", "children")]
+    click = {"points": [{"x": "H3K27me3", "y": "E065"}]}
+    out = post_callback(client, outputs,
+                        [("locus-picker", "clickData", click), ("locus-clear", "n_clicks", None)],
+                        [("locus-tracks", "data", [["E003", "H3K4me3"]])],
+                        ["locus-picker.clickData"])
+    assert out["locus-tracks"]["data"] == [["E003", "H3K4me3"], ["E065", "H3K27me3"]]
+    assert out["locus-picked-count"]["children"] == "2 tracks chosen"
+    out = post_callback(client, outputs,
+                        [("locus-picker", "clickData", click), ("locus-clear", "n_clicks", None)],
+                        [("locus-tracks", "data", out["locus-tracks"]["data"])],
+                        ["locus-picker.clickData"])
+    assert out["locus-tracks"]["data"] == [["E003", "H3K4me3"]]
+
+
+def test_embedding_callback_and_url_state(synthetic_app):
+    client = synthetic_app.server.test_client()
+    outputs = [("emb-graph", "figure"), ("emb-caption", "children"), ("emb-missing", "children"),
+               ("emb-compute", "hidden"), ("emb-total", "data"), ("emb-alert", "children")]
+    inputs = [("emb-axis", "value", "biosamples"), ("emb-method", "value", "pca"),
+              ("emb-res", "value", "all"), ("emb-color", "value", "anatomy"),
+              ("emb-exp-biosample", "value", "S001"), ("emb-exp-assay", "value", "DNase"),
+              ("emb-exp-kind", "value", "auto"), ("emb-version", "data", 0)]
+    out = post_callback(client, outputs, inputs, [("emb-selection", "data", [])],
+                        ["emb-color.value"])
+    assert out["emb-total"]["data"] == 240
+    legend = [t["name"] for t in out["emb-graph"]["figure"]["data"]]
+    assert any(name.startswith("LIVER (") for name in legend)
+    url = post_callback(client, [("emb-url", "data")],
+                        inputs[:7] + [("emb-selection", "data", ["S001", "S002"])],
+                        changed=["emb-selection.data"])
+    assert url["emb-url"]["data"]["query"] == ("?axis=biosamples&method=pca&color=anatomy"
+                                               "&sel=S001,S002")

@@ -1,0 +1,127 @@
+"""Workspace: creation, opening, the tensor's status, windows, projections, idempotent builds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from app_workspaces import SYNTHETIC_TEST_BUILD, pilot_workspace, synthetic_workspace  # noqa: F401
+from avocado_core.errors import AvocadoKeyError, AvocadoValueError
+from avocado_core.workspace import Workspace, build_workspace
+
+
+def test_create_then_open(tmp_path):
+    ws = Workspace.create(tmp_path / "ws", genome="hg38", annotations=None, title="My lab")
+    info = json.loads((tmp_path / "ws" / "workspace.json").read_text())
+    assert info["genome"] == "hg38" and info["title"] == "My lab" and info["annotations"] is None
+    again = Workspace(tmp_path / "ws")
+    assert again.title == "My lab" and not again.has_store and not again.has_model
+    assert again.annotations is None
+    with pytest.raises(AvocadoValueError, match="already exists"):
+        Workspace.create(tmp_path / "ws")
+    assert Workspace.create(tmp_path / "ws", exist_ok=True).title == "My lab"
+
+
+def test_open_errors_name_the_problem(tmp_path):
+    with pytest.raises(AvocadoValueError, match="workspace.json is missing"):
+        Workspace(tmp_path)
+    ws = Workspace.create(tmp_path / "empty", annotations=None)
+    with pytest.raises(AvocadoValueError, match="no track store"):
+        ws.store
+    with pytest.raises(AvocadoValueError, match="no trained model"):
+        ws.model
+    with pytest.raises(AvocadoValueError, match="unknown annotation keys"):
+        Workspace.create(tmp_path / "bad", annotations={"genez": "x.bed"})
+    with pytest.raises(AvocadoValueError, match="unknown source"):
+        build_workspace(tmp_path / "x", "encode")
+
+
+def test_synthetic_workspace_tensor_and_metadata(synthetic_workspace):  # noqa: F811
+    ws = synthetic_workspace
+    n_b = SYNTHETIC_TEST_BUILD["synthetic"]["n_biosamples"]
+    n_a = SYNTHETIC_TEST_BUILD["synthetic"]["n_assays"]
+    assert len(ws.biosamples) == n_b and len(ws.assays) == n_a
+    status = ws.status()
+    assert status.shape == (n_b, n_a)
+    assert (status == "observed").to_numpy().sum() == len(ws.store.experiments("observed"))
+    assert (status == "missing").to_numpy().sum() > 0
+    meta = ws.biosample_metadata()
+    assert {"anatomy", "n_observed"} <= set(meta.columns)
+    assert meta["n_observed"].sum() == (status == "observed").to_numpy().sum()
+    assert ws.info["training"]["n_epochs"] == SYNTHETIC_TEST_BUILD["n_epochs"]
+    assert ws.genome == "synthetic"
+
+
+def test_window_observed_and_model_imputation(synthetic_workspace):  # noqa: F811
+    ws = synthetic_workspace
+    status = ws.status()
+    b, a = next((b, a) for b in status.index for a in status.columns
+                if status.loc[b, a] == "observed")
+    obs, imp = ws.window(b, a, 100, 300)
+    np.testing.assert_array_equal(obs, ws.store.fetch(b, a, (100, 300)))
+    np.testing.assert_allclose(imp, ws.model.predict(b, a, 100, 300), rtol=1e-6)
+    mb, ma = next((b, a) for b in status.index for a in status.columns
+                  if status.loc[b, a] == "missing")
+    obs, imp = ws.window(mb, ma, 0, 50)
+    assert obs is None and imp.shape == (50,)
+    with pytest.raises(AvocadoKeyError, match="no observed track"):
+        ws.window("nobody", ma, 0, 50)
+    bins = np.array([5, 17, 3999])
+    np.testing.assert_array_equal(ws.signal_at(b, a, bins), ws.store.track(b, a)[bins])
+
+
+def test_projections_are_cached_and_joined_with_metadata(synthetic_workspace):  # noqa: F811
+    ws = synthetic_workspace
+    df = ws.projection("biosamples", "umap")
+    assert len(df) == len(ws.biosamples) and {"x", "y", "anatomy"} <= set(df.columns)
+    genome = ws.projection("genome", "pca")
+    assert {"bin", "chrom", "start", "end"} <= set(genome.columns)
+    assert len(genome) == SYNTHETIC_TEST_BUILD["genome_points"]
+    assert ws.has_projection("biosamples", "umap")
+    assert not ws.has_projection("genome", "umap", "5kbp")
+    assert ws.projection("genome", "umap", "5kbp", compute=False) is None
+
+
+def test_impute_writes_imputed_tracks(synthetic_workspace, tmp_path):  # noqa: F811
+    shutil.copytree(synthetic_workspace.path, tmp_path / "copy")
+    ws = Workspace(tmp_path / "copy")
+    status = ws.status()
+    pair = next((b, a) for b in status.index for a in status.columns
+                if status.loc[b, a] == "missing")
+    assert ws.impute([pair], progress=False) == 1
+    assert ws.status().loc[pair] == "imputed"
+    np.testing.assert_allclose(ws.store.fetch(*pair, kind="imputed"),
+                               ws.model.predict(*pair), rtol=1e-6)
+    assert ws.impute([pair], progress=False) == 0  # already there
+
+
+def test_second_build_reuses_everything(synthetic_workspace, tmp_path_factory):  # noqa: F811
+    model_files = {p: p.stat().st_mtime_ns for p in synthetic_workspace.model_path.rglob("*")}
+    t0 = time.perf_counter()
+    ws = build_workspace(synthetic_workspace.path, "synthetic", progress=False,
+                         **SYNTHETIC_TEST_BUILD)
+    assert time.perf_counter() - t0 < 10
+    assert {p: p.stat().st_mtime_ns for p in ws.model_path.rglob("*")} == model_files
+    assert ws.fingerprint == synthetic_workspace.fingerprint
+
+
+def test_pilot_workspace(pilot_workspace):  # noqa: F811
+    ws = pilot_workspace
+    assert sorted(ws.biosamples) == ["E003", "E017", "E065", "E116", "E117"]
+    status = ws.status()
+    assert (status == "observed").all().all()
+    assert len(ws.store.experiments("imputed")) == 25
+    assert ws.store.n_bins == 1_126_469
+    assert ws.annotations is not None
+    classes = ws.bin_classes
+    assert classes.shape == (1_126_469,) and {"promoter", "other"} <= set(classes)
+    genome = ws.projection("genome", "pca")
+    assert len(genome) == 100_000 and "class" in genome.columns
+    # the stratified sample over-represents the rare promoter class
+    assert (genome["class"] == "promoter").mean() > (classes == "promoter").mean()
+    bios = ws.projection("biosamples", "pca")
+    assert "anatomy" in bios.columns
