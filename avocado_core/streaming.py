@@ -1,0 +1,214 @@
+"""Out-of-core training data: batches read straight from memory-mapped tracks.
+
+By default ``Avocado.fit`` gathers the training tracks into one dense array when that takes at
+most 2 GiB (:class:`~avocado_core.training.TrackSource`). :class:`StreamingSource` never does:
+each batch reads, from each track it samples, only the positions it needs (one vectorized
+gather per experiment of the batch, never a loop over positions), and the pages of the
+memory maps it touched are handed back to the kernel whenever they add up to the budget, so
+the resident memory of the data stays bounded however large the store grows. The store's
+files are read through the page cache: a store larger than RAM works, at the speed of the disk.
+
+Use :func:`memory_budget` to make ``fit`` (and ``fit_positions`` / ``fit_biosamples`` /
+``fit_assays``) stream whenever the data exceeds a budget::
+
+    from avocado_core.streaming import memory_budget
+
+    with memory_budget("4G"):
+        model.fit(store, n_epochs=10)
+
+Sequential sampling (the default) is the out-of-core mode: a batch touches a few pages of each
+track. ``"permuted"`` and ``"random"`` touch one page per sample, fine from the page cache but
+slow from a cold disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import mmap
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import AvocadoValueError
+from .training import TrackSource
+
+__all__ = ["StreamingSource", "make_source", "memory_budget", "parse_size", "DEFAULT_BUDGET"]
+
+#: Default budget of :func:`make_source` (the trainer's own default for dense data).
+DEFAULT_BUDGET = 2**31
+_PAGE = mmap.PAGESIZE
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes of a size given as an int or a string such as ``"512M"``, ``"4G"``, ``"1.5T"``.
+
+    Raises
+    ------
+    AvocadoValueError
+        When the size cannot be read or is not positive.
+    """
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        value = int(size)
+    else:
+        units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+        text = str(size).strip().lower().removesuffix("b").removesuffix("i")
+        try:
+            value = int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
+        except (ValueError, KeyError):
+            raise AvocadoValueError(
+                f"cannot read the size {size!r}; expected bytes or e.g. '512M', '4G'"
+            ) from None
+    if value <= 0:
+        raise AvocadoValueError(f"a memory budget must be positive, got {size!r}")
+    return value
+
+
+def _mapping_of(track: Any) -> mmap.mmap | None:
+    """The mmap object behind a numpy memmap (or a view of one), if any."""
+    obj = track
+    for _ in range(8):
+        if isinstance(obj, mmap.mmap):
+            return obj
+        m = getattr(obj, "_mmap", None)
+        if isinstance(m, mmap.mmap):
+            return m
+        obj = getattr(obj, "base", None)
+        if obj is None:
+            return None
+    return None
+
+
+class StreamingSource:
+    """Training values read batch by batch from (memory-mapped) tracks, never gathered.
+
+    Duck-types :class:`~avocado_core.training.TrackSource` (``n_experiments``,
+    ``n_positions``, ``values``), so the trainer uses it unchanged.
+
+    Parameters
+    ----------
+    tracks: sequence of 1-D arrays
+        One array per experiment, all of the same length (``np.memmap`` for out-of-core data).
+    max_resident_bytes: int, optional
+        Once the memory-map pages touched since the last release may add up to this many
+        bytes, they are released (``madvise(MADV_DONTNEED)``; they stay in the page cache).
+        Default is 256 MiB.
+    """
+
+    def __init__(self, tracks: Sequence[np.ndarray], max_resident_bytes: int = 256 * 2**20) -> None:
+        if len(tracks) == 0:
+            raise AvocadoValueError("no training tracks: data is empty")
+        self.n_experiments = len(tracks)
+        self.n_positions = int(len(tracks[0]))
+        bad = [i for i, t in enumerate(tracks) if len(t) != self.n_positions]
+        if bad:
+            raise AvocadoValueError(
+                f"tracks {bad[:5]} have lengths {[len(tracks[i]) for i in bad[:5]]}; "
+                f"expected {self.n_positions} like the first"
+            )
+        # Plain ndarray views: indexing them skips np.memmap's per-call overhead.
+        self._views = [np.asarray(t) for t in tracks]
+        self._maps = list({id(m): m for m in map(_mapping_of, tracks) if m is not None}.values())
+        self.max_resident_bytes = int(max_resident_bytes)
+        self._touched = 0
+        self.bytes_released = 0
+        self.release()  # pages mapped while the data were checked
+
+    def release(self) -> None:
+        """Hand the touched memory-map pages back to the kernel (they stay in the page cache)."""
+        for m in self._maps:
+            with contextlib.suppress(ValueError, OSError):  # closed or not madvise-able
+                m.madvise(mmap.MADV_DONTNEED)
+        self.bytes_released += self._touched
+        self._touched = 0
+
+    def values(self, experiments: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Values of (experiment, position) pairs, read from the tracks.
+
+        Parameters
+        ----------
+        experiments, positions: numpy.ndarray, shape=(n,), dtype=int64
+
+        Returns
+        -------
+        numpy.ndarray, shape=(n,), dtype=float32
+        """
+        experiments = np.asarray(experiments, dtype=np.int64)
+        positions = np.asarray(positions, dtype=np.int64)
+        n = len(positions)
+        out = np.empty(n, dtype=np.float32)
+        if n == 0:
+            return out
+        # 16-bit keys take numpy's radix sort (several times faster than a comparison sort)
+        keys = experiments.astype(np.int16) if self.n_experiments < 2**15 else experiments
+        order = np.argsort(keys, kind="stable")
+        counts = np.bincount(experiments, minlength=self.n_experiments)
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        pos_sorted = positions[order]
+        vals = np.empty(n, dtype=np.float32)
+        present = np.flatnonzero(counts)
+        for e in present:  # one vectorized gather per experiment in the batch
+            lo, hi = bounds[e], bounds[e + 1]
+            vals[lo:hi] = self._views[e][pos_sorted[lo:hi]]
+        out[order] = vals
+        # Pages this batch may have mapped: per experiment, at most one per sample and at most
+        # the pages its positions span.
+        starts = bounds[present]
+        span = np.maximum.reduceat(pos_sorted, starts) - np.minimum.reduceat(pos_sorted, starts)
+        pages = np.minimum(counts[present], span * 4 // _PAGE + 2)
+        self._touched += int(pages.sum()) * _PAGE
+        if self._maps and self._touched >= self.max_resident_bytes:
+            self.release()
+        return out
+
+
+def make_source(
+    tracks: Sequence[np.ndarray], max_memory: int | str = DEFAULT_BUDGET
+) -> TrackSource | StreamingSource:
+    """The trainer's data source under a memory budget.
+
+    Parameters
+    ----------
+    tracks: sequence of 1-D arrays
+    max_memory: int or str, optional
+        When the stacked tracks fit (``n_tracks * n_positions * 4`` bytes), they are gathered
+        into RAM (:class:`~avocado_core.training.TrackSource`, fastest); otherwise they are
+        streamed (:class:`StreamingSource`, whose touched pages are released every
+        ``min(max_memory, 256 MiB)``). Default is 2 GiB.
+
+    Returns
+    -------
+    TrackSource or StreamingSource
+    """
+    budget = parse_size(max_memory)
+    if len(tracks) and len(tracks) * len(tracks[0]) * 4 <= budget:
+        return TrackSource(tracks, max_dense_bytes=budget)
+    return StreamingSource(tracks, max_resident_bytes=min(budget, 256 * 2**20))
+
+
+@contextlib.contextmanager
+def memory_budget(max_memory: int | str) -> Iterator[None]:
+    """Within the block, ``Avocado`` fits keep at most ``max_memory`` bytes of data in RAM.
+
+    Data above the budget are streamed from the (memory-mapped) tracks with
+    :class:`StreamingSource`. Process-wide: it sets ``Avocado.source_class``.
+
+    Parameters
+    ----------
+    max_memory: int or str
+        Bytes, or a string such as ``"512M"`` / ``"4G"``.
+    """
+    from .model import Avocado
+
+    factory = functools.partial(make_source, max_memory=parse_size(max_memory))
+    had = "source_class" in Avocado.__dict__
+    old = Avocado.__dict__.get("source_class")
+    Avocado.source_class = factory
+    try:
+        yield
+    finally:
+        if had:
+            Avocado.source_class = old
+        else:
+            del Avocado.source_class
