@@ -28,6 +28,7 @@ __all__ = [
     "Sampler",
     "TrackSource",
     "Trainer",
+    "CatchUpAdam",
     "Checkpointer",
     "train",
 ]
@@ -204,9 +205,192 @@ class TrackSource:
         return out
 
 
+# ---------------------------------------------------------------------------------- optimizer
+class CatchUpAdam:
+    """Dense Adam for a big embedding table at the cost of the rows a step touches.
+
+    Dense Adam moves every row at every step: with a zero gradient, a row's moments decay
+    (``m *= beta1``, ``v *= beta2``) and it keeps moving on its decaying momentum. Updating only
+    the touched rows ("lazy Adam") drops those moves and trains genome factors far worse.
+    Here each row remembers the step it is current to; just before a row is used again the
+    steps it missed are applied at once: the moments decay by ``beta1**k`` / ``beta2**k``
+    exactly, and the missed weight updates ``sum_k lr * w_k * m / (sqrt(v) + e_k)`` (``w_k`` and
+    ``e_k`` carry the bias corrections and epsilon of each missed step) are summed by a short
+    moment expansion around the mean ``e_k`` of each of a few chunks of the missed steps (a
+    relative error below about 1e-6 of the catch-up; the chunks are chosen so that ``e_k``
+    varies by at most ``exp(delta)`` within one). Terms after ``kcap`` missed steps are below
+    ``beta1**kcap`` of the first and are dropped.
+
+    Parameters
+    ----------
+    table: torch.Tensor, shape=(n_rows, n_factors)
+        The parameter (updated in place).
+    lr: float
+        Learning rate.
+    betas: tuple of float
+        Adam's betas.
+    eps: float
+        Adam's epsilon (torch formulation), must be positive.
+    kcap: int, optional
+        Missed steps summed at most. Default is 400 (``0.9**400`` is 5e-19).
+    delta: float, optional
+        Largest log-range of ``e_k`` within one chunk. Default is 0.25.
+    """
+
+    def __init__(
+        self,
+        table: torch.Tensor,
+        lr: float,
+        betas: tuple[float, float],
+        eps: float,
+        kcap: int = 400,
+        delta: float = 0.25,
+    ) -> None:
+        if eps <= 0:
+            raise AvocadoValueError(f"catch-up Adam needs eps > 0, got {eps}")
+        self.table = table
+        self.lr, (self.b1, self.b2), self.eps = float(lr), betas, float(eps)
+        self.kcap, self.delta = int(kcap), float(delta)
+        self.m = torch.zeros_like(table)
+        self.v = torch.zeros_like(table)
+        # The step each row is current to (0: never stepped, moments are zero).
+        self.last = torch.zeros(table.shape[0], dtype=torch.long, device=table.device)
+
+    def _coefficients(
+        self, s: torch.Tensor, k: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-group chunk coefficients for groups of rows current to step s missing k steps.
+
+        Returns ``ebar`` (G, C) and ``moments`` (G, C, 4): M0, nu2, nu3, nu4 (central moments
+        of e around ebar relative to ebar**p, weighted by w).
+        """
+        f64 = torch.float64
+        kc = k.clamp(max=self.kcap)
+        steps = torch.arange(1, int(kc.max()) + 1, dtype=f64)
+        j = s.to(f64)[:, None] + steps[None, :]
+        valid = steps[None, :] <= kc.to(f64)[:, None]
+        lb1, lb2 = math.log(self.b1), math.log(self.b2)
+        bc1 = -torch.expm1(j * lb1)
+        bc2 = -torch.expm1(j * lb2)
+        root = torch.sqrt(bc2) * torch.exp(-0.5 * lb2 * steps)[None, :]
+        w = torch.exp(lb1 * steps)[None, :] * root / bc1 * valid
+        e = self.eps * root
+        loge = torch.log(e)
+        chunk = torch.floor((loge - loge[:, :1]) / self.delta).long().clamp(min=0)
+        chunk = torch.where(valid, chunk, torch.zeros_like(chunk))
+        n_chunks = int(chunk.max()) + 1
+        g = s.shape[0]
+        m0 = torch.zeros(g, n_chunks, dtype=f64).scatter_add_(1, chunk, w)
+        safe = torch.where(m0 > 0, m0, torch.ones_like(m0))
+        ebar = torch.zeros(g, n_chunks, dtype=f64).scatter_add_(1, chunk, w * e) / safe
+        ebar = torch.where(m0 > 0, ebar, torch.full_like(ebar, self.eps))
+        rel = e / torch.gather(ebar, 1, chunk) - 1.0
+        moments = [m0]
+        for power in (2, 3, 4):
+            mp = torch.zeros(g, n_chunks, dtype=f64).scatter_add_(1, chunk, w * rel**power)
+            moments.append(mp / safe)
+        return ebar, torch.stack(moments, dim=2)
+
+    def catch_up(self, rows: torch.Tensor | slice, t: int) -> None:
+        """Bring rows current to step ``t`` (apply the zero-gradient steps they missed).
+
+        Parameters
+        ----------
+        rows: torch.Tensor of int64 (unique) or slice
+            Rows to bring up to date.
+        t: int
+            The step they must be current to.
+        """
+        last = self.last[rows]
+        missed = t - last
+        if not bool((missed > 0).any()):
+            return
+        groups, inverse = torch.unique(last, return_inverse=True)
+        k_groups = t - groups
+        dtype = self.table.dtype
+        if isinstance(rows, slice):
+            p, m, v = self.table[rows], self.m[rows], self.v[rows]
+        else:
+            p, m, v = self.table[rows], self.m[rows], self.v[rows]
+        root = torch.sqrt(v)
+        total = torch.zeros_like(p)
+        for lo in range(0, len(groups), 2048):  # bounded memory when many groups
+            sel = slice(lo, lo + 2048)
+            ebar, mom = self._coefficients(groups[sel].cpu(), k_groups[sel].cpu())
+            ebar = ebar.to(device=p.device, dtype=dtype)
+            mom = mom.to(device=p.device, dtype=dtype)
+            inv = inverse - lo
+            in_block = (inv >= 0) & (inv < ebar.shape[0])
+            idx = inv.clamp(0, ebar.shape[0] - 1)
+            for c in range(ebar.shape[1]):
+                eb = ebar[idx, c][:, None]
+                mc = mom[idx, c]
+                inv_d = 1.0 / (root + eb)
+                z = eb * inv_d
+                poly = 1.0 + z * z * (mc[:, 1:2] + z * (-mc[:, 2:3] + z * mc[:, 3:4]))
+                contrib = (mc[:, 0:1] * self.lr) * inv_d * poly
+                if len(groups) > 2048:
+                    contrib = contrib * in_block[:, None]
+                total += contrib
+        p -= m * total
+        kf = missed.to(dtype)[:, None]
+        m *= torch.exp(kf * math.log(self.b1))
+        v *= torch.exp(kf * math.log(self.b2))
+        if isinstance(rows, slice):
+            self.last[rows] = t
+        else:
+            self.table[rows] = p
+            self.m[rows] = m
+            self.v[rows] = v
+            self.last[rows] = t
+
+    def step(self, rows: torch.Tensor | slice, grad: torch.Tensor, t: int) -> None:
+        """Adam step ``t`` for rows that are current to ``t - 1``.
+
+        Parameters
+        ----------
+        rows: torch.Tensor of int64 (unique) or slice
+        grad: torch.Tensor, shape=(n_rows, n_factors)
+            The summed gradient of each row.
+        t: int
+            The step number (1 for the first).
+        """
+        b1, b2 = self.b1, self.b2
+        bc1, bc2 = 1 - b1**t, 1 - b2**t
+        if isinstance(rows, slice):
+            p, m, v = self.table[rows], self.m[rows], self.v[rows]
+        else:
+            p, m, v = self.table[rows], self.m[rows], self.v[rows]
+        m.mul_(b1).add_(grad, alpha=1 - b1)
+        v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom = (v.sqrt() / math.sqrt(bc2)).add_(self.eps)
+        p.addcdiv_(m, denom, value=-self.lr / bc1)
+        if not isinstance(rows, slice):
+            self.table[rows] = p
+            self.m[rows] = m
+            self.v[rows] = v
+        self.last[rows] = t
+
+    def finalize(self, t: int, chunk_rows: int = 1 << 16) -> None:
+        """Bring every row current to step ``t`` (before predicting or saving)."""
+        for lo in range(0, self.table.shape[0], chunk_rows):
+            self.catch_up(slice(lo, lo + chunk_rows), t)
+
+
 # ---------------------------------------------------------------------------------- trainer
 class Trainer:
     """Runs optimization steps of an :class:`AvocadoNetwork` with Adam.
+
+    Two interchangeable paths compute the same thing:
+
+    - ``optimizer="catchup"`` (default, fast): the first layer is split into a genome term
+      computed once per distinct row of each genome table and a biosample + assay term computed
+      once per experiment; the gradient of the embedding part is written by hand (autograd runs
+      only through the rest of the MLP); the three genome tables use :class:`CatchUpAdam`, so
+      a step costs what its rows cost while keeping dense Adam's results; the MLP and the
+      small biosample / assay tables take a fused dense Adam step.
+    - ``optimizer="dense"``: the plain port (full autograd, ``torch.optim.Adam`` over every
+      parameter, every row every step); the reference the fast path is tested against.
 
     Parameters
     ----------
@@ -224,18 +408,21 @@ class Trainer:
         Which parameter groups train, among ``"biosample"``, ``"assay"``, ``"25bp"``,
         ``"250bp"``, ``"5kbp"``, ``"network"``. Default is all of them.
     trainable_rows: dict of str to array of int, optional
-        Restrict an embedding group to these rows (the others stay bit-for-bit unchanged).
+        Restrict the ``"biosample"`` or ``"assay"`` group to these rows (the others stay
+        bit-for-bit unchanged).
     sampling: str, optional
         See :class:`Sampler`. Default is ``"sequential"``.
     seed: int or None, optional
         Seed of the sampler. Default is None.
     precision: str, optional
-        ``"fp32"`` or ``"bf16"`` (autocast of the matrix products). Default is ``"fp32"``.
+        ``"fp32"`` or ``"bf16"`` (autocast of the MLP's matrix products). Default is ``"fp32"``.
     betas: tuple of float, optional
         Adam's betas. Default is (0.9, 0.999).
     eps: float, optional
         Adam's epsilon (torch formulation: added to the bias-corrected root). Default is 1e-7,
         Keras' default.
+    optimizer: str, optional
+        ``"catchup"`` or ``"dense"`` (see above). Default is ``"catchup"``.
     """
 
     def __init__(
@@ -253,12 +440,22 @@ class Trainer:
         precision: str = "fp32",
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-7,
+        optimizer: str = "catchup",
     ) -> None:
         unknown = set(train_groups) - set(GROUPS)
         if unknown:
             raise AvocadoValueError(f"unknown parameter groups {sorted(unknown)}; expected {GROUPS}")
         if precision not in ("fp32", "bf16"):
             raise AvocadoValueError(f"unknown precision {precision!r}; expected 'fp32' or 'bf16'")
+        if optimizer not in ("catchup", "dense"):
+            raise AvocadoValueError(
+                f"unknown optimizer {optimizer!r}; expected 'catchup' or 'dense'"
+            )
+        bad_rows = set(trainable_rows or {}) - {"biosample", "assay"}
+        if bad_rows:
+            raise AvocadoValueError(
+                f"trainable_rows only restricts 'biosample' or 'assay', got {sorted(bad_rows)}"
+            )
         self.network = network
         self.device = next(network.parameters()).device
         self.source = source
@@ -268,52 +465,58 @@ class Trainer:
         self.betas = betas
         self.eps = float(eps)
         self.train_groups = tuple(train_groups)
-        self.biosample_index = torch.as_tensor(np.asarray(biosample_index), dtype=torch.long)
-        self.assay_index = torch.as_tensor(np.asarray(assay_index), dtype=torch.long)
+        self.mode = optimizer
+        dev = self.device
+        self.exp_biosample = torch.as_tensor(np.asarray(biosample_index), dtype=torch.long).to(dev)
+        self.exp_assay = torch.as_tensor(np.asarray(assay_index), dtype=torch.long).to(dev)
         self.sampler = Sampler(
             source.n_positions, source.n_experiments, batch_size, sampling=sampling, seed=seed
         )
         self.step_count = 0
 
         tables = network.embedding_parameters()
+        # Parameters stepped by torch's Adam (all of them on the dense path).
         self.params: dict[str, torch.nn.Parameter] = {}
+        self.row_adams: dict[str, CatchUpAdam] = {}
         for group in self.train_groups:
             if group == "network":
                 for i, p in enumerate(network.dense_parameters()):
                     self.params[f"network.{i}"] = p
+            elif group in ("25bp", "250bp", "5kbp") and self.mode == "catchup":
+                self.row_adams[group] = CatchUpAdam(tables[group].data, learning_rate, betas, eps)
             else:
                 self.params[group] = tables[group]
         for p in network.parameters():
             p.requires_grad_(False)
-        for p in self.params.values():
-            p.requires_grad_(True)
+        if self.mode == "dense":
+            for p in self.params.values():
+                p.requires_grad_(True)
         self.row_masks: dict[str, torch.Tensor] = {}
         for group, rows in (trainable_rows or {}).items():
             mask = torch.zeros(tables[group].shape[0], 1, dtype=tables[group].dtype)
             mask[torch.as_tensor(np.asarray(rows), dtype=torch.long)] = 1
-            self.row_masks[group] = mask.to(self.device)
-        self.optimizer = torch.optim.Adam(
-            list(self.params.values()),
-            lr=self.learning_rate,
-            betas=betas,
-            eps=self.eps,
-            foreach=self.device.type != "cpu" or None,
-        )
+            self.row_masks[group] = mask.to(dev)
+        self.optimizer = None
+        if self.params:
+            fused = self.mode == "catchup" and dev.type in ("cpu", "cuda")
+            self.optimizer = torch.optim.Adam(
+                list(self.params.values()),
+                lr=self.learning_rate,
+                betas=betas,
+                eps=self.eps,
+                fused=fused or None,
+                foreach=None if fused else (dev.type != "cpu" or None),
+            )
 
-    # -------------------------------------------------------------- one step
-    def _batch(self) -> tuple[torch.Tensor, ...]:
+    # -------------------------------------------------------------- batches
+    def _batch(self) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
         experiments, positions = self.sampler.next_batch()
         y = torch.from_numpy(self.source.values(experiments, positions))
-        exp = torch.from_numpy(experiments)
-        b = self.biosample_index[exp]
-        a = self.assay_index[exp]
-        pos = torch.from_numpy(positions)
-        dev = self.device
-        return (
-            b.to(dev, non_blocking=True),
-            a.to(dev, non_blocking=True),
-            pos.to(dev, non_blocking=True),
-            y.to(dev, non_blocking=True),
+        return experiments, positions, y.to(self.device, non_blocking=True)
+
+    def _autocast(self):
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
         )
 
     def step(self) -> float:
@@ -324,11 +527,16 @@ class Trainer:
         float
             The batch's mean squared error before the step.
         """
-        b, a, pos, y = self._batch()
-        with torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
-        ):
-            pred = self.network(b, a, pos)
+        if self.mode == "dense":
+            return self._step_dense()
+        return self._step_catchup()
+
+    def _step_dense(self) -> float:
+        experiments, positions, y = self._batch()
+        exp = torch.from_numpy(experiments).to(self.device)
+        pos = torch.from_numpy(positions).to(self.device)
+        with self._autocast():
+            pred = self.network(self.exp_biosample[exp], self.exp_assay[exp], pos)
         loss = torch.mean((pred.float() - y) ** 2)
         self.optimizer.zero_grad(set_to_none=False)
         loss.backward()
@@ -338,46 +546,281 @@ class Trainer:
         self.step_count += 1
         return float(loss.detach())
 
+    def _unique_rows(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distinct rows of ``index`` and, per sample, its position among them."""
+        rows, inv = np.unique(index, return_inverse=True)
+        dev = self.device
+        return torch.from_numpy(rows).to(dev), torch.from_numpy(inv.astype(np.int64)).to(dev)
+
+    def _mlp_forward(self, pre: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The MLP above the first layer's pre-activation; returns output and activations."""
+        net = self.network
+        if not net.hidden:
+            return pre[:, 0], []
+        acts = [torch.relu(pre)]
+        with self._autocast():
+            for layer in net.hidden[1:]:
+                acts.append(torch.relu(torch.nn.functional.linear(acts[-1], layer.weight,
+                                                                  layer.bias)))
+            if net.output.out_features == 1 and acts[-1].dtype == torch.float32:
+                out = torch.mv(acts[-1], net.output.weight[0]).add_(net.output.bias)
+            else:
+                out = torch.nn.functional.linear(acts[-1], net.output.weight,
+                                                 net.output.bias)[:, 0]
+        return out.float(), acts
+
+    def _mlp_backward(
+        self, g_out: torch.Tensor, acts: list[torch.Tensor], want_params: bool
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Hand-written backward of :meth:`_mlp_forward`.
+
+        Returns the gradient of the first pre-activation and, when ``want_params``, the
+        gradients of ``[*hidden[1:], output]`` weights and biases (in that order).
+        """
+        net = self.network
+        if not net.hidden:
+            return g_out[:, None], []
+        grads: list[torch.Tensor] = []
+        layers = [*net.hidden[1:], net.output]
+        with self._autocast():
+            g = g_out[:, None]
+            for i in range(len(layers) - 1, -1, -1):
+                layer, h_in = layers[i], acts[i]
+                if want_params:
+                    if g.shape[1] == 1 and h_in.dtype == torch.float32:
+                        g_w = torch.mv(h_in.t(), g[:, 0])[None, :]
+                    else:
+                        g_w = g.t().to(h_in.dtype) @ h_in
+                    grads = [g_w.float(), g.sum(0).float(), *grads]
+                if g.shape[1] == 1:
+                    g_h = torch.outer(g[:, 0], layer.weight[0].to(g.dtype))
+                else:
+                    g_h = g.to(layer.weight.dtype) @ layer.weight
+                g = torch.ops.aten.threshold_backward(g_h.to(h_in.dtype), h_in, 0.0)
+        return g.float(), grads
+
+    def _step_catchup(self) -> float:
+        net = self.network
+        t = self.step_count + 1
+        experiments, positions, y = self._batch()
+        dev = self.device
+        n_samples = len(positions)
+        tables = net.genome_tables
+        first = net.hidden[0] if net.hidden else net.output
+        nb = net.biosample_embedding.embedding_dim
+        na = net.assay_embedding.embedding_dim
+        f25, f250, f5k = (tables[r].embedding_dim for r in ("25bp", "250bp", "5kbp"))
+        w_b, w_a, w25, w250, w5k = torch.split(first.weight, [nb, na, f25, f250, f5k], dim=1)
+        train_net = "network" in self.train_groups
+        n_exp = len(self.exp_biosample)
+
+        # Rows of the three tables. A sequential batch that does not wrap is one contiguous
+        # run of positions: its rows are slices (views, no gathers) and its 250 bp rows
+        # cover consecutive blocks of 10 samples.
+        p0 = int(positions[0])
+        contiguous = int(positions[-1]) - p0 == n_samples - 1 and (
+            self.sampler.sampling == "sequential"
+        )
+        r250 = positions // 10
+        if contiguous:
+            rows25: slice | torch.Tensor = slice(p0, p0 + n_samples)
+            rows250: slice | torch.Tensor = slice(int(r250[0]), int(r250[-1]) + 1)
+            inv25 = inv250 = None
+            first250 = int(r250[0])
+            ids250 = np.arange(first250, int(r250[-1]) + 1)
+        else:
+            # (a permuted batch can repeat positions where it spans two passes)
+            rows25, inv25 = self._unique_rows(positions)
+            rows250, inv250 = self._unique_rows(r250)
+            ids250 = rows250.cpu().numpy()
+        r5k = ids250 // 20
+        first5k, last5k = int(r5k.min()), int(r5k.max())
+        if contiguous or last5k - first5k + 1 == len(np.unique(r5k)):
+            rows5k: slice | torch.Tensor = slice(first5k, last5k + 1)
+        else:
+            rows5k = torch.from_numpy(np.unique(r5k)).to(dev)
+        map5k = torch.from_numpy(
+            r5k - first5k if isinstance(rows5k, slice)
+            else np.searchsorted(rows5k.cpu().numpy(), r5k)
+        ).to(dev)
+        for res, rows in (("25bp", rows25), ("250bp", rows250), ("5kbp", rows5k)):
+            if res in self.row_adams:
+                self.row_adams[res].catch_up(rows, t - 1)  # rows must be current first
+
+        with torch.no_grad():
+            e = torch.from_numpy(experiments).to(dev)
+            b_rows = net.biosample_embedding.weight.index_select(0, self.exp_biosample)
+            a_rows = net.assay_embedding.weight.index_select(0, self.exp_assay)
+            exp_term = torch.addmm(first.bias, b_rows, w_b.t()).addmm_(a_rows, w_a.t())
+            # 25 bp factors and a one-hot of the experiment side by side: one product gives
+            # the 25 bp term plus the per-experiment term (and, backwards, both gradients).
+            fold = n_exp <= 64
+            x = torch.zeros(n_samples, f25 + (n_exp if fold else 0), device=dev)
+            g25_rows = tables["25bp"].weight[rows25]
+            x[:, :f25] = g25_rows if inv25 is None else g25_rows.index_select(0, inv25)
+            if fold:
+                x[:, f25:].scatter_(1, e[:, None], 1.0)
+                w_x = torch.cat([w25.t(), exp_term], dim=0)
+            else:
+                w_x = w25.t()
+            pre = x @ w_x
+            if not fold:
+                pre.add_(exp_term.index_select(0, e))
+            # 250 bp and 5 kbp terms, summed per 250 bp row, then added to their samples.
+            g250_rows = tables["250bp"].weight[rows250]
+            g5k_rows = tables["5kbp"].weight[rows5k]
+            q = torch.addmm((g5k_rows @ w5k.t()).index_select(0, map5k), g250_rows, w250.t())
+            if contiguous:
+                _block_apply(pre, q, p0, 10, add=True)
+            else:
+                pre.add_(q.index_select(0, inv250))
+
+            pred, acts = self._mlp_forward(pre)
+            diff = pred - y
+            loss = torch.dot(diff, diff) / n_samples
+            g_pre, head_grads = self._mlp_backward(diff * (2.0 / n_samples), acts, train_net)
+
+            g_x = x.t() @ g_pre  # (f25 [+ n_exp], H): g_W25^T and the per-experiment sums
+            g_exp = g_x[f25:] if fold else torch.zeros(
+                n_exp, g_pre.shape[1], device=dev).index_add_(0, e, g_pre)
+            if contiguous:
+                g_q = _block_apply(g_pre, q, p0, 10, add=False)
+            else:
+                g_q = torch.zeros_like(q).index_add_(0, inv250, g_pre)
+            n5k = g5k_rows.shape[0]
+            g_q5k = torch.zeros(n5k, g_q.shape[1], device=dev).index_add_(0, map5k, g_q)
+            # Gradients that read the genome rows come first: the rows may be views of the
+            # tables, which the row steps below update in place.
+            if self.optimizer is not None and train_net:
+                g_w1 = torch.cat(
+                    [g_exp.t() @ b_rows, g_exp.t() @ a_rows, g_x[:f25].t(),
+                     g_q.t() @ g250_rows, g_q5k.t() @ g5k_rows], dim=1
+                )
+            if "25bp" in self.row_adams:
+                g_g25 = g_pre @ w25
+                if inv25 is not None:
+                    g_g25 = torch.zeros(g25_rows.shape, device=dev).index_add_(0, inv25, g_g25)
+                self.row_adams["25bp"].step(rows25, g_g25, t)
+            if "250bp" in self.row_adams:
+                self.row_adams["250bp"].step(rows250, g_q @ w250, t)
+            if "5kbp" in self.row_adams:
+                self.row_adams["5kbp"].step(rows5k, g_q5k @ w5k, t)
+            if self.optimizer is not None:
+                if train_net:
+                    first.weight.grad = g_w1
+                    first.bias.grad = g_exp.sum(0)
+                    head = [p for layer in [*net.hidden[1:], net.output] if net.hidden
+                            for p in (layer.weight, layer.bias)]
+                    for p, g in zip(head, head_grads):
+                        p.grad = g.reshape(p.shape)
+                for group, table, exp_rows, w in (
+                    ("biosample", net.biosample_embedding.weight, self.exp_biosample, w_b),
+                    ("assay", net.assay_embedding.weight, self.exp_assay, w_a),
+                ):
+                    if group in self.params:
+                        grad = torch.zeros_like(table).index_add_(0, exp_rows, g_exp @ w)
+                        if group in self.row_masks:
+                            grad.mul_(self.row_masks[group])
+                        table.grad = grad
+                self.optimizer.step()
+        self.step_count += 1
+        return float(loss)
+
     def finalize(self) -> None:
-        """Bring every parameter up to date (no-op for dense Adam; kept for the fast path)."""
+        """Bring every row of the catch-up tables up to date (before predicting or saving)."""
+        for adam in self.row_adams.values():
+            adam.finalize(self.step_count)
 
     # -------------------------------------------------------------- state
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Optimizer moments as named tensors (for a checkpoint)."""
+        """Optimizer state as named tensors (for a checkpoint)."""
         out: dict[str, torch.Tensor] = {}
-        for name, p in self.params.items():
-            st = self.optimizer.state.get(p)
-            if st:
-                out[f"adam.{name}.exp_avg"] = st["exp_avg"]
-                out[f"adam.{name}.exp_avg_sq"] = st["exp_avg_sq"]
+        if self.optimizer is not None:
+            for name, p in self.params.items():
+                st = self.optimizer.state.get(p)
+                if st:
+                    out[f"adam.{name}.exp_avg"] = st["exp_avg"]
+                    out[f"adam.{name}.exp_avg_sq"] = st["exp_avg_sq"]
+        for name, adam in self.row_adams.items():
+            out[f"rowadam.{name}.m"] = adam.m
+            out[f"rowadam.{name}.v"] = adam.v
+            out[f"rowadam.{name}.last"] = adam.last
         return out
 
     def state_meta(self) -> dict[str, Any]:
         """JSON-serializable trainer state (for a checkpoint)."""
-        steps = {
-            name: float(self.optimizer.state[p]["step"])
-            for name, p in self.params.items()
-            if self.optimizer.state.get(p)
-        }
+        steps = {}
+        if self.optimizer is not None:
+            steps = {
+                name: float(self.optimizer.state[p]["step"])
+                for name, p in self.params.items()
+                if self.optimizer.state.get(p)
+            }
         return {
             "step_count": self.step_count,
             "sampler": self.sampler.state_dict(),
             "adam_steps": steps,
+            "mode": self.mode,
         }
 
     def load_state(self, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         """Restore what :meth:`state_meta` and :meth:`state_tensors` returned."""
+        if meta.get("mode", "dense") != self.mode:
+            raise AvocadoValueError(
+                f"checkpoint was written by the {meta.get('mode')!r} optimizer, not {self.mode!r}"
+            )
         self.step_count = int(meta["step_count"])
         self.sampler.load_state_dict(meta["sampler"])
         for name, p in self.params.items():
             key = f"adam.{name}.exp_avg"
             if key in tensors:
+                step = torch.tensor(meta["adam_steps"][name], dtype=torch.float32)
                 self.optimizer.state[p] = {
-                    "step": torch.tensor(meta["adam_steps"][name]),
+                    "step": step.to(p.device) if self.mode == "catchup" else step,
                     "exp_avg": tensors[key].to(p.device).clone(),
                     "exp_avg_sq": tensors[f"adam.{name}.exp_avg_sq"].to(p.device).clone(),
                 }
+        for name, adam in self.row_adams.items():
+            adam.m.copy_(tensors[f"rowadam.{name}.m"])
+            adam.v.copy_(tensors[f"rowadam.{name}.v"])
+            adam.last.copy_(tensors[f"rowadam.{name}.last"])
 
+
+
+def _block_apply(
+    values: torch.Tensor, q: torch.Tensor, p0: int, div: int, add: bool
+) -> torch.Tensor | None:
+    """Add row ``q[(p0 + i) // div - p0 // div]`` to ``values[i]`` (``add=True``), or sum
+    ``values`` over those groups of rows into a new ``q``-shaped tensor (``add=False``).
+
+    ``values`` holds consecutive positions ``p0, p0 + 1, ...``: whole groups of ``div`` become
+    a reshaped view and a broadcast, the two partial groups at the ends are done apart.
+    """
+    n = values.shape[0]
+    p1 = p0 + n
+    r0 = p0 // div
+    a = min(-(-p0 // div) * div, p1)  # first group boundary at or after p0
+    b = max((p1 // div) * div, a)  # last group boundary at or before p1
+    pieces = []
+    if a > p0:
+        pieces.append((0, a - p0, 0, None))
+    if b > a:
+        pieces.append((a - p0, b - p0, a // div - r0, (b - a) // div))
+    if p1 > b:
+        pieces.append((b - p0, n, b // div - r0, None))
+    out = None if add else torch.empty_like(q)
+    for lo, hi, row, n_groups in pieces:
+        chunk = values[lo:hi]
+        if n_groups is None:  # a partial group: one row of q
+            if add:
+                chunk.add_(q[row])
+            else:
+                out[row] = chunk.sum(0)
+        elif add:
+            chunk.view(n_groups, div, -1).add_(q[row : row + n_groups].unsqueeze(1))
+        else:
+            out[row : row + n_groups] = chunk.view(n_groups, div, -1).sum(1)
+    return out
 
 # ---------------------------------------------------------------------------------- checkpoints
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -497,8 +940,11 @@ class Checkpointer:
         trainer: Trainer,
         extra_meta: dict[str, Any] | None = None,
     ) -> None:
-        """Write the trainer's network, optimizer and sampler state after ``epoch`` epochs."""
-        trainer.finalize()
+        """Write the trainer's network, optimizer and sampler state after ``epoch`` epochs.
+
+        Rows of catch-up tables are stored as they are, with the step each is current to, so
+        that a resumed run continues bit for bit.
+        """
         tensors = {f"net.{k}": v for k, v in trainer.network.state_dict().items()}
         tensors.update(trainer.state_tensors())
         meta = {
