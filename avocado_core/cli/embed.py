@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import write_table
+from ._common import quiet_option, write_table
 
 __all__ = ["embed", "load_annotations"]
 
@@ -58,6 +58,7 @@ def load_annotations(genes: Path | None, tss: Path | None, cpg_islands: Path | N
 @click.option("--cpg-islands", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CpG island BED (with --genes).")
 @click.option("--hg19-annotations", "hg19", is_flag=True, help="Genome: stratify by the bundled hg19 annotations.")
+@quiet_option
 def embed(
     model_path: Path,
     output: Path,
@@ -71,6 +72,7 @@ def embed(
     tss: Path | None,
     cpg_islands: Path | None,
     hg19: bool,
+    quiet: bool,
 ) -> None:
     """Project the biosample, assay or genome factors of MODEL to 2-D and write a TSV.
 
@@ -101,6 +103,10 @@ def embed(
             f"{store_path} has {store.n_bins:,} bins but the model covers {model.n_positions:,} positions"
         )
     strata = annotations.classify_bins(store.regions) if annotations is not None and axis == "genome" else None
+    if not quiet and axis == "genome":
+        n = min(n_points, model.n_positions)
+        click.echo(f"Projecting {n:,} genome positions with {method.upper()} "
+                   f"(UMAP on 100,000 points takes minutes) ...", err=True)
     df = model_projection(
         model, axis=axis, method=method, resolution=resolution, n_points=n_points, strata=strata, seed=seed
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +117,7 @@ def build_model(store: Any, experiments: list[tuple[str, str]], config: str, **k
 )
 @click.option("--early-stopping", type=int, default=None, help="Stop after N epochs without a better validation MSE.")
 @click.option("--checkpoint-every", type=int, default=None, help="Save a checkpoint into MODEL/checkpoints every N epochs.")
-@click.option("--overwrite", is_flag=True, help="Replace MODEL if it exists.")
+@click.option("--overwrite", is_flag=True, help="Replace the model in MODEL (kept until the new one is saved).")
 @quiet_option
 def train(
     store_path: Path,
@@ -140,6 +139,9 @@ def train(
 ) -> None:
     """Train a model on the observed tracks of STORE and save it to MODEL.
 
+    With --checkpoint-every, an interrupted run resumes from its last checkpoint when the same
+    command is run again.
+
     \b
     Examples:
       avocado train store/ model/ --config small --epochs 10
@@ -148,8 +150,8 @@ def train(
     """
     from ..store import TrackStore
 
-    if model_path.exists() and any(model_path.iterdir()) and not overwrite:
-        raise click.UsageError(f"{model_path} exists; use --overwrite to replace it")
+    if (model_path / "config.json").is_file() and not overwrite:
+        raise click.UsageError(f"{model_path} holds a model already; use --overwrite to replace it")
     store = TrackStore(store_path)
     held = parse_experiments(holdout)
     for b, a in held:
@@ -165,8 +167,6 @@ def train(
     model = build_model(
         store, train_keys, config, seed=seed, device=device, precision=precision, **model_kwargs(arch)
     )
-    if overwrite and model_path.exists():
-        shutil.rmtree(model_path)
     with memory_limit(max_memory):
         history = model.fit(
             data,
