@@ -401,7 +401,8 @@ def select_biosamples(model_or_embedding: Any, store_or_observed: Any, assay: st
 
     The ground set is every biosample of the embedding. Biosamples that already have the assay
     observed count as chosen; candidates are the others (optionally narrowed by ``candidates``
-    and a metadata ``query``).
+    and a metadata ``query``). Observed experiments of biosamples that the embedding does not
+    contain are ignored (they have no factors to cover anything with).
 
     Parameters
     ----------
@@ -514,7 +515,8 @@ def select_positions(genome_factors: Any, k: int, regions: Any = None, *,
         For a model: ``"all"``, ``"25bp"``, ``"250bp"`` or ``"5kbp"``. Default is ``"all"``.
     candidates: numpy.ndarray or None, optional
         A boolean mask over positions, or position indices, that picks must come from (e.g.
-        promoter bins). Default is None (any position).
+        promoter bins). At a coarse resolution, indices are rows of that table, and a per-bin
+        mask selects the rows holding any masked bin. Default is None (any position).
     ground_size, pool_size: int, optional
         Sizes of the ground set and of the candidate pool. Defaults are 20,000 and 5,000.
     metric, bandwidth
