@@ -406,3 +406,15 @@ def test_fetch_roadmap_pilot_store(work):
     text = run("info", work / "pilot").output
     assert "42 intervals" in text and "E065" in text
     assert_one_line_error(run("fetch", "hg19-annotations", work / "x", ok=False), "PATH")
+
+
+def test_unexpected_errors_are_one_line_unless_debug(monkeypatch, store_path):
+    import avocado_core.cli.info
+
+    def broken(store):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(avocado_core.cli.info, "describe_store", broken)
+    assert_one_line_error(run("info", store_path, ok=False), "RuntimeError: disk on fire second line", "--debug")
+    result = run("--debug", "info", store_path, ok=False)
+    assert isinstance(result.exception, RuntimeError)

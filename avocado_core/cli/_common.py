@@ -3,7 +3,8 @@
 Commands stay thin: they parse options, call one library function and print a short summary.
 Expected failures (a bad name, a missing file, a malformed value) are raised by the library as
 ``ValueError`` / ``KeyError`` / ``OSError`` subclasses; :class:`AvocadoGroup` turns them into a
-one-line ``Error: ...`` on stderr and exit code 1, never a traceback. ``avocado --debug`` (or
+one-line ``Error: ...`` on stderr and exit code 1, never a traceback. Anything else (a bug, out
+of memory) is also one line, prefixed by the exception's type. ``avocado --debug`` (or
 ``AVOCADO_DEBUG=1``) shows the traceback instead.
 """
 
@@ -82,6 +83,12 @@ class AvocadoGroup(click.Group):
             if _debug(ctx):
                 raise
             raise click.ClickException(error_message(exc)) from None
+        except Exception as exc:  # a bug or an environment failure (e.g. out of GPU memory)
+            if _debug(ctx):
+                raise
+            raise click.ClickException(
+                f"{type(exc).__name__}: {error_message(exc)} (run `avocado --debug ...` for the traceback)"
+            ) from None
 
 
 def handle_errors(func: Callable) -> Callable:
