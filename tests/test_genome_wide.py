@@ -1,0 +1,160 @@
+"""The genome-wide workflow: region-set model -> per-chromosome parts -> one model -> bigWigs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyBigWig
+import pytest
+import torch
+from click.testing import CliRunner
+
+from avocado_core import Avocado, RegionSet, TrackStore
+from avocado_core.errors import AvocadoKeyError, AvocadoValueError
+from avocado_core.genome_wide import (
+    GenomeModel,
+    assemble,
+    fit_chromosome,
+    fit_chromosomes,
+    frozen_fingerprint,
+)
+from avocado_core.synthetic import synthetic_compendium
+
+# chrB's length is not a multiple of 25 bp: its last bin is clipped in the bigWig.
+SIZES = {"chrA": 1600 * 25, "chrB": 1150 * 25 + 13, "chrC": 700 * 25}
+FIT = dict(n_epochs=2, epoch_size=3, seed=5, progress=False)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("genome")
+    regions = RegionSet.from_chrom_sizes(SIZES)
+    comp = synthetic_compendium(n_biosamples=4, n_assays=3, n_positions=regions.n_bins,
+                                n_groups=2, observed_fraction=0.6, seed=2)
+    store = comp.write_store(root / "genome", regions=regions, progress=False)
+    exps = store.experiments()
+    biosamples = list(dict.fromkeys(b for b, _ in exps))
+    assays = list(dict.fromkeys(a for _, a in exps))
+    # "region set" phase: the first 1,000 bins stand in for the pilot regions
+    model = Avocado.small(biosamples, assays, 1000, n_nodes=16, batch_size=300, seed=1,
+                          device="cpu")
+    model.fit({k: v[:1000] for k, v in store.tracks().items()}, n_epochs=2, epoch_size=4,
+              progress=False)
+    model.save(root / "model")
+    parts = root / "parts"
+    fit_chromosome(model, store, "chrA", parts, **FIT)
+    fit_chromosomes(root / "model", root / "genome", parts, ["chrB"], **FIT)
+    # chrC as another "machine" would: the CLI command, into a second directory
+    from avocado_core.cli import main
+
+    result = CliRunner().invoke(main, ["fit-genome", str(root / "model"), str(root / "genome"),
+                                       str(root / "parts2"), "--chrom", "chrC", "--epochs", "2",
+                                       "--epoch-size", "3", "--seed", "5", "-q"])
+    assert result.exit_code == 0, result.output
+    out = assemble(root / "model", store, [parts, root / "parts2"], root / "genome-model",
+                   progress=False)
+    return {"root": root, "store": store, "model": model, "parts": parts, "out": out,
+            "experiments": exps}
+
+
+def test_a_part_is_fit_positions_of_its_chromosome(setup: dict) -> None:
+    store, model = setup["store"], setup["model"]
+    start, end = store.regions.chrom_bins("chrA")
+    direct = model.fit_positions({k: v[start:end] for k, v in store.tracks().items()},
+                                 end - start, **FIT)
+    part = Avocado.load(setup["parts"] / "chrA", device="cpu")
+    b, a = setup["experiments"][0]
+    np.testing.assert_array_equal(part.predict(b, a), direct.predict(b, a))
+    assert frozen_fingerprint(part) == frozen_fingerprint(model)
+    # no temporary directories are left behind
+    assert sorted(p.name for p in setup["parts"].iterdir()) == ["chrA", "chrB"]
+
+
+def test_rerun_skips_a_finished_part(setup: dict) -> None:
+    target = setup["parts"] / "chrA"
+    before = sorted(p.name for p in target.iterdir())
+    mtime = (target / "config.json").stat().st_mtime_ns
+    again = fit_chromosome(setup["model"], setup["store"], "chrA", setup["parts"], **FIT)
+    assert again == target and (target / "config.json").stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in target.iterdir()) == before
+
+
+def test_assembled_model_predicts_like_its_parts(setup: dict) -> None:
+    genome = GenomeModel.load(setup["out"])
+    assert genome.chroms == ["chrA", "chrB", "chrC"]
+    assert genome.regions == setup["store"].regions
+    b, a = setup["experiments"][1]
+    for chrom, parts in (("chrA", setup["parts"]), ("chrC", setup["root"] / "parts2")):
+        part = Avocado.load(parts / chrom, device="cpu")
+        np.testing.assert_array_equal(genome.predict(b, a, chrom), part.predict(b, a))
+    # a locus: bins 100..200 of chrC
+    part = Avocado.load(setup["root"] / "parts2" / "chrC", device="cpu")
+    np.testing.assert_array_equal(genome.predict(b, a, "chrC:2500-5000"),
+                                  part.predict(b, a, 100, 200))
+    # the shared network is the region-set model's
+    net = genome.chromosome("chrB").network.state_dict()
+    for name, value in setup["model"].network.state_dict().items():
+        if not name.startswith("genome_"):
+            assert torch.equal(net[name], value), name
+
+
+def test_export_bigwigs_chunked(setup: dict, tmp_path: Path) -> None:
+    genome = GenomeModel.load(setup["out"])
+    exps = setup["experiments"][:2]
+    paths = genome.export_bigwigs(exps, tmp_path / "bw", chunk_bins=333, progress=False)
+    whole = genome.export_bigwigs(exps[:1], tmp_path / "bw-whole", chunk_bins=10**6,
+                                  progress=False)
+    assert [p.name for p in paths] == [f"{b}.{a}.bigWig" for b, a in exps]
+    assert not [p for p in (tmp_path / "bw").iterdir() if p.name.startswith(".")]
+    (b, a), path = exps[0], paths[0]
+    with pyBigWig.open(str(path)) as bw, pyBigWig.open(str(whole[0])) as bw_whole:
+        assert bw.chroms() == SIZES
+        for chrom in SIZES:
+            expected = genome.predict(b, a, chrom)
+            got = np.array(bw.values(chrom, 0, SIZES[chrom]), dtype=np.float32)[::25]
+            np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(  # chunking changes only the float rounding
+                bw.values(chrom, 0, SIZES[chrom]), bw_whole.values(chrom, 0, SIZES[chrom]),
+                rtol=1e-6, atol=1e-6)
+        # chrB's last, clipped bin ends at the chromosome end
+        assert bw.intervals("chrB")[-1][1] == SIZES["chrB"]
+    with pyBigWig.open(str(tmp_path / "bw" / f"{exps[1][0]}.{exps[1][1]}.bigWig")) as bw:
+        got = np.array(bw.values("chrA", 0, 2500), dtype=np.float32)[::25]
+        np.testing.assert_allclose(got, genome.predict(*exps[1], "chrA")[:100], rtol=1e-6,
+                                   atol=1e-6)
+
+
+def test_export_inverts_the_transform(setup: dict, tmp_path: Path) -> None:
+    genome = GenomeModel.load(setup["out"])
+    b, a = setup["experiments"][0]
+    [path] = genome.export_bigwigs([(b, a)], tmp_path, invert_transform="arcsinh",
+                                   progress=False)
+    with pyBigWig.open(str(path)) as bw:
+        got = np.array(bw.values("chrC", 0, 2500), dtype=np.float32)[::25]
+    np.testing.assert_allclose(got, np.sinh(genome.predict(b, a, "chrC")[:100]), rtol=1e-5)
+
+
+def test_assemble_refuses_missing_or_foreign_parts(setup: dict, tmp_path: Path) -> None:
+    with pytest.raises(AvocadoValueError, match="chrC"):
+        assemble(setup["model"], setup["store"], setup["parts"], tmp_path / "x", progress=False)
+    other = Avocado.load(setup["root"] / "model", device="cpu")
+    with torch.no_grad():
+        other.network.output.bias.add_(1.0)
+    with pytest.raises(AvocadoValueError, match="not fitted from this model"):
+        assemble(other, setup["store"], [setup["parts"], setup["root"] / "parts2"],
+                 tmp_path / "y", progress=False)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no temporary directory left
+
+
+def test_clear_errors(setup: dict, tmp_path: Path) -> None:
+    genome = GenomeModel.load(setup["out"])
+    with pytest.raises(AvocadoKeyError, match="chrZ"):
+        genome.chromosome("chrZ")
+    with pytest.raises(AvocadoKeyError, match="nobody"):
+        genome.export_bigwigs([("nobody", setup["experiments"][0][1])], tmp_path, progress=False)
+    with pytest.raises(AvocadoKeyError, match="chrZ"):
+        fit_chromosome(setup["model"], setup["store"], "chrZ", tmp_path, **FIT)
+    with pytest.raises(AvocadoValueError, match="genome model"):
+        GenomeModel.load(tmp_path)
