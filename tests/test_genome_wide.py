@@ -158,3 +158,27 @@ def test_clear_errors(setup: dict, tmp_path: Path) -> None:
         fit_chromosome(setup["model"], setup["store"], "chrZ", tmp_path, **FIT)
     with pytest.raises(AvocadoValueError, match="genome model"):
         GenomeModel.load(tmp_path)
+
+
+def test_cli_assemble_and_export(setup: dict, tmp_path: Path) -> None:
+    from avocado_core.cli import main
+
+    root = setup["root"]
+    runner = CliRunner()
+    result = runner.invoke(main, ["assemble-genome", str(root / "model"), str(root / "genome"),
+                                  str(tmp_path / "gm"), "-p", str(setup["parts"]),
+                                  "-p", str(root / "parts2"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "3 chromosomes" in result.output
+    (b, a) = setup["experiments"][0]
+    result = runner.invoke(main, ["export-genome", str(tmp_path / "gm"), str(tmp_path / "bw"),
+                                  "-e", f"{b}:{a}", "-q"])
+    assert result.exit_code == 0, result.output
+    with pyBigWig.open(str(tmp_path / "bw" / f"{b}.{a}.bigWig")) as bw:
+        got = np.array(bw.values("chrB", 0, 2500), dtype=np.float32)[::25]
+    genome = GenomeModel.load(tmp_path / "gm")
+    np.testing.assert_allclose(got, genome.predict(b, a, "chrB")[:100], rtol=1e-6, atol=1e-6)
+    # a missing part is a one-line error, not a traceback
+    result = runner.invoke(main, ["assemble-genome", str(root / "model"), str(root / "genome"),
+                                  str(tmp_path / "gm2"), "-p", str(setup["parts"])])
+    assert result.exit_code == 1 and "chrC" in result.output and "Traceback" not in result.output

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit-biosamples": ("fit_biosamples", "fit_biosamples"),
     "fit-assays": ("fit_biosamples", "fit_assays"),
     "fit-genome": ("fit_genome", "fit_genome"),
+    "assemble-genome": ("genome", "assemble_genome"),
+    "export-genome": ("genome", "export_genome"),
     "impute": ("impute", "impute"),
     "embed": ("embed", "embed"),
     "evaluate": ("evaluate", "evaluate"),
