@@ -40,8 +40,12 @@ HG19_SIZES = "chr1\t249250621\nchr2\t243199373\n"
 
 
 def run(*args, ok: bool = True):
-    """Invoke ``avocado ARGS``; with ok=True, fail the test (showing the output) on a bad exit."""
-    result = CliRunner().invoke(main, [str(a) for a in args])
+    """Invoke ``avocado ARGS``; with ok=True, fail the test (showing the output) on a bad exit.
+
+    With ok=True errors are not caught (AVOCADO_DEBUG=1), so a failure shows its traceback.
+    """
+    env = {"AVOCADO_DEBUG": "1"} if ok else {"AVOCADO_DEBUG": "0"}
+    result = CliRunner().invoke(main, [str(a) for a in args], env=env)
     if ok and result.exit_code != 0:
         import traceback
 

@@ -10,6 +10,9 @@ from ._common import parse_experiments, quiet_option, read_experiment_list
 
 __all__ = ["impute", "choose_experiments"]
 
+#: Bytes of predictions held at once.
+PREDICT_BYTES = 256 * 2**20
+
 
 def choose_experiments(
     model, store, experiments: list[tuple[str, str]], missing: bool, every: bool
@@ -137,12 +140,19 @@ def impute(
     source = f"avocado:{model_path.resolve()}"
     from tqdm.auto import tqdm
 
-    for b, a in tqdm(chosen, desc="Imputing", unit="track", disable=quiet or len(chosen) < 2):
-        values = model.predict(b, a)
-        if into_store and (overwrite or not store.has_track(b, a, kind="imputed")):
-            store.add_track(b, a, values, kind="imputed", source=source, transform="arcsinh", overwrite=overwrite)
-        if bigwig_dir is not None:
-            write_bigwig(values, store.regions, bigwig_dir / f"{b}.{a}.imputed.bw", sizes)
+    # A few experiments per predict_many call share the genome term; memory stays ~256 MB.
+    per_call = int(max(1, min(8, PREDICT_BYTES // (4 * max(store.n_bins, 1)))))
+    bar = tqdm(total=len(chosen), desc="Imputing", unit="track", disable=quiet or len(chosen) < 2)
+    for i in range(0, len(chosen), per_call):
+        batch = chosen[i : i + per_call]
+        for (b, a), values in zip(batch, model.predict_many(batch)):
+            if into_store and (overwrite or not store.has_track(b, a, kind="imputed")):
+                store.add_track(b, a, values, kind="imputed", source=source, transform="arcsinh",
+                                overwrite=overwrite)
+            if bigwig_dir is not None:
+                write_bigwig(values, store.regions, bigwig_dir / f"{b}.{a}.imputed.bw", sizes)
+        bar.update(len(batch))
+    bar.close()
     where = [str(store_path)] if into_store else []
     where += [str(bigwig_dir)] if bigwig_dir is not None else []
     note = f" ({skipped} already imputed, skipped)" if skipped else ""
