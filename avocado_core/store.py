@@ -18,7 +18,7 @@ Why plain ``.npy`` files, one per track, opened with ``np.load(mmap_mode="r")``
 The genome-wide case is thousands of tracks of about 124 million 25 bp bins each.
 
 * One float32 file per track is ~500 MB, a size file systems, rsync and object stores handle
-  well; a single 60 TB HDF5 or zarr array would not add anything the model needs.
+  well; one multi-terabyte HDF5 or zarr array of all tracks would add nothing the model needs.
 * Tracks are written independently (ingest one bigWig, add one imputed track): each write is
   one new file plus one rename, with no shared container to lock, repack or corrupt. HDF5 has no
   atomic replace and a crash mid-write can damage the whole file; zarr would do, but brings a
@@ -26,9 +26,12 @@ The genome-wide case is thousands of tracks of about 124 million 25 bp bins each
 * Reads are windows of one or a few tracks (the app's locus view, a training batch of
   contiguous bins): a memory map touches only the pages of the window, served from the OS page
   cache, with no decompression and no extra library. ``np.load(..., mmap_mode="r")`` opens a
-  track in microseconds regardless of its size, so opening the store is instant.
-* Uncompressed is deliberate: signal tracks compress ~3-4x, but decompression would cost more
-  than reading at training throughput and would break O(1) random window access.
+  track in about half a millisecond whatever its size (measured on a 124 M-bin track on a
+  loaded 2-core machine; a random 4,000-bin window then read in ~4 ms), so opening a store is
+  instant.
+* Uncompressed is deliberate: the pilot tracks compress only 1.7-3x (their .npz files are
+  1.5-2.7 MB against 4.5 MB raw), and decompression would cost more than reading at training
+  throughput and would break O(1) random window access.
 
 The catalog is a small TSV rewritten atomically (temporary file in the same directory, then
 ``os.replace``). It is the single commit point of every change: a track's values go to a new
