@@ -21,12 +21,16 @@ __all__ = ["demo"]
     show_default=True, help="The 25 real Roadmap pilot tracks, or a synthetic compendium.",
 )
 @click.option("--epochs", type=int, default=None, help="Training epochs of the demo model [default: the workspace's].")
+@click.option(
+    "--genome-points", type=int, default=100_000, show_default=True,
+    help="Genome positions in the UMAP / PCA projections, set when the workspace is first built (fewer is faster).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-serve", is_flag=True, help="Only build the workspace.")
 @quiet_option
 def demo(
-    workspace: Path, host: str, port: int, source: str, epochs: int | None, seed: int,
-    no_serve: bool, quiet: bool,
+    workspace: Path, host: str, port: int, source: str, epochs: int | None, genome_points: int,
+    seed: int, no_serve: bool, quiet: bool,
 ) -> None:
     """Build the demo WORKSPACE (default: ./workspace) if needed, then serve the app.
 
@@ -43,7 +47,10 @@ def demo(
     from ..workspace import build_workspace
 
     click.echo(f"Preparing the workspace {workspace} ...")
-    build_workspace(workspace, source=source, n_epochs=epochs, seed=seed, progress=not quiet)
+    build_workspace(
+        workspace, source=source, n_epochs=epochs, genome_points=genome_points, seed=seed,
+        progress=not quiet,
+    )
     if no_serve:
         click.echo(f"Workspace ready: {workspace} (serve it with `avocado serve {workspace}`)")
         return
