@@ -460,6 +460,20 @@ class TrackStore:
         start, end = self._bin_range(region)
         return np.array(self.track(biosample, assay, kind)[start:end], dtype=np.float32)
 
+    def fetch_many(self, experiments: list[tuple[str, str]], region: str | tuple | None = None,
+                   kind: str = "observed") -> np.ndarray:
+        """Values of several tracks over one window (see :meth:`fetch`).
+
+        Returns
+        -------
+        ndarray, dtype float32, shape=(len(experiments), end_bin - start_bin)
+        """
+        start, end = self._bin_range(region)
+        out = np.empty((len(experiments), end - start), dtype=np.float32)
+        for i, (biosample, assay) in enumerate(experiments):  # one window read per track
+            out[i] = self.track(biosample, assay, kind)[start:end]
+        return out
+
     def experiments(self, kind: str | None = "observed") -> list[tuple[str, str]]:
         """``(biosample, assay)`` pairs with a track of this kind (None: any kind), in catalog order."""
         cat = self._read_catalog()

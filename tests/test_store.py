@@ -80,6 +80,17 @@ def test_fetch_windows(store, real_tracks, pilot_regions):
         store.fetch("E999", "H3K4me3", (0, 5))
 
 
+def test_fetch_many(store, real_tracks, pilot_regions):
+    keys = [("E116", "H3K27me3"), ("E003", "H3K4me3")]
+    out = store.fetch_many(keys, "chr2:51.7M-51.8M")
+    start, end = pilot_regions.locus_bins("chr2:51.7M-51.8M")
+    assert out.shape == (2, end - start) and out.dtype == np.float32
+    for row, key in zip(out, keys):
+        np.testing.assert_array_equal(row, real_tracks[key][start:end])
+    with pytest.raises(AvocadoKeyError, match="E017"):
+        store.fetch_many([("E017", "H3K4me3")], (0, 10))
+
+
 def test_fetch_reads_only_the_window(store, monkeypatch):
     """A window fetch touches only the window's bytes of the memory map."""
     seen = []
