@@ -299,12 +299,16 @@ def test_fit_biosamples_and_assays(work, pilot_dir, model_path):
 
 
 def test_fit_genome_per_chromosome(work, store_path, model_path):
-    out = run("fit-genome", model_path, store_path, work / "genome", "--chrom", "chr1",
-              "--epochs", "1", "-q").output
-    assert "chr1: 2,000 positions from 8 tracks" in out
-    new = Avocado.load(work / "genome" / "chr1", device="cpu")
+    args = ["fit-genome", model_path, store_path, work / "genome", "--chrom", "chr1", "--epochs", "1", "-q"]
+    assert "chr1: 2,000 positions" in run(*args).output
+    part = work / "genome" / "chr1"
+    new = Avocado.load(part, device="cpu")
     old = Avocado.load(model_path, device="cpu")
     np.testing.assert_array_equal(new.biosample_embedding(), old.biosample_embedding())
+    assert new.n_positions == N_BINS
+    mtime = (part / "config.json").stat().st_mtime_ns
+    run(*args)  # a finished part of the same model is skipped
+    assert (part / "config.json").stat().st_mtime_ns == mtime
     assert_one_line_error(run("fit-positions", model_path, store_path, work / "genome", "--chrom",
                               "chr5", ok=False), "chr5")
 

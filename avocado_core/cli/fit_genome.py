@@ -1,9 +1,11 @@
-"""``avocado fit-genome`` (alias ``fit-positions``): genome factors for a new position set.
+"""``avocado fit-genome`` (alias ``fit-positions``): genome factors chromosome by chromosome.
 
 The genome-wide phase of Avocado: the network and the biosample / assay embeddings of a model
 trained on a region set are frozen, and only new genome factors are learned over the positions of
-another store (e.g. whole chromosomes). Chromosomes are independent, so each ``--chrom`` can be a
-separate job, in parallel processes or on separate machines.
+a genome-wide store, one chromosome at a time (:func:`avocado_core.genome_wide.fit_chromosome`).
+Each chromosome is an independent job that writes ``PARTS/<chrom>/`` atomically, so jobs can run
+in parallel processes (``--jobs``) or on separate machines; ``avocado assemble-genome`` then
+gathers the parts into one genome model.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import click
 
 from ._common import quiet_option
-from .train import device_option, fit_options, max_memory_option, memory_limit
+from .train import device_option, fit_options, max_memory_option
 
 __all__ = ["fit_genome"]
 
@@ -21,21 +23,29 @@ __all__ = ["fit_genome"]
 @click.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("store_path", metavar="STORE", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("output", metavar="OUTPUT", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("parts_dir", metavar="PARTS", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "-c", "--chrom", "chroms", multiple=True,
-    help="Fit only this chromosome into OUTPUT/CHROM/ (repeatable) [default: all of STORE at once].",
+    help="Fit only this chromosome (repeatable) [default: every chromosome of STORE].",
 )
+@click.option(
+    "-j", "--jobs", type=int, default=1, show_default=True,
+    help="Chromosomes fitted at once, each in its own process.",
+)
+@click.option("--threads-per-job", type=int, default=1, show_default=True, help="torch threads of each job (with --jobs).")
 @fit_options
 @device_option
 @max_memory_option
 @click.option("--checkpoint-every", type=int, default=None, help="Checkpoint every N epochs (a rerun resumes).")
+@click.option("--overwrite", is_flag=True, help="Refit chromosomes whose part exists already.")
 @quiet_option
 def fit_genome(
     model_path: Path,
     store_path: Path,
-    output: Path,
+    parts_dir: Path,
     chroms: tuple[str, ...],
+    jobs: int,
+    threads_per_job: int,
     epochs: int,
     epoch_size: int | None,
     sampling: str,
@@ -43,57 +53,46 @@ def fit_genome(
     device: str | None,
     max_memory: str | None,
     checkpoint_every: int | None,
+    overwrite: bool,
     quiet: bool,
 ) -> None:
-    """Learn genome factors of MODEL over the positions of STORE; save the new model to OUTPUT.
+    """Learn genome factors of MODEL over each chromosome of STORE; write PARTS/CHROM/.
 
-    The network and the biosample / assay factors of MODEL are kept frozen; only the 25 bp,
-    250 bp and 5 kbp genome factors of the new positions train, from the observed tracks of
-    STORE (those of biosamples and assays the model knows). With --chrom, each chromosome is
-    an independent job that writes OUTPUT/CHROM/.
+    The network and the biosample / assay factors of MODEL stay frozen; only the 25 bp, 250 bp
+    and 5 kbp genome factors of each chromosome train, from the observed tracks of STORE (those
+    of biosamples and assays the model knows). A finished part of the same model is skipped, so
+    a rerun (or a job array) only does what is left; each part is an ordinary model directory.
 
     \b
     Examples:
       avocado ingest genome/ --chrom-sizes hg19.sizes --chroms chr21,chr22 -m bigwigs.tsv
-      avocado fit-genome model/ genome/ genome-model/ --chrom chr21 --epochs 5
-      avocado fit-genome model/ genome/ genome-model/ --chrom chr22 --epochs 5   # another job
+      avocado fit-genome model/ genome/ parts/ --chrom chr21 --epochs 5
+      avocado fit-genome model/ genome/ parts/ --chrom chr22 --epochs 5   # another machine
+      avocado fit-genome model/ genome/ parts/ --jobs 2                   # all, 2 at a time
+      avocado assemble-genome model/ genome/ genome-model/ -p parts/
     """
+    from ..genome_wide import fit_chromosome, fit_chromosomes
     from ..model import Avocado
     from ..store import TrackStore
 
-    store = TrackStore(store_path)
-    model = Avocado.load(model_path, device=device)
-    known_b, known_a = set(model.biosamples), set(model.assays)
-    tracks = store.tracks()
-    keys = [k for k in tracks if k[0] in known_b and k[1] in known_a]
-    if not keys:
-        raise click.UsageError(
-            f"{store_path} has no observed track of a biosample and assay the model knows "
-            f"(biosamples {', '.join(model.biosamples)}; assays {', '.join(model.assays)})"
+    fit_kwargs = dict(
+        n_epochs=epochs, epoch_size=epoch_size, sampling=sampling, seed=seed, max_memory=max_memory,
+        checkpoint_every=checkpoint_every, overwrite=overwrite, device=device,
+    )
+    if jobs > 1:
+        click.echo(f"Fitting {', '.join(chroms) if chroms else 'every chromosome'} with {jobs} jobs ...", err=True)
+        done = fit_chromosomes(
+            model_path, store_path, parts_dir, list(chroms) or None, n_jobs=jobs,
+            threads_per_job=threads_per_job, **fit_kwargs,
         )
-    skipped = len(tracks) - len(keys)
-    if chroms:
-        jobs = [(c, *store.regions.chrom_bins(c), output / c) for c in chroms]
     else:
-        jobs = [("all", 0, store.n_bins, output)]
-    for name, start, end, target in jobs:
-        # memmap slices: each job reads only its own bins from disk
-        data = {k: tracks[k][start:end] for k in keys}
-        with memory_limit(max_memory):
-            new = model.fit_positions(
-                data,
-                end - start,
-                n_epochs=epochs,
-                epoch_size=epoch_size,
-                sampling=sampling,
-                seed=seed,
-                checkpoint_dir=target / "checkpoints" if checkpoint_every else None,
-                checkpoint_every=checkpoint_every,
-                progress=not quiet,
-            )
-        new.save(target)
-        loss = new.history.get("loss", [])
-        tail = f", final loss {loss[-1]:.4f}" if loss else ""
-        click.echo(f"{name}: {end - start:,} positions from {len(keys)} tracks{tail} -> {target}")
-    if skipped:
-        click.echo(f"({skipped} tracks of biosamples / assays unknown to the model were not used)")
+        model = Avocado.load(model_path, device=device)
+        store = TrackStore(store_path)
+        done = [
+            fit_chromosome(model, store, chrom, parts_dir, progress=not quiet, **fit_kwargs)
+            for chrom in (chroms or store.regions.chroms)
+        ]
+    regions = TrackStore(store_path).regions
+    for part in done:
+        start, end = regions.chrom_bins(part.name)
+        click.echo(f"{part.name}: {end - start:,} positions -> {part}")
