@@ -169,7 +169,7 @@ def test_selection_ids_and_links(synthetic_workspace):  # noqa: F811
     hrefs = [link.href for link in links]
     assert hrefs[0].startswith("/locus?tracks=S001|") and hrefs[1] == "/design?candidates=S001,S002"
     genome_link = embeddings.selection_links(ws, "genome", [400])[0]
-    assert "locus=chr1:0-30000" in genome_link.href
+    assert genome_link.href == "/locus?locus=chr1:0-30,000"
 
 
 # ---------------------------------------------------------------------- design: pure helpers
@@ -232,7 +232,7 @@ def test_locus_callback_draws_and_alerts(pilot_app):
         inputs = [("locus-go", "n_clicks", 1), ("locus-input", "n_submit", None),
                   ("locus-in", "n_clicks", None), ("locus-out", "n_clicks", None),
                   ("locus-left", "n_clicks", None), ("locus-right", "n_clicks", None),
-                  ("locus-graph", "clickData", None), ("locus-graph", "relayoutData", None),
+                  ("locus-gene-click", "data", None), ("locus-drag", "data", None),
                   ("locus-tracks", "data", tracks)]
         if changed == "locus-in.n_clicks":
             inputs[2] = ("locus-in", "n_clicks", 1)

@@ -21,7 +21,7 @@ def color_kind(values: pd.Series) -> str:
     """"continuous" for numeric columns with many distinct values, else "categorical"."""
     if pd.api.types.is_bool_dtype(values):
         return "categorical"
-    if pd.api.types.is_numeric_dtype(values) and values.nunique(dropna=True) > 12:
+    if pd.api.types.is_numeric_dtype(values) and values.nunique(dropna=True) > 8:
         return "continuous"
     return "categorical"
 

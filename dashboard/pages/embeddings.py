@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
+from avocado_core.regions import format_locus
 from avocado_core.workspace import Workspace
 
 from ..components import (current_workspace, error_message, field, guarded, options,
@@ -124,9 +125,10 @@ def selection_links(ws: Workspace, axis: str, ids: list) -> list:
     if axis == "genome":
         b = int(ids[0])
         chrom, start = ws.store.regions.bin_coordinates([b])
-        locus = f"{chrom[0]}:{max(int(start[0]) - HALF_WINDOW, 0)}-{int(start[0]) + HALF_WINDOW}"
+        locus = format_locus(chrom[0], max(int(start[0]) - HALF_WINDOW, 0),
+                             int(start[0]) + HALF_WINDOW)
         return [dcc.Link(f"Open {chrom[0]}:{int(start[0]):,} in the locus browser →",
-                         href="/locus" + query_string({"locus": locus, "center": "1"}),
+                         href="/locus" + query_string({"locus": locus}),
                          className="button", id="emb-to-locus")]
     return []
 

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from avocado_core import metrics
 from avocado_core.regions import format_locus, parse_locus
@@ -221,6 +222,10 @@ def gene_from_click(click: dict | None) -> str | None:
     return None
 
 
+def _count_text(n: int) -> str:
+    return f"{n} track{'s' if n != 1 else ''} chosen"
+
+
 # ---------------------------------------------------------------------- layout
 def layout(locus: str | None = None, tracks: str | None = None, **_ignored) -> html.Div:
     """The page; its locus and tracks come from the URL."""
@@ -272,7 +277,7 @@ def layout(locus: str | None = None, tracks: str | None = None, **_ignored) -> h
             html.Div(dcc.Graph(id="locus-picker", figure=picker_figure(status, chosen),
                                config={"displayModeBar": False}),
                      className="picker-scroll"),
-            html.Div(id="locus-picked-count", className="field-hint"),
+            html.Div(_count_text(len(chosen)), id="locus-picked-count", className="field-hint"),
             html.Button("Clear", id="locus-clear", className="button small"),
         ],
         className="side-panel picker-panel",
@@ -303,6 +308,8 @@ def layout(locus: str | None = None, tracks: str | None = None, **_ignored) -> h
             picker, main,
             dcc.Store(id="locus-tracks", data=[list(e) for e in chosen]),
             dcc.Store(id="locus-current"),
+            dcc.Store(id="locus-gene-click"),
+            dcc.Store(id="locus-drag"),
             dcc.Store(id="locus-url"),
             html.Div(id="locus-url-sink", hidden=True),
             html.Div(id="locus-png-sink", hidden=True),
@@ -322,6 +329,7 @@ def register_callbacks(app, ws: Workspace) -> None:
         Input("locus-picker", "clickData"),
         Input("locus-clear", "n_clicks"),
         State("locus-tracks", "data"),
+        prevent_initial_call=True,
     )
     def pick(click, _clear, chosen):
         chosen = [tuple(e) for e in (chosen or [])]
@@ -331,9 +339,8 @@ def register_callbacks(app, ws: Workspace) -> None:
             p = click["points"][0]
             cell = (str(p["y"]), str(p["x"]))
             chosen = [e for e in chosen if e != cell] if cell in chosen else chosen + [cell]
-        n = len(chosen)
         return ([list(e) for e in chosen], picker_figure(ws.status(), chosen),
-                f"{n} track{'s' if n != 1 else ''} chosen")
+                _count_text(len(chosen)))
 
     @app.callback(
         Output("locus-graph", "figure"),
@@ -348,14 +355,14 @@ def register_callbacks(app, ws: Workspace) -> None:
         Input("locus-out", "n_clicks"),
         Input("locus-left", "n_clicks"),
         Input("locus-right", "n_clicks"),
-        Input("locus-graph", "clickData"),
-        Input("locus-graph", "relayoutData"),
+        Input("locus-gene-click", "data"),
+        Input("locus-drag", "data"),
         Input("locus-tracks", "data"),
         State("locus-input", "value"),
         State("locus-current", "data"),
     )
     @guarded(6)
-    def draw(_go, _submit, _in, _out, _left, _right, click, relayout, chosen, text, current):
+    def draw(_go, _submit, _in, _out, _left, _right, gene, dragged, chosen, text, current):
         trigger = ctx.triggered_id
         locus = text
         if trigger in ("locus-in", "locus-out", "locus-left", "locus-right") and current:
@@ -365,16 +372,10 @@ def register_callbacks(app, ws: Workspace) -> None:
                      "locus-left": lambda: pan(c, s, e, -0.5),
                      "locus-right": lambda: pan(c, s, e, 0.5)}[trigger]()
             locus = format_locus(*keep_in_region(ws, *moved, current))
-        elif "locus-graph.clickData" in ctx.triggered_prop_ids:
-            gene = gene_from_click(click)
-            if gene is None:
-                return (no_update,) * 6
+        elif trigger == "locus-gene-click" and gene:
             locus = gene
-        elif "locus-graph.relayoutData" in ctx.triggered_prop_ids:
-            x = drag_range(relayout)
-            if x is None or not current:
-                return (no_update,) * 6
-            locus = format_locus(current["chrom"], *x)
+        elif trigger == "locus-drag" and dragged and current:
+            locus = format_locus(current["chrom"], *dragged)
         experiments = [tuple(e) for e in (chosen or [])]
         fig, tracks, (chrom, start, end) = locus_view(ws, locus, experiments)
         shown = format_locus(chrom, start, end)
@@ -383,6 +384,24 @@ def register_callbacks(app, ws: Workspace) -> None:
                 f"{ws.store.regions.bin_size} bp"]
         return (fig, {"chrom": chrom, "start": start, "end": end}, shown, span,
                 metrics_rows(tracks), None)
+
+    # Graph events go through stores so that a resize (relayoutData {"autosize": true}) or a
+    # click on a track never re-runs (and so cancels) a draw that is in flight.
+    @app.callback(Output("locus-gene-click", "data"), Input("locus-graph", "clickData"),
+                  prevent_initial_call=True)
+    def gene_clicked(click):
+        gene = gene_from_click(click)
+        if gene is None:
+            raise PreventUpdate
+        return gene
+
+    @app.callback(Output("locus-drag", "data"), Input("locus-graph", "relayoutData"),
+                  prevent_initial_call=True)
+    def dragged(relayout):
+        x = drag_range(relayout)
+        if x is None:
+            raise PreventUpdate
+        return list(x)
 
     @app.callback(
         Output("locus-url", "data"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ def serving(app):
     """Serve a Dash app on 127.0.0.1:<free port> in a daemon thread; yields the base URL."""
     from werkzeug.serving import make_server
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -1,0 +1,79 @@
+"""Design page in headless Chromium: picks, curves, exports, background runs, alerts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.e2e
+
+
+def test_synthetic_biosample_picks_and_csv(page, synthetic_url, synthetic_workspace,
+                                           screenshot_dir):
+    ws = synthetic_workspace
+    status = ws.status()
+    assay = status.columns[0]
+    profiled = set(status.index[status[assay] == "observed"])
+    page.goto(f"{synthetic_url}/design?assay={assay}&k=6")
+    page.wait_for_load_state("networkidle")
+    page.click("#design-run")
+    summary = page.locator("#design-summary")
+    expect(summary).to_contain_text(f"6 biosamples picked for {assay}", timeout=60_000)
+    expect(summary).to_contain_text(f"{len(profiled)} already profiled count as chosen")
+    expect(page.locator("#design-picks-table tbody tr")).to_have_count(1 + 6)  # header row too
+    legend = page.locator("#design-picks-graph .legendtext").all_text_contents()
+    assert "picked (6)" in legend and f"already profiled ({len(profiled)})" in legend
+    expect(page.locator("#design-gains-graph .bars .point")).to_have_count(6)
+    with page.expect_download() as info:
+        page.click("#design-csv")
+    rows = list(csv.DictReader(io.StringIO(open(info.value.path()).read())))
+    assert [int(r["rank"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert {r["assay"] for r in rows} == {assay}
+    assert not {r["biosample"] for r in rows} & profiled
+    gains = [float(r["gain"]) for r in rows]
+    assert gains == sorted(gains, reverse=True)
+    page.screenshot(path=str(screenshot_dir / "design.png"), full_page=True)
+
+
+def test_synthetic_positions_bed(page, synthetic_url):
+    page.goto(f"{synthetic_url}/design")
+    page.wait_for_load_state("networkidle")
+    page.fill("#design-pos-k", "12")
+    page.click("#design-pos-run")
+    expect(page.locator("#design-pos-summary")).to_contain_text("12 positions picked",
+                                                                timeout=60_000)
+    with page.expect_download() as info:
+        page.click("#design-bed")
+    lines = open(info.value.path()).read().splitlines()
+    assert len(lines) == 12
+    fields = [line.split("\t") for line in lines]
+    assert all(f[0] == "chr1" and int(f[2]) - int(f[1]) == 25 for f in fields)
+    assert [f[3] for f in fields] == [f"pick{i}" for i in range(1, 13)]
+
+
+def test_pilot_alerts_and_rerank(page, pilot_url):
+    page.goto(f"{pilot_url}/design?assay=H3K4me3&k=2")
+    page.wait_for_load_state("networkidle")
+    rerank = page.locator("#design-rerank input[type=checkbox]")
+    expect(rerank).to_be_checked()  # the pilot is fully observed
+    rerank.uncheck()
+    page.click("#design-run")
+    alert = page.locator("#design-alert [role=alert]")
+    expect(alert).to_contain_text("no candidate biosamples for 'H3K4me3'", timeout=60_000)
+    rerank.check()
+    page.fill("#design-k", "9")
+    page.click("#design-run")
+    expect(alert).to_contain_text("k=9 exceeds the 5 candidate biosamples", timeout=60_000)
+    page.fill("#design-k", "3")
+    page.click("#design-run")
+    expect(page.locator("#design-summary")).to_contain_text("3 biosamples picked for H3K4me3",
+                                                            timeout=60_000)
+    expect(page.locator("#design-alert [role=alert]")).to_have_count(0)
+    page.fill("#design-pos-k", "0")
+    page.click("#design-pos-run")
+    expect(page.locator("#design-pos-alert [role=alert]")).to_contain_text(
+        re.compile("k must be .*between 1 and 200"), timeout=60_000)

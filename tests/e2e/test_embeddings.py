@@ -1,0 +1,87 @@
+"""Embeddings page in headless Chromium: the pilot workspace and a synthetic compendium."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.e2e
+
+LEGEND = "#emb-graph .legend .legendtext"
+
+
+def test_pilot_biosamples_legend(page, pilot_url, pilot_workspace):
+    page.goto(f"{pilot_url}/?axis=biosamples&method=pca&color=anatomy")
+    expect(page.locator("#emb-caption")).to_have_text(
+        "5 biosamples · PCA of the biosample embedding", timeout=30_000)
+    anatomy = pilot_workspace.biosample_metadata()["anatomy"].value_counts()
+    expected = {f"{k} ({v})" for k, v in anatomy.items()}
+    expect(page.locator(LEGEND)).to_have_count(len(expected))
+    assert set(page.locator(LEGEND).all_text_contents()) == expected
+    expect(page.locator("#emb-selection-count")).to_have_text("5 points · none selected")
+
+
+def test_pilot_genome_sample_in_webgl(page, pilot_url, tmp_path, screenshot_dir):
+    page.goto(f"{pilot_url}/?axis=genome&method=pca&res=all&color=class")
+    expect(page.locator("#emb-caption")).to_contain_text(
+        "Sample of 100,000 of 1,126,469 positions stratified by annotation class",
+        timeout=60_000)
+    legend = page.locator(LEGEND).all_text_contents()
+    assert any(re.fullmatch(r"promoter \([\d,]+\)", t) for t in legend)
+    assert sum(int(re.search(r"\(([\d,]+)\)", t).group(1).replace(",", ""))
+               for t in legend) == 100_000
+    expect(page.locator("#emb-graph canvas").first).to_be_attached()  # Scattergl draws with WebGL
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(screenshot_dir / "embeddings.png"))
+    # a projection that was not computed offers a background computation
+    page.goto(f"{pilot_url}/?axis=genome&method=umap&res=5kbp&color=class")
+    expect(page.locator("#emb-missing")).to_contain_text("has not been computed", timeout=30_000)
+    expect(page.locator("#emb-compute")).to_be_visible()
+
+
+def test_synthetic_box_selection_goes_to_design(page, synthetic_url):
+    page.goto(f"{synthetic_url}/?axis=biosamples&method=umap&color=anatomy")
+    expect(page.locator("#emb-selection-count")).to_have_text("240 points · none selected",
+                                                              timeout=30_000)
+    assert len(page.locator(LEGEND).all_text_contents()) == 8  # planted anatomy groups
+    page.wait_for_load_state("networkidle")
+    page.locator('#emb-graph .modebar-btn[data-title="Box Select"]').click()
+    area = page.locator("#emb-graph .nsewdrag").first.bounding_box()
+    x0, y0 = area["x"] + area["width"] * 0.2, area["y"] + area["height"] * 0.2
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + area["width"] * 0.4, y0 + area["height"] * 0.4, steps=8)
+    page.mouse.up()
+    count = page.locator("#emb-selection-count")
+    expect(count).to_have_text(re.compile(r"^\d+ of 240 selected$"))
+    n = int(count.inner_text().split()[0])
+    assert 0 < n < 240
+    assert "sel=" in page.url
+    page.locator("#emb-to-design").click()
+    expect(page.locator("#design-candidates-note")).to_contain_text(
+        f"Candidates: {n} biosamples from your selection", timeout=30_000)
+
+
+def test_selection_and_colour_come_from_the_url(page, synthetic_url):
+    page.goto(f"{synthetic_url}/?axis=biosamples&method=pca&color=n_observed&sel=S001,S002,S003")
+    expect(page.locator("#emb-selection-count")).to_have_text("3 of 240 selected", timeout=30_000)
+    expect(page.locator("#emb-graph .colorbar")).to_have_count(1)  # continuous colouring
+    expect(page.locator("#emb-to-locus")).to_be_visible()
+    page.locator("#emb-to-locus").click()
+    expect(page.locator("#locus-span")).to_contain_text("tracks", timeout=30_000)
+    labels = page.locator("#locus-graph g.annotation text").all_text_contents()
+    assert any(t.startswith("S001 · ") for t in labels)
+
+
+def test_genome_point_opens_the_locus(page, synthetic_url):
+    page.goto(f"{synthetic_url}/?axis=genome&method=pca&color=signal&exp=S001|DNase|imputed"
+              "&sel=2000")
+    expect(page.locator("#emb-caption")).to_contain_text("Sample of 4,000 of 4,000 positions",
+                                                         timeout=30_000)
+    expect(page.locator("#emb-graph .colorbar")).to_have_count(1)
+    link = page.locator("#emb-to-locus")
+    expect(link).to_have_text("Open chr1:50,000 in the locus browser →")
+    link.click()
+    expect(page.locator("#locus-input")).to_have_value("chr1:30,000-70,000", timeout=30_000)

@@ -1,0 +1,121 @@
+"""Locus page in headless Chromium on the real pilot workspace."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.e2e
+
+TEN = ",".join(f"{b}|{a}" for b in ("E003", "E116")
+               for a in ("H3K4me3", "H3K27me3", "H3K36me3", "H3K9me3", "H3K4me1"))
+
+
+def track_labels(page) -> list[str]:
+    """The row labels of the locus figure ("E003 · H3K4me3"), top to bottom."""
+    texts = page.locator("#locus-graph g.annotation text").all_text_contents()
+    return [t for t in texts if re.fullmatch(r"E\d{3} · \S+", t)]
+
+
+def click_text(page, locator) -> None:
+    """Click where a plotly text element is (plotly's drag layer takes the real event)."""
+    page.wait_for_load_state("networkidle")
+    box = locator.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.wait_for_timeout(200)
+    page.mouse.click(x, y)
+
+
+def test_ten_tracks_genes_and_url(page, pilot_url, screenshot_dir):
+    page.goto(f"{pilot_url}/locus?locus=chr1:151,200,000-151,300,000&tracks={TEN}")
+    expect(page.locator("#locus-span")).to_contain_text("100 kb", timeout=30_000)
+    expect(page.locator("#locus-metrics tr")).to_have_count(10)
+    labels = track_labels(page)
+    assert len(labels) == 10 and labels[0] == "E003 · H3K4me3"
+    genes = page.locator("#locus-graph .textpoint text").all_text_contents()
+    assert {"PSMD4", "PIP5K1A"} <= set(genes)
+    metric_text = " ".join(page.locator("#locus-graph g.annotation text").all_text_contents())
+    assert re.search(r"MSE \d\.\d{3} · r -?\d\.\d\d", metric_text)
+    assert "locus=chr1:151,200,000-151,300,000" in page.url.replace("%2C", ",")
+    page.screenshot(path=str(screenshot_dir / "locus.png"), full_page=False)
+
+
+def test_coordinate_box_gene_names_zoom_and_alerts(page, pilot_url):
+    page.goto(f"{pilot_url}/locus?tracks=E003|H3K4me3,E017|H3K4me3")
+    box = page.locator("#locus-input")
+    expect(page.locator("#locus-span")).to_contain_text("kb", timeout=30_000)
+    page.wait_for_load_state("networkidle")
+
+    box.fill("chr1:151.2M-151.25M")
+    box.press("Enter")
+    expect(page.locator("#locus-span")).to_contain_text("50 kb")
+    expect(box).to_have_value("chr1:151,200,000-151,250,000")
+
+    page.click("#locus-in")
+    expect(page.locator("#locus-span")).to_contain_text("16.7 kb")
+    page.click("#locus-right")
+    expect(box).not_to_have_value("chr1:151,216,675-151,233,325")
+
+    box.fill("psmd4")
+    page.click("#locus-go")
+    expect(page.locator("#locus-graph .textpoint text", has_text="PSMD4")).to_have_count(1)
+    expect(box).to_have_value(re.compile(r"chr1:151,22\d,\d{3}-151,24\d,\d{3}"))
+
+    box.fill("chr1:151,300,000-151,200,000")
+    box.press("Enter")
+    alert = page.locator("#locus-alert [role=alert]")
+    expect(alert).to_contain_text("reversed")
+    box.fill("NOTAGENE9")
+    box.press("Enter")
+    expect(alert).to_contain_text("NOTAGENE9")
+    box.fill("chr1:100,000,000-140,000,000")
+    box.press("Enter")
+    expect(alert).to_contain_text("too large to draw")
+    # the page still works after the errors
+    box.fill("chr1:151.2M-151.3M")
+    box.press("Enter")
+    expect(page.locator("#locus-alert [role=alert]")).to_have_count(0)
+    expect(page.locator("#locus-metrics tr")).to_have_count(2)
+
+
+def test_click_gene_and_picker(page, pilot_url):
+    page.goto(f"{pilot_url}/locus?locus=chr1:151,200,000-151,300,000&tracks=E003|H3K4me3")
+    expect(page.locator("#locus-metrics tr")).to_have_count(1, timeout=30_000)
+    # clicking a gene name goes to the gene
+    click_text(page, page.locator("#locus-graph .textpoint text", has_text="PSMD4"))
+    expect(page.locator("#locus-input")).to_have_value(
+        re.compile(r"chr1:151,22\d,\d{3}-151,24\d,\d{3}"), timeout=15_000)
+    # the picker: a 5 x 5 grid; clicking a cell adds a track
+    expect(page.locator("#locus-picked-count")).to_have_text("1 track chosen")
+    page.wait_for_load_state("networkidle")
+    grid = page.locator("#locus-picker .nsewdrag").first
+    box = grid.bounding_box()
+    # bottom-right cell: last biosample x last assay
+    page.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.9)
+    expect(page.locator("#locus-picked-count")).to_have_text("2 tracks chosen")
+    expect(page.locator("#locus-metrics tr")).to_have_count(2)
+    assert track_labels(page) == ["E003 · H3K4me3", "E117 · H3K9me3"]
+
+
+def test_exports(page, pilot_url):
+    page.goto(f"{pilot_url}/locus?locus=chr1:151,200,000-151,201,000&tracks=E003|H3K4me3,E017|H3K27me3")
+    expect(page.locator("#locus-metrics tr")).to_have_count(2, timeout=30_000)
+    with page.expect_download() as info:
+        page.click("#locus-csv")
+    rows = list(csv.reader(io.StringIO(open(info.value.path()).read())))
+    assert rows[0] == ["chrom", "start", "end", "E003.H3K4me3.observed", "E003.H3K4me3.imputed",
+                       "E017.H3K27me3.observed", "E017.H3K27me3.imputed"]
+    assert len(rows) == 1 + 40 and rows[1][:3] == ["chr1", "151200000", "151200025"]
+    assert info.value.suggested_filename == "avocado_chr1_151200000_151201000.csv"
+    with page.expect_download() as info:
+        page.click("#locus-bedgraph")
+    text = open(info.value.path()).read().splitlines()
+    assert sum(line.startswith("track type=bedGraph") for line in text) == 4
+    with page.expect_download() as info:
+        page.click("#locus-png")
+    assert open(info.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
