@@ -309,6 +309,9 @@ def test_fit_genome_per_chromosome(work, store_path, model_path):
     mtime = (part / "config.json").stat().st_mtime_ns
     run(*args)  # a finished part of the same model is skipped
     assert (part / "config.json").stat().st_mtime_ns == mtime
+    run("assemble-genome", model_path, store_path, work / "genome-model", "-p", work / "genome", "-q")
+    text = run("info", work / "genome-model").output
+    assert text.startswith("Genome model: ") and "Chromosomes: 1 (chr1)" in text
     assert_one_line_error(run("fit-positions", model_path, store_path, work / "genome", "--chrom",
                               "chr5", ok=False), "chr5")
 

@@ -11,7 +11,7 @@ import click
 from ..errors import AvocadoValueError
 from ._common import echo_table
 
-__all__ = ["info", "describe_store", "describe_model", "detect_kind"]
+__all__ = ["info", "describe_store", "describe_model", "describe_genome_model", "detect_kind"]
 
 
 def _names(names: list[str], limit: int = 8) -> str:
@@ -21,7 +21,7 @@ def _names(names: list[str], limit: int = 8) -> str:
 
 
 def detect_kind(path: Path) -> str:
-    """``"workspace"``, ``"store"`` or ``"model"``, from the files in ``path``."""
+    """``"workspace"``, ``"store"``, ``"model"`` or ``"genome model"``, from the files in ``path``."""
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
     if (path / "workspace.json").is_file():
@@ -30,9 +30,11 @@ def detect_kind(path: Path) -> str:
         return "store"
     if (path / "config.json").is_file():
         return "model"
+    if (path / "genome.json").is_file():
+        return "genome model"
     raise AvocadoValueError(
-        f"{path} is not a track store (no catalog.tsv), a model (no config.json) or a "
-        "workspace (no workspace.json)"
+        f"{path} is not a track store (no catalog.tsv), a model (no config.json), a genome "
+        "model (no genome.json) or a workspace (no workspace.json)"
     )
 
 
@@ -78,6 +80,21 @@ def describe_model(model: Any) -> dict[str, Any]:
     }
 
 
+def describe_genome_model(genome: Any) -> dict[str, Any]:
+    """A JSON-able summary of an assembled genome model (``genome_wide.GenomeModel``)."""
+    config = {k: v for k, v in genome.config.items() if k not in ("biosamples", "assays")}
+    return {
+        "kind": "genome model",
+        "biosamples": [str(b) for b in genome.biosamples],
+        "assays": [str(a) for a in genome.assays],
+        "n_positions": int(genome.regions.n_bins),
+        "chroms": [str(c) for c in genome.chroms],
+        "config": config,
+        "epochs_trained": 0,
+        "history": {},
+    }
+
+
 def _print_store(d: dict[str, Any]) -> None:
     n_b, n_a = len(d["biosamples"]), len(d["assays"])
     observed = d["tracks"].get("observed", 0)
@@ -99,8 +116,11 @@ def _print_model(d: dict[str, Any]) -> None:
         ("Biosamples", f"{len(d['biosamples'])} ({_names(d['biosamples'])})"),
         ("Assays", f"{len(d['assays'])} ({_names(d['assays'])})"),
         ("Positions", f"{d['n_positions']:,}"),
-        ("Epochs trained", d["epochs_trained"]),
     ]
+    if "chroms" in d:
+        rows.append(("Chromosomes", f"{len(d['chroms'])} ({_names(d['chroms'], 12)})"))
+    else:
+        rows.append(("Epochs trained", d["epochs_trained"]))
     for key, values in d["history"].items():
         rows.append((f"Last {key}", f"{values[-1]:.4g}"))
     echo_table(rows)
@@ -114,13 +134,14 @@ def _print_model(d: dict[str, Any]) -> None:
 @click.option("--tracks", "show_tracks", is_flag=True, help="Also list every track (stores only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(path: Path, show_tracks: bool, as_json: bool) -> None:
-    """Show what a track store, a model directory or a workspace holds.
+    """Show what a track store, a model, a genome model or a workspace holds.
 
     \b
     Examples:
       avocado info store/
       avocado info model/ --json
       avocado info store/ --tracks
+      avocado info genome-model/
     """
     kind = detect_kind(path)
     out: dict[str, Any] = {"path": str(path), "kind": kind}
@@ -137,6 +158,10 @@ def info(path: Path, show_tracks: bool, as_json: bool) -> None:
 
         store = TrackStore(path)
         out.update(describe_store(store))
+    elif kind == "genome model":
+        from ..genome_wide import GenomeModel
+
+        out.update(describe_genome_model(GenomeModel.load(path, device="cpu")))
     else:
         from ..model import Avocado
 
@@ -152,7 +177,7 @@ def info(path: Path, show_tracks: bool, as_json: bool) -> None:
     click.echo(f"{kind.capitalize()}: {path}")
     if kind == "store":
         _print_store(out)
-    elif kind == "model":
+    elif kind in ("model", "genome model"):
         _print_model(out)
     else:
         click.echo("Store:")
