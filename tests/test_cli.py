@@ -322,6 +322,11 @@ def test_embed_biosamples_and_genome(work, store_path, model_path, data_mirror):
     run("embed", model_path, out, "--method", "pca", "--store", store_path)
     df = pd.read_csv(out, sep="\t")
     assert list(df["name"]) == BIOSAMPLES and np.isfinite(df[["x", "y"]].to_numpy()).all()
+    # UMAP on 3 points falls back to PCA; the library's warning reads as one line
+    result = run("embed", model_path, work / "b-umap.tsv")
+    warning_lines = [line for line in result.stderr.splitlines() if "UMAP" in line]
+    assert warning_lines and warning_lines[0].startswith("Warning: UMAP needs at least")
+    assert "UserWarning" not in result.stderr
     ann = data_mirror / "annotations-hg19"
     out = work / "genome.tsv"
     run("embed", model_path, out, "--axis", "genome", "--method", "pca", "--n-points", "400",

@@ -62,8 +62,11 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     if not debug:
-        # Library warnings (e.g. "UMAP needs at least 8 points ... using PCA") as one line each.
+        # Library warnings (e.g. "UMAP needs at least 8 points ... using PCA") as one line each,
+        # for this command only (the embedding process, e.g. a test runner, gets its own back).
+        previous = warnings.showwarning
         warnings.showwarning = _one_line_warning
+        ctx.call_on_close(lambda: setattr(warnings, "showwarning", previous))
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
