@@ -10,7 +10,6 @@ of memory) is also one line, prefixed by the exception's type. ``avocado --debug
 
 from __future__ import annotations
 
-import functools
 import os
 import tempfile
 from pathlib import Path
@@ -24,8 +23,11 @@ __all__ = [
     "AvocadoGroup",
     "EXPECTED_ERRORS",
     "error_message",
-    "handle_errors",
     "quiet_option",
+    "EXISTING_FILE",
+    "EXISTING_DIR",
+    "NEW_FILE",
+    "NEW_DIR",
     "parse_experiment",
     "parse_experiments",
     "read_experiment_list",
@@ -91,20 +93,11 @@ class AvocadoGroup(click.Group):
             ) from None
 
 
-def handle_errors(func: Callable) -> Callable:
-    """Decorator with :class:`AvocadoGroup`'s behaviour, for a command run on its own."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except EXPECTED_ERRORS as exc:
-            if _debug(click.get_current_context(silent=True)):
-                raise
-            raise click.ClickException(error_message(exc)) from None
-
-    return wrapper
-
+#: click parameter types: an existing file / folder, and a path to write (file / folder).
+EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+NEW_FILE = click.Path(dir_okay=False, path_type=Path)
+NEW_DIR = click.Path(file_okay=False, path_type=Path)
 
 quiet_option = click.option(
     "-q", "--quiet", is_flag=True, help="No progress bars, only the final summary."

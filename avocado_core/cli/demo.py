@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from ._common import quiet_option
+from ._common import NEW_DIR, quiet_option
 from .serve import host_option, open_app, port_option, serve_app
 
 __all__ = ["demo"]
 
 
 @click.command()
-@click.argument("workspace", default="workspace", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("workspace", default="workspace", type=NEW_DIR)
 @host_option
 @port_option
 @click.option(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import quiet_option, write_table
+from ._common import EXISTING_DIR, EXISTING_FILE, NEW_FILE, quiet_option, write_table
 
 __all__ = ["embed", "load_annotations"]
 
@@ -31,8 +31,8 @@ def load_annotations(genes: Path | None, tss: Path | None, cpg_islands: Path | N
 
 
 @click.command()
-@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("model_path", metavar="MODEL", type=EXISTING_DIR)
+@click.argument("output", type=NEW_FILE)
 @click.option(
     "--axis", type=click.Choice(["biosamples", "assays", "genome"]), default="biosamples",
     show_default=True, help="Which factors to project.",
@@ -48,14 +48,14 @@ def load_annotations(genes: Path | None, tss: Path | None, cpg_islands: Path | N
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample and of UMAP.")
 @click.option(
-    "--store", "store_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
+    "--store", "store_path", type=EXISTING_DIR,
     help="Store of the model's region set: adds chrom / start to genome points and metadata "
          "columns to biosamples / assays.",
 )
-@click.option("--genes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--genes", type=EXISTING_FILE,
               help="Genome: genes BED (or GENCODE GTF) to stratify positions by class (needs --store).")
-@click.option("--tss", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TSS BED (with --genes).")
-@click.option("--cpg-islands", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--tss", type=EXISTING_FILE, help="TSS BED (with --genes).")
+@click.option("--cpg-islands", type=EXISTING_FILE,
               help="CpG island BED (with --genes).")
 @click.option("--hg19-annotations", "hg19", is_flag=True, help="Genome: stratify by the bundled hg19 annotations.")
 @quiet_option

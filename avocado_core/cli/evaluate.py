@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ._common import quiet_option
+from ._common import EXISTING_DIR, EXISTING_FILE, NEW_DIR, quiet_option
 from .embed import load_annotations
 from .train import device_option, fit_options, model_kwargs, model_options
 
@@ -17,8 +17,8 @@ __all__ = ["evaluate"]
 
 
 @click.command()
-@click.argument("store_path", metavar="STORE", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("out_dir", metavar="OUT_DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("store_path", metavar="STORE", type=EXISTING_DIR)
+@click.argument("out_dir", metavar="OUT_DIR", type=NEW_DIR)
 @click.option(
     "--folds", type=int, default=5, show_default=True,
     help="Number of folds (each leaves every biosample and assay some training track); "
@@ -31,10 +31,10 @@ __all__ = ["evaluate"]
     "--baseline", "baselines", multiple=True, type=click.Choice(["average_activity", "assay_mean"]),
     help="Baselines to score beside the model (repeatable) [default: both].",
 )
-@click.option("--genes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--genes", type=EXISTING_FILE,
               help="Genes BED (or GTF): adds mseprom / msegene.")
-@click.option("--tss", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TSS BED (with --genes).")
-@click.option("--enhancers", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--tss", type=EXISTING_FILE, help="TSS BED (with --genes).")
+@click.option("--enhancers", type=EXISTING_FILE,
               help="Enhancer BED: adds mseenh.")
 @click.option("--hg19-annotations", "hg19", is_flag=True, help="Use the bundled hg19 genes for mseprom / msegene.")
 @click.option("--prefix", default="evaluation", show_default=True, help="Stem of the output files.")

@@ -6,20 +6,21 @@ from pathlib import Path
 
 import click
 
+from ._common import EXISTING_DIR, EXISTING_FILE, NEW_FILE
 __all__ = ["export"]
 
 
 @click.command()
-@click.argument("store_path", metavar="STORE", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("store_path", metavar="STORE", type=EXISTING_DIR)
 @click.argument("biosample")
 @click.argument("assay")
-@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("output", type=NEW_FILE)
 @click.option(
     "--kind", type=click.Choice(["observed", "imputed"]), default="observed", show_default=True,
     help="Which track of the experiment to export.",
 )
 @click.option(
-    "--chrom-sizes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--chrom-sizes", type=EXISTING_FILE,
     help="The genome's chrom-sizes file for the bigWig header [default: recorded in STORE].",
 )
 def export(

@@ -6,16 +6,18 @@ from pathlib import Path
 
 import click
 
-from ._common import parse_experiments, quiet_option, write_table
+from ._common import (
+    EXISTING_DIR, EXISTING_FILE, NEW_FILE, parse_experiments, quiet_option, write_table,
+)
 
 __all__ = ["features"]
 
 
 @click.command()
-@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("store_path", metavar="STORE", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("bed", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("model_path", metavar="MODEL", type=EXISTING_DIR)
+@click.argument("store_path", metavar="STORE", type=EXISTING_DIR)
+@click.argument("bed", type=EXISTING_FILE)
+@click.argument("output", type=NEW_FILE)
 @click.option(
     "--mode", type=click.Choice(["mean", "center"]), default="mean", show_default=True,
     help="Average over each region's bins, or take the bin at its centre.",

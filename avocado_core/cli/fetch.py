@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from ._common import quiet_option
+from ._common import NEW_DIR, quiet_option
 
 __all__ = ["fetch"]
 
 
 @click.command()
 @click.argument("dataset", type=click.Choice(["roadmap-pilot", "hg19-annotations"]))
-@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("path", required=False, type=NEW_DIR)
 @quiet_option
 def fetch(dataset: str, path: Path | None, quiet: bool) -> None:
     """Get a public dataset: the Roadmap pilot tracks as a store at PATH, or the hg19 annotations.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import quiet_option
+from ._common import EXISTING_DIR, NEW_DIR, quiet_option
 from .train import device_option, fit_options, max_memory_option, memory_limit
 
 __all__ = ["fit_biosamples", "fit_assays"]
@@ -80,11 +80,11 @@ def _make(kind: str) -> click.Command:
       avocado fit-{kind}s store/ model/ {flag} {example} --output model-plus/
     """,
     )
-    @click.argument("store_path", metavar="STORE", type=click.Path(exists=True, file_okay=False, path_type=Path))
-    @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, file_okay=False, path_type=Path))
+    @click.argument("store_path", metavar="STORE", type=EXISTING_DIR)
+    @click.argument("model_path", metavar="MODEL", type=EXISTING_DIR)
     @click.option(flag, "names", multiple=True, help=f"A new {kind} to add (repeatable) [default: all new ones].")
     @click.option(
-        "-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+        "-o", "--output", type=NEW_DIR,
         help="Save the grown model here instead of over MODEL.",
     )
     @fit_options

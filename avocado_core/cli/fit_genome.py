@@ -14,16 +14,16 @@ from pathlib import Path
 
 import click
 
-from ._common import quiet_option
+from ._common import EXISTING_DIR, NEW_DIR, quiet_option
 from .train import device_option, fit_options, max_memory_option
 
 __all__ = ["fit_genome"]
 
 
 @click.command()
-@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("store_path", metavar="STORE", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("parts_dir", metavar="PARTS", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("model_path", metavar="MODEL", type=EXISTING_DIR)
+@click.argument("store_path", metavar="STORE", type=EXISTING_DIR)
+@click.argument("parts_dir", metavar="PARTS", type=NEW_DIR)
 @click.option(
     "-c", "--chrom", "chroms", multiple=True,
     help="Fit only this chromosome (repeatable) [default: every chromosome of STORE].",

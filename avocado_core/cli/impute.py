@@ -6,7 +6,10 @@ from pathlib import Path
 
 import click
 
-from ._common import parse_experiments, quiet_option, read_experiment_list
+from ._common import (
+    EXISTING_DIR, EXISTING_FILE, NEW_DIR, parse_experiments, quiet_option,
+    read_experiment_list,
+)
 
 __all__ = ["impute", "choose_experiments"]
 
@@ -44,14 +47,14 @@ def choose_experiments(
 
 
 @click.command()
-@click.argument("store_path", metavar="STORE", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("store_path", metavar="STORE", type=EXISTING_DIR)
+@click.argument("model_path", metavar="MODEL", type=EXISTING_DIR)
 @click.option(
     "-e", "--experiment", "experiments", multiple=True, metavar="BIOSAMPLE:ASSAY",
     help="An experiment to impute (repeatable).",
 )
 @click.option(
-    "--experiments-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--experiments-file", type=EXISTING_FILE,
     help="File of experiments, one 'BIOSAMPLE<TAB>ASSAY' per line.",
 )
 @click.option("--missing", is_flag=True, help="Every (biosample, assay) of the model not observed in STORE.")
@@ -61,11 +64,11 @@ def choose_experiments(
     help="Write the predictions into STORE as imputed tracks.",
 )
 @click.option(
-    "--bigwig-dir", type=click.Path(file_okay=False, path_type=Path),
+    "--bigwig-dir", type=NEW_DIR,
     help="Also write BIOSAMPLE.ASSAY.imputed.bw files into this folder.",
 )
 @click.option(
-    "--chrom-sizes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--chrom-sizes", type=EXISTING_FILE,
     help="The genome's chrom-sizes file for the bigWig headers [default: recorded in STORE].",
 )
 @click.option("--overwrite", is_flag=True, help="Replace imputed tracks already in STORE.")

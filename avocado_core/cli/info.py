@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..errors import AvocadoValueError
-from ._common import echo_table
+from ._common import EXISTING_DIR, echo_table
 
 __all__ = ["info", "describe_store", "describe_model", "describe_genome_model", "detect_kind"]
 
@@ -130,7 +130,7 @@ def _print_model(d: dict[str, Any]) -> None:
 
 
 @click.command()
-@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("path", type=EXISTING_DIR)
 @click.option("--tracks", "show_tracks", is_flag=True, help="Also list every track (stores only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(path: Path, show_tracks: bool, as_json: bool) -> None:

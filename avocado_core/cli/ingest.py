@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import quiet_option
+from ._common import EXISTING_FILE, NEW_DIR, quiet_option
 
 __all__ = ["ingest", "open_or_create_store"]
 
@@ -74,26 +74,26 @@ def open_or_create_store(
 
 
 @click.command()
-@click.argument("store_path", metavar="STORE", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("bigwig", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("store_path", metavar="STORE", type=NEW_DIR)
+@click.argument("bigwig", required=False, type=EXISTING_FILE)
 @click.option("-b", "--biosample", help="Biosample name of BIGWIG.")
 @click.option("-a", "--assay", help="Assay name of BIGWIG.")
 @click.option(
-    "-m", "--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "-m", "--manifest", type=EXISTING_FILE,
     help="TSV with columns biosample, assay, path: ingest many files.",
 )
 @click.option(
-    "--regions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--regions", type=EXISTING_FILE,
     help="New store: BED file of the intervals to bin.",
 )
 @click.option(
-    "--chrom-sizes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--chrom-sizes", type=EXISTING_FILE,
     help="New store: whole chromosomes from a chrom-sizes file.",
 )
 @click.option("--chroms", help="With --chrom-sizes: comma-separated chromosomes to keep.")
 @click.option("--pilot-regions", is_flag=True, help="New store: the Roadmap pilot region set (hg19).")
 @click.option(
-    "--genome-sizes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--genome-sizes", type=EXISTING_FILE,
     help="The genome's chrom-sizes file, recorded for bigWig export (with --regions / --pilot-regions).",
 )
 @click.option(
@@ -105,11 +105,11 @@ def open_or_create_store(
     help="Fill chromosomes absent from a bigWig with 0 instead of failing.",
 )
 @click.option(
-    "--biosamples", "biosample_meta", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--biosamples", "biosample_meta", type=EXISTING_FILE,
     help="TSV of biosample metadata (first column: name) to store with the tracks.",
 )
 @click.option(
-    "--assays", "assay_meta", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--assays", "assay_meta", type=EXISTING_FILE,
     help="TSV of assay metadata (first column: name) to store with the tracks.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace tracks that are already in the store.")

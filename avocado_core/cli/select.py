@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import AvocadoGroup, quiet_option, write_table
+from ._common import EXISTING_DIR, EXISTING_FILE, NEW_FILE, AvocadoGroup, quiet_option, write_table
 from .embed import load_annotations
 
 __all__ = ["select"]
@@ -31,8 +31,8 @@ def _echo_picks(df, columns: list[str]) -> None:
 
 
 @select.command("biosamples")
-@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("store_path", metavar="STORE", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("model_path", metavar="MODEL", type=EXISTING_DIR)
+@click.argument("store_path", metavar="STORE", type=EXISTING_DIR)
 @click.option("-a", "--assay", required=True, help="The assay to plan.")
 @click.option("-k", "k", type=int, default=3, show_default=True, help="How many biosamples to pick.")
 @click.option(
@@ -40,7 +40,7 @@ def _echo_picks(df, columns: list[str]) -> None:
     help="Pick only among these biosamples (repeatable) [default: all that lack the assay].",
 )
 @click.option("--query", help="pandas query on the biosample metadata, e.g. \"anatomy == 'BLOOD'\".")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the picks as TSV.")
+@click.option("-o", "--output", type=NEW_FILE, help="Write the picks as TSV.")
 def select_biosamples_cmd(
     model_path: Path, store_path: Path, assay: str, k: int, candidates: tuple[str, ...],
     query: str | None, output: Path | None,
@@ -70,10 +70,10 @@ def select_biosamples_cmd(
 
 
 @select.command("positions")
-@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("model_path", metavar="MODEL", type=EXISTING_DIR)
 @click.option("-k", "k", type=int, default=1000, show_default=True, help="How many positions to pick.")
 @click.option(
-    "--store", "store_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
+    "--store", "store_path", type=EXISTING_DIR,
     help="Store of the model's region set: adds chrom / start / end (needed for --bed).",
 )
 @click.option(
@@ -84,13 +84,13 @@ def select_biosamples_cmd(
     "--within", type=click.Choice(_CLASSES), default=None,
     help="Pick only positions of this annotation class (needs --store and annotations).",
 )
-@click.option("--genes", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Genes BED / GTF for --within.")
+@click.option("--genes", type=EXISTING_FILE, help="Genes BED / GTF for --within.")
 @click.option("--hg19-annotations", "hg19", is_flag=True, help="Use the bundled hg19 annotations for --within.")
 @click.option("--ground-size", type=int, default=20_000, show_default=True, help="Positions standing for the genome.")
 @click.option("--pool-size", type=int, default=5_000, show_default=True, help="Candidate positions to pick from.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the picks as TSV.")
-@click.option("--bed", type=click.Path(dir_okay=False, path_type=Path), help="Write the picks as BED (needs --store).")
+@click.option("-o", "--output", type=NEW_FILE, help="Write the picks as TSV.")
+@click.option("--bed", type=NEW_FILE, help="Write the picks as BED (needs --store).")
 @quiet_option
 def select_positions_cmd(
     model_path: Path, k: int, store_path: Path | None, resolution: str, within: str | None,

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ._common import EXISTING_DIR, EXISTING_FILE
 __all__ = ["serve", "serve_app", "open_app", "init_workspace", "host_option", "port_option"]
 
 host_option = click.option(
@@ -77,11 +78,11 @@ def serve_app(app: Any, host: str, port: int) -> None:
 
 
 def _file(flag: str, text: str):
-    return click.option(flag, type=click.Path(exists=True, dir_okay=False, path_type=Path), help=text)
+    return click.option(flag, type=EXISTING_FILE, help=text)
 
 
 @click.command()
-@click.argument("workspace", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("workspace", type=EXISTING_DIR)
 @host_option
 @port_option
 @click.option("--genome", default="hg19", show_default=True, help="New workspace: assembly name shown in the app.")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ._common import parse_experiments, quiet_option
+from ._common import EXISTING_DIR, NEW_DIR, parse_experiments, quiet_option
 
 __all__ = ["train", "model_options", "model_kwargs", "fit_options", "device_option", "precision_option", "max_memory_option",
            "memory_limit", "build_model"]
@@ -104,8 +104,8 @@ def build_model(store: Any, experiments: list[tuple[str, str]], config: str, **k
 
 
 @click.command()
-@click.argument("store_path", metavar="STORE", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("model_path", metavar="MODEL", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("store_path", metavar="STORE", type=EXISTING_DIR)
+@click.argument("model_path", metavar="MODEL", type=NEW_DIR)
 @model_options
 @fit_options
 @device_option
