@@ -95,6 +95,7 @@ class Workspace:
         self.model_path = self.path / "model"
         self.projections_path = self.path / "projections"
         self._lock = threading.RLock()
+        self._catalog: tuple[tuple, dict] | None = None
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.path)!r})"
@@ -273,10 +274,39 @@ class Workspace:
                               .reindex(names).fillna(0).astype(int).to_numpy())
         return meta
 
+    def _tracks_index(self) -> dict:
+        """Experiment sets per kind and opened memory maps, reused until the catalog changes.
+
+        The app asks for the same tracks on every request; looking each one up in the catalog
+        table dominated the locus callback's time.
+        """
+        st = os.stat(self.store_path / "catalog.tsv")
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        with self._lock:
+            if self._catalog is None or self._catalog[0] != key:
+                index = {kind: set(self.store.experiments(kind)) for kind in ("observed",
+                                                                             "imputed")}
+                index["maps"] = {}
+                self._catalog = (key, index)
+            return self._catalog[1]
+
+    def has_track(self, biosample: str, assay: str, kind: str = "observed") -> bool:
+        """Whether the store has this experiment's track of this kind (cached lookup)."""
+        return (biosample, assay) in self._tracks_index()[kind]
+
+    def track(self, biosample: str, assay: str, kind: str = "observed") -> np.ndarray:
+        """The memory-mapped track (opened once per catalog version)."""
+        index = self._tracks_index()
+        maps = index["maps"]
+        key = (biosample, assay, kind)
+        if key not in maps:
+            maps[key] = self.store.track(biosample, assay, kind)
+        return maps[key]
+
     def status(self) -> pd.DataFrame:
         """The tensor as a biosample x assay table of "observed", "imputed" or "missing"."""
-        observed = set(self.store.experiments("observed"))
-        imputed = set(self.store.experiments("imputed"))
+        index = self._tracks_index()
+        observed, imputed = index["observed"], index["imputed"]
         bios, assays = self.biosamples, self.assays
         b = np.repeat(bios, len(assays))
         a = np.tile(assays, len(bios))
@@ -298,12 +328,17 @@ class Workspace:
         -------
         observed, imputed: np.ndarray[float32] or None
         """
-        window = (int(start_bin), int(end_bin))
-        store = self.store
-        observed = (np.asarray(store.fetch(biosample, assay, window, kind="observed"))
-                    if store.has_track(biosample, assay, "observed") else None)
-        if store.has_track(biosample, assay, "imputed"):
-            imputed = np.asarray(store.fetch(biosample, assay, window, kind="imputed"))
+        start_bin, end_bin = int(start_bin), int(end_bin)
+        if not 0 <= start_bin < end_bin <= self.store.n_bins:
+            raise AvocadoValueError(f"bin range ({start_bin}, {end_bin}) is outside the store's "
+                                    f"[0, {self.store.n_bins}) or empty")
+        window = (start_bin, end_bin)
+        observed = (np.array(self.track(biosample, assay, "observed")[start_bin:end_bin],
+                             dtype=np.float32)
+                    if self.has_track(biosample, assay, "observed") else None)
+        if self.has_track(biosample, assay, "imputed"):
+            imputed = np.array(self.track(biosample, assay, "imputed")[start_bin:end_bin],
+                               dtype=np.float32)
         elif self.has_model and biosample in self.model.biosamples and assay in self.model.assays:
             imputed = np.asarray(self.model.predict(biosample, assay, *window))
         else:
@@ -324,13 +359,12 @@ class Workspace:
         kind: {"auto", "observed", "imputed"}
         """
         bins = np.asarray(bins, dtype=np.int64)
-        store = self.store
         if kind == "auto":
-            kind = "observed" if store.has_track(biosample, assay, "observed") else "imputed"
+            kind = "observed" if self.has_track(biosample, assay, "observed") else "imputed"
         if kind not in ("observed", "imputed"):
             raise AvocadoValueError(f"kind must be 'auto', 'observed' or 'imputed', got {kind!r}")
-        if store.has_track(biosample, assay, kind):
-            return np.asarray(store.track(biosample, assay, kind)[bins], dtype=np.float32)
+        if self.has_track(biosample, assay, kind):
+            return np.asarray(self.track(biosample, assay, kind)[bins], dtype=np.float32)
         if kind == "imputed" and self.has_model:
             lo, hi = int(bins.min(initial=0)), int(bins.max(initial=0)) + 1
             return self.model.predict(biosample, assay, lo, hi)[bins - lo]

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
 from app_workspaces import pilot_workspace, synthetic_workspace  # noqa: F401  (fixtures)
@@ -103,6 +104,7 @@ def test_locus_view_ten_tracks_and_agreement(pilot_workspace):  # noqa: F811
     ws = pilot_workspace
     exps = [(b, a) for b in ws.biosamples[:2] for a in ws.assays]
     fig, tracks, window = locus.locus_view(ws, "chr1:151.2M-151.3M", exps)
+    fig = go.Figure(fig)  # also checks that the plain-dict figure is valid plotly
     assert window == ("chr1", 151_200_000, 151_300_000)
     assert len(tracks) == 10
     assert fig.layout.meta["n_tracks"] == 10
@@ -291,3 +293,30 @@ def test_embedding_callback_and_url_state(synthetic_app):
                         changed=["emb-selection.data"])
     assert url["emb-url"]["data"]["query"] == ("?axis=biosamples&method=pca&color=anatomy"
                                                "&sel=S001,S002")
+
+
+# ---------------------------------------------------------------------- serving
+def test_wsgi_reads_the_workspace_from_the_environment(synthetic_workspace, monkeypatch,  # noqa: F811
+                                                       tmp_path):
+    import importlib
+    import sys
+
+    monkeypatch.setenv("AVOCADO_WORKSPACE", str(synthetic_workspace.path))
+    monkeypatch.setenv("AVOCADO_CACHE_DIR", str(tmp_path / "cache"))
+    sys.modules.pop("dashboard.wsgi", None)
+    wsgi = importlib.import_module("dashboard.wsgi")
+    client = wsgi.server.test_client()
+    assert client.get("/design").status_code == 200
+    assert wsgi.server.debug is False
+    monkeypatch.delenv("AVOCADO_WORKSPACE")
+    sys.modules.pop("dashboard.wsgi", None)
+    with pytest.raises(ValueError, match="set AVOCADO_WORKSPACE"):
+        importlib.import_module("dashboard.wsgi")
+
+
+def test_requests_are_size_limited(synthetic_workspace, tmp_path):  # noqa: F811
+    app = create_app(synthetic_workspace, background_dir=str(tmp_path), max_upload_bytes=1000)
+    client = app.server.test_client()
+    r = client.post("/_dash-update-component", data=b"x" * 5000,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 413

@@ -78,7 +78,7 @@ def _genes():
 
 def test_gene_traces_draw_exons_arrows_and_clickable_names():
     genes, exons = _genes()
-    traces = {t.name: t for t in gene_traces(genes, exons, 0, 10_000)}
+    traces = {t.name: t for t in go.Figure(data=gene_traces(genes, exons, 0, 10_000)).data}
     # four exon rectangles: 4 closed polygons of 5 points + a gap each
     assert np.isnan(np.asarray(traces["exons"].x, float)).sum() == 4
     assert list(traces["gene names"].text) == ["GENEA", "GENEB"]
@@ -103,7 +103,7 @@ def _tracks(n=4000):
 def test_locus_figure_rows_labels_and_shared_assay_scale():
     genes, exons = _genes()
     tracks = _tracks()
-    fig = locus_figure("chr1", 0, 100_000, 25, tracks, genes, exons, width_px=1000)
+    fig = go.Figure(locus_figure("chr1", 0, 100_000, 25, tracks, genes, exons, width_px=1000))
     labels = [a.text for a in fig.layout.annotations if a.name == "track-label"]
     assert labels == ["<b>E003 · H3K4me3</b>", "<b>E017 · H3K4me3</b>", "<b>E017 · H3K27me3</b>"]
     metrics = [a.text for a in fig.layout.annotations if a.name == "track-metric"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from .style import GENE
 
@@ -64,7 +63,7 @@ def _rectangles(x0, x1, y, half) -> tuple[np.ndarray, np.ndarray]:
 
 def gene_traces(
     genes: pd.DataFrame, exons: pd.DataFrame | None, start: int, end: int
-) -> list[go.Scatter]:
+) -> list[dict]:
     """Traces of the gene track for the window [start, end).
 
     Parameters
@@ -78,12 +77,12 @@ def gene_traces(
 
     Returns
     -------
-    list[go.Scatter]
-        Introns (thin lines), exons (filled rectangles), strand arrows and names. The arrow and
+    list[dict]
+        Plotly scatter traces as plain dicts: introns (thin lines), exons (filled rectangles), strand arrows and names. The arrow and
         name points carry the gene name as ``customdata`` so that a click can go to the gene.
     """
     if len(genes) == 0:
-        return [go.Scatter(x=[start, end], y=[0, 0], mode="lines", line=dict(width=0),
+        return [dict(type="scatter", x=[start, end], y=[0, 0], mode="lines", line=dict(width=0),
                            hoverinfo="skip", showlegend=False, name="genes")]
     genes = genes.reset_index(drop=True)
     g0 = np.maximum(genes["start"].to_numpy(np.int64), start)
@@ -92,10 +91,10 @@ def gene_traces(
     y = -row.astype(float)
     names = genes["name"].astype(str).to_numpy()
     strand = genes["strand"].astype(str).to_numpy() if "strand" in genes else np.full(len(genes), ".")
-    traces: list[go.Scatter] = []
+    traces: list[dict] = []
 
     xs, ys = _segments(g0, g1, y)
-    traces.append(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=GENE, width=1),
+    traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", line=dict(color=GENE, width=1),
                              hoverinfo="skip", showlegend=False, name="introns"))
 
     if exons is not None and len(exons):
@@ -106,7 +105,7 @@ def gene_traces(
         keep = e1 > e0
         ey = ex["name"].astype(str).map(row_of).to_numpy(float)[keep]
         xs, ys = _rectangles(e0[keep], e1[keep], ey, EXON_HALF_HEIGHT)
-        traces.append(go.Scatter(x=xs, y=ys, mode="lines", fill="toself", fillcolor=GENE,
+        traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", fill="toself", fillcolor=GENE,
                                  line=dict(color=GENE, width=0.5), hoverinfo="skip",
                                  showlegend=False, name="exons"))
 
@@ -117,7 +116,7 @@ def gene_traces(
     within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     ax = g0[gene_idx] + (within + 0.5) * (g1 - g0)[gene_idx] / counts[gene_idx]
     symbols = np.where(strand[gene_idx] == "-", "triangle-left", "triangle-right")
-    traces.append(go.Scatter(
+    traces.append(dict(type="scatter", 
         x=ax, y=y[gene_idx], mode="markers",
         marker=dict(symbol=symbols, size=7, color="white", line=dict(color=GENE, width=1)),
         customdata=names[gene_idx], name="strand",
@@ -125,7 +124,7 @@ def gene_traces(
         showlegend=False,
     ))
 
-    traces.append(go.Scatter(
+    traces.append(dict(type="scatter", 
         x=(g0 + g1) / 2, y=y + 0.42, mode="text+markers", text=names,
         textfont=dict(size=11, color=GENE), textposition="middle center",
         marker=dict(size=14, opacity=0), customdata=names, name="gene names",

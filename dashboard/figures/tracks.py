@@ -1,6 +1,6 @@
 """Locus view: stacked signal tracks on one shared genomic axis, with a gene track and a ruler.
 
-Pure builders: arrays and DataFrames in, ``go.Figure`` out. Nothing here reads files.
+Pure builders: arrays and DataFrames in, a plotly figure (plain dict) out. Nothing here reads files.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from .genes import gene_traces, pack_rows
 from .style import GRID, IMPUTED, MUTED, OBSERVED, assay_color, base_layout
@@ -136,7 +134,7 @@ def locus_figure(
     exons: pd.DataFrame | None = None,
     width_px: int = 1000,
     track_height: int = 72,
-) -> go.Figure:
+) -> dict:
     """The stacked-track view of one window.
 
     Parameters
@@ -160,8 +158,10 @@ def locus_figure(
 
     Returns
     -------
-    go.Figure
-        One row per track plus a gene row, shared x-axis in bp with a ruler on top. Observed
+    dict
+        A plotly figure as a plain dict (``{"data": [...], "layout": {...}}``; dash draws it
+        as is, ``go.Figure(fig)`` makes an object of it). One row per track plus a gene row,
+        shared x-axis in bp with a ruler on top. Observed
         values are a filled step area, imputed values a line over it; tracks of the same assay
         share one y-range. Row labels and the per-window agreement are annotations.
     """
@@ -183,13 +183,7 @@ def locus_figure(
     gene_height = max(1, gene_rows) * 34 + 16
     heights = [track_height] * len(tracks) + ([gene_height] if has_genes else [])
     total = sum(heights) + 40
-    fig = make_subplots(
-        rows=n_rows,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=min(8 / total, 0.2 / max(n_rows, 1)),
-        row_heights=[h / sum(heights) for h in heights],
-    )
+    domains = _row_domains(heights, gap=min(8 / total, 0.2 / n_rows))
 
     # One y-range per assay, from the re-binned values that are actually drawn.
     drawn: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []
@@ -205,86 +199,97 @@ def locus_figure(
         ymax[t.assay] = max(ymax.get(t.assay, 0.0), top)
         ymin[t.assay] = min(ymin.get(t.assay, 0.0), low)
 
+    # Plain dicts, not graph_objects: validating thousands of properties per call cost most of
+    # the callback's time (see benchmarks/bench_locus.py).
+    ticks, labels = ruler_ticks(start, end)
+    layout = base_layout(
+        height=total,
+        margin=dict(l=46, r=12, t=30, b=6),
+        showlegend=bool(tracks),
+        legend=dict(orientation="h", x=1.0, xanchor="right", y=1.0, yanchor="bottom",
+                    font=dict(size=11), bgcolor="rgba(0,0,0,0)"),
+        hovermode="x",
+        dragmode="zoom",
+        uirevision=f"{chrom}:{start}-{end}",
+        meta={"chrom": chrom, "start": int(start), "end": int(end), "n_tracks": len(tracks)},
+        annotations=[],
+    )
+    data: list[dict] = []
+    for row in range(1, n_rows + 1):
+        xa = dict(range=[start, end], showgrid=True, gridcolor=GRID, tickvals=ticks,
+                  ticktext=labels, showspikes=True, spikemode="across", spikethickness=1,
+                  spikecolor=MUTED, spikedash="dot", anchor=_axis("y", row), domain=[0, 1],
+                  showticklabels=row == 1)
+        if row == 1:  # the ruler: tick labels on top of the first row
+            xa.update(side="top", ticks="outside")
+        else:
+            xa["matches"] = "x"
+        layout[_axis("xaxis", row)] = xa
+        layout[_axis("yaxis", row)] = dict(anchor=_axis("x", row), domain=domains[row - 1],
+                                           fixedrange=True)
+
     assays = list(dict.fromkeys(t.assay for t in tracks))
     shown_legend = set()
     for row, (t, (x, obs, imp)) in enumerate(zip(tracks, drawn), start=1):
         color = assay_color(t.assay, assays.index(t.assay))
         hover = f"{t.label}<br>%{{x:,}}: %{{y:.2f}}<extra>%{{fullData.name}}</extra>"
+        axes = dict(xaxis=_axis("x", row), yaxis=_axis("y", row))
         if obs is not None:
-            fig.add_trace(
-                go.Scatter(
-                    x=x, y=obs, mode="lines", line=dict(width=0.5, color=color, shape="hv"),
-                    fill="tozeroy", fillcolor=_alpha(color, 0.45), name="observed",
-                    legendgroup="observed", showlegend="observed" not in shown_legend,
-                    hovertemplate=hover,
-                ),
-                row=row, col=1,
-            )
+            data.append(dict(
+                type="scatter", x=x, y=obs, mode="lines",
+                line=dict(width=0.5, color=color, shape="hv"), fill="tozeroy",
+                fillcolor=_alpha(color, 0.45), name="observed", legendgroup="observed",
+                showlegend="observed" not in shown_legend, hovertemplate=hover, **axes))
             shown_legend.add("observed")
         if imp is not None:
-            fig.add_trace(
-                go.Scatter(
-                    x=x, y=imp, mode="lines", line=dict(width=1.4, color=IMPUTED, shape="hv"),
-                    name="imputed", legendgroup="imputed",
-                    showlegend="imputed" not in shown_legend, hovertemplate=hover,
-                ),
-                row=row, col=1,
-            )
+            data.append(dict(
+                type="scatter", x=x, y=imp, mode="lines",
+                line=dict(width=1.4, color=IMPUTED, shape="hv"), name="imputed",
+                legendgroup="imputed", showlegend="imputed" not in shown_legend,
+                hovertemplate=hover, **axes))
             shown_legend.add("imputed")
-        top = ymax[t.assay] * 1.08 or 1.0
-        fig.update_yaxes(
-            range=[ymin[t.assay] * 1.08, top], row=row, col=1, tickvals=[0, round(ymax[t.assay], 1)],
-            tickfont=dict(size=9, color=MUTED), showgrid=False, zeroline=True,
-            zerolinecolor=GRID, fixedrange=True,
-        )
-        yref = "y domain" if row == 1 else f"y{row} domain"
-        fig.add_annotation(
-            text=f"<b>{t.label}</b>", xref="paper", yref=yref, x=0.005, y=1.0,
-            xanchor="left", yanchor="top", showarrow=False, font=dict(size=11, color=color),
-            bgcolor="rgba(255,255,255,0.75)", name="track-label",
-        )
-        fig.add_annotation(
-            text=_metric_text(t), xref="paper", yref=yref, x=0.995, y=1.0, xanchor="right",
-            yanchor="top", showarrow=False, font=dict(size=10, color=MUTED),
-            bgcolor="rgba(255,255,255,0.75)", name="track-metric",
-        )
+        layout[_axis("yaxis", row)].update(
+            range=[ymin[t.assay] * 1.08, ymax[t.assay] * 1.08 or 1.0],
+            tickvals=[0, round(ymax[t.assay], 1)], tickfont=dict(size=9, color=MUTED),
+            showgrid=False, zeroline=True, zerolinecolor=GRID)
+        yref = f"{_axis('y', row)} domain"
+        layout["annotations"] += [
+            dict(text=f"<b>{t.label}</b>", xref="paper", yref=yref, x=0.005, y=1.0,
+                 xanchor="left", yanchor="top", showarrow=False,
+                 font=dict(size=11, color=color), bgcolor="rgba(255,255,255,0.75)",
+                 name="track-label"),
+            dict(text=_metric_text(t), xref="paper", yref=yref, x=0.995, y=1.0,
+                 xanchor="right", yanchor="top", showarrow=False,
+                 font=dict(size=10, color=MUTED), bgcolor="rgba(255,255,255,0.75)",
+                 name="track-metric"),
+        ]
 
     if has_genes:
         row = n_rows
         for trace in gene_traces(genes, exons, start, end):
-            fig.add_trace(trace, row=row, col=1)
-        fig.update_yaxes(
-            range=[-0.6 - max(gene_rows - 1, 0), 0.9], row=row, col=1, visible=False,
-            fixedrange=True,
-        )
+            data.append({**trace, "xaxis": _axis("x", row), "yaxis": _axis("y", row)})
+        layout[_axis("yaxis", row)].update(range=[-0.6 - max(gene_rows - 1, 0), 0.9],
+                                           visible=False)
         if len(genes) == 0:
-            yref = "y domain" if row == 1 else f"y{row} domain"
-            fig.add_annotation(text="no genes in this window", xref="paper", yref=yref,
-                               x=0.5, y=0.5, showarrow=False, font=dict(color=MUTED))
+            layout["annotations"].append(dict(
+                text="no genes in this window", xref="paper",
+                yref=f"{_axis('y', row)} domain", x=0.5, y=0.5, showarrow=False,
+                font=dict(color=MUTED), name="no-genes"))
+    return {"data": data, "layout": layout}
 
-    ticks, labels = ruler_ticks(start, end)
-    fig.update_xaxes(range=[start, end], showgrid=True, gridcolor=GRID, tickvals=ticks,
-                     ticktext=labels, showspikes=True, spikemode="across", spikethickness=1,
-                     spikecolor=MUTED, spikedash="dot")
-    # The ruler: tick labels on top of the first row only.
-    fig.update_xaxes(side="top", showticklabels=True, ticks="outside", row=1, col=1)
-    for r in range(2, n_rows + 1):
-        fig.update_xaxes(showticklabels=False, row=r, col=1)
-    fig.update_layout(
-        **base_layout(
-            height=total,
-            margin=dict(l=46, r=12, t=30, b=6),
-            showlegend=bool(tracks),
-            legend=dict(orientation="h", x=1.0, xanchor="right", y=1.0, yanchor="bottom",
-                        font=dict(size=11), bgcolor="rgba(0,0,0,0)"),
-            hovermode="x",
-            dragmode="zoom",
-            uirevision=f"{chrom}:{start}-{end}",
-        )
-    )
-    fig.update_layout(meta={"chrom": chrom, "start": int(start), "end": int(end),
-                            "n_tracks": len(tracks)})
-    return fig
+
+def _axis(prefix: str, row: int) -> str:
+    """Plotly's axis names: x, x2, ... (or xaxis, xaxis2, ... for layout keys)."""
+    return prefix if row == 1 else f"{prefix}{row}"
+
+
+def _row_domains(heights: list[int], gap: float) -> list[list[float]]:
+    """Vertical domains [bottom, top] of stacked rows, top row first."""
+    h = np.asarray(heights, dtype=float)
+    usable = 1.0 - gap * (len(h) - 1)
+    sizes = h / h.sum() * usable
+    tops = 1.0 - np.concatenate([[0.0], np.cumsum(sizes[:-1] + gap)])
+    return [[float(max(t - sz, 0.0)), float(t)] for t, sz in zip(tops, sizes)]
 
 
 def tracks_table(chrom: str, start: int, bin_size: int, tracks: list[Track]) -> pd.DataFrame:
