@@ -305,3 +305,25 @@ def test_real_pilot_beats_a_constant(pilot_dir):
     # measured: MSE 0.128 vs 0.163, r = 0.50
     assert mse < 0.9 * constant, (mse, constant)
     assert np.corrcoef(pred, held)[0, 1] > 0.3
+
+
+# ------------------------------------------------------------------------ devices, precision
+def test_device_defaults_to_cuda_when_available(monkeypatch):
+    from avocado_core import model as model_module
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert model_module._default_device().type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert model_module._default_device().type == "cpu"
+    assert Avocado(["x"], ["k"], 10).device.type == "cpu"
+
+
+def test_bf16_training_learns_and_threads_are_restored(data):
+    threads = torch.get_num_threads()
+    model = _model(precision="bf16", n_layers=2)
+    hist = model.fit(data, n_epochs=6, progress=False)
+    assert hist["loss"][-1] < 0.5 * hist["loss"][0]
+    assert torch.get_num_threads() == threads
+    assert model.predict("B0", "A0").dtype == np.float32
+    with pytest.raises(AvocadoValueError, match="'fp16'"):
+        _model(precision="fp16")
