@@ -1,25 +1,50 @@
-"""avocado_core: Avocado, multi-scale deep tensor factorization of epigenomic data, in PyTorch."""
+"""avocado_core: Avocado, multi-scale deep tensor factorization of epigenomic data, in PyTorch.
+
+The public names below are imported on first use (PEP 562), so that ``import avocado_core`` and
+``avocado --help`` do not pay for torch, scipy and umap until they are needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from .regions import RegionSet, parse_locus, format_locus
-from .store import TrackStore
-from .annotations import Annotations
-from .bigwig import bin_bigwig, export_bigwig, ingest_bigwig, ingest_manifest, write_bigwig
-from . import datasets
-from .model import Avocado
-from .metrics import score_track
-from .baselines import average_activity, assay_mean
-from .evaluation import cross_validate
-from .downstream import export_features
-from .projection import ProjectionCache, model_projection, project
-from .selection import SelectionResult, facility_location, select_biosamples, select_positions
-from .synthetic import SyntheticCompendium, synthetic_compendium
+#: Public name -> the submodule that defines it.
+_EXPORTS: dict[str, str] = {
+    "RegionSet": "regions", "parse_locus": "regions", "format_locus": "regions",
+    "TrackStore": "store",
+    "Annotations": "annotations",
+    "bin_bigwig": "bigwig", "ingest_bigwig": "bigwig", "ingest_manifest": "bigwig",
+    "export_bigwig": "bigwig", "write_bigwig": "bigwig",
+    "Avocado": "model",
+    "impute_experiments": "imputation",
+    "score_track": "metrics",
+    "average_activity": "baselines", "assay_mean": "baselines",
+    "cross_validate": "evaluation",
+    "export_features": "downstream",
+    "project": "projection", "model_projection": "projection", "ProjectionCache": "projection",
+    "facility_location": "selection", "select_biosamples": "selection",
+    "select_positions": "selection", "SelectionResult": "selection",
+    "synthetic_compendium": "synthetic", "SyntheticCompendium": "synthetic",
+    "Workspace": "workspace", "build_workspace": "workspace",
+}
+_SUBMODULES = ("datasets",)
 
-__all__ = ["RegionSet", "parse_locus", "format_locus", "TrackStore", "Annotations",
-           "bin_bigwig", "ingest_bigwig", "ingest_manifest", "export_bigwig", "write_bigwig",
-           "datasets", "Avocado",
-           "score_track", "average_activity", "assay_mean", "cross_validate", "export_features",
-           "project", "model_projection", "ProjectionCache", "facility_location",
-           "select_biosamples", "select_positions", "SelectionResult", "synthetic_compendium",
-           "SyntheticCompendium"]
+__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -29,7 +29,7 @@ from .regions import RegionSet, _short_list, match_chrom, read_chrom_sizes
 from .store import TrackStore
 
 __all__ = ["TRANSFORMS", "bin_bigwig", "ingest_bigwig", "ingest_manifest", "export_bigwig",
-           "write_bigwig", "read_manifest", "read_chrom_sizes"]
+           "write_bigwig", "read_manifest", "read_chrom_sizes", "resolve_chrom_sizes"]
 
 CHUNK_BINS = 400_000  # 10 Mb of 25 bp bins: ~40 MB of float32 base-pair values per read
 
@@ -384,14 +384,38 @@ def export_bigwig(store: TrackStore, biosample: str, assay: str, path: str | os.
         row = store.catalog.query("biosample == @biosample and assay == @assay and kind == @kind")
         name = _check_transform(row["transform"].iloc[0] or "none")
         values = TRANSFORMS[name][1](values).astype(np.float32)
-    sizes = chrom_sizes if chrom_sizes is not None else store.chrom_sizes
-    if sizes is None:
-        sizes = _default_chrom_sizes(store.regions)
+    write_bigwig(values, store.regions, path, resolve_chrom_sizes(store, chrom_sizes))
+    return Path(path)
+
+
+def resolve_chrom_sizes(store: TrackStore,
+                        chrom_sizes: str | os.PathLike | Mapping[str, int] | None = None
+                        ) -> dict[str, int]:
+    """The chromosome sizes to write a store's tracks to bigWig with.
+
+    Parameters
+    ----------
+    store: TrackStore
+    chrom_sizes: str, PathLike, Mapping[str, int] or None
+        Explicit sizes (a UCSC chrom-sizes file or a mapping). Default: those recorded with the
+        store, else those of a whole-chromosome region set.
+
+    Returns
+    -------
+    dict of str to int
+
+    Raises
+    ------
+    AvocadoValueError
+        When none of these is known.
+    """
+    if chrom_sizes is not None:
+        return read_chrom_sizes(chrom_sizes)
+    sizes = store.chrom_sizes or _default_chrom_sizes(store.regions)
     if sizes is None:
         raise AvocadoValueError(
-            f"the chromosome sizes of the genome of store {store.path} are not known; pass "
-            "chrom_sizes (a UCSC chrom-sizes file or a dict) or set them with "
-            "store.set_chrom_sizes(...)"
+            f"the chromosome sizes of the genome of store {store.path} are not known; give a "
+            "UCSC chrom-sizes file (CLI: --chrom-sizes; Python: chrom_sizes=) or record them "
+            "in the store (avocado ingest --genome-sizes / store.set_chrom_sizes)"
         )
-    write_bigwig(values, store.regions, path, sizes)
-    return Path(path)
+    return dict(sizes)

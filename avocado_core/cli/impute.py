@@ -13,37 +13,20 @@ from ._common import (
 
 __all__ = ["impute", "choose_experiments"]
 
-#: Bytes of predictions held at once.
-PREDICT_BYTES = 256 * 2**20
-
 
 def choose_experiments(
     model, store, experiments: list[tuple[str, str]], missing: bool, every: bool
 ) -> list[tuple[str, str]]:
     """The experiments to impute: those named, every unobserved one, or the whole tensor."""
-    tensor = [(b, a) for b in model.biosamples for a in model.assays]
+    from ..imputation import missing_experiments
+
     if every:
-        chosen = tensor
+        chosen = [(b, a) for b in model.biosamples for a in model.assays]
     elif missing:
-        observed = set(store.experiments())
-        chosen = [k for k in tensor if k not in observed]
+        chosen = missing_experiments(model, store)
     else:
         chosen = []
-    known_b, known_a = set(model.biosamples), set(model.assays)
-    for b, a in experiments:
-        if b not in known_b:
-            raise click.BadParameter(
-                f"biosample {b!r} is not in the model; it knows {', '.join(model.biosamples)}",
-                param_hint="--experiment",
-            )
-        if a not in known_a:
-            raise click.BadParameter(
-                f"assay {a!r} is not in the model; it knows {', '.join(model.assays)}",
-                param_hint="--experiment",
-            )
-    seen = set(chosen)
-    chosen += [k for k in dict.fromkeys(experiments) if k not in seen]
-    return chosen
+    return list(dict.fromkeys(chosen + list(experiments)))
 
 
 @click.command()
@@ -101,6 +84,7 @@ def impute(
       avocado impute store/ model/ --missing --bigwig-dir imputed/
       avocado impute store/ model/ --all --no-store --bigwig-dir imputed/
     """
+    from ..imputation import impute_experiments
     from ..model import Avocado
     from ..store import TrackStore
 
@@ -114,49 +98,14 @@ def impute(
 
     store = TrackStore(store_path)
     model = Avocado.load(model_path, device=device)
-    if int(model.n_positions) != int(store.n_bins):
-        raise click.UsageError(
-            f"the model covers {model.n_positions:,} positions but {store_path} has "
-            f"{store.n_bins:,} bins; impute with a model trained (or genome-fitted) on this region set"
-        )
     chosen = choose_experiments(model, store, chosen_input, missing, every)
-    if into_store and not overwrite and bigwig_dir is None:
-        todo = [k for k in chosen if not store.has_track(*k, kind="imputed")]
-        skipped = len(chosen) - len(todo)
-        chosen = todo
-    else:
-        skipped = 0
-    if bigwig_dir is not None:
-        from ..bigwig import _default_chrom_sizes, read_chrom_sizes, write_bigwig
-
-        if chrom_sizes is not None:
-            sizes = read_chrom_sizes(chrom_sizes)
-        else:
-            sizes = store.chrom_sizes or _default_chrom_sizes(store.regions)
-        if sizes is None:
-            raise click.UsageError(
-                f"the chromosome sizes of the genome of {store_path} are not recorded; "
-                "give them with --chrom-sizes FILE"
-            )
-        bigwig_dir.mkdir(parents=True, exist_ok=True)
-
-    source = f"avocado:{model_path.resolve()}"
-    from tqdm.auto import tqdm
-
-    # A few experiments per predict_many call share the genome term; memory stays ~256 MB.
-    per_call = int(max(1, min(8, PREDICT_BYTES // (4 * max(store.n_bins, 1)))))
-    bar = tqdm(total=len(chosen), desc="Imputing", unit="track", disable=quiet or len(chosen) < 2)
-    for i in range(0, len(chosen), per_call):
-        batch = chosen[i : i + per_call]
-        for (b, a), values in zip(batch, model.predict_many(batch)):
-            if into_store and (overwrite or not store.has_track(b, a, kind="imputed")):
-                store.add_track(b, a, values, kind="imputed", source=source, transform="arcsinh",
-                                overwrite=overwrite)
-            if bigwig_dir is not None:
-                write_bigwig(values, store.regions, bigwig_dir / f"{b}.{a}.imputed.bw", sizes)
-        bar.update(len(batch))
-    bar.close()
+    done = impute_experiments(
+        model, store, chosen, into_store=into_store, bigwig_dir=bigwig_dir,
+        chrom_sizes=chrom_sizes, overwrite=overwrite,
+        source=f"avocado:{model_path.resolve()}", progress=not quiet,
+    )
+    skipped = len(chosen) - len(done)
     where = [str(store_path)] if into_store else []
     where += [str(bigwig_dir)] if bigwig_dir is not None else []
     note = f" ({skipped} already imputed, skipped)" if skipped else ""
-    click.echo(f"Imputed {len(chosen)} experiments into {' and '.join(where)}{note}")
+    click.echo(f"Imputed {len(done)} experiments into {' and '.join(where)}{note}")

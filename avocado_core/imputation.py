@@ -1,0 +1,112 @@
+"""Impute experiments with a trained model into a track store and / or bigWig files.
+
+One home for "predict these experiments over the store's region set and write them out", used by
+``avocado impute``, the workspace builder and the app.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .errors import AvocadoKeyError, AvocadoValueError
+from .store import TrackStore
+
+__all__ = ["impute_experiments", "missing_experiments"]
+
+#: Bytes of predictions held in memory at once.
+PREDICT_BYTES = 256 * 2**20
+
+
+def missing_experiments(model, store: TrackStore) -> list[tuple[str, str]]:
+    """Every (biosample, assay) of the model's tensor that the store has not observed."""
+    observed = set(store.experiments("observed"))
+    return [(b, a) for b in model.biosamples for a in model.assays if (b, a) not in observed]
+
+
+def impute_experiments(
+    model,
+    store: TrackStore,
+    experiments: Iterable[tuple[str, str]] | None = None,
+    *,
+    into_store: bool = True,
+    bigwig_dir: str | os.PathLike | None = None,
+    chrom_sizes: str | os.PathLike | Mapping[str, int] | None = None,
+    overwrite: bool = False,
+    source: str = "avocado",
+    progress: bool = True,
+) -> list[tuple[str, str]]:
+    """Predict experiments over the store's region set and write them out.
+
+    Parameters
+    ----------
+    model: Avocado
+        A trained model covering the store's bins (``model.n_positions == store.n_bins``).
+    store: TrackStore
+    experiments: iterable of (biosample, assay), optional
+        Default is None: every (biosample, assay) of the model's tensor.
+    into_store: bool
+        Write each prediction into the store as an ``"imputed"`` track. Default is True.
+    bigwig_dir: path-like, optional
+        Also write ``BIOSAMPLE.ASSAY.imputed.bw`` files into this folder.
+    chrom_sizes: path-like or mapping, optional
+        Chromosome sizes of the bigWig headers. Default: those recorded in the store.
+    overwrite: bool
+        Re-impute experiments that already have an imputed track in the store. Default is
+        False: they are skipped (unless bigWig files are asked for).
+    source: str
+        Provenance recorded in the store's catalog. Default is ``"avocado"``.
+    progress: bool
+        Show a progress bar. Default is True.
+
+    Returns
+    -------
+    list of (str, str)
+        The experiments that were predicted.
+    """
+    if not into_store and bigwig_dir is None:
+        raise AvocadoValueError("nothing to write: into_store is False and no bigwig_dir given")
+    if int(model.n_positions) != int(store.n_bins):
+        raise AvocadoValueError(
+            f"the model covers {model.n_positions:,} positions but the store {store.path} has "
+            f"{store.n_bins:,} bins; use a model trained (or genome-fitted) on this region set"
+        )
+    if experiments is None:
+        experiments = [(b, a) for b in model.biosamples for a in model.assays]
+    experiments = list(dict.fromkeys((str(b), str(a)) for b, a in experiments))
+    known_b, known_a = set(model.biosamples), set(model.assays)
+    for b, a in experiments:
+        if b not in known_b:
+            raise AvocadoKeyError(f"biosample {b!r} is not in the model; it knows "
+                                  f"{', '.join(model.biosamples)}")
+        if a not in known_a:
+            raise AvocadoKeyError(f"assay {a!r} is not in the model; it knows "
+                                  f"{', '.join(model.assays)}")
+    if bigwig_dir is None and not overwrite:
+        experiments = [e for e in experiments if not store.has_track(*e, kind="imputed")]
+    sizes = None
+    if bigwig_dir is not None:
+        from .bigwig import resolve_chrom_sizes, write_bigwig
+
+        sizes = resolve_chrom_sizes(store, chrom_sizes)
+        bigwig_dir = Path(bigwig_dir)
+        bigwig_dir.mkdir(parents=True, exist_ok=True)
+
+    # A few experiments per predict_many call share the genome term; memory stays bounded.
+    per_call = int(max(1, min(8, PREDICT_BYTES // (4 * max(store.n_bins, 1)))))
+    bar = tqdm(total=len(experiments), desc="imputing", unit="track",
+               disable=not progress or len(experiments) < 2)
+    for i in range(0, len(experiments), per_call):
+        batch = experiments[i:i + per_call]
+        for (b, a), values in zip(batch, model.predict_many(batch)):
+            if into_store and (overwrite or not store.has_track(b, a, kind="imputed")):
+                store.add_track(b, a, values, kind="imputed", source=source,
+                                transform="arcsinh", overwrite=overwrite)
+            if bigwig_dir is not None:
+                write_bigwig(values, store.regions, bigwig_dir / f"{b}.{a}.imputed.bw", sizes)
+        bar.update(len(batch))
+    bar.close()
+    return experiments
