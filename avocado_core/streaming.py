@@ -24,8 +24,12 @@ slow from a cold disk.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import mmap
+import os
+import sys
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -80,11 +84,93 @@ def _mapping_of(track: Any) -> mmap.mmap | None:
     return None
 
 
+def _file_window(track: Any) -> tuple[str, int] | None:
+    """(file, byte position of element 0) of a float32 track memory-mapped from a file."""
+    if (not isinstance(track, np.ndarray) or track.dtype != np.float32 or track.ndim != 1
+            or track.strides != (4,)):
+        return None
+    root = track
+    while isinstance(root, np.ndarray) and not isinstance(root.base, mmap.mmap):
+        root = root.base
+    if not isinstance(root, np.memmap) or not getattr(root, "filename", None):
+        return None
+    position = int(root.offset) + (track.ctypes.data - root.ctypes.data)
+    return (str(root.filename), position) if position % 4 == 0 else None
+
+
+class _JointMap:
+    """Many track files mapped side by side into one reserved address range.
+
+    One flat read-only float32 array then spans every track, so a batch is read with a single
+    vectorized gather, whatever the number of tracks (a Python loop over thousands of tracks
+    per batch would cost more than the model's step). Linux only; None-returning
+    :meth:`create` means "use the per-track path".
+    """
+
+    _PROT_NONE, _PROT_READ = 0, 1
+    _MAP_SHARED, _MAP_PRIVATE, _MAP_FIXED, _MAP_ANONYMOUS, _MAP_NORESERVE = 1, 2, 0x10, 0x20, 0x4000
+    _MADV_DONTNEED = 4
+
+    def __init__(self, libc: Any, base: int, total: int, rows: np.ndarray) -> None:
+        self._libc, self.base, self.total = libc, base, total
+        buffer = (ctypes.c_char * total).from_address(base)
+        self.flat = np.frombuffer(buffer, dtype=np.float32)
+        self.flat.flags.writeable = False  # the pages are mapped read-only
+        self.rows = rows  # flat index of element 0 of each track
+        self._unmap = weakref.finalize(self, libc.munmap, ctypes.c_void_p(base), total)
+
+    @classmethod
+    def create(cls, windows: list[tuple[str, int]], n_positions: int) -> _JointMap | None:
+        if not sys.platform.startswith("linux"):
+            return None
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.mmap.restype = ctypes.c_void_p
+            libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                                  ctypes.c_int, ctypes.c_long]
+            libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+            libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        except (OSError, AttributeError):
+            return None
+        page = mmap.PAGESIZE
+        aligned = [pos - pos % page for _, pos in windows]
+        deltas = [pos - a for (_, pos), a in zip(windows, aligned)]
+        stride = -(-(max(deltas) + 4 * n_positions) // page) * page
+        total = stride * len(windows)
+        failed = ctypes.c_void_p(-1).value
+        base = libc.mmap(None, total, cls._PROT_NONE,
+                         cls._MAP_PRIVATE | cls._MAP_ANONYMOUS | cls._MAP_NORESERVE, -1, 0)
+        if base in (None, failed):
+            return None
+        try:
+            for i, ((path, _), offset, delta) in enumerate(zip(windows, aligned, deltas)):
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    want = base + i * stride
+                    got = libc.mmap(ctypes.c_void_p(want), delta + 4 * n_positions, cls._PROT_READ,
+                                    cls._MAP_SHARED | cls._MAP_FIXED, fd, offset)
+                finally:
+                    os.close(fd)
+                if got != want:
+                    raise OSError(ctypes.get_errno(), f"mmap of {path} failed")
+        except OSError:
+            libc.munmap(ctypes.c_void_p(base), total)
+            return None
+        rows = (np.arange(len(windows), dtype=np.int64) * stride + np.array(deltas)) // 4
+        return cls(libc, base, total, rows)
+
+    def release(self) -> None:
+        self._libc.madvise(ctypes.c_void_p(self.base), self.total, self._MADV_DONTNEED)
+
+
 class StreamingSource:
     """Training values read batch by batch from (memory-mapped) tracks, never gathered.
 
     Duck-types :class:`~avocado_core.training.TrackSource` (``n_experiments``,
-    ``n_positions``, ``values``), so the trainer uses it unchanged.
+    ``n_positions``, ``values``), so the trainer uses it unchanged. Tracks memory-mapped from
+    files (a store's tracks, or windows of them) are mapped side by side into one address
+    range on Linux, so that a batch is one vectorized gather; other arrays take one gather per
+    experiment of the batch.
 
     Parameters
     ----------
@@ -110,6 +196,9 @@ class StreamingSource:
         # Plain ndarray views: indexing them skips np.memmap's per-call overhead.
         self._views = [np.asarray(t) for t in tracks]
         self._maps = list({id(m): m for m in map(_mapping_of, tracks) if m is not None}.values())
+        windows = [_file_window(t) for t in tracks]
+        self._joint = (_JointMap.create(windows, self.n_positions)
+                       if all(w is not None for w in windows) else None)
         self.max_resident_bytes = int(max_resident_bytes)
         self._touched = 0
         self.bytes_released = 0
@@ -120,6 +209,8 @@ class StreamingSource:
         for m in self._maps:
             with contextlib.suppress(ValueError, OSError):  # closed or not madvise-able
                 m.madvise(mmap.MADV_DONTNEED)
+        if self._joint is not None:
+            self._joint.release()
         self.bytes_released += self._touched
         self._touched = 0
 
@@ -140,6 +231,15 @@ class StreamingSource:
         out = np.empty(n, dtype=np.float32)
         if n == 0:
             return out
+        if self._joint is not None:
+            # one gather over all tracks at once
+            out = self._joint.flat[self._joint.rows[experiments] + positions]
+            span = int(positions.max() - positions.min())
+            present = min(n, self.n_experiments)
+            self._touched += min(n, present * (span * 4 // _PAGE + 2)) * _PAGE
+            if self._touched >= self.max_resident_bytes:
+                self.release()
+            return out
         # 16-bit keys take numpy's radix sort (several times faster than a comparison sort)
         keys = experiments.astype(np.int16) if self.n_experiments < 2**15 else experiments
         order = np.argsort(keys, kind="stable")
@@ -148,9 +248,10 @@ class StreamingSource:
         pos_sorted = positions[order]
         vals = np.empty(n, dtype=np.float32)
         present = np.flatnonzero(counts)
-        for e in present:  # one vectorized gather per experiment in the batch
-            lo, hi = bounds[e], bounds[e + 1]
-            vals[lo:hi] = self._views[e][pos_sorted[lo:hi]]
+        edges, views = bounds.tolist(), self._views  # plain ints: cheap per-experiment slicing
+        for e in present.tolist():  # one vectorized gather per experiment in the batch
+            lo, hi = edges[e], edges[e + 1]
+            vals[lo:hi] = views[e][pos_sorted[lo:hi]]
         out[order] = vals
         # Pages this batch may have mapped: per experiment, at most one per sample and at most
         # the pages its positions span.
@@ -174,8 +275,8 @@ def make_source(
     max_memory: int or str, optional
         When the stacked tracks fit (``n_tracks * n_positions * 4`` bytes), they are gathered
         into RAM (:class:`~avocado_core.training.TrackSource`, fastest); otherwise they are
-        streamed (:class:`StreamingSource`, whose touched pages are released every
-        ``min(max_memory, 256 MiB)``). Default is 2 GiB.
+        streamed (:class:`StreamingSource`, whose touched pages are released whenever they may
+        add up to ``max_memory``). Default is 2 GiB.
 
     Returns
     -------
@@ -184,7 +285,7 @@ def make_source(
     budget = parse_size(max_memory)
     if len(tracks) and len(tracks) * len(tracks[0]) * 4 <= budget:
         return TrackSource(tracks, max_dense_bytes=budget)
-    return StreamingSource(tracks, max_resident_bytes=min(budget, 256 * 2**20))
+    return StreamingSource(tracks, max_resident_bytes=budget)
 
 
 @contextlib.contextmanager

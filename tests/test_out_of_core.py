@@ -53,6 +53,23 @@ def test_streaming_values_match_the_tracks(small_store: TrackStore, sampling: st
     assert source.values(e[:0], p[:0]).shape == (0,)
 
 
+def test_one_gather_over_all_tracks_equals_the_per_track_path(small_store: TrackStore) -> None:
+    tracks = [small_store.tracks()[k] for k in small_store.experiments()]
+    joint = StreamingSource(tracks)
+    # windows of the tracks (as a chromosome of a genome store) and plain in-memory arrays
+    windows = StreamingSource([t[1001:2901] for t in tracks])
+    in_memory = StreamingSource([np.array(t) for t in tracks])
+    assert joint._joint is not None and windows._joint is not None and in_memory._joint is None
+    rng = np.random.default_rng(3)
+    e = rng.integers(0, len(tracks), 5000)
+    p = rng.integers(0, 1900, 5000)
+    expected = np.stack([np.asarray(t) for t in tracks])[e, p]
+    np.testing.assert_array_equal(joint.values(e, p), expected)
+    np.testing.assert_array_equal(in_memory.values(e, p), expected)
+    np.testing.assert_array_equal(windows.values(e, p), np.stack(tracks)[e, p + 1001])
+    assert not joint._joint.flat.flags.writeable
+
+
 def test_make_source_honours_the_budget(small_store: TrackStore) -> None:
     tracks = [small_store.tracks()[k] for k in small_store.experiments()]
     size = len(tracks) * small_store.n_bins * 4
