@@ -25,7 +25,7 @@ def bw_dir(data_mirror):
 def chrx_regions() -> RegionSet:
     """Two intervals with ragged edges over the data of both files (chrX 2-5 Mb, X 2.5-3.5 Mb)."""
     return RegionSet(pd.DataFrame({"name": ["a", "b"], "chrom": ["chrX", "chrX"],
-                                   "start": [2_499_990, 2_900_013], "end": [2_800_000, 3_499_007]}))
+                                   "start": [2_499_990, 3_000_013], "end": [2_600_000, 3_199_007]}))
 
 
 def _pybigwig_means(path, regions: RegionSet) -> np.ndarray:
