@@ -313,7 +313,7 @@ def facility_location(X: np.ndarray, k: int, chosen: Sequence[int] | np.ndarray 
         return dense[:, c] if dense is not None else sim.columns(n_chosen + c)
 
     exact = gains.copy()  # the unrounded gain behind each fresh key
-    batch = 1
+    batch, max_batch = 1, max(1, min(1024, BLOCK_ENTRIES // len(G)))  # memory-bounded batches
     while len(picks) < k:
         item = heapq.heappop(heap)
         c = item[1]
@@ -328,7 +328,7 @@ def facility_location(X: np.ndarray, k: int, chosen: Sequence[int] | np.ndarray 
             fresh[idx] = True
             for i in stale:
                 heapq.heappush(heap, (key(exact[i]), i))
-            batch = min(2 * batch, 1024)
+            batch = min(2 * batch, max_batch)
             continue
         batch = 1
         col = columns(np.array([c]))[:, 0]
