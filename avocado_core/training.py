@@ -481,7 +481,9 @@ class Trainer:
     seed: int or None, optional
         Seed of the sampler. Default is None.
     precision: str, optional
-        ``"fp32"`` or ``"bf16"`` (autocast of the MLP's matrix products). Default is ``"fp32"``.
+        ``"fp32"`` or ``"bf16"`` (bfloat16 autocast of the MLP's matrix products and of the
+        first layer's 25 bp products; parameters, Adam and the loss stay fp32). Default is
+        ``"fp32"``.
     betas: tuple of float, optional
         Adam's betas. Default is (0.9, 0.999).
     eps: float, optional
@@ -741,7 +743,8 @@ class Trainer:
                 w_x = torch.cat([w25.t(), exp_term], dim=0)
             else:
                 w_x = w25.t()
-            pre = x @ w_x
+            with self._autocast():  # bf16: also the first layer's genome products
+                pre = (x @ w_x).float()
             if not fold:
                 pre.add_(exp_term.index_select(0, e))
             # 250 bp and 5 kbp terms, summed per 250 bp row, then added to their samples.
@@ -758,7 +761,8 @@ class Trainer:
             loss = torch.dot(diff, diff) / n_samples
             g_pre, head_grads = self._mlp_backward(diff * (2.0 / n_samples), acts, train_net)
 
-            g_x = x.t() @ g_pre  # (f25 [+ n_exp], H): g_W25^T and the per-experiment sums
+            with self._autocast():  # (f25 [+ n_exp], H): g_W25^T and per-experiment sums
+                g_x = (x.t() @ g_pre).float()
             g_exp = g_x[f25:] if fold else torch.zeros(
                 n_exp, g_pre.shape[1], device=dev).index_add_(0, e, g_pre)
             if contiguous:
@@ -775,7 +779,8 @@ class Trainer:
                      g_q.t() @ g250_rows, g_q5k.t() @ g5k_rows], dim=1
                 )
             if "25bp" in self.row_adams:
-                g_g25 = g_pre @ w25
+                with self._autocast():
+                    g_g25 = (g_pre @ w25).float()
                 if inv25 is not None:
                     g_g25 = torch.zeros(g25_rows.shape, device=dev).index_add_(0, inv25, g_g25)
                 self.row_adams["25bp"].step(rows25, g_g25, t)

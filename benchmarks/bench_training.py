@@ -263,7 +263,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="epochs of the accuracy runs")
     parser.add_argument("--plain-accuracy", action="store_true",
                         help="also train the plain port for the accuracy comparison (~3 min)")
-    parser.add_argument("--small-steps", type=int, default=40)
+    parser.add_argument("--small-steps", type=int, default=113,
+                        help="batches of the small speed rows (one fit() call incl. setup)")
     parser.add_argument("--paper-steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--configs", default="small,paper", help="which speed rows to run")
