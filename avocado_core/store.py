@@ -48,7 +48,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -535,53 +535,94 @@ class TrackStore:
         overwrite: bool
             Replace an existing track of this experiment and kind. Default is False.
         """
+        self.add_tracks([(biosample, assay, values)], kind=kind, source=source,
+                        transform=transform, overwrite=overwrite)
+
+    def add_tracks(self, tracks: Iterable[tuple[str, str, np.ndarray]], kind: str = "observed",
+                   source: str = "", transform: str = "arcsinh", overwrite: bool = False) -> int:
+        """Add (or replace) many tracks in one atomic commit.
+
+        Each track is validated and written to its own new file as it comes (so an iterator
+        that makes tracks one at a time keeps memory at one track), and the catalog is
+        rewritten once at the end: all of them become visible together, or, on any failure,
+        none does and the store is left as it was. Adding thousands of tracks this way costs
+        one catalog rewrite instead of thousands.
+
+        Parameters
+        ----------
+        tracks: iterable of (biosample, assay, values)
+        kind, source, transform, overwrite:
+            As in :meth:`add_track`, for every track.
+
+        Returns
+        -------
+        int
+            The number of tracks added.
+        """
         _check_kind(kind)
-        biosample = _check_name(biosample, "biosample")
-        assay = _check_name(assay, "assay")
-        arr = self._validate(values, biosample, assay)
         directory = self.path / "tracks" / kind
         directory.mkdir(parents=True, exist_ok=True)
         with self._locked():
             cat = self._read_catalog()
-            mask = (cat["biosample"] == biosample) & (cat["assay"] == assay) & (cat["kind"] == kind)
-            old_file = cat.loc[mask, "file"].iloc[0] if mask.any() else None
-            if old_file is not None and not overwrite:
-                raise AvocadoValueError(
-                    f"the store already has a {kind} track for biosample {biosample!r}, assay "
-                    f"{assay!r}; pass overwrite=True to replace it"
-                )
-            stem = _file_stem(biosample, assay)
-            rel = f"tracks/{kind}/{stem}.npy"
-            if rel == old_file:  # never write over the file that readers may be mapping
-                rel = f"tracks/{kind}/{stem}.{os.urandom(4).hex()}.npy"
-            target = self.path / rel
-            tmp = directory / f".{target.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+            index = {(b, a): i for i, (b, a, k) in
+                     enumerate(zip(cat["biosample"], cat["assay"], cat["kind"])) if k == kind}
+            rows: dict[tuple[str, str], dict] = {}
+            written: list[Path] = []
+            replaced: list[str] = []
+            tmp = None
             try:
-                with open(tmp, "wb") as handle:
-                    np.save(handle, arr, allow_pickle=False)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, target)
-                row = {"biosample": biosample, "assay": assay, "kind": kind, "source": str(source),
-                       "transform": str(transform), "n_bins": self.n_bins, "file": rel}
-                if old_file is not None:
-                    new = cat.copy()
-                    for col, val in row.items():
-                        new.loc[mask, col] = val
-                else:
-                    new = pd.concat([cat, pd.DataFrame([row])], ignore_index=True)
+                for biosample, assay, values in tracks:
+                    biosample = _check_name(biosample, "biosample")
+                    assay = _check_name(assay, "assay")
+                    key = (biosample, assay)
+                    if key in rows:
+                        raise AvocadoValueError(
+                            f"biosample {biosample!r}, assay {assay!r} is given twice")
+                    arr = self._validate(values, biosample, assay)
+                    old_file = cat["file"].iloc[index[key]] if key in index else None
+                    if old_file is not None and not overwrite:
+                        raise AvocadoValueError(
+                            f"the store already has a {kind} track for biosample {biosample!r}, "
+                            f"assay {assay!r}; pass overwrite=True to replace it"
+                        )
+                    stem = _file_stem(biosample, assay)
+                    rel = f"tracks/{kind}/{stem}.npy"
+                    if rel == old_file:  # never write over the file readers may be mapping
+                        rel = f"tracks/{kind}/{stem}.{os.urandom(4).hex()}.npy"
+                    target = self.path / rel
+                    tmp = directory / f".{target.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+                    with open(tmp, "wb") as handle:
+                        np.save(handle, arr, allow_pickle=False)
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                    os.replace(tmp, target)
+                    tmp = None
+                    written.append(target)
+                    if old_file is not None and old_file != rel:
+                        replaced.append(old_file)
+                    rows[key] = {"biosample": biosample, "assay": assay, "kind": kind,
+                                 "source": str(source), "transform": str(transform),
+                                 "n_bins": self.n_bins, "file": rel}
+                if not rows:
+                    return 0
+                new = cat.copy()
+                fresh = []
+                for key, row in rows.items():
+                    if key in index:
+                        for col, val in row.items():
+                            new.iloc[index[key], new.columns.get_loc(col)] = val
+                    else:
+                        fresh.append(row)
+                if fresh:
+                    new = pd.concat([new, pd.DataFrame(fresh)], ignore_index=True)
                 self._write_catalog(new)  # the commit point
             except BaseException:
-                for leftover in (tmp, target):
-                    if leftover.exists() and (old_file is None or
-                                              leftover != self.path / old_file):
-                        leftover.unlink()
+                for leftover in [*written, *([tmp] if tmp is not None else [])]:
+                    leftover.unlink(missing_ok=True)
                 raise
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
-            if old_file is not None and old_file != rel:
+            for old_file in replaced:
                 (self.path / old_file).unlink(missing_ok=True)
+        return len(rows)
 
     def remove_track(self, biosample: str, assay: str, kind: str = "observed") -> None:
         """Remove one track (the catalog first, then the file)."""

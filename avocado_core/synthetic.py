@@ -294,9 +294,10 @@ class SyntheticCompendium:
         if progress:
             from tqdm.auto import tqdm
             observed = tqdm(observed, desc="writing synthetic tracks", unit="track")
-        for b, a in observed:
-            store.add_track(b, a, self.track(b, a), kind="observed", source=f"synthetic seed={self.seed}",
-                            transform="arcsinh", overwrite=exist_ok)
+        # One catalog commit for all tracks; each track is generated as it is written.
+        store.add_tracks(((b, a, self.track(b, a)) for b, a in observed), kind="observed",
+                         source=f"synthetic seed={self.seed}", transform="arcsinh",
+                         overwrite=exist_ok)
         return store
 
 

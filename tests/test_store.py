@@ -324,3 +324,20 @@ def test_concurrent_writers_keep_every_row(tmp_path):
     assert sorted(store.experiments()) == sorted(
         (f"{n}{i}", "H3K4me3") for n in "ab" for i in range(6))
     assert store.fetch("b5", "H3K4me3", (0, 3)).tolist() == [5, 5, 5]
+
+
+def test_add_tracks_commits_all_or_nothing(tmp_path):
+    regions = RegionSet.from_chrom_sizes({"chr1": 100 * 25})
+    store = TrackStore.create(tmp_path / "bulk", regions)
+    good = [(f"B{i}", "H3K4me3", np.full(100, i, dtype=np.float32)) for i in range(5)]
+    assert store.add_tracks(good, source="test") == 5
+    assert sorted(store.experiments()) == sorted((b, a) for b, a, _ in good)
+    np.testing.assert_array_equal(store.fetch("B3", "H3K4me3"), np.full(100, 3, np.float32))
+
+    before = store.catalog.copy()
+    files_before = sorted(p.name for p in (tmp_path / "bulk" / "tracks" / "observed").iterdir())
+    bad = [("B9", "H3K4me3", np.zeros(100)), ("B10", "H3K4me3", np.full(100, np.nan))]
+    with pytest.raises(AvocadoValueError, match="non-finite"):
+        store.add_tracks(bad)
+    pd.testing.assert_frame_equal(store.catalog, before)
+    assert sorted(p.name for p in (tmp_path / "bulk" / "tracks" / "observed").iterdir()) == files_before
