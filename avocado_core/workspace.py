@@ -46,7 +46,7 @@ DEFAULT_PROJECTIONS: tuple[tuple[str, str, str], ...] = (
 )
 #: Training of the demo model on the pilot tracks: ``Avocado.small``, each epoch one pass over
 #: the positions (a few minutes on two CPU cores).
-PILOT_TRAINING: dict[str, Any] = {"n_epochs": 30, "model": {}}
+PILOT_TRAINING: dict[str, Any] = {"n_epochs": 20, "model": {}}
 #: Experiments imputed per call of ``predict_many`` (bounds memory: n x n_bins float32).
 IMPUTE_CHUNK = 4
 
@@ -210,7 +210,7 @@ class Workspace:
         if spec == "hg19":
             from .datasets import hg19_annotations
 
-            return hg19_annotations()
+            return hg19_annotations(progress=False)
         from .annotations import Annotations
 
         if "gtf" in spec:

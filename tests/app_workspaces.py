@@ -28,7 +28,7 @@ SYNTHETIC_TEST_BUILD = dict(
     n_epochs=4,
     epoch_size=40,
     model_kwargs=dict(batch_size=4_000),
-    synthetic=dict(n_biosamples=240, n_assays=12, n_positions=4_000, seed=0),
+    synthetic=dict(n_biosamples=240, n_assays=8, n_positions=4_000, seed=0),
     impute=False,
     projections=(("biosamples", "umap", "all"), ("biosamples", "pca", "all"),
                  ("assays", "pca", "all"), ("genome", "pca", "all")),
@@ -52,6 +52,6 @@ def pilot_workspace(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def synthetic_workspace(tmp_path_factory):
-    """A synthetic compendium of 240 biosamples x 12 assays with a small model."""
+    """A synthetic compendium of 240 biosamples x 8 assays with a small model."""
     return build_workspace(_base(tmp_path_factory) / "synthetic", "synthetic",
                            progress=False, **SYNTHETIC_TEST_BUILD)

@@ -320,3 +320,38 @@ def test_requests_are_size_limited(synthetic_workspace, tmp_path):  # noqa: F811
     r = client.post("/_dash-update-component", data=b"x" * 5000,
                     headers={"Content-Type": "application/json"})
     assert r.status_code == 413
+
+
+# ---------------------------------------------------------------------- a new biosample
+def test_decode_upload_checks():
+    import base64
+
+    ok = "data:application/octet-stream;base64," + base64.b64encode(b"abc").decode()
+    assert design.decode_upload(ok, "a.bw", 10) == b"abc"
+    with pytest.raises(ValueError, match="choose a bigWig"):
+        design.decode_upload(None, None, 10)
+    with pytest.raises(ValueError, match="limited to"):
+        design.decode_upload(ok, "a.bw", 2)
+    with pytest.raises(ValueError, match="could not be read"):
+        design.decode_upload("garbage", "a.bw", 10)
+
+
+def test_fit_new_biosample_from_a_bigwig(pilot_workspace, tmp_path, data_mirror):  # noqa: F811
+    from avocado_core.bigwig import export_bigwig
+
+    ws = pilot_workspace
+    path = export_bigwig(ws.store, "E116", "H3K4me3", tmp_path / "new.bw", invert_transform=True)
+    nearest = design.fit_new_biosample(ws, path, "GM-new", "H3K4me3", n_epochs=1)
+    assert sorted(nearest["biosample"]) == sorted(ws.biosamples)
+    assert nearest["distance"].is_monotonic_increasing
+    assert nearest.attrs["covered"] > 0.5
+    assert "GM-new" not in ws.model.biosamples  # the served model is untouched
+    with pytest.raises(ValueError, match="already exists"):
+        design.fit_new_biosample(ws, path, "E003", "H3K4me3")
+    fly = data_mirror / "bigwig-real" / "bigwig_chrx_2e6_5e6.bw"
+    with pytest.raises(ValueError, match="no signal over the workspace's regions"):
+        design.fit_new_biosample(ws, fly, "fly", "H3K4me3")
+    text = tmp_path / "notes.bw"
+    text.write_text("not a bigwig\n")
+    with pytest.raises(ValueError, match="not a readable bigWig"):
+        design.fit_new_biosample(ws, text, "x", "H3K4me3")

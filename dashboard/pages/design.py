@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
+import os
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -20,6 +24,8 @@ MAX_K = 200
 #: Genome sample standing for the whole genome, and the pool picks come from (kept small so a
 #: selection takes seconds in a web request).
 POSITION_GROUND, POSITION_POOL = 10_000, 2_000
+#: Passes over the positions when placing an uploaded biosample (frozen model).
+FIT_EPOCHS = 2
 
 
 # ---------------------------------------------------------------------- pure helpers
@@ -90,6 +96,69 @@ def position_design(ws: Workspace, k: int, resolution: str = "all",
     if ws.bin_classes is not None:
         picks["class"] = ws.bin_classes[picks["bin"].to_numpy()]
     return picks
+
+
+def decode_upload(contents: str | None, filename: str | None, limit: int) -> bytes:
+    """The bytes of a dcc.Upload ("data:...;base64,...."), size-checked."""
+    if not contents:
+        raise ValueError("choose a bigWig file to upload first")
+    try:
+        data = base64.b64decode(contents.split(",", 1)[1], validate=True)
+    except (IndexError, binascii.Error):
+        raise ValueError(f"the upload {filename!r} could not be read") from None
+    if len(data) > limit:
+        raise ValueError(f"{filename!r} is {len(data) / 1e6:.1f} MB; uploads are limited to "
+                         f"{limit / 1e6:.0f} MB")
+    return data
+
+
+def fit_new_biosample(ws: Workspace, bigwig: str | os.PathLike, name: str, assay: str,
+                      n_epochs: int = 3, n_nearest: int = 5) -> pd.DataFrame:
+    """Fit a new biosample's embedding from one bigWig with the model frozen (a copy of it).
+
+    The served model is not changed: a copy learns only the new embedding row
+    (``Avocado.fit_biosamples``). Returns the nearest known biosamples in embedding space.
+
+    Returns
+    -------
+    pd.DataFrame
+        biosample, distance (Euclidean, embedding space) and metadata, nearest first; attrs:
+        ``name``, ``assay``, ``covered`` (fraction of bins with signal), ``loss``.
+    """
+    from avocado_core.bigwig import bin_bigwig
+    from avocado_core.model import Avocado
+
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("give the new biosample a name")
+    if name in set(ws.biosamples):
+        raise ValueError(f"a biosample named {name!r} already exists; choose another name")
+    if assay not in set(ws.assays):
+        raise KeyError(f"unknown assay {assay!r}; the model knows {ws.assays}")
+    values = bin_bigwig(bigwig, ws.store.regions, allow_missing_chroms=True, progress=False)
+    covered = float(np.count_nonzero(values)) / len(values)
+    if covered == 0:
+        raise ValueError(
+            f"the bigWig has no signal over the workspace's regions ({ws.genome}, chromosomes "
+            f"{', '.join(ws.store.regions.chroms[:4])}, ...); is it from another genome "
+            "assembly or another chromosome naming?")
+    model = Avocado.load(ws.model_path, device="cpu")
+    history = model.fit_biosamples({(name, assay): values}, n_epochs=n_epochs, seed=0,
+                                   progress=False)
+    emb = np.asarray(model.biosample_embedding())
+    names = list(model.biosamples)
+    new = emb[names.index(name)]
+    others = [i for i, n in enumerate(names) if n != name]
+    dist = np.linalg.norm(emb[others] - new, axis=1)
+    order = np.argsort(dist)[:n_nearest]
+    out = pd.DataFrame({"biosample": [names[others[i]] for i in order],
+                        "distance": dist[order]})
+    meta = ws.biosample_metadata()
+    out = out.merge(meta, left_on="biosample", right_index=True, how="left")
+    loss = history.get("loss", []) if isinstance(history, dict) else []
+    out.attrs.update(name=name, assay=assay, covered=covered,
+                     loss=float(loss[-1]) if len(loss) else None)
+    return out
 
 
 def bed_text(picks: pd.DataFrame) -> str:
@@ -247,9 +316,46 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
         ],
         className="card",
     )
+    new = html.Section(
+        [
+            html.H2("Place a new biosample", className="section-title"),
+            html.P("Upload one bigWig of a biosample the model has not seen: a copy of the "
+                   "model learns only its embedding (the network and every other factor stay "
+                   "frozen) and the closest known biosamples are listed.",
+                   className="section-hint"),
+            html.Div(
+                [
+                    field("bigWig file", dcc.Upload(
+                        html.Div(["Drop a bigWig here or ", html.A("choose a file")],
+                                 id="design-upload-label"),
+                        id="design-upload", multiple=False, className="upload")),
+                    field("Name", dcc.Input(id="design-new-name", type="text",
+                                            placeholder="e.g. my_sample", className="text-input")),
+                    field("Assay of the file", dcc.Dropdown(id="design-new-assay",
+                                                            options=options(assays),
+                                                            value=assays[0] if assays else None,
+                                                            clearable=False)),
+                ],
+                className="control-row",
+            ),
+            html.Div(
+                [
+                    html.Button("Fit and place", id="design-fit", className="button primary"),
+                    html.Button("Cancel", id="design-fit-cancel", className="button",
+                                disabled=True),
+                    html.Progress(id="design-fit-progress", value="0", max="3"),
+                    html.Span(id="design-fit-status", className="field-hint"),
+                ],
+                className="run-row",
+            ),
+            html.Div(id="design-fit-alert"),
+            html.Div(id="design-fit-result"),
+        ],
+        className="card",
+    )
     return html.Div(
         [
-            html.Div([bio, pos], className="design-stack"),
+            html.Div([bio, pos, new], className="design-stack"),
             dcc.Store(id="design-result"),
             dcc.Store(id="design-pos-result"),
             dcc.Store(id="design-candidates", data=cand),
@@ -430,6 +536,55 @@ def register_callbacks(app, ws: Workspace) -> None:
             return no_update
         picks = pd.DataFrame(result["picks"], columns=result["columns"])
         return dict(content=bed_text(picks), filename="avocado_design_positions.bed")
+
+    @app.callback(Output("design-upload-label", "children"),
+                  Input("design-upload", "filename"), prevent_initial_call=True)
+    def upload_label(filename):
+        return [html.B(filename), " (drop another file to replace it)"] if filename else no_update
+
+    @app.callback(
+        Output("design-fit-result", "children"),
+        Output("design-fit-alert", "children"),
+        Input("design-fit", "n_clicks"),
+        State("design-upload", "contents"),
+        State("design-upload", "filename"),
+        State("design-new-name", "value"),
+        State("design-new-assay", "value"),
+        background=True,
+        running=[
+            (Output("design-fit", "disabled"), True, False),
+            (Output("design-fit-cancel", "disabled"), False, True),
+            (Output("design-fit-status", "children"), "fitting…", ""),
+        ],
+        cancel=[Input("design-fit-cancel", "n_clicks")],
+        progress=[Output("design-fit-progress", "value"), Output("design-fit-progress", "max")],
+        prevent_initial_call=True,
+    )
+    def fit_new(set_progress, n_clicks, contents, filename, name, assay):
+        if not n_clicks:
+            return no_update, no_update
+        limit = int(app.server.config.get("AVOCADO_MAX_UPLOAD_BYTES", 64 * 1024 * 1024) * 0.7)
+        set_progress(("1", "3"))
+        try:
+            data = decode_upload(contents, filename, limit)
+            with tempfile.TemporaryDirectory(prefix="avocado-upload-") as tmp:
+                path = os.path.join(tmp, "upload.bw")
+                with open(path, "wb") as fh:
+                    fh.write(data)
+                set_progress(("2", "3"))
+                nearest = fit_new_biosample(ws, path, name, assay, n_epochs=FIT_EPOCHS)
+        except (ValueError, KeyError) as exc:
+            set_progress(("0", "3"))
+            return None, alert(error_message(exc))
+        set_progress(("3", "3"))
+        attrs = nearest.attrs
+        summary = html.Div([
+            html.B(f"{attrs['name']} ({attrs['assay']}, {filename})"),
+            f" — signal in {attrs['covered']:.0%} of the bins. Nearest known biosamples in "
+            "the embedding:"], className="summary")
+        cols = [c for c in nearest.columns if c not in ("description",)][:5]
+        shown = nearest.assign(distance=nearest["distance"].round(3))
+        return [summary, _table(shown, "design-fit-table", cols)], None
 
     @app.callback(
         Output("design-url", "data"),

@@ -77,3 +77,22 @@ def test_pilot_alerts_and_rerank(page, pilot_url):
     page.click("#design-pos-run")
     expect(page.locator("#design-pos-alert [role=alert]")).to_contain_text(
         re.compile("k must be .*between 1 and 200"), timeout=60_000)
+
+
+def test_bad_uploads_show_alerts(page, pilot_url, data_mirror, tmp_path):
+    page.goto(f"{pilot_url}/design")
+    page.wait_for_load_state("networkidle")
+    page.click("#design-fit")
+    alert = page.locator("#design-fit-alert [role=alert]")
+    expect(alert).to_contain_text("choose a bigWig file", timeout=60_000)
+    notes = tmp_path / "notes.bw"
+    notes.write_text("this is not a bigWig\n")
+    page.set_input_files("#design-upload input[type=file]", str(notes))
+    expect(page.locator("#design-upload-label")).to_contain_text("notes.bw")
+    page.fill("#design-new-name", "mine")
+    page.click("#design-fit")
+    expect(alert).to_contain_text("is not a readable bigWig file", timeout=60_000)
+    fly = data_mirror / "bigwig-real" / "bigwig_chrx_2e6_5e6.bw"
+    page.set_input_files("#design-upload input[type=file]", str(fly))
+    page.click("#design-fit")
+    expect(alert).to_contain_text("no signal over the workspace's regions", timeout=60_000)
