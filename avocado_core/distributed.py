@@ -465,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         \b
         Examples:
           torchrun --standalone --nproc-per-node 2 -m avocado_core.distributed store/ model/
-          torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --rdzv-backend c10d \\
+          torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-id run1 \\
               --rdzv-endpoint host0:29500 -m avocado_core.distributed store/ model/ --config paper
         """
         try:
