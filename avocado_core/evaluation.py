@@ -336,7 +336,7 @@ def summarize(results: pd.DataFrame, command: str | None = None,
         row = {"baseline": base}
         for m in metrics:
             w, n = _wins(results, base, m)
-            row[m] = f"{w}/{n}"
+            row[m] = f"{w}/{n}" if n else "n/a"  # n = 0: the baseline's metric is undefined
         rows.append(row)
     out.append(_md_table(pd.DataFrame(rows)))
 
@@ -362,10 +362,13 @@ def summarize(results: pd.DataFrame, command: str | None = None,
 
 def _md_table(df: pd.DataFrame, float_format: str = "{:.4f}") -> str:
     def fmt(v):
-        return float_format.format(v) if isinstance(v, (float, np.floating)) else str(v)
+        if isinstance(v, (float, np.floating)):
+            return "n/a" if np.isnan(v) else float_format.format(v)
+        return str(v)
 
     head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "|".join("---" if df[c].dtype == object else "---:" for c in df.columns) + "|"
+    sep = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---"
+                         for c in df.columns) + "|"
     body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([head, sep, *body]) + "\n"
 

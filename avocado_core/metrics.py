@@ -4,8 +4,8 @@ Every metric compares an observed track ``y_true`` with an imputed track ``y_pre
 signal, one value per 25 bp bin) and returns a float. All metrics are NaN-safe: a bin where
 either value is NaN is dropped before anything else is computed (so "top 1%" means the top 1%
 of the bins where both values are known). A metric that is undefined on the remaining bins
-(no bins at all, a constant track for a correlation, fewer than 100 bins for a top-1% metric,
-a top set that covers every bin for an AUC) returns NaN rather than a made-up number.
+(no bins at all, a constant track for a correlation or as the ranking of a top-1% metric,
+fewer than 100 bins for a top-1% metric) returns NaN rather than a made-up number.
 
 Top-k sets include ties: with ``n = int(fraction * N)`` the threshold is the n-th largest value
 and every bin at or above it belongs to the set, as in the challenge's ``mse1obs``. The same
@@ -97,13 +97,14 @@ def top_mask(values, fraction: float = 0.01) -> np.ndarray | None:
     Returns
     -------
     mask: numpy.ndarray of bool, shape=(n,), or None
-        ``values >= threshold``; None when ``k`` is 0 (the set is undefined).
+        ``values >= threshold``; None when ``k`` is 0 or every value is the same (a constant
+        track has no top set: with ties included it would be every bin).
     """
     if not 0 < fraction <= 1:
         raise AvocadoValueError(f"fraction={fraction!r}; expected a number in (0, 1]")
     v = np.asarray(values)
     k = int(fraction * v.size)
-    if k < 1:
+    if k < 1 or v.min() == v.max():
         return None
     threshold = np.partition(v, v.size - k)[v.size - k]
     return v >= threshold

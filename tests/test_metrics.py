@@ -98,6 +98,13 @@ def test_undefined_cases_are_nan_and_bad_input_raises():
     assert math.isnan(metrics.pearson([1, 1, 1], [1, 2, 3]))  # constant track
     assert math.isnan(metrics.mse1obs(np.arange(99.0), np.arange(99.0)))  # int(0.99) == 0
     assert math.isnan(metrics.mse([np.nan], [1.0]))
+    # a constant imputation has no top 1%: overlap and ranking metrics are undefined
+    y, _ = _top_example()
+    flat = metrics.score_track(y, np.full(200, 0.3))
+    for name in ("mse1imp", "match1", "catch1obs", "catch1imp", "aucimp1"):
+        assert math.isnan(flat[name]), name
+    assert flat["aucobs1"] == 0.5  # a constant score ties every pair
+    assert flat["mse1obs"] == pytest.approx((4.7**2 + 2 * 3.7**2) / 3)
     with pytest.raises(AvocadoValueError, match="3 values but y_pred has 2"):
         metrics.mse([1, 2, 3], [1, 2])
     with pytest.raises(AvocadoKeyError, match="promoters"):
