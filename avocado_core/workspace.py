@@ -241,6 +241,18 @@ class Workspace:
             self.update_info(model_fingerprint=fp)
         return fp
 
+    def warm_up(self) -> "Workspace":
+        """Load what every page needs (store, model, annotations, bin classes) now rather than
+        on the first request (annotations of a whole genome take seconds to parse)."""
+        self.store
+        self.status()
+        if self.has_model:
+            self.model
+            self.fingerprint
+        self.annotations
+        self.bin_classes
+        return self
+
     # ------------------------------------------------------------------ the tensor
     @property
     def biosamples(self) -> list[str]:

@@ -58,6 +58,7 @@ def create_app(workspace: Workspace | str | os.PathLike, *, background_dir: str 
     from .pages import design, embeddings, locus
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws.warm_up()
     cache_dir = background_dir or tempfile.mkdtemp(prefix="avocado-dash-")
     manager = DiskcacheManager(diskcache.Cache(cache_dir))
     app = Dash(

@@ -58,14 +58,15 @@ def picker_figure(status: pd.DataFrame, selected: Sequence[tuple[str, str]] = ()
     ))
     n_rows, n_cols = len(bios), len(assays)
     longest = max((len(b) for b in bios), default=4)
+    top = min(max((len(a) for a in assays), default=4), 12) * 6 + 12
     fig.update_layout(**base_layout(
-        height=cell * n_rows + 90,
+        height=cell * n_rows + top + 10,
         width=cell * n_cols + min(longest, 18) * 7 + 30,
-        margin=dict(l=min(longest, 18) * 7 + 10, r=10, t=80, b=10),
-        xaxis=dict(side="top", tickangle=-60, tickfont=dict(size=10), fixedrange=True,
-                   showgrid=False),
+        margin=dict(l=min(longest, 18) * 7 + 10, r=10, t=top, b=10, autoexpand=False),
+        xaxis=dict(side="top", tickangle=-90, tickfont=dict(size=10), fixedrange=True,
+                   showgrid=False, automargin=False),
         yaxis=dict(autorange="reversed", tickfont=dict(size=10), fixedrange=True,
-                   showgrid=False),
+                   showgrid=False, automargin=False),
         hovermode="closest",
     ))
     return fig

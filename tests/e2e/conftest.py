@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 from contextlib import contextmanager
@@ -12,8 +13,6 @@ import pytest
 
 from app_workspaces import pilot_workspace, synthetic_workspace  # noqa: F401  (fixtures)
 
-REPO = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO / "docs" / "screenshots"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -73,6 +72,10 @@ def synthetic_url(synthetic_workspace, tmp_path_factory):  # noqa: F811
 
 
 @pytest.fixture(scope="session")
-def screenshot_dir() -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS
+def screenshot_dir(tmp_path_factory) -> Path:
+    """Where the tests save page screenshots: a temp dir, or AVOCADO_SCREENSHOTS (e.g.
+    docs/screenshots; the README's come from docs/make_screenshots.py on a demo workspace)."""
+    wanted = os.environ.get("AVOCADO_SCREENSHOTS")
+    path = Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
