@@ -64,6 +64,7 @@ def main() -> None:
             page.click("#design-pos-run")
             page.wait_for_selector("#design-pos-summary b", timeout=120_000)
             page.wait_for_load_state("networkidle")
+            page.add_style_tag(content=".topbar { position: static; }")  # full-page capture
             page.screenshot(path=str(out / "design.png"), full_page=True)
             browser.close()
     finally:

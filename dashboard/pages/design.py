@@ -267,7 +267,7 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
                               dcc.Graph(id="design-gains-graph", config={"displaylogo": False})],
                              className="result-figures"),
                 ],
-                className="result-grid",
+                className="result-grid", id="design-results", hidden=True,
             ),
             html.Button("Download CSV", id="design-csv", className="button", disabled=True),
             dcc.Download(id="design-download"),
@@ -309,7 +309,7 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
                     html.Div(id="design-pos-table", className="result-table"),
                     dcc.Graph(id="design-pos-gains-graph", config={"displaylogo": False}),
                 ],
-                className="result-grid",
+                className="result-grid", id="design-pos-results", hidden=True,
             ),
             html.Button("Download BED", id="design-bed", className="button", disabled=True),
             dcc.Download(id="design-pos-download"),
@@ -434,12 +434,13 @@ def register_callbacks(app, ws: Workspace) -> None:
         Output("design-picks-graph", "figure"),
         Output("design-gains-graph", "figure"),
         Output("design-csv", "disabled"),
+        Output("design-results", "hidden"),
         Input("design-result", "data"),
         prevent_initial_call=True,
     )
     def show_biosamples(result):
         if not result:
-            return "", None, {}, {}, True
+            return "", None, {}, {}, True, True
         picks = pd.DataFrame(result["picks"], columns=result["columns"])
         proj = pd.DataFrame(result["projection"])
         cov0 = result["initial"] / result["max"] if result["max"] else 0.0
@@ -457,7 +458,7 @@ def register_callbacks(app, ws: Workspace) -> None:
                 picks_figure(proj, picks["biosample"].tolist(), result["profiled"],
                              candidates=result.get("candidates")),
                 gains_figure(picks["gain"], picks["objective"], picks["biosample"]),
-                False)
+                False, False)
 
     @app.callback(
         Output("design-download", "data"),
@@ -507,12 +508,13 @@ def register_callbacks(app, ws: Workspace) -> None:
         Output("design-pos-table", "children"),
         Output("design-pos-gains-graph", "figure"),
         Output("design-bed", "disabled"),
+        Output("design-pos-results", "hidden"),
         Input("design-pos-result", "data"),
         prevent_initial_call=True,
     )
     def show_positions(result):
         if not result:
-            return "", None, {}, True
+            return "", None, {}, True, True
         picks = pd.DataFrame(result["picks"], columns=result["columns"])
         where = f" of class {result['class']}" if result.get("class") else ""
         summary = [html.B(f"{len(picks)} positions picked{where}"),
@@ -523,7 +525,7 @@ def register_callbacks(app, ws: Workspace) -> None:
         table = _table(picks, "design-pos-table-inner",
                        ["rank", "locus", "class", "gain", "coverage"])
         return summary, table, gains_figure(picks["gain"], picks["objective"], picks["locus"],
-                                            what="positions"), False
+                                            what="positions"), False, False
 
     @app.callback(
         Output("design-pos-download", "data"),
