@@ -17,6 +17,8 @@ AXES = {"biosamples": "Biosamples", "assays": "Assays", "genome": "Genome positi
 METHODS = {"umap": "UMAP", "pca": "PCA"}
 RESOLUTIONS = {"all": "all factors", "25bp": "25 bp", "250bp": "250 bp", "5kbp": "5 kbp"}
 SIGNAL = "signal"
+#: Columns drawn with a colour bar whatever their number of distinct values.
+CONTINUOUS_COLUMNS = {"n_observed"}
 HALF_WINDOW = 20_000
 
 
@@ -89,6 +91,8 @@ def embedding_view(ws: Workspace, axis: str, method: str, resolution: str, color
     else:
         id_col = "name"
         hover = [c for c in df.columns if c not in ("name", "x", "y")][:6]
+        if color in CONTINUOUS_COLUMNS:
+            kind, colorbar = "continuous", color.replace("_", " ")
         caption = f"{n:,} {axis} · {METHODS[method]} of the {axis[:-1]} embedding"
     fig = embedding_figure(df, color=color, kind=kind, id_column=id_col, hover=hover,
                            selected=selected, webgl=True if axis == "genome" else None,
