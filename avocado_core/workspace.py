@@ -532,7 +532,7 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
                     n_epochs: int | None = None, epoch_size: int | None = None,
                     model_kwargs: Mapping[str, Any] | None = None,
                     synthetic: Mapping[str, Any] | None = None,
-                    impute: bool = True,
+                    impute: bool | None = None,
                     projections: Sequence[tuple[str, str, str]] = DEFAULT_PROJECTIONS,
                     genome_points: int = 100_000, seed: int = 0,
                     progress: bool = True) -> Workspace:
@@ -554,8 +554,10 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
         Passed to ``Avocado.small`` (e.g. smaller factors for a quick test model).
     synthetic: mapping or None
         Keyword arguments of ``synthetic.synthetic_compendium`` when source="synthetic".
-    impute: bool
-        Store the imputation of every experiment. Default is True.
+    impute: bool or None
+        Store the imputation of every experiment in the store. Default (None): yes for the
+        pilot (25 tracks); no for a synthetic compendium (thousands of tracks; the app then
+        imputes each window on the fly from the model).
     projections: sequence of (axis, method, resolution)
         Projections to compute. Default is :data:`DEFAULT_PROJECTIONS`.
     genome_points: int
@@ -592,7 +594,7 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
         ws.train(n_epochs=int(n_epochs or PILOT_TRAINING["n_epochs"]), epoch_size=epoch_size,
                  model_kwargs={**PILOT_TRAINING["model"], **dict(model_kwargs or {})},
                  seed=seed, progress=progress)
-    if impute:
+    if impute if impute is not None else pilot:
         ws.impute(progress=progress)
     ws.compute_projections(projections, progress=progress)
     return ws
