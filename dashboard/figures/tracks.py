@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .genes import gene_traces, pack_rows
-from .style import GRID, IMPUTED, MUTED, OBSERVED, assay_color, base_layout
+from .style import GRID, IMPUTED, MUTED, assay_color, base_layout
 
 __all__ = [
     "Track",

@@ -10,7 +10,7 @@ import tempfile
 
 import numpy as np
 import pandas as pd
-from dash import Input, Output, State, ctx, dash_table, dcc, html, no_update
+from dash import Input, Output, State, dash_table, dcc, html, no_update
 
 from avocado_core import selection
 from avocado_core.workspace import Workspace

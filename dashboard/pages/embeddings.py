@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from avocado_core.regions import format_locus

@@ -6,16 +6,14 @@ import io
 import re
 
 import numpy as np
-import pandas as pd
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from avocado_core import metrics
 from avocado_core.regions import format_locus, parse_locus
 from avocado_core.workspace import Workspace
 
-from ..components import (alert, current_workspace, error_message, guarded, options,
-                          query_string, split_list, url_sync)
+from ..components import current_workspace, guarded, query_string, split_list, url_sync
 from ..figures.picker import STATUS_COLORS, picker_figure
 from ..figures.tracks import Track, format_span, locus_figure, tracks_table
 
