@@ -96,3 +96,24 @@ def test_bad_uploads_show_alerts(page, pilot_url, data_mirror, tmp_path):
     page.set_input_files("#design-upload input[type=file]", str(fly))
     page.click("#design-fit")
     expect(alert).to_contain_text("no signal over the workspace's regions", timeout=60_000)
+
+
+def test_fitting_a_new_biosample_can_be_cancelled(page, pilot_url, pilot_workspace, tmp_path):
+    from avocado_core.bigwig import export_bigwig
+
+    path = export_bigwig(pilot_workspace.store, "E116", "H3K4me3", tmp_path / "gm.bw",
+                         invert_transform=True)
+    page.goto(f"{pilot_url}/design")
+    page.wait_for_load_state("networkidle")
+    page.set_input_files("#design-upload input[type=file]", str(path))
+    expect(page.locator("#design-upload-label")).to_contain_text("gm.bw")
+    page.fill("#design-new-name", "GM-new")
+    page.click("#design-fit")
+    cancel = page.locator("#design-fit-cancel")
+    expect(cancel).to_be_enabled(timeout=30_000)  # the fit runs in the background
+    expect(page.locator("#design-fit-status")).to_have_text("fitting…")
+    cancel.click()
+    expect(page.locator("#design-fit")).to_be_enabled(timeout=30_000)
+    page.wait_for_timeout(1500)
+    expect(page.locator("#design-fit-result")).to_be_empty()
+    expect(page.locator("#design-fit-alert [role=alert]")).to_have_count(0)
