@@ -339,10 +339,10 @@ class CatchUpAdam:
         if len(s) > 64:
             return self._coefficients(s, k)
         keys = list(zip(s.tolist(), k.tolist()))
-        missing = [key for key in keys if key not in self.memo]
+        if len(self.memo) > 4096:  # bound the memo; clear it before choosing what to compute
+            self.memo.clear()
+        missing = [key for key in dict.fromkeys(keys) if key not in self.memo]
         if missing:
-            if len(self.memo) > 4096:
-                self.memo.clear()
             ms = torch.tensor([key[0] for key in missing])
             mk = torch.tensor([key[1] for key in missing])
             ebar, mom = self._coefficients(ms, mk)

@@ -203,3 +203,19 @@ def test_block_apply_adds_and_sums_groups():
     added = values.clone()
     training._block_apply(added, q, 7, 10, add=True)
     assert (added[:, 0] - values[:, 0]).tolist() == [100] * 3 + [200] * 10 + [300] * 10
+
+
+def test_catch_up_memo_overflow_keeps_the_keys_it_needs():
+    # Regression: once the memo held more than 4,096 entries it was cleared *after* the keys to
+    # compute were chosen, so a key that had been memoized was looked up after the clear.
+    table = torch.zeros(8, 3)
+    adam = training.CatchUpAdam(table, 1e-3, (0.9, 0.999), 1e-7)
+    s, k = torch.tensor([5, 7]), torch.tensor([3, 2])
+    expected = training.CatchUpAdam(table, 1e-3, (0.9, 0.999), 1e-7)._group_coefficients(s, k)
+    adam._group_coefficients(s[:1], k[:1])  # (5, 3) memoized, (7, 2) not
+    for i in range(5000):
+        adam.memo[(10_000 + i, 1)] = adam.memo[(5, 3)]
+    ebar, mom = adam._group_coefficients(s, k)
+    torch.testing.assert_close(ebar, expected[0])
+    torch.testing.assert_close(mom, expected[1])
+    assert len(adam.memo) == 2
