@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AvocadoKeyError, AvocadoValueError
+from .regions import read_bed
 
 __all__ = [
     "TASKS",
@@ -351,17 +352,7 @@ def read_regions(regions_bed) -> pd.DataFrame:
     if isinstance(regions_bed, pd.DataFrame):
         df = regions_bed.copy()
     else:
-        p = Path(regions_bed)
-        if not p.is_file():
-            raise AvocadoValueError(f"BED file {p} does not exist")
-        df = pd.read_csv(p, sep="\t", header=None, comment="#", dtype=str)
-        df = df[~df[0].str.startswith(("track", "browser"))]
-        if df.shape[1] < 3:
-            raise AvocadoValueError(
-                f"BED file {p} has {df.shape[1]} column(s); expected chrom, start, end[, name]"
-            )
-        df = df.iloc[:, :4]
-        df.columns = ["chrom", "start", "end", "name"][: df.shape[1]]
+        df = read_bed(regions_bed, ["chrom", "start", "end", "name"], what="regions BED")
     missing = [c for c in ("chrom", "start", "end") if c not in df.columns]
     if missing:
         raise AvocadoValueError(f"regions lack column(s) {missing}; expected chrom, start, end")

@@ -47,8 +47,6 @@ DEFAULT_PROJECTIONS: tuple[tuple[str, str, str], ...] = (
 #: Training of the demo model on the pilot tracks: ``Avocado.small``, each epoch one pass over
 #: the positions (a few minutes on two CPU cores).
 PILOT_TRAINING: dict[str, Any] = {"n_epochs": 20, "model": {}}
-#: Experiments imputed per call of ``predict_many`` (bounds memory: n x n_bins float32).
-IMPUTE_CHUNK = 4
 
 
 def _atomic_write_json(path: Path, data: Mapping) -> None:
@@ -496,21 +494,12 @@ class Workspace:
         int
             The number of tracks written.
         """
-        model, store = self.model, self.store
-        if experiments is None:
-            experiments = [(b, a) for b in model.biosamples for a in model.assays]
-        todo = [e for e in experiments if overwrite or not store.has_track(*e, kind="imputed")]
-        bar = tqdm(total=len(todo), desc="imputing", unit="track", disable=not progress)
-        for i in range(0, len(todo), IMPUTE_CHUNK):
-            chunk = todo[i:i + IMPUTE_CHUNK]
-            values = model.predict_many(chunk)
-            for (b, a), v in zip(chunk, values):
-                store.add_track(b, a, np.ascontiguousarray(v, dtype=np.float32), kind="imputed",
-                                source=f"avocado model {self.path.name}/model",
-                                transform="arcsinh", overwrite=True)
-            bar.update(len(chunk))
-        bar.close()
-        return len(todo)
+        from .imputation import impute_experiments
+
+        done = impute_experiments(self.model, self.store, experiments, overwrite=overwrite,
+                                  source=f"avocado model {self.path.name}/model",
+                                  progress=progress)
+        return len(done)
 
     def compute_projections(self, which: Sequence[tuple[str, str, str]] = DEFAULT_PROJECTIONS,
                             *, progress: bool = True) -> None:
@@ -533,7 +522,7 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
                     model_kwargs: Mapping[str, Any] | None = None,
                     synthetic: Mapping[str, Any] | None = None,
                     impute: bool | None = None,
-                    projections: Sequence[tuple[str, str, str]] = DEFAULT_PROJECTIONS,
+                    projections: Sequence[tuple[str, str, str]] | None = None,
                     genome_points: int = 100_000, seed: int = 0,
                     progress: bool = True) -> Workspace:
     """Build (or finish building) a workspace the app can serve.
@@ -558,8 +547,9 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
         Store the imputation of every experiment in the store. Default (None): yes for the
         pilot (25 tracks); no for a synthetic compendium (thousands of tracks; the app then
         imputes each window on the fly from the model).
-    projections: sequence of (axis, method, resolution)
-        Projections to compute. Default is :data:`DEFAULT_PROJECTIONS`.
+    projections: sequence of (axis, method, resolution) or None
+        Projections to compute. Default (None): those the workspace was first built with
+        (recorded in ``workspace.json``), else :data:`DEFAULT_PROJECTIONS`.
     genome_points: int
         Size of the stratified sample of genome positions. Default is 100,000.
     seed: int
@@ -579,6 +569,10 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
                           exist_ok=True, title="Roadmap pilot" if pilot else "Synthetic compendium")
     if "genome_points" not in ws.info:
         ws.update_info(genome_points=int(genome_points), source=source)
+    if projections is None:
+        projections = [tuple(p) for p in ws.info.get("projections", DEFAULT_PROJECTIONS)]
+    if "projections" not in ws.info:
+        ws.update_info(projections=[list(p) for p in projections])
     if not ws.has_store:
         if source == "roadmap-pilot":
             from .datasets import roadmap_pilot

@@ -82,7 +82,7 @@ def embedding_figure(
     hover = [c for c in hover if c in points.columns and c not in (id_column, color)]
     extra = [c for c in [color] if c] + list(hover)
     custom_cols = [id_column, *extra]
-    lines = [f"<b>%{{customdata[0]}}</b>"] + [
+    lines = ["<b>%{customdata[0]}</b>"] + [
         f"{c}: %{{customdata[{i + 1}]}}" for i, c in enumerate(extra)
     ]
     hovertemplate = "<br>".join(lines) + "<extra></extra>"
