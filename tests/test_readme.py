@@ -3,8 +3,8 @@
 Every ``avocado`` line and the ``printf`` of the README's bash blocks is run here, in order, in
 one scratch directory (with the few input files they name: two real bigWigs and a chrom-sizes
 file); its Python example is executed; and ``make demo`` is started on an existing workspace and
-must serve the app. ``avocado serve`` is run by ``tests/test_cli.py::test_serve_answers_http``,
-and ``make test`` by CI.
+must serve the app, as must gunicorn on ``dashboard.wsgi:server``. ``avocado serve`` is run by
+``tests/test_cli.py::test_serve_answers_http``, and ``make test`` by CI.
 """
 
 from __future__ import annotations
@@ -108,17 +108,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_make_demo_serves_an_existing_workspace(pilot_workspace):  # noqa: F811
-    if shutil.which("make") is None:
-        pytest.fail("make is not installed")
-    port = _free_port()
-    command = ["make", "--no-print-directory", "demo", f"WORKSPACE={pilot_workspace.path}",
-               f"PORT={port}", f"VENV={Path(sys.executable).parents[1]}"]
-    proc = subprocess.Popen(command, cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+def _serve_and_get(command: list[str], port: int, env: dict[str, str]) -> tuple[str, str]:
+    """Start a server command, wait for its page, stop it; the page and the command's output."""
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    body = None
     try:
         started = time.monotonic()
-        body = None
         while time.monotonic() - started < 120 and proc.poll() is None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
@@ -126,9 +122,27 @@ def test_make_demo_serves_an_existing_workspace(pilot_workspace):  # noqa: F811
                 break
             except OSError:
                 time.sleep(1)
-        assert body is not None, f"make demo did not serve (exit {proc.poll()})"
-        assert "<title>" in body
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
         output = proc.communicate(timeout=30)[0]
+    assert body is not None, f"{' '.join(command)} did not serve (exit {proc.poll()}):\n{output}"
+    return body, output
+
+
+def test_make_demo_serves_an_existing_workspace(pilot_workspace):  # noqa: F811
+    assert shutil.which("make"), "make is not installed"
+    port = _free_port()
+    body, output = _serve_and_get(
+        ["make", "--no-print-directory", "demo", f"WORKSPACE={pilot_workspace.path}",
+         f"PORT={port}", f"VENV={Path(sys.executable).parents[1]}"], port, _env())
+    assert "<title>" in body
     assert f"http://127.0.0.1:{port}" in output
+
+
+def test_gunicorn_serves_the_wsgi_app(pilot_workspace):  # noqa: F811
+    port = _free_port()
+    env = {**_env(), "AVOCADO_WORKSPACE": str(pilot_workspace.path)}
+    body, _ = _serve_and_get([str(Path(sys.executable).parent / "gunicorn"), "-w", "1", "-b",
+                              f"127.0.0.1:{port}", "dashboard.wsgi:server"], port, env)
+    assert "<title>" in body
