@@ -204,10 +204,11 @@ def locus_figure(
     ticks, labels = ruler_ticks(start, end)
     layout = base_layout(
         height=total,
-        margin=dict(l=46, r=12, t=30, b=6),
+        margin=dict(l=46, r=12, t=52, b=6),
         showlegend=bool(tracks),
-        legend=dict(orientation="h", x=1.0, xanchor="right", y=1.0, yanchor="bottom",
-                    font=dict(size=11), bgcolor="rgba(0,0,0,0)"),
+        # Above the ruler's tick labels, not over them.
+        legend=dict(orientation="h", x=1.0, xanchor="right", yref="container", y=1.0,
+                    yanchor="top", font=dict(size=11), bgcolor="rgba(0,0,0,0)"),
         hovermode="x",
         dragmode="zoom",
         uirevision=f"{chrom}:{start}-{end}",
