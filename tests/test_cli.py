@@ -8,6 +8,7 @@ runs in well under a minute on two cores.
 
 from __future__ import annotations
 
+import click
 import shutil
 import sys
 import threading
@@ -434,3 +435,20 @@ def test_unexpected_errors_are_one_line_unless_debug(monkeypatch, store_path):
     assert_one_line_error(run("info", store_path, ok=False), "RuntimeError: disk on fire second line", "--debug")
     result = run("--debug", "info", store_path, ok=False)
     assert isinstance(result.exception, RuntimeError)
+
+
+def test_a_closed_pipe_is_not_an_error():
+    # `avocado info store/ --tracks | head`: the reader leaves early; exit quietly with 0.
+    from avocado_core.cli._common import AvocadoGroup
+
+    @click.group(cls=AvocadoGroup)
+    def group():
+        pass
+
+    @group.command()
+    def talk():
+        raise BrokenPipeError(32, "Broken pipe")
+
+    result = CliRunner().invoke(group, ["talk"])
+    assert result.exit_code == 0
+    assert "Error" not in result.output

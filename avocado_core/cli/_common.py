@@ -11,6 +11,7 @@ of memory) is also one line, prefixed by the exception's type. ``avocado --debug
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -81,6 +82,9 @@ class AvocadoGroup(click.Group):
             raise click.UsageError(" ".join(exc.format_message().split()) + hint) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:  # `avocado info ... | head`: the reader left, nothing is wrong
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silence the flush at exit)
+            ctx.exit(0)
         except EXPECTED_ERRORS as exc:
             if _debug(ctx):
                 raise
