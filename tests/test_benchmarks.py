@@ -1,0 +1,42 @@
+"""The benchmark scripts the README names still run and print their tables.
+
+Smoke runs with tiny sizes: the numbers in the README come from the full runs, by hand (see
+each script's docstring); here only that every script runs end to end and prints its table.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from app_workspaces import pilot_workspace  # noqa: F401  (fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str, timeout: int = 300) -> str:
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    result = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, f"{args}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    return result.stdout
+
+
+def test_bench_training_prints_its_table():
+    out = _run("benchmarks/bench_training.py", "--quick", "--configs", "small",
+               "--small-steps", "3")
+    assert "| plain port" in out and "| avocado_core fp32" in out
+
+
+def test_bench_scale_prints_its_tables(tmp_path):
+    out = _run("benchmarks/bench_scale.py", "--workdir", str(tmp_path), "--positions", "20000",
+               "--tracks", "8", "--sizes", "1,2", "--steps", "3")
+    assert "streamed" in out and "torchrun data-parallel, 2 processes" in out
+
+
+def test_bench_locus_prints_percentiles(pilot_workspace):  # noqa: F811
+    out = _run("benchmarks/bench_locus.py", str(pilot_workspace.path), "--repeats", "3")
+    assert "p95" in out
+
