@@ -35,6 +35,9 @@ def test_ten_tracks_genes_and_url(page, pilot_url, screenshot_dir):
     page.goto(f"{pilot_url}/locus?locus=chr1:151,200,000-151,300,000&tracks={TEN}")
     expect(page.locator("#locus-span")).to_contain_text("100 kb", timeout=30_000)
     expect(page.locator("#locus-metrics tr")).to_have_count(10)
+    # The table can render before plotly has drawn the figure: wait for the track labels.
+    expect(page.locator("#locus-graph g.annotation text",
+                        has_text=re.compile(r"^E\d{3} · "))).to_have_count(10, timeout=30_000)
     labels = track_labels(page)
     assert len(labels) == 10 and labels[0] == "E003 · H3K4me3"
     genes = page.locator("#locus-graph .textpoint text").all_text_contents()
@@ -99,6 +102,8 @@ def test_click_gene_and_picker(page, pilot_url):
     page.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.9)
     expect(page.locator("#locus-picked-count")).to_have_text("2 tracks chosen")
     expect(page.locator("#locus-metrics tr")).to_have_count(2)
+    expect(page.locator("#locus-graph g.annotation text",
+                        has_text="E117 · H3K9me3")).to_have_count(1, timeout=30_000)
     assert track_labels(page) == ["E003 · H3K4me3", "E117 · H3K9me3"]
 
 
