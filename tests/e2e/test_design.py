@@ -25,6 +25,9 @@ def test_synthetic_biosample_picks_and_csv(page, synthetic_url, synthetic_worksp
     expect(summary).to_contain_text(f"6 biosamples picked for {assay}", timeout=60_000)
     expect(summary).to_contain_text(f"{len(profiled)} already profiled count as chosen")
     expect(page.locator("#design-picks-table tbody tr")).to_have_count(1 + 6)  # header row too
+    # Plotly may draw after the table renders: wait for the legend before reading it.
+    expect(page.locator("#design-picks-graph .legendtext", has_text="picked (6)")
+           ).to_have_count(1, timeout=30_000)
     legend = page.locator("#design-picks-graph .legendtext").all_text_contents()
     assert "picked (6)" in legend and f"already profiled ({len(profiled)})" in legend
     expect(page.locator("#design-gains-graph .bars .point")).to_have_count(6)

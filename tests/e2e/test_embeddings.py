@@ -28,6 +28,8 @@ def test_pilot_genome_sample_in_webgl(page, pilot_url, pilot_workspace, screensh
     expect(page.locator("#emb-caption")).to_contain_text(
         "Sample of 100,000 of 1,126,469 positions stratified by annotation class",
         timeout=60_000)
+    expect(page.locator(LEGEND, has_text=re.compile(r"^promoter \([\d,]+\)$"))
+           ).to_have_count(1, timeout=30_000)
     legend = page.locator(LEGEND).all_text_contents()
     assert any(re.fullmatch(r"promoter \([\d,]+\)", t) for t in legend)
     assert sum(int(re.search(r"\(([\d,]+)\)", t).group(1).replace(",", ""))
@@ -52,7 +54,7 @@ def test_synthetic_box_selection_goes_to_design(page, synthetic_url):
     page.goto(f"{synthetic_url}/?axis=biosamples&method=umap&color=anatomy")
     expect(page.locator("#emb-selection-count")).to_have_text("240 points · none selected",
                                                               timeout=30_000)
-    assert len(page.locator(LEGEND).all_text_contents()) == 8  # planted anatomy groups
+    expect(page.locator(LEGEND)).to_have_count(8, timeout=30_000)  # planted anatomy groups
     page.wait_for_load_state("networkidle")
     page.locator('#emb-graph .modebar-btn[data-title="Box Select"]').click()
     area = page.locator("#emb-graph .nsewdrag").first.bounding_box()
@@ -78,6 +80,8 @@ def test_selection_and_colour_come_from_the_url(page, synthetic_url):
     expect(page.locator("#emb-to-locus")).to_be_visible()
     page.locator("#emb-to-locus").click()
     expect(page.locator("#locus-span")).to_contain_text("tracks", timeout=30_000)
+    expect(page.locator("#locus-graph g.annotation text", has_text=re.compile(r"^S001 · "))
+           .first).to_be_attached(timeout=30_000)
     labels = page.locator("#locus-graph g.annotation text").all_text_contents()
     assert any(t.startswith("S001 · ") for t in labels)
 
