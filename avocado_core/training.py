@@ -41,38 +41,54 @@ GROUPS = ("biosample", "assay", "25bp", "250bp", "5kbp", "network")
 
 
 # ---------------------------------------------------------------------------------- process tuning
-_MALLOC_TUNED = False
+_MALLOC_TUNED: set[str] = set()
 
 
-def tune_malloc() -> bool:
+def tune_malloc(large_tensors: bool = False) -> bool:
     """Make glibc keep freed memory for reuse instead of unmapping it after every step.
 
     A training step allocates and frees tensors of a few MB; by default glibc serves those
     with fresh ``mmap``s whose pages the kernel must fault in and zero every time. Raising the
     mmap and trim thresholds (what ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` /
-    ``MALLOC_TOP_PAD_`` do) made steps about 1.3-1.6x faster here. It is process-wide and
-    applied once; set ``AVOCADO_MALLOC_TUNING=0`` to leave malloc alone.
+    ``MALLOC_TOP_PAD_`` do) made steps about 1.3-1.6x faster here. glibc caps the mmap
+    threshold at 32 MiB, so a step with larger tensors (the paper configuration's activations
+    are 160-330 MB) still pays those page faults on every pass over them: with
+    ``large_tensors`` glibc stops using ``mmap`` for allocations altogether
+    (``MALLOC_MMAP_MAX_=0``), which made the paper configuration's bf16 element-wise passes
+    about 3x faster. Freed memory then stays with the process for reuse (its peak is reached
+    at every step anyway). It is process-wide and applied once; set ``AVOCADO_MALLOC_TUNING=0``
+    to leave malloc alone.
+
+    Parameters
+    ----------
+    large_tensors: bool, optional
+        Also serve allocations above 32 MiB from the heap. Default is False.
 
     Returns
     -------
     bool
         Whether the settings were applied (glibc only).
     """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED or os.environ.get("AVOCADO_MALLOC_TUNING", "1") == "0":
-        return _MALLOC_TUNED
+    want = {"thresholds", *(["no-mmap"] if large_tensors else [])}
+    if os.environ.get("AVOCADO_MALLOC_TUNING", "1") == "0":
+        return False
+    if want <= _MALLOC_TUNED:
+        return True
     try:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+        m_trim_threshold, m_top_pad, m_mmap_threshold, m_mmap_max = -1, -2, -3, -4
         ok = libc.mallopt(m_mmap_threshold, 32 * 2**20) == 1
         ok &= libc.mallopt(m_trim_threshold, 1 * 2**30) == 1
         ok &= libc.mallopt(m_top_pad, 64 * 2**20) == 1
+        if large_tensors:
+            ok &= libc.mallopt(m_mmap_max, 0) == 1
     except (OSError, AttributeError):
         return False
-    _MALLOC_TUNED = bool(ok)
-    return _MALLOC_TUNED
+    if ok:
+        _MALLOC_TUNED.update(want)
+    return bool(ok)
 
 
 # ---------------------------------------------------------------------------------- sampling
@@ -481,9 +497,9 @@ class Trainer:
     seed: int or None, optional
         Seed of the sampler. Default is None.
     precision: str, optional
-        ``"fp32"`` or ``"bf16"`` (bfloat16 autocast of the MLP's matrix products and of the
-        first layer's 25 bp products; parameters, Adam and the loss stay fp32). Default is
-        ``"fp32"``.
+        ``"fp32"`` or ``"bf16"`` (the MLP's activations, their gradients and its matrix
+        products in bfloat16, accumulating in fp32; parameters, Adam, the loss and the genome
+        terms of the first layer stay fp32). Default is ``"fp32"``.
     betas: tuple of float, optional
         Adam's betas. Default is (0.9, 0.999).
     eps: float, optional
@@ -543,7 +559,8 @@ class Trainer:
         small = sum(p.numel() for p in network.dense_parameters()) < 100_000
         self.threads = threads or (1 if dev.type == "cpu" and small else None)
         if dev.type == "cpu":
-            tune_malloc()
+            widest = max([batch_size * layer.out_features for layer in network.hidden] or [0])
+            tune_malloc(large_tensors=widest * 4 > 32 * 2**20)
         self.exp_biosample = torch.as_tensor(np.asarray(biosample_index), dtype=torch.long).to(dev)
         self.exp_assay = torch.as_tensor(np.asarray(assay_index), dtype=torch.long).to(dev)
         self.sampler = Sampler(
@@ -633,20 +650,31 @@ class Trainer:
         return torch.from_numpy(rows).to(dev), torch.from_numpy(inv.astype(np.int64)).to(dev)
 
     def _mlp_forward(self, pre: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The MLP above the first layer's pre-activation; returns output and activations."""
+        """The MLP above the first layer's pre-activation; returns output and activations.
+
+        ``pre`` (fp32) is overwritten by its ReLU. With ``precision="bf16"`` the activations
+        are cast to bfloat16 once and stay there: each product reads them without another
+        cast (the products accumulate in fp32 either way).
+        """
         net = self.network
         if not net.hidden:
             return pre[:, 0], []
-        acts = [torch.relu(pre)]
-        with self._autocast():
-            for layer in net.hidden[1:]:
-                acts.append(torch.relu(torch.nn.functional.linear(acts[-1], layer.weight,
-                                                                  layer.bias)))
-            if net.output.out_features == 1 and acts[-1].dtype == torch.float32:
-                out = torch.mv(acts[-1], net.output.weight[0]).add_(net.output.bias)
-            else:
-                out = torch.nn.functional.linear(acts[-1], net.output.weight,
-                                                 net.output.bias)[:, 0]
+        low = self.precision == "bf16"
+        h = pre.clamp_min_(0.0)
+        acts = [h.to(torch.bfloat16) if low else h]
+        layers = net.hidden[1:]
+        for layer in layers:
+            w, b = layer.weight, layer.bias
+            if low:
+                w, b = w.to(torch.bfloat16), b.to(torch.bfloat16)
+            acts.append(torch.nn.functional.linear(acts[-1], w, b).clamp_min_(0.0))
+        w_out, b_out = net.output.weight, net.output.bias
+        if net.output.out_features == 1 and not low:
+            out = torch.mv(acts[-1], w_out[0]).add_(b_out)
+        else:
+            if low:
+                w_out, b_out = w_out.to(torch.bfloat16), b_out.to(torch.bfloat16)
+            out = torch.nn.functional.linear(acts[-1], w_out, b_out)[:, 0]
         return out.float(), acts
 
     def _mlp_backward(
@@ -654,30 +682,32 @@ class Trainer:
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Hand-written backward of :meth:`_mlp_forward`.
 
-        Returns the gradient of the first pre-activation and, when ``want_params``, the
-        gradients of ``[*hidden[1:], output]`` weights and biases (in that order).
+        Returns the gradient of the first pre-activation (in the activations' dtype: bfloat16
+        with ``precision="bf16"``) and, when ``want_params``, the fp32 gradients of
+        ``[*hidden[1:], output]`` weights and biases (in that order).
         """
         net = self.network
         if not net.hidden:
             return g_out[:, None], []
         grads: list[torch.Tensor] = []
         layers = [*net.hidden[1:], net.output]
-        with self._autocast():
-            g = g_out[:, None]
-            for i in range(len(layers) - 1, -1, -1):
-                layer, h_in = layers[i], acts[i]
-                if want_params:
-                    if g.shape[1] == 1 and h_in.dtype == torch.float32:
-                        g_w = torch.mv(h_in.t(), g[:, 0])[None, :]
-                    else:
-                        g_w = g.t().to(h_in.dtype) @ h_in
-                    grads = [g_w.float(), g.sum(0).float(), *grads]
+        dtype = acts[0].dtype
+        g = g_out[:, None].to(dtype)
+        for i in range(len(layers) - 1, -1, -1):
+            layer, h_in = layers[i], acts[i]
+            if want_params:
                 if g.shape[1] == 1:
-                    g_h = torch.outer(g[:, 0], layer.weight[0].to(g.dtype))
+                    g_w = torch.mv(h_in.t(), g[:, 0])[None, :]
+                elif dtype == torch.bfloat16:  # a transposed bf16 operand is 2x slower
+                    g_w = g.t().contiguous() @ h_in
                 else:
-                    g_h = g.to(layer.weight.dtype) @ layer.weight
-                g = torch.ops.aten.threshold_backward(g_h.to(h_in.dtype), h_in, 0.0)
-        return g.float(), grads
+                    g_w = g.t() @ h_in
+                # (sums of bf16 accumulate in fp32)
+                grads = [g_w.float(), g.sum(0).float(), *grads]
+            w = layer.weight.to(dtype)
+            g_h = torch.outer(g[:, 0], w[0]) if g.shape[1] == 1 else g @ w
+            g = torch.ops.aten.threshold_backward(g_h, h_in, 0.0)
+        return g, grads
 
     def _step_catchup(self) -> float:
         net = self.network
@@ -743,8 +773,7 @@ class Trainer:
                 w_x = torch.cat([w25.t(), exp_term], dim=0)
             else:
                 w_x = w25.t()
-            with self._autocast():  # bf16: also the first layer's genome products
-                pre = (x @ w_x).float()
+            pre = x @ w_x  # fp32: a product this skinny is no faster in bf16
             if not fold:
                 pre.add_(exp_term.index_select(0, e))
             # 250 bp and 5 kbp terms, summed per 250 bp row, then added to their samples.
@@ -764,11 +793,11 @@ class Trainer:
             with self._autocast():  # (f25 [+ n_exp], H): g_W25^T and per-experiment sums
                 g_x = (x.t() @ g_pre).float()
             g_exp = g_x[f25:] if fold else torch.zeros(
-                n_exp, g_pre.shape[1], device=dev).index_add_(0, e, g_pre)
+                n_exp, g_pre.shape[1], device=dev).index_add_(0, e, g_pre.float())
             if contiguous:
                 g_q = _block_apply(g_pre, q, p0, 10, add=False)
             else:
-                g_q = torch.zeros_like(q).index_add_(0, inv250, g_pre)
+                g_q = torch.zeros_like(q).index_add_(0, inv250, g_pre.to(q.dtype))
             n5k = g5k_rows.shape[0]
             g_q5k = torch.zeros(n5k, g_q.shape[1], device=dev).index_add_(0, map5k, g_q)
             # Gradients that read the genome rows come first: the rows may be views of the

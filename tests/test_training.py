@@ -195,6 +195,32 @@ def test_fast_path_matches_the_plain_port(sampling, n_layers):
         torch.testing.assert_close(q, p, rtol=0, atol=2e-5, msg=name)
 
 
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_bf16_fast_path_follows_the_fp32_loss_curve(n_layers):
+    # bf16 activations and gradients in the MLP: the loss curve stays within a few percent of
+    # the fp32 plain port's (measured at most 3.3% with 1 hidden layer, 5.3% with 2; the
+    # autocast path this replaced: 3.7% and 22%). The parameters themselves drift apart, as
+    # Adam turns round-off of tiny gradients into full steps.
+    rng = np.random.default_rng(0)
+    wave = np.sin(np.arange(1003) / 15.0)
+    tracks = [(1 + 0.4 * j) * wave + 0.1 * rng.normal(size=1003) for j in range(5)]
+    tracks = [t.astype(np.float32) for t in tracks]
+    nets = [
+        AvocadoNetwork(3, 3, 1003, n_layers=n_layers, n_nodes=64, n_biosample_factors=4,
+                       n_assay_factors=5, n_25bp_factors=3, n_250bp_factors=4,
+                       n_5kbp_factors=5, generator=torch.Generator().manual_seed(0))
+        for _ in range(2)
+    ]
+    trainers = [
+        Trainer(net, [0, 1, 2, 0, 1], [0, 0, 1, 2, 2], TrackSource(tracks), 137,
+                learning_rate=0.01, seed=1, **kw)
+        for net, kw in zip(nets, [{"optimizer": "dense"}, {"precision": "bf16"}])
+    ]
+    losses = np.array([[tr.step() for _ in range(40)] for tr in trainers])
+    assert losses[0, -5:].mean() < 0.5 * losses[0, :5].mean()  # it learns
+    np.testing.assert_allclose(losses[1], losses[0], rtol=0.08)
+
+
 def test_block_apply_adds_and_sums_groups():
     values = torch.arange(23.0)[:, None].repeat(1, 2)  # positions 7 .. 29
     q = torch.tensor([[100.0, 0], [200, 0], [300, 0]])  # rows 0, 1, 2 of div 10
