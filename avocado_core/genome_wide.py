@@ -144,6 +144,7 @@ def fit_chromosome(
     overwrite: bool = False,
     device: str | torch.device | None = None,
     progress: bool = True,
+    average_from: int | None = None,
 ) -> Path:
     """Learn one chromosome's genome factors with the network frozen; write ``parts_dir/chrom``.
 
@@ -162,7 +163,7 @@ def fit_chromosome(
         The chromosome.
     parts_dir: path-like
         Where the part goes.
-    n_epochs, epoch_size, sampling, seed, checkpoint_every:
+    n_epochs, epoch_size, sampling, seed, checkpoint_every, average_from:
         As in ``Avocado.fit_positions`` (checkpoints go to ``parts_dir/.checkpoints/chrom``).
     max_memory: int or str or None, optional
         Budget of training data in RAM; above it, tracks stream from the store
@@ -210,7 +211,7 @@ def fit_chromosome(
         part = model.fit_positions(
             data, end - start, n_epochs=n_epochs, epoch_size=epoch_size, sampling=sampling,
             seed=seed, checkpoint_dir=checkpoints, checkpoint_every=checkpoint_every,
-            progress=progress,
+            progress=progress, average_from=average_from,
         )
     parts.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=parts, prefix=f".{chrom}.tmp-"))

@@ -567,6 +567,9 @@ class Trainer:
             source.n_positions, source.n_experiments, batch_size, sampling=sampling, seed=seed
         )
         self.step_count = 0
+        # running mean of the trained parameters (stochastic weight averaging)
+        self.average: dict[str, torch.Tensor] = {}
+        self.n_averaged = 0
 
         tables = network.embedding_parameters()
         # Parameters stepped by torch's Adam (all of them on the dense path).
@@ -843,6 +846,42 @@ class Trainer:
         for adam in self.row_adams.values():
             adam.finalize(self.step_count)
 
+    # -------------------------------------------------------------- weight averaging
+    def _trained_parameters(self) -> dict[str, torch.Tensor]:
+        """The parameters of the groups this trainer trains, by name."""
+        tables = self.network.embedding_parameters()
+        out: dict[str, torch.Tensor] = {}
+        for group in self.train_groups:
+            if group == "network":
+                for i, p in enumerate(self.network.dense_parameters()):
+                    out[f"network.{i}"] = p
+            else:
+                out[group] = tables[group]
+        return out
+
+    def accumulate_average(self) -> None:
+        """Add the current parameters to their running mean (stochastic weight averaging).
+
+        Only the trained groups are averaged; rows that do not train (``trainable_rows``)
+        are equal in every snapshot, so their mean is them, bit for bit.
+        """
+        self.finalize()
+        self.n_averaged += 1
+        with torch.no_grad():
+            for name, p in self._trained_parameters().items():
+                if self.n_averaged == 1:
+                    self.average[name] = p.detach().clone()
+                else:
+                    avg = self.average[name]
+                    avg.add_(p.detach() - avg, alpha=1.0 / self.n_averaged)
+
+    def apply_average(self) -> None:
+        """Set the trained parameters to their running mean (at the end of training)."""
+        with torch.no_grad():
+            for name, p in self._trained_parameters().items():
+                if name in self.average:
+                    p.copy_(self.average[name])
+
     # -------------------------------------------------------------- state
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Optimizer state as named tensors (for a checkpoint)."""
@@ -857,6 +896,8 @@ class Trainer:
             out[f"rowadam.{name}.m"] = adam.m
             out[f"rowadam.{name}.v"] = adam.v
             out[f"rowadam.{name}.last"] = adam.last
+        for name, avg in self.average.items():
+            out[f"average.{name}"] = avg
         return out
 
     def state_meta(self) -> dict[str, Any]:
@@ -873,6 +914,7 @@ class Trainer:
             "sampler": self.sampler.state_dict(),
             "adam_steps": steps,
             "mode": self.mode,
+            "n_averaged": self.n_averaged,
         }
 
     def load_state(self, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
@@ -896,6 +938,11 @@ class Trainer:
             adam.m.copy_(tensors[f"rowadam.{name}.m"])
             adam.v.copy_(tensors[f"rowadam.{name}.v"])
             adam.last.copy_(tensors[f"rowadam.{name}.last"])
+        self.n_averaged = int(meta.get("n_averaged", 0))
+        self.average = {
+            key.removeprefix("average."): value.to(self.device).clone()
+            for key, value in tensors.items() if key.startswith("average.")
+        }
 
 
 
@@ -1111,6 +1158,7 @@ def train(
     checkpoint_every: int | None = None,
     resume: bool = True,
     progress: bool = True,
+    average_from: int | None = None,
 ) -> dict[str, list[float]]:
     """The epoch loop.
 
@@ -1135,6 +1183,11 @@ def train(
         Resume from the checkpointer's checkpoint when one exists. Default is True.
     progress: bool, optional
         Show a tqdm progress bar with the running loss. Default is True.
+    average_from: int or None, optional
+        Stochastic weight averaging: the trained parameters end as the mean of their values
+        at the end of every epoch after this many (epochs ``average_from + 1`` to the last).
+        Validation and early stopping see each epoch's own parameters. Default is None (the
+        last epoch's parameters).
 
     Returns
     -------
@@ -1150,6 +1203,11 @@ def train(
         )
     if early_stopping is not None and validate is None:
         raise AvocadoValueError("early_stopping needs validation data")
+    if average_from is not None and not 0 <= average_from < n_epochs:
+        raise AvocadoValueError(
+            f"average_from={average_from} averages no epoch; expected 0 <= average_from < "
+            f"n_epochs={n_epochs}"
+        )
     history: dict[str, list[float]] = {"loss": [], "val_mse": []}
     start = 0
     if checkpointer is not None and resume and checkpointer.exists():
@@ -1181,10 +1239,14 @@ def train(
                 best, since_best = (val, 0) if val < best else (best, since_best + 1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{total / epoch_size:.4f}", val=f"{val:.4f}")
             done = epoch + 1
+            if average_from is not None and done > average_from:
+                trainer.accumulate_average()
             if checkpointer is not None and (done % every == 0 or done == n_epochs):
                 checkpointer.save(done, history, trainer)
     finally:
         bar.close()
         torch.set_num_threads(old_threads)
     trainer.finalize()
+    if trainer.n_averaged:
+        trainer.apply_average()
     return history

@@ -243,6 +243,19 @@ def test_train_holdout_and_refuses_to_overwrite(store_path, model_path, work):
         "E116:H3K27me3")
 
 
+def test_train_average_from_averages_epochs(store_path, work):
+    args = (*TINY, "--epochs", "3", "--seed", "0", "-q")
+    run("train", store_path, work / "last", *args)
+    run("train", store_path, work / "averaged", *args, "--average-from", "1")
+    last, averaged = (Avocado.load(work / n, device="cpu") for n in ("last", "averaged"))
+    assert last.history["loss"] == averaged.history["loss"]  # the same run ...
+    assert not np.array_equal(last.predict("E003", "H3K4me3"),  # ... a different end point
+                              averaged.predict("E003", "H3K4me3"))
+    assert_one_line_error(
+        run("train", store_path, work / "bad", *args, "--average-from", "3", ok=False),
+        "average_from=3")
+
+
 def test_impute_one_into_store_equals_predict(work, store_path, model_path):
     store_copy = work / "impute-store"
     shutil.copytree(store_path, store_copy)

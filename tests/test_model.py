@@ -241,6 +241,48 @@ def test_resume_continues_the_same_loss_curve(data, tmp_path):
                            progress=False)
 
 
+def test_weight_averaging_is_the_mean_of_epoch_end_parameters(data, monkeypatch):
+    # Capture the parameters at the end of each epoch through the validation hook (it runs
+    # after every epoch, on that epoch's own parameters), then compare with the final model.
+    snapshots = []
+    original = Avocado._validation_mse
+
+    def record(self, network, keys, arrays):
+        snapshots.append({k: v.clone() for k, v in network.state_dict().items()})
+        return original(self, network, keys, arrays)
+
+    monkeypatch.setattr(Avocado, "_validation_mse", record)
+    val = {("B0", "A1"): data[("B0", "A1")]}
+    model = _model(seed=4)
+    model.fit(data, n_epochs=5, average_from=2, validation=val, progress=False)
+    assert len(snapshots) == 5
+    final = model.network.state_dict()
+    for key, value in final.items():
+        mean = torch.stack([s[key] for s in snapshots[2:]]).mean(0)
+        torch.testing.assert_close(value, mean, rtol=1e-5, atol=1e-6, msg=key)
+        assert not torch.equal(value, snapshots[-1][key]), key  # not the last epoch's
+    with pytest.raises(AvocadoValueError, match="average_from=5 averages no epoch"):
+        _model().fit(data, n_epochs=5, average_from=5, progress=False)
+
+
+def test_weight_averaging_keeps_frozen_rows_and_resumes(trained, data, tensor, tmp_path):
+    before = {k: v.clone() for k, v in trained.network.state_dict().items()}
+    new = {("NEW", A_NAMES[j]): tensor[0, j] * 0.5 + tensor[1, j] for j in range(1, NA)}
+    model = copy.deepcopy(trained)
+    model.fit_biosamples(new, n_epochs=6, average_from=3, progress=False)
+    after = model.network.state_dict()
+    for k, v in before.items():
+        assert torch.equal(after[k][: len(v)], v), k  # bit for bit, the new row aside
+    # an interrupted averaged run resumes to the same model
+    straight = _model(seed=5)
+    straight.fit(data, n_epochs=5, average_from=1, progress=False)
+    ckpt = tmp_path / "ckpt"
+    _model(seed=5).fit(data, n_epochs=3, average_from=1, checkpoint_dir=ckpt, progress=False)
+    resumed = _model(seed=5)
+    resumed.fit(data, n_epochs=5, average_from=1, checkpoint_dir=ckpt, progress=False)
+    assert np.array_equal(resumed.predict("B0", "A0"), straight.predict("B0", "A0"))
+
+
 # ------------------------------------------------------------------------ errors
 def test_clear_errors(data):
     model = _model()

@@ -22,6 +22,7 @@ def _fit_new_rows(
     epoch_size: int | None,
     sampling: str,
     seed: int,
+    average_from: int | None,
     device: str | None,
     max_memory: str | None,
     quiet: bool,
@@ -51,6 +52,7 @@ def _fit_new_rows(
             epoch_size=epoch_size,
             sampling=sampling,
             seed=seed,
+            average_from=average_from,
             progress=not quiet,
             **{f"{kind}s": list(names) or None},
         )

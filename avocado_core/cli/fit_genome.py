@@ -50,6 +50,7 @@ def fit_genome(
     epoch_size: int | None,
     sampling: str,
     seed: int,
+    average_from: int | None,
     device: str | None,
     max_memory: str | None,
     checkpoint_every: int | None,
@@ -77,6 +78,7 @@ def fit_genome(
 
     fit_kwargs = dict(
         n_epochs=epochs, epoch_size=epoch_size, sampling=sampling, seed=seed, max_memory=max_memory,
+        average_from=average_from,
         checkpoint_every=checkpoint_every, overwrite=overwrite, device=device,
     )
     if jobs > 1:

@@ -56,6 +56,11 @@ def fit_options(func):
             default="sequential", show_default=True, help="Order of the training samples.",
         ),
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
+        click.option(
+            "--average-from", type=int, default=None, metavar="N",
+            help="End with the mean of the parameters of every epoch after the N-th "
+            "(stochastic weight averaging) [default: the last epoch's].",
+        ),
     ]
     for opt in reversed(opts):
         func = opt(func)
@@ -127,6 +132,7 @@ def train(
     epoch_size: int | None,
     sampling: str,
     seed: int,
+    average_from: int | None,
     device: str | None,
     precision: str,
     max_memory: str | None,
@@ -146,6 +152,7 @@ def train(
     Examples:
       avocado train store/ model/ --config small --epochs 10
       avocado train store/ model/ --holdout E065:H3K4me3 --epochs 20 --seed 1
+      avocado train store/ model/ --epochs 60 --average-from 30
       avocado train store/ model/ --config paper --device cuda --precision bf16
     """
     from ..store import TrackStore
@@ -176,6 +183,7 @@ def train(
             validation=validation,
             seed=seed,
             early_stopping=early_stopping,
+            average_from=average_from,
             checkpoint_dir=model_path / "checkpoints" if checkpoint_every else None,
             checkpoint_every=checkpoint_every,
             progress=not quiet,
