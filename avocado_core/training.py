@@ -387,6 +387,19 @@ class CatchUpAdam:
         missed = t - last
         if not bool((missed > 0).any()):
             return
+        if isinstance(rows, slice):
+            # A sequential batch's rows were last touched together: a few runs of equal
+            # ``last``, each caught up with scalar coefficients (no per-row gathers).
+            runs, counts = torch.unique_consecutive(last, return_counts=True)
+            if len(runs) <= 8:
+                ebar, mom = self._group_coefficients(runs.cpu(), (t - runs).cpu())
+                lo = rows.start or 0
+                for i, (run, n) in enumerate(zip(runs.tolist(), counts.tolist())):
+                    if run < t:
+                        self._catch_up_run(slice(lo, lo + n), t - run, ebar[i], mom[i])
+                    lo += n
+                self.last[rows] = t
+                return
         groups, inverse = torch.unique(last, return_inverse=True)
         k_groups = t - groups
         dtype = self.table.dtype
@@ -425,6 +438,26 @@ class CatchUpAdam:
             self.m[rows] = m
             self.v[rows] = v
             self.last[rows] = t
+
+    def _catch_up_run(
+        self, rows: slice, k: int, ebar: torch.Tensor, moments: torch.Tensor
+    ) -> None:
+        """:meth:`catch_up` of rows that all missed the same ``k`` steps (in place)."""
+        p, m, v = self.table[rows], self.m[rows], self.v[rows]
+        root = v.sqrt()
+        total = torch.zeros_like(p)
+        inv_d, poly = torch.empty_like(p), torch.empty_like(p)
+        for eb, (m0, nu2, nu3, nu4) in zip(ebar.tolist(), moments.tolist()):
+            if m0 == 0.0:
+                continue
+            torch.add(root, eb, out=inv_d).reciprocal_()  # 1 / (root + ebar)
+            z = inv_d * eb
+            # poly = 1 + z^2 (nu2 + z (-nu3 + z nu4)), in place
+            torch.mul(z, nu4, out=poly).sub_(nu3).mul_(z).add_(nu2).mul_(z).mul_(z).add_(1.0)
+            total.addcmul_(inv_d, poly, value=m0 * self.lr)
+        p.addcmul_(m, total, value=-1.0)
+        m.mul_(math.exp(k * math.log(self.b1)))
+        v.mul_(math.exp(k * math.log(self.b2)))
 
     def step(self, rows: torch.Tensor | slice, grad: torch.Tensor, t: int) -> None:
         """Adam step ``t`` for rows that are current to ``t - 1``.

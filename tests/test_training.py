@@ -139,9 +139,11 @@ def test_checkpoint_restores_the_exact_continuation(tmp_path):
 
 
 # ------------------------------------------------------------------------ fast path == dense Adam
-def test_catch_up_adam_equals_torch_adam_with_skipped_rows():
+@pytest.mark.parametrize("kind", ["indices", "slices"])
+def test_catch_up_adam_equals_torch_adam_with_skipped_rows(kind):
     # Rows are touched irregularly (gaps of 1 to ~60 steps), gradients from 1e-3 down to the
-    # size of epsilon, where epsilon matters.
+    # size of epsilon, where epsilon matters. Slices (a sequential batch's rows) that hold a
+    # few runs of equally stale rows take the scalar per-run path, the others the general one.
     for scale in (1e-3, 1e-8):
         g = torch.Generator().manual_seed(1)
         start = torch.randn(40, 3, generator=g) * 0.05
@@ -150,10 +152,15 @@ def test_catch_up_adam_equals_torch_adam_with_skipped_rows():
         table = start.clone()
         fast = training.CatchUpAdam(table, 1e-3, (0.9, 0.999), 1e-7)
         for t in range(1, 200):
-            rows = torch.unique(torch.randint(0, 40, (4,), generator=g))
-            if t % 7 == 0:
-                rows = torch.arange(0, 40, 3)
-            grad = torch.randn(len(rows), 3, generator=g) * scale
+            if kind == "slices":
+                lo = int(torch.randint(0, 36, (1,), generator=g))
+                rows = slice(lo, lo + int(torch.randint(1, 5, (1,), generator=g)))
+            else:
+                rows = torch.unique(torch.randint(0, 40, (4,), generator=g))
+                if t % 7 == 0:
+                    rows = torch.arange(0, 40, 3)
+            n_rows = len(range(40)[rows]) if kind == "slices" else len(rows)
+            grad = torch.randn(n_rows, 3, generator=g) * scale
             full = torch.zeros(40, 3)
             full[rows] = grad
             ref.grad = full
