@@ -31,6 +31,7 @@ import os
 import sys
 import weakref
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -180,6 +181,19 @@ class StreamingSource:
         Once the memory-map pages touched since the last release may add up to this many
         bytes, they are released (``madvise(MADV_DONTNEED)``; they stay in the page cache).
         Default is 256 MiB.
+
+    Notes
+    -----
+    Releasing the pages of a thousand track files costs milliseconds of kernel time (about
+    4 us per file mapping), as much as reading several batches. With the joint mapping the
+    release therefore runs on a helper thread, overlapped with the next batches (and with
+    training, which on CPU leaves a core free for a small model); a release starts once half
+    the budget is touched and waits for the previous one, so the mapped pages stay within the
+    budget (plus one batch). The budget counts the pages a batch reads; the kernel may map
+    more around them (a read fault maps up to 64 KiB, and large page-cache folios, up to
+    2 MiB on recent Linux, at once), so the store's pages mapped into the process between
+    two releases can exceed it by up to that much per track. They are clean page cache,
+    shared and reclaimable; the memory the process owns stays flat.
     """
 
     def __init__(self, tracks: Sequence[np.ndarray], max_resident_bytes: int = 256 * 2**20) -> None:
@@ -202,10 +216,15 @@ class StreamingSource:
         self.max_resident_bytes = int(max_resident_bytes)
         self._touched = 0
         self.bytes_released = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
         self.release()  # pages mapped while the data were checked
 
     def release(self) -> None:
         """Hand the touched memory-map pages back to the kernel (they stay in the page cache)."""
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
         for m in self._maps:
             with contextlib.suppress(ValueError, OSError):  # closed or not madvise-able
                 m.madvise(mmap.MADV_DONTNEED)
@@ -237,8 +256,8 @@ class StreamingSource:
             span = int(positions.max() - positions.min())
             present = min(n, self.n_experiments)
             self._touched += min(n, present * (span * 4 // _PAGE + 2)) * _PAGE
-            if self._touched >= self.max_resident_bytes:
-                self.release()
+            if self._touched >= self.max_resident_bytes // 2:
+                self._release_in_background()
             return out
         # 16-bit keys take numpy's radix sort (several times faster than a comparison sort)
         keys = experiments.astype(np.int16) if self.n_experiments < 2**15 else experiments
@@ -262,6 +281,19 @@ class StreamingSource:
         if self._maps and self._touched >= self.max_resident_bytes:
             self.release()
         return out
+
+
+    def _release_in_background(self) -> None:
+        """Release the joint mapping's touched pages on the helper thread (see Notes)."""
+        if self._pending is not None:
+            self._pending.result()  # the previous release is done: at most two in the window
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avocado-release")
+            weakref.finalize(self, self._pool.shutdown, wait=True)
+        self.bytes_released += self._touched
+        self._touched = 0
+        # (ctypes drops the GIL during the madvise call)
+        self._pending = self._pool.submit(self._joint.release)
 
 
 def make_source(

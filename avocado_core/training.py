@@ -715,16 +715,20 @@ class Trainer:
 
     def _mlp_backward(
         self, g_out: torch.Tensor, acts: list[torch.Tensor], want_params: bool
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
         """Hand-written backward of :meth:`_mlp_forward`.
 
         Returns the gradient of the first pre-activation (in the activations' dtype: bfloat16
-        with ``precision="bf16"``) and, when ``want_params``, the fp32 gradients of
-        ``[*hidden[1:], output]`` weights and biases (in that order).
+        with ``precision="bf16"``), when ``want_params`` the fp32 gradients of
+        ``[*hidden[1:], output]`` weights and biases (in that order), and a column scale: when
+        it is not None, the true gradient is the returned one times it, column by column.
+        With one hidden layer and one output the gradient is ``relu'(h) * g_out * w_out``:
+        leaving ``w_out`` to the (small) products of the caller saves a pass over the
+        batch x width array.
         """
         net = self.network
         if not net.hidden:
-            return g_out[:, None], []
+            return g_out[:, None], [], None
         grads: list[torch.Tensor] = []
         layers = [*net.hidden[1:], net.output]
         dtype = acts[0].dtype
@@ -741,9 +745,12 @@ class Trainer:
                 # (sums of bf16 accumulate in fp32)
                 grads = [g_w.float(), g.sum(0).float(), *grads]
             w = layer.weight.to(dtype)
+            if i == 0 and g.shape[1] == 1:
+                g = torch.ops.aten.threshold_backward(g.expand(h_in.shape), h_in, 0.0)
+                return g, grads, layer.weight[0]
             g_h = torch.outer(g[:, 0], w[0]) if g.shape[1] == 1 else g @ w
             g = torch.ops.aten.threshold_backward(g_h, h_in, 0.0)
-        return g, grads
+        return g, grads, None
 
     def _step_catchup(self) -> float:
         net = self.network
@@ -824,16 +831,24 @@ class Trainer:
             pred, acts = self._mlp_forward(pre)
             diff = pred - y
             loss = torch.dot(diff, diff) / n_samples
-            g_pre, head_grads = self._mlp_backward(diff * (2.0 / n_samples), acts, train_net)
+            g_pre, head_grads, scale = self._mlp_backward(
+                diff * (2.0 / n_samples), acts, train_net
+            )
 
             with self._autocast():  # (f25 [+ n_exp], H): g_W25^T and per-experiment sums
                 g_x = (x.t() @ g_pre).float()
+            if scale is not None:  # (g_exp below is a view of g_x)
+                g_x.mul_(scale)
             g_exp = g_x[f25:] if fold else torch.zeros(
                 n_exp, g_pre.shape[1], device=dev).index_add_(0, e, g_pre.float())
+            if not fold and scale is not None:
+                g_exp.mul_(scale)
             if contiguous:
                 g_q = _block_apply(g_pre, q, p0, 10, add=False)
             else:
                 g_q = torch.zeros_like(q).index_add_(0, inv250, g_pre.to(q.dtype))
+            if scale is not None:
+                g_q.mul_(scale)
             n5k = g5k_rows.shape[0]
             g_q5k = torch.zeros(n5k, g_q.shape[1], device=dev).index_add_(0, map5k, g_q)
             # Gradients that read the genome rows come first: the rows may be views of the
@@ -845,7 +860,7 @@ class Trainer:
                 )
             if "25bp" in self.row_adams:
                 with self._autocast():
-                    g_g25 = (g_pre @ w25).float()
+                    g_g25 = (g_pre @ (w25 if scale is None else w25 * scale[:, None])).float()
                 if inv25 is not None:
                     g_g25 = torch.zeros(g25_rows.shape, device=dev).index_add_(0, inv25, g_g25)
                 self.row_adams["25bp"].step(rows25, g_g25, t)
