@@ -196,6 +196,9 @@ class StreamingSource:
     shared and reclaimable; the memory the process owns stays flat.
     """
 
+    #: The trainer reads the next batch on a helper thread while a step computes.
+    prefetch = True
+
     def __init__(self, tracks: Sequence[np.ndarray], max_resident_bytes: int = 256 * 2**20) -> None:
         if len(tracks) == 0:
             raise AvocadoValueError("no training tracks: data is empty")

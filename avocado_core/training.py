@@ -12,7 +12,9 @@ import math
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -600,6 +602,13 @@ class Trainer:
             source.n_positions, source.n_experiments, batch_size, sampling=sampling, seed=seed
         )
         self.step_count = 0
+        # A source that reads from disk (``prefetch = True``) reads the next batch on a helper
+        # thread while this one trains; the sampler state before that draw is what a
+        # checkpoint records.
+        self._prefetching = bool(getattr(source, "prefetch", False))
+        self._prefetch: tuple[np.ndarray, np.ndarray, Future] | None = None
+        self._sampler_state: dict[str, Any] | None = None
+        self._pool: ThreadPoolExecutor | None = None
         # running mean of the trained parameters (stochastic weight averaging)
         self.average: dict[str, torch.Tensor] = {}
         self.n_averaged = 0
@@ -643,9 +652,27 @@ class Trainer:
 
     # -------------------------------------------------------------- batches
     def _batch(self) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
-        experiments, positions = self.sampler.next_batch()
-        y = torch.from_numpy(self.source.values(experiments, positions))
+        if not self._prefetching:
+            experiments, positions = self.sampler.next_batch()
+            values = self.source.values(experiments, positions)
+        else:
+            if self._prefetch is None:
+                self._prefetch = self._draw_ahead()
+            experiments, positions, future = self._prefetch
+            values = future.result()
+            self._prefetch = self._draw_ahead()
+        y = torch.from_numpy(values)
         return experiments, positions, y.to(self.device, non_blocking=True)
+
+    def _draw_ahead(self) -> tuple[np.ndarray, np.ndarray, Future]:
+        """Draw the next batch and start reading its values on the helper thread."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avocado-batch")
+            weakref.finalize(self, self._pool.shutdown, wait=False)
+        self._sampler_state = self.sampler.state_dict()
+        experiments, positions = self.sampler.next_batch()
+        return experiments, positions, self._pool.submit(self.source.values, experiments,
+                                                         positions)
 
     def _autocast(self):
         return torch.autocast(
@@ -957,9 +984,10 @@ class Trainer:
                 for name, p in self.params.items()
                 if self.optimizer.state.get(p)
             }
+        pending = self._prefetch is not None
         return {
             "step_count": self.step_count,
-            "sampler": self.sampler.state_dict(),
+            "sampler": self._sampler_state if pending else self.sampler.state_dict(),
             "adam_steps": steps,
             "mode": self.mode,
             "n_averaged": self.n_averaged,
@@ -973,6 +1001,7 @@ class Trainer:
             )
         self.step_count = int(meta["step_count"])
         self.sampler.load_state_dict(meta["sampler"])
+        self._prefetch = None  # drawn from the old state
         for name, p in self.params.items():
             key = f"adam.{name}.exp_avg"
             if key in tensors:

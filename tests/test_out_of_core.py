@@ -100,10 +100,32 @@ def test_fit_under_a_budget_streams_and_trains_identically(small_store: TrackSto
     with memory_budget("16k"):
         streamed.fit(small_store, n_epochs=2, epoch_size=4, progress=False)
     assert Avocado.source_class is TrackSource  # the budget is scoped to the block
-    assert calls == [500] * 8  # every batch came from the memory maps, batch by batch
+    # every batch came from the memory maps, batch by batch: 8 trained, and a 9th read ahead
+    # (on a helper thread) while the last step computed
+    assert calls == [500] * 9
     for name, value in in_memory.network.state_dict().items():
         assert torch.equal(value, streamed.network.state_dict()[name]), name
     assert in_memory.history == streamed.history
+
+
+def test_streamed_fit_resumes_the_same_loss_curve(small_store: TrackStore, tmp_path: Path) -> None:
+    # The checkpoint records the sampler as it was before the batch read ahead.
+    exps = small_store.experiments()
+    kw = dict(n_nodes=16, batch_size=500, seed=0, device="cpu")
+    biosamples = list(dict.fromkeys(b for b, _ in exps))
+    assays = list(dict.fromkeys(a for _, a in exps))
+    with memory_budget("16k"):
+        straight = Avocado.small(biosamples, assays, small_store.n_bins, **kw)
+        full = straight.fit(small_store, n_epochs=4, epoch_size=3, progress=False)
+        first = Avocado.small(biosamples, assays, small_store.n_bins, **kw)
+        first.fit(small_store, n_epochs=2, epoch_size=3, checkpoint_dir=tmp_path / "ckpt",
+                  progress=False)
+        resumed = Avocado.small(biosamples, assays, small_store.n_bins, **kw)
+        hist = resumed.fit(small_store, n_epochs=4, epoch_size=3,
+                           checkpoint_dir=tmp_path / "ckpt", progress=False)
+    assert hist["loss"] == full["loss"]
+    for name, value in straight.network.state_dict().items():
+        assert torch.equal(value, resumed.network.state_dict()[name]), name
 
 
 _CHILD = textwrap.dedent(
