@@ -515,9 +515,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         data = TrackStore(args.store)
     config = args.config if args.config in ("small", "paper") else json.loads(args.config)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--notes" in words:  # the notes are printed below the command, not in it
+        i = words.index("--notes")
+        del words[i : i + 2]
     command = "python -m avocado_core.evaluation " + " ".join(
         a if a.replace("-", "").replace("_", "").replace(".", "").replace("/", "").isalnum()
-        else "'" + a + "'" for a in (sys.argv[1:] if argv is None else argv))
+        else "'" + a + "'" for a in words)
     evaluate_to_dir(
         data, args.out, prefix=args.prefix, command=command, notes=args.notes,
         n_folds=None if args.folds == 0 else args.folds, config=config, n_epochs=args.epochs,

@@ -106,8 +106,9 @@ class Avocado:
     device: str or torch.device, optional
         Where to compute. Default is None: CUDA when available, else CPU.
     precision: str, optional
-        ``"fp32"``, ``"bf16"`` (bfloat16 autocast of the matrix products in training) or
-        ``"auto"`` (fp32). Default is ``"auto"``.
+        ``"fp32"``, ``"bf16"`` (training keeps the MLP's activations, their gradients and its
+        matrix products in bfloat16, accumulating in fp32; parameters, Adam and the loss stay
+        fp32) or ``"auto"`` (fp32). Default is ``"auto"``.
     seed: int or None, optional
         Seed of the initialization and, unless ``fit`` gets its own, of the sampling.
         Default is None.

@@ -133,3 +133,15 @@ def test_errors(compendium):
         evaluation.cross_validate({**compendium, ("B0", "A9"): np.zeros(5)}, progress=False)
     with pytest.raises(AvocadoValueError, match="config='huge'"):
         evaluation.cross_validate(compendium, n_folds=3, config="huge", progress=False)
+
+
+def test_command_line_records_the_command_without_the_notes(compendium, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(evaluation, "_pilot_tracks", lambda: compendium)
+    monkeypatch.setattr(evaluation, "evaluate_to_dir", lambda data, out, **kw: seen.update(kw))
+    evaluation.main(["--pilot", "--out", "results", "--epochs", "3", "--fit",
+                     '{"average_from": 1}', "--notes", "A paragraph.\n\nAnother one."])
+    assert seen["command"] == ("python -m avocado_core.evaluation --pilot --out results "
+                               "--epochs 3 --fit '{\"average_from\": 1}'")
+    assert seen["notes"] == "A paragraph.\n\nAnother one."
+    assert seen["fit_kwargs"] == {"average_from": 1} and seen["n_epochs"] == 3
