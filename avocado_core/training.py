@@ -771,10 +771,10 @@ class Trainer:
                     g_w = g.t() @ h_in
                 # (sums of bf16 accumulate in fp32)
                 grads = [g_w.float(), g.sum(0).float(), *grads]
-            w = layer.weight.to(dtype)
             if i == 0 and g.shape[1] == 1:
                 g = torch.ops.aten.threshold_backward(g.expand(h_in.shape), h_in, 0.0)
                 return g, grads, layer.weight[0]
+            w = layer.weight.to(dtype)
             g_h = torch.outer(g[:, 0], w[0]) if g.shape[1] == 1 else g @ w
             g = torch.ops.aten.threshold_backward(g_h, h_in, 0.0)
         return g, grads, None
@@ -925,14 +925,7 @@ class Trainer:
     def _trained_parameters(self) -> dict[str, torch.Tensor]:
         """The parameters of the groups this trainer trains, by name."""
         tables = self.network.embedding_parameters()
-        out: dict[str, torch.Tensor] = {}
-        for group in self.train_groups:
-            if group == "network":
-                for i, p in enumerate(self.network.dense_parameters()):
-                    out[f"network.{i}"] = p
-            else:
-                out[group] = tables[group]
-        return out
+        return {**self.params, **{group: tables[group] for group in self.row_adams}}
 
     def accumulate_average(self) -> None:
         """Add the current parameters to their running mean (stochastic weight averaging).

@@ -122,6 +122,9 @@ def test_exports(page, pilot_url):
         page.click("#locus-bedgraph")
     text = open(info.value.path()).read().splitlines()
     assert sum(line.startswith("track type=bedGraph") for line in text) == 4
-    with page.expect_download() as info:
+    # the PNG is drawn in the browser from the plotted figure (slow when the machine is busy)
+    expect(page.locator("#locus-graph .js-plotly-plot .main-svg").first).to_be_visible(
+        timeout=30_000)
+    with page.expect_download(timeout=90_000) as info:
         page.click("#locus-png")
     assert open(info.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
