@@ -7,6 +7,7 @@ import io
 import re
 
 import pytest
+from dash_idle import settle
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
@@ -19,7 +20,7 @@ def test_synthetic_biosample_picks_and_csv(page, synthetic_url, synthetic_worksp
     assay = status.columns[0]
     profiled = set(status.index[status[assay] == "observed"])
     page.goto(f"{synthetic_url}/design?assay={assay}&k=6")
-    page.wait_for_load_state("networkidle")
+    settle(page)
     page.click("#design-run")
     summary = page.locator("#design-summary")
     expect(summary).to_contain_text(f"6 biosamples picked for {assay}", timeout=60_000)
@@ -44,7 +45,7 @@ def test_synthetic_biosample_picks_and_csv(page, synthetic_url, synthetic_worksp
 
 def test_synthetic_positions_bed(page, synthetic_url):
     page.goto(f"{synthetic_url}/design")
-    page.wait_for_load_state("networkidle")
+    settle(page)
     page.fill("#design-pos-k", "12")
     page.click("#design-pos-run")
     expect(page.locator("#design-pos-summary")).to_contain_text("12 positions picked",
@@ -60,7 +61,7 @@ def test_synthetic_positions_bed(page, synthetic_url):
 
 def test_pilot_alerts_and_rerank(page, pilot_url):
     page.goto(f"{pilot_url}/design?assay=H3K4me3&k=2")
-    page.wait_for_load_state("networkidle")
+    settle(page)
     rerank = page.locator("#design-rerank input[type=checkbox]")
     expect(rerank).to_be_checked()  # the pilot is fully observed
     rerank.uncheck()
@@ -84,7 +85,7 @@ def test_pilot_alerts_and_rerank(page, pilot_url):
 
 def test_bad_uploads_show_alerts(page, pilot_url, data_mirror, tmp_path):
     page.goto(f"{pilot_url}/design")
-    page.wait_for_load_state("networkidle")
+    settle(page)
     page.click("#design-fit")
     alert = page.locator("#design-fit-alert [role=alert]")
     expect(alert).to_contain_text("choose a bigWig file", timeout=60_000)
@@ -107,7 +108,7 @@ def test_fitting_a_new_biosample_can_be_cancelled(page, pilot_url, pilot_workspa
     path = export_bigwig(pilot_workspace.store, "E116", "H3K4me3", tmp_path / "gm.bw",
                          invert_transform=True)
     page.goto(f"{pilot_url}/design")
-    page.wait_for_load_state("networkidle")
+    settle(page)
     page.set_input_files("#design-upload input[type=file]", str(path))
     expect(page.locator("#design-upload-label")).to_contain_text("gm.bw")
     page.fill("#design-new-name", "GM-new")

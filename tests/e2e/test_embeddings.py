@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from dash_idle import settle
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
@@ -35,7 +36,7 @@ def test_pilot_genome_sample_in_webgl(page, pilot_url, pilot_workspace, screensh
     assert sum(int(re.search(r"\(([\d,]+)\)", t).group(1).replace(",", ""))
                for t in legend) == 100_000
     expect(page.locator("#emb-graph canvas").first).to_be_attached()  # Scattergl draws with WebGL
-    page.wait_for_load_state("networkidle")
+    settle(page)
     page.screenshot(path=str(screenshot_dir / "embeddings.png"))
     # a projection that was not computed offers a background computation
     ws = pilot_workspace
@@ -43,7 +44,7 @@ def test_pilot_genome_sample_in_webgl(page, pilot_url, pilot_workspace, screensh
                         ws.bin_classes).unlink(missing_ok=True)  # a kept test workspace
     page.goto(f"{pilot_url}/?axis=genome&method=pca&res=5kbp&color=class")
     expect(page.locator("#emb-missing")).to_contain_text("has not been computed", timeout=30_000)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     page.click("#emb-compute")  # a background callback computes and caches it
     expect(page.locator("#emb-caption")).to_contain_text(
         re.compile(r"Sample of [\d,]+ of [\d,]+ 5 kbp blocks"), timeout=60_000)
@@ -55,7 +56,7 @@ def test_synthetic_box_selection_goes_to_design(page, synthetic_url):
     expect(page.locator("#emb-selection-count")).to_have_text("240 points · none selected",
                                                               timeout=30_000)
     expect(page.locator(LEGEND)).to_have_count(8, timeout=30_000)  # planted anatomy groups
-    page.wait_for_load_state("networkidle")
+    settle(page)
     page.locator('#emb-graph .modebar-btn[data-title="Box Select"]').click()
     area = page.locator("#emb-graph .nsewdrag").first.bounding_box()
     x0, y0 = area["x"] + area["width"] * 0.2, area["y"] + area["height"] * 0.2

@@ -7,6 +7,7 @@ import io
 import re
 
 import pytest
+from dash_idle import settle
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +24,7 @@ def track_labels(page) -> list[str]:
 
 def click_text(page, locator) -> None:
     """Click where a plotly text element is (plotly's drag layer takes the real event)."""
-    page.wait_for_load_state("networkidle")
+    settle(page)
     box = locator.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
@@ -52,7 +53,7 @@ def test_coordinate_box_gene_names_zoom_and_alerts(page, pilot_url):
     page.goto(f"{pilot_url}/locus?tracks=E003|H3K4me3,E017|H3K4me3")
     box = page.locator("#locus-input")
     expect(page.locator("#locus-span")).to_contain_text("kb", timeout=30_000)
-    page.wait_for_load_state("networkidle")
+    settle(page)
 
     box.fill("chr1:151.2M-151.25M")
     box.press("Enter")
@@ -75,11 +76,11 @@ def test_coordinate_box_gene_names_zoom_and_alerts(page, pilot_url):
     for text, message in (("chr1:151,300,000-151,200,000", "reversed"),
                           ("NOTAGENE9", "NOTAGENE9"),
                           ("chr1:100,000,000-140,000,000", "too large to draw")):
-        page.wait_for_load_state("networkidle")
+        settle(page)
         box.fill(text)
         box.press("Enter")
         expect(alert).to_contain_text(message, timeout=15_000)
-    page.wait_for_load_state("networkidle")
+    settle(page)
     # the page still works after the errors
     box.fill("chr1:151.2M-151.3M")
     box.press("Enter")
@@ -96,7 +97,7 @@ def test_click_gene_and_picker(page, pilot_url):
         re.compile(r"chr1:151,22\d,\d{3}-151,24\d,\d{3}"), timeout=15_000)
     # the picker: a 5 x 5 grid; clicking a cell adds a track
     expect(page.locator("#locus-picked-count")).to_have_text("1 track chosen")
-    page.wait_for_load_state("networkidle")
+    settle(page)
     grid = page.locator("#locus-picker .nsewdrag").first
     box = grid.bounding_box()
     # bottom-right cell: last biosample x last assay
