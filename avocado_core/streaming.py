@@ -225,9 +225,7 @@ class StreamingSource:
 
     def release(self) -> None:
         """Hand the touched memory-map pages back to the kernel (they stay in the page cache)."""
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
+        self._wait_for_release()
         for m in self._maps:
             with contextlib.suppress(ValueError, OSError):  # closed or not madvise-able
                 m.madvise(mmap.MADV_DONTNEED)
@@ -288,8 +286,7 @@ class StreamingSource:
 
     def _release_in_background(self) -> None:
         """Release the joint mapping's touched pages on the helper thread (see Notes)."""
-        if self._pending is not None:
-            self._pending.result()  # the previous release is done: at most two in the window
+        self._wait_for_release()  # at most one release in flight
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="avocado-release")
             weakref.finalize(self, self._pool.shutdown, wait=True)
@@ -297,6 +294,13 @@ class StreamingSource:
         self._touched = 0
         # (ctypes drops the GIL during the madvise call)
         self._pending = self._pool.submit(self._joint.release)
+
+
+    def _wait_for_release(self) -> None:
+        """Wait until the release running on the helper thread, if any, is done."""
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
 
 
 def make_source(

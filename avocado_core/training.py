@@ -458,8 +458,8 @@ class CatchUpAdam:
             torch.mul(z, nu4, out=poly).sub_(nu3).mul_(z).add_(nu2).mul_(z).mul_(z).add_(1.0)
             total.addcmul_(inv_d, poly, value=m0 * self.lr)
         p.addcmul_(m, total, value=-1.0)
-        m.mul_(math.exp(k * math.log(self.b1)))
-        v.mul_(math.exp(k * math.log(self.b2)))
+        m.mul_(self.b1**k)
+        v.mul_(self.b2**k)
 
     def step(self, rows: torch.Tensor | slice, grad: torch.Tensor, t: int) -> None:
         """Adam step ``t`` for rows that are current to ``t - 1``.
@@ -725,8 +725,7 @@ class Trainer:
         low = self.precision == "bf16"
         h = pre.clamp_min_(0.0)
         acts = [h.to(torch.bfloat16) if low else h]
-        layers = net.hidden[1:]
-        for layer in layers:
+        for layer in net.hidden[1:]:
             w, b = layer.weight, layer.bias
             if low:
                 w, b = w.to(torch.bfloat16), b.to(torch.bfloat16)

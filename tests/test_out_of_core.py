@@ -83,20 +83,24 @@ def test_make_source_honours_the_budget(small_store: TrackStore) -> None:
         parse_size(0)
 
 
+def _small_model(store: TrackStore) -> Avocado:
+    """A small model over the store's biosamples and assays (the same one every call)."""
+    exps = store.experiments()
+    return Avocado.small(list(dict.fromkeys(b for b, _ in exps)),
+                         list(dict.fromkeys(a for _, a in exps)), store.n_bins,
+                         n_nodes=16, batch_size=500, seed=0, device="cpu")
+
+
 def test_fit_under_a_budget_streams_and_trains_identically(small_store: TrackStore,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    exps = small_store.experiments()
-    kw = dict(n_nodes=16, batch_size=500, seed=0, device="cpu")
-    biosamples = list(dict.fromkeys(b for b, _ in exps))
-    assays = list(dict.fromkeys(a for _, a in exps))
-    in_memory = Avocado.small(biosamples, assays, small_store.n_bins, **kw)
+    in_memory = _small_model(small_store)
     in_memory.fit(small_store, n_epochs=2, epoch_size=4, progress=False)
 
     calls = []
     original = StreamingSource.values
     monkeypatch.setattr(StreamingSource, "values",
                         lambda self, e, p: calls.append(len(p)) or original(self, e, p))
-    streamed = Avocado.small(biosamples, assays, small_store.n_bins, **kw)
+    streamed = _small_model(small_store)
     with memory_budget("16k"):
         streamed.fit(small_store, n_epochs=2, epoch_size=4, progress=False)
     assert Avocado.source_class is TrackSource  # the budget is scoped to the block
@@ -110,17 +114,13 @@ def test_fit_under_a_budget_streams_and_trains_identically(small_store: TrackSto
 
 def test_streamed_fit_resumes_the_same_loss_curve(small_store: TrackStore, tmp_path: Path) -> None:
     # The checkpoint records the sampler as it was before the batch read ahead.
-    exps = small_store.experiments()
-    kw = dict(n_nodes=16, batch_size=500, seed=0, device="cpu")
-    biosamples = list(dict.fromkeys(b for b, _ in exps))
-    assays = list(dict.fromkeys(a for _, a in exps))
     with memory_budget("16k"):
-        straight = Avocado.small(biosamples, assays, small_store.n_bins, **kw)
+        straight = _small_model(small_store)
         full = straight.fit(small_store, n_epochs=4, epoch_size=3, progress=False)
-        first = Avocado.small(biosamples, assays, small_store.n_bins, **kw)
+        first = _small_model(small_store)
         first.fit(small_store, n_epochs=2, epoch_size=3, checkpoint_dir=tmp_path / "ckpt",
                   progress=False)
-        resumed = Avocado.small(biosamples, assays, small_store.n_bins, **kw)
+        resumed = _small_model(small_store)
         hist = resumed.fit(small_store, n_epochs=4, epoch_size=3,
                            checkpoint_dir=tmp_path / "ckpt", progress=False)
     assert hist["loss"] == full["loss"]

@@ -176,6 +176,22 @@ def test_catch_up_adam_equals_torch_adam_with_skipped_rows(kind):
         torch.testing.assert_close(fast.v, adam.state[ref]["exp_avg_sq"], rtol=1e-5, atol=1e-18)
 
 
+def _trainer_pair(tracks, n_layers, n_nodes, options, **common):
+    """Two trainers of identically initialized networks, one per dict of ``options``."""
+    nets = [
+        AvocadoNetwork(3, 3, 1003, n_layers=n_layers, n_nodes=n_nodes, n_biosample_factors=4,
+                       n_assay_factors=5, n_25bp_factors=3, n_250bp_factors=4,
+                       n_5kbp_factors=5, generator=torch.Generator().manual_seed(0))
+        for _ in options
+    ]
+    trainers = [
+        Trainer(net, [0, 1, 2, 0, 1], [0, 0, 1, 2, 2], TrackSource(tracks), 137,
+                learning_rate=0.01, seed=1, **common, **kw)
+        for net, kw in zip(nets, options)
+    ]
+    return nets, trainers
+
+
 @pytest.mark.parametrize("sampling", ["sequential", "permuted", "random"])
 @pytest.mark.parametrize("n_layers", [0, 1, 2])
 def test_fast_path_matches_the_plain_port(sampling, n_layers):
@@ -183,17 +199,9 @@ def test_fast_path_matches_the_plain_port(sampling, n_layers):
     # random ones repeat positions; every row is skipped for several steps between touches.
     rng = np.random.default_rng(0)
     tracks = [rng.normal(size=1003).astype(np.float32) for _ in range(5)]
-    nets = [
-        AvocadoNetwork(3, 3, 1003, n_layers=n_layers, n_nodes=16, n_biosample_factors=4,
-                       n_assay_factors=5, n_25bp_factors=3, n_250bp_factors=4,
-                       n_5kbp_factors=5, generator=torch.Generator().manual_seed(0))
-        for _ in range(2)
-    ]
-    trainers = [
-        Trainer(net, [0, 1, 2, 0, 1], [0, 0, 1, 2, 2], TrackSource(tracks), 137,
-                learning_rate=0.01, sampling=sampling, seed=1, optimizer=opt)
-        for net, opt in zip(nets, ["dense", "catchup"])
-    ]
+    nets, trainers = _trainer_pair(tracks, n_layers, 16,
+                                   [{"optimizer": "dense"}, {"optimizer": "catchup"}],
+                                   sampling=sampling)
     losses = [[tr.step() for _ in range(40)] for tr in trainers]
     trainers[1].finalize()
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6, atol=1e-6)
@@ -212,17 +220,8 @@ def test_bf16_fast_path_follows_the_fp32_loss_curve(n_layers):
     wave = np.sin(np.arange(1003) / 15.0)
     tracks = [(1 + 0.4 * j) * wave + 0.1 * rng.normal(size=1003) for j in range(5)]
     tracks = [t.astype(np.float32) for t in tracks]
-    nets = [
-        AvocadoNetwork(3, 3, 1003, n_layers=n_layers, n_nodes=64, n_biosample_factors=4,
-                       n_assay_factors=5, n_25bp_factors=3, n_250bp_factors=4,
-                       n_5kbp_factors=5, generator=torch.Generator().manual_seed(0))
-        for _ in range(2)
-    ]
-    trainers = [
-        Trainer(net, [0, 1, 2, 0, 1], [0, 0, 1, 2, 2], TrackSource(tracks), 137,
-                learning_rate=0.01, seed=1, **kw)
-        for net, kw in zip(nets, [{"optimizer": "dense"}, {"precision": "bf16"}])
-    ]
+    _, trainers = _trainer_pair(tracks, n_layers, 64,
+                                [{"optimizer": "dense"}, {"precision": "bf16"}])
     losses = np.array([[tr.step() for _ in range(40)] for tr in trainers])
     assert losses[0, -5:].mean() < 0.5 * losses[0, :5].mean()  # it learns
     np.testing.assert_allclose(losses[1], losses[0], rtol=0.08)
