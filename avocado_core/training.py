@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from . import kernels
 from .errors import AvocadoValueError
 from .network import AvocadoNetwork
 
@@ -288,6 +289,12 @@ class CatchUpAdam:
         Missed steps summed at most. Default is 400 (``0.9**400`` is 5e-19).
     delta: float, optional
         Largest log-range of ``e_k`` within one chunk. Default is 0.25.
+    memo: dict or None, optional
+        Coefficients by (step, missed steps), shared by the tables of one trainer. Default is
+        None (a new one).
+    kernel: bool, optional
+        On CPU, update rows with the compiled kernels of :mod:`avocado_core.kernels` (one pass
+        over the rows instead of some 30 torch operations). Default is True.
     """
 
     def __init__(
@@ -299,6 +306,7 @@ class CatchUpAdam:
         kcap: int = 400,
         delta: float = 0.25,
         memo: dict | None = None,
+        kernel: bool = True,
     ) -> None:
         if eps <= 0:
             raise AvocadoValueError(f"catch-up Adam needs eps > 0, got {eps}")
@@ -311,6 +319,14 @@ class CatchUpAdam:
         self.v = torch.zeros_like(table)
         # The step each row is current to (0: never stepped, moments are zero).
         self.last = torch.zeros(table.shape[0], dtype=torch.long, device=table.device)
+        self.kernel = (kernel and table.device.type == "cpu" and table.dtype == torch.float32
+                       and table.is_contiguous())
+
+    def _row_array(self, rows: torch.Tensor | slice) -> np.ndarray:
+        """``rows`` as an int64 array (for the kernels)."""
+        if isinstance(rows, slice):
+            return np.arange(*rows.indices(self.table.shape[0]), dtype=np.int64)
+        return rows.numpy()
 
     def _coefficients(
         self, s: torch.Tensor, k: torch.Tensor
@@ -385,6 +401,13 @@ class CatchUpAdam:
         t: int
             The step they must be current to.
         """
+        if self.kernel:
+            kernels.catch_up_rows(
+                self.table.numpy(), self.m.numpy(), self.v.numpy(), self.last.numpy(),
+                self._row_array(rows), t, self.lr, (self.b1, self.b2), self.eps, self.kcap,
+                self.delta,
+            )
+            return
         last = self.last[rows]
         missed = t - last
         if not bool((missed > 0).any()):
@@ -472,6 +495,13 @@ class CatchUpAdam:
         t: int
             The step number (1 for the first).
         """
+        if self.kernel:
+            kernels.adam_rows(
+                self.table.numpy(), self.m.numpy(), self.v.numpy(), self.last.numpy(),
+                self._row_array(rows), grad.contiguous().numpy(), t, self.lr,
+                (self.b1, self.b2), self.eps,
+            )
+            return
         b1, b2 = self.b1, self.b2
         bc1, bc2 = 1 - b1**t, 1 - b2**t
         if isinstance(rows, slice):
@@ -492,6 +522,18 @@ class CatchUpAdam:
         """Bring every row current to step ``t`` (before predicting or saving)."""
         for lo in range(0, self.table.shape[0], chunk_rows):
             self.catch_up(slice(lo, lo + chunk_rows), t)
+
+    def current(self, rows: slice, t: int) -> torch.Tensor:
+        """The values ``rows`` would have when brought current to step ``t``, leaving this
+        optimizer's state untouched (catching up in two parts rounds differently from at
+        once, so a peek must not change the rows the training goes on with)."""
+        peek = CatchUpAdam(self.table[rows].clone(), self.lr, (self.b1, self.b2), self.eps,
+                           self.kcap, self.delta, memo=self.memo, kernel=self.kernel)
+        peek.m.copy_(self.m[rows])
+        peek.v.copy_(self.v[rows])
+        peek.last.copy_(self.last[rows])
+        peek.catch_up(slice(None), t)
+        return peek.table
 
 
 # ---------------------------------------------------------------------------------- trainer
@@ -546,6 +588,10 @@ class Trainer:
         torch threads while :func:`train` runs. Default is None: one thread for a small MLP
         on CPU (measured faster than two: the steps are too short to share), else torch's
         setting.
+    kernel: bool, optional
+        Run the forward and backward pass of a one-hidden-layer network (one output, fp32, on
+        CPU) in the compiled kernel of :mod:`avocado_core.kernels` (same results to rounding,
+        about twice as fast). Default is True; other networks always use torch operations.
     """
 
     def __init__(
@@ -565,6 +611,7 @@ class Trainer:
         eps: float = 1e-7,
         optimizer: str = "catchup",
         threads: int | None = None,
+        kernel: bool = True,
     ) -> None:
         unknown = set(train_groups) - set(GROUPS)
         if unknown:
@@ -591,6 +638,10 @@ class Trainer:
         self.train_groups = tuple(train_groups)
         self.mode = optimizer
         dev = self.device
+        self._fused = (
+            kernel and self.mode == "catchup" and dev.type == "cpu" and precision == "fp32"
+            and len(network.hidden) == 1 and network.output.out_features == 1
+        )
         small = sum(p.numel() for p in network.dense_parameters()) < 100_000
         self.threads = threads or (1 if dev.type == "cpu" and small else None)
         if dev.type == "cpu":
@@ -778,6 +829,100 @@ class Trainer:
             g = torch.ops.aten.threshold_backward(g_h, h_in, 0.0)
         return g, grads, None
 
+    def _pass_torch(
+        self,
+        g25_rows: torch.Tensor,
+        inv25: torch.Tensor | None,
+        e: torch.Tensor,
+        inv250: torch.Tensor | None,
+        p0: int,
+        y: torch.Tensor,
+        exp_term: torch.Tensor,
+        q: torch.Tensor,
+        w25: torch.Tensor,
+        want_params: bool,
+    ) -> tuple:
+        """The network's forward and backward pass in torch operations, for any network.
+
+        Takes the batch's 25 bp rows (``inv25`` maps samples to them, None: one per sample),
+        each sample's experiment ``e``, the per-experiment term of the first layer and its
+        per-250-bp-row genome term ``q`` (``inv250`` maps samples to rows; None: consecutive
+        positions from ``p0``). Returns the loss, the gradients of the first layer's 25 bp
+        weights, of the per-experiment and per-row terms, of each sample's 25 bp factors
+        (None when that table does not train), and those of the layers above.
+        """
+        dev = self.device
+        n_samples, n_exp, f25 = len(y), exp_term.shape[0], w25.shape[1]
+        # 25 bp factors and a one-hot of the experiment side by side: one product gives
+        # the 25 bp term plus the per-experiment term (and, backwards, both gradients).
+        fold = n_exp <= 64
+        x = torch.zeros(n_samples, f25 + (n_exp if fold else 0), device=dev)
+        x[:, :f25] = g25_rows if inv25 is None else g25_rows.index_select(0, inv25)
+        if fold:
+            x[:, f25:].scatter_(1, e[:, None], 1.0)
+            w_x = torch.cat([w25.t(), exp_term], dim=0)
+        else:
+            w_x = w25.t()
+        pre = x @ w_x  # fp32: a product this skinny is no faster in bf16
+        if not fold:
+            pre.add_(exp_term.index_select(0, e))
+        if inv250 is None:
+            _block_apply(pre, q, p0, 10, add=True)
+        else:
+            pre.add_(q.index_select(0, inv250))
+
+        pred, acts = self._mlp_forward(pre)
+        diff = pred - y
+        loss = torch.dot(diff, diff) / n_samples
+        g_pre, head_grads, scale = self._mlp_backward(diff * (2.0 / n_samples), acts, want_params)
+        with self._autocast():  # (f25 [+ n_exp], H): g_W25^T and per-experiment sums
+            g_x = (x.t() @ g_pre).float()
+        if scale is not None:  # (g_exp below is a view of g_x)
+            g_x.mul_(scale)
+        g_exp = g_x[f25:] if fold else torch.zeros(
+            n_exp, g_pre.shape[1], device=dev).index_add_(0, e, g_pre.float())
+        if not fold and scale is not None:
+            g_exp.mul_(scale)
+        if inv250 is None:
+            g_q = _block_apply(g_pre, q, p0, 10, add=False)
+        else:
+            g_q = torch.zeros_like(q).index_add_(0, inv250, g_pre.to(q.dtype))
+        if scale is not None:
+            g_q.mul_(scale)
+        g_g25 = None
+        if "25bp" in self.row_adams:
+            with self._autocast():
+                g_g25 = (g_pre @ (w25 if scale is None else w25 * scale[:, None])).float()
+        return loss, g_x[:f25].t(), g_exp, g_q, g_g25, head_grads
+
+    def _pass_fused(
+        self,
+        g25_rows: torch.Tensor,
+        inv25: torch.Tensor | None,
+        e: torch.Tensor,
+        q_row: np.ndarray,
+        y: torch.Tensor,
+        exp_term: torch.Tensor,
+        q: torch.Tensor,
+        w25: torch.Tensor,
+    ) -> tuple:
+        """:meth:`_pass_torch` of a one-hidden-layer network by the compiled kernel.
+
+        ``q_row`` gives each sample's row of ``q``. Returns what :meth:`_pass_torch` returns.
+        """
+        n = len(y)
+        x_row = np.arange(n, dtype=np.int64) if inv25 is None else inv25.numpy()
+        out = self.network.output
+        sse, g_b, g_w_x, g_exp, g_q, g_w_out, g_x = kernels.one_layer_step(
+            g25_rows.numpy(), x_row, e.numpy(), q_row, y.numpy(), exp_term.numpy(),
+            q.numpy(), w25.t().contiguous().numpy(), out.weight[0].numpy(),
+            float(out.bias[0]),
+        )
+        as_tensor = torch.from_numpy
+        head_grads = [as_tensor(g_w_out)[None, :], torch.tensor([g_b], dtype=torch.float32)]
+        return (sse / n, as_tensor(g_w_x).t(), as_tensor(g_exp), as_tensor(g_q),
+                as_tensor(g_x), head_grads)
+
     def _step_catchup(self) -> float:
         net = self.network
         t = self.step_count + 1
@@ -791,7 +936,6 @@ class Trainer:
         f25, f250, f5k = (tables[r].embedding_dim for r in ("25bp", "250bp", "5kbp"))
         w_b, w_a, w25, w250, w5k = torch.split(first.weight, [nb, na, f25, f250, f5k], dim=1)
         train_net = "network" in self.train_groups
-        n_exp = len(self.exp_biosample)
 
         # Rows of the three tables. A sequential batch that does not wrap is one contiguous
         # run of positions: its rows are slices (views, no gathers) and its 250 bp rows
@@ -831,62 +975,32 @@ class Trainer:
             b_rows = net.biosample_embedding.weight.index_select(0, self.exp_biosample)
             a_rows = net.assay_embedding.weight.index_select(0, self.exp_assay)
             exp_term = torch.addmm(first.bias, b_rows, w_b.t()).addmm_(a_rows, w_a.t())
-            # 25 bp factors and a one-hot of the experiment side by side: one product gives
-            # the 25 bp term plus the per-experiment term (and, backwards, both gradients).
-            fold = n_exp <= 64
-            x = torch.zeros(n_samples, f25 + (n_exp if fold else 0), device=dev)
             g25_rows = tables["25bp"].weight[rows25]
-            x[:, :f25] = g25_rows if inv25 is None else g25_rows.index_select(0, inv25)
-            if fold:
-                x[:, f25:].scatter_(1, e[:, None], 1.0)
-                w_x = torch.cat([w25.t(), exp_term], dim=0)
-            else:
-                w_x = w25.t()
-            pre = x @ w_x  # fp32: a product this skinny is no faster in bf16
-            if not fold:
-                pre.add_(exp_term.index_select(0, e))
             # 250 bp and 5 kbp terms, summed per 250 bp row, then added to their samples.
             g250_rows = tables["250bp"].weight[rows250]
             g5k_rows = tables["5kbp"].weight[rows5k]
             q = torch.addmm((g5k_rows @ w5k.t()).index_select(0, map5k), g250_rows, w250.t())
-            if contiguous:
-                _block_apply(pre, q, p0, 10, add=True)
+            if self._fused:
+                q_row = (r250 - first250) if contiguous else inv250.numpy()
+                loss, g_w25, g_exp, g_q, g_g25, head_grads = self._pass_fused(
+                    g25_rows, inv25, e, q_row, y, exp_term, q, w25
+                )
             else:
-                pre.add_(q.index_select(0, inv250))
-
-            pred, acts = self._mlp_forward(pre)
-            diff = pred - y
-            loss = torch.dot(diff, diff) / n_samples
-            g_pre, head_grads, scale = self._mlp_backward(
-                diff * (2.0 / n_samples), acts, train_net
+                loss, g_w25, g_exp, g_q, g_g25, head_grads = self._pass_torch(
+                    g25_rows, inv25, e, inv250 if not contiguous else None, p0, y,
+                    exp_term, q, w25, train_net,
+                )
+            g_q5k = torch.zeros(g5k_rows.shape[0], g_q.shape[1], device=dev).index_add_(
+                0, map5k, g_q
             )
-
-            with self._autocast():  # (f25 [+ n_exp], H): g_W25^T and per-experiment sums
-                g_x = (x.t() @ g_pre).float()
-            if scale is not None:  # (g_exp below is a view of g_x)
-                g_x.mul_(scale)
-            g_exp = g_x[f25:] if fold else torch.zeros(
-                n_exp, g_pre.shape[1], device=dev).index_add_(0, e, g_pre.float())
-            if not fold and scale is not None:
-                g_exp.mul_(scale)
-            if contiguous:
-                g_q = _block_apply(g_pre, q, p0, 10, add=False)
-            else:
-                g_q = torch.zeros_like(q).index_add_(0, inv250, g_pre.to(q.dtype))
-            if scale is not None:
-                g_q.mul_(scale)
-            n5k = g5k_rows.shape[0]
-            g_q5k = torch.zeros(n5k, g_q.shape[1], device=dev).index_add_(0, map5k, g_q)
             # Gradients that read the genome rows come first: the rows may be views of the
             # tables, which the row steps below update in place.
             if self.optimizer is not None and train_net:
                 g_w1 = torch.cat(
-                    [g_exp.t() @ b_rows, g_exp.t() @ a_rows, g_x[:f25].t(),
+                    [g_exp.t() @ b_rows, g_exp.t() @ a_rows, g_w25,
                      g_q.t() @ g250_rows, g_q5k.t() @ g5k_rows], dim=1
                 )
             if "25bp" in self.row_adams:
-                with self._autocast():
-                    g_g25 = (g_pre @ (w25 if scale is None else w25 * scale[:, None])).float()
                 if inv25 is not None:
                     g_g25 = torch.zeros(g25_rows.shape, device=dev).index_add_(0, inv25, g_g25)
                 self.row_adams["25bp"].step(rows25, g_g25, t)
@@ -930,17 +1044,26 @@ class Trainer:
         """Add the current parameters to their running mean (stochastic weight averaging).
 
         Only the trained groups are averaged; rows that do not train (``trainable_rows``)
-        are equal in every snapshot, so their mean is them, bit for bit.
+        are equal in every snapshot, so their mean is them, bit for bit. The rows of the
+        catch-up tables enter as they would be if brought up to date, but are left as they
+        are: averaging does not change the course of training by a single rounding.
         """
-        self.finalize()
         self.n_averaged += 1
+        chunk = 1 << 16
         with torch.no_grad():
             for name, p in self._trained_parameters().items():
+                adam = self.row_adams.get(name)
                 if self.n_averaged == 1:
-                    self.average[name] = p.detach().clone()
-                else:
-                    avg = self.average[name]
-                    avg.add_(p.detach() - avg, alpha=1.0 / self.n_averaged)
+                    self.average[name] = torch.empty_like(p)
+                avg = self.average[name]
+                for lo in range(0, p.shape[0], chunk):
+                    rows = slice(lo, lo + chunk)
+                    value = p.detach()[rows] if adam is None else adam.current(
+                        rows, self.step_count)
+                    if self.n_averaged == 1:
+                        avg[rows] = value
+                    else:
+                        avg[rows] += (value - avg[rows]) / self.n_averaged
 
     def apply_average(self) -> None:
         """Set the trained parameters to their running mean (at the end of training)."""

@@ -139,8 +139,9 @@ def test_checkpoint_restores_the_exact_continuation(tmp_path):
 
 
 # ------------------------------------------------------------------------ fast path == dense Adam
+@pytest.mark.parametrize("kernel", [True, False])
 @pytest.mark.parametrize("kind", ["indices", "slices"])
-def test_catch_up_adam_equals_torch_adam_with_skipped_rows(kind):
+def test_catch_up_adam_equals_torch_adam_with_skipped_rows(kind, kernel):
     # Rows are touched irregularly (gaps of 1 to ~60 steps), gradients from 1e-3 down to the
     # size of epsilon, where epsilon matters. Slices (a sequential batch's rows) that hold a
     # few runs of equally stale rows take the scalar per-run path, the others the general one.
@@ -150,7 +151,8 @@ def test_catch_up_adam_equals_torch_adam_with_skipped_rows(kind):
         ref = start.clone().requires_grad_(True)
         adam = torch.optim.Adam([ref], lr=1e-3, eps=1e-7)
         table = start.clone()
-        fast = training.CatchUpAdam(table, 1e-3, (0.9, 0.999), 1e-7)
+        fast = training.CatchUpAdam(table, 1e-3, (0.9, 0.999), 1e-7, kernel=kernel)
+        assert fast.kernel == kernel
         for t in range(1, 200):
             if kind == "slices":
                 lo = int(torch.randint(0, 36, (1,), generator=g))
@@ -210,6 +212,28 @@ def test_fast_path_matches_the_plain_port(sampling, n_layers):
         torch.testing.assert_close(q, p, rtol=0, atol=2e-5, msg=name)
 
 
+@pytest.mark.parametrize("sampling", ["sequential", "permuted", "random"])
+@pytest.mark.parametrize("n_nodes", [16, 37])
+def test_compiled_kernel_matches_torch_operations(sampling, n_nodes):
+    # The one-hidden-layer kernel against the same step in torch operations: batches that
+    # wrap, span two passes or repeat positions, a width that is not a multiple of the
+    # vector length, 137 samples (a partial last tile).
+    rng = np.random.default_rng(0)
+    tracks = [rng.normal(size=1003).astype(np.float32) for _ in range(5)]
+    nets, trainers = _trainer_pair(tracks, 1, n_nodes, [{"kernel": True}, {"kernel": False}],
+                                   sampling=sampling)
+    assert trainers[0]._fused and not trainers[1]._fused
+    losses = [[tr.step() for _ in range(40)] for tr in trainers]
+    for tr in trainers:
+        tr.finalize()
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6, atol=1e-7)
+    for (name, p), q in zip(nets[1].named_parameters(), nets[0].parameters()):
+        torch.testing.assert_close(q, p, rtol=0, atol=2e-5, msg=name)
+    # the kernel only takes networks it computes exactly
+    _, others = _trainer_pair(tracks, 2, 8, [{"kernel": True}, {"precision": "bf16"}])
+    assert not any(tr._fused for tr in others)
+
+
 @pytest.mark.parametrize("n_layers", [1, 2])
 def test_bf16_fast_path_follows_the_fp32_loss_curve(n_layers):
     # bf16 activations and gradients in the MLP: the loss curve stays within a few percent of
@@ -251,3 +275,20 @@ def test_catch_up_memo_overflow_keeps_the_keys_it_needs():
     torch.testing.assert_close(ebar, expected[0])
     torch.testing.assert_close(mom, expected[1])
     assert len(adam.memo) == 2
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+def test_weight_averaging_does_not_change_the_course_of_training(kernel):
+    # Catching rows up in two parts rounds differently from catching up at once: averaging
+    # peeks at the caught-up rows without writing them, so the run goes on bit for bit.
+    rng = np.random.default_rng(0)
+    tracks = [rng.normal(size=1003).astype(np.float32) for _ in range(5)]
+    _, trainers = _trainer_pair(tracks, 1, 16, [{"kernel": kernel}] * 2)
+    losses = [[], []]
+    for i in range(60):
+        for j, tr in enumerate(trainers):
+            losses[j].append(tr.step())
+        if i % 8 == 7:
+            trainers[1].accumulate_average()
+    assert losses[0] == losses[1]
+    assert trainers[1].n_averaged == 7
