@@ -9,16 +9,19 @@ ReLU, the output, the ReLU's backward, the weight gradients). :func:`one_layer_s
 whole forward and backward pass of such a network one tile of samples at a time, with the
 tile's activations in the core's L1 cache: no batch x width array is ever written.
 
-The kernels are specialized to the layer sizes (loops of known length vectorize and unroll),
-compiled on first use (about a second) and kept for the process.
+The network kernel is specialized to the layer sizes (loops of known length vectorize and
+unroll), compiled on first use (about two seconds) and kept for the process; the Adam kernels
+are compiled once and cached on disk by numba.
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Callable
 
 import numpy as np
+from numba import njit
 
 __all__ = ["adam_rows", "catch_up_rows", "one_layer_step"]
 
@@ -29,8 +32,6 @@ TILE = 16
 @lru_cache(maxsize=None)
 def _one_layer_kernel(width: int, n_factors: int) -> Callable:
     """The compiled kernel for a hidden layer of ``width`` and ``n_factors`` 25 bp factors."""
-    from numba import njit
-
     H, F, T = width, n_factors, TILE
     F4 = F - F % 4
     zero = np.float32(0.0)
@@ -163,138 +164,149 @@ def one_layer_step(
 
 
 # ------------------------------------------------------------------------------- catch-up Adam
-@lru_cache(maxsize=None)
-def _adam_kernels() -> tuple[Callable, Callable]:
-    """The compiled catch-up and step kernels of :class:`~avocado_core.training.CatchUpAdam`."""
-    from numba import njit, types
-    from numba.typed import Dict
+#: Distinct staleness groups whose coefficients one catch-up call keeps at once.
+_GROUP_CACHE = 64
 
-    @njit(boundscheck=False, nogil=True, error_model="numpy")
-    def coefficients(s, k, b1, b2, eps, kcap, delta):  # pragma: no cover - compiled
-        """Chunked moment coefficients of k missed steps after step s (see CatchUpAdam)."""
-        kc = min(k, kcap)
-        lb1, lb2 = np.log(b1), np.log(b2)
-        w = np.empty(kc)
-        e = np.empty(kc)
-        chunk = np.empty(kc, np.int64)
-        n_chunks = 1
-        for i in range(kc):
-            step = i + 1.0
-            j = s + step
-            root = np.sqrt(-np.expm1(j * lb2)) * np.exp(-0.5 * lb2 * step)
-            w[i] = np.exp(lb1 * step) * root / -np.expm1(j * lb1)
-            e[i] = eps * root
-            c = max(int(np.floor((np.log(e[i]) - np.log(e[0])) / delta)), 0)
-            chunk[i] = c
-            n_chunks = max(n_chunks, c + 1)
-        m0 = np.zeros(n_chunks)
-        ebar = np.zeros(n_chunks)
-        for i in range(kc):
-            m0[chunk[i]] += w[i]
-            ebar[chunk[i]] += w[i] * e[i]
-        for c in range(n_chunks):
-            ebar[c] = ebar[c] / m0[c] if m0[c] > 0 else eps
-        nu = np.zeros((n_chunks, 3))
-        for i in range(kc):
-            c = chunk[i]
-            rel = e[i] / ebar[c] - 1.0
-            nu[c, 0] += w[i] * rel**2
-            nu[c, 1] += w[i] * rel**3
-            nu[c, 2] += w[i] * rel**4
-        for c in range(n_chunks):
-            if m0[c] > 0:
-                nu[c] /= m0[c]
-        return m0, ebar, nu
 
-    @njit(fastmath=True, boundscheck=False, nogil=True, error_model="numpy")
-    def catch_up_span(table, m, v, total, m0, ebar, nu, lr, decay1, decay2):
-        """Catch up equally stale elements (flat views; one vectorized pass per chunk)."""
-        n = table.shape[0]  # pragma: no cover - compiled
+@njit(boundscheck=False, nogil=True, error_model="numpy", cache=True)
+def _coefficients(s, k, b1, b2, eps, kcap, delta, m0, ebar, nu):  # pragma: no cover - compiled
+    """Chunked moment coefficients of ``k`` missed steps after step ``s`` (see CatchUpAdam),
+    written into ``m0``, ``ebar`` and ``nu`` (rows of chunks; unused chunks get ``m0 = 0``)."""
+    kc = min(k, kcap)
+    lb1, lb2 = np.log(b1), np.log(b2)
+    w = np.empty(kc)
+    e = np.empty(kc)
+    chunk = np.empty(kc, np.int64)
+    m0[:] = 0.0
+    ebar[:] = 0.0
+    nu[:] = 0.0
+    for i in range(kc):
+        step = i + 1.0
+        j = s + step
+        root = np.sqrt(-np.expm1(j * lb2)) * np.exp(-0.5 * lb2 * step)
+        w[i] = np.exp(lb1 * step) * root / -np.expm1(j * lb1)
+        e[i] = eps * root
+        chunk[i] = min(max(int(np.floor((np.log(e[i]) - np.log(e[0])) / delta)), 0),
+                       m0.shape[0] - 1)
+        m0[chunk[i]] += w[i]
+        ebar[chunk[i]] += w[i] * e[i]
+    for c in range(m0.shape[0]):
+        ebar[c] = ebar[c] / m0[c] if m0[c] > 0 else eps
+    for i in range(kc):
+        c = chunk[i]
+        rel = e[i] / ebar[c] - 1.0
+        nu[c, 0] += w[i] * rel**2
+        nu[c, 1] += w[i] * rel**3
+        nu[c, 2] += w[i] * rel**4
+    for c in range(m0.shape[0]):
+        if m0[c] > 0:
+            nu[c] /= m0[c]
+
+
+@njit(fastmath=True, boundscheck=False, nogil=True, error_model="numpy", cache=True)
+def _catch_up_span(table, m, v, total, m0, ebar, nu, lr, decay1, decay2):  # pragma: no cover
+    """Catch up equally stale elements (flat views; one vectorized pass per chunk)."""
+    n = table.shape[0]
+    for i in range(n):
+        total[i] = 0.0
+    for c in range(m0.shape[0]):
+        if m0[c] == 0.0:
+            continue
+        eb = np.float32(ebar[c])
+        n2, n3, n4 = np.float32(nu[c, 0]), np.float32(nu[c, 1]), np.float32(nu[c, 2])
+        scale = np.float32(m0[c] * lr)
         for i in range(n):
-            total[i] = 0.0
-        for c in range(m0.shape[0]):
-            if m0[c] == 0.0:
-                continue
-            eb = np.float32(ebar[c])
-            n2, n3, n4 = np.float32(nu[c, 0]), np.float32(nu[c, 1]), np.float32(nu[c, 2])
-            scale = np.float32(m0[c] * lr)
-            for i in range(n):
-                inv_d = np.float32(1.0) / (np.sqrt(v[i]) + eb)
-                z = eb * inv_d
-                total[i] += scale * inv_d * (np.float32(1.0) + z * z * (n2 + z * (n4 * z - n3)))
-        d1, d2 = np.float32(decay1), np.float32(decay2)
-        for i in range(n):
-            table[i] -= m[i] * total[i]
-            m[i] *= d1
-            v[i] *= d2
+            inv_d = np.float32(1.0) / (np.sqrt(v[i]) + eb)
+            z = eb * inv_d
+            total[i] += scale * inv_d * (np.float32(1.0) + z * z * (n2 + z * (n4 * z - n3)))
+    d1, d2 = np.float32(decay1), np.float32(decay2)
+    for i in range(n):
+        table[i] -= m[i] * total[i]
+        m[i] *= d1
+        v[i] *= d2
 
-    @njit(fastmath=True, boundscheck=False, nogil=True, error_model="numpy")
-    def step_span(table, m, v, grad, step_size, inv_root_bc2, b1, b2, eps):
-        """Adam step of elements (flat views) with their gradients."""
-        f1, f2 = np.float32(b1), np.float32(b2)  # pragma: no cover - compiled
-        g1, g2 = np.float32(1.0 - b1), np.float32(1.0 - b2)
-        step32, inv32, e32 = np.float32(step_size), np.float32(inv_root_bc2), np.float32(eps)
-        for i in range(table.shape[0]):
-            g = grad[i]
-            mm = f1 * m[i] + g1 * g
-            vv = f2 * v[i] + g2 * g * g
-            m[i] = mm
-            v[i] = vv
-            table[i] -= step32 * mm / (np.sqrt(vv) * inv32 + e32)
 
-    @njit(boundscheck=False, nogil=True, error_model="numpy")
-    def catch_up(table, m, v, last, rows, t, lr, b1, b2, eps, kcap, delta):  # pragma: no cover
-        n_factors = table.shape[1]
-        flat_table, flat_m, flat_v = table.reshape(-1), m.reshape(-1), v.reshape(-1)
-        total = np.empty(rows.shape[0] * n_factors, np.float32)
-        groups = Dict.empty(key_type=types.int64, value_type=types.int64)
-        coef_m0, coef_ebar, coef_nu = [], [], []
-        i = 0
-        while i < rows.shape[0]:
-            r0 = rows[i]
-            s = last[r0]
-            # a span: consecutive rows that were last stepped together
-            j = i + 1
-            while j < rows.shape[0] and rows[j] == r0 + (j - i) and last[rows[j]] == s:
-                j += 1
-            k = t - s
-            if k > 0:
-                if s in groups:
-                    g = groups[s]
-                else:
-                    g = len(coef_m0)
-                    groups[s] = g
-                    m0, ebar, nu = coefficients(s, k, b1, b2, eps, kcap, delta)
-                    coef_m0.append(m0)
-                    coef_ebar.append(ebar)
-                    coef_nu.append(nu)
-                lo, hi = r0 * n_factors, (r0 + j - i) * n_factors
-                catch_up_span(flat_table[lo:hi], flat_m[lo:hi], flat_v[lo:hi], total[: hi - lo],
-                              coef_m0[g], coef_ebar[g], coef_nu[g], lr, b1**k, b2**k)
-                for jj in range(i, j):
-                    last[rows[jj]] = t
-            i = j
-
-    @njit(boundscheck=False, nogil=True, error_model="numpy")
-    def step(table, m, v, last, rows, grad, t, lr, b1, b2, eps):  # pragma: no cover
-        n_factors = table.shape[1]
-        flat_table, flat_m, flat_v = table.reshape(-1), m.reshape(-1), v.reshape(-1)
-        flat_grad = grad.reshape(-1)
-        step_size = lr / (1.0 - b1**t)
-        inv_root_bc2 = 1.0 / np.sqrt(1.0 - b2**t)
-        i = 0
-        while i < rows.shape[0]:
-            j = i + 1  # a span of consecutive rows: one flat loop
-            while j < rows.shape[0] and rows[j] == rows[i] + (j - i):
-                j += 1
-            lo, hi, off = rows[i] * n_factors, (rows[i] + j - i) * n_factors, i * n_factors
-            step_span(flat_table[lo:hi], flat_m[lo:hi], flat_v[lo:hi],
-                      flat_grad[off: off + hi - lo], step_size, inv_root_bc2, b1, b2, eps)
+@njit(boundscheck=False, nogil=True, error_model="numpy", cache=True)
+def _catch_up(table, m, v, last, rows, t, lr, b1, b2, eps, kcap, delta, n_chunks):
+    """Bring ``rows`` current to step ``t``, span by span of consecutive, equally stale rows."""
+    n_factors = table.shape[1]  # pragma: no cover - compiled
+    flat_table, flat_m, flat_v = table.reshape(-1), m.reshape(-1), v.reshape(-1)
+    total = np.empty(rows.shape[0] * n_factors, np.float32)
+    # coefficients of the most recent staleness groups, looked up once per span
+    cache_s = np.full(_GROUP_CACHE, -1, np.int64)
+    cache_m0 = np.zeros((_GROUP_CACHE, n_chunks))
+    cache_ebar = np.zeros((_GROUP_CACHE, n_chunks))
+    cache_nu = np.zeros((_GROUP_CACHE, n_chunks, 3))
+    n_cached = 0
+    i = 0
+    while i < rows.shape[0]:
+        r0 = rows[i]
+        s = last[r0]
+        j = i + 1
+        while j < rows.shape[0] and rows[j] == r0 + (j - i) and last[rows[j]] == s:
+            j += 1
+        k = t - s
+        if k > 0:
+            g = -1
+            for c in range(min(n_cached, _GROUP_CACHE)):
+                if cache_s[c] == s:
+                    g = c
+                    break
+            if g < 0:
+                g = n_cached % _GROUP_CACHE
+                n_cached += 1
+                cache_s[g] = s
+                _coefficients(s, k, b1, b2, eps, kcap, delta, cache_m0[g], cache_ebar[g],
+                              cache_nu[g])
+            lo, hi = r0 * n_factors, (r0 + j - i) * n_factors
+            _catch_up_span(flat_table[lo:hi], flat_m[lo:hi], flat_v[lo:hi], total[: hi - lo],
+                           cache_m0[g], cache_ebar[g], cache_nu[g], lr, b1**k, b2**k)
             for jj in range(i, j):
                 last[rows[jj]] = t
-            i = j
+        i = j
 
-    return catch_up, step
+
+@njit(fastmath=True, boundscheck=False, nogil=True, error_model="numpy", cache=True)
+def _step_span(table, m, v, grad, step_size, inv_root_bc2, b1, b2, eps):  # pragma: no cover
+    """Adam step of elements (flat views) with their gradients."""
+    f1, f2 = np.float32(b1), np.float32(b2)
+    g1, g2 = np.float32(1.0 - b1), np.float32(1.0 - b2)
+    step32, inv32, e32 = np.float32(step_size), np.float32(inv_root_bc2), np.float32(eps)
+    for i in range(table.shape[0]):
+        g = grad[i]
+        mm = f1 * m[i] + g1 * g
+        vv = f2 * v[i] + g2 * g * g
+        m[i] = mm
+        v[i] = vv
+        table[i] -= step32 * mm / (np.sqrt(vv) * inv32 + e32)
+
+
+@njit(boundscheck=False, nogil=True, error_model="numpy", cache=True)
+def _step(table, m, v, last, rows, grad, t, lr, b1, b2, eps):  # pragma: no cover - compiled
+    """Adam step ``t`` of ``rows``, span by span of consecutive rows."""
+    n_factors = table.shape[1]
+    flat_table, flat_m, flat_v = table.reshape(-1), m.reshape(-1), v.reshape(-1)
+    flat_grad = grad.reshape(-1)
+    step_size = lr / (1.0 - b1**t)
+    inv_root_bc2 = 1.0 / np.sqrt(1.0 - b2**t)
+    i = 0
+    while i < rows.shape[0]:
+        j = i + 1
+        while j < rows.shape[0] and rows[j] == rows[i] + (j - i):
+            j += 1
+        lo, hi, off = rows[i] * n_factors, (rows[i] + j - i) * n_factors, i * n_factors
+        _step_span(flat_table[lo:hi], flat_m[lo:hi], flat_v[lo:hi],
+                   flat_grad[off : off + hi - lo], step_size, inv_root_bc2, b1, b2, eps)
+        for jj in range(i, j):
+            last[rows[jj]] = t
+        i = j
+
+
+def _n_chunks(b2: float, kcap: int, delta: float) -> int:
+    """An upper bound on the chunks of :func:`_coefficients`: the log-range of ``e_k`` over
+    ``kcap`` steps (bias correction from the first step plus ``beta2``'s decay) / ``delta``."""
+    log_range = 0.5 * math.log(1.0 / (1.0 - b2)) - 0.5 * kcap * math.log(b2)
+    return int(math.ceil(log_range / delta)) + 2
 
 
 def catch_up_rows(
@@ -306,8 +318,8 @@ def catch_up_rows(
     The arrays are :class:`~avocado_core.training.CatchUpAdam`'s (the table, its moments and
     each row's step, shared with its tensors); see there for the method and its parameters.
     """
-    catch_up, _ = _adam_kernels()
-    catch_up(table, m, v, last, rows, t, lr, betas[0], betas[1], eps, kcap, delta)
+    _catch_up(table, m, v, last, rows, t, lr, betas[0], betas[1], eps, kcap, delta,
+              _n_chunks(betas[1], kcap, delta))
 
 
 def adam_rows(
@@ -315,5 +327,4 @@ def adam_rows(
     grad: np.ndarray, t: int, lr: float, betas: tuple[float, float], eps: float,
 ) -> None:
     """Adam step ``t`` of ``rows`` (current to ``t - 1``) with gradients ``grad`` (in place)."""
-    _, step = _adam_kernels()
-    step(table, m, v, last, rows, grad, t, lr, betas[0], betas[1], eps)
+    _step(table, m, v, last, rows, grad, t, lr, betas[0], betas[1], eps)
