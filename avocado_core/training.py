@@ -589,9 +589,10 @@ class Trainer:
         on CPU (measured faster than two: the steps are too short to share), else torch's
         setting.
     kernel: bool, optional
-        Run the forward and backward pass of a one-hidden-layer network (one output, fp32, on
-        CPU) in the compiled kernel of :mod:`avocado_core.kernels` (same results to rounding,
-        about twice as fast). Default is True; other networks always use torch operations.
+        On CPU, use the compiled kernels of :mod:`avocado_core.kernels` (same results to
+        rounding): for the catch-up Adam's row updates and, with one hidden layer, one output
+        and fp32, for the network's forward and backward pass. Default is True; False runs
+        torch operations only.
     """
 
     def __init__(
@@ -675,7 +676,7 @@ class Trainer:
                     self.params[f"network.{i}"] = p
             elif group in ("25bp", "250bp", "5kbp") and self.mode == "catchup":
                 self.row_adams[group] = CatchUpAdam(
-                    tables[group].data, learning_rate, betas, eps, memo=memo
+                    tables[group].data, learning_rate, betas, eps, memo=memo, kernel=kernel
                 )
             else:
                 self.params[group] = tables[group]

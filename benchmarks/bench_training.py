@@ -11,7 +11,9 @@ ratios are taken under the same load. It also measures the machine's matmul GFLO
 Contenders:
 - ``plain port``: a straightforward PyTorch port (dense ``nn.Embedding`` tables, full
   autograd, ``torch.optim.Adam`` over every parameter), written out in this file.
-- ``avocado_core``: ``Avocado.fit`` (catch-up dense Adam, decomposed first layer, fused Adam).
+- ``avocado_core``: ``Avocado.fit`` (catch-up dense Adam, decomposed first layer, fused Adam,
+  the compiled kernels of ``avocado_core.kernels``); ``no kernels``: the same in torch
+  operations only (``Trainer(kernel=False)``), to show what the kernels add.
 - The original (avocado-epigenome 0.4.0, TensorFlow-CPU 2.15), from the numbers measured on
   this machine type and quoted in the issue: 85,000-125,000 samples/s small, 2,800 paper;
   held-out MSE 0.110-0.120 (r 0.55-0.57) after 10 epochs.
@@ -174,6 +176,12 @@ def avocado(spec: dict) -> dict:
 
     from avocado_core import Avocado
 
+    if not spec.get("kernels", True):  # torch operations only (the kernels' contribution)
+        import functools
+
+        from avocado_core.training import Trainer
+
+        Avocado.trainer_class = functools.partial(Trainer, kernel=False)
     tracks, held = load_pilot()
     biosamples = sorted({b for b, _ in tracks} | {HELD_OUT[0]})
     assays = sorted({a for _, a in tracks} | {HELD_OUT[1]})
@@ -297,6 +305,9 @@ def main() -> None:
         add("plain port", "small", dict(speed, impl="plain", steps=args.small_steps))
         add("avocado_core fp32", "small", dict(speed, impl="avocado", precision="fp32",
                                                steps=args.small_steps))
+        add("avocado_core fp32, no kernels", "small",
+            dict(speed, impl="avocado", precision="fp32", kernels=False,
+                 steps=args.small_steps))
         add("avocado_core bf16", "small", dict(speed, impl="avocado", precision="bf16",
                                                steps=args.small_steps))
     paper = {"epochs": 0, "warmup": 1, "steps": args.paper_steps}

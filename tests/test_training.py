@@ -223,6 +223,8 @@ def test_compiled_kernel_matches_torch_operations(sampling, n_nodes):
     nets, trainers = _trainer_pair(tracks, 1, n_nodes, [{"kernel": True}, {"kernel": False}],
                                    sampling=sampling)
     assert trainers[0]._fused and not trainers[1]._fused
+    assert all(adam.kernel for adam in trainers[0].row_adams.values())
+    assert not any(adam.kernel for adam in trainers[1].row_adams.values())
     losses = [[tr.step() for _ in range(40)] for tr in trainers]
     for tr in trainers:
         tr.finalize()
