@@ -287,6 +287,7 @@ class DistributedTrainer(Trainer):
                     else:  # a genome table stepped by torch's Adam (the dense reference path)
                         p.grad = torch.zeros_like(p).index_add_(0, rows[name], table_grads[name])
                 self.optimizer.step()
+        self.decay_biosamples()
         self.step_count += 1
         return float(flat[0])
 

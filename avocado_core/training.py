@@ -563,6 +563,9 @@ class Trainer:
         Samples per step.
     learning_rate: float, optional
         Adam's learning rate. Default is 0.001.
+    biosample_decay: float, optional
+        After each step, multiply the trained rows of the biosample embedding by
+        ``1 - biosample_decay`` (decoupled weight decay). Default is 0.0.
     train_groups: sequence of str, optional
         Which parameter groups train, among ``"biosample"``, ``"assay"``, ``"25bp"``,
         ``"250bp"``, ``"5kbp"``, ``"network"``. Default is all of them.
@@ -603,6 +606,7 @@ class Trainer:
         source: TrackSource,
         batch_size: int,
         learning_rate: float = 0.001,
+        biosample_decay: float = 0.0,
         train_groups: Sequence[str] = GROUPS,
         trainable_rows: dict[str, np.ndarray] | None = None,
         sampling: str = "sequential",
@@ -633,6 +637,7 @@ class Trainer:
         self.source = source
         self.batch_size = int(batch_size)
         self.learning_rate = float(learning_rate)
+        self.biosample_decay = float(biosample_decay)
         self.precision = precision
         self.betas = betas
         self.eps = float(eps)
@@ -755,8 +760,21 @@ class Trainer:
         for group, mask in self.row_masks.items():
             self.params[group].grad.mul_(mask)
         self.optimizer.step()
+        self.decay_biosamples()
         self.step_count += 1
         return float(loss.detach())
+
+    def decay_biosamples(self) -> None:
+        """Shrink the trained biosample rows by ``1 - biosample_decay`` (after a step)."""
+        if not self.biosample_decay or "biosample" not in self.params:
+            return
+        with torch.no_grad():
+            table = self.params["biosample"]
+            mask = self.row_masks.get("biosample")
+            if mask is None:
+                table.mul_(1.0 - self.biosample_decay)
+            else:
+                table.mul_(1.0 - self.biosample_decay * mask)
 
     def _unique_rows(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Distinct rows of ``index`` and, per sample, its position among them."""
@@ -1027,6 +1045,7 @@ class Trainer:
                             grad.mul_(self.row_masks[group])
                         table.grad = grad
                 self.optimizer.step()
+        self.decay_biosamples()
         self.step_count += 1
         return float(loss)
 

@@ -243,6 +243,15 @@ def test_train_holdout_and_refuses_to_overwrite(store_path, model_path, work):
         "E116:H3K27me3")
 
 
+def test_train_biosample_decay_is_part_of_the_model(store_path, work):
+    run("train", store_path, work / "decayed", *TINY, "--epochs", "1", "--biosample-decay",
+        "0.1", "-q")
+    assert Avocado.load(work / "decayed", device="cpu").config["biosample_decay"] == 0.1
+    assert_one_line_error(
+        run("train", store_path, work / "bad", *TINY, "--biosample-decay", "2", ok=False),
+        "biosample_decay must be in [0, 1), got 2.0")
+
+
 def test_train_average_from_averages_epochs(store_path, work):
     args = (*TINY, "--epochs", "3", "--seed", "0", "-q")
     run("train", store_path, work / "last", *args)

@@ -315,6 +315,8 @@ def test_clear_errors(data):
         Avocado(["a", "a"], ["k"], 10)
     with pytest.raises(AvocadoValueError, match="n_positions"):
         Avocado(["a"], ["k"], None)
+    with pytest.raises(AvocadoValueError, match=r"biosample_decay must be in \[0, 1\), got 1.5"):
+        Avocado(["a"], ["k"], 10, biosample_decay=1.5)
 
 
 def test_accepts_a_track_store_by_duck_typing(data):

@@ -294,3 +294,22 @@ def test_weight_averaging_does_not_change_the_course_of_training(kernel):
             trainers[1].accumulate_average()
     assert losses[0] == losses[1]
     assert trainers[1].n_averaged == 7
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+def test_biosample_decay_shrinks_only_the_trained_rows(kernel):
+    # One step from the same state: the decayed trainer's trained row is the other's times
+    # (1 - decay), exactly; the frozen rows and every other parameter are bit for bit equal.
+    options = dict(train_groups=("biosample", "network"),
+                   trainable_rows={"biosample": np.array([1])}, kernel=kernel)
+    plain = _tiny_trainer(**options)
+    decayed = _tiny_trainer(biosample_decay=0.25, **options)
+    plain.step()
+    decayed.step()
+    got = decayed.network.state_dict()
+    for key, want in plain.network.state_dict().items():
+        if key == "biosample_embedding.weight":
+            assert torch.equal(got[key][[0, 2]], want[[0, 2]])
+            assert torch.equal(got[key][1], want[1] * 0.75)
+        else:
+            assert torch.equal(got[key], want), key

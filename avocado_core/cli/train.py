@@ -23,6 +23,8 @@ _MODEL_OPTIONS = [
     ("--n-5kbp-factors", "n_5kbp_factors", int, "Genome factors at 5 kbp."),
     ("--batch-size", "batch_size", int, "Training samples per step."),
     ("--learning-rate", "learning_rate", float, "Adam learning rate."),
+    ("--biosample-decay", "biosample_decay", float,
+     "Weight decay of the biosample embedding per step (0: none)."),
 ]
 
 
