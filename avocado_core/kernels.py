@@ -10,14 +10,19 @@ whole forward and backward pass of such a network one tile of samples at a time,
 tile's activations in the core's L1 cache: no batch x width array is ever written.
 
 The network kernel is specialized to the layer sizes (loops of known length vectorize and
-unroll), compiled on first use (about two seconds) and kept for the process; the Adam kernels
-are compiled once and cached on disk by numba.
+unroll); every kernel is compiled once (a few seconds) and cached on disk by numba.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import math
+import os
+import sys
+import tempfile
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -25,88 +30,43 @@ from numba import njit
 
 __all__ = ["adam_rows", "catch_up_rows", "one_layer_step"]
 
-#: Samples per tile: their activations and gradients (2 x TILE x width floats) stay in L1.
-TILE = 16
+#: The line of the kernel template that :func:`_one_layer_kernel` fills in.
+_SIZES_LINE = "H, F = 128, 10  # replaced per network: hidden width, 25 bp factors\n"
 
 
 @lru_cache(maxsize=None)
 def _one_layer_kernel(width: int, n_factors: int) -> Callable:
-    """The compiled kernel for a hidden layer of ``width`` and ``n_factors`` 25 bp factors."""
-    H, F, T = width, n_factors, TILE
-    F4 = F - F % 4
-    zero = np.float32(0.0)
+    """The compiled kernel for a hidden layer of ``width`` and ``n_factors`` 25 bp factors.
 
-    @njit(fastmath=True, boundscheck=False, nogil=True, error_model="numpy")
-    def kernel(x, x_row, experiment, q_row, y, exp_term, q, w_x, w_out, b_out, scale,
-               g_w_x, g_exp, g_q, g_w_out, g_x):  # pragma: no cover - compiled
-        n = y.shape[0]
-        h_tile = np.empty((T, H), np.float32)
-        g_tile = np.empty((T, H), np.float32)
-        x_tile = np.empty((T, F), np.float32)
-        d_tile = np.empty(T, np.float32)
-        sse = 0.0
-        g_b = 0.0
-        for t0 in range(0, n, T):
-            m = min(T, n - t0)
-            for s in range(m):
-                i = t0 + s
-                r, e, j = x_row[i], experiment[i], q_row[i]
-                for f in range(F):
-                    x_tile[s, f] = x[r, f]
-                pred = zero
-                for k in range(H):  # pre-activation, ReLU and output
-                    a = exp_term[e, k] + q[j, k]
-                    for f in range(F):
-                        a += x_tile[s, f] * w_x[f, k]
-                    a = max(a, zero)
-                    h_tile[s, k] = a
-                    pred += a * w_out[k]
-                diff = pred + b_out - y[i]
-                sse += diff * diff
-                d = np.float32(diff * scale)
-                d_tile[s] = d
-                g_b += d
-                for k in range(H):  # gradient of the pre-activation
-                    g = d * w_out[k] if h_tile[s, k] > zero else zero
-                    g_tile[s, k] = g
-                    g_exp[e, k] += g
-                    g_q[j, k] += g
-                # gradient of the sample's 25 bp factors, four at a time (one read of g_tile)
-                for f in range(0, F4, 4):
-                    a0, a1, a2, a3 = zero, zero, zero, zero
-                    for k in range(H):
-                        g = g_tile[s, k]
-                        a0 += g * w_x[f, k]
-                        a1 += g * w_x[f + 1, k]
-                        a2 += g * w_x[f + 2, k]
-                        a3 += g * w_x[f + 3, k]
-                    g_x[i, f], g_x[i, f + 1], g_x[i, f + 2], g_x[i, f + 3] = a0, a1, a2, a3
-                for f in range(F4, F):
-                    a = zero
-                    for k in range(H):
-                        a += g_tile[s, k] * w_x[f, k]
-                    g_x[i, f] = a
-            for s in range(m, T):  # pad a short last tile with zeros
-                d_tile[s] = zero
-                for k in range(H):
-                    h_tile[s, k] = zero
-                    g_tile[s, k] = zero
-                for f in range(F):
-                    x_tile[s, f] = zero
-            for k in range(H):  # weight gradients: tile products
-                a = zero
-                for s in range(T):
-                    a += d_tile[s] * h_tile[s, k]
-                g_w_out[k] += a
-            for f in range(F):
-                for k in range(H):
-                    a = zero
-                    for s in range(T):
-                        a += x_tile[s, f] * g_tile[s, k]
-                    g_w_x[f, k] += a
-        return sse, g_b
+    A copy of ``_one_layer_kernel.py`` with the sizes filled in is written to
+    ``<cache>/kernels/`` (``$AVOCADO_CACHE`` or ``~/.cache/avocado``), named by a hash of its
+    text, and imported: numba caches its compiled code beside it. Where the cache folder
+    cannot be written, the kernel is compiled in memory for this process.
+    """
+    from .datasets import cache_dir
 
-    return kernel
+    spec = importlib.util.find_spec("avocado_core._one_layer_kernel")
+    source = Path(spec.origin).read_text()
+    source = source.replace(_SIZES_LINE, f"H, F = {int(width)}, {int(n_factors)}\n")
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    name = f"avocado_one_layer_{int(width)}_{int(n_factors)}_{digest}"
+    path = cache_dir() / "kernels" / f"{name}.py"
+    try:
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                fh.write(source)
+            os.replace(tmp, path)
+    except OSError:
+        namespace: dict = {}
+        exec(compile(source.replace("cache=True", "cache=False"), name, "exec"), namespace)
+        return namespace["kernel"]
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # numba's disk cache finds the module by its name
+    module_spec.loader.exec_module(module)
+    return module.kernel
 
 
 def one_layer_step(

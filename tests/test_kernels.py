@@ -42,3 +42,25 @@ def test_one_layer_step_gives_autograd_gradients(n, width, n_factors):
                             ("q", g_q, t["q"].grad), ("w_out", g_w_out, t["w_out"].grad),
                             ("x", g_x, rows.grad)]:
         np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_network_kernel_is_kept_in_the_cache_folder(tmp_path, monkeypatch):
+    # One file per layer size, named by the hash of its text; where the folder cannot be
+    # written (here: it is a file), the kernel compiles in memory and gives the same result.
+    rng = np.random.default_rng(1)
+    f32 = np.float32
+    args = (rng.normal(size=(20, 3)).astype(f32), np.arange(20), np.zeros(20, np.int64),
+            np.arange(20) // 10, rng.normal(size=20).astype(f32),
+            rng.normal(size=(1, 5)).astype(f32), rng.normal(size=(2, 5)).astype(f32),
+            rng.normal(size=(3, 5)).astype(f32), rng.normal(size=5).astype(f32), 0.0)
+    results = []
+    for cache in (tmp_path / "cache", tmp_path / "not-a-folder"):
+        if cache.name == "not-a-folder":
+            cache.write_text("")
+        monkeypatch.setenv("AVOCADO_CACHE", str(cache))
+        kernels._one_layer_kernel.cache_clear()
+        results.append(kernels.one_layer_step(*args))
+    assert len(list((tmp_path / "cache" / "kernels").glob("avocado_one_layer_5_3_*.py"))) == 1
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)
+    for got, want in zip(results[1][2:], results[0][2:]):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
