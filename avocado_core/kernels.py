@@ -18,9 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
-import os
 import sys
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -44,6 +42,7 @@ def _one_layer_kernel(width: int, n_factors: int) -> Callable:
     cannot be written, the kernel is compiled in memory for this process.
     """
     from .datasets import cache_dir
+    from .regions import _atomic_write_text
 
     spec = importlib.util.find_spec("avocado_core._one_layer_kernel")
     source = Path(spec.origin).read_text()
@@ -54,10 +53,7 @@ def _one_layer_kernel(width: int, n_factors: int) -> Callable:
     try:
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                fh.write(source)
-            os.replace(tmp, path)
+            _atomic_write_text(path, source)
     except OSError:
         namespace: dict = {}
         exec(compile(source.replace("cache=True", "cache=False"), name, "exec"), namespace)
