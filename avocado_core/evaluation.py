@@ -178,6 +178,7 @@ def cross_validate(
     epoch_size: int | None = None,
     fit_kwargs: Mapping[str, Any] | None = None,
     seed: int = 0,
+    n_models: int = 1,
     baselines: Sequence[str] = ("average_activity", "assay_mean"),
     masks: Mapping[str, np.ndarray] | None = None,
     cache_dir: str | os.PathLike | None = None,
@@ -202,7 +203,12 @@ def cross_validate(
     fit_kwargs: dict, optional
         Further keyword arguments of ``Avocado.fit`` (e.g. ``sampling``). Default is None.
     seed: int, optional
-        Seed of the folds, the model and its training. Default is 0.
+        Seed of the folds, the model and its training (fold i trains from ``seed + i``).
+        Default is 0.
+    n_models: int, optional
+        Models trained per fold; the model's imputation is the mean of theirs (an
+        :class:`~avocado_core.ensemble.AvocadoEnsemble`, member k seeded with
+        ``seed + i + 100 k``). Default is 1.
     baselines: sequence of str, optional
         Names in ``BASELINES`` to score next to the model. Default is both.
     masks: dict[str, numpy.ndarray], optional
@@ -219,9 +225,12 @@ def cross_validate(
     -------
     results: pandas.DataFrame
         One row per (held-out experiment, method): fold, biosample, assay, method, the metrics,
-        and train_seconds (the fold's model training time; NaN for baselines).
+        and train_seconds (the fold's model training time, all members together; NaN for
+        baselines).
     """
     from tqdm.auto import tqdm
+
+    from .ensemble import AvocadoEnsemble
 
     tracks = _baselines.as_track_mapping(data)
     unknown = [b for b in baselines if b not in BASELINES]
@@ -240,6 +249,10 @@ def cross_validate(
         "masks": sorted(masks or {}), "n_positions": n_positions,
         "experiments": sorted(map(list, tracks.keys())),
     }
+    if isinstance(n_models, bool) or int(n_models) != n_models or n_models < 1:
+        raise AvocadoValueError(f"n_models must be an integer >= 1, got {n_models!r}")
+    if n_models > 1:  # one model keeps the cache keys of folds written before ensembles
+        settings["n_models"] = int(n_models)
     cache = None if cache_dir is None else Path(cache_dir)
 
     frames = []
@@ -252,12 +265,14 @@ def cross_validate(
             continue
         held = set(fold)
         train = {k: v for k, v in tracks.items() if k not in held}
-        model = _make_model(config, biosamples, assays, n_positions, seed + i, device)
         kw = dict(fit_kwargs or {})
         if epoch_size is not None:
             kw["epoch_size"] = epoch_size
         t0 = time.perf_counter()
-        model.fit(train, n_epochs=n_epochs, seed=seed + i, progress=progress, **kw)
+        model = AvocadoEnsemble.fit(
+            lambda s: _make_model(config, biosamples, assays, n_positions, s, device),
+            train, n_models, seed=seed + i, n_epochs=n_epochs, progress=progress, **kw,
+        )
         seconds = time.perf_counter() - t0
         rows = []
         for b, a in fold:
@@ -504,6 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--epoch-size", type=int, default=None)
     p.add_argument("--fit", default="{}", help="JSON keyword arguments of Avocado.fit")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--models", type=int, default=1,
+                   help="models per fold; the imputation is their mean (an ensemble)")
     p.add_argument("--cache", default=None, help="folder of per-fold results (resume)")
     p.add_argument("--device", default=None)
     p.add_argument("--notes", default=None, help="paragraph added to the summary")
@@ -526,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data, args.out, prefix=args.prefix, command=command, notes=args.notes,
         n_folds=None if args.folds == 0 else args.folds, config=config, n_epochs=args.epochs,
         epoch_size=args.epoch_size, fit_kwargs=json.loads(args.fit), seed=args.seed,
-        cache_dir=args.cache, device=args.device,
+        n_models=args.models, cache_dir=args.cache, device=args.device,
     )
     return 0
 

@@ -43,8 +43,9 @@ def impute_experiments(
 
     Parameters
     ----------
-    model: Avocado
-        A trained model covering the store's bins (``model.n_positions == store.n_bins``).
+    model: Avocado or AvocadoEnsemble
+        A trained model (or an ensemble: the mean of its members' imputations) covering the
+        store's bins (``model.n_positions == store.n_bins``).
     store: TrackStore
     experiments: iterable of (biosample, assay), optional
         Default is None: every (biosample, assay) of the model's tensor.

@@ -279,6 +279,25 @@ def test_impute_one_into_store_equals_predict(work, store_path, model_path):
     assert len(TrackStore(store_copy).experiments("imputed")) == 9
 
 
+def test_impute_with_several_models_writes_their_mean(work, store_path, model_path, pilot_dir):
+    second = work / "model-s100"
+    run("train", store_path, second, *TINY, "--epochs", "1", "--seed", "100", "-q")
+    store_copy = work / "ensemble-store"
+    shutil.copytree(store_path, store_copy)
+    run("impute", store_copy, model_path, second, "-e", "E116:H3K27me3", "-q")
+    members = [Avocado.load(p, device="cpu").predict("E116", "H3K27me3")
+               for p in (model_path, second)]
+    assert np.abs(members[0] - members[1]).max() > 1e-3
+    got = TrackStore(store_copy).track("E116", "H3K27me3", kind="imputed")
+    np.testing.assert_allclose(got, np.mean(members, axis=0), rtol=1e-5, atol=1e-6)
+    other = work / "model-other-assays"
+    _pilot_store(work / "store-other", pilot_dir,
+                 [(b, a) for b in BIOSAMPLES for a in ("H3K4me3", "H3K4me1")])
+    run("train", work / "store-other", other, *TINY, "--epochs", "1", "-q")
+    assert_one_line_error(run("impute", store_copy, model_path, other, "--missing", ok=False),
+                          "model 1 of the ensemble has assays")
+
+
 def test_impute_all_to_bigwig(work, store_path, model_path, sizes_file):
     out_dir = work / "imputed-bw"
     result = run("impute", store_path, model_path, "--all", "--no-store", "--bigwig-dir", out_dir,
@@ -389,6 +408,14 @@ def test_evaluate_writes_tables_and_resumes(work, store_path):
     mtimes = [f.stat().st_mtime_ns for f in folds]
     run(*args)  # resumes: finished folds are read back, not recomputed
     assert [f.stat().st_mtime_ns for f in folds] == mtimes
+    # an ensemble of 2 models per fold is another setting: new folds, another model score
+    run(*args, "--models", "2")
+    both = pd.read_csv(out_dir / "evaluation.tsv", sep="\t")
+    assert len(list((out_dir / "folds").iterdir())) == 4
+    pd.testing.assert_frame_equal(both[both["method"] != "avocado"].reset_index(drop=True),
+                                  results[results["method"] != "avocado"].reset_index(drop=True))
+    assert not np.allclose(both[both["method"] == "avocado"]["mse"],
+                           results[results["method"] == "avocado"]["mse"])
 
 
 # ---------------------------------------------------------------------- serve

@@ -26,6 +26,11 @@ __all__ = ["evaluate"]
 )
 @model_options
 @fit_options
+@click.option(
+    "--models", "n_models", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Models trained per fold from seeds SEED, SEED+100, ...; the imputation scored is "
+         "their mean (an ensemble).",
+)
 @device_option
 @click.option(
     "--baseline", "baselines", multiple=True, type=click.Choice(["average_activity", "assay_mean"]),
@@ -50,6 +55,7 @@ def evaluate(
     sampling: str,
     seed: int,
     average_from: int | None,
+    n_models: int,
     device: str | None,
     baselines: tuple[str, ...],
     genes: Path | None,
@@ -71,6 +77,7 @@ def evaluate(
     Examples:
       avocado evaluate store/ evaluation/ --folds 0 --epochs 10
       avocado evaluate store/ evaluation/ --folds 5 --config small --hg19-annotations
+      avocado evaluate store/ evaluation/ --epochs 45 --average-from 10 --models 3
     """
     from ..evaluation import evaluate_to_dir
     from ..store import TrackStore
@@ -103,6 +110,7 @@ def evaluate(
         epoch_size=epoch_size,
         fit_kwargs={"sampling": sampling, "average_from": average_from},
         seed=seed,
+        n_models=n_models,
         baselines=baselines or ("average_activity", "assay_mean"),
         masks=masks or None,
         cache_dir=out_dir / "folds",

@@ -31,7 +31,7 @@ def choose_experiments(
 
 @click.command()
 @click.argument("store_path", metavar="STORE", type=EXISTING_DIR)
-@click.argument("model_path", metavar="MODEL", type=EXISTING_DIR)
+@click.argument("model_paths", metavar="MODEL...", nargs=-1, required=True, type=EXISTING_DIR)
 @click.option(
     "-e", "--experiment", "experiments", multiple=True, metavar="BIOSAMPLE:ASSAY",
     help="An experiment to impute (repeatable).",
@@ -59,7 +59,7 @@ def choose_experiments(
 @quiet_option
 def impute(
     store_path: Path,
-    model_path: Path,
+    model_paths: tuple[Path, ...],
     experiments: tuple[str, ...],
     experiments_file: Path | None,
     missing: bool,
@@ -73,6 +73,9 @@ def impute(
 ) -> None:
     """Impute experiments with MODEL over the region set of STORE.
 
+    With several MODEL directories (models of one tensor trained from different seeds) the
+    imputation is the mean of theirs: an ensemble, more accurate than any one member.
+
     Choose one experiment or a list (-e, --experiments-file), every missing one (--missing) or
     the whole tensor (--all). Predictions go into STORE as "imputed" tracks beside the observed
     ones and / or into bigWig files. Imputed tracks already in STORE are skipped unless
@@ -83,7 +86,9 @@ def impute(
       avocado impute store/ model/ -e E065:H3K27me3
       avocado impute store/ model/ --missing --bigwig-dir imputed/
       avocado impute store/ model/ --all --no-store --bigwig-dir imputed/
+      avocado impute store/ model-s0/ model-s100/ model-s200/ --missing
     """
+    from ..ensemble import AvocadoEnsemble
     from ..imputation import impute_experiments
     from ..model import Avocado
     from ..store import TrackStore
@@ -97,12 +102,15 @@ def impute(
         raise click.UsageError("--no-store needs --bigwig-dir, or nothing would be written")
 
     store = TrackStore(store_path)
-    model = Avocado.load(model_path, device=device)
+    if len(model_paths) == 1:
+        model = Avocado.load(model_paths[0], device=device)
+    else:
+        model = AvocadoEnsemble.load(model_paths, device=device)
     chosen = choose_experiments(model, store, chosen_input, missing, every)
     done = impute_experiments(
         model, store, chosen, into_store=into_store, bigwig_dir=bigwig_dir,
         chrom_sizes=chrom_sizes, overwrite=overwrite,
-        source=f"avocado:{model_path.resolve()}", progress=not quiet,
+        source="avocado:" + ",".join(str(p.resolve()) for p in model_paths), progress=not quiet,
     )
     skipped = len(chosen) - len(done)
     where = [str(store_path)] if into_store else []

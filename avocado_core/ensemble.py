@@ -1,0 +1,174 @@
+"""Ensembles: the mean imputation of several Avocado models of one tensor.
+
+Models trained on the same data from different seeds make different errors where the data
+leave the factors loosely determined (a held-out experiment is one such place); the mean of
+their imputations keeps what they agree on. :class:`AvocadoEnsemble` offers the prediction
+interface of :class:`~avocado_core.model.Avocado` (``biosamples``, ``assays``,
+``n_positions``, ``predict``, ``predict_many``), so ``impute_experiments`` and
+``cross_validate`` take it where they take one model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import AvocadoValueError
+from .model import Avocado
+
+__all__ = ["AvocadoEnsemble", "member_seed"]
+
+#: Seed offset between the members of an ensemble (see :func:`member_seed`).
+SEED_STRIDE = 100
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The seed of member ``member`` of an ensemble started from ``seed``.
+
+    Member 0 uses ``seed`` itself, so a one-model ensemble is the plain model; member k uses
+    ``seed + 100 k``.
+    """
+    return int(seed) + SEED_STRIDE * int(member)
+
+
+class AvocadoEnsemble:
+    """The mean imputation of several Avocado models over the same tensor.
+
+    Parameters
+    ----------
+    models: sequence of Avocado
+        At least one model; all must know the same biosamples and assays, in the same order,
+        and cover the same number of positions.
+
+    Examples
+    --------
+    >>> members = [Avocado.small(biosamples, assays, n, seed=s) for s in (0, 100, 200)]
+    >>> for m, s in zip(members, (0, 100, 200)):
+    ...     m.fit(tracks, n_epochs=45, seed=s, average_from=10)
+    >>> AvocadoEnsemble(members).predict("E017", "H3K4me3")
+    """
+
+    def __init__(self, models: Sequence[Avocado]) -> None:
+        models = list(models)
+        if not models:
+            raise AvocadoValueError("an ensemble needs at least one model, got none")
+        first = models[0]
+        for i, m in enumerate(models[1:], start=1):
+            for what in ("biosamples", "assays", "n_positions"):
+                if getattr(m, what) != getattr(first, what):
+                    raise AvocadoValueError(
+                        f"model {i} of the ensemble has {what} {_brief(getattr(m, what))}; "
+                        f"expected those of model 0: {_brief(getattr(first, what))}"
+                    )
+        self.models = models
+
+    @classmethod
+    def fit(
+        cls,
+        make_model: Callable[[int], Avocado],
+        data: Any,
+        n_models: int,
+        seed: int = 0,
+        **fit_kwargs: Any,
+    ) -> AvocadoEnsemble:
+        """Train ``n_models`` models, each from its own seed (:func:`member_seed`).
+
+        Parameters
+        ----------
+        make_model: callable
+            ``make_model(seed)`` returns a new, untrained model initialized from ``seed``.
+        data: Mapping or TrackStore
+            Observed tracks, as for :meth:`Avocado.fit`.
+        n_models: int
+            Number of members (at least 1).
+        seed: int, optional
+            Seed of member 0. Default is 0.
+        **fit_kwargs
+            Further arguments of :meth:`Avocado.fit` (``n_epochs``, ``average_from``, ...).
+
+        Returns
+        -------
+        AvocadoEnsemble
+        """
+        if isinstance(n_models, bool) or int(n_models) != n_models or n_models < 1:
+            raise AvocadoValueError(f"n_models must be an integer >= 1, got {n_models!r}")
+        models = []
+        for k in range(int(n_models)):
+            s = member_seed(seed, k)
+            model = make_model(s)
+            model.fit(data, seed=s, **fit_kwargs)
+            models.append(model)
+        return cls(models)
+
+    @classmethod
+    def load(
+        cls, paths: Sequence[str | os.PathLike], device: str | torch.device | None = None
+    ) -> AvocadoEnsemble:
+        """Load the models saved in ``paths`` (see :meth:`Avocado.save`) as one ensemble."""
+        return cls([Avocado.load(p, device=device) for p in paths])
+
+    def save(self, paths: Sequence[str | os.PathLike]) -> None:
+        """Save member i to ``paths[i]`` (one model directory each, written atomically)."""
+        paths = list(paths)
+        if len(paths) != len(self.models):
+            raise AvocadoValueError(
+                f"{len(paths)} path(s) for an ensemble of {len(self.models)} models; "
+                "expected one per model"
+            )
+        for model, path in zip(self.models, paths):
+            model.save(path)
+
+    @property
+    def biosamples(self) -> list[str]:
+        """The biosamples of the members."""
+        return self.models[0].biosamples
+
+    @property
+    def assays(self) -> list[str]:
+        """The assays of the members."""
+        return self.models[0].assays
+
+    @property
+    def n_positions(self) -> int:
+        """The positions the members cover."""
+        return self.models[0].n_positions
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def __repr__(self) -> str:
+        return f"AvocadoEnsemble({len(self.models)} models: {self.models[0]!r})"
+
+    def predict(self, biosample: str, assay: str, start: int = 0, end: int | None = None
+                ) -> np.ndarray:
+        """The members' mean imputation of one experiment over ``[start, end)``.
+
+        Returns
+        -------
+        numpy.ndarray, shape=(end - start,), dtype=float32
+        """
+        return self.predict_many([(biosample, assay)], start, end)[0]
+
+    def predict_many(
+        self, experiments: Sequence[tuple[str, str]], start: int = 0, end: int | None = None
+    ) -> np.ndarray:
+        """The members' mean imputation of several experiments (see :meth:`Avocado.predict_many`).
+
+        Returns
+        -------
+        numpy.ndarray, shape=(len(experiments), end - start), dtype=float32
+        """
+        total = self.models[0].predict_many(experiments, start, end).astype(np.float64)
+        for model in self.models[1:]:
+            total += model.predict_many(experiments, start, end)
+        return (total / len(self.models)).astype(np.float32)
+
+
+def _brief(value: Any) -> str:
+    if isinstance(value, (list, tuple)) and len(value) > 8:
+        return f"[{', '.join(map(str, value[:8]))}, ... ({len(value)} in all)]"
+    return repr(value)
