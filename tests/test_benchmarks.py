@@ -40,3 +40,10 @@ def test_bench_locus_prints_percentiles(pilot_workspace):  # noqa: F811
     out = _run("benchmarks/bench_locus.py", str(pilot_workspace.path), "--repeats", "3")
     assert "p95" in out
 
+
+
+def test_bench_ensemble_prints_its_table():
+    out = _run("benchmarks/bench_ensemble.py", "--seeds", "2", "--epochs", "2",
+               "--average-from", "1", "--positions", "3000")
+    assert "Average activity: mean MSE" in out
+    assert "| 1 | 2 |" in out and "| 2 | 1 |" in out

@@ -74,7 +74,8 @@ def impute(
     """Impute experiments with MODEL over the region set of STORE.
 
     With several MODEL directories (models of one tensor trained from different seeds) the
-    imputation is the mean of theirs: an ensemble, more accurate than any one member.
+    imputation is the mean of theirs: an ensemble, whose squared error is never above the
+    members' average.
 
     Choose one experiment or a list (-e, --experiments-file), every missing one (--missing) or
     the whole tensor (--all). Predictions go into STORE as "imputed" tracks beside the observed
