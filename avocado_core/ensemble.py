@@ -20,10 +20,17 @@ import torch
 from .errors import AvocadoValueError
 from .model import Avocado
 
-__all__ = ["AvocadoEnsemble", "member_seed"]
+__all__ = ["AvocadoEnsemble", "check_n_models", "member_seed"]
 
 #: Seed offset between the members of an ensemble (see :func:`member_seed`).
 SEED_STRIDE = 100
+
+
+def check_n_models(n_models: Any) -> int:
+    """``n_models`` as an int, or a clear error if it is not a whole number >= 1."""
+    if isinstance(n_models, bool) or int(n_models) != n_models or n_models < 1:
+        raise AvocadoValueError(f"n_models must be an integer >= 1, got {n_models!r}")
+    return int(n_models)
 
 
 def member_seed(seed: int, member: int) -> int:
@@ -94,10 +101,8 @@ class AvocadoEnsemble:
         -------
         AvocadoEnsemble
         """
-        if isinstance(n_models, bool) or int(n_models) != n_models or n_models < 1:
-            raise AvocadoValueError(f"n_models must be an integer >= 1, got {n_models!r}")
         models = []
-        for k in range(int(n_models)):
+        for k in range(check_n_models(n_models)):
             s = member_seed(seed, k)
             model = make_model(s)
             model.fit(data, seed=s, **fit_kwargs)

@@ -230,7 +230,7 @@ def cross_validate(
     """
     from tqdm.auto import tqdm
 
-    from .ensemble import AvocadoEnsemble
+    from .ensemble import AvocadoEnsemble, check_n_models
 
     tracks = _baselines.as_track_mapping(data)
     unknown = [b for b in baselines if b not in BASELINES]
@@ -249,9 +249,7 @@ def cross_validate(
         "masks": sorted(masks or {}), "n_positions": n_positions,
         "experiments": sorted(map(list, tracks.keys())),
     }
-    if isinstance(n_models, bool) or int(n_models) != n_models or n_models < 1:
-        raise AvocadoValueError(f"n_models must be an integer >= 1, got {n_models!r}")
-    if n_models > 1:  # one model keeps the cache keys of folds written before ensembles
+    if check_n_models(n_models) > 1:  # one model keeps the cache keys of earlier folds
         settings["n_models"] = int(n_models)
     cache = None if cache_dir is None else Path(cache_dir)
 
