@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .errors import AvocadoValueError
-from .model import Avocado
+from .model import Avocado, _short
 
 __all__ = ["AvocadoEnsemble", "check_n_models", "member_seed"]
 
@@ -148,15 +148,8 @@ class AvocadoEnsemble:
     def __repr__(self) -> str:
         return f"AvocadoEnsemble({len(self.models)} models: {self.models[0]!r})"
 
-    def predict(self, biosample: str, assay: str, start: int = 0, end: int | None = None
-                ) -> np.ndarray:
-        """The members' mean imputation of one experiment over ``[start, end)``.
-
-        Returns
-        -------
-        numpy.ndarray, shape=(end - start,), dtype=float32
-        """
-        return self.predict_many([(biosample, assay)], start, end)[0]
+    #: One experiment: :meth:`predict_many` of one pair (the same code as :meth:`Avocado.predict`).
+    predict = Avocado.predict
 
     def predict_many(
         self, experiments: Sequence[tuple[str, str]], start: int = 0, end: int | None = None
@@ -174,6 +167,7 @@ class AvocadoEnsemble:
 
 
 def _brief(value: Any) -> str:
-    if isinstance(value, (list, tuple)) and len(value) > 8:
-        return f"[{', '.join(map(str, value[:8]))}, ... ({len(value)} in all)]"
+    """A list as its repr, shortened after 8 items; anything else as its repr."""
+    if isinstance(value, list):
+        return f"[{_short(map(repr, value), 8)}]"
     return repr(value)

@@ -35,7 +35,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .errors import AvocadoKeyError, AvocadoValueError
-from .model import Avocado
+from .model import Avocado, _short
 from .network import GENOME_RESOLUTIONS
 from .regions import RegionSet
 from .store import TrackStore
@@ -63,11 +63,6 @@ _FORMAT = "avocado-genome-model"
 _INDEX = "genome.json"
 #: Bytes of predictions held at once when exporting.
 _EXPORT_BUDGET = 256 * 2**20
-
-
-def _short(names: Iterable[str], n: int = 12) -> str:
-    names = list(names)
-    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
 
 
 def _as_store(store: TrackStore | str | os.PathLike) -> TrackStore:

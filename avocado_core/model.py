@@ -72,7 +72,8 @@ def _check_names(kind: str, names: Iterable[str] | None) -> list[str]:
     return names
 
 
-def _short(names: Sequence[str], n: int = 12) -> str:
+def _short(names: Iterable[str], n: int = 12) -> str:
+    """The first ``n`` names, comma-separated, and how many there are in all if more."""
     names = list(names)
     text = ", ".join(names[:n])
     return text + (f", ... ({len(names)} in all)" if len(names) > n else "")

@@ -52,7 +52,8 @@ def main() -> None:
     aa_mse = []
     seconds = 0.0
     for i, fold in enumerate(evaluation.make_folds(tracks.keys(), 5, seed=0)):
-        train = {key: v for key, v in tracks.items() if key not in set(fold)}
+        held = set(fold)
+        train = {key: v for key, v in tracks.items() if key not in held}
         t0 = time.perf_counter()
         ensemble = AvocadoEnsemble.fit(
             lambda s: Avocado.small(biosamples, assays, n, seed=s, **config), train,
