@@ -7,10 +7,13 @@ of the bins where both values are known). A metric that is undefined on the rema
 (no bins at all, a constant track for a correlation or as the ranking of a top-1% metric,
 fewer than 100 bins for a top-1% metric) returns NaN rather than a made-up number.
 
-Top-k sets include ties: with ``n = int(fraction * N)`` the threshold is the n-th largest value
+Top-k sets include ties: with ``n = int(N * fraction)`` the threshold is the n-th largest value
 and every bin at or above it belongs to the set, as in the challenge's ``mse1obs``. The same
 rule is used by ``match1``, ``catch1obs``, ``catch1imp``, ``aucobs1`` and ``aucimp1`` so that
-the result does not depend on how a sort breaks ties.
+the result does not depend on how a sort breaks ties. The "top 5%" set of ``catch1obs`` /
+``catch1imp`` is sized as the challenge's scoring code sizes it (ENCODE-DCC/imputation_challenge,
+``score.py``): ``5 * int(N * 0.01)`` bins, not ``int(N * 0.05)`` (they differ whenever
+``N * 0.01`` is not a whole number, e.g. 56,320 against 56,323 bins for the pilot's 1,126,469).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = [
     "catch1imp",
     "aucobs1",
     "aucimp1",
+    "top_count",
     "top_mask",
     "score_track",
 ]
@@ -83,16 +87,42 @@ def _as_mask(mask, n: int) -> np.ndarray:
     )
 
 
-def top_mask(values, fraction: float = 0.01) -> np.ndarray | None:
-    """Boolean mask of the top ``fraction`` of ``values``, ties included.
+def top_count(n: int, fraction: float = 0.01, multiple: int = 1) -> int:
+    """Size of a top set of ``n`` bins as the challenge's scoring code computes it.
+
+    Parameters
+    ----------
+    n: int
+        Number of bins.
+    fraction: float, optional
+        Fraction of the bins in the base set. Default is 0.01.
+    multiple: int, optional
+        The set is this many times the base set: ``multiple * int(n * fraction)`` (the
+        challenge's "top 5%" is ``5 * int(n * 0.01)``). Default is 1.
+
+    Returns
+    -------
+    k: int
+    """
+    if not 0 < fraction <= 1:
+        raise AvocadoValueError(f"fraction={fraction!r}; expected a number in (0, 1]")
+    if isinstance(multiple, bool) or int(multiple) != multiple or multiple < 1:
+        raise AvocadoValueError(f"multiple={multiple!r}; expected an integer >= 1")
+    return int(multiple) * int(n * fraction)
+
+
+def top_mask(values, fraction: float = 0.01, multiple: int = 1) -> np.ndarray | None:
+    """Boolean mask of the top ``multiple * int(n * fraction)`` of ``values``, ties included.
 
     Parameters
     ----------
     values: numpy.ndarray, shape=(n,)
         Finite values.
     fraction: float, optional
-        Fraction of bins in the set: ``k = int(fraction * n)`` and the threshold is the k-th
-        largest value. Default is 0.01.
+        Fraction of bins in the base set. Default is 0.01.
+    multiple: int, optional
+        Size of the set in base sets (see ``top_count``); the threshold is the k-th largest
+        value for ``k = top_count(n, fraction, multiple)``. Default is 1.
 
     Returns
     -------
@@ -100,10 +130,8 @@ def top_mask(values, fraction: float = 0.01) -> np.ndarray | None:
         ``values >= threshold``; None when ``k`` is 0 or every value is the same (a constant
         track has no top set: with ties included it would be every bin).
     """
-    if not 0 < fraction <= 1:
-        raise AvocadoValueError(f"fraction={fraction!r}; expected a number in (0, 1]")
     v = np.asarray(values)
-    k = int(fraction * v.size)
+    k = top_count(v.size, fraction, multiple)
     if k < 1 or v.min() == v.max():
         return None
     threshold = np.partition(v, v.size - k)[v.size - k]
@@ -325,7 +353,7 @@ def match1(y_true, y_pred, fraction: float = 0.01) -> float:
     return _overlap(top_mask(y, fraction), top_mask(x, fraction))
 
 
-def catch1obs(y_true, y_pred, fraction: float = 0.01, wide: float = 0.05) -> float:
+def catch1obs(y_true, y_pred, fraction: float = 0.01, wide: int = 5) -> float:
     """Fraction of the top-1% observed bins that lie within the top-5% imputed bins.
 
     Parameters
@@ -334,18 +362,19 @@ def catch1obs(y_true, y_pred, fraction: float = 0.01, wide: float = 0.05) -> flo
         Observed and imputed signal.
     fraction: float, optional
         Size of the observed top set. Default is 0.01.
-    wide: float, optional
-        Size of the imputed top set. Default is 0.05.
+    wide: int, optional
+        The imputed top set holds ``wide * int(n * fraction)`` bins (the challenge's
+        sizing). Default is 5.
 
     Returns
     -------
     fraction: float
     """
     y, x = _pairs(y_true, y_pred)
-    return _overlap(top_mask(y, fraction), top_mask(x, wide))
+    return _overlap(top_mask(y, fraction), top_mask(x, fraction, wide))
 
 
-def catch1imp(y_true, y_pred, fraction: float = 0.01, wide: float = 0.05) -> float:
+def catch1imp(y_true, y_pred, fraction: float = 0.01, wide: int = 5) -> float:
     """Fraction of the top-1% imputed bins that lie within the top-5% observed bins.
 
     Parameters
@@ -354,15 +383,16 @@ def catch1imp(y_true, y_pred, fraction: float = 0.01, wide: float = 0.05) -> flo
         Observed and imputed signal.
     fraction: float, optional
         Size of the imputed top set. Default is 0.01.
-    wide: float, optional
-        Size of the observed top set. Default is 0.05.
+    wide: int, optional
+        The observed top set holds ``wide * int(n * fraction)`` bins (the challenge's
+        sizing). Default is 5.
 
     Returns
     -------
     fraction: float
     """
     y, x = _pairs(y_true, y_pred)
-    return _overlap(top_mask(x, fraction), top_mask(y, wide))
+    return _overlap(top_mask(x, fraction), top_mask(y, fraction, wide))
 
 
 def aucobs1(y_true, y_pred, fraction: float = 0.01) -> float:
@@ -472,7 +502,7 @@ def score_track(
     y, x = (y0, x0) if keep.all() else (y0[keep], x0[keep])
 
     top1_y, top1_x = top_mask(y, fraction), top_mask(x, fraction)
-    top5_y, top5_x = top_mask(y, 5 * fraction), top_mask(x, 5 * fraction)
+    top5_y, top5_x = top_mask(y, fraction, 5), top_mask(x, fraction, 5)
     ranks_y = rankdata(y) if y.size else y
     ranks_x = rankdata(x) if x.size else x
 

@@ -119,3 +119,30 @@ def test_perfect_prediction_and_large_track_is_fast():
     s = metrics.score_track(y, y)
     assert s["mse"] == 0 and s["pearson"] == pytest.approx(1.0) and s["match1"] == 1.0
     assert s["aucobs1"] == pytest.approx(1.0) and s["catch1imp"] == 1.0
+
+
+def test_top_sets_are_sized_as_the_challenge_scoring_code():
+    # ENCODE-DCC/imputation_challenge score.py: n = int(N * 0.01); the top-1% threshold is
+    # sorted[-n] and the "top 5%" threshold sorted[-5 * n], so 5 * int(0.01 N) bins, which is
+    # not int(0.05 N) unless 0.01 N is whole (the pilot's 1,126,469 bins: 56,320 vs 56,323).
+    assert metrics.top_count(1_126_469) == 11_264
+    assert metrics.top_count(1_126_469, multiple=5) == 56_320
+    assert metrics.top_count(250, multiple=5) == 10  # int(2.5) = 2 -> 10, not int(12.5) = 12
+    assert metrics.top_count(199, multiple=5) == 5
+    v = np.random.default_rng(0).permutation(1_126_469).astype(np.float64)
+    assert metrics.top_mask(v, 0.01, 5).sum() == 56_320
+    # 250 distinct bins; y ranks bin i at i + 1. x ranks bins 2..11 first, then 0 and 1:
+    # y's top 2 {0, 1} lie in x's top 12 but not in its top 10.
+    y = 250.0 - np.arange(250)
+    x = np.zeros(250)
+    x[2:12] = 100.0 - np.arange(10)
+    x[[0, 1]] = [80.0, 79.0]
+    x[12:] = -np.arange(238.0)
+    assert metrics.catch1obs(y, x) == 0.0  # 1.0 with a top set of int(0.05 N) = 12 bins
+    assert metrics.catch1imp(x, y) == 0.0  # the same sets with the roles swapped
+    assert metrics.catch1imp(y, x) == 1.0  # x's top 2 {2, 3} are in y's top 10
+    assert metrics.match1(y, x) == 0.0
+    s, s_swapped = metrics.score_track(y, x), metrics.score_track(x, y)
+    assert (s["catch1obs"], s["catch1imp"], s_swapped["catch1imp"]) == (0.0, 1.0, 0.0)
+    with pytest.raises(AvocadoValueError, match="multiple=0"):
+        metrics.top_count(100, multiple=0)
