@@ -13,13 +13,13 @@ bounded for genome-wide tracks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import AvocadoKeyError, AvocadoValueError
 
-__all__ = ["as_track_mapping", "average_activity", "assay_mean"]
+__all__ = ["as_track_mapping", "average_activity", "assay_mean", "mean_track"]
 
 Experiment = tuple[str, str]
 
@@ -113,6 +113,29 @@ def average_activity(
     prediction: numpy.ndarray, dtype=float32, shape=(end - start,)
     """
     arrays = _sources(as_track_mapping(data), biosample, assay, exclude)
+    return mean_track(arrays, start, end)
+
+
+def mean_track(arrays: Sequence[np.ndarray], start: int = 0, end: int | None = None
+               ) -> np.ndarray:
+    """Per-position mean of several tracks of one length, NaN values skipped.
+
+    Tracks may be memory-mapped: they are read in chunks of ``CHUNK`` positions.
+
+    Parameters
+    ----------
+    arrays: sequence of 1-D arrays
+        At least one track; all of one length.
+    start, end: int, optional
+        Bin window, [start, end). Default is the whole track.
+
+    Returns
+    -------
+    mean: numpy.ndarray, dtype=float32, shape=(end - start,)
+        NaN where every track is NaN.
+    """
+    if len(arrays) == 0:
+        raise AvocadoValueError("mean_track needs at least one track, got none")
     start, end = _window(len(arrays[0]), start, end)
     out = np.empty(end - start, dtype=np.float32)
     for s in range(start, end, CHUNK):

@@ -7,6 +7,13 @@ and scores the model and each baseline on the held-out tracks with every metric 
 ``avocado_core.metrics``. Each finished fold is cached (atomically) in ``cache_dir`` under a
 key of its experiments and settings, so a rerun resumes after the last finished fold.
 
+With ``select`` (candidate values of hyperparameters: model settings such as
+``biosample_decay``, ``fit`` settings such as ``average_from``, and ``n_epochs``) the
+evaluation is nested: inside each fold, the fold's *training* tracks are split again
+(``make_folds``), a model per candidate is trained on the inner training tracks and scored
+(mean MSE) on the inner validation tracks, and the best candidate is then trained on all of the
+fold's training tracks and scored on its held-out tracks. The held-out tracks choose nothing.
+
 ``summarize`` writes the markdown summary (means per method and per assay, and for each
 baseline how many tracks the model wins), ``plot_evaluation`` the per-track figure, and
 ``evaluate_to_dir`` all three plus the TSV. ``python -m avocado_core.evaluation --help`` runs
@@ -16,6 +23,8 @@ it from the shell.
 from __future__ import annotations
 
 import hashlib
+import inspect
+import itertools
 import json
 import os
 import sys
@@ -34,6 +43,8 @@ from .metrics import HIGHER_IS_BETTER, score_track
 __all__ = [
     "BASELINES",
     "make_folds",
+    "candidates",
+    "select_hyperparameters",
     "cross_validate",
     "summarize",
     "plot_evaluation",
@@ -50,6 +61,10 @@ BASELINES: dict[str, Callable[..., np.ndarray]] = {
 
 #: Name of the model's rows in the results.
 MODEL = "avocado"
+
+#: Selectable ``Avocado.fit`` settings (the other selectable names are ``n_epochs`` and
+#: keyword arguments of ``Avocado(...)``).
+FIT_SETTINGS = ("average_from", "sampling", "epoch_size")
 
 
 def make_folds(
@@ -157,6 +172,142 @@ def _make_model(config: str | Mapping[str, Any], biosamples, assays, n_positions
     return Avocado(biosamples, assays, n_positions, seed=seed, device=device, **kw)
 
 
+def _model_settings() -> set[str]:
+    from .model import Avocado
+
+    skip = {"self", "biosamples", "assays", "n_positions", "celltypes", "device", "seed"}
+    return set(inspect.signature(Avocado.__init__).parameters) - skip
+
+
+def candidates(select: Mapping[str, Sequence[Any]] | None) -> list[dict[str, Any]]:
+    """Every combination of the candidate values of ``select`` (a grid), in order.
+
+    Parameters
+    ----------
+    select: dict[str, sequence] or None
+        Name -> candidate values. Names are ``"n_epochs"``, ``Avocado.fit`` settings
+        (``FIT_SETTINGS``) or keyword arguments of ``Avocado(...)`` (e.g.
+        ``"biosample_decay"``, ``"average_activity"``).
+
+    Returns
+    -------
+    grid: list of dict
+        One dict per combination; ``[{}]`` when ``select`` is empty or None.
+    """
+    select = dict(select or {})
+    allowed = {"n_epochs", *FIT_SETTINGS, *_model_settings()}
+    unknown = sorted(set(select) - allowed)
+    if unknown:
+        raise AvocadoKeyError(
+            f"cannot select {unknown}; selectable settings: {sorted(allowed)}"
+        )
+    for name, values in select.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise AvocadoValueError(
+                f"select[{name!r}] = {values!r}; expected a non-empty list of candidate values"
+            )
+    names = list(select)
+    return [dict(zip(names, combo)) for combo in itertools.product(*select.values())]
+
+
+def _apply(config: str | Mapping[str, Any], n_epochs: int, fit_kwargs: Mapping[str, Any],
+           params: Mapping[str, Any]) -> tuple[Any, int, dict[str, Any]]:
+    """The (config, n_epochs, fit kwargs) of a run with the candidate ``params`` set."""
+    fit = dict(fit_kwargs)
+    model = {k: v for k, v in params.items() if k != "n_epochs" and k not in FIT_SETTINGS}
+    fit.update({k: v for k, v in params.items() if k in FIT_SETTINGS})
+    if model:
+        config = {"preset": config, **model} if isinstance(config, str) else {**config, **model}
+    return config, int(params.get("n_epochs", n_epochs)), fit
+
+
+def _fit_fold(train, config, n_epochs, fit_kwargs, n_models, seed, biosamples, assays,
+              n_positions, device, progress):
+    """A model (or ensemble) trained on ``train``, and its training time in seconds."""
+    from .ensemble import AvocadoEnsemble
+
+    t0 = time.perf_counter()
+    model = AvocadoEnsemble.fit(
+        lambda s: _make_model(config, biosamples, assays, n_positions, s, device),
+        train, n_models, seed=seed, n_epochs=n_epochs, progress=progress, **fit_kwargs,
+    )
+    return model, time.perf_counter() - t0
+
+
+def select_hyperparameters(
+    train: Mapping[Experiment, np.ndarray],
+    select: Mapping[str, Sequence[Any]],
+    config: str | Mapping[str, Any] = "small",
+    n_epochs: int = 10,
+    fit_kwargs: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    inner_folds: int = 5,
+    inner_splits: int = 1,
+    biosamples: Sequence[str] | None = None,
+    assays: Sequence[str] | None = None,
+    device: str | None = None,
+    progress: bool = False,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Choose hyperparameters on validation tracks split off ``train`` (inner folds).
+
+    Parameters
+    ----------
+    train: Mapping[(biosample, assay)] -> numpy.ndarray
+        The tracks to choose on (in ``cross_validate``, one fold's training tracks).
+    select: dict[str, sequence]
+        Candidate values (see ``candidates``); every combination is tried.
+    config, n_epochs, fit_kwargs:
+        The settings a candidate starts from (as in ``cross_validate``).
+    seed: int, optional
+        Seed of the inner split and of the models. Default is 0.
+    inner_folds: int, optional
+        ``train`` is split into this many folds (``make_folds``). Default is 5.
+    inner_splits: int, optional
+        How many of them serve, in turn, as validation tracks (each costs one model per
+        candidate). Default is 1.
+    biosamples, assays: sequence of str, optional
+        The models' biosamples and assays. Default: those of ``train``.
+    device: str, optional
+        Torch device of the models.
+    progress: bool, optional
+        Show training progress. Default is False.
+
+    Returns
+    -------
+    best: dict
+        The candidate with the lowest mean validation MSE (the first on ties).
+    scores: pandas.DataFrame
+        One row per candidate: ``params`` (JSON), ``val_mse`` (mean over every validation
+        track of the used splits), ``val_tracks``.
+    """
+    grid = candidates(select)
+    if isinstance(inner_splits, bool) or int(inner_splits) != inner_splits or not (
+            1 <= inner_splits <= inner_folds):
+        raise AvocadoValueError(
+            f"inner_splits={inner_splits!r}; expected an integer in [1, inner_folds={inner_folds}]"
+        )
+    biosamples = sorted({b for b, _ in train}) if biosamples is None else list(biosamples)
+    assays = sorted({a for _, a in train}) if assays is None else list(assays)
+    n_positions = len(next(iter(train.values())))
+    splits = make_folds(train.keys(), inner_folds, seed=seed)[: int(inner_splits)]
+    rows = []
+    for params in grid:
+        cfg, epochs, fit = _apply(config, n_epochs, dict(fit_kwargs or {}), params)
+        errors = []
+        for val in splits:  # a loop over inner splits, each a model
+            held = set(val)
+            inner = {k: v for k, v in train.items() if k not in held}
+            model, _ = _fit_fold(inner, cfg, epochs, fit, 1, seed, biosamples, assays,
+                                 n_positions, device, progress)
+            for k in val:
+                d = model.predict(*k).astype(np.float64) - np.asarray(train[k], np.float64)
+                errors.append(float(np.dot(d, d) / d.size))
+        rows.append({"params": json.dumps(params, sort_keys=True), "val_mse": np.mean(errors),
+                     "val_tracks": len(errors)})
+    scores = pd.DataFrame(rows)
+    return grid[int(np.argmin(scores["val_mse"].to_numpy()))], scores
+
+
 def _fold_key(fold: Sequence[Experiment], settings: Mapping[str, Any]) -> str:
     text = json.dumps({"held_out": sorted(map(list, fold)), **settings}, sort_keys=True,
                       default=str)
@@ -184,6 +335,9 @@ def cross_validate(
     cache_dir: str | os.PathLike | None = None,
     device: str | None = None,
     progress: bool = True,
+    select: Mapping[str, Sequence[Any]] | None = None,
+    inner_folds: int = 5,
+    inner_splits: int = 1,
 ) -> pd.DataFrame:
     """Held-out evaluation of Avocado and baselines, fold by fold (resumable).
 
@@ -220,17 +374,30 @@ def cross_validate(
         Torch device of the models. Default is the model's default.
     progress: bool, optional
         Show fold and epoch progress. Default is True.
+    select: dict[str, sequence], optional
+        Nested model selection: candidate values of settings (``n_epochs``, ``average_from``,
+        ``biosample_decay``, ``average_activity``, ...; see ``candidates``). Each fold chooses
+        the combination with the lowest validation MSE on its own training tracks
+        (``select_hyperparameters``, one model per candidate, not an ensemble) and trains
+        the fold's model with it; the values given as ``config`` / ``n_epochs`` /
+        ``fit_kwargs`` are the defaults of what is not selected. Default is None (no
+        selection).
+    inner_folds, inner_splits: int, optional
+        The inner split of each fold's training tracks, and how many inner folds validate
+        (see ``select_hyperparameters``). Defaults are 5 and 1.
 
     Returns
     -------
     results: pandas.DataFrame
         One row per (held-out experiment, method): fold, biosample, assay, method, the metrics,
         and train_seconds (the fold's model training time, all members together; NaN for
-        baselines).
+        baselines). With ``select``, also ``selected`` (the chosen settings, JSON) and
+        ``val_mse`` (their validation MSE) on the model's rows, and ``results.attrs
+        ["selection"]``: every candidate's validation MSE per fold.
     """
     from tqdm.auto import tqdm
 
-    from .ensemble import AvocadoEnsemble, check_n_models
+    from .ensemble import check_n_models
 
     tracks = _baselines.as_track_mapping(data)
     unknown = [b for b in baselines if b not in BASELINES]
@@ -251,27 +418,41 @@ def cross_validate(
     }
     if check_n_models(n_models) > 1:  # one model keeps the cache keys of earlier folds
         settings["n_models"] = int(n_models)
+    if select:  # no selection keeps the cache keys of earlier folds
+        candidates(select)  # bad names fail before any training
+        settings.update(select=dict(select), inner_folds=inner_folds, inner_splits=inner_splits)
     cache = None if cache_dir is None else Path(cache_dir)
 
-    frames = []
+    frames, selections = [], []
     bar = tqdm(folds, desc="folds", unit="fold", disable=not progress)
     for i, fold in enumerate(bar):
         bar.set_description(f"fold {i + 1}/{len(folds)}")
         file = None if cache is None else cache / f"fold{i:03d}-{_fold_key(fold, settings)}.tsv"
+        sel_file = None if file is None else file.with_suffix(".selection.tsv")
         if file is not None and file.is_file():
             frames.append(pd.read_csv(file, sep="\t"))
+            if sel_file.is_file():
+                selections.append(pd.read_csv(sel_file, sep="\t"))
             continue
         held = set(fold)
         train = {k: v for k, v in tracks.items() if k not in held}
         kw = dict(fit_kwargs or {})
         if epoch_size is not None:
             kw["epoch_size"] = epoch_size
-        t0 = time.perf_counter()
-        model = AvocadoEnsemble.fit(
-            lambda s: _make_model(config, biosamples, assays, n_positions, s, device),
-            train, n_models, seed=seed + i, n_epochs=n_epochs, progress=progress, **kw,
-        )
-        seconds = time.perf_counter() - t0
+        fold_config, fold_epochs, chosen = config, n_epochs, None
+        if select:
+            chosen, scores = select_hyperparameters(
+                train, select, config, n_epochs, kw, seed=seed + i, inner_folds=inner_folds,
+                inner_splits=inner_splits, biosamples=biosamples, assays=assays, device=device,
+                progress=False)
+            fold_config, fold_epochs, kw = _apply(config, n_epochs, kw, chosen)
+            scores.insert(0, "fold", i)
+            selections.append(scores)
+            if progress:
+                tqdm.write(f"fold {i + 1}/{len(folds)}: chose {json.dumps(chosen)} "
+                           f"(validation MSE {scores['val_mse'].min():.4f})")
+        model, seconds = _fit_fold(train, fold_config, fold_epochs, kw, n_models, seed + i,
+                                   biosamples, assays, n_positions, device, progress)
         rows = []
         for b, a in fold:
             y = np.asarray(tracks[b, a])
@@ -279,11 +460,17 @@ def cross_validate(
             for name in baselines:
                 preds[name] = BASELINES[name](train, b, a)
             for method, x in preds.items():
-                rows.append({"fold": i, "biosample": b, "assay": a, "method": method,
-                             **score_track(y, x, masks),
-                             "train_seconds": seconds if method == MODEL else np.nan})
+                row = {"fold": i, "biosample": b, "assay": a, "method": method,
+                       **score_track(y, x, masks),
+                       "train_seconds": seconds if method == MODEL else np.nan}
+                if chosen is not None:
+                    row["selected"] = json.dumps(chosen, sort_keys=True) if method == MODEL else ""
+                    row["val_mse"] = scores["val_mse"].min() if method == MODEL else np.nan
+                rows.append(row)
         frame = pd.DataFrame(rows)
         if file is not None:
+            if chosen is not None:
+                _atomic_write(sel_file, selections[-1].to_csv(sep="\t", index=False))
             _atomic_write(file, frame.to_csv(sep="\t", index=False))
         frames.append(frame)
         if progress:
@@ -291,7 +478,10 @@ def cross_validate(
             tqdm.write(f"fold {i + 1}/{len(folds)}: {len(fold)} held out, model mean MSE "
                        f"{m['mse'].mean():.4f}, r {m['pearson'].mean():.3f}, "
                        f"trained in {seconds:.0f} s")
-    return pd.concat(frames, ignore_index=True)
+    results = pd.concat(frames, ignore_index=True)
+    if selections:
+        results.attrs["selection"] = pd.concat(selections, ignore_index=True)
+    return results
 
 
 def _wins(results: pd.DataFrame, baseline: str, metric: str) -> tuple[int, int]:
@@ -323,8 +513,8 @@ def summarize(results: pd.DataFrame, command: str | None = None,
         number of tracks where the model beats each baseline per metric, and a per-track
         table of MSE and Pearson.
     """
-    metrics = [c for c in results.columns
-               if c not in ("fold", "biosample", "assay", "method", "train_seconds")]
+    metrics = [c for c in results.columns if c not in (
+        "fold", "biosample", "assay", "method", "train_seconds", "selected", "val_mse")]
     methods = list(dict.fromkeys(results["method"]))
     n_tracks = results[["biosample", "assay"]].drop_duplicates().shape[0]
     out = []
@@ -336,6 +526,8 @@ def summarize(results: pd.DataFrame, command: str | None = None,
                "others.\n")
     if notes:
         out.append(notes.strip() + "\n")
+    if "selected" in results:
+        out.append(_selection_section(results))
 
     means = results.groupby("method", sort=False)[metrics].mean().loc[methods]
     out.append("### Mean over held-out tracks\n")
@@ -370,6 +562,23 @@ def summarize(results: pd.DataFrame, command: str | None = None,
         if len(t):
             out.append(f"\nModel training time per fold: {t.mean():.0f} s on average "
                        f"({t.sum() / 60:.1f} min in all).\n")
+    return "\n".join(out)
+
+
+def _selection_section(results: pd.DataFrame) -> str:
+    """Markdown of the nested selection: each fold's choice, and every candidate's score."""
+    chosen = results[results["method"] == MODEL].drop_duplicates("fold")
+    out = ["### Nested model selection\n",
+           "Each fold chose its settings by the mean MSE on validation tracks split off its "
+           "own training tracks; its held-out tracks chose nothing.\n",
+           _md_table(chosen[["fold", "selected", "val_mse"]].rename(
+               columns={"selected": "chosen", "val_mse": "validation MSE"}))]
+    grid = results.attrs.get("selection")
+    if grid is not None and len(grid):
+        wide = grid.pivot_table(index="params", columns="fold", values="val_mse", sort=False)
+        wide.columns = [f"fold {c} val MSE" for c in wide.columns]
+        out.append("\nValidation MSE of every candidate:\n")
+        out.append(_md_table(wide.reset_index().rename(columns={"params": "candidate"})))
     return "\n".join(out)
 
 
@@ -477,6 +686,10 @@ def evaluate_to_dir(
     out.mkdir(parents=True, exist_ok=True)
     results = cross_validate(data, **kwargs)
     _atomic_write(out / f"{prefix}.tsv", results.to_csv(sep="\t", index=False,
+                                                        float_format="%.6g"))
+    if "selection" in results.attrs:
+        _atomic_write(out / f"{prefix}-selection.tsv",
+                      results.attrs["selection"].to_csv(sep="\t", index=False,
                                                         float_format="%.6g"))
     _atomic_write(out / f"{prefix}.md", summarize(results, command=command, notes=notes))
     if "average_activity" in set(results["method"]):

@@ -20,6 +20,7 @@ import torch
 from . import __version__
 from .errors import AvocadoKeyError, AvocadoValueError
 from .network import GENOME_RESOLUTIONS, AvocadoNetwork
+from .residual import AVERAGE_ACTIVITY_MODES, AverageActivity, ResidualSource
 from .training import (
     SAMPLINGS,
     Checkpointer,
@@ -110,6 +111,15 @@ class Avocado:
         small unless the data insist, so that an experiment the model has not seen leans
         towards what the assay does elsewhere. Default is 0.0 (none, as in the original); 0.1
         helped held-out accuracy on the 5-biosample pilot (see the README).
+    average_activity: str or None, optional
+        ``"residual"``: the model keeps the average activity of every assay (the mean of its
+        training tracks at each position, recomputed by every ``fit`` and saved with the
+        model), its network learns the residual ``y - average activity`` (a training track's
+        baseline leaves the track itself out) and it predicts average activity + network.
+        New biosamples (``fit_biosamples``) use the same per-assay means; new assays
+        (``fit_assays``) and new positions (``fit_positions``) get the means of their
+        training tracks; an assay with no training track cannot be predicted (a clear
+        error). See :mod:`avocado_core.residual`. Default is None (the original model).
     device: str or torch.device, optional
         Where to compute. Default is None: CUDA when available, else CPU.
     precision: str, optional
@@ -154,6 +164,7 @@ class Avocado:
         batch_size: int = 40000,
         learning_rate: float = 0.001,
         biosample_decay: float = 0.0,
+        average_activity: str | None = None,
         device: str | torch.device | None = None,
         precision: str = "auto",
         seed: int | None = None,
@@ -190,6 +201,11 @@ class Avocado:
             raise AvocadoValueError(
                 f"biosample_decay must be in [0, 1), got {biosample_decay!r}"
             )
+        if average_activity is not None and average_activity not in AVERAGE_ACTIVITY_MODES:
+            raise AvocadoValueError(
+                f"unknown average_activity {average_activity!r}; expected None or one of "
+                f"{', '.join(map(repr, AVERAGE_ACTIVITY_MODES))}"
+            )
         if precision not in _PRECISIONS:
             raise AvocadoValueError(
                 f"unknown precision {precision!r}; expected one of {', '.join(_PRECISIONS)}"
@@ -198,6 +214,9 @@ class Avocado:
         self.batch_size = int(batch_size)
         self.learning_rate = float(learning_rate)
         self.biosample_decay = float(biosample_decay)
+        self.average_activity = average_activity
+        #: The baseline table (``average_activity="residual"``), set by ``fit``.
+        self.activity: AverageActivity | None = None
         self.precision = precision
         self.seed = seed
         self.device = torch.device(device) if device is not None else _default_device()
@@ -252,6 +271,7 @@ class Avocado:
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
             "biosample_decay": self.biosample_decay,
+            "average_activity": self.average_activity,
             "precision": self.precision,
             "seed": self.seed,
         }
@@ -379,6 +399,7 @@ class Avocado:
         progress: bool,
         phase: str,
         average_from: int | None = None,
+        activity_in_mean: bool = True,
     ) -> dict[str, list[float]]:
         if sampling not in SAMPLINGS:
             raise AvocadoValueError(
@@ -393,6 +414,10 @@ class Avocado:
         if validation is not None:
             val_keys, val_arrays = self._experiments(validation, n_positions, "validation")
         source = self.source_class(arrays)
+        if self.average_activity is not None:
+            a_idx = [self.assays.index(a) for _, a in keys]
+            source = ResidualSource(source, self._require_activity(), a_idx,
+                                    [activity_in_mean] * len(keys))
         trainer = self.trainer_class(
             network,
             [self.biosamples.index(b) for b, _ in keys],
@@ -502,6 +527,8 @@ class Avocado:
             ``{"loss": [...], "val_mse": [...]}`` of this call, one value per epoch.
         """
         keys, arrays = self._experiments(data, self.n_positions)
+        if self.average_activity is not None:
+            self.activity = self._activity_of(keys, arrays, self.assays)
         history = self._fit_network(
             self.network,
             keys,
@@ -523,6 +550,21 @@ class Avocado:
         )
         self._extend_history(history)
         return history
+
+    def _activity_of(self, keys: list[tuple[str, str]], arrays: list[np.ndarray],
+                     assays: Sequence[str]) -> AverageActivity:
+        """The average activity of ``assays`` from the tracks ``keys`` / ``arrays``."""
+        return AverageActivity.from_tracks(
+            [assays.index(a) for _, a in keys], arrays, len(assays), len(arrays[0])
+        )
+
+    def _require_activity(self) -> AverageActivity:
+        if self.activity is None:
+            raise AvocadoValueError(
+                "this model predicts average activity + a residual but has no average activity "
+                "yet: train it with fit() first"
+            )
+        return self.activity
 
     def _extend_history(self, history: dict[str, list[float]]) -> None:
         for key, values in history.items():
@@ -562,6 +604,9 @@ class Avocado:
             network.assay_embedding = grown
         all_names = list(known) + list(names)
         saved = list(known)
+        saved_activity = self.activity
+        if self.average_activity is not None:
+            self._require_activity()
         try:
             if kind == "biosample":
                 self.biosamples = all_names
@@ -569,6 +614,9 @@ class Avocado:
             else:
                 self.assays = all_names
                 keys, arrays = self._experiments(data, self.n_positions, only_assays=names)
+                if self.average_activity is not None:  # the new assays' rows: their tracks
+                    self.activity = saved_activity.extended(self._activity_of(
+                        [(b, a) for b, a in keys], arrays, list(names)))
             rows = np.arange(len(saved), len(all_names))
             history = self._fit_network(
                 network,
@@ -577,9 +625,11 @@ class Avocado:
                 train_groups=(kind,),
                 trainable_rows={kind: rows},
                 phase=f"fit_{kind}s",
+                activity_in_mean=kind == "assay",
                 **kwargs,
             )
         except BaseException:
+            self.activity = saved_activity
             if kind == "biosample":
                 self.biosamples = saved
             else:
@@ -750,6 +800,8 @@ checkpoint_every, progress, resume, average_from:
                 theirs.copy_(mine)
         other.seed = self.seed
         keys, arrays = other._experiments(data, other.n_positions)
+        if other.average_activity is not None:
+            other.activity = other._activity_of(keys, arrays, other.assays)
         history = other._fit_network(
             other.network,
             keys,
@@ -808,6 +860,8 @@ checkpoint_every, progress, resume, average_from:
                 pos = torch.arange(lo, hi, device=dev)
                 pre = network.genome_term(pos).unsqueeze(0) + exp_term.unsqueeze(1)
                 out[:, lo - start : hi - start] = network.head(pre).float().cpu().numpy()
+        if self.average_activity is not None:
+            out += self._require_activity().rows(a_idx, start, end, self.assays)
         return out
 
     def _check_range(self, start: int, end: int | None) -> tuple[int, int]:
@@ -937,6 +991,8 @@ checkpoint_every, progress, resume, average_from:
             "history": self.history,
         }
         tensors = {k: v for k, v in self.network.state_dict().items()}
+        if self.activity is not None:
+            tensors.update(self.activity.tensors())
         write_tensors_dir(path, meta, tensors, _CONFIG_FILE)
 
     @classmethod
@@ -964,6 +1020,8 @@ checkpoint_every, progress, resume, average_from:
             raise AvocadoValueError(f"{path}: {_CONFIG_FILE} is not an Avocado model config")
         try:
             model = cls(**meta["config"], device=device)
+            tensors = dict(tensors)
+            model.activity = AverageActivity.from_tensors(tensors)
             model.network.load_state_dict(
                 {k: v.to(model.device) for k, v in tensors.items()}, strict=True
             )

@@ -145,3 +145,61 @@ def test_command_line_records_the_command_without_the_notes(compendium, monkeypa
                                "--epochs 3 --fit '{\"average_from\": 1}'")
     assert seen["notes"] == "A paragraph.\n\nAnother one."
     assert seen["fit_kwargs"] == {"average_from": 1} and seen["n_epochs"] == 3
+
+
+def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path):
+    config = dict(TINY, learning_rate=0.01)
+    select = {"n_epochs": [1, 20]}
+    res = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=5,
+                                    select=select, cache_dir=tmp_path / "c", progress=False)
+    model = res[res["method"] == "avocado"]
+    # one epoch is far from trained (measured validation MSE ~0.9 against ~0.15): every fold
+    # chooses 20, and the held-out rows are those of a plain 20-epoch run
+    assert set(model["selected"]) == {'{"n_epochs": 20}'}
+    grid = res.attrs["selection"]
+    assert len(grid) == 3 * 2 and set(grid["fold"]) == {0, 1, 2}
+    for f, g in grid.groupby("fold"):
+        best = g.loc[g["val_mse"].idxmin()]
+        assert best["params"] == '{"n_epochs": 20}'
+        assert model[model["fold"] == f]["val_mse"].iloc[0] == pytest.approx(best["val_mse"])
+    plain = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=20,
+                                      progress=False)
+    mine = model.set_index(["biosample", "assay"])["mse"].sort_index()
+    theirs = plain[plain["method"] == "avocado"].set_index(["biosample", "assay"])["mse"]
+    np.testing.assert_allclose(mine, theirs.sort_index(), rtol=1e-6)
+
+    # the held-out tracks choose nothing: corrupting fold 0's held-out tracks leaves fold 0's
+    # validation scores exactly as they were
+    fold0 = evaluation.make_folds(compendium.keys(), 3, seed=0)[0]
+    corrupt = {k: (-5 * v if k in fold0 else v) for k, v in compendium.items()}
+    again = evaluation.cross_validate(corrupt, n_folds=3, config=config, n_epochs=5,
+                                      select=select, progress=False)
+    g0, h0 = grid[grid["fold"] == 0], again.attrs["selection"]
+    pd.testing.assert_frame_equal(g0.reset_index(drop=True),
+                                  h0[h0["fold"] == 0].reset_index(drop=True))
+
+    # a rerun resumes with the selection, and the summary reports it
+    cached = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=5,
+                                       select=select, cache_dir=tmp_path / "c", progress=False)
+    pd.testing.assert_frame_equal(cached.attrs["selection"], grid, check_dtype=False)
+    md = evaluation.summarize(res)
+    assert "### Nested model selection" in md and '{"n_epochs": 20}' in md
+    assert "| mse |" not in md.split("### Nested")[1].split("###")[0]  # not a metric column
+
+
+def test_selection_grid_and_errors():
+    grid = evaluation.candidates({"biosample_decay": [0, 0.1], "average_from": [5, 10]})
+    assert grid == [{"biosample_decay": 0, "average_from": 5},
+                    {"biosample_decay": 0, "average_from": 10},
+                    {"biosample_decay": 0.1, "average_from": 5},
+                    {"biosample_decay": 0.1, "average_from": 10}]
+    assert evaluation.candidates(None) == [{}]
+    with pytest.raises(AvocadoKeyError, match="cannot select \\['n_epoch'\\]"):
+        evaluation.candidates({"n_epoch": [1]})
+    with pytest.raises(AvocadoValueError, match="non-empty list"):
+        evaluation.candidates({"n_epochs": []})
+    cfg, epochs, fit = evaluation._apply(
+        "small", 10, {"sampling": "random"},
+        {"n_epochs": 30, "average_from": 5, "average_activity": "residual"})
+    assert cfg == {"preset": "small", "average_activity": "residual"} and epochs == 30
+    assert fit == {"sampling": "random", "average_from": 5}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -13,7 +14,40 @@ from ._common import EXISTING_DIR, EXISTING_FILE, NEW_DIR, quiet_option
 from .embed import load_annotations
 from .train import device_option, fit_options, model_kwargs, model_options
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "parse_select"]
+
+#: --select names that differ from the library's setting names.
+_SELECT_ALIASES = {"epochs": "n_epochs"}
+
+
+def parse_select(items: tuple[str, ...]) -> dict[str, list[Any]]:
+    """``("biosample-decay=0,0.1", "epochs=30,45")`` -> ``{"biosample_decay": [0, 0.1], ...}``.
+
+    Each value is read as JSON when it is (numbers, ``null``), else kept as a string
+    (``residual``); ``none`` means None.
+    """
+    out: dict[str, list[Any]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name or not values.strip():
+            raise click.BadParameter(
+                f"{item!r}; expected NAME=V1,V2,... (e.g. biosample-decay=0,0.1)",
+                param_hint="--select")
+        name = _SELECT_ALIASES.get(name, name)
+        if name in out:
+            raise click.BadParameter(f"{name} is selected twice", param_hint="--select")
+        out[name] = [_select_value(v.strip()) for v in values.split(",")]
+    return out
+
+
+def _select_value(text: str) -> Any:
+    if text.lower() == "none":
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 @click.command()
@@ -30,6 +64,21 @@ __all__ = ["evaluate"]
     "--models", "n_models", type=click.IntRange(min=1), default=1, show_default=True,
     help="Models trained per fold from seeds SEED, SEED+100, ...; the imputation scored is "
          "their mean (an ensemble).",
+)
+@click.option(
+    "--select", "select", multiple=True, metavar="NAME=V1,V2,...",
+    help="Nested model selection (repeatable): candidate values of a setting (epochs, "
+         "average-from, biosample-decay, average-activity, or another model option), chosen "
+         "per fold by the validation MSE on a split of that fold's training tracks; every "
+         "combination is tried.",
+)
+@click.option(
+    "--inner-folds", type=click.IntRange(min=2), default=5, show_default=True,
+    help="With --select: folds of each fold's training tracks (one validates).",
+)
+@click.option(
+    "--inner-splits", type=click.IntRange(min=1), default=1, show_default=True,
+    help="With --select: inner folds that validate in turn (each costs a model per candidate).",
 )
 @device_option
 @click.option(
@@ -56,6 +105,9 @@ def evaluate(
     seed: int,
     average_from: int | None,
     n_models: int,
+    select: tuple[str, ...],
+    inner_folds: int,
+    inner_splits: int,
     device: str | None,
     baselines: tuple[str, ...],
     genes: Path | None,
@@ -78,6 +130,8 @@ def evaluate(
       avocado evaluate store/ evaluation/ --folds 0 --epochs 10
       avocado evaluate store/ evaluation/ --folds 5 --config small --hg19-annotations
       avocado evaluate store/ evaluation/ --epochs 45 --average-from 10 --models 3
+      avocado evaluate store/ evaluation/ --average-activity residual \\
+          --select biosample-decay=0,0.1 --select epochs=30,45 --average-from 10
     """
     from ..evaluation import evaluate_to_dir
     from ..store import TrackStore
@@ -116,6 +170,9 @@ def evaluate(
         cache_dir=out_dir / "folds",
         device=device,
         progress=not quiet,
+        select=parse_select(select),
+        inner_folds=inner_folds,
+        inner_splits=inner_splits,
     )
     means = results.groupby("method")[["mse", "pearson"]].mean()
     for method, row in means.iterrows():

@@ -25,6 +25,9 @@ _MODEL_OPTIONS = [
     ("--learning-rate", "learning_rate", float, "Adam learning rate."),
     ("--biosample-decay", "biosample_decay", float,
      "Weight decay of the biosample embedding per step (0: none)."),
+    ("--average-activity", "average_activity", click.Choice(["residual"]),
+     "residual: predict each assay's mean over the training biosamples plus a learned "
+     "correction (the network learns the residual)."),
 ]
 
 
