@@ -248,6 +248,8 @@ class DistributedTrainer(Trainer):
                     leaves["biosample"][self.exp_biosample[e]],
                     leaves["assay"][self.exp_assay[e]],
                     *(leaves[res][local_inv[res]] for res, _ in _RESOLUTIONS),
+                    *([] if self.activity_input is None else [self._activity_values(
+                        experiments[lo:hi], positions[lo:hi], y)[:, None]]),
                 ],
                 dim=1,
             )

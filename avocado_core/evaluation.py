@@ -66,6 +66,10 @@ MODEL = "avocado"
 #: keyword arguments of ``Avocado(...)``).
 FIT_SETTINGS = ("average_from", "sampling", "epoch_size")
 
+#: Model settings that change predictions only: candidates that differ in these alone share
+#: one trained model during selection.
+PREDICT_SETTINGS = ("activity_blend",)
+
 
 def make_folds(
     experiments: Iterable[Experiment],
@@ -290,21 +294,30 @@ def select_hyperparameters(
     assays = sorted({a for _, a in train}) if assays is None else list(assays)
     n_positions = len(next(iter(train.values())))
     splits = make_folds(train.keys(), inner_folds, seed=seed)[: int(inner_splits)]
-    rows = []
-    for params in grid:
-        cfg, epochs, fit = _apply(config, n_epochs, dict(fit_kwargs or {}), params)
-        errors = []
+    errors: list[list[float]] = [[] for _ in grid]
+    groups: dict[str, list[int]] = {}  # candidates that train the same model
+    for c, params in enumerate(grid):
+        trained = {k: v for k, v in params.items() if k not in PREDICT_SETTINGS}
+        groups.setdefault(json.dumps(trained, sort_keys=True, default=str), []).append(c)
+    for members in groups.values():
+        trained = {k: v for k, v in grid[members[0]].items() if k not in PREDICT_SETTINGS}
+        cfg, epochs, fit = _apply(config, n_epochs, dict(fit_kwargs or {}), trained)
         for val in splits:  # a loop over inner splits, each a model
             held = set(val)
             inner = {k: v for k, v in train.items() if k not in held}
             model, _ = _fit_fold(inner, cfg, epochs, fit, 1, seed, biosamples, assays,
                                  n_positions, device, progress)
-            for k in val:
-                d = model.predict(*k).astype(np.float64) - np.asarray(train[k], np.float64)
-                errors.append(float(np.dot(d, d) / d.size))
-        rows.append({"params": json.dumps(params, sort_keys=True), "val_mse": np.mean(errors),
-                     "val_tracks": len(errors)})
-    scores = pd.DataFrame(rows)
+            for c in members:
+                for m in model.models:
+                    for name in PREDICT_SETTINGS:
+                        if name in grid[c]:
+                            setattr(m, name, grid[c][name])
+                for k in val:
+                    d = model.predict(*k).astype(np.float64) - np.asarray(train[k], np.float64)
+                    errors[c].append(float(np.dot(d, d) / d.size))
+    scores = pd.DataFrame({"params": [json.dumps(p, sort_keys=True) for p in grid],
+                           "val_mse": [np.mean(e) for e in errors],
+                           "val_tracks": [len(e) for e in errors]})
     return grid[int(np.argmin(scores["val_mse"].to_numpy()))], scores
 
 

@@ -103,14 +103,19 @@ class Avocado:
         towards what the assay does elsewhere. Default is 0.0 (none, as in the original); 0.1
         helped held-out accuracy on the 5-biosample pilot (see the README).
     average_activity: str or None, optional
-        ``"residual"``: the model keeps the average activity of every assay (the mean of its
-        training tracks at each position, recomputed by every ``fit`` and saved with the
-        model), its network learns the residual ``y - average activity`` (a training track's
-        baseline leaves the track itself out) and it predicts average activity + network.
-        New biosamples (``fit_biosamples``) use the same per-assay means; new assays
-        (``fit_assays``) and new positions (``fit_positions``) get the means of their
-        training tracks; an assay with no training track cannot be predicted (a clear
+        Make the model aware of average activity: it keeps the mean of every assay's
+        training tracks at each position (recomputed by every ``fit``, saved with the model;
+        a training track's own value is left out of what it is trained with). With
+        ``"input"`` that mean is one more input of the network's first layer; with
+        ``"residual"`` the network learns the residual ``y - mean`` and the model predicts
+        mean + network. New biosamples (``fit_biosamples``) use the same per-assay means;
+        new assays (``fit_assays``) and new positions (``fit_positions``) get the means of
+        their training tracks; an assay with no training track cannot be predicted (a clear
         error). See :mod:`avocado_core.residual`. Default is None (the original model).
+    activity_blend: float, optional
+        With ``average_activity``: predict ``(1 - activity_blend) * model + activity_blend *
+        mean``, shrinking the imputation towards average activity (0: none). It changes
+        predictions only, so it can be chosen after training. Default is 0.0.
     device: str or torch.device, optional
         Where to compute. Default is None: CUDA when available, else CPU.
     precision: str, optional
@@ -150,6 +155,7 @@ class Avocado:
         learning_rate: float = 0.001,
         biosample_decay: float = 0.0,
         average_activity: str | None = None,
+        activity_blend: float = 0.0,
         device: str | torch.device | None = None,
         precision: str = "auto",
         seed: int | None = None,
@@ -200,6 +206,7 @@ class Avocado:
         self.learning_rate = float(learning_rate)
         self.biosample_decay = float(biosample_decay)
         self.average_activity = average_activity
+        self.activity_blend = activity_blend
         #: The baseline table (``average_activity="residual"``), set by ``fit``.
         self.activity: AverageActivity | None = None
         self.precision = precision
@@ -209,7 +216,7 @@ class Avocado:
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.network = AvocadoNetwork(
             len(self.biosamples), len(self.assays), self.n_positions, generator=generator,
-            **self._sizes,
+            n_activity_inputs=int(average_activity == "input"), **self._sizes,
         ).to(self.device)
 
     # ------------------------------------------------------------------ constructors
@@ -241,6 +248,21 @@ class Avocado:
 
     # ------------------------------------------------------------------ properties
     @property
+    def activity_blend(self) -> float:
+        """Weight of average activity in the prediction (see the class parameters)."""
+        return self._activity_blend
+
+    @activity_blend.setter
+    def activity_blend(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise AvocadoValueError(f"activity_blend must be in [0, 1], got {value!r}")
+        if value and self.average_activity is None:
+            raise AvocadoValueError(
+                f"activity_blend={value!r} needs average_activity ('input' or 'residual')"
+            )
+        self._activity_blend = float(value)
+
+    @property
     def celltypes(self) -> list[str]:
         """Alias of :attr:`biosamples`."""
         return self.biosamples
@@ -257,6 +279,7 @@ class Avocado:
             "learning_rate": self.learning_rate,
             "biosample_decay": self.biosample_decay,
             "average_activity": self.average_activity,
+            "activity_blend": self.activity_blend,
             "precision": self.precision,
             "seed": self.seed,
         }
@@ -392,10 +415,15 @@ class Avocado:
             val_keys, val_arrays = self._experiments(options.validation, n_positions,
                                                      "validation")
         source = options.make_source(arrays)
+        extra: dict[str, Any] = {}
         if self.average_activity is not None:
             a_idx = [self.assays.index(a) for _, a in keys]
-            source = ResidualSource(source, self._require_activity(), a_idx,
-                                    [activity_in_mean] * len(keys))
+            wrapped = ResidualSource(source, self._require_activity(), a_idx,
+                                     [activity_in_mean] * len(keys))
+            if self.average_activity == "residual":
+                source = wrapped
+            else:
+                extra["activity_input"] = wrapped
         trainer = options.make_trainer(
             network,
             [self.biosamples.index(b) for b, _ in keys],
@@ -409,6 +437,7 @@ class Avocado:
             sampling=sampling,
             seed=seed,
             precision=self.train_precision,
+            **extra,
         )
 
         def validate() -> float:
@@ -495,8 +524,8 @@ class Avocado:
     def _require_activity(self) -> AverageActivity:
         if self.activity is None:
             raise AvocadoValueError(
-                "this model predicts average activity + a residual but has no average activity "
-                "yet: train it with fit() first"
+                f"this model uses average activity ({self.average_activity}) but has none yet: "
+                "train it with fit() first"
             )
         return self.activity
 
@@ -726,9 +755,17 @@ class Avocado:
                 hi = min(end, lo + chunk)
                 pos = torch.arange(lo, hi, device=dev)
                 pre = network.genome_term(pos).unsqueeze(0) + exp_term.unsqueeze(1)
+                if self.average_activity == "input":
+                    mean = self._require_activity().rows(a_idx, lo, hi, self.assays)
+                    pre += torch.from_numpy(mean).to(dev)[:, :, None] * network.activity_weight()
                 out[:, lo - start : hi - start] = network.head(pre).float().cpu().numpy()
-        if self.average_activity is not None:
-            out += self._require_activity().rows(a_idx, start, end, self.assays)
+        if self.average_activity == "residual" or self.activity_blend:
+            mean = self._require_activity().rows(a_idx, start, end, self.assays)
+            if self.average_activity == "residual":
+                out += mean
+            if self.activity_blend:
+                out *= 1.0 - self.activity_blend
+                out += self.activity_blend * mean
         return out
 
     def _check_range(self, start: int, end: int | None) -> tuple[int, int]:

@@ -17,6 +17,8 @@ import math
 import torch
 from torch import nn
 
+from .errors import AvocadoValueError
+
 __all__ = ["AvocadoNetwork", "GENOME_RESOLUTIONS", "genome_rows"]
 
 #: Resolution name -> number of 25 bp bins per row of that genome table.
@@ -79,6 +81,9 @@ class AvocadoNetwork(nn.Module):
     generator: torch.Generator or None, optional
         Source of randomness for the initialization (Keras' defaults: uniform(-0.05, 0.05)
         embeddings, Glorot-uniform kernels, zero biases). Default is None (global RNG).
+    n_activity_inputs: int, optional
+        1: each sample also feeds one value (its assay's average activity at its position)
+        to the first layer, through the first layer's last input column. Default is 0.
     """
 
     def __init__(
@@ -94,15 +99,18 @@ class AvocadoNetwork(nn.Module):
         n_250bp_factors: int = 40,
         n_5kbp_factors: int = 45,
         generator: torch.Generator | None = None,
+        n_activity_inputs: int = 0,
     ) -> None:
         super().__init__()
         self.n_positions = int(n_positions)
+        self.n_activity_inputs = int(n_activity_inputs)
         self.biosample_embedding = nn.Embedding(n_biosamples, n_biosample_factors)
         self.assay_embedding = nn.Embedding(n_assays, n_assay_factors)
         self.genome_25bp = nn.Embedding(genome_rows(n_positions, "25bp"), n_25bp_factors)
         self.genome_250bp = nn.Embedding(genome_rows(n_positions, "250bp"), n_250bp_factors)
         self.genome_5kbp = nn.Embedding(genome_rows(n_positions, "5kbp"), n_5kbp_factors)
-        n_in = n_biosample_factors + n_assay_factors + self.n_genome_factors
+        n_in = (n_biosample_factors + n_assay_factors + self.n_genome_factors
+                + self.n_activity_inputs)
         widths = [n_in] + [n_nodes] * n_layers
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.output = nn.Linear(widths[-1], 1)
@@ -181,7 +189,19 @@ class AvocadoNetwork(nn.Module):
         w = self.hidden[0].weight if self.hidden else self.output.weight
         nb = self.biosample_embedding.embedding_dim
         na = self.assay_embedding.embedding_dim
-        return w[:, :nb], w[:, nb : nb + na], w[:, nb + na :]
+        return w[:, :nb], w[:, nb : nb + na], w[:, nb + na : nb + na + self.n_genome_factors]
+
+    def activity_weight(self) -> torch.Tensor:
+        """First-layer weights of the average-activity input (``n_activity_inputs=1``).
+
+        Returns
+        -------
+        torch.Tensor, shape=(width of the first layer,)
+        """
+        if not self.n_activity_inputs:
+            raise AvocadoValueError("this network has no average-activity input")
+        w = self.hidden[0].weight if self.hidden else self.output.weight
+        return w[:, -1]
 
     def genome_term(self, positions: torch.Tensor) -> torch.Tensor:
         """First-layer pre-activation contribution of the genome factors.
@@ -235,7 +255,8 @@ class AvocadoNetwork(nn.Module):
         return self.output(x).squeeze(-1)
 
     def forward(
-        self, biosamples: torch.Tensor, assays: torch.Tensor, positions: torch.Tensor
+        self, biosamples: torch.Tensor, assays: torch.Tensor, positions: torch.Tensor,
+        activity: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the signal of experiments at positions.
 
@@ -243,19 +264,26 @@ class AvocadoNetwork(nn.Module):
         ----------
         biosamples, assays, positions: torch.Tensor, shape=(n,), dtype=int64
             Biosample, assay and position index of each sample.
+        activity: torch.Tensor, shape=(n,), optional
+            Each sample's average-activity input; required when ``n_activity_inputs`` is 1.
 
         Returns
         -------
         torch.Tensor, shape=(n,)
         """
-        x = torch.cat(
-            [
-                self.biosample_embedding(biosamples),
-                self.assay_embedding(assays),
-                self.genome_factors(positions),
-            ],
-            dim=1,
-        )
+        if (activity is None) != (self.n_activity_inputs == 0):
+            raise AvocadoValueError(
+                f"this network takes {self.n_activity_inputs} average-activity input(s); "
+                f"got {'none' if activity is None else 'one'}"
+            )
+        parts = [
+            self.biosample_embedding(biosamples),
+            self.assay_embedding(assays),
+            self.genome_factors(positions),
+        ]
+        if activity is not None:
+            parts.append(activity.reshape(-1, 1).to(parts[0].dtype))
+        x = torch.cat(parts, dim=1)
         for layer in self.hidden:
             x = torch.relu(layer(x))
         return self.output(x).squeeze(-1)

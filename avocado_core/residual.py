@@ -1,20 +1,24 @@
-"""Average activity as a residual baseline: the network learns what the assay's mean misses.
+"""Average activity inside the model: as an input of the network or as a residual baseline.
 
 In the ENCODE Imputation Challenge the *average activity* of the target assay (its mean over
 the other biosamples at each position) had a lower mean MSE than every submitted model, and
-the best entries gave it to their models. ``Avocado(..., average_activity="residual")`` does
-this as cheaply as possible: the model keeps, per assay, the mean of the assay's training
-tracks at every position (:class:`AverageActivity`, saved with the model), trains its network
-on the residual ``y - baseline`` (:class:`ResidualSource` wraps the trainer's data source,
-so every trainer and sampler works unchanged) and predicts ``baseline + network``.
+the best entries gave it to their models. ``Avocado(..., average_activity=...)`` does this:
+the model keeps, per assay, the mean of the assay's training tracks at every position
+(:class:`AverageActivity`, saved with the model), and
 
-The baseline of a training track is the mean of the *other* training tracks of its assay
-(leave-one-out), so that the network learns exactly the correction it must make to a
-held-out track, whose baseline is the mean of all the assay's training tracks. A track whose
-assay has no other training track gets the mean of its own assay's tracks (itself: residual
-0). Tracks of a biosample added later (``fit_biosamples``) are not in the mean, so their
-baseline is the plain mean. An assay the model saw no track of has no baseline; predicting it
-raises :class:`~avocado_core.errors.AvocadoValueError`.
+- ``"input"``: each sample's mean is one more input of the network's first layer (the trainer
+  appends it to the sample's 25 bp factors, so the fast path and its compiled kernel run
+  unchanged); the model predicts what the network makes of it;
+- ``"residual"``: the network trains on ``y - mean`` (:class:`ResidualSource` wraps the
+  trainer's data source, so every trainer and sampler works unchanged) and the model predicts
+  ``mean + network``.
+
+The mean a training track sees is that of the *other* training tracks of its assay
+(leave-one-out), which is what a held-out track of the assay sees: the mean of all the assay's
+training tracks. A track whose assay has no other training track sees its assay's mean
+(itself). Tracks of a biosample added later (``fit_biosamples``) are not in the mean, so they
+see the plain mean. An assay the model saw no track of has no mean; predicting it raises
+:class:`~avocado_core.errors.AvocadoValueError`.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ from .errors import AvocadoValueError
 
 __all__ = ["AVERAGE_ACTIVITY_MODES", "AverageActivity", "ResidualSource"]
 
-#: Accepted values of ``Avocado(average_activity=...)``; None turns the baseline off.
-AVERAGE_ACTIVITY_MODES = ("residual",)
+#: Accepted values of ``Avocado(average_activity=...)``; None turns it off.
+AVERAGE_ACTIVITY_MODES = ("input", "residual")
 
 
 class AverageActivity:
@@ -142,6 +146,8 @@ class AverageActivity:
 class ResidualSource:
     """A training data source whose values are ``y - baseline`` (wraps any source).
 
+    Its :meth:`input_values` give the baselines themselves (the ``"input"`` mode).
+
     Parameters
     ----------
     source: object with ``values(experiments, positions)``
@@ -166,6 +172,23 @@ class ResidualSource:
         self.loo_weight = np.where(loo, 1.0 / np.maximum(n - 1.0, 1.0), 0.0).astype(np.float32)
         if np.any(activity.count[self.assays] == 0):
             raise AvocadoValueError("a training track's assay has no average activity")
+
+    def input_values(self, experiments: np.ndarray, positions: np.ndarray,
+                     y: np.ndarray) -> np.ndarray:
+        """Each sample's baseline: what ``average_activity="input"`` feeds the network.
+
+        Parameters
+        ----------
+        experiments, positions: numpy.ndarray, shape=(n,), dtype=int64
+        y: numpy.ndarray, shape=(n,)
+            The samples' observed values (a track in the mean is left out of its baseline).
+
+        Returns
+        -------
+        numpy.ndarray, shape=(n,), dtype=float32
+        """
+        mean = self.activity.mean[self.assays[experiments], positions]
+        return (mean - self.loo_weight[experiments] * (y - mean)).astype(np.float32, copy=False)
 
     def __getattr__(self, name: str):
         return getattr(self.source, name)

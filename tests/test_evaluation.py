@@ -203,3 +203,28 @@ def test_selection_grid_and_errors():
         {"n_epochs": 30, "average_from": 5, "average_activity": "residual"})
     assert cfg == {"preset": "small", "average_activity": "residual"} and epochs == 30
     assert fit == {"sampling": "random", "average_from": 5}
+
+
+def test_blend_candidates_share_one_trained_model(compendium, monkeypatch):
+    from avocado_core.model import Avocado
+
+    fits = []
+    original = Avocado.fit
+
+    def counting(self, *args, **kwargs):
+        fits.append(self.config["activity_blend"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Avocado, "fit", counting)
+    train = dict(list(compendium.items())[:15])  # B0..B4 x A0..A2
+    config = dict(TINY, average_activity="input")
+    best, scores = evaluation.select_hyperparameters(
+        train, {"activity_blend": [0.0, 0.5, 1.0]}, config, n_epochs=2, inner_folds=3, seed=1)
+    assert len(fits) == 1  # one model, three blends
+    # a blend of 1 predicts average activity of the inner training tracks: a known answer
+    val = evaluation.make_folds(train.keys(), 3, seed=1)[0]
+    inner = {k: v for k, v in train.items() if k not in set(val)}
+    want = np.mean([np.mean((average_activity(inner, *k).astype(np.float64) - train[k]) ** 2)
+                    for k in val])
+    assert scores["val_mse"].iloc[2] == pytest.approx(want, rel=1e-5)
+    assert best == {"activity_blend": [0.0, 0.5, 1.0][int(scores["val_mse"].argmin())]}

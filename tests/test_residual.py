@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import functools
 
 import numpy as np
 import pytest
+import torch
 
 from avocado_core import Avocado
 from avocado_core.baselines import average_activity
@@ -139,9 +141,72 @@ def test_new_assays_and_positions_get_their_own_baseline(trained, tensor):
 
 
 def test_clear_errors(data):
-    with pytest.raises(AvocadoValueError, match="unknown average_activity 'input'"):
-        _model(average_activity="input")
+    with pytest.raises(AvocadoValueError, match="unknown average_activity 'both'"):
+        _model(average_activity="both")
     with pytest.raises(AvocadoValueError, match="fit"):
         _model().predict("B0", "A0")
     with pytest.raises(AvocadoValueError, match="fit"):
         _model().fit_biosamples({("NEW", "A0"): data["B1", "A0"]}, n_epochs=1, progress=False)
+
+
+def test_activity_blend_shrinks_towards_average_activity(trained, tmp_path):
+    model = copy.deepcopy(trained)
+    plain = model.predict("B3", "A2")
+    mean = trained.activity.mean[2]
+    model.activity_blend = 0.25
+    np.testing.assert_allclose(model.predict("B3", "A2"), 0.75 * plain + 0.25 * mean,
+                               rtol=1e-5, atol=1e-6)
+    model.activity_blend = 1.0
+    np.testing.assert_allclose(model.predict("B3", "A2", 5, 50), mean[5:50], rtol=1e-6)
+    model.save(tmp_path / "m")
+    assert Avocado.load(tmp_path / "m", device="cpu").activity_blend == 1.0
+    with pytest.raises(AvocadoValueError, match=r"activity_blend must be in \[0, 1\], got 1.5"):
+        model.activity_blend = 1.5
+    with pytest.raises(AvocadoValueError, match="needs average_activity"):
+        Avocado.small(B_NAMES, A_NAMES, N, activity_blend=0.5)
+
+
+@pytest.mark.parametrize("variant", [{"kernel": False}, {"optimizer": "dense"}])
+def test_input_mode_gives_the_fast_path_results(data, variant):
+    # the hand-written gradient of the input column (fast path, compiled kernel) against
+    # torch operations and against autograd over every parameter (the dense path)
+    from avocado_core.training import Trainer
+
+    fast = _model(average_activity="input")
+    fast.fit(data, n_epochs=3, progress=False)
+    other = _model(average_activity="input")
+    other.fit(data, n_epochs=3, progress=False, trainer=functools.partial(Trainer, **variant))
+    np.testing.assert_allclose(other.history["loss"], fast.history["loss"], rtol=1e-4)
+    np.testing.assert_allclose(other.network.activity_weight(), fast.network.activity_weight(),
+                               rtol=1e-3, atol=1e-5)
+    assert fast.network.activity_weight().abs().sum() > 0
+
+
+def test_input_mode_feeds_the_mean_to_the_network(data, tensor, tmp_path):
+    model = _model(average_activity="input")
+    model.fit(data, n_epochs=30, progress=False)
+    # the prediction is the network's forward pass with each position's mean as the input
+    b, a = B_NAMES.index("B5"), A_NAMES.index("A3")
+    pos = torch.arange(100, 400)
+    with torch.no_grad():
+        want = model.network(torch.full((300,), b), torch.full((300,), a), pos,
+                             torch.from_numpy(model.activity.mean[a, 100:400]))
+    np.testing.assert_allclose(model.predict("B5", "A3", 100, 400), want.numpy(), atol=1e-5)
+    model_mse, base_mse = [], []
+    for b, a in HELD:
+        truth = tensor[B_NAMES.index(b), A_NAMES.index(a)]
+        model_mse.append(float(np.mean((model.predict(b, a) - truth) ** 2)))
+        base_mse.append(float(np.mean((average_activity(data, b, a) - truth) ** 2)))
+    # measured: 0.25 against 0.67
+    assert np.mean(model_mse) < 0.6 * np.mean(base_mse), (model_mse, base_mse)
+    model.save(tmp_path / "m")
+    loaded = Avocado.load(tmp_path / "m", device="cpu")
+    np.testing.assert_array_equal(loaded.predict("B0", "A0"), model.predict("B0", "A0"))
+    source = ResidualSource(None, model.activity, [0, 1], [True, False])
+    # a training track's input leaves it out of its mean; B0 has no A0 track in data, so A0's
+    # mean is over 5 tracks
+    y = np.array([2.0, 3.0], dtype=np.float32)
+    m0, m1 = model.activity.mean[0, 7], model.activity.mean[1, 7]
+    np.testing.assert_allclose(
+        source.input_values(np.array([0, 1]), np.array([7, 7]), y),
+        [(5 * m0 - 2.0) / 4, m1], rtol=1e-5)

@@ -25,9 +25,11 @@ _MODEL_OPTIONS = [
     ("--learning-rate", "learning_rate", float, "Adam learning rate."),
     ("--biosample-decay", "biosample_decay", float,
      "Weight decay of the biosample embedding per step (0: none)."),
-    ("--average-activity", "average_activity", click.Choice(["residual"]),
-     "residual: predict each assay's mean over the training biosamples plus a learned "
-     "correction (the network learns the residual)."),
+    ("--average-activity", "average_activity", click.Choice(["input", "residual"]),
+     "Use each assay's mean over the training biosamples: as an input of the network, or "
+     "as a baseline the network corrects (residual)."),
+    ("--activity-blend", "activity_blend", float,
+     "With --average-activity: predict (1 - B) x model + B x average activity (0: none)."),
 ]
 
 

@@ -135,6 +135,12 @@ class Trainer:
         rounding): for the catch-up Adam's row updates and, with one hidden layer, one output
         and fp32, for the network's forward and backward pass. Default is True; False runs
         torch operations only.
+    activity_input: object or None, optional
+        For a network with an average-activity input (``n_activity_inputs=1``): its
+        ``input_values(experiments, positions, y)`` gives each sample's input value from the
+        batch's experiments, positions and observed values (e.g.
+        :class:`~avocado_core.residual.ResidualSource`). The input joins each sample's 25 bp
+        factors, so the fast path and the compiled kernel run unchanged. Default is None.
     """
 
     def __init__(
@@ -156,6 +162,7 @@ class Trainer:
         optimizer: str = "catchup",
         threads: int | None = None,
         kernel: bool = True,
+        activity_input: Any = None,
     ) -> None:
         unknown = set(train_groups) - set(GROUPS)
         if unknown:
@@ -171,6 +178,12 @@ class Trainer:
             raise AvocadoValueError(
                 f"trainable_rows only restricts 'biosample' or 'assay', got {sorted(bad_rows)}"
             )
+        if (activity_input is None) != (network.n_activity_inputs == 0):
+            raise AvocadoValueError(
+                f"the network takes {network.n_activity_inputs} average-activity input(s) but "
+                f"activity_input is {'None' if activity_input is None else 'given'}"
+            )
+        self.activity_input = activity_input
         self.network = network
         self.device = next(network.parameters()).device
         self.source = source
@@ -287,12 +300,21 @@ class Trainer:
             return self._step_dense()
         return self._step_catchup()
 
+    def _activity_values(self, experiments: np.ndarray, positions: np.ndarray,
+                         y: torch.Tensor) -> torch.Tensor | None:
+        """Each sample's average-activity input (None without one)."""
+        if self.activity_input is None:
+            return None
+        values = self.activity_input.input_values(experiments, positions, y.cpu().numpy())
+        return torch.from_numpy(np.asarray(values, dtype=np.float32)).to(self.device)
+
     def _step_dense(self) -> float:
         experiments, positions, y = self._batch()
         exp = torch.from_numpy(experiments).to(self.device)
         pos = torch.from_numpy(positions).to(self.device)
+        activity = self._activity_values(experiments, positions, y)
         with self._autocast():
-            pred = self.network(self.exp_biosample[exp], self.exp_assay[exp], pos)
+            pred = self.network(self.exp_biosample[exp], self.exp_assay[exp], pos, activity)
         loss = torch.mean((pred.float() - y) ** 2)
         self.optimizer.zero_grad(set_to_none=False)
         loss.backward()
@@ -492,7 +514,9 @@ class Trainer:
         nb = net.biosample_embedding.embedding_dim
         na = net.assay_embedding.embedding_dim
         f25, f250, f5k = (tables[r].embedding_dim for r in ("25bp", "250bp", "5kbp"))
-        w_b, w_a, w25, w250, w5k = torch.split(first.weight, [nb, na, f25, f250, f5k], dim=1)
+        n_act = net.n_activity_inputs
+        w_b, w_a, w25, w250, w5k, w_act = torch.split(
+            first.weight, [nb, na, f25, f250, f5k, n_act], dim=1)
         train_net = "network" in self.train_groups
 
         # Rows of the three tables. A sequential batch that does not wrap is one contiguous
@@ -538,16 +562,28 @@ class Trainer:
             g250_rows = tables["250bp"].weight[rows250]
             g5k_rows = tables["5kbp"].weight[rows5k]
             q = torch.addmm((g5k_rows @ w5k.t()).index_select(0, map5k), g250_rows, w250.t())
+            # The average-activity input is one more column of each sample's 25 bp factors
+            # (with its own first-layer weights): the passes below need no change.
+            x_rows, x_inv, w_x = g25_rows, inv25, w25
+            if n_act:
+                per_sample = g25_rows if inv25 is None else g25_rows.index_select(0, inv25)
+                x_rows = torch.cat(
+                    [per_sample, self._activity_values(experiments, positions, y)[:, None]], 1)
+                x_inv, w_x = None, torch.cat([w25, w_act], 1)
             if self._fused:
                 q_row = (r250 - first250) if contiguous else inv250.numpy()
                 loss, g_w25, g_exp, g_q, g_g25, head_grads = self._pass_fused(
-                    g25_rows, inv25, e, q_row, y, exp_term, q, w25
+                    x_rows, x_inv, e, q_row, y, exp_term, q, w_x
                 )
             else:
                 loss, g_w25, g_exp, g_q, g_g25, head_grads = self._pass_torch(
-                    g25_rows, inv25, e, inv250 if not contiguous else None, p0, y,
-                    exp_term, q, w25, train_net,
+                    x_rows, x_inv, e, inv250 if not contiguous else None, p0, y,
+                    exp_term, q, w_x, train_net,
                 )
+            g_w_act = g_w25[:, f25:]
+            g_w25 = g_w25[:, :f25]
+            if n_act and g_g25 is not None:
+                g_g25 = g_g25[:, :f25]
             g_q5k = torch.zeros(g5k_rows.shape[0], g_q.shape[1], device=dev).index_add_(
                 0, map5k, g_q
             )
@@ -556,7 +592,7 @@ class Trainer:
             if self.optimizer is not None and train_net:
                 g_w1 = torch.cat(
                     [g_exp.t() @ b_rows, g_exp.t() @ a_rows, g_w25,
-                     g_q.t() @ g250_rows, g_q5k.t() @ g5k_rows], dim=1
+                     g_q.t() @ g250_rows, g_q5k.t() @ g5k_rows, g_w_act], dim=1
                 )
             if "25bp" in self.row_adams:
                 if inv25 is not None:
