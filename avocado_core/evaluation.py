@@ -565,6 +565,19 @@ def summarize(results: pd.DataFrame, command: str | None = None,
     cols = [f"{m} {metric}" for metric in ("mse", "pearson") for m in methods]
     out.append(_md_table(wide.reindex(columns=cols).reset_index(), float_format="{:.4f}"))
 
+    top = [m for m in ("mse1obs", "match1") if m in results]
+    if top:
+        out.append("\n### Top 1% of bins per assay\n")
+        out.append("MSE over the top 1% of observed bins (mse1obs, lower is better) and the share "
+                   "of them that are also in the top 1% of imputed bins (match1, higher is "
+                   "better): where average activity is hardest to beat.\n")
+        per_assay = results.groupby(["assay", "method"], sort=True)[top].mean()
+        wide = per_assay.unstack("method")
+        wide.columns = [f"{m} {metric}" for metric, m in wide.columns]
+        cols = [f"{m} {metric}" for metric in top for m in methods]
+        out.append(_md_table(wide.reindex(columns=cols).reset_index(), float_format="{:.4f}"))
+
+    cols = [f"{m} {metric}" for metric in ("mse", "pearson") for m in methods]
     out.append("\n### Per track\n")
     per_track = results.pivot_table(index=["biosample", "assay"], columns="method",
                                     values=["mse", "pearson"], dropna=False)

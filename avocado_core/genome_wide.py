@@ -48,6 +48,7 @@ from . import __version__
 from .errors import AvocadoKeyError, AvocadoValueError
 from .model import Avocado, _short
 from .network import GENOME_RESOLUTIONS
+from .residual import AverageActivity
 from .regions import RegionSet
 from .store import TrackStore
 
@@ -356,6 +357,8 @@ def assemble(
                 )
             tables = {r: part.network.genome_tables[r].weight.detach().contiguous()
                       for r in GENOME_RESOLUTIONS}
+            if part.activity is not None:  # the chromosome's average activity
+                tables.update(part.activity.tensors())
             save_file(tables, str(tmp / "chroms" / f"{c}.safetensors"))
             entries.append({"chrom": c, "start": start, "end": end,
                             "file": f"chroms/{c}.safetensors",
@@ -462,6 +465,7 @@ class GenomeModel:
         tables = load_file(str(self.path / self._entries[chrom]["file"]))
         state.update({f"genome_{r}.weight": tables[r] for r in GENOME_RESOLUTIONS})
         model = Avocado(**dict(self.config, n_positions=end - start), device=self.device)
+        model.activity = AverageActivity.from_tensors(tables)
         model.network.load_state_dict({k: v.to(model.device) for k, v in state.items()})
         for p in model.network.parameters():
             p.requires_grad_(False)

@@ -182,3 +182,25 @@ def test_cli_assemble_and_export(setup: dict, tmp_path: Path) -> None:
     result = runner.invoke(main, ["assemble-genome", str(root / "model"), str(root / "genome"),
                                   str(tmp_path / "gm2"), "-p", str(setup["parts"])])
     assert result.exit_code == 1 and "chrC" in result.output and "Traceback" not in result.output
+
+
+def test_average_activity_model_goes_genome_wide(setup: dict, tmp_path: Path) -> None:
+    store = setup["store"]
+    exps = setup["experiments"]
+    model = Avocado.small(list(dict.fromkeys(b for b, _ in exps)),
+                          list(dict.fromkeys(a for _, a in exps)), 1000, n_nodes=16,
+                          batch_size=300, seed=1, device="cpu", average_activity="input")
+    model.fit({k: v[:1000] for k, v in store.tracks().items()}, n_epochs=2, epoch_size=4,
+              progress=False)
+    for chrom in ("chrA", "chrB", "chrC"):
+        fit_chromosome(model, store, chrom, tmp_path / "parts", **FIT)
+    genome = GenomeModel.load(assemble(model, store, [tmp_path / "parts"], tmp_path / "gm",
+                                       progress=False))
+    b, a = exps[0]
+    start, end = store.regions.chrom_bins("chrB")
+    part = Avocado.load(tmp_path / "parts" / "chrB", device="cpu")
+    # each chromosome keeps the average activity of its own tracks
+    same = [t[start:end] for (_, a2), t in store.tracks().items() if a2 == a]
+    np.testing.assert_allclose(part.activity.mean[part.assays.index(a)], np.mean(same, axis=0),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(genome.predict(b, a, "chrB"), part.predict(b, a))
