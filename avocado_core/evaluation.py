@@ -238,6 +238,21 @@ def _fit_fold(train, config, n_epochs, fit_kwargs, n_models, seed, biosamples, a
     return model, time.perf_counter() - t0
 
 
+def _inner_splits(experiments: Iterable[Experiment], inner_folds: int, inner_splits: int,
+                  seed: int) -> list[list[Experiment]]:
+    """The validation folds of nested selection, or a clear error when there are none."""
+    if isinstance(inner_splits, bool) or int(inner_splits) != inner_splits or not (
+            1 <= inner_splits <= inner_folds):
+        raise AvocadoValueError(
+            f"inner_splits={inner_splits!r}; expected an integer in [1, inner_folds={inner_folds}]"
+        )
+    try:
+        return make_folds(experiments, inner_folds, seed=seed)[: int(inner_splits)]
+    except AvocadoValueError as exc:
+        raise AvocadoValueError(f"nested selection: a fold's training tracks cannot be split "
+                                f"into validation folds: {exc}") from None
+
+
 def select_hyperparameters(
     train: Mapping[Experiment, np.ndarray],
     select: Mapping[str, Sequence[Any]],
@@ -285,15 +300,10 @@ def select_hyperparameters(
         track of the used splits), ``val_tracks``.
     """
     grid = candidates(select)
-    if isinstance(inner_splits, bool) or int(inner_splits) != inner_splits or not (
-            1 <= inner_splits <= inner_folds):
-        raise AvocadoValueError(
-            f"inner_splits={inner_splits!r}; expected an integer in [1, inner_folds={inner_folds}]"
-        )
     biosamples = sorted({b for b, _ in train}) if biosamples is None else list(biosamples)
     assays = sorted({a for _, a in train}) if assays is None else list(assays)
     n_positions = len(next(iter(train.values())))
-    splits = make_folds(train.keys(), inner_folds, seed=seed)[: int(inner_splits)]
+    splits = _inner_splits(train.keys(), inner_folds, inner_splits, seed)
     errors: list[list[float]] = [[] for _ in grid]
     groups: dict[str, list[int]] = {}  # candidates that train the same model
     for c, params in enumerate(grid):
@@ -435,6 +445,9 @@ def cross_validate(
         candidates(select)  # bad names fail before any training
         settings.update(select=dict(select), inner_folds=inner_folds, inner_splits=inner_splits)
     cache = None if cache_dir is None else Path(cache_dir)
+    if select:  # every fold's inner split exists, or fail before any training
+        for i, fold in enumerate(folds):
+            _inner_splits(set(tracks) - set(fold), inner_folds, inner_splits, seed + i)
 
     frames, selections = [], []
     bar = tqdm(folds, desc="folds", unit="fold", disable=not progress)

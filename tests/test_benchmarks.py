@@ -47,3 +47,9 @@ def test_bench_ensemble_prints_its_table():
                "--average-from", "1", "--positions", "3000")
     assert "Average activity: mean MSE" in out
     assert "| 1 | 2 |" in out and "| 2 | 1 |" in out
+
+
+def test_bench_average_activity_prints_its_table():
+    out = _run("benchmarks/bench_average_activity.py", "--epochs", "1", "--reps", "1",
+               "--positions", "100000")
+    assert "| input |" in out and "| residual |" in out and "CPU:" in out

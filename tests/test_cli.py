@@ -252,6 +252,44 @@ def test_train_biosample_decay_is_part_of_the_model(store_path, work):
         "biosample_decay must be in [0, 1), got 2.0")
 
 
+def test_train_with_average_activity(store_path, work):
+    run("train", store_path, work / "aa", *TINY, "--epochs", "1", "--average-activity", "input",
+        "--activity-blend", "0.25", "-q")
+    model = Avocado.load(work / "aa", device="cpu")
+    assert model.config["average_activity"] == "input" and model.activity_blend == 0.25
+    assert model.activity is not None and model.predict("E003", "H3K4me3").shape == (model.n_positions,)
+    assert_one_line_error(
+        run("train", store_path, work / "bad", *TINY, "--activity-blend", "0.5", ok=False),
+        "activity_blend=0.5 needs average_activity")
+
+
+def test_evaluate_nested_selection(work, store_path):
+    from avocado_core.synthetic import synthetic_compendium
+
+    # complete 6 x 4: each fold's 12 training tracks can be split again
+    comp = synthetic_compendium(n_biosamples=6, n_assays=4, n_positions=2000, n_groups=2,
+                                observed_fraction=1.0, seed=0)
+    grid_store = comp.write_store(work / "grid-store", progress=False)
+    out_dir = work / "nested"
+    run("evaluate", grid_store.path, out_dir, "--folds", "2", *TINY, "--epochs", "1",
+        "--average-activity", "residual", "--select", "biosample-decay=0,0.1",
+        "--select", "epochs=1,2", "--inner-folds", "2", "-q")
+    results = pd.read_csv(out_dir / "evaluation.tsv", sep="\t")
+    chosen = results[results["method"] == "avocado"]["selected"]
+    assert chosen.str.contains('"biosample_decay"').all() and chosen.str.contains('"n_epochs"').all()
+    grid = pd.read_csv(out_dir / "evaluation-selection.tsv", sep="\t")
+    assert len(grid) == 2 * 4 and "### Nested model selection" in (
+        out_dir / "evaluation.md").read_text()
+    for bad, fragment in (("decay=0,1", "cannot select ['decay']"),
+                          ("biosample-decay", "expected NAME=V1,V2")):
+        assert_one_line_error(run("evaluate", store_path, work / "bad", *TINY, "--select", bad,
+                                  ok=False), fragment)
+    # 8 tracks of 3 x 3: a fold's training tracks are too few to split again
+    assert_one_line_error(
+        run("evaluate", store_path, work / "bad", *TINY, "--folds", "2", "--select",
+            "epochs=1,2", ok=False), "nested selection", "cannot be held out")
+
+
 def test_train_average_from_averages_epochs(store_path, work):
     args = (*TINY, "--epochs", "3", "--seed", "0", "-q")
     run("train", store_path, work / "last", *args)
