@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import heapq
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from . import _io
 from .errors import AvocadoKeyError, AvocadoValueError
 
 __all__ = [
@@ -533,7 +533,8 @@ def select_positions(genome_factors: Any, k: int, regions: Any = None, *,
         with ``regions`` also ``chrom``, ``start``, ``end`` (0-based, half-open). ``attrs``:
         ``ground_size``, ``pool_size``, ``n_positions``.
     """
-    from .projection import RESOLUTIONS, _model_resolution_bins, _n_rows, genome_features
+    from .projection import RESOLUTIONS, factor_rows, genome_features
+    from .regions import GENOME_RESOLUTIONS
 
     is_model = hasattr(genome_factors, "genome_factors")
     per_row = 1
@@ -541,9 +542,9 @@ def select_positions(genome_factors: Any, k: int, regions: Any = None, *,
         if resolution not in RESOLUTIONS:
             raise AvocadoValueError(f"unknown resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
         n_positions = int(genome_factors.n_positions)
-        n = _n_rows(genome_factors, resolution)
+        n = factor_rows(genome_factors, resolution)
         if resolution in ("250bp", "5kbp"):
-            per_row = _model_resolution_bins(genome_factors, resolution)
+            per_row = GENOME_RESOLUTIONS[resolution]
     else:
         F = np.asarray(genome_factors)
         if F.ndim != 2:
@@ -630,14 +631,4 @@ def write_bed(picks: pd.DataFrame, path: str | os.PathLike, name_column: str = "
     bed["name"] = picks[name_column].astype(str)
     bed["score"] = picks["gain"].map(lambda g: f"{g:.6g}") if "gain" in picks else "0"
     bed = bed.sort_values(["chrom", "start"], kind="stable")
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".bed")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            bed.to_csv(fh, sep="\t", header=False, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _io.write_text(path, bed.to_csv(sep="\t", header=False, index=False))
