@@ -82,10 +82,9 @@ def _free(directory: Path) -> int:
 
 def _disk_full(target: Path, needed: int | None) -> AvocadoDiskFullError:
     free = _free(target.parent)
-    need = (f"{format_bytes(needed)} needed" if needed is not None
-            else "its size unknown")
+    need = f"{format_bytes(needed)} needed, " if needed is not None else ""
     return AvocadoDiskFullError(
-        f"no space left on device writing {target}: {need}, {format_bytes(free)} free in "
+        f"no space left on device writing {target}: {need}{format_bytes(free)} free in "
         f"{target.parent}; free some space or write elsewhere",
         needed=needed, free=free, path=target,
     )
@@ -275,24 +274,45 @@ def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(target: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
     """A temporary folder beside ``target``, moved to ``target`` when the block ends.
 
     The folder is made with mode 0o777 less the umask. On success it replaces ``target``
     (:func:`replace_dir`); on any error it is removed and ``target`` is left as it was.
 
+    Parameters
+    ----------
+    target: path-like
+    replace: bool, optional
+        Replace an existing ``target``. Default is True. With False, an empty ``target``
+        folder is taken over and any other raises ``OSError`` (another process made it first).
+
     Yields
     ------
     pathlib.Path
         The temporary folder.
+
+    Raises
+    ------
+    AvocadoDiskFullError
+        When the disk fills up while the folder is written.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(target)
     tmp.mkdir(mode=0o777)
     try:
-        yield tmp
-        replace_dir(tmp, target)
+        try:
+            yield tmp
+        except Exception as exc:
+            if _is_disk_full(exc):
+                raise _disk_full(target, None) from exc
+            raise
+        if replace:
+            replace_dir(tmp, target)
+        else:
+            os.rename(tmp, target)  # over an empty folder only, on POSIX
+            _fsync_dir(target.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

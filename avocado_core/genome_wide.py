@@ -547,9 +547,12 @@ class GenomeModel:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         targets = [out / f"{b}.{a}.bigWig" for b, a in experiments]
-        tmps = [_io.temp_path(t) for t in targets]
-        writers = [pyBigWig.open(str(t), "w") for t in tmps]
-        try:
+        with contextlib.ExitStack() as files:  # each file renamed into place at the end
+            tmps = [files.enter_context(_io.atomic_path(t)) for t in targets]
+            writers = []
+            for tmp in tmps:  # closed before the renames (the stack unwinds in reverse)
+                writers.append(pyBigWig.open(str(tmp), "w"))
+                files.callback(writers[-1].close)
             header = [(c, int(sizes[c])) for c in self.chroms]
             for w in writers:
                 w.addHeader(header, maxZooms=10)
@@ -579,15 +582,5 @@ class GenomeModel:
                                 j = i0 + n_full
                                 w.addEntries([chrom], [int(starts[j])], ends=[size],
                                              values=[float(v[j])])
-            for w in writers:
-                w.close()
-            writers = []
-            for t, tmp in zip(targets, tmps):
-                os.replace(tmp, t)
-        finally:
-            for w in writers:
-                w.close()
-            for tmp in tmps:
-                tmp.unlink(missing_ok=True)
         self._cache = None
         return targets

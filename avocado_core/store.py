@@ -47,7 +47,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -255,36 +254,28 @@ class TrackStore:
             raise AvocadoValueError(f"{path} exists and is not an empty directory or a track store")
         path.parent.mkdir(parents=True, exist_ok=True)
         _io.remove_stale(path.parent, path.name)
-        tmp = _io.temp_path(path)
         try:
-            tmp.mkdir(mode=0o777)
-            for kind in KINDS:
-                _io.make_dir(tmp / "tracks" / kind)
-            regions.write(tmp / "regions.tsv")
-            _io.write_text(tmp / "store.json", json.dumps(
-                {"format_version": FORMAT_VERSION, "bin_size": regions.bin_size,
-                 "n_bins": regions.n_bins}, indent=2) + "\n")
-            _io.write_text(tmp / "catalog.tsv",
-                               pd.DataFrame(columns=CATALOG_COLUMNS).to_csv(sep="\t", index=False))
-            for name, table in (("biosamples", biosamples), ("assays", assays)):
-                _io.write_text(tmp / f"{name}.tsv",
+            with _io.atomic_dir(path, replace=False) as tmp:
+                for kind in KINDS:
+                    _io.make_dir(tmp / "tracks" / kind)
+                regions.write(tmp / "regions.tsv")
+                _io.write_text(tmp / "store.json", json.dumps(
+                    {"format_version": FORMAT_VERSION, "bin_size": regions.bin_size,
+                     "n_bins": regions.n_bins}, indent=2) + "\n")
+                _io.write_text(tmp / "catalog.tsv", pd.DataFrame(columns=CATALOG_COLUMNS)
+                               .to_csv(sep="\t", index=False))
+                for name, table in (("biosamples", biosamples), ("assays", assays)):
+                    _io.write_text(tmp / f"{name}.tsv",
                                    _metadata_frame(table, name).to_csv(sep="\t"))
-            if chrom_sizes is not None:
-                _io.write_text(tmp / "chrom_sizes.tsv",
+                if chrom_sizes is not None:
+                    _io.write_text(tmp / "chrom_sizes.tsv",
                                    _chrom_sizes_text(_check_chrom_sizes(chrom_sizes, regions)))
-            if path.exists():
-                path.rmdir()  # empty, checked above
-            try:
-                os.replace(tmp, path)
-            except OSError:
-                # another process created the store meanwhile: use theirs if allowed
-                if exist_ok and (path / "catalog.tsv").is_file():
-                    return cls.create(path, regions, biosamples, assays, exist_ok=True,
-                                      chrom_sizes=chrom_sizes)
-                raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            # another process created the store meanwhile: use theirs if allowed
+            if exist_ok and (path / "catalog.tsv").is_file():
+                return cls.create(path, regions, biosamples, assays, exist_ok=True,
+                                  chrom_sizes=chrom_sizes)
+            raise
         return cls(path)
 
     # ------------------------------------------------------------------ reading tables
