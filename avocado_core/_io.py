@@ -150,7 +150,8 @@ def atomic_path(target: str | os.PathLike, *, size: int | None = None) -> Iterat
     """A temporary file beside ``target`` to write by name; renamed over ``target`` on success.
 
     For writers that take a file name (safetensors, pyBigWig, matplotlib). The file exists
-    (empty, with the umask's permissions) when the block starts; at its end it is fsync'ed and
+    (empty, with the umask's permissions) when the block starts; at its end it gets those
+    permissions back if the writer replaced it (safetensors writes 0600), is fsync'ed and
     renamed over ``target``. On any error it is removed and ``target`` is left as it was.
 
     Parameters
@@ -177,9 +178,12 @@ def atomic_path(target: str | os.PathLike, *, size: int | None = None) -> Iterat
         check_space(target, size)
     tmp = temp_path(target)
     os.close(_create(tmp))
+    mode = os.stat(tmp).st_mode & 0o7777  # what the umask gives a new file
     try:
         try:
             yield tmp
+            if os.stat(tmp).st_mode & 0o7777 != mode:  # a writer that made its own (safetensors)
+                os.chmod(tmp, mode)
             fd = os.open(tmp, os.O_RDONLY)
             try:
                 os.fsync(fd)

@@ -199,14 +199,6 @@ class SelectionResult:
         """``objective / max_objective``: the fraction of the achievable coverage, in [0, 1]."""
         return self.objective / self.max_objective if self.max_objective > 0 else np.ones_like(self.objective)
 
-    def to_frame(self, names: Sequence | None = None) -> pd.DataFrame:
-        """A table: rank (from 1), index (or ``name``), gain, objective, coverage."""
-        df = pd.DataFrame({"rank": np.arange(1, len(self.indices) + 1), "index": self.indices,
-                           "gain": self.gains, "objective": self.objective, "coverage": self.coverage})
-        if names is not None:
-            df.insert(2, "name", np.asarray(names, dtype=object)[self.indices])
-        return df
-
 
 def _index_array(values: Any, n: int, name: str) -> np.ndarray:
     arr = np.asarray(values if values is not None else [], dtype=np.int64).ravel()
