@@ -16,8 +16,7 @@ fold's training tracks and scored on its held-out tracks. The held-out tracks ch
 
 ``summarize`` writes the markdown summary (means per method and per assay, and for each
 baseline how many tracks the model wins), ``plot_evaluation`` the per-track figure, and
-``evaluate_to_dir`` all three plus the TSV. ``python -m avocado_core.evaluation --help`` runs
-it from the shell.
+``evaluate_to_dir`` all three plus the TSV. ``avocado evaluate`` runs it from the shell.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import inspect
 import itertools
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -36,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import _io
 from . import baselines as _baselines
 from .errors import AvocadoKeyError, AvocadoValueError
 from .metrics import HIGHER_IS_BETTER, score_track
@@ -158,24 +157,6 @@ def make_folds(
     )
 
 
-def _make_model(config: str | Mapping[str, Any], biosamples, assays, n_positions, seed, device):
-    from .model import Avocado
-
-    if isinstance(config, str):
-        if config == "small":
-            return Avocado.small(biosamples, assays, n_positions, seed=seed, device=device)
-        if config == "paper":
-            return Avocado(biosamples, assays, n_positions, seed=seed, device=device)
-        raise AvocadoValueError(f"config={config!r}; expected 'small', 'paper' or a dict")
-    kw = dict(config)
-    preset = kw.pop("preset", None)
-    if preset == "small":
-        return Avocado.small(biosamples, assays, n_positions, seed=seed, device=device, **kw)
-    if preset not in (None, "paper"):
-        raise AvocadoValueError(f"preset={preset!r}; expected 'small' or 'paper'")
-    return Avocado(biosamples, assays, n_positions, seed=seed, device=device, **kw)
-
-
 def _model_settings() -> set[str]:
     from .model import Avocado
 
@@ -225,14 +206,16 @@ def _apply(config: str | Mapping[str, Any], n_epochs: int, fit_kwargs: Mapping[s
     return config, int(params.get("n_epochs", n_epochs)), fit
 
 
-def _fit_fold(train, config, n_epochs, fit_kwargs, n_models, seed, biosamples, assays,
-              n_positions, device, progress):
-    """A model (or ensemble) trained on ``train``, and its training time in seconds."""
+def _fit_fold(train, config, n_epochs, fit_kwargs, n_models, seed, experiments, device,
+              progress):
+    """A model (or ensemble) over ``experiments`` trained on ``train``, and its seconds."""
     from .ensemble import AvocadoEnsemble
+    from .model import Avocado
 
+    n_positions = len(next(iter(train.values())))
     t0 = time.perf_counter()
     model = AvocadoEnsemble.fit(
-        lambda s: _make_model(config, biosamples, assays, n_positions, s, device),
+        lambda s: Avocado.from_preset(config, experiments, n_positions, seed=s, device=device),
         train, n_models, seed=seed, n_epochs=n_epochs, progress=progress, **fit_kwargs,
     )
     return model, time.perf_counter() - t0
@@ -262,8 +245,7 @@ def select_hyperparameters(
     seed: int = 0,
     inner_folds: int = 5,
     inner_splits: int = 1,
-    biosamples: Sequence[str] | None = None,
-    assays: Sequence[str] | None = None,
+    experiments: Iterable[Experiment] | None = None,
     device: str | None = None,
     progress: bool = False,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -284,8 +266,8 @@ def select_hyperparameters(
     inner_splits: int, optional
         How many of them serve, in turn, as validation tracks (each costs one model per
         candidate). Default is 1.
-    biosamples, assays: sequence of str, optional
-        The models' biosamples and assays. Default: those of ``train``.
+    experiments: iterable of (biosample, assay), optional
+        The models know the biosamples and assays of these. Default: those of ``train``.
     device: str, optional
         Torch device of the models.
     progress: bool, optional
@@ -300,9 +282,7 @@ def select_hyperparameters(
         track of the used splits), ``val_tracks``.
     """
     grid = candidates(select)
-    biosamples = sorted({b for b, _ in train}) if biosamples is None else list(biosamples)
-    assays = sorted({a for _, a in train}) if assays is None else list(assays)
-    n_positions = len(next(iter(train.values())))
+    experiments = list(train if experiments is None else experiments)
     splits = _inner_splits(train.keys(), inner_folds, inner_splits, seed)
     errors: list[list[float]] = [[] for _ in grid]
     groups: dict[str, list[int]] = {}  # candidates that train the same model
@@ -315,8 +295,8 @@ def select_hyperparameters(
         for val in splits:  # a loop over inner splits, each a model
             held = set(val)
             inner = {k: v for k, v in train.items() if k not in held}
-            model, _ = _fit_fold(inner, cfg, epochs, fit, 1, seed, biosamples, assays,
-                                 n_positions, device, progress)
+            model, _ = _fit_fold(inner, cfg, epochs, fit, 1, seed, experiments, device,
+                                 progress)
             for c in members:
                 for m in model.models:
                     for name in PREDICT_SETTINGS:
@@ -335,13 +315,6 @@ def _fold_key(fold: Sequence[Experiment], settings: Mapping[str, Any]) -> str:
     text = json.dumps({"held_out": sorted(map(list, fold)), **settings}, sort_keys=True,
                       default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def cross_validate(
@@ -371,7 +344,8 @@ def cross_validate(
     n_folds: int or None, optional
         Number of folds (see ``make_folds``); None = leave one experiment out. Default is 5.
     config: "small", "paper" or dict, optional
-        Model configuration: a preset, or keyword arguments of ``Avocado(...)`` (a key
+        Model configuration, as :meth:`Avocado.from_preset <avocado_core.model.Avocado.from_preset>`
+        takes it: a preset, or keyword arguments of ``Avocado(...)`` (a key
         ``"preset": "small"`` starts from ``Avocado.small``). Default is "small".
     n_epochs: int, optional
         Training epochs per fold. Default is 10.
@@ -431,8 +405,6 @@ def cross_validate(
         raise AvocadoValueError(f"tracks have lengths {sorted(lengths)}; expected one length")
     n_positions = lengths.pop()
     folds = make_folds(tracks.keys(), n_folds, seed=seed)
-    biosamples = sorted({b for b, _ in tracks})
-    assays = sorted({a for _, a in tracks})
     settings = {
         "config": config, "n_epochs": n_epochs, "epoch_size": epoch_size,
         "fit_kwargs": dict(fit_kwargs or {}), "seed": seed, "baselines": list(baselines),
@@ -469,7 +441,7 @@ def cross_validate(
         if select:
             chosen, scores = select_hyperparameters(
                 train, select, config, n_epochs, kw, seed=seed + i, inner_folds=inner_folds,
-                inner_splits=inner_splits, biosamples=biosamples, assays=assays, device=device,
+                inner_splits=inner_splits, experiments=tracks.keys(), device=device,
                 progress=False)
             fold_config, fold_epochs, kw = _apply(config, n_epochs, kw, chosen)
             scores.insert(0, "fold", i)
@@ -478,7 +450,7 @@ def cross_validate(
                 tqdm.write(f"fold {i + 1}/{len(folds)}: chose {json.dumps(chosen)} "
                            f"(validation MSE {scores['val_mse'].min():.4f})")
         model, seconds = _fit_fold(train, fold_config, fold_epochs, kw, n_models, seed + i,
-                                   biosamples, assays, n_positions, device, progress)
+                                   tracks.keys(), device, progress)
         rows = []
         for b, a in fold:
             y = np.asarray(tracks[b, a])
@@ -496,8 +468,8 @@ def cross_validate(
         frame = pd.DataFrame(rows)
         if file is not None:
             if chosen is not None:
-                _atomic_write(sel_file, selections[-1].to_csv(sep="\t", index=False))
-            _atomic_write(file, frame.to_csv(sep="\t", index=False))
+                _io.write_text(sel_file, selections[-1].to_csv(sep="\t", index=False))
+            _io.write_text(file, frame.to_csv(sep="\t", index=False))
         frames.append(frame)
         if progress:
             m = frame[frame["method"] == MODEL]
@@ -685,10 +657,11 @@ def plot_evaluation(results: pd.DataFrame, path: str | os.PathLike,
     axes[1].legend(frameon=False, fontsize=8, loc="lower right")
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with _io.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -724,79 +697,13 @@ def evaluate_to_dir(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = cross_validate(data, **kwargs)
-    _atomic_write(out / f"{prefix}.tsv", results.to_csv(sep="\t", index=False,
+    _io.write_text(out / f"{prefix}.tsv", results.to_csv(sep="\t", index=False,
                                                         float_format="%.6g"))
     if "selection" in results.attrs:
-        _atomic_write(out / f"{prefix}-selection.tsv",
+        _io.write_text(out / f"{prefix}-selection.tsv",
                       results.attrs["selection"].to_csv(sep="\t", index=False,
                                                         float_format="%.6g"))
-    _atomic_write(out / f"{prefix}.md", summarize(results, command=command, notes=notes))
+    _io.write_text(out / f"{prefix}.md", summarize(results, command=command, notes=notes))
     if "average_activity" in set(results["method"]):
         plot_evaluation(results, out / f"{prefix}.png")
     return results
-
-
-def _pilot_tracks() -> Mapping[Experiment, np.ndarray]:
-    """The 25 real pilot tracks: the packaged store if available, else the mirror's npz."""
-    try:
-        from .datasets import roadmap_pilot
-
-        return roadmap_pilot().tracks("observed")
-    except ImportError:
-        folder = Path(os.environ.get("AVOCADO_DATA_MIRROR", "")) / "roadmap-pilot"
-        files = sorted(folder.glob("*.pilot.arcsinh.npz"))
-        if not files:
-            raise AvocadoValueError(
-                f"no *.pilot.arcsinh.npz in {folder}; set AVOCADO_DATA_MIRROR"
-            ) from None
-        return {tuple(f.name.split(".")[:2]): np.load(f)["arr_0"] for f in files}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m avocado_core.evaluation --help``."""
-    import argparse
-
-    p = argparse.ArgumentParser(description="Held-out evaluation of Avocado and baselines.")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--store", help="TrackStore directory")
-    src.add_argument("--pilot", action="store_true", help="the 25 real Roadmap pilot tracks")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--prefix", default="evaluation")
-    p.add_argument("--folds", type=int, default=5, help="number of folds; 0 = leave one out")
-    p.add_argument("--config", default="small",
-                   help="'small', 'paper', or JSON keyword arguments of Avocado(...)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--epoch-size", type=int, default=None)
-    p.add_argument("--fit", default="{}", help="JSON keyword arguments of Avocado.fit")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--models", type=int, default=1,
-                   help="models per fold; the imputation is their mean (an ensemble)")
-    p.add_argument("--cache", default=None, help="folder of per-fold results (resume)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--notes", default=None, help="paragraph added to the summary")
-    args = p.parse_args(argv)
-    if args.pilot:
-        data = _pilot_tracks()
-    else:
-        from .store import TrackStore
-
-        data = TrackStore(args.store)
-    config = args.config if args.config in ("small", "paper") else json.loads(args.config)
-    words = list(sys.argv[1:] if argv is None else argv)
-    if "--notes" in words:  # the notes are printed below the command, not in it
-        i = words.index("--notes")
-        del words[i : i + 2]
-    command = "python -m avocado_core.evaluation " + " ".join(
-        a if a.replace("-", "").replace("_", "").replace(".", "").replace("/", "").isalnum()
-        else "'" + a + "'" for a in words)
-    evaluate_to_dir(
-        data, args.out, prefix=args.prefix, command=command, notes=args.notes,
-        n_folds=None if args.folds == 0 else args.folds, config=config, n_epochs=args.epochs,
-        epoch_size=args.epoch_size, fit_kwargs=json.loads(args.fit), seed=args.seed,
-        n_models=args.models, cache_dir=args.cache, device=args.device,
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
