@@ -426,7 +426,10 @@ def cross_validate(
     for i, fold in enumerate(bar):
         bar.set_description(f"fold {i + 1}/{len(folds)}")
         file = None if cache is None else cache / f"fold{i:03d}-{_fold_key(fold, settings)}.tsv"
-        sel_file = None if file is None else file.with_suffix(".selection.tsv")
+        # the selection (one model per candidate) does not depend on n_models: an ensemble
+        # run reuses a single-model run's
+        sel_key = _fold_key(fold, {k: v for k, v in settings.items() if k != "n_models"})
+        sel_file = None if cache is None else cache / f"fold{i:03d}-{sel_key}.selection.tsv"
         if file is not None and file.is_file():
             frames.append(pd.read_csv(file, sep="\t"))
             if sel_file.is_file():
@@ -438,13 +441,19 @@ def cross_validate(
         if epoch_size is not None:
             kw["epoch_size"] = epoch_size
         fold_config, fold_epochs, chosen = config, n_epochs, None
-        if select:
+        if select and sel_file is not None and sel_file.is_file():
+            scores = pd.read_csv(sel_file, sep="\t")
+            chosen = json.loads(scores.loc[scores["val_mse"].idxmin(), "params"])
+        elif select:
             chosen, scores = select_hyperparameters(
                 train, select, config, n_epochs, kw, seed=seed + i, inner_folds=inner_folds,
                 inner_splits=inner_splits, experiments=tracks.keys(), device=device,
                 progress=False)
-            fold_config, fold_epochs, kw = _apply(config, n_epochs, kw, chosen)
             scores.insert(0, "fold", i)
+            if sel_file is not None:
+                _io.write_text(sel_file, scores.to_csv(sep="\t", index=False))
+        if select:
+            fold_config, fold_epochs, kw = _apply(config, n_epochs, kw, chosen)
             selections.append(scores)
             if progress:
                 tqdm.write(f"fold {i + 1}/{len(folds)}: chose {json.dumps(chosen)} "
@@ -467,8 +476,6 @@ def cross_validate(
                 rows.append(row)
         frame = pd.DataFrame(rows)
         if file is not None:
-            if chosen is not None:
-                _io.write_text(sel_file, selections[-1].to_csv(sep="\t", index=False))
             _io.write_text(file, frame.to_csv(sep="\t", index=False))
         frames.append(frame)
         if progress:

@@ -178,7 +178,7 @@ def test_the_cli_records_the_command_without_the_notes(compendium, tmp_path, mon
     assert seen["n_epochs"] == 3 and str(seen["cache_dir"]) == "cache"
 
 
-def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path):
+def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path, monkeypatch):
     config = dict(TINY, learning_rate=0.01)
     select = {"n_epochs": [1, 20]}
     res = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=5,
@@ -213,6 +213,16 @@ def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path):
     cached = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=5,
                                        select=select, cache_dir=tmp_path / "c", progress=False)
     pd.testing.assert_frame_equal(cached.attrs["selection"], grid, check_dtype=False)
+    # an ensemble run reuses the single-model run's selection: only the final models train
+    def no_selection(*args, **kwargs):
+        raise AssertionError("the selection was run again")
+
+    monkeypatch.setattr(evaluation, "select_hyperparameters", no_selection)
+    ensemble = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=5,
+                                         select=select, n_models=2, cache_dir=tmp_path / "c",
+                                         progress=False)
+    assert set(ensemble[ensemble["method"] == "avocado"]["selected"]) == {'{"n_epochs": 20}'}
+    monkeypatch.undo()
     md = evaluation.summarize(res)
     assert "### Nested model selection" in md and '{"n_epochs": 20}' in md
     assert "| mse |" not in md.split("### Nested")[1].split("###")[0]  # not a metric column
