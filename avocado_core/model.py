@@ -206,7 +206,7 @@ class Avocado:
         self.biosample_decay = float(biosample_decay)
         self.average_activity = average_activity
         self.activity_blend = activity_blend
-        #: The baseline table (``average_activity="residual"``), set by ``fit``.
+        #: The per-assay means (with ``average_activity``), set by ``fit``.
         self.activity: AverageActivity | None = None
         self.precision = precision
         self.seed = seed

@@ -140,7 +140,8 @@ def evaluate(
     """Hold out every observed track of STORE once, train on the rest, score model and baselines.
 
     Writes OUT_DIR/PREFIX.tsv (one row per experiment and method), PREFIX.md (means per method
-    and assay, and the tracks where the model beats each baseline) and PREFIX.png. Finished
+    and assay, and the tracks where the model beats each baseline) and PREFIX.png; with
+    --select also PREFIX-selection.tsv (every candidate's validation MSE per fold). Finished
     folds are kept in OUT_DIR/folds/, so a rerun with the same settings resumes.
 
     \b
@@ -148,8 +149,8 @@ def evaluate(
       avocado evaluate store/ evaluation/ --folds 0 --epochs 10
       avocado evaluate store/ evaluation/ --folds 5 --config small --hg19-annotations
       avocado evaluate store/ evaluation/ --epochs 45 --average-from 10 --models 3
-      avocado evaluate store/ evaluation/ --average-activity residual \\
-          --select biosample-decay=0,0.1 --select epochs=30,45 --average-from 10
+      avocado evaluate store/ evaluation/ --average-activity input --average-from 10 \\
+          --select biosample-decay=0,0.1 --select epochs=30,45 --select activity-blend=0,0.25
       avocado fetch roadmap-pilot pilot/ && avocado evaluate pilot/ results/ --batch-size 40000
     """
     from ..evaluation import evaluate_to_dir
