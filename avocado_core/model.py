@@ -202,6 +202,9 @@ class Avocado:
         self.seed = seed
         self.device = torch.device(device) if device is not None else _default_device()
         self.history: dict[str, list[float]] = {"loss": [], "val_mse": []}
+        #: The experiments (biosample, assay) whose tracks any fit of this model trained on
+        #: (saved with the model); their imputations are training fit, not held-out quality.
+        self.trained_on: list[tuple[str, str]] = []
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.network = AvocadoNetwork(
             len(self.biosamples), len(self.assays), self.n_positions, generator=generator,
@@ -522,11 +525,16 @@ class Avocado:
             average_from=average_from,
         )
         self._extend_history(history)
+        self._record_training(keys)
         return history
 
     def _extend_history(self, history: dict[str, list[float]]) -> None:
         for key, values in history.items():
             self.history.setdefault(key, []).extend(values)
+
+    def _record_training(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Add the experiments a fit trained on to :attr:`trained_on` (sorted, no repeats)."""
+        self.trained_on = sorted(set(self.trained_on) | {(str(b), str(a)) for b, a in keys})
 
     def _fit_new_rows(
         self, kind: str, data: Any, names: Sequence[str] | None, **kwargs: Any
@@ -586,6 +594,7 @@ class Avocado:
                 self.assays = saved
             raise
         self.network = network
+        self._record_training(keys)
         return history
 
     def fit_biosamples(
@@ -770,6 +779,8 @@ checkpoint_every, progress, resume, average_from:
             average_from=average_from,
         )
         other._extend_history(history)
+        other.trained_on = list(self.trained_on)
+        other._record_training(keys)
         return other
 
     # ------------------------------------------------------------------ prediction
@@ -935,6 +946,7 @@ checkpoint_every, progress, resume, average_from:
             "version": __version__,
             "config": self.config,
             "history": self.history,
+            "trained_on": [list(k) for k in self.trained_on],
         }
         tensors = {k: v for k, v in self.network.state_dict().items()}
         write_tensors_dir(path, meta, tensors, _CONFIG_FILE)
@@ -970,6 +982,7 @@ checkpoint_every, progress, resume, average_from:
         except (TypeError, RuntimeError, KeyError) as exc:
             raise AvocadoValueError(f"{path}: corrupted model ({exc})") from None
         model.history = {k: list(v) for k, v in meta.get("history", {}).items()}
+        model.trained_on = [(str(b), str(a)) for b, a in meta.get("trained_on", [])]
         for p in model.network.parameters():
             p.requires_grad_(False)
         return model

@@ -5,6 +5,7 @@ Layout of a workspace directory::
     workspace.json     genome, annotation source, model fingerprint, how it was built
     store/             a TrackStore (observed tracks, and the model's imputations as "imputed")
     model/             an Avocado model (``Avocado.save``)
+    ensemble/          more members of an ensemble with model/ (member-1/, member-2/, ...)
     projections/       cached 2-D projections (``ProjectionCache``)
 
 :func:`build_workspace` makes the demo workspace from the public Roadmap pilot data (or from a
@@ -44,9 +45,20 @@ DEFAULT_PROJECTIONS: tuple[tuple[str, str, str], ...] = (
     ("genome", "pca", "all"),
     ("genome", "umap", "all"),
 )
-#: Training of the demo model on the pilot tracks: ``Avocado.small``, each epoch one pass over
-#: the positions (a few minutes on two CPU cores).
-PILOT_TRAINING: dict[str, Any] = {"n_epochs": 20, "model": {}}
+#: Training of the demo models on the pilot tracks: an ensemble of 3 ``Avocado.small`` models
+#: (seeds 0, 100, 200), each epoch one pass over the positions, weights averaged over epochs
+#: 11-20 (a few minutes on two CPU cores).
+PILOT_TRAINING: dict[str, Any] = {"n_epochs": 20, "model": {}, "n_models": 3,
+                                  "average_from": 10}
+#: The demo's held-out experiments: the Latin square (see :func:`holdout.latin_square`) of
+#: this shift over the sorted pilot biosamples and assays is never trained on, and the app
+#: shows their real signal beside the imputation with held-out scores.
+PILOT_HELD_OUT_SHIFT = 0
+#: The demo's calibration experiments (another Latin square, disjoint from the held-out one):
+#: not trained on, used to calibrate the uncertainty band, then removed from the demo store
+#: so that the app shows them as never-performed experiments (imputation only).
+PILOT_CALIBRATION_SHIFT = 1
+ENSEMBLE_DIR = "ensemble"
 
 
 def _atomic_write_json(path: Path, data: Mapping) -> None:
@@ -177,6 +189,13 @@ class Workspace:
     def has_model(self) -> bool:
         return self.model_path.is_dir() and any(self.model_path.iterdir())
 
+    @property
+    def member_paths(self) -> list[Path]:
+        """model/ and the further ensemble members under ensemble/ (member-1, member-2, ...)."""
+        extra = sorted((self.path / ENSEMBLE_DIR).glob("member-*"),
+                       key=lambda p: int(p.name.split("-", 1)[1]))
+        return ([self.model_path] if self.has_model else []) + [p for p in extra if p.is_dir()]
+
     @cached_property
     def store(self):
         """The :class:`~avocado_core.store.TrackStore` under ``store/``."""
@@ -267,7 +286,8 @@ class Workspace:
         return sorted({a for _, a in self.store.experiments("observed")})
 
     def biosample_metadata(self) -> pd.DataFrame:
-        """Metadata of the tensor's biosamples (index: name), plus ``n_observed`` assays."""
+        """Metadata of the tensor's biosamples (index: name), plus ``n_observed`` assays
+        (held-out ones included)."""
         return self._metadata("biosamples")
 
     def assay_metadata(self) -> pd.DataFrame:
@@ -280,7 +300,8 @@ class Workspace:
         table = table if table is not None else pd.DataFrame()
         meta = table.reindex(pd.Index(names, name="name"))
         status = self.status()
-        meta["n_observed"] = ((status == "observed").sum(axis=1 if axis == "biosamples" else 0)
+        observed = status.isin(["observed", "held out"])
+        meta["n_observed"] = (observed.sum(axis=1 if axis == "biosamples" else 0)
                               .reindex(names).fillna(0).astype(int).to_numpy())
         return meta
 
@@ -290,13 +311,21 @@ class Workspace:
         The app asks for the same tracks on every request; looking each one up in the catalog
         table dominated the locus callback's time.
         """
-        st = os.stat(self.store_path / "catalog.tsv")
-        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        keys = []
+        for name in ("catalog.tsv", "imputation.json"):
+            try:
+                st = os.stat(self.store_path / name)
+                keys.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except FileNotFoundError:
+                keys.append(None)
+        key = tuple(keys)
         with self._lock:
             if self._catalog is None or self._catalog[0] != key:
                 index = {kind: set(self.store.experiments(kind)) for kind in ("observed",
-                                                                             "imputed")}
+                                                                             "imputed",
+                                                                             "spread")}
                 index["maps"] = {}
+                index.update(_provenance(self.store))
                 self._catalog = (key, index)
             return self._catalog[1]
 
@@ -314,7 +343,9 @@ class Workspace:
         return maps[key]
 
     def status(self) -> pd.DataFrame:
-        """The tensor as a biosample x assay table of "observed", "imputed" or "missing"."""
+        """The tensor as a biosample x assay table of "observed" (and trained on, or not
+        known), "held out" (observed, but the imputation's models never trained on it),
+        "imputed" (no observed track) or "missing" (neither)."""
         index = self._tracks_index()
         observed, imputed = index["observed"], index["imputed"]
         bios, assays = self.biosamples, self.assays
@@ -323,7 +354,9 @@ class Workspace:
         pairs = list(zip(b, a))
         is_obs = np.fromiter((p in observed for p in pairs), bool, len(pairs))
         is_imp = np.fromiter((p in imputed for p in pairs), bool, len(pairs))
-        values = np.where(is_obs, "observed", np.where(is_imp, "imputed", "missing"))
+        held = np.fromiter((self.trained_on(*p) is False for p in pairs), bool, len(pairs))
+        values = np.where(is_obs, np.where(held, "held out", "observed"),
+                          np.where(is_imp, "imputed", "missing"))
         return pd.DataFrame(values.reshape(len(bios), len(assays)), index=pd.Index(bios, name="biosample"),
                             columns=pd.Index(assays, name="assay"))
 
@@ -359,6 +392,71 @@ class Workspace:
                 f"biosamples: {self.biosamples[:10]}..., assays: {self.assays}"
             )
         return observed, imputed
+
+    # ------------------------------------------------------------------ held out and band
+    def trained_on(self, biosample: str, assay: str) -> bool | None:
+        """Whether the imputation of an experiment comes from models that trained on its
+        observed track (True: what the app shows is training fit), did not (False: a real
+        held-out imputation) or is not recorded (None; old stores and models).
+
+        The store's ``imputation.json`` says what the models behind its imputed tracks trained
+        on; for experiments imputed on the fly, the workspace model's ``trained_on``.
+        """
+        index = self._tracks_index()
+        key = (biosample, assay)
+        source = index["sources"].get(key)
+        if source is not None:
+            trained = index["trained_on"].get(source)
+        else:
+            if "model_trained_on" not in index:
+                index["model_trained_on"] = set(self.model.trained_on) if self.has_model else None
+            trained = index["model_trained_on"]
+        if not trained:
+            return None
+        return key in trained
+
+    def band(self, biosample: str, assay: str, start_bin: int, end_bin: int
+             ) -> tuple[np.ndarray, np.ndarray, bool] | None:
+        """The uncertainty band of an experiment's imputation over bins [start_bin, end_bin).
+
+        Returns
+        -------
+        (low, high, calibrated) or None
+            None where the store has no spread track (one model). ``calibrated``: the band is
+            the store's calibrated 90 % band (:mod:`~avocado_core.uncertainty`); else the
+            members' own 5-95 % range, which is too narrow.
+        """
+        from .uncertainty import band, member_band
+
+        index = self._tracks_index()
+        key = (biosample, assay)
+        if key not in index["spread"] or key not in index["imputed"]:
+            return None
+        mean = np.asarray(self.track(biosample, assay, "imputed")[start_bin:end_bin])
+        spread = np.asarray(self.track(biosample, assay, "spread")[start_bin:end_bin])
+        calibration = index["bands"].get(index["sources"].get(key))
+        if calibration is None:
+            return (*member_band(mean, spread), False)
+        return (*band(mean, spread, calibration), True)
+
+    def band_widths(self) -> pd.DataFrame:
+        """Mean half-width of each experiment's band over the store (biosample x assay; NaN
+        where there is no band): how uncertain each imputation is, for colouring the picker."""
+        from .uncertainty import MEMBER_Z
+
+        index = self._tracks_index()
+        with self._lock:
+            if "band_widths" not in index:
+                widths = pd.DataFrame(np.nan, index=pd.Index(self.biosamples, name="biosample"),
+                                      columns=pd.Index(self.assays, name="assay"))
+                for b, a in index["spread"] & index["imputed"]:
+                    if b in widths.index and a in widths.columns:
+                        mean_sd = float(np.mean(self.track(b, a, "spread"), dtype=np.float64))
+                        cal = index["bands"].get(index["sources"].get((b, a)))
+                        widths.loc[b, a] = (MEMBER_Z * mean_sd if cal is None
+                                            else cal.scale * (mean_sd + cal.floor))
+                index["band_widths"] = widths
+            return index["band_widths"]
 
     def signal_at(self, biosample: str, assay: str, bins: np.ndarray, kind: str = "auto"
                   ) -> np.ndarray:
@@ -438,48 +536,85 @@ class Workspace:
     # ------------------------------------------------------------------ building
     def train(self, *, n_epochs: int = 6, epoch_size: int | None = None,
               model_kwargs: Mapping[str, Any] | None = None, seed: int = 0,
-              progress: bool = True):
+              held_out: Iterable[tuple[str, str]] = (), n_models: int = 1,
+              average_from: int | None = None, progress: bool = True):
         """Train ``Avocado.small`` on the store's observed tracks and save it under model/.
+
+        Parameters
+        ----------
+        held_out: iterable of (biosample, assay)
+            Observed experiments not to train on (the model records what it trained on, and
+            the app shows these as held out). Default: none.
+        n_models: int
+            Members of an ensemble (seeds ``seed``, ``seed + 100``, ...): model/ holds the
+            first, ensemble/member-k/ the others. Default is 1.
+        average_from: int or None
+            Stochastic weight averaging (``Avocado.fit``). Default is None.
 
         Nothing happens when the workspace already has a model.
         """
+        from .ensemble import AvocadoEnsemble, check_n_models
         from .model import Avocado
 
         if self.has_model:
             return self.model
+        n_models = check_n_models(n_models)
         store = self.store
         experiments = store.experiments("observed")
         if not experiments:
             raise AvocadoValueError(f"the store at {str(self.store_path)!r} has no observed tracks")
+        held_out = sorted({(str(b), str(a)) for b, a in held_out})
+        unknown = [e for e in held_out if e not in set(experiments)]
+        if unknown:
+            raise AvocadoValueError(f"held-out experiments {unknown} are not observed in the "
+                                    "store; hold out observed experiments only")
+        training = {e: store.track(*e) for e in experiments if e not in set(held_out)}
+        if not training:
+            raise AvocadoValueError("every observed experiment is held out; nothing to train on")
         biosamples = sorted({b for b, _ in experiments})
         assays = sorted({a for _, a in experiments})
-        model = Avocado.small(biosamples, assays, store.n_bins, seed=seed,
-                              **dict(model_kwargs or {}))
         t0 = time.perf_counter()
-        fit_kw: dict[str, Any] = dict(n_epochs=n_epochs, seed=seed, progress=progress)
+        fit_kw: dict[str, Any] = dict(n_epochs=n_epochs, progress=progress,
+                                      average_from=average_from)
         if epoch_size is not None:
             fit_kw["epoch_size"] = epoch_size
-        history = model.fit(store, **fit_kw)
+        ensemble = AvocadoEnsemble.fit(
+            lambda s: Avocado.small(biosamples, assays, store.n_bins, seed=s,
+                                    **dict(model_kwargs or {})),
+            training, n_models, seed=seed, **fit_kw)
         seconds = time.perf_counter() - t0
-        tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=".model-"))
-        model.save(tmp)
-        if self.model_path.exists():
-            _swap_dir(tmp, self.model_path)
-        else:
-            os.replace(tmp, self.model_path)
+        for k, member in reversed(list(enumerate(ensemble.models))):  # model/ last: commit
+            self._save_model(member, self.model_path if k == 0
+                             else self.path / ENSEMBLE_DIR / f"member-{k}")
+        model = ensemble.models[0]
         self.__dict__["model"] = model
-        loss = history.get("loss", []) if isinstance(history, Mapping) else []
+        loss = model.history.get("loss", [])
         self.update_info(
             model_fingerprint=None,
             training={"n_epochs": n_epochs, "epoch_size": epoch_size, "seed": seed,
                       "model_kwargs": dict(model_kwargs or {}), "seconds": round(seconds, 1),
+                      "n_models": n_models, "average_from": average_from,
+                      "held_out": [list(e) for e in held_out],
                       "final_loss": float(loss[-1]) if len(loss) else None},
         )
         return model
 
+    def _save_model(self, model, path: Path) -> None:
+        """Save a model into ``path`` by swapping in a fully written folder."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".model-"))
+        model.save(tmp)
+        if path.exists():
+            _swap_dir(tmp, path)
+        else:
+            os.replace(tmp, path)
+
     def impute(self, experiments: Iterable[tuple[str, str]] | None = None, *,
                overwrite: bool = False, progress: bool = True) -> int:
         """Write the model's imputation of experiments into the store as kind "imputed".
+
+        With ensemble members (model/ and ensemble/member-*), the imputation is their mean and
+        their spread is stored too (kind "spread", for the uncertainty band).
 
         Parameters
         ----------
@@ -494,11 +629,16 @@ class Workspace:
         int
             The number of tracks written.
         """
+        from .ensemble import AvocadoEnsemble
         from .imputation import impute_experiments
 
-        done = impute_experiments(self.model, self.store, experiments, overwrite=overwrite,
-                                  source=f"avocado model {self.path.name}/model",
-                                  progress=progress)
+        paths = self.member_paths
+        model = self.model if len(paths) < 2 else AvocadoEnsemble.load(paths, device="cpu")
+        done = impute_experiments(model, self.store, experiments, overwrite=overwrite,
+                                  source=f"avocado model {self.path.name}/model"
+                                  + (f" + {len(paths) - 1} ensemble members"
+                                     if len(paths) > 1 else ""),
+                                  spread=len(paths) > 1, progress=progress)
         return len(done)
 
     def compute_projections(self, which: Sequence[tuple[str, str, str]] = DEFAULT_PROJECTIONS,
@@ -507,6 +647,21 @@ class Workspace:
         for axis, method, resolution in tqdm(list(which), desc="projections", unit="proj",
                                              disable=not progress):
             self.projection(axis, method, resolution)
+
+
+def _provenance(store) -> dict:
+    """From the store's catalog and imputation.json: the source of each imputed track
+    ("sources"), what each source trained on ("trained_on") and its band ("bands")."""
+    from .uncertainty import store_band_calibration
+
+    cat = store.catalog
+    imputed = cat[cat["kind"] == "imputed"]
+    sources = dict(zip(zip(imputed["biosample"], imputed["assay"]), imputed["source"]))
+    info = store.imputation_info.get("sources", {})
+    trained = {src: {tuple(e) for e in entry.get("trained_on", [])} for src, entry in info.items()}
+    bands = {src: store_band_calibration(store, src) for src in info}
+    return {"sources": sources, "trained_on": trained,
+            "bands": {k: v for k, v in bands.items() if v is not None}}
 
 
 def _swap_dir(new: Path, target: Path) -> None:
@@ -524,12 +679,21 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
                     impute: bool | None = None,
                     projections: Sequence[tuple[str, str, str]] | None = None,
                     genome_points: int = 100_000, seed: int = 0,
+                    n_models: int | None = None, average_from: int | None = None,
+                    hold_out: bool | None = None,
                     progress: bool = True) -> Workspace:
     """Build (or finish building) a workspace the app can serve.
 
     Steps, each skipped when already done: the store (the 25 real Roadmap pilot tracks, or a
-    synthetic compendium), a model (``Avocado.small``, CPU), the imputation of every
-    (biosample, assay) of the tensor into the store as "imputed", and the projections.
+    synthetic compendium), the models (``Avocado.small``, CPU; an ensemble for the pilot), the
+    imputation of every (biosample, assay) of the tensor into the store as "imputed" (with the
+    members' spread), the band's calibration, and the projections.
+
+    With ``hold_out`` (the pilot's default), two disjoint Latin squares of experiments are kept
+    out of training (:data:`PILOT_HELD_OUT_SHIFT`, :data:`PILOT_CALIBRATION_SHIFT`): the
+    held-out one stays in the store, so that the app shows real held-out imputations and
+    scores; the calibration one calibrates the uncertainty band and is then removed from the
+    store, so that the app shows it as never-performed experiments (imputation only).
 
     Parameters
     ----------
@@ -553,6 +717,13 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
     genome_points: int
         Size of the stratified sample of genome positions. Default is 100,000.
     seed: int
+    n_models, average_from: int or None
+        Ensemble size and weight averaging (see :meth:`Workspace.train`); default
+        :data:`PILOT_TRAINING` for the pilot (averaging only when training is longer), one
+        model without averaging otherwise.
+    hold_out: bool or None
+        Keep the Latin squares described above out of training. Default (None): for the
+        pilot. It needs a stored imputation (``impute``) and, for the band, ``n_models >= 2``.
     progress: bool
         Show progress bars. Default is True.
 
@@ -584,11 +755,54 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
             synthetic_compendium(**dict(synthetic or {})).write_store(ws.store_path,
                                                                   progress=progress)
         ws.__dict__.pop("store", None)
+    hold_out = pilot if hold_out is None else bool(hold_out)
+    held_out, calibration = _holdout_design(ws) if hold_out else ([], [])
     if not ws.has_model:
-        ws.train(n_epochs=int(n_epochs or PILOT_TRAINING["n_epochs"]), epoch_size=epoch_size,
+        epochs = int(n_epochs or PILOT_TRAINING["n_epochs"])
+        if average_from is None and pilot and epochs > PILOT_TRAINING["average_from"]:
+            average_from = PILOT_TRAINING["average_from"]
+        ws.train(n_epochs=epochs, epoch_size=epoch_size,
                  model_kwargs={**PILOT_TRAINING["model"], **dict(model_kwargs or {})},
-                 seed=seed, progress=progress)
+                 seed=seed, held_out=held_out + calibration,
+                 n_models=n_models or (PILOT_TRAINING["n_models"] if pilot else 1),
+                 average_from=average_from, progress=progress)
     if impute if impute is not None else pilot:
         ws.impute(progress=progress)
+    if calibration:
+        _calibrate_and_withhold(ws, calibration)
     ws.compute_projections(projections, progress=progress)
     return ws
+
+
+def _holdout_design(ws: Workspace) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The held-out and calibration Latin squares over the workspace's sorted grid (recorded
+    in workspace.json the first time, so that a rebuild finds the same ones)."""
+    from .holdout import latin_square
+
+    if "hold_out" not in ws.info:
+        observed = ws.store.experiments("observed")
+        bios = sorted({b for b, _ in observed})
+        assays = sorted({a for _, a in observed})
+        ws.update_info(hold_out={
+            "held_out": [list(e) for e in latin_square(bios, assays, PILOT_HELD_OUT_SHIFT)],
+            "calibration": [list(e) for e in latin_square(bios, assays,
+                                                          PILOT_CALIBRATION_SHIFT)]})
+    design = ws.info["hold_out"]
+    return ([tuple(e) for e in design["held_out"]], [tuple(e) for e in design["calibration"]])
+
+
+def _calibrate_and_withhold(ws: Workspace, calibration: list[tuple[str, str]]) -> None:
+    """Calibrate the band on the calibration experiments (when the store has an ensemble's
+    spread), then remove their observed tracks from the store (once)."""
+    from .uncertainty import calibrate_store_band
+
+    store = ws.store
+    present = [e for e in calibration if store.has_track(*e, kind="observed")]
+    if not present:
+        return
+    if "band" not in ws.info and all(store.has_track(*e, kind="spread") for e in present):
+        cal = calibrate_store_band(store, present)
+        ws.update_info(band={"level": cal.level, "scale": cal.scale, "floor": cal.floor,
+                             "calibration": [list(e) for e in present]})
+    for b, a in present:
+        store.remove_track(b, a, kind="observed")

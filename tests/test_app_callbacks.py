@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -121,6 +122,26 @@ def test_locus_view_errors(pilot_workspace):  # noqa: F811
         locus.locus_view(pilot_workspace, "chr1:151.2M-151.3M", [])
 
 
+def test_locus_tracks_say_held_out_or_training_fit_and_carry_the_band(pilot_workspace):  # noqa: F811
+    ws = pilot_workspace
+    held, calibration = ws.info["hold_out"]["held_out"], ws.info["hold_out"]["calibration"]
+    trained = next((b, a) for b in ws.biosamples for a in ws.assays
+                   if [b, a] not in held + calibration)
+    chosen = [tuple(held[0]), trained, tuple(calibration[0])]
+    fig, tracks, _ = locus.locus_view(ws, "chr1:151,200,000-151,300,000", chosen)
+    assert [t.status for t in tracks] == ["held out", "training fit", "imputed only"]
+    assert [t.trained for t in tracks] == [False, True, False]
+    metric = [a["text"] for a in fig["layout"]["annotations"] if a["name"] == "track-metric"]
+    assert metric[0].startswith("held out: not seen in training · MSE ")
+    assert metric[1].startswith("training fit · MSE ") and metric[2] == "imputed only"
+    for t in tracks:  # the calibrated band around the (clipped) imputation, never below 0
+        assert t.calibrated and t.low.min() >= 0 and np.all(t.imputed >= 0)
+        assert np.all(t.low <= t.imputed + 1e-6) and np.all(t.imputed <= t.high + 1e-6)
+    assert sum(1 for d in fig["data"] if d["name"] == "90% band") == 2 * 3
+    rows = locus.metrics_rows(tracks)
+    assert [r.children[2].children for r in rows] == ["held out", "training fit", "imputed only"]
+
+
 def test_bedgraph_and_parse_tracks(pilot_workspace):  # noqa: F811
     ws = pilot_workspace
     _, tracks, _ = locus.locus_view(ws, "chr1:151,200,000-151,201,000", [("E003", "H3K4me3")])
@@ -128,7 +149,9 @@ def test_bedgraph_and_parse_tracks(pilot_workspace):  # noqa: F811
     lines = text.splitlines()
     assert lines[0].startswith('track type=bedGraph name="E003 H3K4me3 observed"')
     assert lines[1].split("\t")[:3] == ["chr1", "151200000", "151200025"]
-    assert sum(line.startswith("track") for line in lines) == 2 and len(lines) == 2 + 2 * 40
+    # observed, imputed and the band's two bounds (the test workspace is an ensemble)
+    assert sum(line.startswith("track") for line in lines) == 4 and len(lines) == 4 + 4 * 40
+    assert 'name="E003 H3K4me3 band_low"' in text
     assert locus.parse_tracks("E003|H3K4me3,E999|H3K4me3,E017|H3K27me3", ws) == [
         ("E003", "H3K4me3"), ("E017", "H3K27me3")]
     assert locus.drag_range({"xaxis2.range[0]": 10.5, "xaxis2.range[1]": 2000.2}) == (10, 2000)
@@ -193,7 +216,11 @@ def test_biosample_design_counts_profiled_as_chosen(synthetic_workspace):  # noq
 
 
 def test_pilot_design_needs_reranking(pilot_workspace):  # noqa: F811
-    with pytest.raises(ValueError, match="no candidate biosamples"):
+    # E065's H3K4me3 (a calibration experiment) was removed from the test store: the only
+    # biosample still without the assay
+    picks = design.biosample_design(pilot_workspace, "H3K4me3", 1)
+    assert list(picks["biosample"]) == ["E065"]
+    with pytest.raises(ValueError, match="exceeds the 1 candidate"):
         design.biosample_design(pilot_workspace, "H3K4me3", 2)
     picks = design.biosample_design(pilot_workspace, "H3K4me3", 3, rerank_profiled=True)
     assert len(picks) == 3 and picks["biosample"].is_unique
@@ -261,17 +288,26 @@ def test_track_picker_callback_toggles_cells(pilot_app):
     outputs = [("locus-tracks", "data"), ("locus-picker", "figure"),
                ("locus-picked-count", "children")]
     click = {"points": [{"x": "H3K27me3", "y": "E065"}]}
-    out = post_callback(client, outputs,
-                        [("locus-picker", "clickData", click), ("locus-clear", "n_clicks", None)],
+    inputs = [("locus-picker", "clickData", click), ("locus-clear", "n_clicks", None),
+              ("locus-picker-color", "value", "status")]
+    out = post_callback(client, outputs, inputs,
                         [("locus-tracks", "data", [["E003", "H3K4me3"]])],
                         ["locus-picker.clickData"])
     assert out["locus-tracks"]["data"] == [["E003", "H3K4me3"], ["E065", "H3K27me3"]]
     assert out["locus-picked-count"]["children"] == "2 tracks chosen"
-    out = post_callback(client, outputs,
-                        [("locus-picker", "clickData", click), ("locus-clear", "n_clicks", None)],
+    out = post_callback(client, outputs, inputs,
                         [("locus-tracks", "data", out["locus-tracks"]["data"])],
                         ["locus-picker.clickData"])
     assert out["locus-tracks"]["data"] == [["E003", "H3K4me3"]]
+    # colouring by uncertainty redraws the picker only (the tracks stay: no redraw)
+    out = post_callback(client, outputs, inputs[:2] + [("locus-picker-color", "value", "band")],
+                        [("locus-tracks", "data", [["E003", "H3K4me3"]])],
+                        ["locus-picker-color.value"])
+    assert set(out) == {"locus-picker"}
+    heat = out["locus-picker"]["figure"]["data"][0]
+    z = heat["z"]  # plotly sends numeric arrays base64-encoded
+    z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]) if "bdata" in z else z
+    assert heat["showscale"] and z.size == 25 and np.isfinite(np.asarray(z, float)).all()
 
 
 def test_embedding_callback_and_url_state(synthetic_app):

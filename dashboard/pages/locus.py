@@ -6,7 +6,7 @@ import io
 import re
 
 import numpy as np
-from dash import Input, Output, State, ctx, dcc, html
+from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from avocado_core import metrics
@@ -14,7 +14,7 @@ from avocado_core.regions import format_locus, parse_locus
 from avocado_core.workspace import Workspace
 
 from ..components import current_workspace, guarded, query_string, split_list, url_sync
-from ..figures.picker import STATUS_COLORS, picker_figure
+from ..figures.picker import STATUS_CODES, STATUS_COLORS, STATUS_LABELS, picker_figure
 from ..figures.tracks import Track, format_span, locus_figure, tracks_table
 
 #: Widest window drawn (bp); wider requests get an alert.
@@ -140,7 +140,12 @@ def window_agreement(observed: np.ndarray | None, imputed: np.ndarray | None) ->
 
 def locus_tracks(ws: Workspace, b0: int, b1: int, experiments: list[tuple[str, str]]
                  ) -> list[Track]:
-    """Observed / imputed values and agreement of each experiment over bins [b0, b1)."""
+    """Observed / imputed values, band and agreement of each experiment over bins [b0, b1).
+
+    Imputed values (and the band) below 0 are clipped to 0 everywhere in the app, in the
+    plot, the exports and the per-window scores alike: the signal (arcsinh of a -log10
+    p-value) is never negative.
+    """
     if not experiments:
         raise ValueError("no experiment selected: click cells of the track picker to show tracks")
     if len(experiments) > MAX_TRACKS:
@@ -149,7 +154,12 @@ def locus_tracks(ws: Workspace, b0: int, b1: int, experiments: list[tuple[str, s
     tracks = []
     for b, a in experiments:  # one window read per experiment
         obs, imp = ws.window(b, a, b0, b1)
-        tracks.append(Track(b, a, obs, imp, window_agreement(obs, imp)))
+        imp = None if imp is None else np.maximum(imp, 0.0)
+        band = ws.band(b, a, b0, b1) if imp is not None else None
+        low, high, calibrated = ((np.maximum(band[0], 0.0), np.maximum(band[1], 0.0), band[2])
+                                 if band is not None else (None, None, False))
+        tracks.append(Track(b, a, obs, imp, window_agreement(obs, imp), ws.trained_on(b, a),
+                            low, high, calibrated))
     return tracks
 
 
@@ -173,7 +183,7 @@ def locus_view(ws: Workspace, locus: str, experiments: list[tuple[str, str]],
 
 
 def metrics_rows(tracks: list[Track]) -> list:
-    """Table rows: experiment, what is shown, MSE, Pearson."""
+    """Table rows: experiment, what is shown (held out or training fit), MSE, Pearson."""
     rows = []
     for t in tracks:
         mse, r = t.metrics.get("mse"), t.metrics.get("pearson")
@@ -184,6 +194,12 @@ def metrics_rows(tracks: list[Track]) -> list:
             html.Td("—" if r is None or not np.isfinite(r) else f"{r:.2f}", className="num"),
         ]))
     return rows
+
+
+METRICS_NOTE = ("held out: the models never trained on this track, so MSE and r are real "
+                "imputation quality. training fit: they trained on it, so the numbers only say "
+                "how well they fit it. Imputed values below 0 are shown, exported and scored "
+                "as 0.")
 
 
 def bedgraph_text(chrom: str, start: int, bin_size: int, tracks: list[Track]) -> str:
@@ -261,17 +277,28 @@ def layout(locus: str | None = None, tracks: str | None = None, **_ignored) -> h
         ],
         className="toolbar",
     )
+    widths = ws.band_widths()
+    has_band = bool(np.isfinite(widths.to_numpy()).any())
     legend = html.Div(
-        [html.Span([html.I(className="swatch", style={"background": c}), t], className="legend-item")
-         for t, c in (("observed", STATUS_COLORS[2]), ("imputed", STATUS_COLORS[1]),
-                      ("missing", STATUS_COLORS[0]))],
+        [html.Span([html.I(className="swatch", style={"background": STATUS_COLORS[code]}),
+                    STATUS_LABELS[name]], className="legend-item")
+         for name, code in sorted(STATUS_CODES.items(), key=lambda kv: -kv[1])],
         className="picker-legend",
+    )
+    color_by = html.Div(
+        [html.Span("Colour cells by ", className="field-hint"),
+         dcc.RadioItems(id="locus-picker-color",
+                        options=[{"label": "status", "value": "status"},
+                                 {"label": "uncertainty (band width)", "value": "band"}],
+                        value="status", inline=True, className="radio-inline")],
+        hidden=not has_band,
     )
     picker = html.Aside(
         [
             html.H2("Tracks", className="panel-title"),
             html.Div("Click cells to show or hide experiments.", className="field-hint"),
             legend,
+            color_by,
             html.Div(dcc.Graph(id="locus-picker", figure=picker_figure(status, chosen),
                                config={"displayModeBar": False}),
                      className="picker-scroll"),
@@ -297,6 +324,7 @@ def layout(locus: str | None = None, tracks: str | None = None, **_ignored) -> h
                  html.Tbody(id="locus-metrics")],
                 className="data-table metrics-table",
             ),
+            html.Div(METRICS_NOTE, className="field-hint metrics-note"),
             dcc.Download(id="locus-download"),
         ],
         className="main-panel",
@@ -326,10 +354,11 @@ def register_callbacks(app, ws: Workspace) -> None:
         Output("locus-picked-count", "children"),
         Input("locus-picker", "clickData"),
         Input("locus-clear", "n_clicks"),
+        Input("locus-picker-color", "value"),
         State("locus-tracks", "data"),
         prevent_initial_call=True,
     )
-    def pick(click, _clear, chosen):
+    def pick(click, _clear, color_by, chosen):
         chosen = [tuple(e) for e in (chosen or [])]
         if ctx.triggered_id == "locus-clear":
             chosen = []
@@ -337,8 +366,11 @@ def register_callbacks(app, ws: Workspace) -> None:
             p = click["points"][0]
             cell = (str(p["y"]), str(p["x"]))
             chosen = [e for e in chosen if e != cell] if cell in chosen else chosen + [cell]
-        return ([list(e) for e in chosen], picker_figure(ws.status(), chosen),
-                _count_text(len(chosen)))
+        widths = ws.band_widths() if color_by == "band" else None
+        figure = picker_figure(ws.status(), chosen, band_widths=widths)
+        if ctx.triggered_id == "locus-picker-color":  # the tracks stay: no redraw
+            return no_update, figure, no_update
+        return [list(e) for e in chosen], figure, _count_text(len(chosen))
 
     @app.callback(
         Output("locus-graph", "figure"),
