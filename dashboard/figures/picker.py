@@ -15,8 +15,8 @@ __all__ = ["STATUS_CODES", "STATUS_COLORS", "STATUS_LABELS", "picker_figure"]
 STATUS_CODES = {"missing": 0, "imputed": 1, "held out": 2, "observed": 3}
 STATUS_COLORS = ["#f0f4f8", "#fcd9bd", "#3fa796", "#334e68"]
 #: What each status means, for the legend and the hover text.
-STATUS_LABELS = {"observed": "observed (trained on)", "held out": "held out (real signal, "
-                 "not trained on)", "imputed": "imputed only", "missing": "not imputed"}
+STATUS_LABELS = {"observed": "observed (trained on)", "held out": "held out (not trained on)",
+                 "imputed": "imputed only", "missing": "not imputed"}
 BAND_SCALE = "Greys"
 
 
