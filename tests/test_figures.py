@@ -229,7 +229,10 @@ def test_picks_figure_layers():
     pts = _points(20)
     fig = picks_figure(pts, ["S3", "S1"], profiled=["S5", "S6"], candidates=["S1", "S3", "S7"])
     by_name = {t.name.split(" (")[0]: t for t in fig.data}
-    assert list(by_name["picked"].text) == ["1", "2"]
+    assert list(by_name["picked"].text) == ["#1 S3", "#2 S1"]  # few points: names too
+    assert list(by_name["candidate"].text) == ["S7"]
+    many = picks_figure(_points(100), ["S3"])
+    assert list(many.data[-1].text) == ["1"] and many.data[0].text is None
     assert list(by_name["picked"].customdata) == ["S3", "S1"]
     assert len(by_name["already profiled"].x) == 2
     assert len(by_name["candidate"].x) == 1

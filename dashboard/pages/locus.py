@@ -11,9 +11,11 @@ from dash.exceptions import PreventUpdate
 
 from avocado_core import metrics
 from avocado_core.regions import format_locus, parse_locus
+from avocado_core.saved_selections import load_selection, selection_intervals
 from avocado_core.workspace import Workspace
 
-from ..components import current_workspace, guarded, query_string, split_list, url_sync
+from ..components import (alert, current_workspace, error_message, guarded, query_string,
+                          split_list, url_sync)
 from ..figures.picker import STATUS_CODES, STATUS_COLORS, STATUS_LABELS, picker_figure
 from ..figures.tracks import Track, format_span, locus_figure, tracks_table
 
@@ -25,6 +27,10 @@ SCREEN_POINTS = 1200
 MAX_TRACKS = 24
 ZOOM_FACTOR = 3.0
 GENE_PAD = 0.15
+#: Context (bp) on each side of a selected position in the selection's windows.
+SELECTION_PAD = 20_000
+#: Windows of a selection listed in the navigator.
+MAX_SELECTION_WINDOWS = 2_000
 
 
 # ---------------------------------------------------------------------- pure helpers
@@ -93,6 +99,26 @@ def keep_in_region(ws: Workspace, chrom: str, start: int, end: int, previous: di
     span = min(end - start, hi - lo)
     start = min(max(start, lo), hi - span)
     return chrom, start, start + span
+
+
+def selection_windows(ws: Workspace, sel_id: str) -> list[str]:
+    """The windows of a saved genome selection, in genome order: each selected interval
+    (overlapping points merged) with ``SELECTION_PAD`` bp either side, clipped to its region
+    and to the widest window drawn; at most ``MAX_SELECTION_WINDOWS``."""
+    sel = load_selection(ws.path, sel_id)
+    if sel["axis"] != "genome":
+        raise ValueError(f"selection {sel_id} is of {sel['axis']}, not of genome positions")
+    regions = ws.store.regions
+    intervals = selection_intervals(regions, sel["ids"], sel["n_bins"])
+    out = []
+    for row in intervals.head(MAX_SELECTION_WINDOWS).itertuples():
+        region = regions.region_of_bin(row.first_bin)
+        lo = int(region["first_bin_start"])
+        hi = lo + int(region["n_bins"]) * regions.bin_size
+        start = max(int(row.start) - SELECTION_PAD, lo)
+        end = min(int(row.end) + SELECTION_PAD, hi, start + MAX_WINDOW_BP)
+        out.append(format_locus(str(row.chrom), start, end))
+    return out
 
 
 def parse_tracks(text: str | None, ws: Workspace) -> list[tuple[str, str]]:
@@ -241,12 +267,33 @@ def _count_text(n: int) -> str:
 
 
 # ---------------------------------------------------------------------- layout
-def layout(locus: str | None = None, tracks: str | None = None, **_ignored) -> html.Div:
-    """The page; its locus and tracks come from the URL."""
+def layout(locus: str | None = None, tracks: str | None = None, selection: str | None = None,
+           **_ignored) -> html.Div:
+    """The page; its locus, tracks and a saved genome selection come from the URL."""
     ws = current_workspace()
     chosen = parse_tracks(tracks, ws) if tracks else default_tracks(ws)
-    locus = locus or default_locus(ws)
+    windows, problem = [], None
+    if selection:
+        try:
+            windows = selection_windows(ws, selection)
+        except (ValueError, KeyError) as exc:
+            problem, selection = error_message(exc), None
+    locus = locus or (windows[0] if windows else default_locus(ws))
     status = ws.status()
+    navigator = html.Div(
+        [
+            html.Button("◀", id="locus-sel-prev", className="button icon",
+                        title="previous selected region"),
+            dcc.Dropdown(id="locus-sel-region", options=windows,
+                         value=locus if locus in windows else None, clearable=False,
+                         placeholder="selected regions", className="selection-dropdown"),
+            html.Button("▶", id="locus-sel-next", className="button icon",
+                        title="next selected region"),
+            html.Span(f"{len(windows):,} region{'s' if len(windows) != 1 else ''} of the "
+                      "selection (±20 kb)", className="field-hint", id="locus-sel-count"),
+        ],
+        className="selection-nav", hidden=not windows, id="locus-sel-nav",
+    )
     toolbar = html.Div(
         [
             dcc.Input(id="locus-input", type="text", value=locus, debounce=False,
@@ -310,7 +357,8 @@ def layout(locus: str | None = None, tracks: str | None = None, **_ignored) -> h
     main = html.Section(
         [
             toolbar,
-            html.Div(id="locus-alert"),
+            navigator,
+            html.Div(alert(problem) if problem else None, id="locus-alert"),
             dcc.Loading(dcc.Graph(
                 id="locus-graph", className="locus-graph",
                 config={"displaylogo": False, "scrollZoom": False,
@@ -333,6 +381,7 @@ def layout(locus: str | None = None, tracks: str | None = None, **_ignored) -> h
         [
             picker, main,
             dcc.Store(id="locus-tracks", data=[list(e) for e in chosen]),
+            dcc.Store(id="locus-selection", data=selection),
             dcc.Store(id="locus-current"),
             dcc.Store(id="locus-gene-click"),
             dcc.Store(id="locus-drag"),
@@ -388,11 +437,13 @@ def register_callbacks(app, ws: Workspace) -> None:
         Input("locus-gene-click", "data"),
         Input("locus-drag", "data"),
         Input("locus-tracks", "data"),
+        Input("locus-sel-region", "value"),
         State("locus-input", "value"),
         State("locus-current", "data"),
     )
     @guarded(6)
-    def draw(_go, _submit, _in, _out, _left, _right, gene, dragged, chosen, text, current):
+    def draw(_go, _submit, _in, _out, _left, _right, gene, dragged, chosen, region, text,
+             current):
         trigger = ctx.triggered_id
         locus = text
         if trigger in ("locus-in", "locus-out", "locus-left", "locus-right") and current:
@@ -406,6 +457,8 @@ def register_callbacks(app, ws: Workspace) -> None:
             locus = gene
         elif trigger == "locus-drag" and dragged and current:
             locus = format_locus(current["chrom"], *dragged)
+        elif trigger == "locus-sel-region" and region:
+            locus = region
         experiments = [tuple(e) for e in (chosen or [])]
         fig, tracks, (chrom, start, end) = locus_view(ws, locus, experiments)
         shown = format_locus(chrom, start, end)
@@ -437,13 +490,30 @@ def register_callbacks(app, ws: Workspace) -> None:
         Output("locus-url", "data"),
         Input("locus-current", "data"),
         Input("locus-tracks", "data"),
+        State("locus-selection", "data"),
     )
-    def url_state(current, chosen):
-        params = {"tracks": [f"{b}|{a}" for b, a in (chosen or [])]}
+    def url_state(current, chosen, selection):
+        params = {"tracks": [f"{b}|{a}" for b, a in (chosen or [])], "selection": selection}
         if current:
             params = {"locus": format_locus(current["chrom"], current["start"], current["end"]),
                       **params}
         return {"path": "/locus", "query": query_string(params)}
+
+    @app.callback(
+        Output("locus-sel-region", "value"),
+        Input("locus-sel-prev", "n_clicks"),
+        Input("locus-sel-next", "n_clicks"),
+        State("locus-sel-region", "value"),
+        State("locus-sel-region", "options"),
+        prevent_initial_call=True,
+    )
+    def step_selection(_prev, _next, value, windows):
+        if not windows:
+            raise PreventUpdate
+        values = [w["value"] if isinstance(w, dict) else w for w in windows]
+        i = values.index(value) if value in values else -1
+        step = -1 if ctx.triggered_id == "locus-sel-prev" else 1
+        return values[min(max(i + step, 0), len(values) - 1)]
 
     url_sync(app, "locus-url", "locus-url-sink")
 
