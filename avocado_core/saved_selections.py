@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import _io
 from .errors import AvocadoKeyError, AvocadoValueError
-from .regions import RegionSet, _atomic_write_text
+from .regions import RegionSet
 
 __all__ = ["AXES", "load_selection", "save_selection", "selection_bed", "selection_intervals"]
 
@@ -62,7 +63,7 @@ def save_selection(workspace_path: str | Path, axis: str, ids: Sequence,
     path = Path(workspace_path) / SELECTIONS_DIR / f"{sel_id}.json"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(path, text)
+        _io.write_text(path, text)
     return sel_id
 
 
@@ -104,7 +105,7 @@ def selection_intervals(regions: RegionSet, bins: Sequence[int],
     # A new interval where a point starts past every earlier point's end, or in another
     # region of the set (bins of two regions are never merged).
     reach = np.maximum.accumulate(hi)
-    region = np.searchsorted(regions._offsets, lo, side="right")
+    region = np.searchsorted(regions.intervals["offset"].to_numpy(), lo, side="right")
     new = np.ones(lo.size, dtype=bool)
     new[1:] = (lo[1:] > reach[:-1]) | (region[1:] != region[:-1])
     group = np.cumsum(new) - 1

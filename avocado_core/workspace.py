@@ -8,18 +8,24 @@ Layout of a workspace directory::
     ensemble/          more members of an ensemble with model/ (member-1/, member-2/, ...)
     projections/       cached 2-D projections (``ProjectionCache``)
 
-:func:`build_workspace` makes the demo workspace from the public Roadmap pilot data (or from a
-synthetic compendium): it builds the store, trains a small CPU model, imputes every
-(biosample, assay) of the tensor and computes the projections. Each step is skipped when its
-result is already there, so a second call returns at once.
+:class:`Workspace` is a read model: it opens the parts once and answers the app's questions
+through their own APIs (``TrackStore.fetch_many``, ``Avocado.predict_many``,
+``ProjectionCache``). It writes nothing but the projection cache.
+
+:func:`build_workspace` makes one, with the library's verbs: it builds the store (the public
+Roadmap pilot data or a synthetic compendium), trains a small CPU model
+(``Avocado.from_preset`` and ``fit``), imputes every (biosample, assay) of the tensor
+(``impute_experiments``) and computes the projections. Each step is skipped when its result is
+already there, so a second call returns at once. The pilot workspace keeps two Latin squares
+of experiments out of training (:data:`PILOT_HELD_OUT_SHIFT`, :data:`PILOT_CALIBRATION_SHIFT`)
+and is an ensemble whose spread gives a calibrated uncertainty band
+(:mod:`~avocado_core.uncertainty`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,7 +37,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .errors import AvocadoKeyError, AvocadoValueError
+from . import _io
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
 
 __all__ = ["Workspace", "build_workspace", "DEFAULT_PROJECTIONS", "PILOT_TRAINING"]
 
@@ -61,18 +68,8 @@ PILOT_CALIBRATION_SHIFT = 1
 ENSEMBLE_DIR = "ensemble"
 
 
-def _atomic_write_json(path: Path, data: Mapping) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _write_json(path: Path, data: Mapping) -> None:
+    _io.write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 class Workspace:
@@ -105,7 +102,7 @@ class Workspace:
         self.model_path = self.path / "model"
         self.projections_path = self.path / "projections"
         self._lock = threading.RLock()
-        self._catalog: tuple[tuple, dict] | None = None
+        self._provenance: tuple[tuple, dict] | None = None
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.path)!r})"
@@ -163,14 +160,14 @@ class Workspace:
             "title": title or path.resolve().name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        _atomic_write_json(path / WORKSPACE_FILE, info)
+        _write_json(path / WORKSPACE_FILE, info)
         return cls(path)
 
     def update_info(self, **fields: Any) -> None:
         """Add or replace fields of ``workspace.json`` (atomic)."""
         with self._lock:
             self.info.update(fields)
-            _atomic_write_json(self.path / WORKSPACE_FILE, self.info)
+            _write_json(self.path / WORKSPACE_FILE, self.info)
 
     # ------------------------------------------------------------------ parts
     @property
@@ -249,14 +246,10 @@ class Workspace:
 
         return ProjectionCache(self.projections_path)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """The model's fingerprint, stored in workspace.json once computed."""
-        fp = self.info.get("model_fingerprint")
-        if not fp:
-            fp = self.projections.fingerprint(self.model)
-            self.update_info(model_fingerprint=fp)
-        return fp
+        """The model's fingerprint (recorded in workspace.json by :func:`build_workspace`)."""
+        return self.info.get("model_fingerprint") or self.projections.fingerprint(self.model)
 
     def warm_up(self) -> "Workspace":
         """Load what every page needs (store, model, annotations, bin classes) now rather than
@@ -305,12 +298,84 @@ class Workspace:
                               .reindex(names).fillna(0).astype(int).to_numpy())
         return meta
 
-    def _tracks_index(self) -> dict:
-        """Experiment sets per kind and opened memory maps, reused until the catalog changes.
+    def has_track(self, biosample: str, assay: str, kind: str = "observed") -> bool:
+        """Whether the store has this experiment's track of this kind."""
+        return self.store.has_track(biosample, assay, kind)
 
-        The app asks for the same tracks on every request; looking each one up in the catalog
-        table dominated the locus callback's time.
+    def status(self) -> pd.DataFrame:
+        """The tensor as a biosample x assay table of "observed" (and trained on, or not
+        known), "held out" (observed, but the imputation's models never trained on it),
+        "imputed" (no observed track) or "missing" (neither)."""
+        bios, assays = self.biosamples, self.assays
+        values = np.full((len(bios), len(assays)), "missing", dtype=object)
+        row = {b: i for i, b in enumerate(bios)}
+        col = {a: j for j, a in enumerate(assays)}
+        for kind in ("imputed", "observed"):  # observed wins over imputed
+            pairs = [(row[b], col[a]) for b, a in self.store.experiments(kind)
+                     if b in row and a in col]
+            if pairs:
+                values[tuple(np.array(pairs).T)] = kind
+        held = [(row[b], col[a]) for b, a in self.store.experiments("observed")
+                if b in row and a in col and self.trained_on(b, a) is False]
+        if held:
+            values[tuple(np.array(held).T)] = "held out"
+        return pd.DataFrame(values.astype(str), index=pd.Index(bios, name="biosample"),
+                            columns=pd.Index(assays, name="assay"))
+
+    def _model_knows(self, biosample: str, assay: str) -> bool:
+        return (self.has_model and biosample in self.model.biosamples
+                and assay in self.model.assays)
+
+    def windows(self, experiments: Sequence[tuple[str, str]], start_bin: int, end_bin: int
+                ) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+        """Observed and imputed values of experiments over the bins [start_bin, end_bin).
+
+        One read of the store per kind (``TrackStore.fetch_many``) and one call of the model
+        (``Avocado.predict_many``) for the experiments whose imputation the store lacks (the
+        model can impute any biosample x assay it knows).
+
+        Returns
+        -------
+        list of (observed, imputed): np.ndarray[float32] or None each, in the order given
         """
+        experiments = [(str(b), str(a)) for b, a in experiments]
+        window = (int(start_bin), int(end_bin))
+        store = self.store
+        values: dict[str, dict[tuple[str, str], np.ndarray]] = {}
+        for kind in ("observed", "imputed"):
+            have = [e for e in dict.fromkeys(experiments) if store.has_track(*e, kind)]
+            values[kind] = dict(zip(have, store.fetch_many(have, window, kind)))
+        imputed = values["imputed"]
+        predict = [e for e in dict.fromkeys(experiments)
+                   if e not in imputed and self._model_knows(*e)]
+        if predict:
+            imputed.update(zip(predict, self.model.predict_many(predict, *window)))
+        unknown = [e for e in experiments if e not in values["observed"] and e not in imputed]
+        if unknown:
+            b, a = unknown[0]
+            raise AvocadoKeyError(
+                f"no observed track and no way to impute experiment ({b!r}, {a!r}); "
+                f"biosamples: {short_list(self.biosamples, 10)}, assays: {short_list(self.assays)}"
+            )
+        return [(values["observed"].get(e), imputed.get(e)) for e in experiments]
+
+    def window(self, biosample: str, assay: str, start_bin: int, end_bin: int
+               ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Observed and imputed values of one experiment over the bins [start_bin, end_bin).
+
+        The imputation comes from the store's "imputed" track, or from the model when the store
+        has none (see :meth:`windows`).
+
+        Returns
+        -------
+        observed, imputed: np.ndarray[float32] or None
+        """
+        return self.windows([(biosample, assay)], start_bin, end_bin)[0]
+
+    # ------------------------------------------------------------------ held out and band
+    def _provenance_index(self) -> dict:
+        """What the store records about its imputations (:func:`_provenance`), re-read when
+        the catalog or imputation.json changes."""
         keys = []
         for name in ("catalog.tsv", "imputation.json"):
             try:
@@ -318,82 +383,11 @@ class Workspace:
                 keys.append((st.st_mtime_ns, st.st_size, st.st_ino))
             except FileNotFoundError:
                 keys.append(None)
-        key = tuple(keys)
         with self._lock:
-            if self._catalog is None or self._catalog[0] != key:
-                index = {kind: set(self.store.experiments(kind)) for kind in ("observed",
-                                                                             "imputed",
-                                                                             "spread")}
-                index["maps"] = {}
-                index.update(_provenance(self.store))
-                self._catalog = (key, index)
-            return self._catalog[1]
+            if self._provenance is None or self._provenance[0] != tuple(keys):
+                self._provenance = (tuple(keys), _provenance(self.store))
+            return self._provenance[1]
 
-    def has_track(self, biosample: str, assay: str, kind: str = "observed") -> bool:
-        """Whether the store has this experiment's track of this kind (cached lookup)."""
-        return (biosample, assay) in self._tracks_index()[kind]
-
-    def track(self, biosample: str, assay: str, kind: str = "observed") -> np.ndarray:
-        """The memory-mapped track (opened once per catalog version)."""
-        index = self._tracks_index()
-        maps = index["maps"]
-        key = (biosample, assay, kind)
-        if key not in maps:
-            maps[key] = self.store.track(biosample, assay, kind)
-        return maps[key]
-
-    def status(self) -> pd.DataFrame:
-        """The tensor as a biosample x assay table of "observed" (and trained on, or not
-        known), "held out" (observed, but the imputation's models never trained on it),
-        "imputed" (no observed track) or "missing" (neither)."""
-        index = self._tracks_index()
-        observed, imputed = index["observed"], index["imputed"]
-        bios, assays = self.biosamples, self.assays
-        b = np.repeat(bios, len(assays))
-        a = np.tile(assays, len(bios))
-        pairs = list(zip(b, a))
-        is_obs = np.fromiter((p in observed for p in pairs), bool, len(pairs))
-        is_imp = np.fromiter((p in imputed for p in pairs), bool, len(pairs))
-        held = np.fromiter((self.trained_on(*p) is False for p in pairs), bool, len(pairs))
-        values = np.where(is_obs, np.where(held, "held out", "observed"),
-                          np.where(is_imp, "imputed", "missing"))
-        return pd.DataFrame(values.reshape(len(bios), len(assays)), index=pd.Index(bios, name="biosample"),
-                            columns=pd.Index(assays, name="assay"))
-
-    def window(self, biosample: str, assay: str, start_bin: int, end_bin: int
-               ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Observed and imputed values of one experiment over the bins [start_bin, end_bin).
-
-        The imputation comes from the store's "imputed" track, or from the model when the store
-        has none (the model can impute any biosample x assay it knows).
-
-        Returns
-        -------
-        observed, imputed: np.ndarray[float32] or None
-        """
-        start_bin, end_bin = int(start_bin), int(end_bin)
-        if not 0 <= start_bin < end_bin <= self.store.n_bins:
-            raise AvocadoValueError(f"bin range ({start_bin}, {end_bin}) is outside the store's "
-                                    f"[0, {self.store.n_bins}) or empty")
-        window = (start_bin, end_bin)
-        observed = (np.array(self.track(biosample, assay, "observed")[start_bin:end_bin],
-                             dtype=np.float32)
-                    if self.has_track(biosample, assay, "observed") else None)
-        if self.has_track(biosample, assay, "imputed"):
-            imputed = np.array(self.track(biosample, assay, "imputed")[start_bin:end_bin],
-                               dtype=np.float32)
-        elif self.has_model and biosample in self.model.biosamples and assay in self.model.assays:
-            imputed = np.asarray(self.model.predict(biosample, assay, *window))
-        else:
-            imputed = None
-        if observed is None and imputed is None:
-            raise AvocadoKeyError(
-                f"no observed track and no way to impute experiment ({biosample!r}, {assay!r}); "
-                f"biosamples: {self.biosamples[:10]}..., assays: {self.assays}"
-            )
-        return observed, imputed
-
-    # ------------------------------------------------------------------ held out and band
     def trained_on(self, biosample: str, assay: str) -> bool | None:
         """Whether the imputation of an experiment comes from models that trained on its
         observed track (True: what the app shows is training fit), did not (False: a real
@@ -402,7 +396,7 @@ class Workspace:
         The store's ``imputation.json`` says what the models behind its imputed tracks trained
         on; for experiments imputed on the fly, the workspace model's ``trained_on``.
         """
-        index = self._tracks_index()
+        index = self._provenance_index()
         key = (biosample, assay)
         source = index["sources"].get(key)
         if source is not None:
@@ -428,13 +422,15 @@ class Workspace:
         """
         from .uncertainty import band, member_band
 
-        index = self._tracks_index()
-        key = (biosample, assay)
-        if key not in index["spread"] or key not in index["imputed"]:
+        store = self.store
+        if not (store.has_track(biosample, assay, "spread")
+                and store.has_track(biosample, assay, "imputed")):
             return None
-        mean = np.asarray(self.track(biosample, assay, "imputed")[start_bin:end_bin])
-        spread = np.asarray(self.track(biosample, assay, "spread")[start_bin:end_bin])
-        calibration = index["bands"].get(index["sources"].get(key))
+        window = (int(start_bin), int(end_bin))
+        mean, spread = (store.fetch(biosample, assay, window, kind) for kind in ("imputed",
+                                                                                 "spread"))
+        index = self._provenance_index()
+        calibration = index["bands"].get(index["sources"].get((biosample, assay)))
         if calibration is None:
             return (*member_band(mean, spread), False)
         return (*band(mean, spread, calibration), True)
@@ -444,14 +440,16 @@ class Workspace:
         where there is no band): how uncertain each imputation is, for colouring the picker."""
         from .uncertainty import MEMBER_Z
 
-        index = self._tracks_index()
+        index = self._provenance_index()
         with self._lock:
             if "band_widths" not in index:
                 widths = pd.DataFrame(np.nan, index=pd.Index(self.biosamples, name="biosample"),
                                       columns=pd.Index(self.assays, name="assay"))
-                for b, a in index["spread"] & index["imputed"]:
+                store = self.store
+                both = set(store.experiments("spread")) & set(store.experiments("imputed"))
+                for b, a in both:
                     if b in widths.index and a in widths.columns:
-                        mean_sd = float(np.mean(self.track(b, a, "spread"), dtype=np.float64))
+                        mean_sd = float(np.mean(store.track(b, a, "spread"), dtype=np.float64))
                         cal = index["bands"].get(index["sources"].get((b, a)))
                         widths.loc[b, a] = (MEMBER_Z * mean_sd if cal is None
                                             else cal.scale * (mean_sd + cal.floor))
@@ -472,8 +470,8 @@ class Workspace:
         if kind not in ("observed", "imputed"):
             raise AvocadoValueError(f"kind must be 'auto', 'observed' or 'imputed', got {kind!r}")
         if self.has_track(biosample, assay, kind):
-            return np.asarray(self.track(biosample, assay, kind)[bins], dtype=np.float32)
-        if kind == "imputed" and self.has_model:
+            return np.asarray(self.store.track(biosample, assay, kind)[bins], dtype=np.float32)
+        if kind == "imputed" and self._model_knows(biosample, assay):
             lo, hi = int(bins.min(initial=0)), int(bins.max(initial=0)) + 1
             return self.model.predict(biosample, assay, lo, hi)[bins - lo]
         raise AvocadoKeyError(f"no {kind} track of ({biosample!r}, {assay!r}) in the store")
@@ -533,121 +531,6 @@ class Workspace:
         """Whether a projection is cached (so it can be shown without waiting)."""
         return self.projection(axis, method, resolution, compute=False) is not None
 
-    # ------------------------------------------------------------------ building
-    def train(self, *, n_epochs: int = 6, epoch_size: int | None = None,
-              model_kwargs: Mapping[str, Any] | None = None, seed: int = 0,
-              held_out: Iterable[tuple[str, str]] = (), n_models: int = 1,
-              average_from: int | None = None, progress: bool = True):
-        """Train ``Avocado.small`` on the store's observed tracks and save it under model/.
-
-        Parameters
-        ----------
-        held_out: iterable of (biosample, assay)
-            Observed experiments not to train on (the model records what it trained on, and
-            the app shows these as held out). Default: none.
-        n_models: int
-            Members of an ensemble (seeds ``seed``, ``seed + 100``, ...): model/ holds the
-            first, ensemble/member-k/ the others. Default is 1.
-        average_from: int or None
-            Stochastic weight averaging (``Avocado.fit``). Default is None.
-
-        Nothing happens when the workspace already has a model.
-        """
-        from .ensemble import AvocadoEnsemble, check_n_models
-        from .model import Avocado
-
-        if self.has_model:
-            return self.model
-        n_models = check_n_models(n_models)
-        store = self.store
-        experiments = store.experiments("observed")
-        if not experiments:
-            raise AvocadoValueError(f"the store at {str(self.store_path)!r} has no observed tracks")
-        held_out = sorted({(str(b), str(a)) for b, a in held_out})
-        unknown = [e for e in held_out if e not in set(experiments)]
-        if unknown:
-            raise AvocadoValueError(f"held-out experiments {unknown} are not observed in the "
-                                    "store; hold out observed experiments only")
-        training = {e: store.track(*e) for e in experiments if e not in set(held_out)}
-        if not training:
-            raise AvocadoValueError("every observed experiment is held out; nothing to train on")
-        biosamples = sorted({b for b, _ in experiments})
-        assays = sorted({a for _, a in experiments})
-        t0 = time.perf_counter()
-        fit_kw: dict[str, Any] = dict(n_epochs=n_epochs, progress=progress,
-                                      average_from=average_from)
-        if epoch_size is not None:
-            fit_kw["epoch_size"] = epoch_size
-        ensemble = AvocadoEnsemble.fit(
-            lambda s: Avocado.small(biosamples, assays, store.n_bins, seed=s,
-                                    **dict(model_kwargs or {})),
-            training, n_models, seed=seed, **fit_kw)
-        seconds = time.perf_counter() - t0
-        for k, member in reversed(list(enumerate(ensemble.models))):  # model/ last: commit
-            self._save_model(member, self.model_path if k == 0
-                             else self.path / ENSEMBLE_DIR / f"member-{k}")
-        model = ensemble.models[0]
-        self.__dict__["model"] = model
-        loss = model.history.get("loss", [])
-        self.update_info(
-            model_fingerprint=None,
-            training={"n_epochs": n_epochs, "epoch_size": epoch_size, "seed": seed,
-                      "model_kwargs": dict(model_kwargs or {}), "seconds": round(seconds, 1),
-                      "n_models": n_models, "average_from": average_from,
-                      "held_out": [list(e) for e in held_out],
-                      "final_loss": float(loss[-1]) if len(loss) else None},
-        )
-        return model
-
-    def _save_model(self, model, path: Path) -> None:
-        """Save a model into ``path`` by swapping in a fully written folder."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".model-"))
-        model.save(tmp)
-        if path.exists():
-            _swap_dir(tmp, path)
-        else:
-            os.replace(tmp, path)
-
-    def impute(self, experiments: Iterable[tuple[str, str]] | None = None, *,
-               overwrite: bool = False, progress: bool = True) -> int:
-        """Write the model's imputation of experiments into the store as kind "imputed".
-
-        With ensemble members (model/ and ensemble/member-*), the imputation is their mean and
-        their spread is stored too (kind "spread", for the uncertainty band).
-
-        Parameters
-        ----------
-        experiments: iterable of (biosample, assay) or None
-            Default: every (biosample, assay) of the model's tensor.
-        overwrite: bool
-            Re-impute experiments that already have an imputed track. Default is False.
-        progress: bool
-
-        Returns
-        -------
-        int
-            The number of tracks written.
-        """
-        from .ensemble import AvocadoEnsemble
-        from .imputation import impute_experiments
-
-        paths = self.member_paths
-        model = self.model if len(paths) < 2 else AvocadoEnsemble.load(paths, device="cpu")
-        done = impute_experiments(model, self.store, experiments, overwrite=overwrite,
-                                  source=f"avocado model {self.path.name}/model"
-                                  + (f" + {len(paths) - 1} ensemble members"
-                                     if len(paths) > 1 else ""),
-                                  spread=len(paths) > 1, progress=progress)
-        return len(done)
-
-    def compute_projections(self, which: Sequence[tuple[str, str, str]] = DEFAULT_PROJECTIONS,
-                            *, progress: bool = True) -> None:
-        """Compute (or find cached) the given projections (axis, method, resolution)."""
-        for axis, method, resolution in tqdm(list(which), desc="projections", unit="proj",
-                                             disable=not progress):
-            self.projection(axis, method, resolution)
-
 
 def _provenance(store) -> dict:
     """From the store's catalog and imputation.json: the source of each imputed track
@@ -664,12 +547,64 @@ def _provenance(store) -> dict:
             "bands": {k: v for k, v in bands.items() if v is not None}}
 
 
-def _swap_dir(new: Path, target: Path) -> None:
-    """Replace directory ``target`` by ``new`` (rename the old one away first)."""
-    old = target.with_name(target.name + ".old")
-    os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
+def _train(ws: Workspace, *, n_epochs: int, epoch_size: int | None,
+           model_kwargs: Mapping[str, Any], seed: int, progress: bool,
+           held_out: Iterable[tuple[str, str]] = (), n_models: int = 1,
+           average_from: int | None = None) -> None:
+    """Train ``Avocado.small`` (an ensemble of ``n_models``, seeds ``seed``, ``seed + 100``,
+    ...) on the store's observed tracks but ``held_out``; save member 0 to ``ws.model_path``
+    and the others to ensemble/member-k/."""
+    from .ensemble import AvocadoEnsemble, check_n_models
+    from .model import Avocado
+    from .projection import model_fingerprint
+
+    store = ws.store
+    n_models = check_n_models(n_models)
+    experiments = store.experiments("observed")
+    held_out = sorted({(str(b), str(a)) for b, a in held_out})
+    unknown = [e for e in held_out if e not in set(experiments)]
+    if unknown:
+        raise AvocadoValueError(f"held-out experiments {unknown} are not observed in the store; "
+                                "hold out observed experiments only")
+    training = {e: store.track(*e) for e in experiments if e not in set(held_out)}
+    if not training:
+        raise AvocadoValueError("every observed experiment is held out; nothing to train on")
+    t0 = time.perf_counter()
+    ensemble = AvocadoEnsemble.fit(
+        lambda s: Avocado.from_preset({"preset": "small", **model_kwargs}, experiments,
+                                      store.n_bins, seed=s),
+        training, n_models, seed=seed, n_epochs=n_epochs, epoch_size=epoch_size,
+        average_from=average_from, progress=progress)
+    seconds = time.perf_counter() - t0
+    for k, member in reversed(list(enumerate(ensemble.models))):  # model/ last: the commit
+        with _io.atomic_dir(ws.model_path if k == 0
+                            else ws.path / ENSEMBLE_DIR / f"member-{k}") as tmp:
+            member.save(tmp)
+    model = ensemble.models[0]
+    loss = model.history.get("loss", [])
+    ws.update_info(
+        model_fingerprint=model_fingerprint(model),
+        training={"n_epochs": n_epochs, "epoch_size": epoch_size, "seed": seed,
+                  "model_kwargs": dict(model_kwargs), "seconds": round(seconds, 1),
+                  "n_models": n_models, "average_from": average_from,
+                  "held_out": [list(e) for e in held_out],
+                  "final_loss": float(loss[-1]) if len(loss) else None},
+    )
+
+
+def _impute(ws: Workspace, progress: bool) -> None:
+    """Impute every experiment of the tensor into the store: the model's imputation, or the
+    ensemble's mean and the members' spread when ensemble/ holds more members."""
+    from .ensemble import AvocadoEnsemble
+    from .imputation import impute_experiments
+
+    paths = ws.member_paths
+    model = ws.model if len(paths) < 2 else AvocadoEnsemble.load(paths, device="cpu")
+    source = f"avocado model {ws.path.name}/model"
+    if len(paths) > 1:
+        source += f" + {len(paths) - 1} ensemble members"
+    impute_experiments(model, ws.store, source=source, spread=len(paths) > 1,
+                       progress=progress)
 
 
 def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
@@ -718,9 +653,9 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
         Size of the stratified sample of genome positions. Default is 100,000.
     seed: int
     n_models, average_from: int or None
-        Ensemble size and weight averaging (see :meth:`Workspace.train`); default
-        :data:`PILOT_TRAINING` for the pilot (averaging only when training is longer), one
-        model without averaging otherwise.
+        Ensemble size and weight averaging (``Avocado.fit``); default :data:`PILOT_TRAINING`
+        for the pilot (averaging only when training is longer), one model without averaging
+        otherwise.
     hold_out: bool or None
         Keep the Latin squares described above out of training. Default (None): for the
         pilot. It needs a stored imputation (``impute``) and, for the band, ``n_models >= 2``.
@@ -754,23 +689,25 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
 
             synthetic_compendium(**dict(synthetic or {})).write_store(ws.store_path,
                                                                   progress=progress)
-        ws.__dict__.pop("store", None)
     hold_out = pilot if hold_out is None else bool(hold_out)
     held_out, calibration = _holdout_design(ws) if hold_out else ([], [])
     if not ws.has_model:
         epochs = int(n_epochs or PILOT_TRAINING["n_epochs"])
         if average_from is None and pilot and epochs > PILOT_TRAINING["average_from"]:
             average_from = PILOT_TRAINING["average_from"]
-        ws.train(n_epochs=epochs, epoch_size=epoch_size,
-                 model_kwargs={**PILOT_TRAINING["model"], **dict(model_kwargs or {})},
-                 seed=seed, held_out=held_out + calibration,
-                 n_models=n_models or (PILOT_TRAINING["n_models"] if pilot else 1),
-                 average_from=average_from, progress=progress)
+        _train(ws, n_epochs=epochs, epoch_size=epoch_size,
+               model_kwargs={**PILOT_TRAINING["model"], **dict(model_kwargs or {})},
+               seed=seed, progress=progress, held_out=held_out + calibration,
+               n_models=n_models or (PILOT_TRAINING["n_models"] if pilot else 1),
+               average_from=average_from)
+        ws = Workspace(path)
     if impute if impute is not None else pilot:
-        ws.impute(progress=progress)
+        _impute(ws, progress)
     if calibration:
         _calibrate_and_withhold(ws, calibration)
-    ws.compute_projections(projections, progress=progress)
+    for axis, method, resolution in tqdm(list(projections), desc="projections", unit="proj",
+                                         disable=not progress):
+        ws.projection(axis, method, resolution)
     return ws
 
 

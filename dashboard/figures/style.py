@@ -6,7 +6,6 @@ FONT = "Inter, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 TEXT = "#1f2933"
 MUTED = "#7b8794"
 GRID = "#e4e7eb"
-OBSERVED = "#52606d"
 IMPUTED = "#e8590c"
 #: The imputed line of the locus tracks: near-black, so that it stands out from the filled
 #: observed signal of every assay colour; its band is a neutral grey.

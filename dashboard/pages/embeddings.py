@@ -6,6 +6,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from avocado_core.projection import MIN_UMAP_POINTS
+from avocado_core.regions import GENOME_RESOLUTIONS
 from avocado_core.saved_selections import (load_selection, save_selection, selection_bed,
                                            selection_intervals)
 from avocado_core.workspace import Workspace
@@ -20,8 +21,6 @@ RESOLUTIONS = {"all": "all factors", "25bp": "25 bp", "250bp": "250 bp", "5kbp":
 SIGNAL = "signal"
 #: Columns drawn with a colour bar whatever their number of distinct values.
 CONTINUOUS_COLUMNS = {"n_observed"}
-#: Bins per point of the genome projection at each resolution of the factors.
-POINT_BINS = {"all": 1, "25bp": 1, "250bp": 10, "5kbp": 200}
 #: Points labelled with their name (biosamples and assays; more would overlap).
 MAX_LABELS = 60
 #: Selections larger than this (and every genome selection) go to the URL as a saved id.
@@ -108,7 +107,7 @@ def embedding_view(ws: Workspace, axis: str, method: str, resolution: str, color
             kind, colorbar = "continuous", f"{b} {a}<br>({k or 'auto'}, arcsinh)"
             color = "signal"
         total = int(df.attrs.get("n_total", n))
-        per = {"all": 1, "25bp": 1, "250bp": 10, "5kbp": 200}.get(resolution, 1)
+        per = GENOME_RESOLUTIONS.get(resolution, 1)
         unit = "positions" if per == 1 else f"{RESOLUTIONS[resolution]} blocks"
         strat = " stratified by annotation class" if "class" in df else ""
         caption = f"Sample of {n:,} of {total:,} {unit}{strat} · {METHODS[method]} · WebGL"
@@ -174,7 +173,8 @@ def saved_selection_id(ws: Workspace, axis: str, ids: list, resolution: str) -> 
     """The saved id of a selection that is too large for the URL (and of every genome one)."""
     if not ids or (axis != "genome" and len(ids) <= URL_IDS):
         return None
-    spans = [POINT_BINS.get(resolution, 1)] * len(ids) if axis == "genome" else None
+    spans = ([GENOME_RESOLUTIONS.get(resolution, 1)] * len(ids) if axis == "genome"
+             else None)
     return save_selection(ws.path, axis, ids, spans)
 
 

@@ -177,9 +177,9 @@ def locus_tracks(ws: Workspace, b0: int, b1: int, experiments: list[tuple[str, s
     if len(experiments) > MAX_TRACKS:
         raise ValueError(f"{len(experiments)} tracks selected; at most {MAX_TRACKS} can be drawn "
                          "at once")
+    values = ws.windows(experiments, b0, b1)  # one store read per kind, one model call
     tracks = []
-    for b, a in experiments:  # one window read per experiment
-        obs, imp = ws.window(b, a, b0, b1)
+    for (b, a), (obs, imp) in zip(experiments, values):
         imp = None if imp is None else np.maximum(imp, 0.0)
         band = ws.band(b, a, b0, b1) if imp is not None else None
         low, high, calibrated = ((np.maximum(band[0], 0.0), np.maximum(band[1], 0.0), band[2])
