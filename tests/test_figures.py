@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -15,6 +17,13 @@ from dashboard.figures.style import ASSAY_COLORS, CATEGORICAL, IMPUTED_LINE, ass
     contrast_ratio
 from dashboard.figures.tracks import (Track, bucket_bounds, envelope, format_span, locus_figure,
                                       ruler_ticks, tracks_table)
+
+
+def values_of(array) -> np.ndarray:
+    """A trace's array, decoded when it is plotly's typed-array spec."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    return np.asarray(array)
 
 
 # ---------------------------------------------------------------------- reduction and ruler
@@ -130,7 +139,7 @@ def test_locus_figure_rows_labels_and_shared_assay_scale():
     assert fig.layout.yaxis.range == fig.layout.yaxis2.range
     assert fig.layout.yaxis3.range[1] < fig.layout.yaxis.range[1]
     # at most two points per pixel
-    n_points = [len(t.x) for t in fig.data if t.name in ("observed", "imputed")]
+    n_points = [len(values_of(t.x)) for t in fig.data if t.name in ("observed", "imputed")]
     assert 1000 < max(n_points) <= 2000
     assert fig.layout.xaxis.range == (0, 100_000)
     assert fig.layout.meta["n_tracks"] == 3
@@ -153,11 +162,17 @@ def test_locus_figure_held_out_band_and_drawing_order():
     assert metrics == ["held out: not seen in training · MSE 0.200 · r 0.70",
                        "training fit · MSE 0.010 · r 0.99"]
     row1 = [t for t in fig.data if t.yaxis == "y"]
-    # band (low, high filled to it), then the imputed line, then the observed area on top
-    assert [t.name for t in row1] == ["90% band", "90% band", "imputed", "observed"]
-    assert row1[1].fill == "tonexty" and len(row1[1].x) == 500
-    assert row1[3].fill == "tozeroy" and "0.5)" in row1[3].fillcolor  # translucent
-    assert max(row1[1].y) == pytest.approx(4.5, rel=1e-3)
+    # the band (one closed shape), then the imputed line, then the observed area on top
+    assert [t.name for t in row1] == ["90% band", "imputed", "observed"]
+    band_x, band_y = values_of(row1[0].x), values_of(row1[0].y)
+    assert row1[0].fill == "toself" and len(band_x) == 2 * 500
+    np.testing.assert_array_equal(band_x[:500], band_x[500:][::-1])  # out and back
+    assert band_y.max() == pytest.approx(4.5, rel=1e-3) and band_y[-1] == 0
+    assert row1[2].fill == "tozeroy" and "0.5)" in row1[2].fillcolor  # translucent
+    # arrays travel as typed arrays: exact values, a fraction of the JSON
+    x = values_of(row1[2].x)
+    assert x.dtype == np.int32 and x[0] == 0 and np.all(np.diff(x) > 0)
+    np.testing.assert_array_equal(values_of(row1[2].y), envelope(obs, 500)[1])
     assert fig.layout.yaxis.range[1] == pytest.approx(4.5 * 1.08, rel=1e-3)
 
 

@@ -21,8 +21,9 @@ from ..figures.tracks import Track, format_span, locus_figure, tracks_table
 
 #: Widest window drawn (bp); wider requests get an alert.
 MAX_WINDOW_BP = 2_000_000
-#: Points per track after re-binning (about the plot width in pixels).
-SCREEN_POINTS = 1200
+#: About the plot's width in pixels at the usual window size (1,004 px at 1440 px wide): each
+#: series is drawn with at most two points per pixel, the band with one.
+SCREEN_POINTS = 1000
 #: Most tracks drawn at once.
 MAX_TRACKS = 24
 ZOOM_FACTOR = 3.0
