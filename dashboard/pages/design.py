@@ -228,7 +228,8 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
     ws = current_workspace()
     assays = ws.assays
     status = ws.status()
-    missing = (status == "missing").sum(axis=0)
+    observed = status.isin(["observed", "held out"])
+    missing = (~observed).sum(axis=0)
     default_assay = assay if assay in assays else (missing.idxmax() if len(assays) else None)
     cand = [c for c in split_list(candidates) if c in set(ws.biosamples)]
     n_positions, problem = 0, None
@@ -243,7 +244,7 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
         k_val = 5
     cols = filter_columns(ws)
     classes = sorted(set(ws.bin_classes)) if ws.bin_classes is not None else []
-    fully_observed = bool((status != "missing").all().all())
+    fully_observed = bool(observed.all().all())
     bio = html.Section(
         [
             html.H2("Biosamples to profile next", className="section-title"),

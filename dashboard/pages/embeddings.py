@@ -211,6 +211,7 @@ def layout(axis: str = "biosamples", method: str = "umap", res: str = "all",
         selected = saved["ids"] if saved.get("axis") == axis else []
     if axis == "genome":
         selected = [int(s) for s in selected if str(s).isdigit()]
+        selid = selid or saved_selection_id(ws, axis, selected, res)
     controls = html.Aside(
         [
             html.H2("Latent space", className="panel-title"),

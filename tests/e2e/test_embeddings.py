@@ -73,7 +73,8 @@ def test_synthetic_box_selection_goes_to_design(page, synthetic_url):
     expect(count).to_have_text(re.compile(r"^\d+ of 240 selected$"))
     n = int(count.inner_text().split()[0])
     assert 0 < n < 240
-    expect(page).to_have_url(re.compile(r"[?&]sel=[^&]+"))  # written by its own callback
+    # written by its own callback: the names, or a saved selection's id past 50 of them
+    expect(page).to_have_url(re.compile(r"[?&](sel=[^&]+|selid=[0-9a-f]{12})"))
     page.locator("#emb-to-design").click()
     expect(page.locator("#design-candidates-note")).to_contain_text(
         f"Candidates: {n} biosamples from your selection", timeout=30_000)
@@ -99,9 +100,10 @@ def test_genome_point_opens_the_locus(page, synthetic_url):
                                                          timeout=30_000)
     expect(page.locator("#emb-graph .colorbar")).to_have_count(1)
     link = page.locator("#emb-to-locus")
-    expect(link).to_have_text("Open chr1:50,000 in the locus browser →")
+    expect(link).to_have_text("Open the 1 selected position in the locus browser →")
+    expect(page).to_have_url(re.compile(r"[?&]selid=[0-9a-f]{12}"))  # saved, shareable
     link.click()
-    expect(page.locator("#locus-input")).to_have_value("chr1:30,000-70,000", timeout=30_000)
+    expect(page.locator("#locus-input")).to_have_value("chr1:30,000-70,025", timeout=30_000)
 
 
 def test_genome_lasso_goes_to_locus_design_and_bed(page, synthetic_url):
