@@ -24,8 +24,9 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from .errors import AvocadoKeyError, AvocadoValueError
-from .regions import RegionSet, _short_list, match_chrom, read_chrom_sizes
+from . import _io
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
+from .regions import RegionSet, match_chrom, read_chrom_sizes
 from .store import TrackStore
 
 __all__ = ["TRANSFORMS", "bin_bigwig", "ingest_bigwig", "ingest_manifest", "export_bigwig",
@@ -112,8 +113,8 @@ def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | Non
             raise AvocadoKeyError(
                 f"bigWig {path} has no chromosome {missing[0]!r} (nor "
                 f"{missing[0][3:] if missing[0].startswith('chr') else 'chr' + missing[0]!r}) of "
-                f"the region set{f' ({len(missing)} missing: {_short_list(missing)})' if len(missing) > 1 else ''}; "
-                f"the file's chromosomes: {_short_list(sizes)}"
+                f"the region set{f' ({len(missing)} missing: {short_list(missing)})' if len(missing) > 1 else ''}; "
+                f"the file's chromosomes: {short_list(sizes)}"
             )
         out = np.zeros(regions.n_bins, dtype=np.float32)
         bs = regions.bin_size
@@ -262,7 +263,7 @@ def ingest_manifest(store: TrackStore, manifest_tsv: str | os.PathLike,
     missing = [p for p in df["path"] if not Path(p).is_file()]
     if missing:
         raise AvocadoValueError(
-            f"manifest {manifest_tsv}: {len(missing)} file(s) do not exist: {_short_list(missing, 5)}"
+            f"manifest {manifest_tsv}: {len(missing)} file(s) do not exist: {short_list(missing, 5)}"
         )
     rows = list(df[["biosample", "assay", "path"]].itertuples(index=False))
     if progress:
@@ -313,43 +314,36 @@ def write_bigwig(values: np.ndarray, regions: RegionSet, path: str | os.PathLike
     if missing:
         raise AvocadoKeyError(
             f"chromosome(s) {missing} of the region set are not in the chrom sizes "
-            f"({_short_list(sizes)})"
+            f"({short_list(sizes)})"
         )
     iv = regions.intervals
     bs = regions.bin_size
     order = {c: i for i, c in enumerate(regions.chroms)}
     iv = iv.assign(_o=iv["chrom"].map(order)).sort_values(["_o", "first_bin_start"])
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
-    bw = pyBigWig.open(str(tmp), "w")
-    try:
-        bw.addHeader([(resolved[c], sizes[resolved[c]]) for c in regions.chroms], maxZooms=10)
-        for chrom, first, n, offset in zip(iv["chrom"], iv["first_bin_start"], iv["n_bins"],
-                                           iv["offset"]):
-            name, size = resolved[chrom], sizes[resolved[chrom]]
-            starts = int(first) + bs * np.arange(int(n), dtype=np.int64)
-            vals = values[int(offset): int(offset) + int(n)]
-            keep = (starts >= 0) & (starts < size)
-            starts, vals = starts[keep], vals[keep]
-            if len(starts) == 0:
-                continue
-            full = starts + bs <= size
-            n_full = int(full.sum())  # bins past the end are at the tail of the interval
-            for k in range(0, n_full, CHUNK_BINS):  # chunks bound memory on whole chromosomes
-                chunk = vals[k: min(k + CHUNK_BINS, n_full)].astype(np.float64)
-                bw.addEntries(name, int(starts[k]), values=chunk, span=bs, step=bs)
-            if n_full < len(starts):
-                bw.addEntries([name], [int(starts[n_full])], ends=[int(size)],
-                              values=[float(vals[n_full])])
-        bw.close()
-        bw = None
-        os.replace(tmp, path)
-    finally:
-        if bw is not None:
+    with _io.atomic_path(path) as tmp:
+        bw = pyBigWig.open(str(tmp), "w")
+        try:
+            bw.addHeader([(resolved[c], sizes[resolved[c]]) for c in regions.chroms], maxZooms=10)
+            for chrom, first, n, offset in zip(iv["chrom"], iv["first_bin_start"], iv["n_bins"],
+                                               iv["offset"]):
+                name, size = resolved[chrom], sizes[resolved[chrom]]
+                starts = int(first) + bs * np.arange(int(n), dtype=np.int64)
+                vals = values[int(offset): int(offset) + int(n)]
+                keep = (starts >= 0) & (starts < size)
+                starts, vals = starts[keep], vals[keep]
+                if len(starts) == 0:
+                    continue
+                full = starts + bs <= size
+                n_full = int(full.sum())  # bins past the end are at the tail of the interval
+                for k in range(0, n_full, CHUNK_BINS):  # chunks bound memory on whole chromosomes
+                    chunk = vals[k: min(k + CHUNK_BINS, n_full)].astype(np.float64)
+                    bw.addEntries(name, int(starts[k]), values=chunk, span=bs, step=bs)
+                if n_full < len(starts):
+                    bw.addEntries([name], [int(starts[n_full])], ends=[int(size)],
+                                  values=[float(vals[n_full])])
+        finally:
             bw.close()
-        if tmp.exists():
-            tmp.unlink()
 
 
 def export_bigwig(store: TrackStore, biosample: str, assay: str, path: str | os.PathLike,

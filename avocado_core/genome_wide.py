@@ -34,7 +34,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -44,9 +43,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from . import __version__
-from .errors import AvocadoKeyError, AvocadoValueError
-from .model import Avocado, _short
+from . import __version__, _io
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
+from .model import Avocado
 from .network import GENOME_RESOLUTIONS
 from .regions import RegionSet
 from .store import TrackStore
@@ -107,20 +106,9 @@ def _chrom_ranges(store: TrackStore, chroms: Sequence[str] | None) -> list[tuple
     if unknown:
         raise AvocadoKeyError(
             f"chromosome(s) {unknown} are not in store {store.path}; its chromosomes: "
-            f"{_short(regions.chroms)}"
+            f"{short_list(regions.chroms)}"
         )
     return [(c, *regions.chrom_bins(c)) for c in chroms]
-
-
-def _publish_dir(tmp: Path, target: Path) -> None:
-    """Move a finished directory into place; an existing target is replaced."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}-{os.urandom(3).hex()}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
 
 
 # ---------------------------------------------------------------------------------- fitting
@@ -193,7 +181,7 @@ def fit_chromosome(
     if not keys:
         raise AvocadoValueError(
             f"store {store.path} has no observed track of a biosample and assay the model knows "
-            f"(biosamples: {_short(model.biosamples)}; assays: {_short(model.assays)})"
+            f"(biosamples: {short_list(model.biosamples)}; assays: {short_list(model.assays)})"
         )
     data = {k: tracks[k][start:end] for k in keys}  # memmap windows: nothing is read yet
     scope: Any = contextlib.nullcontext()
@@ -209,12 +197,9 @@ def fit_chromosome(
             progress=progress, average_from=average_from,
         )
     parts.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=parts, prefix=f".{chrom}.tmp-"))
-    try:
+    _io.remove_stale(parts)
+    with _io.atomic_dir(target) as tmp:
         part.save(tmp)
-        _publish_dir(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     if checkpoints is not None:
         shutil.rmtree(checkpoints, ignore_errors=True)
     return target
@@ -332,14 +317,14 @@ def assemble(
     missing = [c for c, _, _ in ranges if c not in found]
     if missing:
         raise AvocadoValueError(
-            f"no part for chromosome(s) {_short(missing)} in {', '.join(map(str, dirs))}; "
+            f"no part for chromosome(s) {short_list(missing)} in {', '.join(map(str, dirs))}; "
             "fit them first (avocado fit-genome MODEL STORE PARTS --chrom CHROM)"
         )
     want = frozen_fingerprint(model)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.tmp-"))
-    try:
+    _io.remove_stale(output.parent, output.name)
+    with _io.atomic_dir(output) as tmp:
         (tmp / "chroms").mkdir()
         entries = []
         for c, start, end in tqdm(ranges, disable=not progress, desc="assembling", unit="chrom"):
@@ -369,9 +354,6 @@ def assemble(
         index = {"format": _FORMAT, "version": __version__, "config": config,
                  "fingerprint": want, "chroms": entries, "history": model.history}
         (tmp / _INDEX).write_text(json.dumps(index, indent=1))
-        _publish_dir(tmp, output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return output
 
 
@@ -429,7 +411,7 @@ class GenomeModel:
         lacking = [f for f in ["shared.safetensors", "regions.tsv",
                                *(e["file"] for e in index["chroms"])] if not (path / f).is_file()]
         if lacking:
-            raise AvocadoValueError(f"genome model {path} lacks {_short(lacking)}")
+            raise AvocadoValueError(f"genome model {path} lacks {short_list(lacking)}")
         return cls(path, index, torch.device(device) if device is not None else None)
 
     def __repr__(self) -> str:
@@ -440,7 +422,7 @@ class GenomeModel:
         """Bin range ``[start, end)`` of a chromosome in the genome-wide layout."""
         if chrom not in self._entries:
             raise AvocadoKeyError(
-                f"chromosome {chrom!r} is not in the genome model; it has {_short(self.chroms)}"
+                f"chromosome {chrom!r} is not in the genome model; it has {short_list(self.chroms)}"
             )
         e = self._entries[chrom]
         return int(e["start"]), int(e["end"])
@@ -538,14 +520,14 @@ class GenomeModel:
             raise AvocadoValueError("export_bigwigs needs at least one (biosample, assay) pair")
         for b, a in experiments:
             if b not in self.biosamples:
-                raise AvocadoKeyError(f"unknown biosample {b!r}; known: {_short(self.biosamples)}")
+                raise AvocadoKeyError(f"unknown biosample {b!r}; known: {short_list(self.biosamples)}")
             if a not in self.assays:
-                raise AvocadoKeyError(f"unknown assay {a!r}; known: {_short(self.assays)}")
+                raise AvocadoKeyError(f"unknown assay {a!r}; known: {short_list(self.assays)}")
         inverse = None
         if invert_transform is not None:
             if invert_transform not in TRANSFORMS:
                 raise AvocadoValueError(
-                    f"unknown transform {invert_transform!r}; expected one of {_short(TRANSFORMS)}"
+                    f"unknown transform {invert_transform!r}; expected one of {short_list(TRANSFORMS)}"
                 )
             inverse = TRANSFORMS[invert_transform][1]
         iv = self.regions.intervals
@@ -565,9 +547,12 @@ class GenomeModel:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         targets = [out / f"{b}.{a}.bigWig" for b, a in experiments]
-        tmps = [t.with_name(f".{t.name}.tmp-{os.getpid()}") for t in targets]
-        writers = [pyBigWig.open(str(t), "w") for t in tmps]
-        try:
+        with contextlib.ExitStack() as files:  # each file renamed into place at the end
+            tmps = [files.enter_context(_io.atomic_path(t)) for t in targets]
+            writers = []
+            for tmp in tmps:  # closed before the renames (the stack unwinds in reverse)
+                writers.append(pyBigWig.open(str(tmp), "w"))
+                files.callback(writers[-1].close)
             header = [(c, int(sizes[c])) for c in self.chroms]
             for w in writers:
                 w.addHeader(header, maxZooms=10)
@@ -597,15 +582,5 @@ class GenomeModel:
                                 j = i0 + n_full
                                 w.addEntries([chrom], [int(starts[j])], ends=[size],
                                              values=[float(v[j])])
-            for w in writers:
-                w.close()
-            writers = []
-            for t, tmp in zip(targets, tmps):
-                os.replace(tmp, t)
-        finally:
-            for w in writers:
-                w.close()
-            for tmp in tmps:
-                tmp.unlink(missing_ok=True)
         self._cache = None
         return targets

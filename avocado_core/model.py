@@ -20,25 +20,31 @@ import numpy as np
 import torch
 
 from . import __version__
-from .errors import AvocadoKeyError, AvocadoValueError
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .model_format import CONFIG_FILE, FORMAT, read_tensors_dir, write_tensors_dir
 from .network import GENOME_RESOLUTIONS, AvocadoNetwork
 from .training import SAMPLINGS, Checkpointer, FitOptions, Trainer, train
 
-__all__ = ["Avocado"]
+__all__ = ["Avocado", "PRESETS"]
 
 _PRECISIONS = ("auto", "fp32", "bf16")
-_SIZE_KEYS = (
-    "n_layers",
-    "n_nodes",
-    "n_biosample_factors",
-    "n_assay_factors",
-    "n_25bp_factors",
-    "n_250bp_factors",
-    "n_5kbp_factors",
-)
 #: Key of the optimizer state in a saved model (JSON) and prefix of its tensors.
 _OPTIMIZER = "optimizer"
+#: Named configurations: keyword arguments of :class:`Avocado` over its defaults. ``"paper"`` is
+#: the published architecture (the defaults); ``"small"`` the original tutorial's CPU model.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "small": dict(
+        n_layers=1,
+        n_nodes=128,
+        n_biosample_factors=32,
+        n_assay_factors=24,
+        n_25bp_factors=10,
+        n_250bp_factors=20,
+        n_5kbp_factors=30,
+        batch_size=10000,
+    ),
+}
 #: Bytes of first-layer activations one prediction chunk may hold.
 _PREDICT_BUDGET = 128 * 2**20
 #: Largest finiteness check read at once from a (memory-mapped) track.
@@ -65,13 +71,6 @@ def _check_names(kind: str, names: Iterable[str] | None) -> list[str]:
     if dups:
         raise AvocadoValueError(f"duplicate {kind} names: {dups}")
     return names
-
-
-def _short(names: Iterable[str], n: int = 12) -> str:
-    """The first ``n`` names, comma-separated, and how many there are in all if more."""
-    names = list(names)
-    text = ", ".join(names[:n])
-    return text + (f", ... ({len(names)} in all)" if len(names) > n else "")
 
 
 def _continue(
@@ -249,7 +248,7 @@ class Avocado:
     def small(
         cls, biosamples: Sequence[str], assays: Sequence[str], n_positions: int, **kwargs: Any
     ) -> Avocado:
-        """The original tutorial's small configuration.
+        """The original tutorial's small configuration (:data:`PRESETS` ``["small"]``).
 
         One hidden layer of 128 nodes, 32 biosample / 24 assay factors, 10 / 20 / 30 genome
         factors and batches of 10,000; any keyword overrides.
@@ -258,18 +257,59 @@ class Avocado:
         -------
         Avocado
         """
-        config = dict(
-            n_layers=1,
-            n_nodes=128,
-            n_biosample_factors=32,
-            n_assay_factors=24,
-            n_25bp_factors=10,
-            n_250bp_factors=20,
-            n_5kbp_factors=30,
-            batch_size=10000,
-        )
-        config.update(kwargs)
-        return cls(biosamples, assays, n_positions, **config)
+        return cls(biosamples, assays, n_positions, **{**PRESETS["small"], **kwargs})
+
+    @classmethod
+    def from_preset(
+        cls,
+        config: str | Mapping[str, Any],
+        experiments: Iterable[tuple[str, str]],
+        n_positions: int,
+        **kwargs: Any,
+    ) -> Avocado:
+        """A new model over the biosamples and assays of some experiments, from a preset.
+
+        The one constructor that the command line, the evaluation, the workspace builder and
+        the data-parallel trainer use. Its rule for the order of names: **biosamples and assays
+        are sorted by name**, so a model (which embedding row each name gets, and with it the
+        initialization a seed gives) does not depend on the order the tracks were ingested in.
+
+        Parameters
+        ----------
+        config: str or mapping
+            A name in :data:`PRESETS` (``"small"`` or ``"paper"``), or keyword arguments of
+            :class:`Avocado` with an optional ``"preset"`` key (default ``"paper"``) they
+            override, e.g. ``{"preset": "small", "batch_size": 40000}``.
+        experiments: iterable of (str, str)
+            ``(biosample, assay)`` pairs the model is trained on.
+        n_positions: int
+            Number of positions (bins).
+        **kwargs
+            Further keyword arguments of :class:`Avocado` (``seed``, ``device``, ...); they
+            override ``config``.
+
+        Returns
+        -------
+        Avocado
+
+        Raises
+        ------
+        AvocadoValueError
+            An unknown preset, or no experiments.
+        """
+        options = {"preset": config} if isinstance(config, str) else dict(config)
+        preset = options.pop("preset", "paper")
+        if preset not in PRESETS:
+            raise AvocadoValueError(
+                f"config={preset!r}; expected one of {', '.join(map(repr, PRESETS))} or a dict "
+                "of Avocado arguments"
+            )
+        experiments = list(experiments)
+        if not experiments:
+            raise AvocadoValueError("no experiments to build a model over")
+        biosamples = sorted({b for b, _ in experiments})
+        assays = sorted({a for _, a in experiments})
+        return cls(biosamples, assays, n_positions, **{**PRESETS[preset], **options, **kwargs})
 
     # ------------------------------------------------------------------ properties
     @property
@@ -310,7 +350,7 @@ class Avocado:
             return self.biosamples.index(name)
         except ValueError:
             raise AvocadoKeyError(
-                f"unknown biosample {name!r}; the model knows: {_short(self.biosamples)}"
+                f"unknown biosample {name!r}; the model knows: {short_list(self.biosamples)}"
             ) from None
 
     def _assay_index(self, name: str) -> int:
@@ -318,7 +358,7 @@ class Avocado:
             return self.assays.index(name)
         except ValueError:
             raise AvocadoKeyError(
-                f"unknown assay {name!r}; the model knows: {_short(self.assays)}"
+                f"unknown assay {name!r}; the model knows: {short_list(self.assays)}"
             ) from None
 
     @staticmethod
@@ -381,12 +421,12 @@ class Avocado:
             if b not in self.biosamples:
                 raise AvocadoKeyError(
                     f"{what} has biosample {b!r} (track {key!r}) that the model does not know; "
-                    f"the model's biosamples: {_short(self.biosamples)}"
+                    f"the model's biosamples: {short_list(self.biosamples)}"
                 )
             if a not in self.assays:
                 raise AvocadoKeyError(
                     f"{what} has assay {a!r} (track {key!r}) that the model does not know; "
-                    f"the model's assays: {_short(self.assays)}"
+                    f"the model's assays: {short_list(self.assays)}"
                 )
             keys.append((b, a))
             arrays.append(self._check_track(key, data[key], n_positions, what))
