@@ -540,6 +540,10 @@ class Avocado:
     ) -> dict[str, list[float]]:
         """Train every parameter on observed tracks.
 
+        A call continues the optimizer state the model's last ``fit`` left (Adam's moments and
+        steps, the sequence of batches for the same seed): ten calls of one epoch train like
+        one call of ten epochs. ``reset_optimizer=True`` starts a fresh one.
+
         Parameters
         ----------
         data: Mapping or TrackStore
