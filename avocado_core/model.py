@@ -23,7 +23,7 @@ from . import __version__
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .model_format import CONFIG_FILE, FORMAT, read_tensors_dir, write_tensors_dir
 from .network import GENOME_RESOLUTIONS, AvocadoNetwork
-from .training import SAMPLINGS, Checkpointer, FitOptions, Trainer, train
+from .training import SAMPLINGS, Checkpointer, FitOptions, Trainer, check_schedule, train
 
 __all__ = ["Avocado", "PRESETS"]
 
@@ -73,26 +73,15 @@ def _check_names(kind: str, names: Iterable[str] | None) -> list[str]:
     return names
 
 
-def _continue(
-    trainer: Trainer,
-    carry: dict[str, Any],
-    phase: str,
-    train_groups: Sequence[str],
-    sampler_key: dict[str, Any],
-    average_from: int | None,
-) -> int:
-    """Load the optimizer state ``carry`` of an earlier call into ``trainer`` when it fits.
+def _fits(carry: dict[str, Any], trainer: Trainer, phase: str,
+          train_groups: Sequence[str]) -> bool:
+    """Whether the optimizer state ``carry`` of an earlier call can continue in ``trainer``.
 
-    The sampler continues only for the same seed, sampling and experiments; the running
-    mean of weight averaging only when this call averages too.
-
-    Returns
-    -------
-    int
-        Epochs the continued state ran (0 when it does not fit and the trainer starts fresh).
+    A state of another kind of fit is not this one's (False, silently); one of the same kind
+    that does not fit (other shapes or trained groups) is dropped with a warning.
     """
-    if carry["phase"] != phase:  # another kind of fit: its state is not this one's
-        return 0
+    if carry["phase"] != phase:
+        return False
     mine = {"groups": list(train_groups), "shapes": trainer.trained_shapes(),
             "mode": trainer.mode}
     theirs = {"groups": carry["groups"], "shapes": carry["shapes"],
@@ -104,7 +93,17 @@ def _continue(
             f"{differ}); starting a fresh Adam optimizer",
             stacklevel=4,
         )
-        return 0
+        return False
+    return True
+
+
+def _continue(trainer: Trainer, carry: dict[str, Any], sampler_key: dict[str, Any],
+              average_from: int | None) -> None:
+    """Load the optimizer state ``carry`` of an earlier call into ``trainer``.
+
+    The sampler continues only for the same seed, sampling and experiments; the running
+    mean of weight averaging only when this call averages too.
+    """
     meta, tensors = dict(carry["trainer"]), carry["tensors"]
     if carry["sampler_key"] != json.loads(json.dumps(sampler_key)):
         del meta["sampler"]  # a new seed or data: a new sequence of batches
@@ -112,7 +111,6 @@ def _continue(
         meta["n_averaged"] = 0
         tensors = {k: v for k, v in tensors.items() if not k.startswith("average.")}
     trainer.load_state(meta, tensors)
-    return int(carry["epochs"])
 
 
 class Avocado:
@@ -481,10 +479,16 @@ class Avocado:
             precision=self.train_precision,
         )
         sampler_key = {"seed": seed, "sampling": sampling, "experiments": [list(k) for k in keys]}
-        first_epoch = 0
-        if carry is not None and not options.reset_optimizer:
-            first_epoch = _continue(trainer, carry, phase, train_groups, sampler_key,
-                                    average_from)
+        carry = carry if carry is not None and not options.reset_optimizer else None
+        if carry is not None and not _fits(carry, trainer, phase, train_groups):
+            carry = None
+        first_epoch = 0 if carry is None else int(carry["epochs"])
+        check_schedule(options.n_epochs, epoch_size, options.early_stopping,
+                       options.validation is not None, average_from, first_epoch)
+        if carry is not None:
+            _continue(trainer, carry, sampler_key, average_from)
+        if network is self.network:  # trained in place from here: a failure leaves no state
+            self._train_state = None
         start_step = trainer.step_count
 
         def validate() -> float:
@@ -566,8 +570,6 @@ class Avocado:
         """
         options = FitOptions.of(options, **kwargs)
         keys, arrays = self._experiments(data, self.n_positions)
-        # (the network trains in place: a failed call leaves no state to continue)
-        carry, self._train_state = self._train_state, None
         history, self._train_state = self._fit_network(
             self.network,
             keys,
@@ -576,7 +578,7 @@ class Avocado:
             train_groups=("biosample", "assay", "25bp", "250bp", "5kbp", "network"),
             trainable_rows=None,
             phase="fit",
-            carry=carry,
+            carry=self._train_state,
         )
         self._extend_history(history)
         return history
@@ -961,7 +963,8 @@ class Avocado:
             The model directory (created if missing).
         optimizer: bool, optional
             Also store the optimizer state (the trainer's checkpoint state: Adam's moments and
-            steps, the sampler, the weight-averaging sums; about twice the weights), so that
+            steps, the sampler, the weight-averaging sums; about twice the trained weights,
+            four times with weight averaging), so that
             :meth:`load` followed by the same ``fit`` continues the same trajectory.
             Default is False.
 

@@ -93,6 +93,12 @@ def test_without_validation_the_calls_differ_by_rounding_only(data):
 def test_reset_and_a_new_seed(data):
     model = _loop(_model(), data, 1)
     assert model.optimizer_steps == 5
+    before = model.predict(*HELD)
+    # a call refused before training keeps the model and its state
+    for bad in ({"average_from": 3}, {"sampling": "sorted"}, {"early_stopping": 2}):
+        with pytest.raises(AvocadoValueError):
+            model.fit(data, n_epochs=1, epoch_size=5, progress=False, **bad)
+    assert model.optimizer_steps == 5 and np.array_equal(model.predict(*HELD), before)
     model.reset_optimizer()
     assert model.optimizer_steps is None
     # a call with another seed keeps the optimizer but draws another sequence of batches

@@ -11,7 +11,39 @@ from ..errors import AvocadoValueError
 from .checkpoints import Checkpointer
 from .trainer import Trainer
 
-__all__ = ["train"]
+__all__ = ["check_schedule", "train"]
+
+
+def check_schedule(
+    n_epochs: int,
+    epoch_size: int,
+    early_stopping: int | None,
+    validates: bool,
+    average_from: int | None,
+    first_epoch: int = 0,
+) -> None:
+    """Refuse a schedule :func:`train` cannot run (before anything is touched).
+
+    Parameters are those of :func:`train`; ``validates`` tells whether it gets ``validate``.
+
+    Raises
+    ------
+    AvocadoValueError
+        A bad epoch count or size, early stopping without validation, or an ``average_from``
+        that averages no epoch.
+    """
+    if n_epochs < 0 or epoch_size < 1:
+        raise AvocadoValueError(
+            f"need n_epochs >= 0 and epoch_size >= 1, got {n_epochs} and {epoch_size}"
+        )
+    if early_stopping is not None and not validates:
+        raise AvocadoValueError("early_stopping needs validation data")
+    if average_from is not None and not 0 <= average_from < first_epoch + n_epochs:
+        total = f"{first_epoch} + " if first_epoch else ""
+        raise AvocadoValueError(
+            f"average_from={average_from} averages no epoch; expected 0 <= average_from < "
+            f"{total}n_epochs={n_epochs}"
+        )
 
 
 def train(
@@ -67,18 +99,8 @@ def train(
     """
     from tqdm.auto import tqdm
 
-    if n_epochs < 0 or epoch_size < 1:
-        raise AvocadoValueError(
-            f"need n_epochs >= 0 and epoch_size >= 1, got {n_epochs} and {epoch_size}"
-        )
-    if early_stopping is not None and validate is None:
-        raise AvocadoValueError("early_stopping needs validation data")
-    if average_from is not None and not 0 <= average_from < first_epoch + n_epochs:
-        total = f"{first_epoch} + " if first_epoch else ""
-        raise AvocadoValueError(
-            f"average_from={average_from} averages no epoch; expected 0 <= average_from < "
-            f"{total}n_epochs={n_epochs}"
-        )
+    check_schedule(n_epochs, epoch_size, early_stopping, validate is not None, average_from,
+                   first_epoch)
     history: dict[str, list[float]] = {"loss": [], "val_mse": []}
     start = 0
     if checkpointer is not None and resume and checkpointer.exists():
