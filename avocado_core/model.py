@@ -487,6 +487,7 @@ class Avocado:
                        options.validation is not None, average_from, first_epoch)
         if carry is not None:
             _continue(trainer, carry, sampler_key, average_from)
+            carry = None  # (the trainer holds its own copy)
         if network is self.network:  # trained in place from here: a failure leaves no state
             self._train_state = None
         start_step = trainer.step_count
