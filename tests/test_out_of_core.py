@@ -105,8 +105,8 @@ def test_fit_under_a_budget_streams_and_trains_identically(small_store: TrackSto
     with memory_budget("16k"):
         streamed.fit(small_store, n_epochs=2, epoch_size=4, progress=False)
     # every batch came from the memory maps, batch by batch: 8 trained, and a 9th read ahead
-    # (on a helper thread) while the last step computed
-    assert calls == [500] * 9
+    # (on a helper thread, which may not have started it yet) while the last step computed
+    assert calls[:8] == [500] * 8 and len(calls) <= 9
     for name, value in in_memory.network.state_dict().items():
         assert torch.equal(value, streamed.network.state_dict()[name]), name
     assert in_memory.history == streamed.history
@@ -117,7 +117,7 @@ def test_fit_under_a_budget_streams_and_trains_identically(small_store: TrackSto
     explicit = _small_model(small_store)
     explicit.fit(small_store, n_epochs=2, epoch_size=4, progress=False,
                  source=functools.partial(make_source, max_memory="16k"))
-    assert len(calls) >= 17
+    assert len(calls) >= 16 and set(calls) == {500}
     assert explicit.history == streamed.history
 
 
