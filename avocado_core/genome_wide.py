@@ -35,7 +35,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -57,12 +57,13 @@ __all__ = [
     "fit_chromosome",
     "fit_chromosomes",
     "frozen_fingerprint",
+    "write_genome_model",
 ]
 
 _FORMAT = "avocado-genome-model"
 _INDEX = "genome.json"
-#: Bytes of predictions held at once when exporting.
-_EXPORT_BUDGET = 256 * 2**20
+#: Bytes of predictions held at once when exporting (pyBigWig gets them as float64: twice).
+_EXPORT_BUDGET = 32 * 2**20
 
 
 def _as_store(store: TrackStore | str | os.PathLike) -> TrackStore:
@@ -317,8 +318,6 @@ def assemble(
     AvocadoValueError
         A part is missing, covers a different number of bins, or was fitted from another model.
     """
-    from tqdm.auto import tqdm
-
     model = _as_model(model, "cpu")
     store = _as_store(store)
     ranges = _chrom_ranges(store, chroms)
@@ -336,38 +335,90 @@ def assemble(
             "fit them first (avocado fit-genome MODEL STORE PARTS --chrom CHROM)"
         )
     want = frozen_fingerprint(model)
+
+    def parts() -> Iterator[tuple[str, Avocado]]:
+        for c, _, _ in ranges:
+            part = Avocado.load(found[c], device="cpu")
+            if frozen_fingerprint(part) != want:
+                raise AvocadoValueError(
+                    f"part {found[c]} was not fitted from this model: its network or biosample / "
+                    "assay factors differ"
+                )
+            yield c, part
+
+    return write_genome_model(model, store.regions, parts(), output, fingerprint=want,
+                              chroms=[c for c, _, _ in ranges], progress=progress)
+
+
+def write_genome_model(
+    model: Avocado,
+    regions: RegionSet,
+    parts: Iterable[tuple[str, Avocado]],
+    output: str | os.PathLike,
+    *,
+    fingerprint: str,
+    chroms: Sequence[str] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write a genome model directory (atomically) from the models of its chromosomes.
+
+    Parameters
+    ----------
+    model: Avocado
+        Gives the shared network, the biosample / assay factors, the config and the history.
+    regions: RegionSet
+        The genome-wide region set; chromosome ``c`` covers its bins ``chrom_bins(c)``.
+    parts: iterable of (str, Avocado)
+        Each chromosome's model, in order (consumed one at a time, so memory holds one).
+    output: path-like
+        The genome model directory (replaced if it exists).
+    fingerprint: str
+        :func:`frozen_fingerprint` of the shared parameters, recorded in the index.
+    chroms: sequence of str or None, optional
+        The chromosomes, for the progress bar's total. Default is None.
+    progress: bool, optional
+        Progress bar. Default is True.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    AvocadoValueError
+        A chromosome's model does not cover exactly its bins of the region set.
+    """
+    from tqdm.auto import tqdm
+
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.tmp-"))
     try:
         (tmp / "chroms").mkdir()
         entries = []
-        for c, start, end in tqdm(ranges, disable=not progress, desc="assembling", unit="chrom"):
-            part = Avocado.load(found[c], device="cpu")
+        bar = tqdm(parts, total=len(chroms) if chroms is not None else None,
+                   disable=not progress, desc="writing genome model", unit="chrom")
+        for c, part in bar:
+            start, end = regions.chrom_bins(c)
             if part.n_positions != end - start:
                 raise AvocadoValueError(
-                    f"part {found[c]} covers {part.n_positions} bins; chromosome {c} of store "
-                    f"{store.path} has {end - start}"
+                    f"the model of chromosome {c} covers {part.n_positions} bins; the region set "
+                    f"has {end - start} bins on {c}"
                 )
-            if frozen_fingerprint(part) != want:
-                raise AvocadoValueError(
-                    f"part {found[c]} was not fitted from this model: its network or biosample / "
-                    "assay factors differ"
-                )
-            tables = {r: part.network.genome_tables[r].weight.detach().contiguous()
+            tables = {r: part.network.genome_tables[r].weight.detach().cpu().contiguous()
                       for r in GENOME_RESOLUTIONS}
             save_file(tables, str(tmp / "chroms" / f"{c}.safetensors"))
             entries.append({"chrom": c, "start": start, "end": end,
                             "file": f"chroms/{c}.safetensors",
                             "loss": part.history.get("loss", [])[-1:]})
-            del part
-        save_file({k: v.contiguous() for k, v in _shared_state(model).items()},
+            del part, tables
+        save_file({k: v.cpu().contiguous() for k, v in _shared_state(model).items()},
                   str(tmp / "shared.safetensors"))
-        store.regions.write(tmp / "regions.tsv")
+        regions.write(tmp / "regions.tsv")
         config = model.config
         config.pop("n_positions")
         index = {"format": _FORMAT, "version": __version__, "config": config,
-                 "fingerprint": want, "chroms": entries, "history": model.history}
+                 "fingerprint": fingerprint, "chroms": entries, "history": model.history}
         (tmp / _INDEX).write_text(json.dumps(index, indent=1))
         _publish_dir(tmp, output)
     finally:
@@ -458,11 +509,22 @@ class GenomeModel:
             return self._cache[1]
         self._cache = None
         start, end = self.chrom_bins(chrom)
-        state = load_file(str(self.path / "shared.safetensors"))
+        shared = load_file(str(self.path / "shared.safetensors"))
         tables = load_file(str(self.path / self._entries[chrom]["file"]))
-        state.update({f"genome_{r}.weight": tables[r] for r in GENOME_RESOLUTIONS})
-        model = Avocado(**dict(self.config, n_positions=end - start), device=self.device)
-        model.network.load_state_dict({k: v.to(model.device) for k, v in state.items()})
+        # Built over one position, then given the chromosome's tables as they were read: the
+        # factors are in memory once (no random initialization of a second set to overwrite).
+        model = Avocado(**dict(self.config, n_positions=1), device=self.device)
+        result = model.network.load_state_dict(
+            {k: v.to(model.device) for k, v in shared.items()}, strict=False)
+        lacking = [k for k in result.missing_keys if not k.startswith("genome_")]
+        if lacking or result.unexpected_keys:
+            raise AvocadoValueError(
+                f"{self.path / 'shared.safetensors'} does not match the model config (missing "
+                f"{_short(lacking)}; unexpected {_short(result.unexpected_keys)})"
+            )
+        model.network.set_genome_tables({r: tables.pop(r).to(model.device)
+                                         for r in GENOME_RESOLUTIONS})
+        model.n_positions = end - start
         for p in model.network.parameters():
             p.requires_grad_(False)
         model.history = {k: list(v) for k, v in self._index.get("history", {}).items()}
@@ -520,18 +582,15 @@ class GenomeModel:
             ``"arcsinh"`` (or ``"log1p"``) writes the signal on the original scale. Default is
             None: the model's (transformed) scale.
         chunk_bins: int or None, optional
-            Bins per chunk. Default is None: about 256 MiB of predictions.
+            Bins per chunk. Default is None: about 32 MiB of predictions.
         progress: bool, optional
-            Progress bar over chromosomes. Default is True.
+            Progress bar over the bins. Default is True.
 
         Returns
         -------
         list of pathlib.Path
         """
-        import pyBigWig
-        from tqdm.auto import tqdm
-
-        from .bigwig import TRANSFORMS, read_chrom_sizes
+        from .bigwig import TRANSFORMS, read_chrom_sizes, write_bigwigs
 
         experiments = [tuple(e) for e in experiments]
         if not experiments:
@@ -561,51 +620,20 @@ class GenomeModel:
         if lacking:
             raise AvocadoKeyError(f"chromosome(s) {lacking} are not in the chrom sizes")
         chunk = int(chunk_bins or max(1, _EXPORT_BUDGET // (4 * len(experiments))))
-        bs = self.regions.bin_size
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        targets = [out / f"{b}.{a}.bigWig" for b, a in experiments]
-        tmps = [t.with_name(f".{t.name}.tmp-{os.getpid()}") for t in targets]
-        writers = [pyBigWig.open(str(t), "w") for t in tmps]
-        try:
-            header = [(c, int(sizes[c])) for c in self.chroms]
-            for w in writers:
-                w.addHeader(header, maxZooms=10)
-            for chrom in tqdm(self.chroms, disable=not progress, desc="exporting", unit="chrom"):
-                model = self.chromosome(chrom)
-                c0, _ = self.chrom_bins(chrom)
-                size = int(sizes[chrom])
-                rows = iv[iv["chrom"] == chrom].sort_values("first_bin_start")
-                for first, n, offset in zip(rows["first_bin_start"], rows["n_bins"],
-                                            rows["offset"]):
-                    lo_bin = int(offset) - c0
-                    for k in range(0, int(n), chunk):
-                        m = min(chunk, int(n) - k)
-                        values = model.predict_many(experiments, lo_bin + k, lo_bin + k + m)
-                        if inverse is not None:
-                            values = inverse(values)
-                        starts = int(first) + bs * (k + np.arange(m, dtype=np.int64))
-                        keep = (starts >= 0) & (starts < size)
-                        full = keep & (starts + bs <= size)
-                        n_full = int(full.sum())
-                        i0 = int(np.argmax(keep)) if keep.any() else 0
-                        for w, v in zip(writers, values):
-                            if n_full:
-                                w.addEntries(chrom, int(starts[i0]), values=v[i0:i0 + n_full]
-                                             .astype(np.float64), span=bs, step=bs)
-                            if keep.sum() > n_full:  # the last bin, clipped at the chrom end
-                                j = i0 + n_full
-                                w.addEntries([chrom], [int(starts[j])], ends=[size],
-                                             values=[float(v[j])])
-            for w in writers:
-                w.close()
-            writers = []
-            for t, tmp in zip(targets, tmps):
-                os.replace(tmp, t)
-        finally:
-            for w in writers:
-                w.close()
-            for tmp in tmps:
-                tmp.unlink(missing_ok=True)
+        regions = self.regions
+        if set(regions.chroms) != set(self.chroms):  # a genome model of some chromosomes
+            regions = RegionSet(iv[iv["chrom"].isin(self.chroms)], bin_size=regions.bin_size)
+
+        def predict(lo: int, hi: int) -> np.ndarray:
+            chrom = str(regions.region_of_bin(lo)["chrom"])
+            c0 = regions.chrom_bins(chrom)[0]
+            values = self.chromosome(chrom).predict_many(experiments, lo - c0, hi - c0)
+            return inverse(values) if inverse is not None else values
+
+        targets = write_bigwigs([out / f"{b}.{a}.bigWig" for b, a in experiments], regions,
+                                {c: int(sizes[c]) for c in self.chroms}, predict,
+                                chunk_bins=chunk, progress=progress)
         self._cache = None
         return targets

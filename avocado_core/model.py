@@ -235,6 +235,21 @@ class Avocado:
         config.update(kwargs)
         return cls(biosamples, assays, n_positions, **config)
 
+    @classmethod
+    def from_original(cls, json_path_or_prefix: str | os.PathLike,
+                      device: str | torch.device | None = None) -> Avocado:
+        """Read a model saved by the original Avocado package (``NAME.json`` + ``NAME.h5``).
+
+        See :func:`avocado_core.original.read_original` (h5py only, no Keras).
+
+        Returns
+        -------
+        Avocado
+        """
+        from .original import read_original
+
+        return read_original(json_path_or_prefix, device=device)
+
     # ------------------------------------------------------------------ properties
     @property
     def celltypes(self) -> list[str]:
