@@ -130,7 +130,7 @@ class _Layers:
 
     def __init__(self, path: Path, f: h5py.File) -> None:
         self.path = path
-        group = f["model_weights"] if "model_weights" in f else f
+        group = f.get("model_weights", f)
         if "layer_names" not in group.attrs:
             raise AvocadoValueError(
                 f"{path} is not an Avocado model: an HDF5 file without Keras layers "

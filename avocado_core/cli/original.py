@@ -13,7 +13,7 @@ import click
 
 from ._common import EXISTING_DIR, NEW_DIR, quiet_option
 
-__all__ = ["import_original", "export_original"]
+__all__ = ["export_original", "import_original"]
 
 
 @click.command()
