@@ -18,6 +18,7 @@ the chromosome sizes of the genome in the header; ingesting the exported file wi
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -32,6 +33,7 @@ __all__ = ["TRANSFORMS", "bin_bigwig", "ingest_bigwig", "ingest_manifest", "expo
            "write_bigwig", "write_bigwigs", "read_manifest", "read_chrom_sizes", "resolve_chrom_sizes"]
 
 CHUNK_BINS = 400_000  # 10 Mb of 25 bp bins: ~40 MB of float32 base-pair values per read
+_WRITE_BINS = 1 << 16  # values per pyBigWig.addEntries call when writing
 
 
 def _arcsinh(x: np.ndarray) -> np.ndarray:
@@ -358,34 +360,45 @@ def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
     tmps = [t.with_name(f".{t.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}") for t in targets]
     for t in targets:
         t.parent.mkdir(parents=True, exist_ok=True)
+    # (chromosome in the file, first base, region-set bins [lo, hi), clipped end or None)
+    pieces: list[tuple[str, int, int, int, int | None]] = []
+    for chrom, first, n, offset in zip(iv["chrom"], iv["first_bin_start"], iv["n_bins"],
+                                       iv["offset"]):
+        name, size = resolved[chrom], int(sizes[resolved[chrom]])
+        first, n, offset = int(first), int(n), int(offset)
+        k0 = max(0, -(first // bs))  # bins starting before base 0 are left out
+        n_full = min(n, max(0, (size - first) // bs))  # bins that end within the chromosome
+        n_kept = min(n, max(0, -((first - size) // bs)))  # bins that start within it
+        for k in range(k0, n_full, chunk_bins):
+            pieces.append((name, first + bs * k, offset + k,
+                           offset + min(k + chunk_bins, n_full), None))
+        j = max(k0, n_full)
+        if j < n_kept:  # the last bin, clipped at the chromosome's end
+            pieces.append((name, first + bs * j, offset + j, offset + j + 1, size))
     writers: list = []
-    bar = tqdm(total=regions.n_bins, disable=not progress, desc="writing bigWig", unit="bin",
-               unit_scale=True)
+    bar = tqdm(total=sum(p[3] - p[2] for p in pieces), disable=not progress,
+               desc="writing bigWig", unit="bin", unit_scale=True)
     try:
         writers = [pyBigWig.open(str(t), "w") for t in tmps]
         header = [(resolved[c], sizes[resolved[c]]) for c in regions.chroms]
         for w in writers:
             w.addHeader(header, maxZooms=10)
-        for chrom, first, n, offset in zip(iv["chrom"], iv["first_bin_start"], iv["n_bins"],
-                                           iv["offset"]):
-            name, size = resolved[chrom], sizes[resolved[chrom]]
-            first, n, offset = int(first), int(n), int(offset)
-            k0 = max(0, -(first // bs))  # bins starting before base 0 are left out
-            n_full = min(n, max(0, (size - first) // bs))  # bins that end within the chromosome
-            n_kept = min(n, max(0, -((first - size) // bs)))  # bins that start within it
-            for k in range(k0, n_full, chunk_bins):
-                m = min(chunk_bins, n_full - k)
-                chunk = np.asarray(values(offset + k, offset + k + m))
+        # The next piece's values are computed on a thread while this one is written; pyBigWig
+        # holds the GIL, so it gets slices of _WRITE_BINS and the thread runs between them.
+        with ThreadPoolExecutor(1) as pool:
+            ahead = pool.submit(values, pieces[0][2], pieces[0][3]) if pieces else None
+            for i, (name, start, lo, hi, clipped) in enumerate(pieces):
+                chunk = np.asarray(ahead.result())
+                if i + 1 < len(pieces):
+                    ahead = pool.submit(values, pieces[i + 1][2], pieces[i + 1][3])
                 for w, v in zip(writers, chunk):
-                    w.addEntries(name, first + bs * k, values=v.astype(np.float64), span=bs,
-                                 step=bs)
-                bar.update(m)
-            if max(k0, n_full) < n_kept:  # the last bin, clipped at the chromosome's end
-                j = max(k0, n_full)
-                chunk = np.asarray(values(offset + j, offset + j + 1))
-                for w, v in zip(writers, chunk):
-                    w.addEntries([name], [first + bs * j], ends=[int(size)], values=[float(v[0])])
-            bar.update(n - (n_full - min(k0, n_full)))
+                    if clipped is not None:
+                        w.addEntries([name], [start], ends=[clipped], values=[float(v[0])])
+                        continue
+                    for s in range(0, hi - lo, _WRITE_BINS):
+                        w.addEntries(name, start + bs * s, span=bs, step=bs,
+                                     values=v[s:s + _WRITE_BINS].astype(np.float64))
+                bar.update(hi - lo)
         for w in writers:
             w.close()
         writers = []

@@ -63,7 +63,7 @@ __all__ = [
 _FORMAT = "avocado-genome-model"
 _INDEX = "genome.json"
 #: Bytes of predictions held at once when exporting (pyBigWig gets them as float64: twice).
-_EXPORT_BUDGET = 32 * 2**20
+_EXPORT_BUDGET = 8 * 2**20
 
 
 def _as_store(store: TrackStore | str | os.PathLike) -> TrackStore:
@@ -582,7 +582,7 @@ class GenomeModel:
             ``"arcsinh"`` (or ``"log1p"``) writes the signal on the original scale. Default is
             None: the model's (transformed) scale.
         chunk_bins: int or None, optional
-            Bins per chunk. Default is None: about 32 MiB of predictions.
+            Bins per chunk. Default is None: about 8 MiB of predictions.
         progress: bool, optional
             Progress bar over the bins. Default is True.
 

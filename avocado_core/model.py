@@ -44,8 +44,11 @@ _SIZE_KEYS = (
     "n_250bp_factors",
     "n_5kbp_factors",
 )
-#: Bytes of first-layer activations one prediction chunk may hold.
+#: Bytes of first-layer activations one prediction chunk may hold (on an accelerator).
 _PREDICT_BUDGET = 128 * 2**20
+#: The same on the CPU: chunks whose activations stay in cache (a 2 x 64 network predicts a
+#: chromosome about 3x faster than with 128 MiB chunks; benchmarks/bench_chromosome.py).
+_PREDICT_BUDGET_CPU = 2 * 2**20
 #: Largest finiteness check read at once from a (memory-mapped) track.
 _CHECK_CHUNK = 1 << 22
 
@@ -811,8 +814,9 @@ checkpoint_every, progress, resume, average_from:
         n_exp = len(b_idx)
         out = np.empty((n_exp, end - start), dtype=np.float32)
         width = network.hidden[0].out_features if network.hidden else 1
-        chunk = max(1, _PREDICT_BUDGET // (4 * width * max(n_exp, 1)))
         dev = self.device
+        budget = _PREDICT_BUDGET_CPU if dev.type == "cpu" else _PREDICT_BUDGET
+        chunk = max(1, budget // (4 * width * max(n_exp, 1)))
         with torch.no_grad():
             exp_term = network.experiment_term(
                 torch.as_tensor(b_idx, dtype=torch.long, device=dev),
