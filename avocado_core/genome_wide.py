@@ -12,8 +12,9 @@
    embeddings and gathers them into one genome model directory (:class:`GenomeModel`): the
    shared network once, the genome factors of each chromosome in its own file.
 4. :meth:`GenomeModel.export_bigwigs` imputes tracks genome-wide into bigWigs, chromosome by
-   chromosome and chunk by chunk, so memory holds one chromosome's factors and one chunk of
-   predictions at a time.
+   chromosome and chunk by chunk, reading each window of a chromosome's genome factors from its
+   file, so memory holds one window of factors and two chunks of predictions at a time (the
+   next chunk is imputed while the last one is written).
 
 Layout of a genome model directory::
 
@@ -47,7 +48,7 @@ from safetensors.torch import load_file, save_file
 from . import __version__
 from .errors import AvocadoKeyError, AvocadoValueError
 from .model import Avocado, _short
-from .network import GENOME_RESOLUTIONS
+from .network import GENOME_RESOLUTIONS, genome_rows
 from .regions import RegionSet
 from .store import TrackStore
 
@@ -62,6 +63,8 @@ __all__ = [
 
 _FORMAT = "avocado-genome-model"
 _INDEX = "genome.json"
+#: Positions of a chromosome whose genome factors are read at once when predicting.
+_WINDOW_BINS = 1_000_000
 #: Bytes of predictions held at once when exporting (pyBigWig gets them as float64: twice).
 _EXPORT_BUDGET = 8 * 2**20
 
@@ -430,8 +433,9 @@ def write_genome_model(
 class GenomeModel:
     """A genome-wide model: one frozen network, genome factors per chromosome.
 
-    Open with :meth:`load`; :meth:`chromosome` gives an ordinary :class:`Avocado` over one
-    chromosome (loaded on demand, one at a time, so memory holds one chromosome's factors).
+    Open with :meth:`load`; :meth:`predict` / :meth:`predict_many` impute a chromosome or a
+    locus reading the genome factors window by window; :meth:`chromosome` gives an ordinary
+    :class:`Avocado` over one whole chromosome (loaded on demand, one at a time).
 
     Attributes
     ----------
@@ -455,6 +459,7 @@ class GenomeModel:
         self.regions = RegionSet.read(path / "regions.tsv")
         self.device = device
         self._cache: tuple[str, Avocado] | None = None
+        self._window: Avocado | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> GenomeModel:
@@ -496,10 +501,47 @@ class GenomeModel:
         e = self._entries[chrom]
         return int(e["start"]), int(e["end"])
 
+    def _over(self, chrom: str, lo: int, hi: int, model: Avocado | None = None) -> Avocado:
+        """A model of positions ``[lo, hi)`` of a chromosome (``lo`` a multiple of 200, so the
+        coarse rows line up), reading only those rows of its genome factors from the file.
+
+        ``model`` (one made here before) is reused: only its genome tables are replaced.
+        """
+        from safetensors import safe_open
+
+        if lo % GENOME_RESOLUTIONS["5kbp"]:
+            raise AvocadoValueError(f"a window of positions must start at a multiple of 200, "
+                                    f"got {lo}")
+        if model is None:
+            shared = load_file(str(self.path / "shared.safetensors"))
+            # Built over one position, then given the tables as they were read: the factors are
+            # in memory once (no random initialization of a second set to overwrite).
+            model = Avocado(**dict(self.config, n_positions=1), device=self.device)
+            result = model.network.load_state_dict(
+                {k: v.to(model.device) for k, v in shared.items()}, strict=False)
+            lacking = [k for k in result.missing_keys if not k.startswith("genome_")]
+            if lacking or result.unexpected_keys:
+                raise AvocadoValueError(
+                    f"{self.path / 'shared.safetensors'} does not match the model config "
+                    f"(missing {_short(lacking)}; unexpected {_short(result.unexpected_keys)})"
+                )
+            model.history = {k: list(v) for k, v in self._index.get("history", {}).items()}
+        n = hi - lo
+        with safe_open(str(self.path / self._entries[chrom]["file"]), framework="pt") as f:
+            tables = {r: f.get_slice(r)[lo // step: lo // step + genome_rows(n, r)]
+                      for r, step in GENOME_RESOLUTIONS.items()}
+        model.network.set_genome_tables({r: t.to(model.device) for r, t in tables.items()})
+        model.n_positions = n
+        for p in model.network.parameters():
+            p.requires_grad_(False)
+        return model
+
     def chromosome(self, chrom: str) -> Avocado:
         """The model of one chromosome (positions ``0 .. n_bins`` of that chromosome).
 
-        The last one asked for is kept; asking for another releases it.
+        The last one asked for is kept; asking for another releases it. Its genome factors are
+        all in memory: :meth:`predict_many` and :meth:`export_bigwigs` read them window by
+        window instead.
 
         Returns
         -------
@@ -509,27 +551,42 @@ class GenomeModel:
             return self._cache[1]
         self._cache = None
         start, end = self.chrom_bins(chrom)
-        shared = load_file(str(self.path / "shared.safetensors"))
-        tables = load_file(str(self.path / self._entries[chrom]["file"]))
-        # Built over one position, then given the chromosome's tables as they were read: the
-        # factors are in memory once (no random initialization of a second set to overwrite).
-        model = Avocado(**dict(self.config, n_positions=1), device=self.device)
-        result = model.network.load_state_dict(
-            {k: v.to(model.device) for k, v in shared.items()}, strict=False)
-        lacking = [k for k in result.missing_keys if not k.startswith("genome_")]
-        if lacking or result.unexpected_keys:
-            raise AvocadoValueError(
-                f"{self.path / 'shared.safetensors'} does not match the model config (missing "
-                f"{_short(lacking)}; unexpected {_short(result.unexpected_keys)})"
-            )
-        model.network.set_genome_tables({r: tables.pop(r).to(model.device)
-                                         for r in GENOME_RESOLUTIONS})
-        model.n_positions = end - start
-        for p in model.network.parameters():
-            p.requires_grad_(False)
-        model.history = {k: list(v) for k, v in self._index.get("history", {}).items()}
-        self._cache = (chrom, model)
-        return model
+        self._cache = (chrom, self._over(chrom, 0, end - start))
+        return self._cache[1]
+
+    def predict_many(self, experiments: Sequence[tuple[str, str]], chrom: str, start: int = 0,
+                     end: int | None = None) -> np.ndarray:
+        """Impute experiments over positions ``[start, end)`` of one chromosome, window by window.
+
+        Memory holds the result, one window's genome factors (``_WINDOW_BINS`` positions, read
+        from the chromosome's file) and one prediction chunk, whatever the chromosome's size.
+
+        Parameters
+        ----------
+        experiments: sequence of (str, str)
+        chrom: str
+        start, end: int, optional
+            Positions (25 bp bins) of the chromosome. Default: all of it.
+
+        Returns
+        -------
+        numpy.ndarray, shape=(len(experiments), end - start), dtype=float32
+        """
+        c0, c1 = self.chrom_bins(chrom)
+        end = c1 - c0 if end is None else end
+        if not 0 <= start < end <= c1 - c0:
+            raise AvocadoValueError(f"position range [{start}, {end}) is not within chromosome "
+                                    f"{chrom}'s [0, {c1 - c0})")
+        out = np.empty((len(experiments), end - start), dtype=np.float32)
+        step = GENOME_RESOLUTIONS["5kbp"]
+        first = start - start % step
+        for lo in range(first, end, _WINDOW_BINS):
+            hi = min(end, lo + _WINDOW_BINS)
+            self._window = self._over(chrom, lo, hi, self._window)
+            a = max(start, lo)
+            out[:, a - start: hi - start] = self._window.predict_many(experiments, a - lo,
+                                                                       hi - lo)
+        return out
 
     def predict(self, biosample: str, assay: str, region: str | tuple) -> np.ndarray:
         """Impute one experiment over a chromosome or a locus.
@@ -553,7 +610,7 @@ class GenomeModel:
             chrom = str(self.regions.region_of_bin(start)["chrom"])
             c0, _ = self.chrom_bins(chrom)
             lo, hi = start - c0, end - c0
-        return self.chromosome(chrom).predict(biosample, assay, lo, hi)
+        return self.predict_many([(biosample, assay)], chrom, lo, hi)[0]
 
     def export_bigwigs(
         self,
@@ -566,9 +623,10 @@ class GenomeModel:
     ) -> list[Path]:
         """Impute experiments genome-wide into bigWigs ``out_dir/<biosample>.<assay>.bigWig``.
 
-        Chromosome by chromosome (one chromosome's factors in memory) and chunk by chunk (the
-        predictions of ``chunk_bins`` bins of every experiment at a time); each file is written
-        under a temporary name and renamed when complete.
+        Chromosome by chromosome and chunk by chunk (the predictions of ``chunk_bins`` bins of
+        every experiment, from one window of genome factors read from the chromosome's file; the
+        next chunk is imputed while the last is written); each file is written under a temporary
+        name and renamed when complete.
 
         Parameters
         ----------
@@ -629,11 +687,11 @@ class GenomeModel:
         def predict(lo: int, hi: int) -> np.ndarray:
             chrom = str(regions.region_of_bin(lo)["chrom"])
             c0 = regions.chrom_bins(chrom)[0]
-            values = self.chromosome(chrom).predict_many(experiments, lo - c0, hi - c0)
+            values = self.predict_many(experiments, chrom, lo - c0, hi - c0)
             return inverse(values) if inverse is not None else values
 
         targets = write_bigwigs([out / f"{b}.{a}.bigWig" for b, a in experiments], regions,
                                 {c: int(sizes[c]) for c in self.chroms}, predict,
                                 chunk_bins=chunk, progress=progress)
-        self._cache = None
+        self._window = None
         return targets

@@ -59,7 +59,6 @@ _JSON_SIZES: dict[str, str] = {
 _REQUIRED_JSON = ("celltypes", "assays", "n_genomic_positions", *_JSON_SIZES)
 _KNOWN_CLASSES = {"InputLayer", "Embedding", "Flatten", "Concatenate", "Dense"}
 _KERAS_VERSION = "2.15.0"
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 # ---------------------------------------------------------------------------------- files
@@ -111,9 +110,7 @@ def _text(value: Any) -> str:
 
 
 def _open_h5(path: Path) -> h5py.File:
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head != _HDF5_SIGNATURE:
+    if not h5py.is_hdf5(path):
         raise AvocadoValueError(
             f"{path} is not an HDF5 file: expected the original Avocado's Keras model (.h5)"
         )

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pandas as pd
 import pyBigWig
 import pytest
 import torch
@@ -301,7 +300,11 @@ def chromosomes(tmp_path: Path, data_mirror: Path) -> dict:
             "predictions": dict(np.load(folder / "predictions.npz"))}
 
 
-def test_per_chromosome_models_import_into_a_genome_model(chromosomes, tmp_path: Path) -> None:
+def test_per_chromosome_models_import_into_a_genome_model(chromosomes, tmp_path: Path,
+                                                          monkeypatch) -> None:
+    import avocado_core.genome_wide
+
+    monkeypatch.setattr(avocado_core.genome_wide, "_WINDOW_BINS", 1_400)  # many windows
     out = import_original_genome(chromosomes["prefix"], tmp_path / "genome", device="cpu",
                                  progress=False)
     genome = GenomeModel.load(out)
@@ -315,6 +318,10 @@ def test_per_chromosome_models_import_into_a_genome_model(chromosomes, tmp_path:
             worst = max(worst, float(np.abs(got - expected[lo:hi]).max()))
     print(f"per-chromosome import: max |difference| from the original's predictions = {worst:.3g}")
     assert worst <= 1e-6
+    # a range that starts inside a window, as the whole-chromosome model predicts it
+    got = genome.predict_many([("E116", "H3K27me3")], "chr1", 1_333, 9_001)[0]
+    whole = genome.chromosome("chr1").predict("E116", "H3K27me3", 1_333, 9_001)
+    np.testing.assert_allclose(got, whole, atol=1e-6)  # the same up to float32 rounding
     # and to bigWig like any genome model: chr2's 25 bp bins are the fixture's 24,000-33,999
     [path] = genome.export_bigwigs([("E065", "H3K4me3")], tmp_path / "bw", progress=False)
     with pyBigWig.open(str(path)) as bw:
@@ -404,4 +411,12 @@ def test_imported_model_serves_in_a_workspace(tmp_path: Path, pilot_dir: Path,
                                     [("E065", "H3K4me3"), ("E003", "H3K4me3")])
     np.testing.assert_allclose(tracks[0].imputed, expected, atol=1e-6)
     assert tracks[1].observed is not None and len(tracks[1].imputed) == end - start
-    assert isinstance(pd.DataFrame(ws.status()), pd.DataFrame)
+    # and to bigWig, as `avocado impute --bigwig-dir` does
+    from avocado_core.datasets import HG19_CHROM_SIZES
+    from avocado_core.imputation import impute_experiments
+
+    impute_experiments(ws.model, store, [("E065", "H3K4me3")], into_store=False,
+                       bigwig_dir=tmp_path / "bw", chrom_sizes=HG19_CHROM_SIZES, progress=False)
+    with pyBigWig.open(str(tmp_path / "bw" / "E065.H3K4me3.imputed.bw")) as bw:
+        got = bw.values("chr1", 151_200_000, 151_210_000, numpy=True)[::25]
+    np.testing.assert_allclose(got, expected, atol=1e-6)

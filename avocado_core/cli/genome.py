@@ -71,8 +71,8 @@ def export_genome(genome_path: Path, out_dir: Path, experiments: tuple[str, ...]
                   invert_transform: str | None, chunk_bins: int | None, quiet: bool) -> None:
     """Impute experiments genome-wide from GENOME_MODEL into OUT_DIR/BIOSAMPLE.ASSAY.bigWig.
 
-    Works chromosome by chromosome and chunk by chunk: memory holds one chromosome's genome
-    factors and one chunk of predictions.
+    Works chromosome by chromosome and chunk by chunk: memory holds one window of genome
+    factors and two chunks of predictions, whatever the size of a chromosome.
 
     \b
     Examples:
