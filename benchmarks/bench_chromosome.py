@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-CONFIG = dict(n_layers=2, n_nodes=64, n_biosample_factors=6, n_assay_factors=8,
-              n_25bp_factors=5, n_250bp_factors=7, n_5kbp_factors=9, batch_size=40000)
+CONFIG = {"n_layers": 2, "n_nodes": 64, "n_biosample_factors": 6, "n_assay_factors": 8,
+          "n_25bp_factors": 5, "n_250bp_factors": 7, "n_5kbp_factors": 9, "batch_size": 40000}
 CHROM = "chrS"
 EXPERIMENT = ("B1", "A2")
 
@@ -112,7 +112,7 @@ def child(step: str, genome_dir: Path, workdir: Path, chunk_bins: int) -> dict:
         values = genome.predict(*EXPERIMENT, CHROM)
         seconds = time.perf_counter() - t0
         np.save(workdir / "values.npy", values)
-        return {"seconds": seconds, "n": int(len(values))}
+        return {"seconds": seconds, "n": len(values)}
     [path] = genome.export_bigwigs([EXPERIMENT], workdir / "export", progress=False)
     return {"seconds": time.perf_counter() - t0, "path": str(path)}
 
