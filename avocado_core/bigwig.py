@@ -17,6 +17,7 @@ the chromosome sizes of the genome in the header; ingesting the exported file wi
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,8 +26,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import AvocadoKeyError, AvocadoValueError
-from .regions import RegionSet, _short_list, match_chrom, read_chrom_sizes
+from . import _io
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
+from .regions import RegionSet, match_chrom, read_chrom_sizes
 from .store import TrackStore
 
 __all__ = ["TRANSFORMS", "bin_bigwig", "ingest_bigwig", "ingest_manifest", "export_bigwig",
@@ -114,8 +116,8 @@ def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | Non
             raise AvocadoKeyError(
                 f"bigWig {path} has no chromosome {missing[0]!r} (nor "
                 f"{missing[0][3:] if missing[0].startswith('chr') else 'chr' + missing[0]!r}) of "
-                f"the region set{f' ({len(missing)} missing: {_short_list(missing)})' if len(missing) > 1 else ''}; "
-                f"the file's chromosomes: {_short_list(sizes)}"
+                f"the region set{f' ({len(missing)} missing: {short_list(missing)})' if len(missing) > 1 else ''}; "
+                f"the file's chromosomes: {short_list(sizes)}"
             )
         out = np.zeros(regions.n_bins, dtype=np.float32)
         bs = regions.bin_size
@@ -264,7 +266,7 @@ def ingest_manifest(store: TrackStore, manifest_tsv: str | os.PathLike,
     missing = [p for p in df["path"] if not Path(p).is_file()]
     if missing:
         raise AvocadoValueError(
-            f"manifest {manifest_tsv}: {len(missing)} file(s) do not exist: {_short_list(missing, 5)}"
+            f"manifest {manifest_tsv}: {len(missing)} file(s) do not exist: {short_list(missing, 5)}"
         )
     rows = list(df[["biosample", "assay", "path"]].itertuples(index=False))
     if progress:
@@ -349,7 +351,7 @@ def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
     if missing:
         raise AvocadoKeyError(
             f"chromosome(s) {missing} of the region set are not in the chrom sizes "
-            f"({_short_list(sizes)})"
+            f"({short_list(sizes)})"
         )
     chunk_bins = max(1, int(chunk_bins))
     iv = regions.intervals
@@ -357,9 +359,6 @@ def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
     order = {c: i for i, c in enumerate(regions.chroms)}
     iv = iv.assign(_o=iv["chrom"].map(order)).sort_values(["_o", "first_bin_start"])
     targets = [Path(p) for p in paths]
-    tmps = [t.with_name(f".{t.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}") for t in targets]
-    for t in targets:
-        t.parent.mkdir(parents=True, exist_ok=True)
     # (chromosome in the file, first base, region-set bins [lo, hi), clipped end or None)
     pieces: list[tuple[str, int, int, int, int | None]] = []
     for chrom, first, n, offset in zip(iv["chrom"], iv["first_bin_start"], iv["n_bins"],
@@ -375,17 +374,17 @@ def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
         j = max(k0, n_full)
         if j < n_kept:  # the last bin, clipped at the chromosome's end
             pieces.append((name, first + bs * j, offset + j, offset + j + 1, size))
-    writers: list = []
     bar = tqdm(total=sum(p[3] - p[2] for p in pieces), disable=not progress,
                desc="writing bigWig", unit="bin", unit_scale=True)
-    try:
-        writers = [pyBigWig.open(str(t), "w") for t in tmps]
+    with contextlib.ExitStack() as files:
+        tmps = [files.enter_context(_io.atomic_path(t)) for t in targets]
+        writers = [files.enter_context(contextlib.closing(pyBigWig.open(str(t), "w"))) for t in tmps]
         header = [(resolved[c], sizes[resolved[c]]) for c in regions.chroms]
         for w in writers:
             w.addHeader(header, maxZooms=10)
         # The next piece's values are computed on a thread while this one is written; pyBigWig
         # holds the GIL, so it gets slices of _WRITE_BINS and the thread runs between them.
-        with ThreadPoolExecutor(1) as pool:
+        with ThreadPoolExecutor(1) as pool, bar:
             ahead = pool.submit(values, pieces[0][2], pieces[0][3]) if pieces else None
             for i, (name, start, lo, hi, clipped) in enumerate(pieces):
                 chunk = np.asarray(ahead.result())
@@ -399,17 +398,6 @@ def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
                         w.addEntries(name, start + bs * s, span=bs, step=bs,
                                      values=v[s:s + _WRITE_BINS].astype(np.float64))
                 bar.update(hi - lo)
-        for w in writers:
-            w.close()
-        writers = []
-        for t, tmp in zip(targets, tmps):
-            os.replace(tmp, t)
-    finally:
-        bar.close()
-        for w in writers:
-            w.close()
-        for tmp in tmps:
-            tmp.unlink(missing_ok=True)
     return targets
 
 

@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -45,9 +44,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from . import __version__
-from .errors import AvocadoKeyError, AvocadoValueError
-from .model import Avocado, _short
+from . import __version__, _io
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
+from .model import Avocado
 from .network import GENOME_RESOLUTIONS, genome_rows
 from .regions import RegionSet
 from .store import TrackStore
@@ -111,20 +110,9 @@ def _chrom_ranges(store: TrackStore, chroms: Sequence[str] | None) -> list[tuple
     if unknown:
         raise AvocadoKeyError(
             f"chromosome(s) {unknown} are not in store {store.path}; its chromosomes: "
-            f"{_short(regions.chroms)}"
+            f"{short_list(regions.chroms)}"
         )
     return [(c, *regions.chrom_bins(c)) for c in chroms]
-
-
-def _publish_dir(tmp: Path, target: Path) -> None:
-    """Move a finished directory into place; an existing target is replaced."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}-{os.urandom(3).hex()}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
 
 
 # ---------------------------------------------------------------------------------- fitting
@@ -197,7 +185,7 @@ def fit_chromosome(
     if not keys:
         raise AvocadoValueError(
             f"store {store.path} has no observed track of a biosample and assay the model knows "
-            f"(biosamples: {_short(model.biosamples)}; assays: {_short(model.assays)})"
+            f"(biosamples: {short_list(model.biosamples)}; assays: {short_list(model.assays)})"
         )
     data = {k: tracks[k][start:end] for k in keys}  # memmap windows: nothing is read yet
     scope: Any = contextlib.nullcontext()
@@ -213,12 +201,9 @@ def fit_chromosome(
             progress=progress, average_from=average_from,
         )
     parts.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=parts, prefix=f".{chrom}.tmp-"))
-    try:
+    _io.remove_stale(parts)
+    with _io.atomic_dir(target) as tmp:
         part.save(tmp)
-        _publish_dir(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     if checkpoints is not None:
         shutil.rmtree(checkpoints, ignore_errors=True)
     return target
@@ -334,7 +319,7 @@ def assemble(
     missing = [c for c, _, _ in ranges if c not in found]
     if missing:
         raise AvocadoValueError(
-            f"no part for chromosome(s) {_short(missing)} in {', '.join(map(str, dirs))}; "
+            f"no part for chromosome(s) {short_list(missing)} in {', '.join(map(str, dirs))}; "
             "fit them first (avocado fit-genome MODEL STORE PARTS --chrom CHROM)"
         )
     want = frozen_fingerprint(model)
@@ -395,8 +380,8 @@ def write_genome_model(
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.tmp-"))
-    try:
+    _io.remove_stale(output.parent, output.name)
+    with _io.atomic_dir(output) as tmp:
         (tmp / "chroms").mkdir()
         entries = []
         bar = tqdm(parts, total=len(chroms) if chroms is not None else None,
@@ -423,9 +408,6 @@ def write_genome_model(
         index = {"format": _FORMAT, "version": __version__, "config": config,
                  "fingerprint": fingerprint, "chroms": entries, "history": model.history}
         (tmp / _INDEX).write_text(json.dumps(index, indent=1))
-        _publish_dir(tmp, output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return output
 
 
@@ -485,7 +467,7 @@ class GenomeModel:
         lacking = [f for f in ["shared.safetensors", "regions.tsv",
                                *(e["file"] for e in index["chroms"])] if not (path / f).is_file()]
         if lacking:
-            raise AvocadoValueError(f"genome model {path} lacks {_short(lacking)}")
+            raise AvocadoValueError(f"genome model {path} lacks {short_list(lacking)}")
         return cls(path, index, torch.device(device) if device is not None else None)
 
     def __repr__(self) -> str:
@@ -496,7 +478,7 @@ class GenomeModel:
         """Bin range ``[start, end)`` of a chromosome in the genome-wide layout."""
         if chrom not in self._entries:
             raise AvocadoKeyError(
-                f"chromosome {chrom!r} is not in the genome model; it has {_short(self.chroms)}"
+                f"chromosome {chrom!r} is not in the genome model; it has {short_list(self.chroms)}"
             )
         e = self._entries[chrom]
         return int(e["start"]), int(e["end"])
@@ -523,7 +505,7 @@ class GenomeModel:
             if lacking or result.unexpected_keys:
                 raise AvocadoValueError(
                     f"{self.path / 'shared.safetensors'} does not match the model config "
-                    f"(missing {_short(lacking)}; unexpected {_short(result.unexpected_keys)})"
+                    f"(missing {short_list(lacking)}; unexpected {short_list(result.unexpected_keys)})"
                 )
             model.history = {k: list(v) for k, v in self._index.get("history", {}).items()}
         n = hi - lo
@@ -655,14 +637,14 @@ class GenomeModel:
             raise AvocadoValueError("export_bigwigs needs at least one (biosample, assay) pair")
         for b, a in experiments:
             if b not in self.biosamples:
-                raise AvocadoKeyError(f"unknown biosample {b!r}; known: {_short(self.biosamples)}")
+                raise AvocadoKeyError(f"unknown biosample {b!r}; known: {short_list(self.biosamples)}")
             if a not in self.assays:
-                raise AvocadoKeyError(f"unknown assay {a!r}; known: {_short(self.assays)}")
+                raise AvocadoKeyError(f"unknown assay {a!r}; known: {short_list(self.assays)}")
         inverse = None
         if invert_transform is not None:
             if invert_transform not in TRANSFORMS:
                 raise AvocadoValueError(
-                    f"unknown transform {invert_transform!r}; expected one of {_short(TRANSFORMS)}"
+                    f"unknown transform {invert_transform!r}; expected one of {short_list(TRANSFORMS)}"
                 )
             inverse = TRANSFORMS[invert_transform][1]
         iv = self.regions.intervals

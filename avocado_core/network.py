@@ -17,10 +17,10 @@ import math
 import torch
 from torch import nn
 
+from .regions import GENOME_RESOLUTIONS
+
 __all__ = ["AvocadoNetwork", "GENOME_RESOLUTIONS", "genome_rows"]
 
-#: Resolution name -> number of 25 bp bins per row of that genome table.
-GENOME_RESOLUTIONS: dict[str, int] = {"25bp": 1, "250bp": 10, "5kbp": 200}
 
 
 def genome_rows(n_positions: int, resolution: str) -> int:
@@ -193,14 +193,9 @@ class AvocadoNetwork(nn.Module):
         -------
         torch.Tensor, shape=(n, n_genome_factors)
         """
-        return torch.cat(
-            [
-                self.genome_25bp(positions),
-                self.genome_250bp(torch.div(positions, 10, rounding_mode="floor")),
-                self.genome_5kbp(torch.div(positions, 200, rounding_mode="floor")),
-            ],
-            dim=1,
-        )
+        rows = {res: positions if div == 1 else torch.div(positions, div, rounding_mode="floor")
+                for res, div in GENOME_RESOLUTIONS.items()}
+        return torch.cat([table(rows[res]) for res, table in self.genome_tables.items()], dim=1)
 
     def _first_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         w = self.hidden[0].weight if self.hidden else self.output.weight

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,9 @@ import h5py
 import numpy as np
 import torch
 
-from .errors import AvocadoValueError
-from .model import Avocado, _short
+from . import _io
+from .errors import AvocadoValueError, short_list
+from .model import Avocado
 from .network import GENOME_RESOLUTIONS, genome_rows
 
 __all__ = ["EMBEDDING_LAYERS", "find_original_chromosomes", "import_original_genome",
@@ -177,7 +177,7 @@ def _check_layout(layers: _Layers) -> list[str]:
     if absent:
         raise AvocadoValueError(
             f"{path} is not an Avocado model: it has no layer {absent[0]!r} "
-            f"(its weighted layers: {_short(layers.weights)})"
+            f"(its weighted layers: {short_list(layers.weights)})"
         )
     dense = sorted((n for n in layers.weights if re.fullmatch(r"dense_\d+", n)),
                    key=lambda n: int(n.split("_")[1]))
@@ -185,9 +185,9 @@ def _check_layout(layers: _Layers) -> list[str]:
     unknown = [n for n in layers.weights if n not in expected]
     if unknown or "y_pred" not in layers.weights or dense != expected[5:-1]:
         raise AvocadoValueError(
-            f"{path}: unknown layer layout: weighted layers {_short(layers.weights)}; expected "
+            f"{path}: unknown layer layout: weighted layers {short_list(layers.weights)}; expected "
             "the five embeddings, dense_0 ... dense_{n-1} and y_pred (unexpected: "
-            f"{_short(unknown or [n for n in dense if n not in expected] or ['y_pred missing'])})"
+            f"{short_list(unknown or [n for n in dense if n not in expected] or ['y_pred missing'])})"
         )
     for name, layer in layers.config.items():
         cls = layer.get("class_name")
@@ -247,7 +247,7 @@ def _check_names(json_path: Path, spec: dict[str, Any]) -> None:
                 or pair[1] not in spec["assays"]):
             raise AvocadoValueError(
                 f"{json_path}: experiment {pair!r} is not a [celltype, assay] pair of its "
-                f"celltypes ({_short(spec['celltypes'])}) and assays ({_short(spec['assays'])})"
+                f"celltypes ({short_list(spec['celltypes'])}) and assays ({short_list(spec['assays'])})"
             )
 
 
@@ -469,8 +469,6 @@ def write_original(model: Avocado, prefix: str | os.PathLike, experiments: Any =
     (pathlib.Path, pathlib.Path)
         The ``.json`` and ``.h5``.
     """
-    from .training import _atomic_write_text
-
     prefix = Path(prefix)
     if prefix.suffix in (".json", ".h5"):
         prefix = prefix.with_suffix("")
@@ -482,39 +480,31 @@ def write_original(model: Avocado, prefix: str | os.PathLike, experiments: Any =
         raise AvocadoValueError(f"experiments {unknown[:3]} are not (biosample, assay) pairs "
                                 "of the model")
     json_path, h5_path = Path(f"{prefix}.json"), Path(f"{prefix}.h5")
-    h5_path.parent.mkdir(parents=True, exist_ok=True)
     config, names = _model_config(model)
-    fd, tmp = tempfile.mkstemp(dir=h5_path.parent, prefix=f".{h5_path.name}.", suffix=".tmp")
-    os.close(fd)
     text = h5py.string_dtype()
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["backend"] = "tensorflow"
-            f.attrs["keras_version"] = _KERAS_VERSION
-            f.attrs["model_config"] = json.dumps(config)
-            f.attrs["training_config"] = json.dumps(_training_config(model))
-            root = f.create_group("model_weights")
-            root.attrs["backend"] = "tensorflow"
-            root.attrs["keras_version"] = _KERAS_VERSION
-            root.attrs.create("layer_names", names, dtype=text)
-            weights: dict[str, list[tuple[str, torch.Tensor]]] = {}
-            for layer, kind, tensor in _weights(model):
-                weights.setdefault(layer, []).append((f"{layer}/{kind}:0", tensor))
-            for layer in [*names, "top_level_model_weights"]:
-                group = root.create_group(layer)
-                own = weights.get(layer, [])
-                if own:
-                    group.attrs.create("weight_names", [w for w, _ in own], dtype=text)
-                else:
-                    group.attrs["weight_names"] = np.array([], dtype=np.float64)
-                for w, tensor in own:
-                    group.create_dataset(w, data=tensor.detach().cpu().contiguous().numpy())
-        os.replace(tmp, h5_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _atomic_write_text(json_path, json.dumps(original_spec(model, experiments),
-                                             separators=(",", " : "), indent=4))
+    with _io.atomic_path(h5_path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["keras_version"] = _KERAS_VERSION
+        f.attrs["model_config"] = json.dumps(config)
+        f.attrs["training_config"] = json.dumps(_training_config(model))
+        root = f.create_group("model_weights")
+        root.attrs["backend"] = "tensorflow"
+        root.attrs["keras_version"] = _KERAS_VERSION
+        root.attrs.create("layer_names", names, dtype=text)
+        weights: dict[str, list[tuple[str, torch.Tensor]]] = {}
+        for layer, kind, tensor in _weights(model):
+            weights.setdefault(layer, []).append((f"{layer}/{kind}:0", tensor))
+        for layer in [*names, "top_level_model_weights"]:
+            group = root.create_group(layer)
+            own = weights.get(layer, [])
+            if own:
+                group.attrs.create("weight_names", [w for w, _ in own], dtype=text)
+            else:
+                group.attrs["weight_names"] = np.array([], dtype=np.float64)
+            for w, tensor in own:
+                group.create_dataset(w, data=tensor.detach().cpu().contiguous().numpy())
+    _io.write_text(json_path, json.dumps(original_spec(model, experiments),
+                                         separators=(",", " : "), indent=4))
     return json_path, h5_path
 
 
@@ -550,9 +540,9 @@ def find_original_chromosomes(prefix: str | os.PathLike) -> dict[str, Path]:
 def _first_difference(reference: Avocado, other: Avocado) -> str | None:
     """What differs between two chromosomes' shared parts (names, sizes, network), or None."""
     if reference.biosamples != other.biosamples:
-        return f"its celltypes {_short(other.biosamples)}"
+        return f"its celltypes {short_list(other.biosamples)}"
     if reference.assays != other.assays:
-        return f"its assays {_short(other.assays)}"
+        return f"its assays {short_list(other.assays)}"
     ref, oth = reference.config, other.config
     for key in _JSON_SIZES.values():
         if ref[key] != oth[key]:

@@ -110,6 +110,20 @@ def model_path(work, store_path) -> Path:
     return path
 
 
+def test_train_builds_the_model_with_the_preset_constructor(store_path, model_path):
+    """Names sorted (the store lists H3K4me3 first), the same model as Avocado.from_preset."""
+    from avocado_core.store import TrackStore
+
+    model = Avocado.load(model_path, device="cpu")
+    assert [a for a in dict.fromkeys(a for _, a in TrackStore(store_path).experiments())] == ASSAYS
+    assert model.assays == sorted(ASSAYS) and model.biosamples == sorted(BIOSAMPLES)
+    overrides = dict(zip(TINY[::2], TINY[1::2]))
+    config = {"preset": "small", **{k[2:].replace("-", "_"): int(v) for k, v in overrides.items()}}
+    fresh = Avocado.from_preset(config, TrackStore(store_path).experiments(), N_BINS, seed=0)
+    assert {k: v for k, v in fresh.config.items() if k not in ("precision",)} == {
+        k: v for k, v in model.config.items() if k not in ("precision",)}
+
+
 # ---------------------------------------------------------------------- help and entry points
 def _all_commands():
     out = []
