@@ -338,9 +338,11 @@ def read_original(json_path_or_prefix: str | os.PathLike,
         layers = _Layers(h5_path, f)
         dense = _check_layout(layers)
         sizes = _shapes(json_path, h5_path, spec, layers, dense)
-        batch_size = spec.get("batch_size", 40000)
-        model = Avocado(spec["celltypes"], spec["assays"], spec["n_genomic_positions"],
-                        batch_size=batch_size, device=device, **sizes)
+        config = {"biosamples": spec["celltypes"], "assays": spec["assays"],
+                  "n_positions": spec["n_genomic_positions"], **sizes}
+        if "batch_size" in spec:
+            config["batch_size"] = spec["batch_size"]
+        model = Avocado(**config, device=device)
         net = model.network
         for attr, layer in EMBEDDING_LAYERS.items():
             _fill(getattr(net, attr).weight, layers.matrix(layer, "embeddings"))
