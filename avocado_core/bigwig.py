@@ -32,7 +32,8 @@ from .regions import RegionSet, match_chrom, read_chrom_sizes
 from .store import TrackStore
 
 __all__ = ["TRANSFORMS", "bin_bigwig", "ingest_bigwig", "ingest_manifest", "export_bigwig",
-           "write_bigwig", "write_bigwigs", "read_manifest", "read_chrom_sizes", "resolve_chrom_sizes"]
+           "write_bigwig", "write_bigwigs", "read_manifest", "read_chrom_sizes",
+           "resolve_chrom_sizes"]
 
 CHUNK_BINS = 400_000  # 10 Mb of 25 bp bins: ~40 MB of float32 base-pair values per read
 _WRITE_BINS = 1 << 16  # values per pyBigWig.addEntries call when writing
@@ -378,7 +379,8 @@ def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
                desc="writing bigWig", unit="bin", unit_scale=True)
     with contextlib.ExitStack() as files:
         tmps = [files.enter_context(_io.atomic_path(t)) for t in targets]
-        writers = [files.enter_context(contextlib.closing(pyBigWig.open(str(t), "w"))) for t in tmps]
+        writers = [files.enter_context(contextlib.closing(pyBigWig.open(str(t), "w")))
+                   for t in tmps]
         header = [(resolved[c], sizes[resolved[c]]) for c in regions.chroms]
         for w in writers:
             w.addHeader(header, maxZooms=10)

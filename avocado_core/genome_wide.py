@@ -503,9 +503,10 @@ class GenomeModel:
                 {k: v.to(model.device) for k, v in shared.items()}, strict=False)
             lacking = [k for k in result.missing_keys if not k.startswith("genome_")]
             if lacking or result.unexpected_keys:
+                unexpected = short_list(result.unexpected_keys)
                 raise AvocadoValueError(
                     f"{self.path / 'shared.safetensors'} does not match the model config "
-                    f"(missing {short_list(lacking)}; unexpected {short_list(result.unexpected_keys)})"
+                    f"(missing {short_list(lacking)}; unexpected {unexpected})"
                 )
             model.history = {k: list(v) for k, v in self._index.get("history", {}).items()}
         n = hi - lo

@@ -184,10 +184,11 @@ def _check_layout(layers: _Layers) -> list[str]:
     expected = [*EMBEDDING_LAYERS.values(), *(f"dense_{i}" for i in range(len(dense))), "y_pred"]
     unknown = [n for n in layers.weights if n not in expected]
     if unknown or "y_pred" not in layers.weights or dense != expected[5:-1]:
+        odd = unknown or [n for n in dense if n not in expected] or ["y_pred missing"]
         raise AvocadoValueError(
             f"{path}: unknown layer layout: weighted layers {short_list(layers.weights)}; expected "
-            "the five embeddings, dense_0 ... dense_{n-1} and y_pred (unexpected: "
-            f"{short_list(unknown or [n for n in dense if n not in expected] or ['y_pred missing'])})"
+            f"the five embeddings, dense_0 ... dense_{{n-1}} and y_pred (unexpected: "
+            f"{short_list(odd)})"
         )
     for name, layer in layers.config.items():
         cls = layer.get("class_name")
@@ -247,7 +248,8 @@ def _check_names(json_path: Path, spec: dict[str, Any]) -> None:
                 or pair[1] not in spec["assays"]):
             raise AvocadoValueError(
                 f"{json_path}: experiment {pair!r} is not a [celltype, assay] pair of its "
-                f"celltypes ({short_list(spec['celltypes'])}) and assays ({short_list(spec['assays'])})"
+                f"celltypes ({short_list(spec['celltypes'])}) and assays "
+                f"({short_list(spec['assays'])})"
             )
 
 
