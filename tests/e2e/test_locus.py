@@ -145,6 +145,7 @@ def test_held_out_track_band_and_uncertainty_colouring(page, pilot_url, pilot_wo
     expect(page.locator("#locus-metrics tr")).to_have_count(3, timeout=30_000)
     cells = page.locator("#locus-metrics tr td:nth-child(3)").all_text_contents()
     assert cells == ["held out", "training fit", "imputed only"]
+    expect(page.locator("#locus-sel-nav")).to_be_hidden()  # no genome selection to navigate
     metric = page.locator("#locus-graph g.annotation text",
                           has_text=re.compile(r"^held out: not seen in training · MSE "))
     expect(metric).to_have_count(1, timeout=30_000)
