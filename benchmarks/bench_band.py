@@ -46,9 +46,9 @@ def band_table(ws: Workspace) -> list[dict]:
             if band is None:
                 continue
             low, high, calibrated = band
-            observed = np.asarray(ws.track(b, a, "observed"))
-            mean = np.asarray(ws.track(b, a, "imputed"))
-            spread = np.asarray(ws.track(b, a, "spread"))
+            observed = np.asarray(ws.store.track(b, a, "observed"))
+            mean = np.asarray(ws.store.track(b, a, "imputed"))
+            spread = np.asarray(ws.store.track(b, a, "spread"))
             rows.append({
                 "experiment": f"{b} {a}", "calibrated": calibrated,
                 "coverage": coverage(observed, low, high),

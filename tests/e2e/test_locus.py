@@ -163,3 +163,19 @@ def test_held_out_track_band_and_uncertainty_colouring(page, pilot_url, pilot_wo
     page.get_by_text("uncertainty (band width)").click()
     expect(page.locator("#locus-picker .colorbar")).to_have_count(1, timeout=30_000)
     expect(page.locator("#locus-metrics tr")).to_have_count(3)  # no redraw, same tracks
+
+
+def test_bench_browser_prints_percentiles(pilot_workspace):
+    """The browser benchmark (benchmarks/bench_browser.py) runs end to end (tiny run)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "benchmarks/bench_browser.py",
+                             str(pilot_workspace.path), "--repeats", "2"], cwd=repo,
+                            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| p50 (ms) | p95 (ms) | max (ms) |" in result.stdout
