@@ -31,8 +31,16 @@ import numpy as np
 from .errors import AvocadoKeyError, AvocadoValueError
 from .store import TrackStore
 
-__all__ = ["BandCalibration", "MEMBER_Z", "band", "calibrate_band", "calibrate_store_band",
-           "coverage", "member_band", "store_band_calibration"]
+__all__ = [
+    "MEMBER_Z",
+    "BandCalibration",
+    "band",
+    "calibrate_band",
+    "calibrate_store_band",
+    "coverage",
+    "member_band",
+    "store_band_calibration",
+]
 
 #: Half-width, in members' standard deviations, of their 5-95 % range under a normal spread.
 MEMBER_Z = 1.6449
@@ -64,7 +72,7 @@ class BandCalibration:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "BandCalibration":
+    def from_dict(cls, data: dict) -> BandCalibration:
         return cls(level=float(data["level"]), scale=float(data["scale"]),
                    floor=float(data["floor"]), experiments=[list(e) for e in data["experiments"]],
                    n_bins=int(data["n_bins"]))

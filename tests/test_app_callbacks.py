@@ -122,7 +122,7 @@ def test_locus_view_errors(pilot_workspace):  # noqa: F811
         locus.locus_view(pilot_workspace, "chr1:151.2M-151.3M", [])
 
 
-def test_locus_tracks_say_held_out_or_training_fit_and_carry_the_band(pilot_workspace):  # noqa: F811
+def test_locus_tracks_say_held_out_or_training_fit_and_the_band(pilot_workspace):  # noqa: F811
     ws = pilot_workspace
     held, calibration = ws.info["hold_out"]["held_out"], ws.info["hold_out"]["calibration"]
     trained = next((b, a) for b in ws.biosamples for a in ws.assays

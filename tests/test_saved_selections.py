@@ -7,8 +7,12 @@ import pytest
 
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
 from avocado_core.regions import RegionSet
-from avocado_core.saved_selections import (load_selection, save_selection, selection_bed,
-                                           selection_intervals)
+from avocado_core.saved_selections import (
+    load_selection,
+    save_selection,
+    selection_bed,
+    selection_intervals,
+)
 
 
 def _regions() -> RegionSet:
@@ -18,8 +22,9 @@ def _regions() -> RegionSet:
 
 def test_save_and_load_round_trip_with_a_content_id(tmp_path):
     bins = list(range(0, 60_000, 3))  # 20,000 positions: far too many for a URL
-    sel_id = save_selection(tmp_path, "genome", bins, [10] * len(bins))
-    assert len(sel_id) == 12 and save_selection(tmp_path, "genome", bins, [10] * len(bins)) == sel_id
+    spans = [10] * len(bins)
+    sel_id = save_selection(tmp_path, "genome", bins, spans)
+    assert len(sel_id) == 12 and save_selection(tmp_path, "genome", bins, spans) == sel_id
     loaded = load_selection(tmp_path, sel_id)
     assert loaded == {"axis": "genome", "ids": bins, "n_bins": [10] * len(bins)}
     other = save_selection(tmp_path, "biosamples", ["E003", "E017"])

@@ -7,8 +7,13 @@ import pytest
 
 from avocado_core.errors import AvocadoValueError
 from avocado_core.holdout import latin_square
-from avocado_core.uncertainty import (BandCalibration, band, calibrate_band, coverage,
-                                      member_band)
+from avocado_core.uncertainty import (
+    BandCalibration,
+    band,
+    calibrate_band,
+    coverage,
+    member_band,
+)
 
 
 def _heteroscedastic(n: int, seed: int):
