@@ -39,8 +39,8 @@ permissions and a full disk raises ``AvocadoDiskFullError``). It is the single c
 every change: a track's values go to a new file first, and only the catalog rename makes them
 visible. A crash at any moment therefore leaves the store as it was before: the temporary file
 of a killed writer is removed by the next write to the store, and an unreferenced track file by
-:meth:`TrackStore.vacuum`. Mutations take an advisory lock (``.lock``, ``fcntl.flock``) so that two processes
-adding tracks at once do not lose each other's catalog rows. Readers holding a memory map of a
+:meth:`TrackStore.vacuum`. Mutations take an advisory lock (``.lock``, ``fcntl.flock``) so that
+two processes adding tracks at once do not lose each other's catalog rows. Readers holding a memory map of a
 replaced track keep seeing the old values (POSIX keeps the unlinked file alive).
 """
 
