@@ -325,7 +325,7 @@ def assemble(
     output.parent.mkdir(parents=True, exist_ok=True)
     _io.remove_stale(output.parent, output.name)
     with _io.atomic_dir(output) as tmp:
-        (tmp / "chroms").mkdir()
+        _io.make_dir(tmp / "chroms")
         entries = []
         for c, start, end in tqdm(ranges, disable=not progress, desc="assembling", unit="chrom"):
             part = Avocado.load(found[c], device="cpu")
@@ -341,19 +341,20 @@ def assemble(
                 )
             tables = {r: part.network.genome_tables[r].weight.detach().contiguous()
                       for r in GENOME_RESOLUTIONS}
-            save_file(tables, str(tmp / "chroms" / f"{c}.safetensors"))
+            with _io.atomic_path(tmp / "chroms" / f"{c}.safetensors") as file:
+                save_file(tables, str(file))
             entries.append({"chrom": c, "start": start, "end": end,
                             "file": f"chroms/{c}.safetensors",
                             "loss": part.history.get("loss", [])[-1:]})
             del part
-        save_file({k: v.contiguous() for k, v in _shared_state(model).items()},
-                  str(tmp / "shared.safetensors"))
+        with _io.atomic_path(tmp / "shared.safetensors") as file:
+            save_file({k: v.contiguous() for k, v in _shared_state(model).items()}, str(file))
         store.regions.write(tmp / "regions.tsv")
         config = model.config
         config.pop("n_positions")
         index = {"format": _FORMAT, "version": __version__, "config": config,
                  "fingerprint": want, "chroms": entries, "history": model.history}
-        (tmp / _INDEX).write_text(json.dumps(index, indent=1))
+        _io.write_text(tmp / _INDEX, json.dumps(index, indent=1))
     return output
 
 
