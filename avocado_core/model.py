@@ -9,8 +9,10 @@ itself as a directory (JSON configuration + safetensors weights, no pickle).
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,11 +23,13 @@ from . import __version__
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .model_format import CONFIG_FILE, FORMAT, read_tensors_dir, write_tensors_dir
 from .network import GENOME_RESOLUTIONS, AvocadoNetwork
-from .training import SAMPLINGS, Checkpointer, FitOptions, train
+from .training import SAMPLINGS, Checkpointer, FitOptions, Trainer, check_schedule, train
 
 __all__ = ["Avocado", "PRESETS"]
 
 _PRECISIONS = ("auto", "fp32", "bf16")
+#: Key of the optimizer state in a saved model (JSON) and prefix of its tensors.
+_OPTIMIZER = "optimizer"
 #: Named configurations: keyword arguments of :class:`Avocado` over its defaults. ``"paper"`` is
 #: the published architecture (the defaults); ``"small"`` the original tutorial's CPU model.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -67,6 +71,46 @@ def _check_names(kind: str, names: Iterable[str] | None) -> list[str]:
     if dups:
         raise AvocadoValueError(f"duplicate {kind} names: {dups}")
     return names
+
+
+def _fits(carry: dict[str, Any], trainer: Trainer, phase: str,
+          train_groups: Sequence[str]) -> bool:
+    """Whether the optimizer state ``carry`` of an earlier call can continue in ``trainer``.
+
+    A state of another kind of fit is not this one's (False, silently); one of the same kind
+    that does not fit (other shapes or trained groups) is dropped with a warning.
+    """
+    if carry["phase"] != phase:
+        return False
+    mine = {"groups": list(train_groups), "shapes": trainer.trained_shapes(),
+            "mode": trainer.mode}
+    theirs = {"groups": carry["groups"], "shapes": carry["shapes"],
+              "mode": carry["trainer"].get("mode")}
+    if mine != theirs:
+        differ = ", ".join(k for k in mine if mine[k] != theirs[k])
+        warnings.warn(
+            f"{phase}: the model's optimizer state does not fit this call (different "
+            f"{differ}); starting a fresh Adam optimizer",
+            stacklevel=4,
+        )
+        return False
+    return True
+
+
+def _continue(trainer: Trainer, carry: dict[str, Any], sampler_key: dict[str, Any],
+              average_from: int | None) -> None:
+    """Load the optimizer state ``carry`` of an earlier call into ``trainer``.
+
+    The sampler continues only for the same seed, sampling and experiments; the running
+    mean of weight averaging only when this call averages too.
+    """
+    meta, tensors = dict(carry["trainer"]), carry["tensors"]
+    if carry["sampler_key"] != json.loads(json.dumps(sampler_key)):
+        del meta["sampler"]  # a new seed or data: a new sequence of batches
+    if average_from is None:
+        meta["n_averaged"] = 0
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("average.")}
+    trainer.load_state(meta, tensors)
 
 
 class Avocado:
@@ -119,6 +163,9 @@ class Avocado:
     history: dict
         ``{"loss": [...], "val_mse": [...]}`` accumulated over ``fit`` calls.
     network: AvocadoNetwork
+    optimizer_steps: int or None
+        Adam steps of the optimizer state the next fit continues (None: it starts a fresh
+        one).
     """
 
     def __init__(
@@ -186,6 +233,8 @@ class Avocado:
         self.seed = seed
         self.device = torch.device(device) if device is not None else _default_device()
         self.history: dict[str, list[float]] = {"loss": [], "val_mse": []}
+        # The optimizer state the next fit of the same kind continues (see FitOptions).
+        self._train_state: dict[str, Any] | None = None
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.network = AvocadoNetwork(
             len(self.biosamples), len(self.assays), self.n_positions, generator=generator,
@@ -394,7 +443,12 @@ class Avocado:
         train_groups: Sequence[str],
         trainable_rows: dict[str, np.ndarray] | None,
         phase: str,
-    ) -> dict[str, list[float]]:
+        carry: dict[str, Any] | None,
+    ) -> tuple[dict[str, list[float]], dict[str, Any]]:
+        """Train ``network``, continuing the optimizer state ``carry`` when it fits.
+
+        Returns the history and the optimizer state to carry into the next call.
+        """
         sampling, average_from = options.sampling, options.average_from
         if sampling not in SAMPLINGS:
             raise AvocadoValueError(
@@ -424,6 +478,19 @@ class Avocado:
             seed=seed,
             precision=self.train_precision,
         )
+        sampler_key = {"seed": seed, "sampling": sampling, "experiments": [list(k) for k in keys]}
+        carry = carry if carry is not None and not options.reset_optimizer else None
+        if carry is not None and not _fits(carry, trainer, phase, train_groups):
+            carry = None
+        first_epoch = 0 if carry is None else int(carry["epochs"])
+        check_schedule(options.n_epochs, epoch_size, options.early_stopping,
+                       options.validation is not None, average_from, first_epoch)
+        if carry is not None:
+            _continue(trainer, carry, sampler_key, average_from)
+            carry = None  # (the trainer holds its own copy)
+        if network is self.network:  # trained in place from here: a failure leaves no state
+            self._train_state = None
+        start_step = trainer.step_count
 
         def validate() -> float:
             return self._validation_mse(network, val_keys, val_arrays)
@@ -441,9 +508,11 @@ class Avocado:
                 "train_groups": list(train_groups),
                 "average_from": average_from,
             }
+            if start_step:
+                fingerprint["continues_from_step"] = start_step
             checkpointer = Checkpointer(options.checkpoint_dir, fingerprint)
         try:
-            return train(
+            history = train(
                 trainer,
                 options.n_epochs,
                 epoch_size,
@@ -454,15 +523,31 @@ class Avocado:
                 resume=options.resume,
                 progress=options.progress,
                 average_from=average_from,
+                first_epoch=first_epoch,
             )
         finally:
             for p in network.parameters():
                 p.requires_grad_(False)
+        state = {
+            "phase": phase,
+            "groups": list(train_groups),
+            "shapes": trainer.trained_shapes(),
+            "sampler_key": sampler_key,
+            "epochs": first_epoch + len(history["loss"]),
+            "trainer": trainer.state_meta(),
+        }
+        state = json.loads(json.dumps(state))  # as it reads back from a saved model
+        state["tensors"] = trainer.state_tensors()
+        return history, state
 
     def fit(
         self, data: Any, *, options: FitOptions | None = None, **kwargs: Any
     ) -> dict[str, list[float]]:
         """Train every parameter on observed tracks.
+
+        A call continues the optimizer state the model's last ``fit`` left (Adam's moments and
+        steps, the sequence of batches for the same seed): ten calls of one epoch train like
+        one call of ten epochs. ``reset_optimizer=True`` starts a fresh one.
 
         Parameters
         ----------
@@ -476,7 +561,8 @@ class Avocado:
             Fields of :class:`~avocado_core.training.FitOptions` (``n_epochs``,
             ``epoch_size``, ``sampling``, ``validation``, ``seed``, ``early_stopping``,
             ``checkpoint_dir``, ``checkpoint_every``, ``progress``, ``resume``,
-            ``average_from``, ``source``, ``trainer``), replacing those of ``options``.
+            ``average_from``, ``reset_optimizer``, ``source``, ``trainer``), replacing those
+            of ``options``.
 
         Returns
         -------
@@ -485,7 +571,7 @@ class Avocado:
         """
         options = FitOptions.of(options, **kwargs)
         keys, arrays = self._experiments(data, self.n_positions)
-        history = self._fit_network(
+        history, self._train_state = self._fit_network(
             self.network,
             keys,
             arrays,
@@ -493,9 +579,24 @@ class Avocado:
             train_groups=("biosample", "assay", "25bp", "250bp", "5kbp", "network"),
             trainable_rows=None,
             phase="fit",
+            carry=self._train_state,
         )
         self._extend_history(history)
         return history
+
+    @property
+    def optimizer_steps(self) -> int | None:
+        """Adam steps of the optimizer state the next fit continues (None: none)."""
+        state = self._train_state
+        return None if state is None else int(state["trainer"]["step_count"])
+
+    def reset_optimizer(self) -> None:
+        """Forget the optimizer state: the next fit starts a fresh Adam optimizer.
+
+        Same as passing ``reset_optimizer=True`` to the next fit; it also frees the state's
+        memory (Adam's two moments of every trained parameter).
+        """
+        self._train_state = None
 
     def _extend_history(self, history: dict[str, list[float]]) -> None:
         for key, values in history.items():
@@ -507,33 +608,46 @@ class Avocado:
         data = self._as_mapping(data)
         known = self.biosamples if kind == "biosample" else self.assays
         pos = 0 if kind == "biosample" else 1
+        phase = f"fit_{kind}s"
+        # The rows the last call of this method added continue training with its state.
+        state = self._train_state
+        last = state["names"] if state is not None and state["phase"] == phase else None
+        if options.reset_optimizer:
+            last = None
         if names is None:
             names = list(dict.fromkeys(k[pos] for k in data.keys() if k[pos] not in known))
+            if not names and last is not None:
+                names = last
         names = _check_names(f"new {kind}s", names)
+        continuing = list(names) == last
         old = [n for n in names if n in known]
-        if old:
+        if old and not continuing:
             raise AvocadoValueError(
-                f"{kind}s {old} are already in the model; fit_{kind}s only adds new ones"
+                f"{kind}s {old} are already in the model; fit_{kind}s only adds new ones "
+                "(or continues training the ones its last call added)"
             )
         missing = [n for n in names if all(k[pos] != n for k in data.keys())]
         if missing:
             raise AvocadoValueError(f"no tracks in data for the new {kind}s {missing}")
         # Grow the table on a copy so that a failure leaves the model unchanged.
         network = copy.deepcopy(self.network)
-        table = network.embedding_parameters()[kind]
-        seed = self.seed if options.seed is None else options.seed
-        gen = torch.Generator().manual_seed(seed + 1) if seed is not None else None
-        new_rows = torch.empty(len(names), table.shape[1]).uniform_(-0.05, 0.05, generator=gen)
-        grown = torch.nn.Embedding(table.shape[0] + len(names), table.shape[1]).to(self.device)
-        with torch.no_grad():
-            grown.weight[: table.shape[0]] = table
-            grown.weight[table.shape[0] :] = new_rows.to(self.device)
-        if kind == "biosample":
-            network.biosample_embedding = grown
-        else:
-            network.assay_embedding = grown
-        all_names = list(known) + list(names)
+        if not continuing:
+            table = network.embedding_parameters()[kind]
+            seed = self.seed if options.seed is None else options.seed
+            gen = torch.Generator().manual_seed(seed + 1) if seed is not None else None
+            new_rows = torch.empty(len(names), table.shape[1]).uniform_(-0.05, 0.05,
+                                                                        generator=gen)
+            grown = torch.nn.Embedding(table.shape[0] + len(names), table.shape[1]).to(
+                self.device)
+            with torch.no_grad():
+                grown.weight[: table.shape[0]] = table
+                grown.weight[table.shape[0] :] = new_rows.to(self.device)
+            if kind == "biosample":
+                network.biosample_embedding = grown
+            else:
+                network.assay_embedding = grown
         saved = list(known)
+        all_names = saved if continuing else saved + list(names)
         try:
             if kind == "biosample":
                 self.biosamples = all_names
@@ -541,15 +655,16 @@ class Avocado:
             else:
                 self.assays = all_names
                 keys, arrays = self._experiments(data, self.n_positions, only_assays=names)
-            rows = np.arange(len(saved), len(all_names))
-            history = self._fit_network(
+            rows = np.array([all_names.index(n) for n in names])
+            history, new_state = self._fit_network(
                 network,
                 keys,
                 arrays,
                 options,
                 train_groups=(kind,),
                 trainable_rows={kind: rows},
-                phase=f"fit_{kind}s",
+                phase=phase,
+                carry=state if continuing else None,
             )
         except BaseException:
             if kind == "biosample":
@@ -558,6 +673,7 @@ class Avocado:
                 self.assays = saved
             raise
         self.network = network
+        self._train_state = dict(new_state, names=list(names))
         return history
 
     def fit_biosamples(
@@ -658,15 +774,25 @@ class Avocado:
         if options.seed is not None:
             config["seed"] = options.seed
         other = Avocado(**config)
+        # A model that fit_positions made continues training its own genome factors.
+        state = self._train_state
+        continuing = (state is not None and state["phase"] == "fit_positions"
+                      and n_positions == self.n_positions and not options.reset_optimizer)
         with torch.no_grad():
             other.network.biosample_embedding.weight.copy_(self.network.biosample_embedding.weight)
             other.network.assay_embedding.weight.copy_(self.network.assay_embedding.weight)
             for mine, theirs in zip(self.network.dense_parameters(),
                                     other.network.dense_parameters()):
                 theirs.copy_(mine)
+            if continuing:
+                for res in GENOME_RESOLUTIONS:
+                    other.network.genome_tables[res].weight.copy_(
+                        self.network.genome_tables[res].weight)
         other.seed = self.seed
+        other.history = {k: list(v) for k, v in self.history.items()} if continuing else {
+            "loss": [], "val_mse": []}
         keys, arrays = other._experiments(data, other.n_positions)
-        history = other._fit_network(
+        history, other._train_state = other._fit_network(
             other.network,
             keys,
             arrays,
@@ -674,6 +800,7 @@ class Avocado:
             train_groups=("25bp", "250bp", "5kbp"),
             trainable_rows=None,
             phase="fit_positions",
+            carry=state if continuing else None,
         )
         other._extend_history(history)
         return other
@@ -825,7 +952,7 @@ class Avocado:
             return self.network.genome_factors(pos).cpu().numpy()
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, optimizer: bool = False) -> None:
         """Save to a directory: ``config.json`` and a safetensors weights file.
 
         The save is atomic: the weights go to a new file and ``config.json``, which names it,
@@ -835,6 +962,17 @@ class Avocado:
         ----------
         path: path-like
             The model directory (created if missing).
+        optimizer: bool, optional
+            Also store the optimizer state (the trainer's checkpoint state: Adam's moments and
+            steps, the sampler, the weight-averaging sums; about twice the trained weights,
+            four times with weight averaging), so that
+            :meth:`load` followed by the same ``fit`` continues the same trajectory.
+            Default is False.
+
+        Raises
+        ------
+        AvocadoValueError
+            ``optimizer=True`` but the model has no optimizer state.
         """
         meta = {
             "format": FORMAT,
@@ -843,6 +981,15 @@ class Avocado:
             "history": self.history,
         }
         tensors = {k: v for k, v in self.network.state_dict().items()}
+        if optimizer:
+            if self._train_state is None:
+                raise AvocadoValueError(
+                    "no optimizer state to save: the model has not been trained since it was "
+                    "created, loaded or reset_optimizer() was called; save without optimizer=True"
+                )
+            state = dict(self._train_state)
+            tensors.update({f"{_OPTIMIZER}.{k}": v for k, v in state.pop("tensors").items()})
+            meta[_OPTIMIZER] = state
         write_tensors_dir(path, meta, tensors, CONFIG_FILE)
 
     @classmethod
@@ -859,6 +1006,8 @@ class Avocado:
         Returns
         -------
         Avocado
+            With the optimizer state when it was saved (``save(..., optimizer=True)``): the
+            next fit of the same kind continues it.
 
         Raises
         ------
@@ -868,14 +1017,19 @@ class Avocado:
         meta, tensors = read_tensors_dir(path, CONFIG_FILE)
         if meta.get("format") != FORMAT or "config" not in meta:
             raise AvocadoValueError(f"{path}: {CONFIG_FILE} is not an Avocado model config")
+        prefix = f"{_OPTIMIZER}."
         try:
             model = cls(**meta["config"], device=device)
             model.network.load_state_dict(
-                {k: v.to(model.device) for k, v in tensors.items()}, strict=True
+                {k: v.to(model.device) for k, v in tensors.items() if not k.startswith(prefix)},
+                strict=True,
             )
         except (TypeError, RuntimeError, KeyError) as exc:
             raise AvocadoValueError(f"{path}: corrupted model ({exc})") from None
         model.history = {k: list(v) for k, v in meta.get("history", {}).items()}
+        if _OPTIMIZER in meta:
+            model._train_state = dict(meta[_OPTIMIZER], tensors={
+                k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)})
         for p in model.network.parameters():
             p.requires_grad_(False)
         return model

@@ -47,3 +47,9 @@ def test_bench_ensemble_prints_its_table():
                "--average-from", "1", "--positions", "3000")
     assert "Average activity: mean MSE" in out
     assert "| 1 | 2 |" in out and "| 2 | 1 |" in out
+
+
+def test_bench_continue_prints_its_table():
+    out = _run("benchmarks/bench_continue.py", "--epochs", "2", "--epoch-size", "1",
+               "--positions", "20000")
+    assert "| 2 calls of 1 epoch | " in out and "reset_optimizer=True |" in out

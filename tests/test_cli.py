@@ -279,6 +279,25 @@ def test_train_average_from_averages_epochs(store_path, work):
         "average_from=3")
 
 
+def test_train_init_continues_a_saved_optimizer(store_path, model_path, work):
+    args = ("--seed", "0", "-q")
+    run("train", store_path, work / "two", *TINY, *args, "--epochs", "2")
+    out = run("train", store_path, work / "first", *TINY, *args, "--epochs", "1",
+              "--save-optimizer").output
+    assert "Continued" not in out and "Started" not in out
+    out = run("train", store_path, work / "second", *args, "--epochs", "1", "--init",
+              work / "first").output
+    assert "continued the optimizer state of" in out and "Adam steps)" in out
+    two, second = (Avocado.load(work / n, device="cpu") for n in ("two", "second"))
+    np.testing.assert_allclose(second.history["loss"], two.history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(second.predict("E003", "H3K4me3"), two.predict("E003", "H3K4me3"),
+                               atol=1e-4)
+    # a model saved without its optimizer state: a fresh optimizer, said so
+    out = run("train", store_path, work / "third", *args, "--epochs", "1", "--init",
+              model_path).output
+    assert "started a fresh Adam optimizer" in out and "--save-optimizer" in out
+
+
 def test_impute_one_into_store_equals_predict(work, store_path, model_path):
     store_copy = work / "impute-store"
     shutil.copytree(store_path, store_copy)
