@@ -45,8 +45,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         batch_size=10000,
     ),
 }
-#: Bytes of first-layer activations one prediction chunk may hold.
+#: Bytes of first-layer activations one prediction chunk may hold (on an accelerator).
 _PREDICT_BUDGET = 128 * 2**20
+#: The same on the CPU: chunks whose activations stay in cache (a 2 x 64 network predicts a
+#: chromosome about 3x faster than with 128 MiB chunks; benchmarks/bench_chromosome.py).
+_PREDICT_BUDGET_CPU = 2 * 2**20
 #: Largest finiteness check read at once from a (memory-mapped) track.
 _CHECK_CHUNK = 1 << 22
 
@@ -308,6 +311,21 @@ class Avocado:
         biosamples = sorted({b for b, _ in experiments})
         assays = sorted({a for _, a in experiments})
         return cls(biosamples, assays, n_positions, **{**PRESETS[preset], **options, **kwargs})
+
+    @classmethod
+    def from_original(cls, json_path_or_prefix: str | os.PathLike,
+                      device: str | torch.device | None = None) -> Avocado:
+        """Read a model saved by the original Avocado package (``NAME.json`` + ``NAME.h5``).
+
+        See :func:`avocado_core.original.read_original` (h5py only, no Keras).
+
+        Returns
+        -------
+        Avocado
+        """
+        from .original import read_original
+
+        return read_original(json_path_or_prefix, device=device)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -829,8 +847,9 @@ class Avocado:
         n_exp = len(b_idx)
         out = np.empty((n_exp, end - start), dtype=np.float32)
         width = network.hidden[0].out_features if network.hidden else 1
-        chunk = max(1, _PREDICT_BUDGET // (4 * width * max(n_exp, 1)))
         dev = self.device
+        budget = _PREDICT_BUDGET_CPU if dev.type == "cpu" else _PREDICT_BUDGET
+        chunk = max(1, budget // (4 * width * max(n_exp, 1)))
         with torch.no_grad():
             exp_term = network.experiment_term(
                 torch.as_tensor(b_idx, dtype=torch.long, device=dev),
