@@ -535,6 +535,7 @@ def _write_frame(path: Path, df: pd.DataFrame) -> None:
         values = df[col].to_numpy()
         arrays[f"col:{col}"] = values.astype(str) if values.dtype == object else values
     arrays["__meta__"] = np.array(json.dumps({"columns": list(df.columns), "attrs": df.attrs}, default=str))
+    _io.remove_stale(path.parent)
     with _io.atomic_file(path) as fh:
         np.savez(fh, **arrays)
 

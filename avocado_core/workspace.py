@@ -673,6 +673,7 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
     ws = Workspace.create(path, annotations="hg19" if pilot else None,
                           genome="hg19" if pilot else "synthetic",
                           exist_ok=True, title="Roadmap pilot" if pilot else "Synthetic compendium")
+    _io.remove_stale(path)  # what killed builds left behind
     if "genome_points" not in ws.info:
         ws.update_info(genome_points=int(genome_points), source=source)
     if projections is None:
@@ -699,8 +700,7 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
                model_kwargs={**PILOT_TRAINING["model"], **dict(model_kwargs or {})},
                seed=seed, progress=progress, held_out=held_out + calibration,
                n_models=n_models or (PILOT_TRAINING["n_models"] if pilot else 1),
-               average_from=average_from)
-        ws = Workspace(path)
+               average_from=average_from)  # ws.model then loads what was saved
     if impute if impute is not None else pilot:
         _impute(ws, progress)
     if calibration:
