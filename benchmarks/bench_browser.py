@@ -34,11 +34,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
-from bench_locus import windows
+from bench_locus import windows  # noqa: E402
 
-from avocado_core.regions import parse_locus
-from avocado_core.workspace import Workspace
-from dashboard.app import create_app
+from avocado_core.regions import parse_locus  # noqa: E402
+from avocado_core.workspace import Workspace  # noqa: E402
+from dashboard.app import create_app  # noqa: E402
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--disable-background-networking", "--disable-component-update",

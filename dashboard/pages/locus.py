@@ -14,8 +14,15 @@ from avocado_core.regions import format_locus, parse_locus
 from avocado_core.saved_selections import load_selection, selection_intervals
 from avocado_core.workspace import Workspace
 
-from ..components import (alert, current_workspace, error_message, guarded, query_string,
-                          split_list, url_sync)
+from ..components import (
+    alert,
+    current_workspace,
+    error_message,
+    guarded,
+    query_string,
+    split_list,
+    url_sync,
+)
 from ..figures.picker import STATUS_CODES, STATUS_COLORS, STATUS_LABELS, picker_figure
 from ..figures.tracks import Track, format_span, locus_figure, tracks_table
 
