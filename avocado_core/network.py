@@ -147,6 +147,31 @@ class AvocadoNetwork(nn.Module):
             params += [layer.weight, layer.bias]
         return params
 
+    def set_genome_tables(self, tables: dict[str, torch.Tensor]) -> None:
+        """Replace the three genome tables (and so the positions covered) with given tensors.
+
+        The tensors are used as they are (no copy), frozen; this is how a chromosome's factors
+        are attached to a shared network without allocating a second set.
+
+        Parameters
+        ----------
+        tables: dict of str to torch.Tensor
+            ``"25bp"``, ``"250bp"`` and ``"5kbp"`` tables of one position set, with the widths
+            of this network's tables.
+        """
+        n_positions = int(tables["25bp"].shape[0])
+        for resolution, table in self.genome_tables.items():
+            new = tables[resolution]
+            expected = (genome_rows(n_positions, resolution), table.embedding_dim)
+            if tuple(new.shape) != expected:
+                raise ValueError(
+                    f"the {resolution} table has shape {tuple(new.shape)}; {n_positions} "
+                    f"positions need {expected}"
+                )
+            table.weight = nn.Parameter(new, requires_grad=False)
+            table.num_embeddings = expected[0]
+        self.n_positions = n_positions
+
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Re-initialize every parameter with Keras' defaults.
 

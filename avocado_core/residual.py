@@ -99,6 +99,12 @@ class AverageActivity:
         return AverageActivity(np.concatenate([self.mean, other.mean]),
                                np.concatenate([self.count, other.count]))
 
+    def with_rows(self, rows: Sequence[int], other: AverageActivity) -> AverageActivity:
+        """This table with rows ``rows`` replaced by ``other``'s (assays trained again)."""
+        mean, count = self.mean.copy(), self.count.copy()
+        mean[list(rows)], count[list(rows)] = other.mean, other.count
+        return AverageActivity(mean, count)
+
     def rows(self, assays: np.ndarray, start: int, end: int, names: Sequence[str]) -> np.ndarray:
         """The baseline of assays ``assays`` over positions ``[start, end)``.
 

@@ -317,6 +317,25 @@ def test_train_average_from_averages_epochs(store_path, work):
         "average_from=3")
 
 
+def test_train_init_continues_a_saved_optimizer(store_path, model_path, work):
+    args = ("--seed", "0", "-q")
+    run("train", store_path, work / "two", *TINY, *args, "--epochs", "2")
+    out = run("train", store_path, work / "first", *TINY, *args, "--epochs", "1",
+              "--save-optimizer").output
+    assert "Continued" not in out and "Started" not in out
+    out = run("train", store_path, work / "second", *args, "--epochs", "1", "--init",
+              work / "first").output
+    assert "continued the optimizer state of" in out and "Adam steps)" in out
+    two, second = (Avocado.load(work / n, device="cpu") for n in ("two", "second"))
+    np.testing.assert_allclose(second.history["loss"], two.history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(second.predict("E003", "H3K4me3"), two.predict("E003", "H3K4me3"),
+                               atol=1e-4)
+    # a model saved without its optimizer state: a fresh optimizer, said so
+    out = run("train", store_path, work / "third", *args, "--epochs", "1", "--init",
+              model_path).output
+    assert "started a fresh Adam optimizer" in out and "--save-optimizer" in out
+
+
 def test_impute_one_into_store_equals_predict(work, store_path, model_path):
     store_copy = work / "impute-store"
     shutil.copytree(store_path, store_copy)
@@ -348,6 +367,35 @@ def test_impute_with_several_models_writes_their_mean(work, store_path, model_pa
     run("train", work / "store-other", other, *TINY, "--epochs", "1", "-q")
     assert_one_line_error(run("impute", store_copy, model_path, other, "--missing", ok=False),
                           "model 1 of the ensemble has assays")
+
+
+def test_impute_spread_and_a_band_calibrated_on_held_out_tracks(work, store_path):
+    held = ("-x", "E003:H3K36me3")
+    members = [work / f"band-m{s}" for s in (0, 100)]
+    for path, seed in zip(members, (0, 100)):
+        run("train", store_path, path, *TINY, "--epochs", "1", "--seed", str(seed), *held, "-q")
+    assert ("E003", "H3K36me3") not in Avocado.load(members[0], device="cpu").trained_on
+    store_copy = work / "band-store"
+    shutil.copytree(store_path, store_copy)
+    out = run("impute", store_copy, *members, "--all", "--spread", "--calibrate-on",
+              "E003:H3K36me3", "-q").output
+    assert "Calibrated the 90% band on 1 held-out experiments" in out
+    store = TrackStore(store_copy)
+    assert len(store.experiments("spread")) == 9
+    preds = [Avocado.load(p, device="cpu").predict("E116", "H3K27me3") for p in members]
+    np.testing.assert_allclose(store.track("E116", "H3K27me3", kind="spread"),
+                               np.std(preds, axis=0), rtol=1e-4, atol=1e-6)
+    (source, entry), = store.imputation_info["sources"].items()
+    assert entry["n_models"] == 2 and ["E116", "H3K27me3"] not in entry["trained_on"]
+    assert entry["band"]["experiments"] == [["E003", "H3K36me3"]]
+    # a training track cannot calibrate the band; --calibrate-on needs --spread
+    assert_one_line_error(run("impute", store_copy, *members, "--all", "--spread", "--overwrite",
+                              "--calibrate-on", "E003:H3K4me3", "-q", ok=False),
+                          "were used for training")
+    assert_one_line_error(run("impute", store_copy, *members, "--all", "--calibrate-on",
+                              "E003:H3K36me3", ok=False), "--spread")
+    assert_one_line_error(run("impute", store_copy, members[0], "--all", "--spread", ok=False),
+                          "at least 2 MODELs")
 
 
 def test_impute_all_to_bigwig(work, store_path, model_path, sizes_file):

@@ -52,6 +52,14 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
     if ctx.is_main:
         model.save(root_p / "ddp-random")
         part.save(root_p / "ddp-positions")
+    # 3) one-epoch calls continue the data-parallel optimizer as one call does
+    looped = Avocado.load(root_p / "init", device=ctx.device)
+    with data_parallel():
+        for _ in range(EPOCHS):
+            looped.fit(store, n_epochs=1, epoch_size=EPOCH_SIZE, sampling="random", seed=SEED,
+                       progress=False)
+    if ctx.is_main:
+        looped.save(root_p / "ddp-loop")
     # 2) the command line torchrun runs (it destroys the process group at the end)
     try:
         main(["train", str(root_p / "store"), str(root_p / "ddp-cli"), "--distributed",
@@ -115,6 +123,14 @@ def test_random_sampling_and_fit_positions_match_one(runs: Path) -> None:
     # the frozen parts stayed frozen in the data-parallel run
     for name in ("hidden.0.weight", "biosample_embedding.weight"):
         assert torch.equal(ddp_part.network.state_dict()[name], ddp.network.state_dict()[name])
+
+
+def test_one_epoch_calls_match_one_call(runs: Path) -> None:
+    init = Avocado.load(runs / "init", device="cpu")
+    one = Avocado.load(runs / "ddp-random", device="cpu")
+    looped = Avocado.load(runs / "ddp-loop", device="cpu")
+    assert len(looped.history["loss"]) == EPOCHS
+    _assert_same(one, looped, init)
 
 
 def test_shard_bounds_cover_the_batch() -> None:

@@ -156,7 +156,10 @@ def _initial_model(init: Path | None, config: str, experiments: list[tuple[str, 
 @click.option("--overwrite", is_flag=True, help="Replace the model in MODEL (kept until the new one is saved).")
 @click.option("--init", type=EXISTING_DIR, default=None, metavar="MODEL",
               help="Start from this saved model (its configuration and weights) instead of a "
-                   "new one from --config.")
+                   "new one from --config; its optimizer state, when saved, is continued.")
+@click.option("--save-optimizer", is_flag=True,
+              help="Also save the optimizer state (about twice the weights), so that a later "
+                   "--init continues this training where it stopped.")
 @click.option("--distributed", is_flag=True,
               help="Data-parallel over the processes torchrun started (--batch-size is then "
                    "the global batch); rank 0 saves MODEL.")
@@ -180,6 +183,7 @@ def train(
     checkpoint_every: int | None,
     overwrite: bool,
     init: Path | None,
+    save_optimizer: bool,
     distributed: bool,
     backend: str | None,
     quiet: bool,
@@ -195,6 +199,8 @@ def train(
       avocado train store/ model/ --config small --epochs 10
       avocado train store/ model/ --holdout E065:H3K4me3 --epochs 20 --seed 1
       avocado train store/ model/ --epochs 60 --average-from 30
+      avocado train store/ model/ --epochs 5 --save-optimizer
+      avocado train store/ model2/ --init model/ --epochs 5
       avocado train store/ model/ --config paper --device cuda --precision bf16
       torchrun --standalone --nproc-per-node 8 -m avocado_core train store/ model/ \\
           --distributed --config paper --batch-size 80000
@@ -223,9 +229,12 @@ def train(
             device = rank.device
             if checkpoints is not None:  # identical on every rank; no shared file system needed
                 checkpoints = checkpoints / f"rank-{rank.rank}"
-        main = rank is None or rank.is_main
+        is_main = rank is None or rank.is_main
         model = _initial_model(init, config, train_keys, store.n_bins, model_kwargs(arch),
                                seed=seed, device=device, precision=precision)
+        continued = None if init is None else _continuation(init, model.optimizer_steps)
+        if continued is not None and is_main and not quiet:
+            click.echo(continued)
         with memory_limit(max_memory):
             history = model.fit(
                 data,
@@ -238,18 +247,27 @@ def train(
                 average_from=average_from,
                 checkpoint_dir=checkpoints,
                 checkpoint_every=checkpoint_every,
-                progress=not quiet and main,
+                progress=not quiet and is_main,
             )
-        if main:
-            model.save(model_path)
-    if not main:
+        if is_main:
+            model.save(model_path, optimizer=save_optimizer)
+    if not is_main:
         return
     summary = f"{len(train_keys)} tracks, {len(history.get('loss', []))} epochs"
     if history.get("loss"):
         summary += f", final loss {history['loss'][-1]:.4f}"
     if history.get("val_mse"):
         summary += f", held-out MSE {history['val_mse'][-1]:.4f}"
-    click.echo(f"Saved model to {model_path} ({summary})")
+    click.echo(f"Saved model to {model_path} ({summary})"
+               + (f"; {continued[0].lower()}{continued[1:]}" if continued else ""))
+
+
+def _continuation(init: Path, steps: int | None) -> str:
+    """What training does with the optimizer state of the ``--init`` model."""
+    if steps is not None:
+        return f"Continued the optimizer state of {init} ({steps:,} Adam steps)"
+    return (f"Started a fresh Adam optimizer: {init} holds no optimizer state (it was saved "
+            "without --save-optimizer)")
 
 
 @contextlib.contextmanager
