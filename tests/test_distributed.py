@@ -11,6 +11,7 @@ import os
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -60,6 +61,13 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
                        progress=False)
     if ctx.is_main:
         looped.save(root_p / "ddp-loop")
+    # 4) average activity as an input of the network, data-parallel
+    aware = Avocado.load(root_p / "init-aa", device=ctx.device)
+    with data_parallel():
+        aware.fit(store, n_epochs=EPOCHS, epoch_size=EPOCH_SIZE, sampling="random", seed=SEED,
+                  progress=False)
+    if ctx.is_main:
+        aware.save(root_p / "ddp-aa")
     # 2) the command line torchrun runs (it destroys the process group at the end)
     try:
         main(["train", str(root_p / "store"), str(root_p / "ddp-cli"), "--distributed",
@@ -80,6 +88,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           list(dict.fromkeys(a for _, a in exps)), store.n_bins,
                           n_nodes=16, batch_size=401, seed=SEED, device="cpu")
     model.save(root / "init")
+    Avocado.small(list(dict.fromkeys(b for b, _ in exps)), list(dict.fromkeys(a for _, a in exps)),
+                  store.n_bins, n_nodes=16, batch_size=401, seed=SEED, device="cpu",
+                  average_activity="input").save(root / "init-aa")
     # Fork before this process runs any sizeable torch work (OpenMP pools do not survive fork).
     mp.start_processes(_worker, args=(2, _free_port(), str(root)), nprocs=2, join=True,
                        start_method="fork")
@@ -168,3 +179,12 @@ def test_distributed_is_an_option_of_avocado_train(tmp_path, monkeypatch) -> Non
     result = CliRunner().invoke(main, ["train", str(tmp_path / "store"), str(tmp_path / "m"),
                                        "--backend", "gloo"])
     assert result.exit_code == 2 and "--backend is for --distributed" in result.output
+
+
+def test_average_activity_input_matches_one(runs: Path) -> None:
+    single = Avocado.load(runs / "init-aa", device="cpu")
+    single.fit(TrackStore(runs / "store"), n_epochs=EPOCHS, epoch_size=EPOCH_SIZE,
+               sampling="random", seed=SEED, progress=False)
+    ddp = Avocado.load(runs / "ddp-aa", device="cpu")
+    _assert_same(single, ddp, Avocado.load(runs / "init-aa", device="cpu"))
+    np.testing.assert_array_equal(ddp.activity.mean, single.activity.mean)
