@@ -48,8 +48,8 @@ from . import __version__, _io
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .model import Avocado
 from .network import GENOME_RESOLUTIONS, genome_rows
-from .residual import AverageActivity
 from .regions import RegionSet
+from .residual import AverageActivity
 from .store import TrackStore
 
 __all__ = [

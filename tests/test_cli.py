@@ -271,7 +271,8 @@ def test_train_with_average_activity(store_path, work):
         "--activity-blend", "0.25", "-q")
     model = Avocado.load(work / "aa", device="cpu")
     assert model.config["average_activity"] == "input" and model.activity_blend == 0.25
-    assert model.activity is not None and model.predict("E003", "H3K4me3").shape == (model.n_positions,)
+    assert model.activity is not None
+    assert model.predict("E003", "H3K4me3").shape == (model.n_positions,)
     assert_one_line_error(
         run("train", store_path, work / "bad", *TINY, "--activity-blend", "0.5", ok=False),
         "activity_blend=0.5 needs average_activity")
