@@ -20,6 +20,7 @@ import torch
 from . import __version__
 from .errors import AvocadoKeyError, AvocadoValueError
 from .network import GENOME_RESOLUTIONS, AvocadoNetwork
+from .precision import PRECISIONS, resolve_precision
 from .training import (
     SAMPLINGS,
     Checkpointer,
@@ -34,7 +35,6 @@ __all__ = ["Avocado"]
 
 _FORMAT = "avocado-torch-model"
 _CONFIG_FILE = "config.json"
-_PRECISIONS = ("auto", "fp32", "bf16")
 _SIZE_KEYS = (
     "n_layers",
     "n_nodes",
@@ -115,7 +115,9 @@ class Avocado:
     precision: str, optional
         ``"fp32"``, ``"bf16"`` (training keeps the MLP's activations, their gradients and its
         matrix products in bfloat16, accumulating in fp32; parameters, Adam and the loss stay
-        fp32) or ``"auto"`` (fp32). Default is ``"auto"``.
+        fp32) or ``"auto"``: bf16 for a wide network (two or more hidden layers of 1024 nodes
+        or more) on a CPU with native bfloat16 (AMX or AVX512-BF16), fp32 otherwise (see
+        :func:`avocado_core.precision.resolve_precision`). Default is ``"auto"``.
     seed: int or None, optional
         Seed of the initialization and, unless ``fit`` gets its own, of the sampling.
         Default is None.
@@ -190,9 +192,9 @@ class Avocado:
             raise AvocadoValueError(
                 f"biosample_decay must be in [0, 1), got {biosample_decay!r}"
             )
-        if precision not in _PRECISIONS:
+        if precision not in PRECISIONS:
             raise AvocadoValueError(
-                f"unknown precision {precision!r}; expected one of {', '.join(_PRECISIONS)}"
+                f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}"
             )
         self._sizes = {k: int(v) for k, v in sizes.items()}
         self.batch_size = int(batch_size)
@@ -258,8 +260,10 @@ class Avocado:
 
     @property
     def train_precision(self) -> str:
-        """The precision training actually uses (``"auto"`` resolved)."""
-        return "fp32" if self.precision == "auto" else self.precision
+        """The precision training actually uses (``"auto"`` resolved on this machine)."""
+        return resolve_precision(
+            self.precision, self._sizes["n_layers"], self._sizes["n_nodes"], self.device
+        )
 
     def __repr__(self) -> str:
         return (
