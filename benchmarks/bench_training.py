@@ -193,10 +193,11 @@ def avocado(spec: dict) -> dict:
     if spec["warmup"]:
         model.fit(tracks, n_epochs=1, epoch_size=spec["warmup"], progress=False)
     if spec["epochs"]:
+        epoch_size = spec.get("epoch_size", EPOCH_BATCHES)
         t0 = time.perf_counter()
-        model.fit(tracks, n_epochs=spec["epochs"], epoch_size=EPOCH_BATCHES, progress=False)
+        model.fit(tracks, n_epochs=spec["epochs"], epoch_size=epoch_size, progress=False)
         elapsed = time.perf_counter() - t0
-        n_steps = spec["epochs"] * EPOCH_BATCHES
+        n_steps = spec["epochs"] * epoch_size
         result["mse"], result["r"] = _score(model.predict(*HELD_OUT), held)
         result["loss"] = model.history["loss"][-spec["epochs"]:]
     else:
@@ -205,6 +206,7 @@ def avocado(spec: dict) -> dict:
         elapsed = time.perf_counter() - t0
         n_steps = spec["steps"]
     result["samples_per_s"] = n_steps * bs / elapsed
+    result["precision"] = model.train_precision
     return result
 
 
@@ -234,7 +236,7 @@ def worker(spec: dict) -> None:
     import torch
 
     torch.set_num_threads(spec.get("threads") or torch.get_num_threads())
-    paper = spec.get("config") == "paper"
+    paper = spec.get("config") == "paper" and spec.get("gemm", True)
     # The machine is shared: the GEMM peak is measured in the same process just before and
     # after the timed steps, so that the achieved fraction compares like with like.
     before = _gemm(spec.get("precision", "fp32"), reps=1) if paper else None
@@ -245,10 +247,12 @@ def worker(spec: dict) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def run(spec: dict) -> dict:
+def run(spec: dict, command: list[str] | None = None) -> dict:
+    """Run one contender in its own process; ``command`` (default: this file's worker) gets
+    the spec as its last argument and prints ``RESULT {json}``."""
     env = dict(os.environ)
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(spec)],
+        [*(command or [sys.executable, __file__, "--worker"]), json.dumps(spec)],
         capture_output=True, text=True, env=env,
     )
     for line in proc.stdout.splitlines():
