@@ -46,7 +46,7 @@ import torch
 import torch.distributed as dist
 
 from .errors import AvocadoValueError
-from .training import Trainer
+from .training import Trainer, training_scope
 
 __all__ = [
     "DistributedContext",
@@ -300,32 +300,25 @@ def data_parallel(group: Any = None) -> Iterator[None]:
     :class:`DistributedTrainer`. Give every rank the same data and call the same methods with
     the same arguments; ``batch_size`` is the global batch. Pass ``progress`` only on rank 0,
     save only on rank 0, and give each rank its own ``checkpoint_dir`` (the checkpoints are
-    identical; a rank-local directory also works without a shared file system).
+    identical; a rank-local directory also works without a shared file system). Sugar over
+    the ``trainer`` option of ``fit`` (``trainer=DistributedTrainer``): a
+    :func:`~avocado_core.training.training_scope`, local to the block and its thread.
 
     Parameters
     ----------
     group: torch.distributed.ProcessGroup or None, optional
         Default is None: the default group.
     """
-    from .model import Avocado
-
     if not dist.is_initialized():
         raise AvocadoValueError(
             "data_parallel() needs an initialized process group: call init_distributed() first "
             "(in a program started by torchrun)"
         )
-    had = "trainer_class" in Avocado.__dict__
-    old = Avocado.__dict__.get("trainer_class")
-    Avocado.trainer_class = (
+    trainer = (
         functools.partial(DistributedTrainer, group=group) if group is not None else DistributedTrainer
     )
-    try:
+    with training_scope(trainer=trainer):
         yield
-    finally:
-        if had:
-            Avocado.trainer_class = old
-        else:
-            del Avocado.trainer_class
 
 
 # ---------------------------------------------------------------------------------- command

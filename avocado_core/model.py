@@ -19,22 +19,13 @@ import torch
 
 from . import __version__
 from .errors import AvocadoKeyError, AvocadoValueError
+from .model_format import CONFIG_FILE, FORMAT, read_tensors_dir, write_tensors_dir
 from .network import GENOME_RESOLUTIONS, AvocadoNetwork
 from .precision import PRECISIONS, resolve_precision
-from .training import (
-    SAMPLINGS,
-    Checkpointer,
-    TrackSource,
-    Trainer,
-    read_tensors_dir,
-    train,
-    write_tensors_dir,
-)
+from .training import SAMPLINGS, Checkpointer, FitOptions, train
 
 __all__ = ["Avocado"]
 
-_FORMAT = "avocado-torch-model"
-_CONFIG_FILE = "config.json"
 _SIZE_KEYS = (
     "n_layers",
     "n_nodes",
@@ -132,12 +123,6 @@ class Avocado:
         ``{"loss": [...], "val_mse": [...]}`` accumulated over ``fit`` calls.
     network: AvocadoNetwork
     """
-
-    #: Builds the training data source from the validated track arrays, and the trainer;
-    #: ``avocado_core.streaming.memory_budget`` and ``avocado_core.distributed.data_parallel``
-    #: swap in an out-of-core source and a data-parallel trainer.
-    source_class: Any = TrackSource
-    trainer_class: Any = Trainer
 
     def __init__(
         self,
@@ -368,40 +353,32 @@ class Avocado:
         network: AvocadoNetwork,
         keys: list[tuple[str, str]],
         arrays: list[np.ndarray],
+        options: FitOptions,
         *,
         train_groups: Sequence[str],
         trainable_rows: dict[str, np.ndarray] | None,
-        n_epochs: int,
-        epoch_size: int | None,
-        sampling: str,
-        validation: Any,
-        seed: int | None,
-        early_stopping: int | None,
-        checkpoint_dir: str | os.PathLike | None,
-        checkpoint_every: int | None,
-        resume: bool,
-        progress: bool,
         phase: str,
-        average_from: int | None = None,
     ) -> dict[str, list[float]]:
+        sampling, average_from = options.sampling, options.average_from
         if sampling not in SAMPLINGS:
             raise AvocadoValueError(
                 f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLINGS)}"
             )
         n_positions = network.n_positions
+        epoch_size = options.epoch_size
         if epoch_size is None:
             epoch_size = math.ceil(n_positions / self.batch_size)
-        seed = self.seed if seed is None else seed
+        seed = self.seed if options.seed is None else options.seed
         val_keys: list[tuple[str, str]] = []
         val_arrays: list[np.ndarray] = []
-        if validation is not None:
-            val_keys, val_arrays = self._experiments(validation, n_positions, "validation")
-        source = self.source_class(arrays)
-        trainer = self.trainer_class(
+        if options.validation is not None:
+            val_keys, val_arrays = self._experiments(options.validation, n_positions,
+                                                     "validation")
+        trainer = options.make_trainer(
             network,
             [self.biosamples.index(b) for b, _ in keys],
             [self.assays.index(a) for _, a in keys],
-            source,
+            options.make_source(arrays),
             self.batch_size,
             learning_rate=self.learning_rate,
             biosample_decay=self.biosample_decay,
@@ -416,7 +393,7 @@ class Avocado:
             return self._validation_mse(network, val_keys, val_arrays)
 
         checkpointer = None
-        if checkpoint_dir is not None:
+        if options.checkpoint_dir is not None:
             fingerprint = {
                 "phase": phase,
                 "config": self.config,
@@ -428,18 +405,18 @@ class Avocado:
                 "train_groups": list(train_groups),
                 "average_from": average_from,
             }
-            checkpointer = Checkpointer(checkpoint_dir, fingerprint)
+            checkpointer = Checkpointer(options.checkpoint_dir, fingerprint)
         try:
             return train(
                 trainer,
-                n_epochs,
+                options.n_epochs,
                 epoch_size,
-                validate=validate if validation is not None else None,
-                early_stopping=early_stopping,
+                validate=validate if options.validation is not None else None,
+                early_stopping=options.early_stopping,
                 checkpointer=checkpointer,
-                checkpoint_every=checkpoint_every,
-                resume=resume,
-                progress=progress,
+                checkpoint_every=options.checkpoint_every,
+                resume=options.resume,
+                progress=options.progress,
                 average_from=average_from,
             )
         finally:
@@ -447,19 +424,7 @@ class Avocado:
                 p.requires_grad_(False)
 
     def fit(
-        self,
-        data: Any,
-        n_epochs: int = 200,
-        epoch_size: int | None = None,
-        sampling: str = "sequential",
-        validation: Any = None,
-        seed: int | None = None,
-        early_stopping: int | None = None,
-        checkpoint_dir: str | os.PathLike | None = None,
-        checkpoint_every: int | None = None,
-        progress: bool = True,
-        resume: bool = True,
-        average_from: int | None = None,
+        self, data: Any, *, options: FitOptions | None = None, **kwargs: Any
     ) -> dict[str, list[float]]:
         """Train every parameter on observed tracks.
 
@@ -468,62 +433,30 @@ class Avocado:
         data: Mapping or TrackStore
             ``(biosample, assay) -> 1-D array`` of length ``n_positions`` (in memory or
             memory-mapped), or a TrackStore (its observed tracks are used).
-        n_epochs: int, optional
-            Epochs to train. Default is 200.
-        epoch_size: int or None, optional
-            Batches per epoch. Default is None: one pass over the positions.
-        sampling: str, optional
-            ``"sequential"`` (a scan over positions, one random observed experiment per
-            position), ``"permuted"`` (a scan over a random permutation) or ``"random"``
-            (independently drawn random positions). Default is ``"sequential"``.
-        validation: Mapping or None, optional
-            Tracks to compute the validation MSE on after every epoch. Default is None.
-        seed: int or None, optional
-            Seed of the sampling. Default is None: the model's seed.
-        early_stopping: int or None, optional
-            Stop after this many epochs without a better validation MSE. Default is None.
-        checkpoint_dir: path-like or None, optional
-            Write a checkpoint there every ``checkpoint_every`` epochs; when a checkpoint of
-            the same run is there already, training resumes from it (``resume=True``) and
-            follows the same loss curve. Default is None.
-        checkpoint_every: int or None, optional
-            Epochs between checkpoints. Default is None: every epoch.
-        progress: bool, optional
-            Show a progress bar with the loss. Default is True.
-        resume: bool, optional
-            Resume from a checkpoint in ``checkpoint_dir`` when there is one. Default is True.
-        average_from: int or None, optional
-            Stochastic weight averaging: the model ends with the mean of its parameters at the
-            end of every epoch after this many (e.g. ``n_epochs=60, average_from=30`` averages
-            epochs 31-60). The parameters keep moving from epoch to epoch on a few training
-            values per genome factor; their mean predicts held-out experiments better (on the
-            pilot data it is what beats average activity; see the README). Validation and early
-            stopping see each epoch's own parameters. Default is None: the last epoch's.
+        options: FitOptions or None, optional
+            How to train. Default is None: :class:`~avocado_core.training.FitOptions`'
+            defaults.
+        **kwargs:
+            Fields of :class:`~avocado_core.training.FitOptions` (``n_epochs``,
+            ``epoch_size``, ``sampling``, ``validation``, ``seed``, ``early_stopping``,
+            ``checkpoint_dir``, ``checkpoint_every``, ``progress``, ``resume``,
+            ``average_from``, ``source``, ``trainer``), replacing those of ``options``.
 
         Returns
         -------
         dict
             ``{"loss": [...], "val_mse": [...]}`` of this call, one value per epoch.
         """
+        options = FitOptions.of(options, **kwargs)
         keys, arrays = self._experiments(data, self.n_positions)
         history = self._fit_network(
             self.network,
             keys,
             arrays,
+            options,
             train_groups=("biosample", "assay", "25bp", "250bp", "5kbp", "network"),
             trainable_rows=None,
-            n_epochs=n_epochs,
-            epoch_size=epoch_size,
-            sampling=sampling,
-            validation=validation,
-            seed=seed,
-            early_stopping=early_stopping,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            progress=progress,
             phase="fit",
-            average_from=average_from,
         )
         self._extend_history(history)
         return history
@@ -533,7 +466,7 @@ class Avocado:
             self.history.setdefault(key, []).extend(values)
 
     def _fit_new_rows(
-        self, kind: str, data: Any, names: Sequence[str] | None, **kwargs: Any
+        self, kind: str, data: Any, names: Sequence[str] | None, options: FitOptions
     ) -> dict[str, list[float]]:
         data = self._as_mapping(data)
         known = self.biosamples if kind == "biosample" else self.assays
@@ -552,8 +485,7 @@ class Avocado:
         # Grow the table on a copy so that a failure leaves the model unchanged.
         network = copy.deepcopy(self.network)
         table = network.embedding_parameters()[kind]
-        seed = kwargs.get("seed")
-        seed = self.seed if seed is None else seed
+        seed = self.seed if options.seed is None else options.seed
         gen = torch.Generator().manual_seed(seed + 1) if seed is not None else None
         new_rows = torch.empty(len(names), table.shape[1]).uniform_(-0.05, 0.05, generator=gen)
         grown = torch.nn.Embedding(table.shape[0] + len(names), table.shape[1]).to(self.device)
@@ -578,10 +510,10 @@ class Avocado:
                 network,
                 keys,
                 arrays,
+                options,
                 train_groups=(kind,),
                 trainable_rows={kind: rows},
                 phase=f"fit_{kind}s",
-                **kwargs,
             )
         except BaseException:
             if kind == "biosample":
@@ -595,18 +527,10 @@ class Avocado:
     def fit_biosamples(
         self,
         data: Any,
-        n_epochs: int = 200,
-        epoch_size: int | None = None,
-        sampling: str = "sequential",
+        *,
         biosamples: Sequence[str] | None = None,
-        validation: Any = None,
-        seed: int | None = None,
-        early_stopping: int | None = None,
-        checkpoint_dir: str | os.PathLike | None = None,
-        checkpoint_every: int | None = None,
-        progress: bool = True,
-        resume: bool = True,
-        average_from: int | None = None,
+        options: FitOptions | None = None,
+        **kwargs: Any,
     ) -> dict[str, list[float]]:
         """Add new biosamples to a trained model, learning only their embedding rows.
 
@@ -618,34 +542,18 @@ class Avocado:
         data: Mapping or TrackStore
             Tracks of the new biosamples (with assays the model knows); tracks of biosamples
             the model already has are ignored.
-        n_epochs, epoch_size, sampling, validation, seed, early_stopping, checkpoint_dir, \
-checkpoint_every, progress, resume, average_from:
-            As in :meth:`fit`.
         biosamples: sequence of str or None, optional
             The new biosamples, in the order their rows are added. Default is None: every
             biosample of ``data`` the model does not know, in order of appearance.
+        options, **kwargs:
+            As in :meth:`fit`.
 
         Returns
         -------
         dict
             The history of this call.
         """
-        return self._fit_new_rows(
-            "biosample",
-            data,
-            biosamples,
-            n_epochs=n_epochs,
-            epoch_size=epoch_size,
-            sampling=sampling,
-            validation=validation,
-            seed=seed,
-            early_stopping=early_stopping,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            progress=progress,
-            resume=resume,
-            average_from=average_from,
-        )
+        return self._fit_new_rows("biosample", data, biosamples, FitOptions.of(options, **kwargs))
 
     def fit_celltypes(self, data: Any, *args: Any, celltypes: Sequence[str] | None = None,
                       **kwargs: Any) -> dict[str, list[float]]:
@@ -657,18 +565,10 @@ checkpoint_every, progress, resume, average_from:
     def fit_assays(
         self,
         data: Any,
-        n_epochs: int = 200,
-        epoch_size: int | None = None,
-        sampling: str = "sequential",
+        *,
         assays: Sequence[str] | None = None,
-        validation: Any = None,
-        seed: int | None = None,
-        early_stopping: int | None = None,
-        checkpoint_dir: str | os.PathLike | None = None,
-        checkpoint_every: int | None = None,
-        progress: bool = True,
-        resume: bool = True,
-        average_from: int | None = None,
+        options: FitOptions | None = None,
+        **kwargs: Any,
     ) -> dict[str, list[float]]:
         """Add new assays to a trained model, learning only their embedding rows.
 
@@ -678,8 +578,7 @@ checkpoint_every, progress, resume, average_from:
             Tracks of the new assays (in biosamples the model knows).
         assays: sequence of str or None, optional
             The new assays. Default is None: every assay of ``data`` the model does not know.
-        n_epochs, epoch_size, sampling, validation, seed, early_stopping, checkpoint_dir, \
-checkpoint_every, progress, resume, average_from:
+        options, **kwargs:
             As in :meth:`fit`.
 
         Returns
@@ -687,38 +586,15 @@ checkpoint_every, progress, resume, average_from:
         dict
             The history of this call.
         """
-        return self._fit_new_rows(
-            "assay",
-            data,
-            assays,
-            n_epochs=n_epochs,
-            epoch_size=epoch_size,
-            sampling=sampling,
-            validation=validation,
-            seed=seed,
-            early_stopping=early_stopping,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            progress=progress,
-            resume=resume,
-            average_from=average_from,
-        )
+        return self._fit_new_rows("assay", data, assays, FitOptions.of(options, **kwargs))
 
     def fit_positions(
         self,
         data: Any,
         n_positions: int,
-        n_epochs: int = 200,
-        epoch_size: int | None = None,
-        sampling: str = "sequential",
-        validation: Any = None,
-        seed: int | None = None,
-        early_stopping: int | None = None,
-        checkpoint_dir: str | os.PathLike | None = None,
-        checkpoint_every: int | None = None,
-        progress: bool = True,
-        resume: bool = True,
-        average_from: int | None = None,
+        *,
+        options: FitOptions | None = None,
+        **kwargs: Any,
     ) -> Avocado:
         """The genome-wide phase: learn genome factors for a new set of positions.
 
@@ -732,8 +608,7 @@ checkpoint_every, progress, resume, average_from:
             Tracks over the new positions, of known biosamples and assays.
         n_positions: int
             Number of positions of the new set.
-        n_epochs, epoch_size, sampling, validation, seed, early_stopping, checkpoint_dir, \
-checkpoint_every, progress, resume, average_from:
+        options, **kwargs:
             As in :meth:`fit`.
 
         Returns
@@ -741,10 +616,11 @@ checkpoint_every, progress, resume, average_from:
         Avocado
             A new model over the new positions (this one is unchanged).
         """
+        options = FitOptions.of(options, **kwargs)
         config = self.config
         config.update(n_positions=n_positions, device=self.device)
-        if seed is not None:
-            config["seed"] = seed
+        if options.seed is not None:
+            config["seed"] = options.seed
         other = Avocado(**config)
         with torch.no_grad():
             other.network.biosample_embedding.weight.copy_(self.network.biosample_embedding.weight)
@@ -758,20 +634,10 @@ checkpoint_every, progress, resume, average_from:
             other.network,
             keys,
             arrays,
+            options,
             train_groups=("25bp", "250bp", "5kbp"),
             trainable_rows=None,
-            n_epochs=n_epochs,
-            epoch_size=epoch_size,
-            sampling=sampling,
-            validation=validation,
-            seed=seed,
-            early_stopping=early_stopping,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            progress=progress,
             phase="fit_positions",
-            average_from=average_from,
         )
         other._extend_history(history)
         return other
@@ -935,13 +801,13 @@ checkpoint_every, progress, resume, average_from:
             The model directory (created if missing).
         """
         meta = {
-            "format": _FORMAT,
+            "format": FORMAT,
             "version": __version__,
             "config": self.config,
             "history": self.history,
         }
         tensors = {k: v for k, v in self.network.state_dict().items()}
-        write_tensors_dir(path, meta, tensors, _CONFIG_FILE)
+        write_tensors_dir(path, meta, tensors, CONFIG_FILE)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> Avocado:
@@ -963,9 +829,9 @@ checkpoint_every, progress, resume, average_from:
         AvocadoValueError
             The directory is missing, is not a saved model, or is corrupted.
         """
-        meta, tensors = read_tensors_dir(path, _CONFIG_FILE)
-        if meta.get("format") != _FORMAT or "config" not in meta:
-            raise AvocadoValueError(f"{path}: {_CONFIG_FILE} is not an Avocado model config")
+        meta, tensors = read_tensors_dir(path, CONFIG_FILE)
+        if meta.get("format") != FORMAT or "config" not in meta:
+            raise AvocadoValueError(f"{path}: {CONFIG_FILE} is not an Avocado model config")
         try:
             model = cls(**meta["config"], device=device)
             model.network.load_state_dict(

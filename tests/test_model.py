@@ -192,7 +192,7 @@ def test_save_load_round_trip(trained, tmp_path):
 
 
 def test_interrupted_save_keeps_the_old_model(trained, tmp_path, monkeypatch):
-    from avocado_core import training
+    from avocado_core import model_format
 
     trained.save(tmp_path / "m")
     other = _model(seed=9)
@@ -200,7 +200,7 @@ def test_interrupted_save_keeps_the_old_model(trained, tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "save_file", crash)
+    monkeypatch.setattr(model_format, "save_file", crash)
     with pytest.raises(KeyboardInterrupt):
         other.save(tmp_path / "m")
     loaded = Avocado.load(tmp_path / "m", device="cpu")

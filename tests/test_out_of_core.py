@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -103,13 +104,20 @@ def test_fit_under_a_budget_streams_and_trains_identically(small_store: TrackSto
     streamed = _small_model(small_store)
     with memory_budget("16k"):
         streamed.fit(small_store, n_epochs=2, epoch_size=4, progress=False)
-    assert Avocado.source_class is TrackSource  # the budget is scoped to the block
     # every batch came from the memory maps, batch by batch: 8 trained, and a 9th read ahead
     # (on a helper thread) while the last step computed
     assert calls == [500] * 9
     for name, value in in_memory.network.state_dict().items():
         assert torch.equal(value, streamed.network.state_dict()[name]), name
     assert in_memory.history == streamed.history
+    # the budget is scoped to the block; the explicit option does the same as the block
+    _small_model(small_store).fit(small_store, n_epochs=1, epoch_size=2, progress=False)
+    assert len(calls) == 9
+    explicit = _small_model(small_store)
+    explicit.fit(small_store, n_epochs=2, epoch_size=4, progress=False,
+                 source=functools.partial(make_source, max_memory="16k"))
+    assert calls == [500] * 18
+    assert explicit.history == streamed.history
 
 
 def test_streamed_fit_resumes_the_same_loss_curve(small_store: TrackStore, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from avocado_core import Avocado, precision
 from avocado_core.errors import AvocadoValueError
+from avocado_core.training import Trainer
 
 # /proc/cpuinfo "flags" lines, shortened, of the CPUs the choice was measured on
 SAPPHIRE_RAPIDS = "fpu sse2 avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8"
@@ -51,21 +52,21 @@ def test_unknown_precision_is_refused():
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_model_trains_in_the_resolved_precision(monkeypatch, native):
+def test_model_trains_in_the_resolved_precision_and_says_so(monkeypatch, capsys, native):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
     seen = []
 
-    class Spy(Avocado.trainer_class):
-        def __init__(self, *args, **kwargs):
-            seen.append(kwargs["precision"])
-            super().__init__(*args, **kwargs)
+    def spy(*args, **kwargs):
+        seen.append(kwargs["precision"])
+        return Trainer(*args, **kwargs)
 
-    monkeypatch.setattr(Avocado, "trainer_class", Spy)
     model = Avocado(["b0", "b1"], ["a0", "a1"], 400, n_layers=2, n_nodes=1024, batch_size=100,
                     n_assay_factors=8, device="cpu", seed=0)
     assert model.precision == "auto" and model.config["precision"] == "auto"
-    assert model.train_precision == ("bf16" if native else "fp32")
+    expected = "bf16" if native else "fp32"
+    assert model.train_precision == expected
     rng = np.random.default_rng(0)
-    data = {(b, a): rng.random(400, dtype=np.float32) for b in ("b0", "b1") for a in ("a0",)}
-    model.fit(data, n_epochs=1, epoch_size=2, progress=False)
-    assert seen == [model.train_precision]
+    data = {(b, "a0"): rng.random(400, dtype=np.float32) for b in ("b0", "b1")}
+    model.fit(data, n_epochs=1, epoch_size=2, progress=True, trainer=spy)
+    assert seen == [expected]
+    assert f"training ({expected})" in capsys.readouterr().err  # the progress line
