@@ -17,7 +17,7 @@ import torch
 
 from .errors import AvocadoValueError
 
-__all__ = ["PRECISIONS", "AUTO_BF16_MIN_NODES", "cpu_has_native_bf16", "resolve_precision"]
+__all__ = ["AUTO_BF16_MIN_NODES", "PRECISIONS", "cpu_has_native_bf16", "resolve_precision"]
 
 #: Accepted values of ``precision``.
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -29,7 +29,7 @@ AUTO_BF16_MIN_NODES = 1024
 BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether this CPU multiplies bfloat16 natively (AMX-BF16 or AVX512-BF16).
 

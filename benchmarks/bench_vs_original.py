@@ -44,7 +44,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_training import PAPER, SMALL, run  # noqa: E402
+from bench_training import PAPER, SMALL, run
 
 REPO = Path(__file__).resolve().parents[1]
 RUNNER = Path(__file__).resolve().parent / "original_runner.py"
@@ -63,8 +63,10 @@ def original_python(venv: Path, python: str) -> Path:
     """The original's interpreter, building its virtual environment first if needed."""
     exe = venv / "bin" / "python"
     probe = "import avocado, tensorflow, keras"
-    if exe.exists() and subprocess.run([exe, "-c", probe], capture_output=True).returncode == 0:
-        return exe
+    if exe.exists():
+        found = subprocess.run([exe, "-c", probe], capture_output=True, check=False)
+        if found.returncode == 0:
+            return exe
     print(f"# building the original's environment in {venv} (a few minutes)", flush=True)
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
     subprocess.run([exe, "-m", "pip", "install", "-q", *ORIGINAL_PACKAGES], check=True)
@@ -177,6 +179,17 @@ def main() -> None:
 
     # ---- tables
     print(f"\n# load average at end: {_load()}")
+    if speed:
+        _speed_table(configs, contenders, speed)
+    if accuracy:
+        _accuracy_table(accuracy)
+    print(f"# steps: small {args.small_steps} x {BATCH['small']:,}, paper {args.paper_steps} x "
+          f"{BATCH['paper']:,} per speed row after {warmup['small']} / {warmup['paper']} "
+          f"warm-up batches; {args.reps} alternating rounds")
+
+
+def _speed_table(configs: list[str], contenders, speed: dict) -> None:
+    """Samples/s per round, the in-run ratios to the original and peak RSS."""
     print("\n| config | contender | samples/s per round | mean samples/s | vs original "
           "(per round) | peak RSS MB | RSS vs original |")
     print("|---|---|---|---:|---|---:|---:|")
@@ -195,21 +208,21 @@ def main() -> None:
                 rss_ratio = f"{rss / max(r['peak_rss_mb'] for r in base):.2f}x"
             print(f"| {config} | {label} | {', '.join(f'{x:,.0f}' for x in rates)} | "
                   f"{mean:,.0f} | {ratio} | {rss:,.0f} | {rss_ratio} |")
-    if accuracy:
-        print("\n| config | contender | training | samples/s | peak RSS MB | held-out MSE | "
-              "Pearson r |")
-        print("|---|---|---|---:|---:|---:|---:|")
-        for config, label, what, res in accuracy:
-            print(f"| {config} | {label} | {what} | {res['samples_per_s']:,.0f} | "
-                  f"{res['peak_rss_mb']:,.0f} | {res['mse']:.4f} | {res['r']:.3f} |")
-        paper = {label.split()[1]: res for config, label, _, res in accuracy if config == "paper"}
-        if {"fp32", "bf16"} <= set(paper):
-            f, b = paper["fp32"], paper["bf16"]
-            print(f"# paper bf16 vs fp32 after the same batches: MSE {b['mse'] / f['mse'] - 1:+.2%}"
-                  f", Pearson r {b['r'] / f['r'] - 1:+.2%}")
-    print(f"# steps: small {args.small_steps} x {BATCH['small']:,}, paper {args.paper_steps} x "
-          f"{BATCH['paper']:,} per speed row after {warmup['small']} / {warmup['paper']} "
-          f"warm-up batches; {args.reps} alternating rounds")
+
+
+def _accuracy_table(accuracy: list) -> None:
+    """Held-out MSE / Pearson r of the accuracy rows (and paper bf16 against fp32)."""
+    print("\n| config | contender | training | samples/s | peak RSS MB | held-out MSE | "
+          "Pearson r |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for config, label, what, res in accuracy:
+        print(f"| {config} | {label} | {what} | {res['samples_per_s']:,.0f} | "
+              f"{res['peak_rss_mb']:,.0f} | {res['mse']:.4f} | {res['r']:.3f} |")
+    paper = {label.split()[1]: res for config, label, _, res in accuracy if config == "paper"}
+    if {"fp32", "bf16"} <= set(paper):
+        f, b = paper["fp32"], paper["bf16"]
+        print(f"# paper bf16 vs fp32 after the same batches: MSE "
+              f"{b['mse'] / f['mse'] - 1:+.2%}, Pearson r {b['r'] / f['r'] - 1:+.2%}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_training import HELD_OUT, PAPER, SMALL, _peak_rss_mb, _score, load_pilot  # noqa: E402
+from bench_training import HELD_OUT, PAPER, SMALL, _peak_rss_mb, _score, load_pilot
 
 
 def install_shim() -> None:
