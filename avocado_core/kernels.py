@@ -42,7 +42,7 @@ def _one_layer_kernel(width: int, n_factors: int) -> Callable:
     cannot be written, the kernel is compiled in memory for this process.
     """
     from .datasets import cache_dir
-    from .regions import _atomic_write_text
+    from ._io import write_text
 
     spec = importlib.util.find_spec("avocado_core._one_layer_kernel")
     source = Path(spec.origin).read_text()
@@ -53,7 +53,7 @@ def _one_layer_kernel(width: int, n_factors: int) -> Callable:
     try:
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write_text(path, source)
+            write_text(path, source)
     except OSError:
         namespace: dict = {}
         exec(compile(source.replace("cache=True", "cache=False"), name, "exec"), namespace)

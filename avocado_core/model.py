@@ -9,8 +9,10 @@ itself as a directory (JSON configuration + safetensors weights, no pickle).
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,25 +20,36 @@ import numpy as np
 import torch
 
 from . import __version__
-from .errors import AvocadoKeyError, AvocadoValueError
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .model_format import CONFIG_FILE, FORMAT, read_tensors_dir, write_tensors_dir
 from .network import GENOME_RESOLUTIONS, AvocadoNetwork
 from .precision import PRECISIONS, resolve_precision
-from .training import SAMPLINGS, Checkpointer, FitOptions, train
+from .training import SAMPLINGS, Checkpointer, FitOptions, Trainer, check_schedule, train
 
-__all__ = ["Avocado"]
+__all__ = ["Avocado", "PRESETS"]
 
-_SIZE_KEYS = (
-    "n_layers",
-    "n_nodes",
-    "n_biosample_factors",
-    "n_assay_factors",
-    "n_25bp_factors",
-    "n_250bp_factors",
-    "n_5kbp_factors",
-)
-#: Bytes of first-layer activations one prediction chunk may hold.
+#: Key of the optimizer state in a saved model (JSON) and prefix of its tensors.
+_OPTIMIZER = "optimizer"
+#: Named configurations: keyword arguments of :class:`Avocado` over its defaults. ``"paper"`` is
+#: the published architecture (the defaults); ``"small"`` the original tutorial's CPU model.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "small": dict(
+        n_layers=1,
+        n_nodes=128,
+        n_biosample_factors=32,
+        n_assay_factors=24,
+        n_25bp_factors=10,
+        n_250bp_factors=20,
+        n_5kbp_factors=30,
+        batch_size=10000,
+    ),
+}
+#: Bytes of first-layer activations one prediction chunk may hold (on an accelerator).
 _PREDICT_BUDGET = 128 * 2**20
+#: The same on the CPU: chunks whose activations stay in cache (a 2 x 64 network predicts a
+#: chromosome about 3x faster than with 128 MiB chunks; benchmarks/bench_chromosome.py).
+_PREDICT_BUDGET_CPU = 2 * 2**20
 #: Largest finiteness check read at once from a (memory-mapped) track.
 _CHECK_CHUNK = 1 << 22
 
@@ -63,11 +76,44 @@ def _check_names(kind: str, names: Iterable[str] | None) -> list[str]:
     return names
 
 
-def _short(names: Iterable[str], n: int = 12) -> str:
-    """The first ``n`` names, comma-separated, and how many there are in all if more."""
-    names = list(names)
-    text = ", ".join(names[:n])
-    return text + (f", ... ({len(names)} in all)" if len(names) > n else "")
+def _fits(carry: dict[str, Any], trainer: Trainer, phase: str,
+          train_groups: Sequence[str]) -> bool:
+    """Whether the optimizer state ``carry`` of an earlier call can continue in ``trainer``.
+
+    A state of another kind of fit is not this one's (False, silently); one of the same kind
+    that does not fit (other shapes or trained groups) is dropped with a warning.
+    """
+    if carry["phase"] != phase:
+        return False
+    mine = {"groups": list(train_groups), "shapes": trainer.trained_shapes(),
+            "mode": trainer.mode}
+    theirs = {"groups": carry["groups"], "shapes": carry["shapes"],
+              "mode": carry["trainer"].get("mode")}
+    if mine != theirs:
+        differ = ", ".join(k for k in mine if mine[k] != theirs[k])
+        warnings.warn(
+            f"{phase}: the model's optimizer state does not fit this call (different "
+            f"{differ}); starting a fresh Adam optimizer",
+            stacklevel=4,
+        )
+        return False
+    return True
+
+
+def _continue(trainer: Trainer, carry: dict[str, Any], sampler_key: dict[str, Any],
+              average_from: int | None) -> None:
+    """Load the optimizer state ``carry`` of an earlier call into ``trainer``.
+
+    The sampler continues only for the same seed, sampling and experiments; the running
+    mean of weight averaging only when this call averages too.
+    """
+    meta, tensors = dict(carry["trainer"]), carry["tensors"]
+    if carry["sampler_key"] != json.loads(json.dumps(sampler_key)):
+        del meta["sampler"]  # a new seed or data: a new sequence of batches
+    if average_from is None:
+        meta["n_averaged"] = 0
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("average.")}
+    trainer.load_state(meta, tensors)
 
 
 class Avocado:
@@ -122,6 +168,9 @@ class Avocado:
     history: dict
         ``{"loss": [...], "val_mse": [...]}`` accumulated over ``fit`` calls.
     network: AvocadoNetwork
+    optimizer_steps: int or None
+        Adam steps of the optimizer state the next fit continues (None: it starts a fresh
+        one).
     """
 
     def __init__(
@@ -189,6 +238,8 @@ class Avocado:
         self.seed = seed
         self.device = torch.device(device) if device is not None else _default_device()
         self.history: dict[str, list[float]] = {"loss": [], "val_mse": []}
+        # The optimizer state the next fit of the same kind continues (see FitOptions).
+        self._train_state: dict[str, Any] | None = None
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.network = AvocadoNetwork(
             len(self.biosamples), len(self.assays), self.n_positions, generator=generator,
@@ -200,7 +251,7 @@ class Avocado:
     def small(
         cls, biosamples: Sequence[str], assays: Sequence[str], n_positions: int, **kwargs: Any
     ) -> Avocado:
-        """The original tutorial's small configuration.
+        """The original tutorial's small configuration (:data:`PRESETS` ``["small"]``).
 
         One hidden layer of 128 nodes, 32 biosample / 24 assay factors, 10 / 20 / 30 genome
         factors and batches of 10,000; any keyword overrides.
@@ -209,18 +260,74 @@ class Avocado:
         -------
         Avocado
         """
-        config = dict(
-            n_layers=1,
-            n_nodes=128,
-            n_biosample_factors=32,
-            n_assay_factors=24,
-            n_25bp_factors=10,
-            n_250bp_factors=20,
-            n_5kbp_factors=30,
-            batch_size=10000,
-        )
-        config.update(kwargs)
-        return cls(biosamples, assays, n_positions, **config)
+        return cls(biosamples, assays, n_positions, **{**PRESETS["small"], **kwargs})
+
+    @classmethod
+    def from_preset(
+        cls,
+        config: str | Mapping[str, Any],
+        experiments: Iterable[tuple[str, str]],
+        n_positions: int,
+        **kwargs: Any,
+    ) -> Avocado:
+        """A new model over the biosamples and assays of some experiments, from a preset.
+
+        The one constructor that the command line, the evaluation, the workspace builder and
+        the data-parallel trainer use. Its rule for the order of names: **biosamples and assays
+        are sorted by name**, so a model (which embedding row each name gets, and with it the
+        initialization a seed gives) does not depend on the order the tracks were ingested in.
+
+        Parameters
+        ----------
+        config: str or mapping
+            A name in :data:`PRESETS` (``"small"`` or ``"paper"``), or keyword arguments of
+            :class:`Avocado` with an optional ``"preset"`` key (default ``"paper"``) they
+            override, e.g. ``{"preset": "small", "batch_size": 40000}``.
+        experiments: iterable of (str, str)
+            ``(biosample, assay)`` pairs the model is trained on.
+        n_positions: int
+            Number of positions (bins).
+        **kwargs
+            Further keyword arguments of :class:`Avocado` (``seed``, ``device``, ...); they
+            override ``config``.
+
+        Returns
+        -------
+        Avocado
+
+        Raises
+        ------
+        AvocadoValueError
+            An unknown preset, or no experiments.
+        """
+        options = {"preset": config} if isinstance(config, str) else dict(config)
+        preset = options.pop("preset", "paper")
+        if preset not in PRESETS:
+            raise AvocadoValueError(
+                f"config={preset!r}; expected one of {', '.join(map(repr, PRESETS))} or a dict "
+                "of Avocado arguments"
+            )
+        experiments = list(experiments)
+        if not experiments:
+            raise AvocadoValueError("no experiments to build a model over")
+        biosamples = sorted({b for b, _ in experiments})
+        assays = sorted({a for _, a in experiments})
+        return cls(biosamples, assays, n_positions, **{**PRESETS[preset], **options, **kwargs})
+
+    @classmethod
+    def from_original(cls, json_path_or_prefix: str | os.PathLike,
+                      device: str | torch.device | None = None) -> Avocado:
+        """Read a model saved by the original Avocado package (``NAME.json`` + ``NAME.h5``).
+
+        See :func:`avocado_core.original.read_original` (h5py only, no Keras).
+
+        Returns
+        -------
+        Avocado
+        """
+        from .original import read_original
+
+        return read_original(json_path_or_prefix, device=device)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -263,7 +370,7 @@ class Avocado:
             return self.biosamples.index(name)
         except ValueError:
             raise AvocadoKeyError(
-                f"unknown biosample {name!r}; the model knows: {_short(self.biosamples)}"
+                f"unknown biosample {name!r}; the model knows: {short_list(self.biosamples)}"
             ) from None
 
     def _assay_index(self, name: str) -> int:
@@ -271,7 +378,7 @@ class Avocado:
             return self.assays.index(name)
         except ValueError:
             raise AvocadoKeyError(
-                f"unknown assay {name!r}; the model knows: {_short(self.assays)}"
+                f"unknown assay {name!r}; the model knows: {short_list(self.assays)}"
             ) from None
 
     @staticmethod
@@ -334,12 +441,12 @@ class Avocado:
             if b not in self.biosamples:
                 raise AvocadoKeyError(
                     f"{what} has biosample {b!r} (track {key!r}) that the model does not know; "
-                    f"the model's biosamples: {_short(self.biosamples)}"
+                    f"the model's biosamples: {short_list(self.biosamples)}"
                 )
             if a not in self.assays:
                 raise AvocadoKeyError(
                     f"{what} has assay {a!r} (track {key!r}) that the model does not know; "
-                    f"the model's assays: {_short(self.assays)}"
+                    f"the model's assays: {short_list(self.assays)}"
                 )
             keys.append((b, a))
             arrays.append(self._check_track(key, data[key], n_positions, what))
@@ -358,7 +465,12 @@ class Avocado:
         train_groups: Sequence[str],
         trainable_rows: dict[str, np.ndarray] | None,
         phase: str,
-    ) -> dict[str, list[float]]:
+        carry: dict[str, Any] | None,
+    ) -> tuple[dict[str, list[float]], dict[str, Any]]:
+        """Train ``network``, continuing the optimizer state ``carry`` when it fits.
+
+        Returns the history and the optimizer state to carry into the next call.
+        """
         sampling, average_from = options.sampling, options.average_from
         if sampling not in SAMPLINGS:
             raise AvocadoValueError(
@@ -388,6 +500,19 @@ class Avocado:
             seed=seed,
             precision=self.train_precision,
         )
+        sampler_key = {"seed": seed, "sampling": sampling, "experiments": [list(k) for k in keys]}
+        carry = carry if carry is not None and not options.reset_optimizer else None
+        if carry is not None and not _fits(carry, trainer, phase, train_groups):
+            carry = None
+        first_epoch = 0 if carry is None else int(carry["epochs"])
+        check_schedule(options.n_epochs, epoch_size, options.early_stopping,
+                       options.validation is not None, average_from, first_epoch)
+        if carry is not None:
+            _continue(trainer, carry, sampler_key, average_from)
+            carry = None  # (the trainer holds its own copy)
+        if network is self.network:  # trained in place from here: a failure leaves no state
+            self._train_state = None
+        start_step = trainer.step_count
 
         def validate() -> float:
             return self._validation_mse(network, val_keys, val_arrays)
@@ -405,9 +530,11 @@ class Avocado:
                 "train_groups": list(train_groups),
                 "average_from": average_from,
             }
+            if start_step:
+                fingerprint["continues_from_step"] = start_step
             checkpointer = Checkpointer(options.checkpoint_dir, fingerprint)
         try:
-            return train(
+            history = train(
                 trainer,
                 options.n_epochs,
                 epoch_size,
@@ -418,15 +545,31 @@ class Avocado:
                 resume=options.resume,
                 progress=options.progress,
                 average_from=average_from,
+                first_epoch=first_epoch,
             )
         finally:
             for p in network.parameters():
                 p.requires_grad_(False)
+        state = {
+            "phase": phase,
+            "groups": list(train_groups),
+            "shapes": trainer.trained_shapes(),
+            "sampler_key": sampler_key,
+            "epochs": first_epoch + len(history["loss"]),
+            "trainer": trainer.state_meta(),
+        }
+        state = json.loads(json.dumps(state))  # as it reads back from a saved model
+        state["tensors"] = trainer.state_tensors()
+        return history, state
 
     def fit(
         self, data: Any, *, options: FitOptions | None = None, **kwargs: Any
     ) -> dict[str, list[float]]:
         """Train every parameter on observed tracks.
+
+        A call continues the optimizer state the model's last ``fit`` left (Adam's moments and
+        steps, the sequence of batches for the same seed): ten calls of one epoch train like
+        one call of ten epochs. ``reset_optimizer=True`` starts a fresh one.
 
         Parameters
         ----------
@@ -440,7 +583,8 @@ class Avocado:
             Fields of :class:`~avocado_core.training.FitOptions` (``n_epochs``,
             ``epoch_size``, ``sampling``, ``validation``, ``seed``, ``early_stopping``,
             ``checkpoint_dir``, ``checkpoint_every``, ``progress``, ``resume``,
-            ``average_from``, ``source``, ``trainer``), replacing those of ``options``.
+            ``average_from``, ``reset_optimizer``, ``source``, ``trainer``), replacing those
+            of ``options``.
 
         Returns
         -------
@@ -449,7 +593,7 @@ class Avocado:
         """
         options = FitOptions.of(options, **kwargs)
         keys, arrays = self._experiments(data, self.n_positions)
-        history = self._fit_network(
+        history, self._train_state = self._fit_network(
             self.network,
             keys,
             arrays,
@@ -457,9 +601,24 @@ class Avocado:
             train_groups=("biosample", "assay", "25bp", "250bp", "5kbp", "network"),
             trainable_rows=None,
             phase="fit",
+            carry=self._train_state,
         )
         self._extend_history(history)
         return history
+
+    @property
+    def optimizer_steps(self) -> int | None:
+        """Adam steps of the optimizer state the next fit continues (None: none)."""
+        state = self._train_state
+        return None if state is None else int(state["trainer"]["step_count"])
+
+    def reset_optimizer(self) -> None:
+        """Forget the optimizer state: the next fit starts a fresh Adam optimizer.
+
+        Same as passing ``reset_optimizer=True`` to the next fit; it also frees the state's
+        memory (Adam's two moments of every trained parameter).
+        """
+        self._train_state = None
 
     def _extend_history(self, history: dict[str, list[float]]) -> None:
         for key, values in history.items():
@@ -471,33 +630,46 @@ class Avocado:
         data = self._as_mapping(data)
         known = self.biosamples if kind == "biosample" else self.assays
         pos = 0 if kind == "biosample" else 1
+        phase = f"fit_{kind}s"
+        # The rows the last call of this method added continue training with its state.
+        state = self._train_state
+        last = state["names"] if state is not None and state["phase"] == phase else None
+        if options.reset_optimizer:
+            last = None
         if names is None:
             names = list(dict.fromkeys(k[pos] for k in data.keys() if k[pos] not in known))
+            if not names and last is not None:
+                names = last
         names = _check_names(f"new {kind}s", names)
+        continuing = list(names) == last
         old = [n for n in names if n in known]
-        if old:
+        if old and not continuing:
             raise AvocadoValueError(
-                f"{kind}s {old} are already in the model; fit_{kind}s only adds new ones"
+                f"{kind}s {old} are already in the model; fit_{kind}s only adds new ones "
+                "(or continues training the ones its last call added)"
             )
         missing = [n for n in names if all(k[pos] != n for k in data.keys())]
         if missing:
             raise AvocadoValueError(f"no tracks in data for the new {kind}s {missing}")
         # Grow the table on a copy so that a failure leaves the model unchanged.
         network = copy.deepcopy(self.network)
-        table = network.embedding_parameters()[kind]
-        seed = self.seed if options.seed is None else options.seed
-        gen = torch.Generator().manual_seed(seed + 1) if seed is not None else None
-        new_rows = torch.empty(len(names), table.shape[1]).uniform_(-0.05, 0.05, generator=gen)
-        grown = torch.nn.Embedding(table.shape[0] + len(names), table.shape[1]).to(self.device)
-        with torch.no_grad():
-            grown.weight[: table.shape[0]] = table
-            grown.weight[table.shape[0] :] = new_rows.to(self.device)
-        if kind == "biosample":
-            network.biosample_embedding = grown
-        else:
-            network.assay_embedding = grown
-        all_names = list(known) + list(names)
+        if not continuing:
+            table = network.embedding_parameters()[kind]
+            seed = self.seed if options.seed is None else options.seed
+            gen = torch.Generator().manual_seed(seed + 1) if seed is not None else None
+            new_rows = torch.empty(len(names), table.shape[1]).uniform_(-0.05, 0.05,
+                                                                        generator=gen)
+            grown = torch.nn.Embedding(table.shape[0] + len(names), table.shape[1]).to(
+                self.device)
+            with torch.no_grad():
+                grown.weight[: table.shape[0]] = table
+                grown.weight[table.shape[0] :] = new_rows.to(self.device)
+            if kind == "biosample":
+                network.biosample_embedding = grown
+            else:
+                network.assay_embedding = grown
         saved = list(known)
+        all_names = saved if continuing else saved + list(names)
         try:
             if kind == "biosample":
                 self.biosamples = all_names
@@ -505,15 +677,16 @@ class Avocado:
             else:
                 self.assays = all_names
                 keys, arrays = self._experiments(data, self.n_positions, only_assays=names)
-            rows = np.arange(len(saved), len(all_names))
-            history = self._fit_network(
+            rows = np.array([all_names.index(n) for n in names])
+            history, new_state = self._fit_network(
                 network,
                 keys,
                 arrays,
                 options,
                 train_groups=(kind,),
                 trainable_rows={kind: rows},
-                phase=f"fit_{kind}s",
+                phase=phase,
+                carry=state if continuing else None,
             )
         except BaseException:
             if kind == "biosample":
@@ -522,6 +695,7 @@ class Avocado:
                 self.assays = saved
             raise
         self.network = network
+        self._train_state = dict(new_state, names=list(names))
         return history
 
     def fit_biosamples(
@@ -622,15 +796,25 @@ class Avocado:
         if options.seed is not None:
             config["seed"] = options.seed
         other = Avocado(**config)
+        # A model that fit_positions made continues training its own genome factors.
+        state = self._train_state
+        continuing = (state is not None and state["phase"] == "fit_positions"
+                      and n_positions == self.n_positions and not options.reset_optimizer)
         with torch.no_grad():
             other.network.biosample_embedding.weight.copy_(self.network.biosample_embedding.weight)
             other.network.assay_embedding.weight.copy_(self.network.assay_embedding.weight)
             for mine, theirs in zip(self.network.dense_parameters(),
                                     other.network.dense_parameters()):
                 theirs.copy_(mine)
+            if continuing:
+                for res in GENOME_RESOLUTIONS:
+                    other.network.genome_tables[res].weight.copy_(
+                        self.network.genome_tables[res].weight)
         other.seed = self.seed
+        other.history = {k: list(v) for k, v in self.history.items()} if continuing else {
+            "loss": [], "val_mse": []}
         keys, arrays = other._experiments(data, other.n_positions)
-        history = other._fit_network(
+        history, other._train_state = other._fit_network(
             other.network,
             keys,
             arrays,
@@ -638,6 +822,7 @@ class Avocado:
             train_groups=("25bp", "250bp", "5kbp"),
             trainable_rows=None,
             phase="fit_positions",
+            carry=state if continuing else None,
         )
         other._extend_history(history)
         return other
@@ -666,8 +851,9 @@ class Avocado:
         n_exp = len(b_idx)
         out = np.empty((n_exp, end - start), dtype=np.float32)
         width = network.hidden[0].out_features if network.hidden else 1
-        chunk = max(1, _PREDICT_BUDGET // (4 * width * max(n_exp, 1)))
         dev = self.device
+        budget = _PREDICT_BUDGET_CPU if dev.type == "cpu" else _PREDICT_BUDGET
+        chunk = max(1, budget // (4 * width * max(n_exp, 1)))
         with torch.no_grad():
             exp_term = network.experiment_term(
                 torch.as_tensor(b_idx, dtype=torch.long, device=dev),
@@ -789,7 +975,7 @@ class Avocado:
             return self.network.genome_factors(pos).cpu().numpy()
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, optimizer: bool = False) -> None:
         """Save to a directory: ``config.json`` and a safetensors weights file.
 
         The save is atomic: the weights go to a new file and ``config.json``, which names it,
@@ -799,6 +985,17 @@ class Avocado:
         ----------
         path: path-like
             The model directory (created if missing).
+        optimizer: bool, optional
+            Also store the optimizer state (the trainer's checkpoint state: Adam's moments and
+            steps, the sampler, the weight-averaging sums; about twice the trained weights,
+            four times with weight averaging), so that
+            :meth:`load` followed by the same ``fit`` continues the same trajectory.
+            Default is False.
+
+        Raises
+        ------
+        AvocadoValueError
+            ``optimizer=True`` but the model has no optimizer state.
         """
         meta = {
             "format": FORMAT,
@@ -807,6 +1004,15 @@ class Avocado:
             "history": self.history,
         }
         tensors = {k: v for k, v in self.network.state_dict().items()}
+        if optimizer:
+            if self._train_state is None:
+                raise AvocadoValueError(
+                    "no optimizer state to save: the model has not been trained since it was "
+                    "created, loaded or reset_optimizer() was called; save without optimizer=True"
+                )
+            state = dict(self._train_state)
+            tensors.update({f"{_OPTIMIZER}.{k}": v for k, v in state.pop("tensors").items()})
+            meta[_OPTIMIZER] = state
         write_tensors_dir(path, meta, tensors, CONFIG_FILE)
 
     @classmethod
@@ -823,6 +1029,8 @@ class Avocado:
         Returns
         -------
         Avocado
+            With the optimizer state when it was saved (``save(..., optimizer=True)``): the
+            next fit of the same kind continues it.
 
         Raises
         ------
@@ -832,14 +1040,19 @@ class Avocado:
         meta, tensors = read_tensors_dir(path, CONFIG_FILE)
         if meta.get("format") != FORMAT or "config" not in meta:
             raise AvocadoValueError(f"{path}: {CONFIG_FILE} is not an Avocado model config")
+        prefix = f"{_OPTIMIZER}."
         try:
             model = cls(**meta["config"], device=device)
             model.network.load_state_dict(
-                {k: v.to(model.device) for k, v in tensors.items()}, strict=True
+                {k: v.to(model.device) for k, v in tensors.items() if not k.startswith(prefix)},
+                strict=True,
             )
         except (TypeError, RuntimeError, KeyError) as exc:
             raise AvocadoValueError(f"{path}: corrupted model ({exc})") from None
         model.history = {k: list(v) for k, v in meta.get("history", {}).items()}
+        if _OPTIMIZER in meta:
+            model._train_state = dict(meta[_OPTIMIZER], tensors={
+                k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)})
         for p in model.network.parameters():
             p.requires_grad_(False)
         return model

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from . import _io
 from .errors import AvocadoValueError
 
 __all__ = ["CONFIG_FILE", "FORMAT", "read_tensors_dir", "write_tensors_dir"]
@@ -27,28 +27,14 @@ FORMAT = "avocado-torch-model"
 CONFIG_FILE = "config.json"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_tensors_dir(
     path: str | os.PathLike, meta: dict[str, Any], tensors: dict[str, torch.Tensor], meta_name: str
 ) -> None:
     """Write ``meta`` (JSON) and ``tensors`` (safetensors) into a directory atomically.
 
     The tensors go to a new file whose name ``meta`` records; the JSON file is replaced last
-    with ``os.replace``, so a reader always sees a complete, consistent pair. Older tensor
-    files are removed afterwards.
+    (both through :mod:`avocado_core._io`), so a reader always sees a complete, consistent
+    pair. Older tensor files, and the temporary files of killed saves, are removed.
 
     Parameters
     ----------
@@ -61,22 +47,19 @@ def write_tensors_dir(
     meta_name: str
         File name of the JSON file inside the directory.
     """
-    directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".weights-", suffix=".safetensors")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        weights_name = "weights-" + os.path.basename(tmp)[len(".weights-") :]
-        os.replace(tmp, directory / weights_name)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    directory = _io.make_dir(path)
+    _io.remove_stale(directory)  # what killed saves left behind
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    size = sum(t.numel() * t.element_size() for t in tensors.values())
+    weights_name = f"weights-{os.urandom(6).hex()}.safetensors"
+    with _io.atomic_path(directory / weights_name, size=size) as tmp:
+        save_file(tensors, str(tmp))
     meta = dict(meta, weights_file=weights_name)
-    _atomic_write_text(directory / meta_name, json.dumps(meta, indent=1, sort_keys=True))
+    try:
+        _io.write_text(directory / meta_name, json.dumps(meta, indent=1, sort_keys=True))
+    except BaseException:
+        (directory / weights_name).unlink(missing_ok=True)
+        raise
     for old in directory.glob("weights-*.safetensors"):
         if old.name != weights_name:
             old.unlink(missing_ok=True)

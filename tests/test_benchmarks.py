@@ -49,6 +49,19 @@ def test_bench_ensemble_prints_its_table():
     assert "| 1 | 2 |" in out and "| 2 | 1 |" in out
 
 
+def test_bench_continue_prints_its_table():
+    out = _run("benchmarks/bench_continue.py", "--epochs", "2", "--epoch-size", "1",
+               "--positions", "20000")
+    assert "| 2 calls of 1 epoch | " in out and "reset_optimizer=True |" in out
+
+
+def test_bench_chromosome_prints_time_and_memory(tmp_path):
+    out = _run("benchmarks/bench_chromosome.py", "--bins", "300000", "--workdir", str(tmp_path))
+    assert "| export-genome to bigWig (impute + write, chunked) |" in out
+    assert "| pyBigWig alone, same values precomputed |" in out
+    assert "exported values equal the pyBigWig-only file's: True" in out
+
+
 def test_bench_vs_original_runs_without_the_original():
     out = _run("benchmarks/bench_vs_original.py", "--ours-only", "--configs", "small",
                "--reps", "1", "--small-steps", "3", "--small-epochs", "1",

@@ -13,7 +13,7 @@ saved model's format, :mod:`avocado_core.model_format`.
 
 from ..model_format import read_tensors_dir, write_tensors_dir
 from .checkpoints import Checkpointer
-from .loop import train
+from .loop import check_schedule, train
 from .optimizer import CatchUpAdam
 from .options import FitOptions, training_scope
 from .sampling import SAMPLINGS, Sampler
@@ -29,6 +29,7 @@ __all__ = [
     "Sampler",
     "TrackSource",
     "Trainer",
+    "check_schedule",
     "read_tensors_dir",
     "train",
     "training_scope",

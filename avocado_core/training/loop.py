@@ -11,7 +11,39 @@ from ..errors import AvocadoValueError
 from .checkpoints import Checkpointer
 from .trainer import Trainer
 
-__all__ = ["train"]
+__all__ = ["check_schedule", "train"]
+
+
+def check_schedule(
+    n_epochs: int,
+    epoch_size: int,
+    early_stopping: int | None,
+    validates: bool,
+    average_from: int | None,
+    first_epoch: int = 0,
+) -> None:
+    """Refuse a schedule :func:`train` cannot run (before anything is touched).
+
+    Parameters are those of :func:`train`; ``validates`` tells whether it gets ``validate``.
+
+    Raises
+    ------
+    AvocadoValueError
+        A bad epoch count or size, early stopping without validation, or an ``average_from``
+        that averages no epoch.
+    """
+    if n_epochs < 0 or epoch_size < 1:
+        raise AvocadoValueError(
+            f"need n_epochs >= 0 and epoch_size >= 1, got {n_epochs} and {epoch_size}"
+        )
+    if early_stopping is not None and not validates:
+        raise AvocadoValueError("early_stopping needs validation data")
+    if average_from is not None and not 0 <= average_from < first_epoch + n_epochs:
+        total = f"{first_epoch} + " if first_epoch else ""
+        raise AvocadoValueError(
+            f"average_from={average_from} averages no epoch; expected 0 <= average_from < "
+            f"{total}n_epochs={n_epochs}"
+        )
 
 
 def train(
@@ -25,6 +57,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     average_from: int | None = None,
+    first_epoch: int = 0,
 ) -> dict[str, list[float]]:
     """The epoch loop.
 
@@ -52,8 +85,11 @@ def train(
     average_from: int or None, optional
         Stochastic weight averaging: the trained parameters end as the mean of their values
         at the end of every epoch after this many (epochs ``average_from + 1`` to the last).
-        Validation and early stopping see each epoch's own parameters. Default is None (the
-        last epoch's parameters).
+        Validation and early stopping see each epoch's own parameters. Epochs are counted
+        from ``first_epoch``. Default is None (the last epoch's parameters).
+    first_epoch: int, optional
+        Epochs the trainer's state already ran (in earlier calls this one continues); this
+        call's first epoch is epoch ``first_epoch + 1`` for ``average_from``. Default is 0.
 
     Returns
     -------
@@ -63,17 +99,8 @@ def train(
     """
     from tqdm.auto import tqdm
 
-    if n_epochs < 0 or epoch_size < 1:
-        raise AvocadoValueError(
-            f"need n_epochs >= 0 and epoch_size >= 1, got {n_epochs} and {epoch_size}"
-        )
-    if early_stopping is not None and validate is None:
-        raise AvocadoValueError("early_stopping needs validation data")
-    if average_from is not None and not 0 <= average_from < n_epochs:
-        raise AvocadoValueError(
-            f"average_from={average_from} averages no epoch; expected 0 <= average_from < "
-            f"n_epochs={n_epochs}"
-        )
+    check_schedule(n_epochs, epoch_size, early_stopping, validate is not None, average_from,
+                   first_epoch)
     history: dict[str, list[float]] = {"loss": [], "val_mse": []}
     start = 0
     if checkpointer is not None and resume and checkpointer.exists():
@@ -106,7 +133,7 @@ def train(
                 best, since_best = (val, 0) if val < best else (best, since_best + 1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{total / epoch_size:.4f}", val=f"{val:.4f}")
             done = epoch + 1
-            if average_from is not None and done > average_from:
+            if average_from is not None and first_epoch + done > average_from:
                 trainer.accumulate_average()
             if checkpointer is not None and (done % every == 0 or done == n_epochs):
                 checkpointer.save(done, history, trainer)

@@ -49,7 +49,8 @@ class FitOptions:
     seed: int or None, optional
         Seed of the sampling. Default is None: the model's seed.
     early_stopping: int or None, optional
-        Stop after this many epochs without a better validation MSE. Default is None.
+        Stop after this many epochs without a better validation MSE within this call.
+        Default is None.
     checkpoint_dir: path-like or None, optional
         Write a checkpoint there every ``checkpoint_every`` epochs; when a checkpoint of
         the same run is there already, training resumes from it (``resume=True``) and
@@ -66,7 +67,15 @@ class FitOptions:
         epochs 31-60). The parameters keep moving from epoch to epoch on a few training
         values per genome factor; their mean predicts held-out experiments better (on the
         pilot data it is what beats average activity; see the README). Validation and early
-        stopping see each epoch's own parameters. Default is None: the last epoch's.
+        stopping see each epoch's own parameters. A fit that continues an earlier one counts
+        epochs from the start of the continued run. Default is None: the last epoch's.
+    reset_optimizer: bool, optional
+        Start a fresh Adam optimizer instead of continuing the model's. Default is False: a
+        fit continues the optimizer state its model kept from the last call of the same method
+        (Adam's moments and step count, the catch-up rows' bookkeeping, the weight-averaging
+        sums, and the sequence of batches when ``seed``, ``sampling`` and the experiments are
+        the same), so ten calls of one epoch train like one call of ten epochs (see "Calling
+        fit again" in the README for what differs).
     source: callable or None, optional
         Builds the training data source from the list of validated track arrays, e.g.
         ``functools.partial(avocado_core.streaming.make_source, max_memory="4G")``.
@@ -89,6 +98,7 @@ class FitOptions:
     progress: bool = True
     resume: bool = True
     average_from: int | None = None
+    reset_optimizer: bool = False
     source: Callable[[Sequence[np.ndarray]], Any] | None = None
     trainer: Callable[..., Trainer] | None = None
 

@@ -215,6 +215,8 @@ class Trainer:
         self.n_averaged = 0
         # batch x width arrays of the torch pass, allocated once and reused by every step
         self._buffers: dict[str, torch.Tensor] = {}
+        # the trained parameters' own values once ``apply_average`` replaced them by the mean
+        self.trajectory: dict[str, torch.Tensor] = {}
 
         tables = network.embedding_parameters()
         # Parameters stepped by torch's Adam (all of them on the dense path).
@@ -672,11 +674,20 @@ class Trainer:
                         avg[rows] += (value - avg[rows]) / self.n_averaged
 
     def apply_average(self) -> None:
-        """Set the trained parameters to their running mean (at the end of training)."""
+        """Set the trained parameters to their running mean (at the end of training).
+
+        Their own values are kept in ``trajectory`` (and in :meth:`state_tensors`): a run
+        continued from this trainer's state goes on from them, not from the mean.
+        """
         with torch.no_grad():
             for name, p in self._trained_parameters().items():
                 if name in self.average:
+                    self.trajectory[name] = p.detach().clone()
                     p.copy_(self.average[name])
+
+    def trained_shapes(self) -> dict[str, list[int]]:
+        """Shape of each trained parameter, by name (what a state to load must match)."""
+        return {name: list(p.shape) for name, p in self._trained_parameters().items()}
 
     # -------------------------------------------------------------- state
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -694,6 +705,8 @@ class Trainer:
             out[f"rowadam.{name}.last"] = adam.last
         for name, avg in self.average.items():
             out[f"average.{name}"] = avg
+        for name, value in self.trajectory.items():
+            out[f"trajectory.{name}"] = value
         return out
 
     def state_meta(self) -> dict[str, Any]:
@@ -715,13 +728,18 @@ class Trainer:
         }
 
     def load_state(self, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-        """Restore what :meth:`state_meta` and :meth:`state_tensors` returned."""
+        """Restore what :meth:`state_meta` and :meth:`state_tensors` returned.
+
+        Without ``"sampler"`` in ``meta`` the sampler keeps its own state. Parameters that
+        :meth:`apply_average` replaced by their mean get their own values back.
+        """
         if meta.get("mode", "dense") != self.mode:
             raise AvocadoValueError(
                 f"checkpoint was written by the {meta.get('mode')!r} optimizer, not {self.mode!r}"
             )
         self.step_count = int(meta["step_count"])
-        self.sampler.load_state_dict(meta["sampler"])
+        if "sampler" in meta:
+            self.sampler.load_state_dict(meta["sampler"])
         self._prefetch = None  # drawn from the old state
         for name, p in self.params.items():
             key = f"adam.{name}.exp_avg"
@@ -741,6 +759,11 @@ class Trainer:
             key.removeprefix("average."): value.to(self.device).clone()
             for key, value in tensors.items() if key.startswith("average.")
         }
+        trained = self._trained_parameters()
+        with torch.no_grad():
+            for key, value in tensors.items():
+                if key.startswith("trajectory."):
+                    trained[key.removeprefix("trajectory.")].copy_(value)
 
 
 
