@@ -181,11 +181,11 @@ def main() -> None:
     print(f"\n# load average at end: {_load()}")
     if speed:
         _speed_table(configs, contenders, speed)
+        print(f"# steps: small {args.small_steps} x {BATCH['small']:,}, paper {args.paper_steps}"
+              f" x {BATCH['paper']:,} per speed row after {warmup['small']} / {warmup['paper']}"
+              f" warm-up batches; {args.reps} alternating rounds")
     if accuracy:
         _accuracy_table(accuracy)
-    print(f"# steps: small {args.small_steps} x {BATCH['small']:,}, paper {args.paper_steps} x "
-          f"{BATCH['paper']:,} per speed row after {warmup['small']} / {warmup['paper']} "
-          f"warm-up batches; {args.reps} alternating rounds")
 
 
 def _speed_table(configs: list[str], contenders, speed: dict) -> None:
