@@ -636,8 +636,10 @@ class Trainer:
         return float(loss)
 
     def finalize(self) -> None:
-        """Bring every row of the catch-up tables up to date (before predicting or saving),
-        and let go of the step's activation buffers (prediction may need the memory)."""
+        """Bring every row of the catch-up tables up to date (before predicting or saving).
+
+        Also lets go of the step's activation buffers: prediction may need the memory.
+        """
         for adam in self.row_adams.values():
             adam.finalize(self.step_count)
         self._buffers.clear()
