@@ -18,6 +18,7 @@ the chromosome sizes of the genome in the header; ingesting the exported file wi
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -28,7 +29,7 @@ from .errors import AvocadoKeyError, AvocadoValueError
 from .regions import RegionSet, _short_list, match_chrom, read_chrom_sizes
 from .store import TrackStore
 
-__all__ = ["TRANSFORMS", "bin_bigwig", "ingest_bigwig", "ingest_manifest", "export_bigwig",
+__all__ = ["TRANSFORMS", "bin_bigwig", "check_bigwig_file", "open_for_writing", "ingest_bigwig", "ingest_manifest", "export_bigwig",
            "write_bigwig", "read_manifest", "read_chrom_sizes", "resolve_chrom_sizes"]
 
 CHUNK_BINS = 400_000  # 10 Mb of 25 bp bins: ~40 MB of float32 base-pair values per read
@@ -63,12 +64,95 @@ def _check_transform(transform: str | None) -> str:
     return name
 
 
+_BIGWIG_MAGIC = 0x888FFC26
+_CHROM_TREE_MAGIC = 0x78CA8C91
+_R_TREE_MAGIC = 0x2468ACE0
+
+
+def check_bigwig_file(path: str | os.PathLike) -> None:
+    """Check a bigWig's structure before libBigWig reads it (it crashes on broken files).
+
+    Checks the header's magic numbers (at both ends of the file), that every offset the
+    header and the zoom headers name lies inside the file, and walks the data index (an
+    R-tree): every node and every data block it names must lie inside the file. A truncated
+    or corrupted file then ends in an error instead of a segmentation fault in libBigWig.
+
+    Parameters
+    ----------
+    path: str or PathLike
+
+    Raises
+    ------
+    AvocadoValueError
+        Naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+
+    def bad(why: str) -> AvocadoValueError:
+        return AvocadoValueError(f"{path} is not a readable bigWig file ({why})")
+
+    with open(path, "rb") as fh:
+        def read(offset: int, n: int) -> bytes:
+            if offset < 0 or offset + n > size:
+                raise bad(f"truncated or corrupted: {n} bytes at offset {offset:,} are past the "
+                          f"end of the {size:,}-byte file")
+            fh.seek(offset)
+            return fh.read(n)
+
+        head = read(0, 64)
+        magic = int.from_bytes(head[:4], "little")
+        if magic != _BIGWIG_MAGIC:
+            raise bad("it does not start with the bigWig magic number")
+        if int.from_bytes(read(size - 4, 4), "little") != _BIGWIG_MAGIC:
+            raise bad("truncated: it does not end with the bigWig magic number")
+        (_, _, n_zooms, chrom_tree, _, full_index, _, _, auto_sql, summary, _,
+         extension) = struct.unpack("<IHHQQQHHQQIQ", head)
+        for name, offset in (("chromosome tree", chrom_tree), ("data index", full_index),
+                             ("autoSql", auto_sql), ("summary", summary),
+                             ("extension", extension)):
+            if offset:
+                read(offset, 4)  # raises when the header names a place past the end
+        zooms = read(64, 24 * n_zooms)
+        for k in range(n_zooms):  # zoom levels, not positions
+            _, _, data_offset, index_offset = struct.unpack_from("<IIQQ", zooms, 24 * k)
+            read(data_offset, 4)
+            read(index_offset, 48)
+        if int.from_bytes(read(chrom_tree, 4), "little") != _CHROM_TREE_MAGIC:
+            raise bad(f"no chromosome tree at offset {chrom_tree:,}")
+        _check_r_tree(read, full_index, size, bad)
+
+
+def _check_r_tree(read: Callable[[int, int], bytes], offset: int, size: int,
+                  bad: Callable[[str], AvocadoValueError]) -> None:
+    """Walk a bigWig's R-tree index: every node and data block must lie inside the file."""
+    if int.from_bytes(read(offset, 4), "little") != _R_TREE_MAGIC:
+        raise bad(f"no data index at offset {offset:,}")
+    stack, seen = [offset + 48], set()
+    while stack:  # one iteration per index node (a few per MB of data), not per position
+        node = stack.pop()
+        if node in seen:
+            raise bad(f"the data index loops at offset {node:,}")
+        seen.add(node)
+        is_leaf, _, count = struct.unpack("<BBH", read(node, 4))
+        width = 32 if is_leaf else 24
+        items = np.frombuffer(read(node + 4, width * count), dtype=np.uint64).reshape(count, -1)
+        if is_leaf:
+            ends = items[:, 2].astype(np.float64) + items[:, 3]  # data offset + size
+            if count and ends.max() > size:
+                raise bad(f"truncated: a data block ends past the end of the file at "
+                          f"{int(ends.max()):,}")
+        else:
+            stack.extend(int(c) for c in items[:, 2])
+
+
 def _open_bigwig(path: str | os.PathLike):
     import pyBigWig
 
     path = Path(path)
     if not path.is_file():
         raise AvocadoValueError(f"bigWig file {path} does not exist")
+    check_bigwig_file(path)
     try:
         bw = pyBigWig.open(str(path))
     except RuntimeError:
@@ -204,12 +288,20 @@ def ingest_bigwig(store: TrackStore, path: str | os.PathLike, biosample: str, as
 def read_manifest(manifest_tsv: str | os.PathLike) -> pd.DataFrame:
     """Read a manifest TSV with columns biosample, assay, path (header optional).
 
-    Relative paths are resolved against the manifest's directory; extra columns are kept.
+    Lines starting with ``#`` are comments. Relative paths are resolved against the manifest's directory; extra columns are kept.
     """
     manifest_tsv = Path(manifest_tsv)
     if not manifest_tsv.is_file():
         raise AvocadoValueError(f"manifest {manifest_tsv} does not exist")
-    df = pd.read_csv(manifest_tsv, sep="\t", dtype=str, comment="#", header=None)
+    # Only whole lines starting with "#" are comments: a "#" inside a path is part of it.
+    try:
+        df = pd.read_csv(manifest_tsv, sep="\t", dtype=str, header=None, keep_default_na=False,
+                         skip_blank_lines=True)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise AvocadoValueError(
+            f"manifest {manifest_tsv} is not a tab-separated table ({exc})".replace("\n", " ")
+        ) from None
+    df = df[~df.iloc[:, 0].str.lstrip().str.startswith("#")]
     first = [str(v).strip().lower() for v in df.iloc[0]] if len(df) else []
     if {"biosample", "assay", "path"} <= set(first):
         df.columns = first
@@ -286,6 +378,34 @@ def _default_chrom_sizes(regions: RegionSet) -> dict[str, int] | None:
     return None
 
 
+def open_for_writing(tmp: Path, path: Path):
+    """``pyBigWig.open(tmp, "w")`` for the bigWig ``path``, after checking its folder.
+
+    libBigWig crashes (segmentation fault) on a file it cannot create, so the folder is
+    created and the file opened from Python first.
+
+    Raises
+    ------
+    AvocadoValueError
+        Naming ``path`` when its folder cannot be written.
+    """
+    import pyBigWig
+
+    try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb"):
+            pass
+    except OSError as exc:
+        raise AvocadoValueError(
+            f"cannot write the bigWig {path}: its folder {path.parent} cannot be written "
+            f"({exc.strerror or exc})") from None
+    bw = pyBigWig.open(str(tmp), "w")
+    if bw is None:
+        tmp.unlink(missing_ok=True)
+        raise AvocadoValueError(f"cannot write the bigWig {path}")
+    return bw
+
+
 def write_bigwig(values: np.ndarray, regions: RegionSet, path: str | os.PathLike,
                  chrom_sizes: str | os.PathLike | Mapping[str, int]) -> None:
     """Write per-bin values over a region set as a bigWig (atomically).
@@ -320,9 +440,8 @@ def write_bigwig(values: np.ndarray, regions: RegionSet, path: str | os.PathLike
     order = {c: i for i, c in enumerate(regions.chroms)}
     iv = iv.assign(_o=iv["chrom"].map(order)).sort_values(["_o", "first_bin_start"])
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
-    bw = pyBigWig.open(str(tmp), "w")
+    bw = open_for_writing(tmp, path)
     try:
         bw.addHeader([(resolved[c], sizes[resolved[c]]) for c in regions.chroms], maxZooms=10)
         for chrom, first, n, offset in zip(iv["chrom"], iv["first_bin_start"], iv["n_bins"],

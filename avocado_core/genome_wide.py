@@ -45,6 +45,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import __version__
+from ._paths import file_stem
 from .errors import AvocadoKeyError, AvocadoValueError
 from .model import Avocado, _short
 from .network import GENOME_RESOLUTIONS
@@ -528,10 +529,9 @@ class GenomeModel:
         -------
         list of pathlib.Path
         """
-        import pyBigWig
         from tqdm.auto import tqdm
 
-        from .bigwig import TRANSFORMS, read_chrom_sizes
+        from .bigwig import TRANSFORMS, open_for_writing, read_chrom_sizes
 
         experiments = [tuple(e) for e in experiments]
         if not experiments:
@@ -564,10 +564,12 @@ class GenomeModel:
         bs = self.regions.bin_size
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        targets = [out / f"{b}.{a}.bigWig" for b, a in experiments]
+        targets = [out / f"{file_stem(b, a)}.bigWig" for b, a in experiments]
         tmps = [t.with_name(f".{t.name}.tmp-{os.getpid()}") for t in targets]
-        writers = [pyBigWig.open(str(t), "w") for t in tmps]
+        writers = []
         try:
+            for target, tmp in zip(targets, tmps):
+                writers.append(open_for_writing(tmp, target))
             header = [(c, int(sizes[c])) for c in self.chroms]
             for w in writers:
                 w.addHeader(header, maxZooms=10)

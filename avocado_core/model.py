@@ -12,6 +12,7 @@ import copy
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -384,6 +385,14 @@ class Avocado:
             raise AvocadoValueError(
                 f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLINGS)}"
             )
+        for name, value, optional in (("n_epochs", n_epochs, False),
+                                      ("epoch_size", epoch_size, True),
+                                      ("checkpoint_every", checkpoint_every, True),
+                                      ("early_stopping", early_stopping, True)):
+            if (value is None and optional) or (isinstance(value, (int, np.integer))
+                                                and not isinstance(value, bool) and value >= 1):
+                continue  # an untrained model would be saved as if trained: refuse
+            raise AvocadoValueError(f"{name} must be a positive integer, got {value!r}")
         n_positions = network.n_positions
         if epoch_size is None:
             epoch_size = math.ceil(n_positions / self.batch_size)
@@ -967,8 +976,10 @@ checkpoint_every, progress, resume, average_from:
             model.network.load_state_dict(
                 {k: v.to(model.device) for k, v in tensors.items()}, strict=True
             )
-        except (TypeError, RuntimeError, KeyError) as exc:
-            raise AvocadoValueError(f"{path}: corrupted model ({exc})") from None
+        except (TypeError, ValueError, RuntimeError, KeyError, OverflowError) as exc:
+            # a config field of the wrong type or range is a corrupted model too
+            raise AvocadoValueError(
+                f"{Path(path) / _CONFIG_FILE}: corrupted model ({exc})") from None
         model.history = {k: list(v) for k, v in meta.get("history", {}).items()}
         for p in model.network.parameters():
             p.requires_grad_(False)

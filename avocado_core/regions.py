@@ -39,6 +39,8 @@ PILOT_REGIONS_FILE = next(
      if p.is_file()),
     Path(__file__).resolve().parents[1] / "data" / "pilot-regions.hg19.tsv")
 
+#: Coordinates at or above this (1 Tb, above any genome's chromosome) are refused.
+MAX_POSITION = 10**12
 _COLUMNS = ["name", "chrom", "start", "end", "offset", "n_bins", "first_bin_start"]
 _UNITS = {"": 1, "bp": 1, "k": 1_000, "kb": 1_000, "m": 1_000_000, "mb": 1_000_000,
           "g": 1_000_000_000, "gb": 1_000_000_000}
@@ -54,6 +56,12 @@ def _parse_position(number: str, unit: str, text: str) -> int:
         )
     digits = number.replace(",", "").replace("_", "")
     value = float(digits) * _UNITS[unit_key]
+    if not value < MAX_POSITION:  # also inf: a 5,000-digit number overflows a float
+        shown = number if len(number) <= 20 else f"{number[:12]}...({len(digits)} digits)"
+        raise AvocadoValueError(
+            f"position {shown}{unit} is too large; positions must be below "
+            f"{MAX_POSITION:,} bp (1 Tb)"
+        )
     if abs(value - round(value)) > 1e-6:
         raise AvocadoValueError(
             f"position {number}{unit} in locus {text!r} is not a whole number of base pairs"

@@ -51,11 +51,11 @@ import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
+from ._paths import file_stem, inside
 from .errors import AvocadoKeyError, AvocadoValueError
 from .regions import RegionSet, _atomic_write_text, _short_list
 
@@ -85,13 +85,6 @@ def _check_name(value: Any, what: str) -> str:
             f"{what} name {value!r} contains a tab, newline or NUL; these cannot be stored"
         )
     return value
-
-
-def _file_stem(biosample: str, assay: str) -> str:
-    """A file-system-safe, collision-free stem ``<biosample>.<assay>``."""
-    def esc(name: str) -> str:
-        return quote(name, safe="-_+@=,()[]").replace(".", "%2E")
-    return f"{esc(biosample)}.{esc(assay)}"
 
 
 def _metadata_frame(table: pd.DataFrame | None, what: str) -> pd.DataFrame:
@@ -298,6 +291,8 @@ class TrackStore:
         df = df[CATALOG_COLUMNS + [c for c in df.columns if c not in CATALOG_COLUMNS]]
         df["n_bins"] = pd.to_numeric(df["n_bins"]).astype(np.int64) if len(df) else \
             df["n_bins"].astype(np.int64)
+        for b, a, f in zip(df["biosample"], df["assay"], df["file"]):  # rows, not positions
+            inside(self.path, f, f"the file of {b}/{a} in {file}")
         self._catalog_cache = (key, df)
         return df
 
@@ -585,7 +580,7 @@ class TrackStore:
                             f"the store already has a {kind} track for biosample {biosample!r}, "
                             f"assay {assay!r}; pass overwrite=True to replace it"
                         )
-                    stem = _file_stem(biosample, assay)
+                    stem = file_stem(biosample, assay)
                     rel = f"tracks/{kind}/{stem}.npy"
                     if rel == old_file:  # never write over the file readers may be mapping
                         rel = f"tracks/{kind}/{stem}.{os.urandom(4).hex()}.npy"

@@ -88,7 +88,10 @@ class Workspace:
                 "folder with workspace.json, store/ and model/ (make one with `avocado demo` or "
                 "avocado_core.workspace.build_workspace)"
             )
-        self.info: dict = json.loads(meta.read_text())
+        try:
+            self.info: dict = json.loads(meta.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise AvocadoValueError(f"{meta} is corrupted (not valid JSON: {exc})") from None
         self.store_path = self.path / "store"
         self.model_path = self.path / "model"
         self.projections_path = self.path / "projections"
@@ -197,7 +200,14 @@ class Workspace:
                 "build_workspace or `avocado train`"
             )
         with self._lock:
-            return Avocado.load(self.model_path, device="cpu")
+            model = Avocado.load(self.model_path, device="cpu")
+        if int(model.n_positions) != int(self.store.n_bins):
+            raise AvocadoValueError(
+                f"the model in {self.model_path} covers {model.n_positions:,} positions but the "
+                f"store {self.store_path} has {self.store.n_bins:,} bins: it was trained on "
+                "another region set; train it again on this store (`avocado train`)"
+            )
+        return model
 
     @cached_property
     def annotations(self):

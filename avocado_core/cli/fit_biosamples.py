@@ -27,9 +27,11 @@ def _fit_new_rows(
     max_memory: str | None,
     quiet: bool,
 ) -> None:
+    from .._paths import writable_dir
     from ..model import Avocado
     from ..store import TrackStore
 
+    writable_dir(output or model_path, "model folder")  # now, not after fitting
     store = TrackStore(store_path)
     model = Avocado.load(model_path, device=device)
     if int(model.n_positions) != int(store.n_bins):

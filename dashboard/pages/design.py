@@ -567,9 +567,13 @@ def register_callbacks(app, ws: Workspace) -> None:
             return no_update, no_update
         limit = int(app.server.config.get("AVOCADO_MAX_UPLOAD_BYTES", 64 * 1024 * 1024) * 0.7)
         set_progress(("1", "3"))
+        path = None
         try:
             data = decode_upload(contents, filename, limit)
-            with tempfile.TemporaryDirectory(prefix="avocado-upload-") as tmp:
+            # in the app's temporary folder, which goes when the server stops, even if this
+            # job is cancelled (killed) before it removes its file
+            with tempfile.TemporaryDirectory(prefix="upload-",
+                                             dir=app.server.config.get("AVOCADO_TEMP_DIR")) as tmp:
                 path = os.path.join(tmp, "upload.bw")
                 with open(path, "wb") as fh:
                     fh.write(data)
@@ -577,7 +581,10 @@ def register_callbacks(app, ws: Workspace) -> None:
                 nearest = fit_new_biosample(ws, path, name, assay, n_epochs=FIT_EPOCHS)
         except (ValueError, KeyError) as exc:
             set_progress(("0", "3"))
-            return None, alert(error_message(exc))
+            message = error_message(exc)
+            if path is not None:  # name the user's file, not the server's temporary copy
+                message = message.replace(path, repr(filename or "the upload"))
+            return None, alert(message)
         set_progress(("3", "3"))
         attrs = nearest.attrs
         summary = html.Div([

@@ -354,6 +354,16 @@ def register_callbacks(app, ws: Workspace) -> None:
         return (version or 0) + 1, None
 
 
+    @app.callback(
+        Output("emb-missing", "children", allow_duplicate=True),
+        Input("emb-cancel", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def cancelled(n_clicks):
+        # the job's progress text ("Computing ...") would otherwise stay after a cancel
+        return "Cancelled: the projection was not computed." if n_clicks else no_update
+
+
 def _empty_figure() -> dict:
     return {"data": [], "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False},
                                    "plot_bgcolor": "white", "paper_bgcolor": "white"}}
