@@ -17,6 +17,7 @@ the chromosome sizes of the genome in the header; ingesting the exported file wi
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from pathlib import Path
@@ -295,13 +296,14 @@ def read_manifest(manifest_tsv: str | os.PathLike) -> pd.DataFrame:
         raise AvocadoValueError(f"manifest {manifest_tsv} does not exist")
     # Only whole lines starting with "#" are comments: a "#" inside a path is part of it.
     try:
-        df = pd.read_csv(manifest_tsv, sep="\t", dtype=str, header=None, keep_default_na=False,
-                         skip_blank_lines=True)
+        lines = [line for line in manifest_tsv.read_text().splitlines()
+                 if line.strip() and not line.lstrip().startswith("#")]
+        df = pd.read_csv(io.StringIO("\n".join(lines)), sep="\t", dtype=str, header=None,
+                         keep_default_na=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise AvocadoValueError(
             f"manifest {manifest_tsv} is not a tab-separated table ({exc})".replace("\n", " ")
         ) from None
-    df = df[~df.iloc[:, 0].str.lstrip().str.startswith("#")]
     first = [str(v).strip().lower() for v in df.iloc[0]] if len(df) else []
     if {"biosample", "assay", "path"} <= set(first):
         df.columns = first
