@@ -201,13 +201,38 @@ class Workspace:
             )
         with self._lock:
             model = Avocado.load(self.model_path, device="cpu")
-        if int(model.n_positions) != int(self.store.n_bins):
+        self._check_positions(model.n_positions)
+        return model
+
+    def _check_positions(self, n_positions: Any) -> None:
+        if not isinstance(n_positions, int) or n_positions != self.store.n_bins:
+            shown = f"{n_positions:,}" if isinstance(n_positions, int) else repr(n_positions)
             raise AvocadoValueError(
-                f"the model in {self.model_path} covers {model.n_positions:,} positions but the "
+                f"the model in {self.model_path} covers {shown} positions but the "
                 f"store {self.store_path} has {self.store.n_bins:,} bins: it was trained on "
                 "another region set; train it again on this store (`avocado train`)"
             )
-        return model
+
+    def check(self) -> "Workspace":
+        """Check, without loading the model's weights, that the workspace can be served.
+
+        The store must open and the model (if any) must cover the store's bins: a model
+        trained on another region set would show imputations at the wrong positions.
+
+        Raises
+        ------
+        AvocadoValueError
+            Naming what is wrong.
+        """
+        self.store.experiments()  # reads the catalog (and checks its file paths)
+        if self.has_model:
+            config = self.model_path / "config.json"
+            try:
+                n_positions = json.loads(config.read_text())["config"]["n_positions"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise AvocadoValueError(f"{config}: corrupted model ({exc})") from None
+            self._check_positions(n_positions)
+        return self
 
     @cached_property
     def annotations(self):

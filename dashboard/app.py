@@ -101,6 +101,7 @@ def create_app(workspace: Workspace | str | os.PathLike, *, background_dir: str 
     app.server.config["AVOCADO_WORKSPACE"] = ws
     app.server.config["AVOCADO_TEMP_DIR"] = temp_dir
     app.server.config["AVOCADO_JOB_MANAGER"] = manager
+    app.server.config["AVOCADO_CLOSE"] = lambda: close_app(app)  # called by `avocado serve`
     if own_temp:
         atexit.register(close_app, app)
     app.server.config["MAX_CONTENT_LENGTH"] = int(max_upload_bytes)
