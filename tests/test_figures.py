@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -100,6 +102,11 @@ def _tracks(n=4000):
     ]
 
 
+def typed_values(spec: dict) -> np.ndarray:
+    """The numbers of a plotly.js typed array ({"dtype", "bdata"})."""
+    return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(spec["dtype"]))
+
+
 def test_locus_figure_rows_labels_and_shared_assay_scale():
     genes, exons = _genes()
     tracks = _tracks()
@@ -112,7 +119,11 @@ def test_locus_figure_rows_labels_and_shared_assay_scale():
     assert fig.layout.yaxis.range == fig.layout.yaxis2.range
     assert fig.layout.yaxis3.range[1] < fig.layout.yaxis.range[1]
     # re-binned to the screen width
-    assert max(len(t.x) for t in fig.data if t.name in ("observed", "imputed")) == 1000
+    drawn = [t for t in fig.data if t.name in ("observed", "imputed")]
+    assert max(len(typed_values(t.x)) for t in drawn) == 1000
+    # sent as base64 typed arrays (plotly.js decodes them): the values drawn, not a copy
+    np.testing.assert_array_equal(typed_values(drawn[0].x)[:3], [0, 100, 200])
+    assert typed_values(drawn[0].y).dtype == np.float32
     assert fig.layout.xaxis.range == (0, 100_000)
     assert fig.layout.meta["n_tracks"] == 3
     # legend: observed and imputed once each

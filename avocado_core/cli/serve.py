@@ -179,7 +179,7 @@ def _serve_gunicorn(load: Callable[[], Any], host: str, port: int, workers: int)
         def load_config(self) -> None:
             for key, value in {
                 "bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread",
-                "threads": 4, "timeout": 300, "graceful_timeout": 10, "preload_app": False,
+                "threads": 8, "timeout": 300, "graceful_timeout": 10, "preload_app": False,
                 "accesslog": None, "loglevel": "warning", "when_ready": when_ready,
                 "proc_name": "avocado-serve",
             }.items():

@@ -5,6 +5,7 @@ Pure builders: arrays and DataFrames in, a plotly figure (plain dict) out. Nothi
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +48,22 @@ class Track:
         if self.observed is not None and self.imputed is not None:
             return "observed + imputed"
         return "imputed only" if self.imputed is not None else "observed only"
+
+
+def typed_array(values: np.ndarray) -> dict:
+    """A plotly.js typed array (``{"dtype", "bdata"}``, base64) for a trace's x or y.
+
+    A JSON list of the same numbers is about three times larger and is written one float at
+    a time by Python's JSON encoder: for a 10-track window that was two thirds of the
+    callback's time. Integers that fit become int32, other numbers float32.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind in "iu" and (values.size == 0 or (values.min() >= -2**31
+                                                           and values.max() < 2**31)):
+        values, dtype = values.astype("<i4"), "i4"
+    else:
+        values, dtype = values.astype("<f4"), "f4"
+    return {"dtype": dtype, "bdata": base64.b64encode(values.tobytes()).decode("ascii")}
 
 
 def rebin(values: np.ndarray, n_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -237,14 +254,14 @@ def locus_figure(
         axes = dict(xaxis=_axis("x", row), yaxis=_axis("y", row))
         if obs is not None:
             data.append(dict(
-                type="scatter", x=x, y=obs, mode="lines",
+                type="scatter", x=typed_array(x), y=typed_array(obs), mode="lines",
                 line=dict(width=0.5, color=color, shape="hv"), fill="tozeroy",
                 fillcolor=_alpha(color, 0.45), name="observed", legendgroup="observed",
                 showlegend="observed" not in shown_legend, hovertemplate=hover, **axes))
             shown_legend.add("observed")
         if imp is not None:
             data.append(dict(
-                type="scatter", x=x, y=imp, mode="lines",
+                type="scatter", x=typed_array(x), y=typed_array(imp), mode="lines",
                 line=dict(width=1.4, color=IMPUTED, shape="hv"), name="imputed",
                 legendgroup="imputed", showlegend="imputed" not in shown_legend,
                 hovertemplate=hover, **axes))
