@@ -177,11 +177,14 @@ def _serve_gunicorn(load: Callable[[], Any], host: str, port: int, workers: int)
 
     class Application(BaseApplication):
         def load_config(self) -> None:
+            # gthread: 8 requests at a time per worker (numpy releases the GIL); no
+            # keep-alive, so that each callback goes to a free worker instead of staying on
+            # the one that accepted the browser's connection.
             for key, value in {
                 "bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread",
-                "threads": 8, "timeout": 300, "graceful_timeout": 10, "preload_app": False,
-                "accesslog": None, "loglevel": "warning", "when_ready": when_ready,
-                "proc_name": "avocado-serve",
+                "threads": 8, "keepalive": 0, "timeout": 300, "graceful_timeout": 10,
+                "preload_app": False, "accesslog": None, "loglevel": "warning",
+                "when_ready": when_ready, "proc_name": "avocado-serve",
             }.items():
                 self.cfg.set(key, value)
 
