@@ -92,13 +92,13 @@ class JobManager(DiskcacheManager):
         if name is None:
             raise RuntimeError("background callback not registered")
         self.handle.delete(key)  # a stale result of an earlier job with the same inputs
-        self.handle.set(_heartbeat_key(key), time.time())
         request = (name, key, self._make_progress_key(key), args, dict(context),
                    self.orphan_after)
         with self._lock:
             for attempt in (0, 1):  # a launcher that died is started again once
                 try:
-                    conn = self._connection()
+                    conn = self._connection()  # the first job waits for the launcher
+                    self.handle.set(_heartbeat_key(key), time.time())
                     conn.send(request)
                     return conn.recv()
                 except (EOFError, OSError):

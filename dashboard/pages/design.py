@@ -112,6 +112,30 @@ def decode_upload(contents: str | None, filename: str | None, limit: int) -> byt
     return data
 
 
+def fit_uploaded_bigwig(ws: Workspace, data: bytes, filename: str | None, name: str,
+                        assay: str, temp_dir: str | None = None) -> pd.DataFrame:
+    """:func:`fit_new_biosample` on the bytes of an uploaded bigWig.
+
+    The bytes go to a temporary file in ``temp_dir`` (the app's temporary folder, removed
+    when the server stops even if the job is killed before it removes its file). An error
+    names the uploaded file, never the server's temporary path.
+
+    Raises
+    ------
+    ValueError
+        With the uploaded file's name in the message.
+    """
+    with tempfile.TemporaryDirectory(prefix="upload-", dir=temp_dir) as tmp:
+        path = os.path.join(tmp, "upload.bw")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        try:
+            return fit_new_biosample(ws, path, name, assay, n_epochs=FIT_EPOCHS)
+        except (ValueError, KeyError) as exc:
+            message = error_message(exc).replace(path, repr(filename or "the upload"))
+            raise ValueError(message) from None
+
+
 def fit_new_biosample(ws: Workspace, bigwig: str | os.PathLike, name: str, assay: str,
                       n_epochs: int = 3, n_nearest: int = 5) -> pd.DataFrame:
     """Fit a new biosample's embedding from one bigWig with the model frozen (a copy of it).
@@ -567,24 +591,14 @@ def register_callbacks(app, ws: Workspace) -> None:
             return no_update, no_update
         limit = int(app.server.config.get("AVOCADO_MAX_UPLOAD_BYTES", 64 * 1024 * 1024) * 0.7)
         set_progress(("1", "3"))
-        path = None
         try:
             data = decode_upload(contents, filename, limit)
-            # in the app's temporary folder, which goes when the server stops, even if this
-            # job is cancelled (killed) before it removes its file
-            with tempfile.TemporaryDirectory(prefix="upload-",
-                                             dir=app.server.config.get("AVOCADO_TEMP_DIR")) as tmp:
-                path = os.path.join(tmp, "upload.bw")
-                with open(path, "wb") as fh:
-                    fh.write(data)
-                set_progress(("2", "3"))
-                nearest = fit_new_biosample(ws, path, name, assay, n_epochs=FIT_EPOCHS)
+            set_progress(("2", "3"))
+            nearest = fit_uploaded_bigwig(ws, data, filename, name, assay,
+                                          app.server.config.get("AVOCADO_TEMP_DIR"))
         except (ValueError, KeyError) as exc:
             set_progress(("0", "3"))
-            message = error_message(exc)
-            if path is not None:  # name the user's file, not the server's temporary copy
-                message = message.replace(path, repr(filename or "the upload"))
-            return None, alert(message)
+            return None, alert(error_message(exc))
         set_progress(("3", "3"))
         attrs = nearest.attrs
         summary = html.Div([

@@ -113,3 +113,30 @@ def test_cancel_clears_the_computing_text_and_stops_the_job(page, used_openmp,
     psutil.wait_procs(jobs, timeout=10)
     assert not jobs[0].is_running() or jobs[0].status() == psutil.STATUS_ZOMBIE
     expect(page.locator("#global-alert")).to_be_empty()  # a cancel is not an error
+
+
+def test_a_job_whose_tab_closed_stops(browser, synthetic_workspace, tmp_path):
+    from conftest import serving
+
+    from dashboard.app import close_app, create_app
+
+    app = create_app(synthetic_workspace, orphan_after=3)
+    try:
+        with serving(app) as url:
+            _forget(synthetic_workspace, "genome", "umap")
+            page = browser.new_page()
+            page.goto(f"{url}/?axis=genome&method=umap&res=all&color=class")
+            expect(page.locator("#emb-missing")).to_contain_text("has not been computed",
+                                                                 timeout=30_000)
+            settle(page)
+            page.click("#emb-compute")  # this app's job launcher starts now: give it time
+            expect(page.locator("#emb-missing")).to_contain_text("Computing", timeout=120_000)
+            deadline = time.monotonic() + 60
+            while not (jobs := _job_processes()) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert len(jobs) == 1
+            page.close()  # nobody polls the job any more
+            gone, alive = psutil.wait_procs(jobs, timeout=30)
+            assert not alive, "the job of a closed tab is still running"
+    finally:
+        close_app(app)
