@@ -422,8 +422,6 @@ def write_bigwig(values: np.ndarray, regions: RegionSet, path: str | os.PathLike
         The genome's chromosome sizes (a UCSC chrom-sizes file or a mapping); every region-set
         chromosome must be there. Bins reaching past a chromosome's end are clipped to it.
     """
-    import pyBigWig
-
     values = np.asarray(values, dtype=np.float32)
     if values.shape != (regions.n_bins,):
         raise AvocadoValueError(

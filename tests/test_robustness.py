@@ -19,6 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cli import (
+    BIOSAMPLES,
+    HG19_SIZES,
+    N_BINS,
+    TINY,
+    _pilot,
+    _pilot_store,
+    assert_one_line_error,
+    run,
+)
 
 from avocado_core import kernels
 from avocado_core.bigwig import read_manifest
@@ -27,8 +37,6 @@ from avocado_core.model import Avocado
 from avocado_core.regions import parse_locus
 from avocado_core.store import TrackStore
 from avocado_core.workspace import Workspace
-from test_cli import (BIOSAMPLES, HG19_SIZES, N_BINS, TINY, _pilot, _pilot_store,
-                      assert_one_line_error, run)
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_BW = "bigwig_chrx_2e6_5e6.bw"
@@ -39,7 +47,8 @@ def child(code: str, *args: str | os.PathLike) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), *sys.path]),
                AVOCADO_DEBUG="0")
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          check=False, capture_output=True, text=True, env=env,
+                          timeout=600)
 
 
 def cli_child(*args: str | os.PathLike) -> subprocess.CompletedProcess:

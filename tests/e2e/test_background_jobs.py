@@ -136,7 +136,7 @@ def test_a_job_whose_tab_closed_stops(browser, synthetic_workspace, tmp_path):
                 time.sleep(0.2)
             assert len(jobs) == 1
             page.close()  # nobody polls the job any more
-            gone, alive = psutil.wait_procs(jobs, timeout=30)
+            _, alive = psutil.wait_procs(jobs, timeout=30)
             assert not alive, "the job of a closed tab is still running"
     finally:
         close_app(app)
