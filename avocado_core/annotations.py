@@ -27,8 +27,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .errors import AvocadoKeyError, AvocadoValueError
-from .regions import RegionSet, _as_locus, _short_list, match_chrom, read_bed
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
+from .regions import RegionSet, as_locus, match_chrom, read_bed
 
 __all__ = ["Annotations", "interval_mask", "BIN_CLASSES", "PROMOTER_BINS", "TSS_WINDOW"]
 
@@ -281,11 +281,11 @@ class Annotations:
     @staticmethod
     def _window(chrom, start, end) -> tuple[str, int, int]:
         if start is None and end is None:
-            return _as_locus(chrom)
+            return as_locus(chrom)
         if start is None or end is None:
             raise AvocadoValueError(
                 f"give both start and end, or a locus string; got start={start!r}, end={end!r}")
-        return _as_locus((chrom, start, end))
+        return as_locus((chrom, start, end))
 
     # ------------------------------------------------------------------ bin masks
     interval_mask = staticmethod(interval_mask)
@@ -298,7 +298,7 @@ class Annotations:
         if unknown:
             raise AvocadoValueError(
                 f"gene type(s) {sorted(unknown)} not in the annotations; types: "
-                f"{_short_list(sorted(set(self.genes['type'])))}"
+                f"{short_list(sorted(set(self.genes['type'])))}"
             )
         return self.genes[self.genes["type"].isin(types).to_numpy()]
 

@@ -17,23 +17,29 @@ the chromosome sizes of the genome in the header; ingesting the exported file wi
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .errors import AvocadoKeyError, AvocadoValueError
-from .regions import RegionSet, _short_list, match_chrom, read_chrom_sizes
+from . import _io
+from .errors import AvocadoDiskFullError, AvocadoKeyError, AvocadoValueError, short_list
+from .regions import RegionSet, match_chrom, read_chrom_sizes
 from .store import TrackStore
 
-__all__ = ["TRANSFORMS", "bin_bigwig", "check_bigwig_file", "open_for_writing", "ingest_bigwig", "ingest_manifest", "export_bigwig",
-           "write_bigwig", "read_manifest", "read_chrom_sizes", "resolve_chrom_sizes"]
+__all__ = ["TRANSFORMS", "bin_bigwig", "bigwig_writer", "check_bigwig_file", "ingest_bigwig",
+           "ingest_manifest", "export_bigwig", "write_bigwig", "write_bigwigs", "read_manifest",
+           "read_chrom_sizes", "resolve_chrom_sizes"]
 
 CHUNK_BINS = 400_000  # 10 Mb of 25 bp bins: ~40 MB of float32 base-pair values per read
+_WRITE_BINS = 1 << 16  # values per pyBigWig.addEntries call when writing
 
 
 def _arcsinh(x: np.ndarray) -> np.ndarray:
@@ -197,8 +203,8 @@ def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | Non
             raise AvocadoKeyError(
                 f"bigWig {path} has no chromosome {missing[0]!r} (nor "
                 f"{missing[0][3:] if missing[0].startswith('chr') else 'chr' + missing[0]!r}) of "
-                f"the region set{f' ({len(missing)} missing: {_short_list(missing)})' if len(missing) > 1 else ''}; "
-                f"the file's chromosomes: {_short_list(sizes)}"
+                f"the region set{f' ({len(missing)} missing: {short_list(missing)})' if len(missing) > 1 else ''}; "
+                f"the file's chromosomes: {short_list(sizes)}"
             )
         out = np.zeros(regions.n_bins, dtype=np.float32)
         bs = regions.bin_size
@@ -356,7 +362,7 @@ def ingest_manifest(store: TrackStore, manifest_tsv: str | os.PathLike,
     missing = [p for p in df["path"] if not Path(p).is_file()]
     if missing:
         raise AvocadoValueError(
-            f"manifest {manifest_tsv}: {len(missing)} file(s) do not exist: {_short_list(missing, 5)}"
+            f"manifest {manifest_tsv}: {len(missing)} file(s) do not exist: {short_list(missing, 5)}"
         )
     rows = list(df[["biosample", "assay", "path"]].itertuples(index=False))
     if progress:
@@ -380,32 +386,37 @@ def _default_chrom_sizes(regions: RegionSet) -> dict[str, int] | None:
     return None
 
 
-def open_for_writing(tmp: Path, path: Path):
-    """``pyBigWig.open(tmp, "w")`` for the bigWig ``path``, after checking its folder.
+@contextlib.contextmanager
+def bigwig_writer(target: str | os.PathLike) -> Iterator:
+    """A pyBigWig writer on a temporary file that replaces ``target`` when the block ends.
 
-    libBigWig crashes (segmentation fault) on a file it cannot create, so the folder is
-    created and the file opened from Python first.
+    libBigWig crashes (a segmentation fault) on a file it cannot create, so the temporary
+    file is created from Python first (:func:`avocado_core._io.atomic_path`); a folder that
+    cannot be written is an error naming ``target``.
 
     Raises
     ------
     AvocadoValueError
-        Naming ``path`` when its folder cannot be written.
+        When ``target``'s folder cannot be written.
     """
     import pyBigWig
 
+    target = Path(target)
+    entered = False
     try:
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb"):
-            pass
+        with _io.atomic_path(target) as tmp:
+            entered = True
+            bw = pyBigWig.open(str(tmp), "w")
+            if bw is None:
+                raise AvocadoValueError(f"cannot write the bigWig {target}")
+            with contextlib.closing(bw):
+                yield bw
     except OSError as exc:
+        if entered or isinstance(exc, AvocadoDiskFullError):
+            raise
         raise AvocadoValueError(
-            f"cannot write the bigWig {path}: its folder {path.parent} cannot be written "
+            f"cannot write the bigWig {target}: its folder {target.parent} cannot be written "
             f"({exc.strerror or exc})") from None
-    bw = pyBigWig.open(str(tmp), "w")
-    if bw is None:
-        tmp.unlink(missing_ok=True)
-        raise AvocadoValueError(f"cannot write the bigWig {path}")
-    return bw
 
 
 def write_bigwig(values: np.ndarray, regions: RegionSet, path: str | os.PathLike,
@@ -427,48 +438,94 @@ def write_bigwig(values: np.ndarray, regions: RegionSet, path: str | os.PathLike
         raise AvocadoValueError(
             f"values have shape {values.shape}; the region set has ({regions.n_bins},) bins"
         )
+    write_bigwigs([path], regions, chrom_sizes, lambda lo, hi: values[None, lo:hi])
+
+
+def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
+                  chrom_sizes: str | os.PathLike | Mapping[str, int],
+                  values: Callable[[int, int], np.ndarray], chunk_bins: int = CHUNK_BINS,
+                  progress: bool = False) -> list[Path]:
+    """Write several bigWigs over a region set chunk by chunk, asking for the values as it goes.
+
+    Memory holds one chunk of values of every file (plus pyBigWig's buffers), whatever the
+    size of the region set: ``values`` may compute them (e.g. a model's predictions) or slice
+    arrays. Each file is written under a temporary name and renamed when complete.
+
+    Parameters
+    ----------
+    paths: sequence of path-like
+        Output bigWigs.
+    regions: RegionSet
+    chrom_sizes: str, PathLike or Mapping[str, int]
+        As in :func:`write_bigwig`.
+    values: callable
+        ``values(lo, hi)`` returns an array of shape ``(len(paths), hi - lo)``: the values of
+        the region set's bins ``[lo, hi)`` for each file. Called in the order of the bigWig
+        (chromosome by chromosome, increasing position), never across two intervals.
+    chunk_bins: int, optional
+        Most bins asked for at once. Default is ``CHUNK_BINS``.
+    progress: bool, optional
+        A progress bar over the bins. Default is False.
+
+    Returns
+    -------
+    list of pathlib.Path
+    """
+    from tqdm.auto import tqdm
+
     sizes = read_chrom_sizes(chrom_sizes)
     resolved = {c: match_chrom(c, sizes) for c in regions.chroms}
     missing = [c for c, r in resolved.items() if r is None]
     if missing:
         raise AvocadoKeyError(
             f"chromosome(s) {missing} of the region set are not in the chrom sizes "
-            f"({_short_list(sizes)})"
+            f"({short_list(sizes)})"
         )
+    chunk_bins = max(1, int(chunk_bins))
     iv = regions.intervals
     bs = regions.bin_size
     order = {c: i for i, c in enumerate(regions.chroms)}
     iv = iv.assign(_o=iv["chrom"].map(order)).sort_values(["_o", "first_bin_start"])
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
-    bw = open_for_writing(tmp, path)
-    try:
-        bw.addHeader([(resolved[c], sizes[resolved[c]]) for c in regions.chroms], maxZooms=10)
-        for chrom, first, n, offset in zip(iv["chrom"], iv["first_bin_start"], iv["n_bins"],
-                                           iv["offset"]):
-            name, size = resolved[chrom], sizes[resolved[chrom]]
-            starts = int(first) + bs * np.arange(int(n), dtype=np.int64)
-            vals = values[int(offset): int(offset) + int(n)]
-            keep = (starts >= 0) & (starts < size)
-            starts, vals = starts[keep], vals[keep]
-            if len(starts) == 0:
-                continue
-            full = starts + bs <= size
-            n_full = int(full.sum())  # bins past the end are at the tail of the interval
-            for k in range(0, n_full, CHUNK_BINS):  # chunks bound memory on whole chromosomes
-                chunk = vals[k: min(k + CHUNK_BINS, n_full)].astype(np.float64)
-                bw.addEntries(name, int(starts[k]), values=chunk, span=bs, step=bs)
-            if n_full < len(starts):
-                bw.addEntries([name], [int(starts[n_full])], ends=[int(size)],
-                              values=[float(vals[n_full])])
-        bw.close()
-        bw = None
-        os.replace(tmp, path)
-    finally:
-        if bw is not None:
-            bw.close()
-        if tmp.exists():
-            tmp.unlink()
+    targets = [Path(p) for p in paths]
+    # (chromosome in the file, first base, region-set bins [lo, hi), clipped end or None)
+    pieces: list[tuple[str, int, int, int, int | None]] = []
+    for chrom, first, n, offset in zip(iv["chrom"], iv["first_bin_start"], iv["n_bins"],
+                                       iv["offset"]):
+        name, size = resolved[chrom], int(sizes[resolved[chrom]])
+        first, n, offset = int(first), int(n), int(offset)
+        k0 = max(0, -(first // bs))  # bins starting before base 0 are left out
+        n_full = min(n, max(0, (size - first) // bs))  # bins that end within the chromosome
+        n_kept = min(n, max(0, -((first - size) // bs)))  # bins that start within it
+        for k in range(k0, n_full, chunk_bins):
+            pieces.append((name, first + bs * k, offset + k,
+                           offset + min(k + chunk_bins, n_full), None))
+        j = max(k0, n_full)
+        if j < n_kept:  # the last bin, clipped at the chromosome's end
+            pieces.append((name, first + bs * j, offset + j, offset + j + 1, size))
+    bar = tqdm(total=sum(p[3] - p[2] for p in pieces), disable=not progress,
+               desc="writing bigWig", unit="bin", unit_scale=True)
+    with contextlib.ExitStack() as files:
+        writers = [files.enter_context(bigwig_writer(t)) for t in targets]
+        header = [(resolved[c], sizes[resolved[c]]) for c in regions.chroms]
+        for w in writers:
+            w.addHeader(header, maxZooms=10)
+        # The next piece's values are computed on a thread while this one is written; pyBigWig
+        # holds the GIL, so it gets slices of _WRITE_BINS and the thread runs between them.
+        with ThreadPoolExecutor(1) as pool, bar:
+            ahead = pool.submit(values, pieces[0][2], pieces[0][3]) if pieces else None
+            for i, (name, start, lo, hi, clipped) in enumerate(pieces):
+                chunk = np.asarray(ahead.result())
+                if i + 1 < len(pieces):
+                    ahead = pool.submit(values, pieces[i + 1][2], pieces[i + 1][3])
+                for w, v in zip(writers, chunk):
+                    if clipped is not None:
+                        w.addEntries([name], [start], ends=[clipped], values=[float(v[0])])
+                        continue
+                    for s in range(0, hi - lo, _WRITE_BINS):
+                        w.addEntries(name, start + bs * s, span=bs, step=bs,
+                                     values=v[s:s + _WRITE_BINS].astype(np.float64))
+                bar.update(hi - lo)
+    return targets
 
 
 def export_bigwig(store: TrackStore, biosample: str, assay: str, path: str | os.PathLike,

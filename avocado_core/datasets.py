@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from .annotations import Annotations
-from .errors import AvocadoKeyError, AvocadoValueError
-from .regions import RegionSet, _natural_sort, _short_list
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
+from .regions import RegionSet, natural_sort
 from .store import TrackStore
 
 __all__ = ["fetch", "roadmap_pilot", "hg19_annotations", "cache_dir", "REGISTRY",
@@ -174,7 +174,7 @@ def _resolve_name(name: str) -> str:
     if len(matches) == 1:
         return matches[0]
     raise AvocadoKeyError(
-        f"dataset file {name!r} is not known; known files: {_short_list(sorted(REGISTRY), 8)}"
+        f"dataset file {name!r} is not known; known files: {short_list(sorted(REGISTRY), 8)}"
     )
 
 
@@ -287,7 +287,7 @@ def roadmap_pilot(path: str | os.PathLike | None = None, progress: bool = False)
 
 
 def _sort_features(df: pd.DataFrame) -> pd.DataFrame:
-    return _natural_sort(df.sort_values(["start", "end", "name"] if "name" in df.columns
+    return natural_sort(df.sort_values(["start", "end", "name"] if "name" in df.columns
                                         else ["start", "end"], kind="stable"))
 
 

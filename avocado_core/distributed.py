@@ -12,9 +12,10 @@ the global batch). Each rank then takes the same Adam step, so the replicas stay
 the same global batch, ``R`` processes give the parameters of one process within floating-point
 tolerance (``tests/test_distributed.py`` checks it with 2 CPU processes).
 
-Backends: ``gloo`` on CPU, ``nccl`` on GPUs (one GPU per rank, ``LOCAL_RANK``). Launch::
+Backends: ``gloo`` on CPU, ``nccl`` on GPUs (one GPU per rank, ``LOCAL_RANK``). From the shell,
+``avocado train --distributed`` (the same options as ``avocado train``) under ``torchrun``::
 
-    torchrun --standalone --nproc-per-node 2 -m avocado_core.distributed STORE MODEL --epochs 10
+    torchrun --standalone --nproc-per-node 2 -m avocado_core train STORE MODEL --distributed
 
 or, from Python, inside a script started by ``torchrun``::
 
@@ -22,7 +23,9 @@ or, from Python, inside a script started by ``torchrun``::
     from avocado_core.distributed import init_distributed, data_parallel
 
     ctx = init_distributed()
-    model = Avocado.small(biosamples, assays, store.n_bins, seed=0, device=ctx.device)
+    store = TrackStore("store/")
+    model = Avocado.from_preset("small", store.experiments(), store.n_bins, seed=0,
+                                device=ctx.device)
     with data_parallel():
         model.fit(store, n_epochs=10, progress=ctx.is_main)
     if ctx.is_main:
@@ -36,9 +39,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,7 +48,8 @@ import torch
 import torch.distributed as dist
 
 from .errors import AvocadoValueError
-from .training import Trainer
+from .regions import GENOME_RESOLUTIONS
+from .training import Trainer, training_scope
 
 __all__ = [
     "DistributedContext",
@@ -54,11 +57,8 @@ __all__ = [
     "data_parallel",
     "init_distributed",
     "shard_bounds",
-    "main",
 ]
 
-#: Genome tables and the number of 25 bp positions per row.
-_RESOLUTIONS = (("25bp", 1), ("250bp", 10), ("5kbp", 200))
 #: Order of the embedding groups in the reduced gradient buffer.
 _TABLES = ("biosample", "assay", "25bp", "250bp", "5kbp")
 _ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -123,7 +123,7 @@ def init_distributed(
             raise AvocadoValueError(
                 f"environment variable(s) {', '.join(missing)} are not set: start this program "
                 "with torchrun, e.g. 'torchrun --standalone --nproc-per-node 2 -m "
-                "avocado_core.distributed STORE MODEL'"
+                "avocado_core train STORE MODEL --distributed'"
             )
         wants_cpu = device is not None and torch.device(device).type == "cpu"
         if backend is None:
@@ -222,7 +222,7 @@ class DistributedTrainer(Trainer):
         # Rows of the global batch: the same on every rank, so the reduced buffers line up.
         rows: dict[str, torch.Tensor] = {}
         local_inv: dict[str, torch.Tensor] = {}
-        for res, div in _RESOLUTIONS:
+        for res, div in GENOME_RESOLUTIONS.items():
             unique, inverse = np.unique(positions // div, return_inverse=True)
             rows[res] = torch.from_numpy(unique).to(dev)
             local_inv[res] = torch.from_numpy(inverse.reshape(-1)[lo:hi].astype(np.int64)).to(dev)
@@ -234,7 +234,7 @@ class DistributedTrainer(Trainer):
         leaves = {
             "biosample": tables["biosample"].detach(),
             "assay": tables["assay"].detach(),
-            **{res: tables[res].detach()[rows[res]] for res, _ in _RESOLUTIONS},
+            **{res: tables[res].detach()[rows[res]] for res in GENOME_RESOLUTIONS},
         }
         names = [g for g in _TABLES if g in trained]
         for g in names:
@@ -247,7 +247,7 @@ class DistributedTrainer(Trainer):
                 [
                     leaves["biosample"][self.exp_biosample[e]],
                     leaves["assay"][self.exp_assay[e]],
-                    *(leaves[res][local_inv[res]] for res, _ in _RESOLUTIONS),
+                    *(leaves[res][local_inv[res]] for res in GENOME_RESOLUTIONS),
                 ],
                 dim=1,
             )
@@ -300,195 +300,22 @@ def data_parallel(group: Any = None) -> Iterator[None]:
     :class:`DistributedTrainer`. Give every rank the same data and call the same methods with
     the same arguments; ``batch_size`` is the global batch. Pass ``progress`` only on rank 0,
     save only on rank 0, and give each rank its own ``checkpoint_dir`` (the checkpoints are
-    identical; a rank-local directory also works without a shared file system).
+    identical; a rank-local directory also works without a shared file system). Sugar over
+    the ``trainer`` option of ``fit`` (``trainer=DistributedTrainer``): a
+    :func:`~avocado_core.training.training_scope`, local to the block and its thread.
 
     Parameters
     ----------
     group: torch.distributed.ProcessGroup or None, optional
         Default is None: the default group.
     """
-    from .model import Avocado
-
     if not dist.is_initialized():
         raise AvocadoValueError(
             "data_parallel() needs an initialized process group: call init_distributed() first "
             "(in a program started by torchrun)"
         )
-    had = "trainer_class" in Avocado.__dict__
-    old = Avocado.__dict__.get("trainer_class")
-    Avocado.trainer_class = (
+    trainer = (
         functools.partial(DistributedTrainer, group=group) if group is not None else DistributedTrainer
     )
-    try:
+    with training_scope(trainer=trainer):
         yield
-    finally:
-        if had:
-            Avocado.trainer_class = old
-        else:
-            del Avocado.trainer_class
-
-
-# ---------------------------------------------------------------------------------- command
-def run(
-    store_path: str | os.PathLike,
-    output: str | os.PathLike,
-    *,
-    init: str | os.PathLike | None = None,
-    config: str = "small",
-    n_epochs: int = 10,
-    epoch_size: int | None = None,
-    sampling: str = "sequential",
-    seed: int = 0,
-    batch_size: int | None = None,
-    precision: str | None = None,
-    max_memory: int | str | None = None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    checkpoint_every: int | None = None,
-    backend: str | None = None,
-    progress: bool = True,
-    model_kwargs: dict[str, Any] | None = None,
-) -> dict[str, list[float]]:
-    """Data-parallel training of a model on a store; the body of ``python -m`` under torchrun.
-
-    Parameters
-    ----------
-    store_path: path-like
-        The TrackStore (every rank reads it; a shared or replicated file system).
-    output: path-like
-        The model directory rank 0 writes.
-    init: path-like or None, optional
-        A saved model to start from (its configuration and weights). Default is None: a new
-        model over the store's biosamples and assays with ``config``.
-    config: str, optional
-        ``"small"`` or ``"paper"`` when ``init`` is None. Default is ``"small"``.
-    n_epochs, epoch_size, sampling, seed, checkpoint_every:
-        As in ``Avocado.fit``.
-    batch_size: int or None, optional
-        Global batch size. Default is None: the model's.
-    precision: str or None, optional
-        ``"fp32"`` / ``"bf16"``. Default is None: the model's.
-    max_memory: int or str or None, optional
-        Memory budget of each rank's training data (bytes or e.g. ``"4G"``); larger data is streamed from the
-        store (see :mod:`avocado_core.streaming`). Default is None: the trainer's default.
-    checkpoint_dir: path-like or None, optional
-        Checkpoints go to ``checkpoint_dir/rank-<r>``. Default is None.
-    backend: str or None, optional
-        Passed to :func:`init_distributed`.
-    progress: bool, optional
-        Progress bar on rank 0. Default is True.
-    model_kwargs: dict or None, optional
-        Extra keyword arguments of the new model (sizes, learning rate).
-
-    Returns
-    -------
-    dict
-        The training history.
-    """
-    from .model import Avocado
-    from .store import TrackStore
-
-    ctx = init_distributed(backend)
-    store = TrackStore(store_path)
-    if init is not None:
-        model = Avocado.load(init, device=ctx.device)
-    else:
-        experiments = store.experiments()
-        if not experiments:
-            raise AvocadoValueError(f"{store_path} has no observed tracks to train on")
-        biosamples = list(dict.fromkeys(b for b, _ in experiments))
-        assays = list(dict.fromkeys(a for _, a in experiments))
-        kwargs = dict(model_kwargs or {}, seed=seed, device=ctx.device)
-        if config == "small":
-            model = Avocado.small(biosamples, assays, store.n_bins, **kwargs)
-        elif config == "paper":
-            model = Avocado(biosamples, assays, store.n_bins, **kwargs)
-        else:
-            raise AvocadoValueError(f"unknown config {config!r}; expected 'small' or 'paper'")
-    if batch_size is not None:
-        model.batch_size = int(batch_size)
-    if precision is not None:
-        model.precision = precision
-    ckpt = Path(checkpoint_dir) / f"rank-{ctx.rank}" if checkpoint_dir is not None else None
-    budget = contextlib.nullcontext()
-    if max_memory is not None:
-        from .streaming import memory_budget
-
-        budget = memory_budget(max_memory)
-    with data_parallel(), budget:
-        history = model.fit(
-            store,
-            n_epochs=n_epochs,
-            epoch_size=epoch_size,
-            sampling=sampling,
-            seed=seed,
-            checkpoint_dir=ckpt,
-            checkpoint_every=checkpoint_every,
-            progress=progress and ctx.is_main,
-        )
-    if ctx.is_main:
-        model.save(output)
-    dist.barrier()
-    return history
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``torchrun ... -m avocado_core.distributed STORE MODEL [options]``."""
-    import click
-
-    from .cli._common import EXPECTED_ERRORS, error_message
-
-    @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-    @click.argument("store_path", metavar="STORE", type=click.Path(exists=True, file_okay=False))
-    @click.argument("output", metavar="MODEL", type=click.Path(file_okay=False))
-    @click.option("--init", type=click.Path(exists=True, file_okay=False), default=None,
-                  help="Start from this saved model (its configuration and weights).")
-    @click.option("--config", type=click.Choice(["small", "paper"]), default="small",
-                  show_default=True, help="Architecture of a new model (without --init).")
-    @click.option("--epochs", type=int, default=10, show_default=True)
-    @click.option("--epoch-size", type=int, default=None,
-                  help="Global batches per epoch [default: one pass over the positions].")
-    @click.option("--sampling", type=click.Choice(["sequential", "permuted", "random"]),
-                  default="sequential", show_default=True)
-    @click.option("--seed", type=int, default=0, show_default=True)
-    @click.option("--batch-size", type=int, default=None, help="Global batch size.")
-    @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None)
-    @click.option("--max-memory", default=None,
-                  help="Per-rank budget for training data in RAM (e.g. 4G); beyond it, stream.")
-    @click.option("--checkpoint-dir", type=click.Path(file_okay=False), default=None)
-    @click.option("--checkpoint-every", type=int, default=None)
-    @click.option("--backend", type=click.Choice(["gloo", "nccl"]), default=None,
-                  help="[default: nccl with CUDA, else gloo]")
-    @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-    def command(store_path, output, init, config, epochs, epoch_size, sampling, seed, batch_size,
-                precision, max_memory, checkpoint_dir, checkpoint_every, backend, quiet):
-        """Train a model on STORE data-parallel over the torchrun processes; rank 0 saves MODEL.
-
-        \b
-        Examples:
-          torchrun --standalone --nproc-per-node 2 -m avocado_core.distributed store/ model/
-          torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-id run1 \\
-              --rdzv-endpoint host0:29500 -m avocado_core.distributed store/ model/ --config paper
-        """
-        try:
-            history = run(
-                store_path, output, init=init, config=config, n_epochs=epochs,
-                epoch_size=epoch_size, sampling=sampling, seed=seed, batch_size=batch_size,
-                precision=precision, max_memory=max_memory,
-                checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-                backend=backend, progress=not quiet,
-            )
-        except EXPECTED_ERRORS as exc:
-            raise click.ClickException(error_message(exc)) from None
-        finally:
-            if dist.is_initialized():
-                dist.destroy_process_group()
-        if int(os.environ.get("RANK", "0")) == 0:
-            loss = history.get("loss", [])
-            tail = f", final loss {loss[-1]:.4f}" if loss else ""
-            click.echo(f"trained {len(loss)} epochs{tail} -> {output}")
-
-    command.main(args=list(argv) if argv is not None else None, prog_name="avocado_core.distributed")
-
-
-if __name__ == "__main__":
-    main()

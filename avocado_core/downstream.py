@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import _io
 from .errors import AvocadoKeyError, AvocadoValueError
 from .regions import read_bed
 
@@ -326,10 +327,11 @@ def plot_downstream(table: pd.DataFrame, path: str | os.PathLike) -> Path:
         ax.legend(loc="upper left", frameon=False)
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with _io.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -511,7 +513,7 @@ def write_downstream_results(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = compare_feature_sets(path=path, n_folds=n_folds, seed=seed, progress=progress)
-    _atomic_text(out / "downstream.tsv", table.drop(columns="fold_ap").to_csv(
+    _io.write_text(out / "downstream.tsv", table.drop(columns="fold_ap").to_csv(
         sep="\t", index=False, float_format="%.5f"))
     header = (
         f"<!-- python -c \"from avocado_core.downstream import write_downstream_results; "
@@ -522,12 +524,6 @@ def write_downstream_results(
         "average precision per held-out fold, mean +/- standard error over folds. 'random' "
         "is the positive fraction.\n\n"
     )
-    _atomic_text(out / "downstream.md", header + downstream_markdown(table))
+    _io.write_text(out / "downstream.md", header + downstream_markdown(table))
     plot_downstream(table, out / "downstream.png")
     return table
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import AvocadoValueError
-from .model import Avocado, _short
+from .errors import AvocadoValueError, short_list
+from .model import Avocado
 
 __all__ = ["AvocadoEnsemble", "check_n_models", "member_seed"]
 
@@ -169,5 +169,5 @@ class AvocadoEnsemble:
 def _brief(value: Any) -> str:
     """A list as its repr, shortened after 8 items; anything else as its repr."""
     if isinstance(value, list):
-        return f"[{_short(map(repr, value), 8)}]"
+        return f"[{short_list(map(repr, value), 8)}]"
     return repr(value)

@@ -6,7 +6,12 @@ one-line message and the app can show it as an alert.
 
 from __future__ import annotations
 
-__all__ = ["AvocadoError", "AvocadoValueError", "AvocadoKeyError"]
+import errno
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["AvocadoError", "AvocadoValueError", "AvocadoKeyError", "AvocadoDiskFullError",
+           "short_list"]
 
 
 class AvocadoError(Exception):
@@ -22,3 +27,37 @@ class AvocadoKeyError(AvocadoError, KeyError):
 
     def __str__(self) -> str:  # KeyError's str() is the repr of its argument
         return str(self.args[0]) if self.args else ""
+
+
+class AvocadoDiskFullError(AvocadoError, OSError):
+    """A write ran out of disk space (``errno`` is ``ENOSPC``).
+
+    Attributes
+    ----------
+    needed: int or None
+        Bytes the write needed (None when not known).
+    free: int
+        Bytes free in the target's folder when the write failed.
+    path: pathlib.Path
+        The file (or folder) being written.
+    """
+
+    def __init__(self, message: str, *, needed: int | None, free: int, path: Path) -> None:
+        super().__init__(message)
+        self.errno = errno.ENOSPC
+        self.needed = needed
+        self.free = free
+        self.path = Path(path)
+
+    def __str__(self) -> str:  # OSError's str() would prefix "[Errno 28]"
+        return str(self.args[0]) if self.args else ""
+
+
+def short_list(items: Iterable[object], limit: int = 12) -> str:
+    """The first ``limit`` items, comma-separated, and how many there are in all if more.
+
+    For error messages that name what is available: ``"a, b, c, ... (40 in all)"``.
+    """
+    items = list(items)
+    text = ", ".join(map(str, items[:limit]))
+    return text + (f", ... ({len(items)} in all)" if len(items) > limit else "")

@@ -9,8 +9,7 @@ key of its experiments and settings, so a rerun resumes after the last finished 
 
 ``summarize`` writes the markdown summary (means per method and per assay, and for each
 baseline how many tracks the model wins), ``plot_evaluation`` the per-track figure, and
-``evaluate_to_dir`` all three plus the TSV. ``python -m avocado_core.evaluation --help`` runs
-it from the shell.
+``evaluate_to_dir`` all three plus the TSV. ``avocado evaluate`` runs it from the shell.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import _io
 from . import baselines as _baselines
 from .errors import AvocadoKeyError, AvocadoValueError
 from .metrics import HIGHER_IS_BETTER, score_track
@@ -139,35 +138,10 @@ def make_folds(
     )
 
 
-def _make_model(config: str | Mapping[str, Any], biosamples, assays, n_positions, seed, device):
-    from .model import Avocado
-
-    if isinstance(config, str):
-        if config == "small":
-            return Avocado.small(biosamples, assays, n_positions, seed=seed, device=device)
-        if config == "paper":
-            return Avocado(biosamples, assays, n_positions, seed=seed, device=device)
-        raise AvocadoValueError(f"config={config!r}; expected 'small', 'paper' or a dict")
-    kw = dict(config)
-    preset = kw.pop("preset", None)
-    if preset == "small":
-        return Avocado.small(biosamples, assays, n_positions, seed=seed, device=device, **kw)
-    if preset not in (None, "paper"):
-        raise AvocadoValueError(f"preset={preset!r}; expected 'small' or 'paper'")
-    return Avocado(biosamples, assays, n_positions, seed=seed, device=device, **kw)
-
-
 def _fold_key(fold: Sequence[Experiment], settings: Mapping[str, Any]) -> str:
     text = json.dumps({"held_out": sorted(map(list, fold)), **settings}, sort_keys=True,
                       default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def cross_validate(
@@ -194,7 +168,8 @@ def cross_validate(
     n_folds: int or None, optional
         Number of folds (see ``make_folds``); None = leave one experiment out. Default is 5.
     config: "small", "paper" or dict, optional
-        Model configuration: a preset, or keyword arguments of ``Avocado(...)`` (a key
+        Model configuration, as :meth:`Avocado.from_preset <avocado_core.model.Avocado.from_preset>`
+        takes it: a preset, or keyword arguments of ``Avocado(...)`` (a key
         ``"preset": "small"`` starts from ``Avocado.small``). Default is "small".
     n_epochs: int, optional
         Training epochs per fold. Default is 10.
@@ -231,6 +206,7 @@ def cross_validate(
     from tqdm.auto import tqdm
 
     from .ensemble import AvocadoEnsemble, check_n_models
+    from .model import Avocado
 
     tracks = _baselines.as_track_mapping(data)
     unknown = [b for b in baselines if b not in BASELINES]
@@ -241,8 +217,6 @@ def cross_validate(
         raise AvocadoValueError(f"tracks have lengths {sorted(lengths)}; expected one length")
     n_positions = lengths.pop()
     folds = make_folds(tracks.keys(), n_folds, seed=seed)
-    biosamples = sorted({b for b, _ in tracks})
-    assays = sorted({a for _, a in tracks})
     settings = {
         "config": config, "n_epochs": n_epochs, "epoch_size": epoch_size,
         "fit_kwargs": dict(fit_kwargs or {}), "seed": seed, "baselines": list(baselines),
@@ -268,7 +242,8 @@ def cross_validate(
             kw["epoch_size"] = epoch_size
         t0 = time.perf_counter()
         model = AvocadoEnsemble.fit(
-            lambda s: _make_model(config, biosamples, assays, n_positions, s, device),
+            lambda s: Avocado.from_preset(config, tracks.keys(), n_positions, seed=s,
+                                          device=device),
             train, n_models, seed=seed + i, n_epochs=n_epochs, progress=progress, **kw,
         )
         seconds = time.perf_counter() - t0
@@ -284,7 +259,7 @@ def cross_validate(
                              "train_seconds": seconds if method == MODEL else np.nan})
         frame = pd.DataFrame(rows)
         if file is not None:
-            _atomic_write(file, frame.to_csv(sep="\t", index=False))
+            _io.write_text(file, frame.to_csv(sep="\t", index=False))
         frames.append(frame)
         if progress:
             m = frame[frame["method"] == MODEL]
@@ -437,10 +412,11 @@ def plot_evaluation(results: pd.DataFrame, path: str | os.PathLike,
     axes[1].legend(frameon=False, fontsize=8, loc="lower right")
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with _io.atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -476,75 +452,9 @@ def evaluate_to_dir(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results = cross_validate(data, **kwargs)
-    _atomic_write(out / f"{prefix}.tsv", results.to_csv(sep="\t", index=False,
+    _io.write_text(out / f"{prefix}.tsv", results.to_csv(sep="\t", index=False,
                                                         float_format="%.6g"))
-    _atomic_write(out / f"{prefix}.md", summarize(results, command=command, notes=notes))
+    _io.write_text(out / f"{prefix}.md", summarize(results, command=command, notes=notes))
     if "average_activity" in set(results["method"]):
         plot_evaluation(results, out / f"{prefix}.png")
     return results
-
-
-def _pilot_tracks() -> Mapping[Experiment, np.ndarray]:
-    """The 25 real pilot tracks: the packaged store if available, else the mirror's npz."""
-    try:
-        from .datasets import roadmap_pilot
-
-        return roadmap_pilot().tracks("observed")
-    except ImportError:
-        folder = Path(os.environ.get("AVOCADO_DATA_MIRROR", "")) / "roadmap-pilot"
-        files = sorted(folder.glob("*.pilot.arcsinh.npz"))
-        if not files:
-            raise AvocadoValueError(
-                f"no *.pilot.arcsinh.npz in {folder}; set AVOCADO_DATA_MIRROR"
-            ) from None
-        return {tuple(f.name.split(".")[:2]): np.load(f)["arr_0"] for f in files}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m avocado_core.evaluation --help``."""
-    import argparse
-
-    p = argparse.ArgumentParser(description="Held-out evaluation of Avocado and baselines.")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--store", help="TrackStore directory")
-    src.add_argument("--pilot", action="store_true", help="the 25 real Roadmap pilot tracks")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--prefix", default="evaluation")
-    p.add_argument("--folds", type=int, default=5, help="number of folds; 0 = leave one out")
-    p.add_argument("--config", default="small",
-                   help="'small', 'paper', or JSON keyword arguments of Avocado(...)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--epoch-size", type=int, default=None)
-    p.add_argument("--fit", default="{}", help="JSON keyword arguments of Avocado.fit")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--models", type=int, default=1,
-                   help="models per fold; the imputation is their mean (an ensemble)")
-    p.add_argument("--cache", default=None, help="folder of per-fold results (resume)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--notes", default=None, help="paragraph added to the summary")
-    args = p.parse_args(argv)
-    if args.pilot:
-        data = _pilot_tracks()
-    else:
-        from .store import TrackStore
-
-        data = TrackStore(args.store)
-    config = args.config if args.config in ("small", "paper") else json.loads(args.config)
-    words = list(sys.argv[1:] if argv is None else argv)
-    if "--notes" in words:  # the notes are printed below the command, not in it
-        i = words.index("--notes")
-        del words[i : i + 2]
-    command = "python -m avocado_core.evaluation " + " ".join(
-        a if a.replace("-", "").replace("_", "").replace(".", "").replace("/", "").isalnum()
-        else "'" + a + "'" for a in words)
-    evaluate_to_dir(
-        data, args.out, prefix=args.prefix, command=command, notes=args.notes,
-        n_folds=None if args.folds == 0 else args.folds, config=config, n_epochs=args.epochs,
-        epoch_size=args.epoch_size, fit_kwargs=json.loads(args.fit), seed=args.seed,
-        n_models=args.models, cache_dir=args.cache, device=args.device,
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

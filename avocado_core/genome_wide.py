@@ -12,8 +12,9 @@
    embeddings and gathers them into one genome model directory (:class:`GenomeModel`): the
    shared network once, the genome factors of each chromosome in its own file.
 4. :meth:`GenomeModel.export_bigwigs` imputes tracks genome-wide into bigWigs, chromosome by
-   chromosome and chunk by chunk, so memory holds one chromosome's factors and one chunk of
-   predictions at a time.
+   chromosome and chunk by chunk, reading each window of a chromosome's genome factors from its
+   file, so memory holds one window of factors and two chunks of predictions at a time (the
+   next chunk is imputed while the last one is written).
 
 Layout of a genome model directory::
 
@@ -34,8 +35,7 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -44,11 +44,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from . import __version__
+from . import __version__, _io
 from ._paths import file_stem
-from .errors import AvocadoKeyError, AvocadoValueError
-from .model import Avocado, _short
-from .network import GENOME_RESOLUTIONS
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
+from .model import Avocado
+from .network import GENOME_RESOLUTIONS, genome_rows
 from .regions import RegionSet
 from .store import TrackStore
 
@@ -58,12 +58,15 @@ __all__ = [
     "fit_chromosome",
     "fit_chromosomes",
     "frozen_fingerprint",
+    "write_genome_model",
 ]
 
 _FORMAT = "avocado-genome-model"
 _INDEX = "genome.json"
-#: Bytes of predictions held at once when exporting.
-_EXPORT_BUDGET = 256 * 2**20
+#: Positions of a chromosome whose genome factors are read at once when predicting.
+_WINDOW_BINS = 1_000_000
+#: Bytes of predictions held at once when exporting (pyBigWig gets them as float64: twice).
+_EXPORT_BUDGET = 8 * 2**20
 
 
 def _as_store(store: TrackStore | str | os.PathLike) -> TrackStore:
@@ -108,20 +111,9 @@ def _chrom_ranges(store: TrackStore, chroms: Sequence[str] | None) -> list[tuple
     if unknown:
         raise AvocadoKeyError(
             f"chromosome(s) {unknown} are not in store {store.path}; its chromosomes: "
-            f"{_short(regions.chroms)}"
+            f"{short_list(regions.chroms)}"
         )
     return [(c, *regions.chrom_bins(c)) for c in chroms]
-
-
-def _publish_dir(tmp: Path, target: Path) -> None:
-    """Move a finished directory into place; an existing target is replaced."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}-{os.urandom(3).hex()}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
 
 
 # ---------------------------------------------------------------------------------- fitting
@@ -194,7 +186,7 @@ def fit_chromosome(
     if not keys:
         raise AvocadoValueError(
             f"store {store.path} has no observed track of a biosample and assay the model knows "
-            f"(biosamples: {_short(model.biosamples)}; assays: {_short(model.assays)})"
+            f"(biosamples: {short_list(model.biosamples)}; assays: {short_list(model.assays)})"
         )
     data = {k: tracks[k][start:end] for k in keys}  # memmap windows: nothing is read yet
     scope: Any = contextlib.nullcontext()
@@ -210,12 +202,9 @@ def fit_chromosome(
             progress=progress, average_from=average_from,
         )
     parts.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=parts, prefix=f".{chrom}.tmp-"))
-    try:
+    _io.remove_stale(parts)
+    with _io.atomic_dir(target) as tmp:
         part.save(tmp)
-        _publish_dir(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     if checkpoints is not None:
         shutil.rmtree(checkpoints, ignore_errors=True)
     return target
@@ -318,8 +307,6 @@ def assemble(
     AvocadoValueError
         A part is missing, covers a different number of bins, or was fitted from another model.
     """
-    from tqdm.auto import tqdm
-
     model = _as_model(model, "cpu")
     store = _as_store(store)
     ranges = _chrom_ranges(store, chroms)
@@ -333,46 +320,95 @@ def assemble(
     missing = [c for c, _, _ in ranges if c not in found]
     if missing:
         raise AvocadoValueError(
-            f"no part for chromosome(s) {_short(missing)} in {', '.join(map(str, dirs))}; "
+            f"no part for chromosome(s) {short_list(missing)} in {', '.join(map(str, dirs))}; "
             "fit them first (avocado fit-genome MODEL STORE PARTS --chrom CHROM)"
         )
     want = frozen_fingerprint(model)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.tmp-"))
-    try:
-        (tmp / "chroms").mkdir()
-        entries = []
-        for c, start, end in tqdm(ranges, disable=not progress, desc="assembling", unit="chrom"):
+
+    def parts() -> Iterator[tuple[str, Avocado]]:
+        for c, _, _ in ranges:
             part = Avocado.load(found[c], device="cpu")
-            if part.n_positions != end - start:
-                raise AvocadoValueError(
-                    f"part {found[c]} covers {part.n_positions} bins; chromosome {c} of store "
-                    f"{store.path} has {end - start}"
-                )
             if frozen_fingerprint(part) != want:
                 raise AvocadoValueError(
                     f"part {found[c]} was not fitted from this model: its network or biosample / "
                     "assay factors differ"
                 )
-            tables = {r: part.network.genome_tables[r].weight.detach().contiguous()
+            yield c, part
+
+    return write_genome_model(model, store.regions, parts(), output, fingerprint=want,
+                              chroms=[c for c, _, _ in ranges], progress=progress)
+
+
+def write_genome_model(
+    model: Avocado,
+    regions: RegionSet,
+    parts: Iterable[tuple[str, Avocado]],
+    output: str | os.PathLike,
+    *,
+    fingerprint: str,
+    chroms: Sequence[str] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write a genome model directory (atomically) from the models of its chromosomes.
+
+    Parameters
+    ----------
+    model: Avocado
+        Gives the shared network, the biosample / assay factors, the config and the history.
+    regions: RegionSet
+        The genome-wide region set; chromosome ``c`` covers its bins ``chrom_bins(c)``.
+    parts: iterable of (str, Avocado)
+        Each chromosome's model, in order (consumed one at a time, so memory holds one).
+    output: path-like
+        The genome model directory (replaced if it exists).
+    fingerprint: str
+        :func:`frozen_fingerprint` of the shared parameters, recorded in the index.
+    chroms: sequence of str or None, optional
+        The chromosomes, for the progress bar's total. Default is None.
+    progress: bool, optional
+        Progress bar. Default is True.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    AvocadoValueError
+        A chromosome's model does not cover exactly its bins of the region set.
+    """
+    from tqdm.auto import tqdm
+
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    _io.remove_stale(output.parent, output.name)
+    with _io.atomic_dir(output) as tmp:
+        (tmp / "chroms").mkdir()
+        entries = []
+        bar = tqdm(parts, total=len(chroms) if chroms is not None else None,
+                   disable=not progress, desc="writing genome model", unit="chrom")
+        for c, part in bar:
+            start, end = regions.chrom_bins(c)
+            if part.n_positions != end - start:
+                raise AvocadoValueError(
+                    f"the model of chromosome {c} covers {part.n_positions} bins; the region set "
+                    f"has {end - start} bins on {c}"
+                )
+            tables = {r: part.network.genome_tables[r].weight.detach().cpu().contiguous()
                       for r in GENOME_RESOLUTIONS}
             save_file(tables, str(tmp / "chroms" / f"{c}.safetensors"))
             entries.append({"chrom": c, "start": start, "end": end,
                             "file": f"chroms/{c}.safetensors",
                             "loss": part.history.get("loss", [])[-1:]})
-            del part
-        save_file({k: v.contiguous() for k, v in _shared_state(model).items()},
+            del part, tables
+        save_file({k: v.cpu().contiguous() for k, v in _shared_state(model).items()},
                   str(tmp / "shared.safetensors"))
-        store.regions.write(tmp / "regions.tsv")
+        regions.write(tmp / "regions.tsv")
         config = model.config
         config.pop("n_positions")
         index = {"format": _FORMAT, "version": __version__, "config": config,
-                 "fingerprint": want, "chroms": entries, "history": model.history}
+                 "fingerprint": fingerprint, "chroms": entries, "history": model.history}
         (tmp / _INDEX).write_text(json.dumps(index, indent=1))
-        _publish_dir(tmp, output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return output
 
 
@@ -380,8 +416,9 @@ def assemble(
 class GenomeModel:
     """A genome-wide model: one frozen network, genome factors per chromosome.
 
-    Open with :meth:`load`; :meth:`chromosome` gives an ordinary :class:`Avocado` over one
-    chromosome (loaded on demand, one at a time, so memory holds one chromosome's factors).
+    Open with :meth:`load`; :meth:`predict` / :meth:`predict_many` impute a chromosome or a
+    locus reading the genome factors window by window; :meth:`chromosome` gives an ordinary
+    :class:`Avocado` over one whole chromosome (loaded on demand, one at a time).
 
     Attributes
     ----------
@@ -405,6 +442,7 @@ class GenomeModel:
         self.regions = RegionSet.read(path / "regions.tsv")
         self.device = device
         self._cache: tuple[str, Avocado] | None = None
+        self._window: Avocado | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> GenomeModel:
@@ -430,7 +468,7 @@ class GenomeModel:
         lacking = [f for f in ["shared.safetensors", "regions.tsv",
                                *(e["file"] for e in index["chroms"])] if not (path / f).is_file()]
         if lacking:
-            raise AvocadoValueError(f"genome model {path} lacks {_short(lacking)}")
+            raise AvocadoValueError(f"genome model {path} lacks {short_list(lacking)}")
         return cls(path, index, torch.device(device) if device is not None else None)
 
     def __repr__(self) -> str:
@@ -441,15 +479,53 @@ class GenomeModel:
         """Bin range ``[start, end)`` of a chromosome in the genome-wide layout."""
         if chrom not in self._entries:
             raise AvocadoKeyError(
-                f"chromosome {chrom!r} is not in the genome model; it has {_short(self.chroms)}"
+                f"chromosome {chrom!r} is not in the genome model; it has {short_list(self.chroms)}"
             )
         e = self._entries[chrom]
         return int(e["start"]), int(e["end"])
 
+    def _over(self, chrom: str, lo: int, hi: int, model: Avocado | None = None) -> Avocado:
+        """A model of positions ``[lo, hi)`` of a chromosome (``lo`` a multiple of 200, so the
+        coarse rows line up), reading only those rows of its genome factors from the file.
+
+        ``model`` (one made here before) is reused: only its genome tables are replaced.
+        """
+        from safetensors import safe_open
+
+        if lo % GENOME_RESOLUTIONS["5kbp"]:
+            raise AvocadoValueError(f"a window of positions must start at a multiple of 200, "
+                                    f"got {lo}")
+        if model is None:
+            shared = load_file(str(self.path / "shared.safetensors"))
+            # Built over one position, then given the tables as they were read: the factors are
+            # in memory once (no random initialization of a second set to overwrite).
+            model = Avocado(**dict(self.config, n_positions=1), device=self.device)
+            result = model.network.load_state_dict(
+                {k: v.to(model.device) for k, v in shared.items()}, strict=False)
+            lacking = [k for k in result.missing_keys if not k.startswith("genome_")]
+            if lacking or result.unexpected_keys:
+                unexpected = short_list(result.unexpected_keys)
+                raise AvocadoValueError(
+                    f"{self.path / 'shared.safetensors'} does not match the model config "
+                    f"(missing {short_list(lacking)}; unexpected {unexpected})"
+                )
+            model.history = {k: list(v) for k, v in self._index.get("history", {}).items()}
+        n = hi - lo
+        with safe_open(str(self.path / self._entries[chrom]["file"]), framework="pt") as f:
+            tables = {r: f.get_slice(r)[lo // step: lo // step + genome_rows(n, r)]
+                      for r, step in GENOME_RESOLUTIONS.items()}
+        model.network.set_genome_tables({r: t.to(model.device) for r, t in tables.items()})
+        model.n_positions = n
+        for p in model.network.parameters():
+            p.requires_grad_(False)
+        return model
+
     def chromosome(self, chrom: str) -> Avocado:
         """The model of one chromosome (positions ``0 .. n_bins`` of that chromosome).
 
-        The last one asked for is kept; asking for another releases it.
+        The last one asked for is kept; asking for another releases it. Its genome factors are
+        all in memory: :meth:`predict_many` and :meth:`export_bigwigs` read them window by
+        window instead.
 
         Returns
         -------
@@ -459,16 +535,42 @@ class GenomeModel:
             return self._cache[1]
         self._cache = None
         start, end = self.chrom_bins(chrom)
-        state = load_file(str(self.path / "shared.safetensors"))
-        tables = load_file(str(self.path / self._entries[chrom]["file"]))
-        state.update({f"genome_{r}.weight": tables[r] for r in GENOME_RESOLUTIONS})
-        model = Avocado(**dict(self.config, n_positions=end - start), device=self.device)
-        model.network.load_state_dict({k: v.to(model.device) for k, v in state.items()})
-        for p in model.network.parameters():
-            p.requires_grad_(False)
-        model.history = {k: list(v) for k, v in self._index.get("history", {}).items()}
-        self._cache = (chrom, model)
-        return model
+        self._cache = (chrom, self._over(chrom, 0, end - start))
+        return self._cache[1]
+
+    def predict_many(self, experiments: Sequence[tuple[str, str]], chrom: str, start: int = 0,
+                     end: int | None = None) -> np.ndarray:
+        """Impute experiments over positions ``[start, end)`` of one chromosome, window by window.
+
+        Memory holds the result, one window's genome factors (``_WINDOW_BINS`` positions, read
+        from the chromosome's file) and one prediction chunk, whatever the chromosome's size.
+
+        Parameters
+        ----------
+        experiments: sequence of (str, str)
+        chrom: str
+        start, end: int, optional
+            Positions (25 bp bins) of the chromosome. Default: all of it.
+
+        Returns
+        -------
+        numpy.ndarray, shape=(len(experiments), end - start), dtype=float32
+        """
+        c0, c1 = self.chrom_bins(chrom)
+        end = c1 - c0 if end is None else end
+        if not 0 <= start < end <= c1 - c0:
+            raise AvocadoValueError(f"position range [{start}, {end}) is not within chromosome "
+                                    f"{chrom}'s [0, {c1 - c0})")
+        out = np.empty((len(experiments), end - start), dtype=np.float32)
+        step = GENOME_RESOLUTIONS["5kbp"]
+        first = start - start % step
+        for lo in range(first, end, _WINDOW_BINS):
+            hi = min(end, lo + _WINDOW_BINS)
+            self._window = self._over(chrom, lo, hi, self._window)
+            a = max(start, lo)
+            out[:, a - start: hi - start] = self._window.predict_many(experiments, a - lo,
+                                                                       hi - lo)
+        return out
 
     def predict(self, biosample: str, assay: str, region: str | tuple) -> np.ndarray:
         """Impute one experiment over a chromosome or a locus.
@@ -492,7 +594,7 @@ class GenomeModel:
             chrom = str(self.regions.region_of_bin(start)["chrom"])
             c0, _ = self.chrom_bins(chrom)
             lo, hi = start - c0, end - c0
-        return self.chromosome(chrom).predict(biosample, assay, lo, hi)
+        return self.predict_many([(biosample, assay)], chrom, lo, hi)[0]
 
     def export_bigwigs(
         self,
@@ -505,9 +607,10 @@ class GenomeModel:
     ) -> list[Path]:
         """Impute experiments genome-wide into bigWigs ``out_dir/<biosample>.<assay>.bigWig``.
 
-        Chromosome by chromosome (one chromosome's factors in memory) and chunk by chunk (the
-        predictions of ``chunk_bins`` bins of every experiment at a time); each file is written
-        under a temporary name and renamed when complete.
+        Chromosome by chromosome and chunk by chunk (the predictions of ``chunk_bins`` bins of
+        every experiment, from one window of genome factors read from the chromosome's file; the
+        next chunk is imputed while the last is written); each file is written under a temporary
+        name and renamed when complete.
 
         Parameters
         ----------
@@ -521,31 +624,29 @@ class GenomeModel:
             ``"arcsinh"`` (or ``"log1p"``) writes the signal on the original scale. Default is
             None: the model's (transformed) scale.
         chunk_bins: int or None, optional
-            Bins per chunk. Default is None: about 256 MiB of predictions.
+            Bins per chunk. Default is None: about 8 MiB of predictions.
         progress: bool, optional
-            Progress bar over chromosomes. Default is True.
+            Progress bar over the bins. Default is True.
 
         Returns
         -------
         list of pathlib.Path
         """
-        from tqdm.auto import tqdm
-
-        from .bigwig import TRANSFORMS, open_for_writing, read_chrom_sizes
+        from .bigwig import TRANSFORMS, read_chrom_sizes, write_bigwigs
 
         experiments = [tuple(e) for e in experiments]
         if not experiments:
             raise AvocadoValueError("export_bigwigs needs at least one (biosample, assay) pair")
         for b, a in experiments:
             if b not in self.biosamples:
-                raise AvocadoKeyError(f"unknown biosample {b!r}; known: {_short(self.biosamples)}")
+                raise AvocadoKeyError(f"unknown biosample {b!r}; known: {short_list(self.biosamples)}")
             if a not in self.assays:
-                raise AvocadoKeyError(f"unknown assay {a!r}; known: {_short(self.assays)}")
+                raise AvocadoKeyError(f"unknown assay {a!r}; known: {short_list(self.assays)}")
         inverse = None
         if invert_transform is not None:
             if invert_transform not in TRANSFORMS:
                 raise AvocadoValueError(
-                    f"unknown transform {invert_transform!r}; expected one of {_short(TRANSFORMS)}"
+                    f"unknown transform {invert_transform!r}; expected one of {short_list(TRANSFORMS)}"
                 )
             inverse = TRANSFORMS[invert_transform][1]
         iv = self.regions.intervals
@@ -561,53 +662,21 @@ class GenomeModel:
         if lacking:
             raise AvocadoKeyError(f"chromosome(s) {lacking} are not in the chrom sizes")
         chunk = int(chunk_bins or max(1, _EXPORT_BUDGET // (4 * len(experiments))))
-        bs = self.regions.bin_size
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        targets = [out / f"{file_stem(b, a)}.bigWig" for b, a in experiments]
-        tmps = [t.with_name(f".{t.name}.tmp-{os.getpid()}") for t in targets]
-        writers = []
-        try:
-            for target, tmp in zip(targets, tmps):
-                writers.append(open_for_writing(tmp, target))
-            header = [(c, int(sizes[c])) for c in self.chroms]
-            for w in writers:
-                w.addHeader(header, maxZooms=10)
-            for chrom in tqdm(self.chroms, disable=not progress, desc="exporting", unit="chrom"):
-                model = self.chromosome(chrom)
-                c0, _ = self.chrom_bins(chrom)
-                size = int(sizes[chrom])
-                rows = iv[iv["chrom"] == chrom].sort_values("first_bin_start")
-                for first, n, offset in zip(rows["first_bin_start"], rows["n_bins"],
-                                            rows["offset"]):
-                    lo_bin = int(offset) - c0
-                    for k in range(0, int(n), chunk):
-                        m = min(chunk, int(n) - k)
-                        values = model.predict_many(experiments, lo_bin + k, lo_bin + k + m)
-                        if inverse is not None:
-                            values = inverse(values)
-                        starts = int(first) + bs * (k + np.arange(m, dtype=np.int64))
-                        keep = (starts >= 0) & (starts < size)
-                        full = keep & (starts + bs <= size)
-                        n_full = int(full.sum())
-                        i0 = int(np.argmax(keep)) if keep.any() else 0
-                        for w, v in zip(writers, values):
-                            if n_full:
-                                w.addEntries(chrom, int(starts[i0]), values=v[i0:i0 + n_full]
-                                             .astype(np.float64), span=bs, step=bs)
-                            if keep.sum() > n_full:  # the last bin, clipped at the chrom end
-                                j = i0 + n_full
-                                w.addEntries([chrom], [int(starts[j])], ends=[size],
-                                             values=[float(v[j])])
-            for w in writers:
-                w.close()
-            writers = []
-            for t, tmp in zip(targets, tmps):
-                os.replace(tmp, t)
-        finally:
-            for w in writers:
-                w.close()
-            for tmp in tmps:
-                tmp.unlink(missing_ok=True)
-        self._cache = None
+        regions = self.regions
+        if set(regions.chroms) != set(self.chroms):  # a genome model of some chromosomes
+            regions = RegionSet(iv[iv["chrom"].isin(self.chroms)], bin_size=regions.bin_size)
+
+        def predict(lo: int, hi: int) -> np.ndarray:
+            chrom = str(regions.region_of_bin(lo)["chrom"])
+            c0 = regions.chrom_bins(chrom)[0]
+            values = self.predict_many(experiments, chrom, lo - c0, hi - c0)
+            return inverse(values) if inverse is not None else values
+
+        targets = write_bigwigs([out / f"{file_stem(b, a)}.bigWig" for b, a in experiments],
+                                regions,
+                                {c: int(sizes[c]) for c in self.chroms}, predict,
+                                chunk_bins=chunk, progress=progress)
+        self._window = None
         return targets

@@ -46,7 +46,7 @@ def _one_layer_kernel(width: int, n_factors: int) -> Callable:
     compiled in memory for this process.
     """
     from .datasets import cache_dir
-    from .regions import _atomic_write_text
+    from ._io import write_text
 
     spec = importlib.util.find_spec("avocado_core._one_layer_kernel")
     source = Path(spec.origin).read_text()
@@ -57,7 +57,7 @@ def _one_layer_kernel(width: int, n_factors: int) -> Callable:
     try:
         _private_folder(path.parent)
         if not path.is_file() or path.read_bytes() != source.encode():
-            _atomic_write_text(path, source)  # missing, or changed by someone: the real text
+            write_text(path, source)  # missing, or changed by someone: the real text
     except OSError:
         namespace: dict = {}
         exec(compile(source.replace("cache=True", "cache=False"), name, "exec"), namespace)

@@ -9,8 +9,10 @@ itself as a directory (JSON configuration + safetensors weights, no pickle).
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,34 +21,36 @@ import numpy as np
 import torch
 
 from . import __version__
-from .errors import AvocadoKeyError, AvocadoValueError
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
+from .model_format import CONFIG_FILE, FORMAT, read_tensors_dir, write_tensors_dir
 from .network import GENOME_RESOLUTIONS, AvocadoNetwork
-from .training import (
-    SAMPLINGS,
-    Checkpointer,
-    TrackSource,
-    Trainer,
-    read_tensors_dir,
-    train,
-    write_tensors_dir,
-)
+from .training import SAMPLINGS, Checkpointer, FitOptions, Trainer, check_schedule, train
 
-__all__ = ["Avocado"]
+__all__ = ["Avocado", "PRESETS"]
 
-_FORMAT = "avocado-torch-model"
-_CONFIG_FILE = "config.json"
 _PRECISIONS = ("auto", "fp32", "bf16")
-_SIZE_KEYS = (
-    "n_layers",
-    "n_nodes",
-    "n_biosample_factors",
-    "n_assay_factors",
-    "n_25bp_factors",
-    "n_250bp_factors",
-    "n_5kbp_factors",
-)
-#: Bytes of first-layer activations one prediction chunk may hold.
+#: Key of the optimizer state in a saved model (JSON) and prefix of its tensors.
+_OPTIMIZER = "optimizer"
+#: Named configurations: keyword arguments of :class:`Avocado` over its defaults. ``"paper"`` is
+#: the published architecture (the defaults); ``"small"`` the original tutorial's CPU model.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "small": dict(
+        n_layers=1,
+        n_nodes=128,
+        n_biosample_factors=32,
+        n_assay_factors=24,
+        n_25bp_factors=10,
+        n_250bp_factors=20,
+        n_5kbp_factors=30,
+        batch_size=10000,
+    ),
+}
+#: Bytes of first-layer activations one prediction chunk may hold (on an accelerator).
 _PREDICT_BUDGET = 128 * 2**20
+#: The same on the CPU: chunks whose activations stay in cache (a 2 x 64 network predicts a
+#: chromosome about 3x faster than with 128 MiB chunks; benchmarks/bench_chromosome.py).
+_PREDICT_BUDGET_CPU = 2 * 2**20
 #: Largest finiteness check read at once from a (memory-mapped) track.
 _CHECK_CHUNK = 1 << 22
 
@@ -73,11 +77,44 @@ def _check_names(kind: str, names: Iterable[str] | None) -> list[str]:
     return names
 
 
-def _short(names: Iterable[str], n: int = 12) -> str:
-    """The first ``n`` names, comma-separated, and how many there are in all if more."""
-    names = list(names)
-    text = ", ".join(names[:n])
-    return text + (f", ... ({len(names)} in all)" if len(names) > n else "")
+def _fits(carry: dict[str, Any], trainer: Trainer, phase: str,
+          train_groups: Sequence[str]) -> bool:
+    """Whether the optimizer state ``carry`` of an earlier call can continue in ``trainer``.
+
+    A state of another kind of fit is not this one's (False, silently); one of the same kind
+    that does not fit (other shapes or trained groups) is dropped with a warning.
+    """
+    if carry["phase"] != phase:
+        return False
+    mine = {"groups": list(train_groups), "shapes": trainer.trained_shapes(),
+            "mode": trainer.mode}
+    theirs = {"groups": carry["groups"], "shapes": carry["shapes"],
+              "mode": carry["trainer"].get("mode")}
+    if mine != theirs:
+        differ = ", ".join(k for k in mine if mine[k] != theirs[k])
+        warnings.warn(
+            f"{phase}: the model's optimizer state does not fit this call (different "
+            f"{differ}); starting a fresh Adam optimizer",
+            stacklevel=4,
+        )
+        return False
+    return True
+
+
+def _continue(trainer: Trainer, carry: dict[str, Any], sampler_key: dict[str, Any],
+              average_from: int | None) -> None:
+    """Load the optimizer state ``carry`` of an earlier call into ``trainer``.
+
+    The sampler continues only for the same seed, sampling and experiments; the running
+    mean of weight averaging only when this call averages too.
+    """
+    meta, tensors = dict(carry["trainer"]), carry["tensors"]
+    if carry["sampler_key"] != json.loads(json.dumps(sampler_key)):
+        del meta["sampler"]  # a new seed or data: a new sequence of batches
+    if average_from is None:
+        meta["n_averaged"] = 0
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("average.")}
+    trainer.load_state(meta, tensors)
 
 
 class Avocado:
@@ -130,13 +167,10 @@ class Avocado:
     history: dict
         ``{"loss": [...], "val_mse": [...]}`` accumulated over ``fit`` calls.
     network: AvocadoNetwork
+    optimizer_steps: int or None
+        Adam steps of the optimizer state the next fit continues (None: it starts a fresh
+        one).
     """
-
-    #: Builds the training data source from the validated track arrays, and the trainer;
-    #: ``avocado_core.streaming.memory_budget`` and ``avocado_core.distributed.data_parallel``
-    #: swap in an out-of-core source and a data-parallel trainer.
-    source_class: Any = TrackSource
-    trainer_class: Any = Trainer
 
     def __init__(
         self,
@@ -203,6 +237,8 @@ class Avocado:
         self.seed = seed
         self.device = torch.device(device) if device is not None else _default_device()
         self.history: dict[str, list[float]] = {"loss": [], "val_mse": []}
+        # The optimizer state the next fit of the same kind continues (see FitOptions).
+        self._train_state: dict[str, Any] | None = None
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.network = AvocadoNetwork(
             len(self.biosamples), len(self.assays), self.n_positions, generator=generator,
@@ -214,7 +250,7 @@ class Avocado:
     def small(
         cls, biosamples: Sequence[str], assays: Sequence[str], n_positions: int, **kwargs: Any
     ) -> Avocado:
-        """The original tutorial's small configuration.
+        """The original tutorial's small configuration (:data:`PRESETS` ``["small"]``).
 
         One hidden layer of 128 nodes, 32 biosample / 24 assay factors, 10 / 20 / 30 genome
         factors and batches of 10,000; any keyword overrides.
@@ -223,18 +259,74 @@ class Avocado:
         -------
         Avocado
         """
-        config = dict(
-            n_layers=1,
-            n_nodes=128,
-            n_biosample_factors=32,
-            n_assay_factors=24,
-            n_25bp_factors=10,
-            n_250bp_factors=20,
-            n_5kbp_factors=30,
-            batch_size=10000,
-        )
-        config.update(kwargs)
-        return cls(biosamples, assays, n_positions, **config)
+        return cls(biosamples, assays, n_positions, **{**PRESETS["small"], **kwargs})
+
+    @classmethod
+    def from_preset(
+        cls,
+        config: str | Mapping[str, Any],
+        experiments: Iterable[tuple[str, str]],
+        n_positions: int,
+        **kwargs: Any,
+    ) -> Avocado:
+        """A new model over the biosamples and assays of some experiments, from a preset.
+
+        The one constructor that the command line, the evaluation, the workspace builder and
+        the data-parallel trainer use. Its rule for the order of names: **biosamples and assays
+        are sorted by name**, so a model (which embedding row each name gets, and with it the
+        initialization a seed gives) does not depend on the order the tracks were ingested in.
+
+        Parameters
+        ----------
+        config: str or mapping
+            A name in :data:`PRESETS` (``"small"`` or ``"paper"``), or keyword arguments of
+            :class:`Avocado` with an optional ``"preset"`` key (default ``"paper"``) they
+            override, e.g. ``{"preset": "small", "batch_size": 40000}``.
+        experiments: iterable of (str, str)
+            ``(biosample, assay)`` pairs the model is trained on.
+        n_positions: int
+            Number of positions (bins).
+        **kwargs
+            Further keyword arguments of :class:`Avocado` (``seed``, ``device``, ...); they
+            override ``config``.
+
+        Returns
+        -------
+        Avocado
+
+        Raises
+        ------
+        AvocadoValueError
+            An unknown preset, or no experiments.
+        """
+        options = {"preset": config} if isinstance(config, str) else dict(config)
+        preset = options.pop("preset", "paper")
+        if preset not in PRESETS:
+            raise AvocadoValueError(
+                f"config={preset!r}; expected one of {', '.join(map(repr, PRESETS))} or a dict "
+                "of Avocado arguments"
+            )
+        experiments = list(experiments)
+        if not experiments:
+            raise AvocadoValueError("no experiments to build a model over")
+        biosamples = sorted({b for b, _ in experiments})
+        assays = sorted({a for _, a in experiments})
+        return cls(biosamples, assays, n_positions, **{**PRESETS[preset], **options, **kwargs})
+
+    @classmethod
+    def from_original(cls, json_path_or_prefix: str | os.PathLike,
+                      device: str | torch.device | None = None) -> Avocado:
+        """Read a model saved by the original Avocado package (``NAME.json`` + ``NAME.h5``).
+
+        See :func:`avocado_core.original.read_original` (h5py only, no Keras).
+
+        Returns
+        -------
+        Avocado
+        """
+        from .original import read_original
+
+        return read_original(json_path_or_prefix, device=device)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -275,7 +367,7 @@ class Avocado:
             return self.biosamples.index(name)
         except ValueError:
             raise AvocadoKeyError(
-                f"unknown biosample {name!r}; the model knows: {_short(self.biosamples)}"
+                f"unknown biosample {name!r}; the model knows: {short_list(self.biosamples)}"
             ) from None
 
     def _assay_index(self, name: str) -> int:
@@ -283,7 +375,7 @@ class Avocado:
             return self.assays.index(name)
         except ValueError:
             raise AvocadoKeyError(
-                f"unknown assay {name!r}; the model knows: {_short(self.assays)}"
+                f"unknown assay {name!r}; the model knows: {short_list(self.assays)}"
             ) from None
 
     @staticmethod
@@ -346,12 +438,12 @@ class Avocado:
             if b not in self.biosamples:
                 raise AvocadoKeyError(
                     f"{what} has biosample {b!r} (track {key!r}) that the model does not know; "
-                    f"the model's biosamples: {_short(self.biosamples)}"
+                    f"the model's biosamples: {short_list(self.biosamples)}"
                 )
             if a not in self.assays:
                 raise AvocadoKeyError(
                     f"{what} has assay {a!r} (track {key!r}) that the model does not know; "
-                    f"the model's assays: {_short(self.assays)}"
+                    f"the model's assays: {short_list(self.assays)}"
                 )
             keys.append((b, a))
             arrays.append(self._check_track(key, data[key], n_positions, what))
@@ -365,48 +457,44 @@ class Avocado:
         network: AvocadoNetwork,
         keys: list[tuple[str, str]],
         arrays: list[np.ndarray],
+        options: FitOptions,
         *,
         train_groups: Sequence[str],
         trainable_rows: dict[str, np.ndarray] | None,
-        n_epochs: int,
-        epoch_size: int | None,
-        sampling: str,
-        validation: Any,
-        seed: int | None,
-        early_stopping: int | None,
-        checkpoint_dir: str | os.PathLike | None,
-        checkpoint_every: int | None,
-        resume: bool,
-        progress: bool,
         phase: str,
-        average_from: int | None = None,
-    ) -> dict[str, list[float]]:
+        carry: dict[str, Any] | None,
+    ) -> tuple[dict[str, list[float]], dict[str, Any]]:
+        """Train ``network``, continuing the optimizer state ``carry`` when it fits.
+
+        Returns the history and the optimizer state to carry into the next call.
+        """
+        sampling, average_from = options.sampling, options.average_from
         if sampling not in SAMPLINGS:
             raise AvocadoValueError(
                 f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLINGS)}"
             )
-        for name, value, optional in (("n_epochs", n_epochs, False),
-                                      ("epoch_size", epoch_size, True),
-                                      ("checkpoint_every", checkpoint_every, True),
-                                      ("early_stopping", early_stopping, True)):
+        for name, optional in (("n_epochs", False), ("epoch_size", True),
+                               ("checkpoint_every", True), ("early_stopping", True)):
+            value = getattr(options, name)
             if (value is None and optional) or (isinstance(value, (int, np.integer))
                                                 and not isinstance(value, bool) and value >= 1):
                 continue  # an untrained model would be saved as if trained: refuse
             raise AvocadoValueError(f"{name} must be a positive integer, got {value!r}")
         n_positions = network.n_positions
+        epoch_size = options.epoch_size
         if epoch_size is None:
             epoch_size = math.ceil(n_positions / self.batch_size)
-        seed = self.seed if seed is None else seed
+        seed = self.seed if options.seed is None else options.seed
         val_keys: list[tuple[str, str]] = []
         val_arrays: list[np.ndarray] = []
-        if validation is not None:
-            val_keys, val_arrays = self._experiments(validation, n_positions, "validation")
-        source = self.source_class(arrays)
-        trainer = self.trainer_class(
+        if options.validation is not None:
+            val_keys, val_arrays = self._experiments(options.validation, n_positions,
+                                                     "validation")
+        trainer = options.make_trainer(
             network,
             [self.biosamples.index(b) for b, _ in keys],
             [self.assays.index(a) for _, a in keys],
-            source,
+            options.make_source(arrays),
             self.batch_size,
             learning_rate=self.learning_rate,
             biosample_decay=self.biosample_decay,
@@ -416,12 +504,25 @@ class Avocado:
             seed=seed,
             precision=self.train_precision,
         )
+        sampler_key = {"seed": seed, "sampling": sampling, "experiments": [list(k) for k in keys]}
+        carry = carry if carry is not None and not options.reset_optimizer else None
+        if carry is not None and not _fits(carry, trainer, phase, train_groups):
+            carry = None
+        first_epoch = 0 if carry is None else int(carry["epochs"])
+        check_schedule(options.n_epochs, epoch_size, options.early_stopping,
+                       options.validation is not None, average_from, first_epoch)
+        if carry is not None:
+            _continue(trainer, carry, sampler_key, average_from)
+            carry = None  # (the trainer holds its own copy)
+        if network is self.network:  # trained in place from here: a failure leaves no state
+            self._train_state = None
+        start_step = trainer.step_count
 
         def validate() -> float:
             return self._validation_mse(network, val_keys, val_arrays)
 
         checkpointer = None
-        if checkpoint_dir is not None:
+        if options.checkpoint_dir is not None:
             fingerprint = {
                 "phase": phase,
                 "config": self.config,
@@ -433,144 +534,146 @@ class Avocado:
                 "train_groups": list(train_groups),
                 "average_from": average_from,
             }
-            checkpointer = Checkpointer(checkpoint_dir, fingerprint)
+            if start_step:
+                fingerprint["continues_from_step"] = start_step
+            checkpointer = Checkpointer(options.checkpoint_dir, fingerprint)
         try:
-            return train(
+            history = train(
                 trainer,
-                n_epochs,
+                options.n_epochs,
                 epoch_size,
-                validate=validate if validation is not None else None,
-                early_stopping=early_stopping,
+                validate=validate if options.validation is not None else None,
+                early_stopping=options.early_stopping,
                 checkpointer=checkpointer,
-                checkpoint_every=checkpoint_every,
-                resume=resume,
-                progress=progress,
+                checkpoint_every=options.checkpoint_every,
+                resume=options.resume,
+                progress=options.progress,
                 average_from=average_from,
+                first_epoch=first_epoch,
             )
         finally:
             for p in network.parameters():
                 p.requires_grad_(False)
+        state = {
+            "phase": phase,
+            "groups": list(train_groups),
+            "shapes": trainer.trained_shapes(),
+            "sampler_key": sampler_key,
+            "epochs": first_epoch + len(history["loss"]),
+            "trainer": trainer.state_meta(),
+        }
+        state = json.loads(json.dumps(state))  # as it reads back from a saved model
+        state["tensors"] = trainer.state_tensors()
+        return history, state
 
     def fit(
-        self,
-        data: Any,
-        n_epochs: int = 200,
-        epoch_size: int | None = None,
-        sampling: str = "sequential",
-        validation: Any = None,
-        seed: int | None = None,
-        early_stopping: int | None = None,
-        checkpoint_dir: str | os.PathLike | None = None,
-        checkpoint_every: int | None = None,
-        progress: bool = True,
-        resume: bool = True,
-        average_from: int | None = None,
+        self, data: Any, *, options: FitOptions | None = None, **kwargs: Any
     ) -> dict[str, list[float]]:
         """Train every parameter on observed tracks.
+
+        A call continues the optimizer state the model's last ``fit`` left (Adam's moments and
+        steps, the sequence of batches for the same seed): ten calls of one epoch train like
+        one call of ten epochs. ``reset_optimizer=True`` starts a fresh one.
 
         Parameters
         ----------
         data: Mapping or TrackStore
             ``(biosample, assay) -> 1-D array`` of length ``n_positions`` (in memory or
             memory-mapped), or a TrackStore (its observed tracks are used).
-        n_epochs: int, optional
-            Epochs to train. Default is 200.
-        epoch_size: int or None, optional
-            Batches per epoch. Default is None: one pass over the positions.
-        sampling: str, optional
-            ``"sequential"`` (a scan over positions, one random observed experiment per
-            position), ``"permuted"`` (a scan over a random permutation) or ``"random"``
-            (independently drawn random positions). Default is ``"sequential"``.
-        validation: Mapping or None, optional
-            Tracks to compute the validation MSE on after every epoch. Default is None.
-        seed: int or None, optional
-            Seed of the sampling. Default is None: the model's seed.
-        early_stopping: int or None, optional
-            Stop after this many epochs without a better validation MSE. Default is None.
-        checkpoint_dir: path-like or None, optional
-            Write a checkpoint there every ``checkpoint_every`` epochs; when a checkpoint of
-            the same run is there already, training resumes from it (``resume=True``) and
-            follows the same loss curve. Default is None.
-        checkpoint_every: int or None, optional
-            Epochs between checkpoints. Default is None: every epoch.
-        progress: bool, optional
-            Show a progress bar with the loss. Default is True.
-        resume: bool, optional
-            Resume from a checkpoint in ``checkpoint_dir`` when there is one. Default is True.
-        average_from: int or None, optional
-            Stochastic weight averaging: the model ends with the mean of its parameters at the
-            end of every epoch after this many (e.g. ``n_epochs=60, average_from=30`` averages
-            epochs 31-60). The parameters keep moving from epoch to epoch on a few training
-            values per genome factor; their mean predicts held-out experiments better (on the
-            pilot data it is what beats average activity; see the README). Validation and early
-            stopping see each epoch's own parameters. Default is None: the last epoch's.
+        options: FitOptions or None, optional
+            How to train. Default is None: :class:`~avocado_core.training.FitOptions`'
+            defaults.
+        **kwargs:
+            Fields of :class:`~avocado_core.training.FitOptions` (``n_epochs``,
+            ``epoch_size``, ``sampling``, ``validation``, ``seed``, ``early_stopping``,
+            ``checkpoint_dir``, ``checkpoint_every``, ``progress``, ``resume``,
+            ``average_from``, ``reset_optimizer``, ``source``, ``trainer``), replacing those
+            of ``options``.
 
         Returns
         -------
         dict
             ``{"loss": [...], "val_mse": [...]}`` of this call, one value per epoch.
         """
+        options = FitOptions.of(options, **kwargs)
         keys, arrays = self._experiments(data, self.n_positions)
-        history = self._fit_network(
+        history, self._train_state = self._fit_network(
             self.network,
             keys,
             arrays,
+            options,
             train_groups=("biosample", "assay", "25bp", "250bp", "5kbp", "network"),
             trainable_rows=None,
-            n_epochs=n_epochs,
-            epoch_size=epoch_size,
-            sampling=sampling,
-            validation=validation,
-            seed=seed,
-            early_stopping=early_stopping,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            progress=progress,
             phase="fit",
-            average_from=average_from,
+            carry=self._train_state,
         )
         self._extend_history(history)
         return history
+
+    @property
+    def optimizer_steps(self) -> int | None:
+        """Adam steps of the optimizer state the next fit continues (None: none)."""
+        state = self._train_state
+        return None if state is None else int(state["trainer"]["step_count"])
+
+    def reset_optimizer(self) -> None:
+        """Forget the optimizer state: the next fit starts a fresh Adam optimizer.
+
+        Same as passing ``reset_optimizer=True`` to the next fit; it also frees the state's
+        memory (Adam's two moments of every trained parameter).
+        """
+        self._train_state = None
 
     def _extend_history(self, history: dict[str, list[float]]) -> None:
         for key, values in history.items():
             self.history.setdefault(key, []).extend(values)
 
     def _fit_new_rows(
-        self, kind: str, data: Any, names: Sequence[str] | None, **kwargs: Any
+        self, kind: str, data: Any, names: Sequence[str] | None, options: FitOptions
     ) -> dict[str, list[float]]:
         data = self._as_mapping(data)
         known = self.biosamples if kind == "biosample" else self.assays
         pos = 0 if kind == "biosample" else 1
+        phase = f"fit_{kind}s"
+        # The rows the last call of this method added continue training with its state.
+        state = self._train_state
+        last = state["names"] if state is not None and state["phase"] == phase else None
+        if options.reset_optimizer:
+            last = None
         if names is None:
             names = list(dict.fromkeys(k[pos] for k in data.keys() if k[pos] not in known))
+            if not names and last is not None:
+                names = last
         names = _check_names(f"new {kind}s", names)
+        continuing = list(names) == last
         old = [n for n in names if n in known]
-        if old:
+        if old and not continuing:
             raise AvocadoValueError(
-                f"{kind}s {old} are already in the model; fit_{kind}s only adds new ones"
+                f"{kind}s {old} are already in the model; fit_{kind}s only adds new ones "
+                "(or continues training the ones its last call added)"
             )
         missing = [n for n in names if all(k[pos] != n for k in data.keys())]
         if missing:
             raise AvocadoValueError(f"no tracks in data for the new {kind}s {missing}")
         # Grow the table on a copy so that a failure leaves the model unchanged.
         network = copy.deepcopy(self.network)
-        table = network.embedding_parameters()[kind]
-        seed = kwargs.get("seed")
-        seed = self.seed if seed is None else seed
-        gen = torch.Generator().manual_seed(seed + 1) if seed is not None else None
-        new_rows = torch.empty(len(names), table.shape[1]).uniform_(-0.05, 0.05, generator=gen)
-        grown = torch.nn.Embedding(table.shape[0] + len(names), table.shape[1]).to(self.device)
-        with torch.no_grad():
-            grown.weight[: table.shape[0]] = table
-            grown.weight[table.shape[0] :] = new_rows.to(self.device)
-        if kind == "biosample":
-            network.biosample_embedding = grown
-        else:
-            network.assay_embedding = grown
-        all_names = list(known) + list(names)
+        if not continuing:
+            table = network.embedding_parameters()[kind]
+            seed = self.seed if options.seed is None else options.seed
+            gen = torch.Generator().manual_seed(seed + 1) if seed is not None else None
+            new_rows = torch.empty(len(names), table.shape[1]).uniform_(-0.05, 0.05,
+                                                                        generator=gen)
+            grown = torch.nn.Embedding(table.shape[0] + len(names), table.shape[1]).to(
+                self.device)
+            with torch.no_grad():
+                grown.weight[: table.shape[0]] = table
+                grown.weight[table.shape[0] :] = new_rows.to(self.device)
+            if kind == "biosample":
+                network.biosample_embedding = grown
+            else:
+                network.assay_embedding = grown
         saved = list(known)
+        all_names = saved if continuing else saved + list(names)
         try:
             if kind == "biosample":
                 self.biosamples = all_names
@@ -578,15 +681,16 @@ class Avocado:
             else:
                 self.assays = all_names
                 keys, arrays = self._experiments(data, self.n_positions, only_assays=names)
-            rows = np.arange(len(saved), len(all_names))
-            history = self._fit_network(
+            rows = np.array([all_names.index(n) for n in names])
+            history, new_state = self._fit_network(
                 network,
                 keys,
                 arrays,
+                options,
                 train_groups=(kind,),
                 trainable_rows={kind: rows},
-                phase=f"fit_{kind}s",
-                **kwargs,
+                phase=phase,
+                carry=state if continuing else None,
             )
         except BaseException:
             if kind == "biosample":
@@ -595,23 +699,16 @@ class Avocado:
                 self.assays = saved
             raise
         self.network = network
+        self._train_state = dict(new_state, names=list(names))
         return history
 
     def fit_biosamples(
         self,
         data: Any,
-        n_epochs: int = 200,
-        epoch_size: int | None = None,
-        sampling: str = "sequential",
+        *,
         biosamples: Sequence[str] | None = None,
-        validation: Any = None,
-        seed: int | None = None,
-        early_stopping: int | None = None,
-        checkpoint_dir: str | os.PathLike | None = None,
-        checkpoint_every: int | None = None,
-        progress: bool = True,
-        resume: bool = True,
-        average_from: int | None = None,
+        options: FitOptions | None = None,
+        **kwargs: Any,
     ) -> dict[str, list[float]]:
         """Add new biosamples to a trained model, learning only their embedding rows.
 
@@ -623,34 +720,18 @@ class Avocado:
         data: Mapping or TrackStore
             Tracks of the new biosamples (with assays the model knows); tracks of biosamples
             the model already has are ignored.
-        n_epochs, epoch_size, sampling, validation, seed, early_stopping, checkpoint_dir, \
-checkpoint_every, progress, resume, average_from:
-            As in :meth:`fit`.
         biosamples: sequence of str or None, optional
             The new biosamples, in the order their rows are added. Default is None: every
             biosample of ``data`` the model does not know, in order of appearance.
+        options, **kwargs:
+            As in :meth:`fit`.
 
         Returns
         -------
         dict
             The history of this call.
         """
-        return self._fit_new_rows(
-            "biosample",
-            data,
-            biosamples,
-            n_epochs=n_epochs,
-            epoch_size=epoch_size,
-            sampling=sampling,
-            validation=validation,
-            seed=seed,
-            early_stopping=early_stopping,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            progress=progress,
-            resume=resume,
-            average_from=average_from,
-        )
+        return self._fit_new_rows("biosample", data, biosamples, FitOptions.of(options, **kwargs))
 
     def fit_celltypes(self, data: Any, *args: Any, celltypes: Sequence[str] | None = None,
                       **kwargs: Any) -> dict[str, list[float]]:
@@ -662,18 +743,10 @@ checkpoint_every, progress, resume, average_from:
     def fit_assays(
         self,
         data: Any,
-        n_epochs: int = 200,
-        epoch_size: int | None = None,
-        sampling: str = "sequential",
+        *,
         assays: Sequence[str] | None = None,
-        validation: Any = None,
-        seed: int | None = None,
-        early_stopping: int | None = None,
-        checkpoint_dir: str | os.PathLike | None = None,
-        checkpoint_every: int | None = None,
-        progress: bool = True,
-        resume: bool = True,
-        average_from: int | None = None,
+        options: FitOptions | None = None,
+        **kwargs: Any,
     ) -> dict[str, list[float]]:
         """Add new assays to a trained model, learning only their embedding rows.
 
@@ -683,8 +756,7 @@ checkpoint_every, progress, resume, average_from:
             Tracks of the new assays (in biosamples the model knows).
         assays: sequence of str or None, optional
             The new assays. Default is None: every assay of ``data`` the model does not know.
-        n_epochs, epoch_size, sampling, validation, seed, early_stopping, checkpoint_dir, \
-checkpoint_every, progress, resume, average_from:
+        options, **kwargs:
             As in :meth:`fit`.
 
         Returns
@@ -692,38 +764,15 @@ checkpoint_every, progress, resume, average_from:
         dict
             The history of this call.
         """
-        return self._fit_new_rows(
-            "assay",
-            data,
-            assays,
-            n_epochs=n_epochs,
-            epoch_size=epoch_size,
-            sampling=sampling,
-            validation=validation,
-            seed=seed,
-            early_stopping=early_stopping,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            progress=progress,
-            resume=resume,
-            average_from=average_from,
-        )
+        return self._fit_new_rows("assay", data, assays, FitOptions.of(options, **kwargs))
 
     def fit_positions(
         self,
         data: Any,
         n_positions: int,
-        n_epochs: int = 200,
-        epoch_size: int | None = None,
-        sampling: str = "sequential",
-        validation: Any = None,
-        seed: int | None = None,
-        early_stopping: int | None = None,
-        checkpoint_dir: str | os.PathLike | None = None,
-        checkpoint_every: int | None = None,
-        progress: bool = True,
-        resume: bool = True,
-        average_from: int | None = None,
+        *,
+        options: FitOptions | None = None,
+        **kwargs: Any,
     ) -> Avocado:
         """The genome-wide phase: learn genome factors for a new set of positions.
 
@@ -737,8 +786,7 @@ checkpoint_every, progress, resume, average_from:
             Tracks over the new positions, of known biosamples and assays.
         n_positions: int
             Number of positions of the new set.
-        n_epochs, epoch_size, sampling, validation, seed, early_stopping, checkpoint_dir, \
-checkpoint_every, progress, resume, average_from:
+        options, **kwargs:
             As in :meth:`fit`.
 
         Returns
@@ -746,37 +794,39 @@ checkpoint_every, progress, resume, average_from:
         Avocado
             A new model over the new positions (this one is unchanged).
         """
+        options = FitOptions.of(options, **kwargs)
         config = self.config
         config.update(n_positions=n_positions, device=self.device)
-        if seed is not None:
-            config["seed"] = seed
+        if options.seed is not None:
+            config["seed"] = options.seed
         other = Avocado(**config)
+        # A model that fit_positions made continues training its own genome factors.
+        state = self._train_state
+        continuing = (state is not None and state["phase"] == "fit_positions"
+                      and n_positions == self.n_positions and not options.reset_optimizer)
         with torch.no_grad():
             other.network.biosample_embedding.weight.copy_(self.network.biosample_embedding.weight)
             other.network.assay_embedding.weight.copy_(self.network.assay_embedding.weight)
             for mine, theirs in zip(self.network.dense_parameters(),
                                     other.network.dense_parameters()):
                 theirs.copy_(mine)
+            if continuing:
+                for res in GENOME_RESOLUTIONS:
+                    other.network.genome_tables[res].weight.copy_(
+                        self.network.genome_tables[res].weight)
         other.seed = self.seed
+        other.history = {k: list(v) for k, v in self.history.items()} if continuing else {
+            "loss": [], "val_mse": []}
         keys, arrays = other._experiments(data, other.n_positions)
-        history = other._fit_network(
+        history, other._train_state = other._fit_network(
             other.network,
             keys,
             arrays,
+            options,
             train_groups=("25bp", "250bp", "5kbp"),
             trainable_rows=None,
-            n_epochs=n_epochs,
-            epoch_size=epoch_size,
-            sampling=sampling,
-            validation=validation,
-            seed=seed,
-            early_stopping=early_stopping,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            progress=progress,
             phase="fit_positions",
-            average_from=average_from,
+            carry=state if continuing else None,
         )
         other._extend_history(history)
         return other
@@ -805,8 +855,9 @@ checkpoint_every, progress, resume, average_from:
         n_exp = len(b_idx)
         out = np.empty((n_exp, end - start), dtype=np.float32)
         width = network.hidden[0].out_features if network.hidden else 1
-        chunk = max(1, _PREDICT_BUDGET // (4 * width * max(n_exp, 1)))
         dev = self.device
+        budget = _PREDICT_BUDGET_CPU if dev.type == "cpu" else _PREDICT_BUDGET
+        chunk = max(1, budget // (4 * width * max(n_exp, 1)))
         with torch.no_grad():
             exp_term = network.experiment_term(
                 torch.as_tensor(b_idx, dtype=torch.long, device=dev),
@@ -928,7 +979,7 @@ checkpoint_every, progress, resume, average_from:
             return self.network.genome_factors(pos).cpu().numpy()
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike, optimizer: bool = False) -> None:
         """Save to a directory: ``config.json`` and a safetensors weights file.
 
         The save is atomic: the weights go to a new file and ``config.json``, which names it,
@@ -938,15 +989,35 @@ checkpoint_every, progress, resume, average_from:
         ----------
         path: path-like
             The model directory (created if missing).
+        optimizer: bool, optional
+            Also store the optimizer state (the trainer's checkpoint state: Adam's moments and
+            steps, the sampler, the weight-averaging sums; about twice the trained weights,
+            four times with weight averaging), so that
+            :meth:`load` followed by the same ``fit`` continues the same trajectory.
+            Default is False.
+
+        Raises
+        ------
+        AvocadoValueError
+            ``optimizer=True`` but the model has no optimizer state.
         """
         meta = {
-            "format": _FORMAT,
+            "format": FORMAT,
             "version": __version__,
             "config": self.config,
             "history": self.history,
         }
         tensors = {k: v for k, v in self.network.state_dict().items()}
-        write_tensors_dir(path, meta, tensors, _CONFIG_FILE)
+        if optimizer:
+            if self._train_state is None:
+                raise AvocadoValueError(
+                    "no optimizer state to save: the model has not been trained since it was "
+                    "created, loaded or reset_optimizer() was called; save without optimizer=True"
+                )
+            state = dict(self._train_state)
+            tensors.update({f"{_OPTIMIZER}.{k}": v for k, v in state.pop("tensors").items()})
+            meta[_OPTIMIZER] = state
+        write_tensors_dir(path, meta, tensors, CONFIG_FILE)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> Avocado:
@@ -962,25 +1033,32 @@ checkpoint_every, progress, resume, average_from:
         Returns
         -------
         Avocado
+            With the optimizer state when it was saved (``save(..., optimizer=True)``): the
+            next fit of the same kind continues it.
 
         Raises
         ------
         AvocadoValueError
             The directory is missing, is not a saved model, or is corrupted.
         """
-        meta, tensors = read_tensors_dir(path, _CONFIG_FILE)
-        if meta.get("format") != _FORMAT or "config" not in meta:
-            raise AvocadoValueError(f"{path}: {_CONFIG_FILE} is not an Avocado model config")
+        meta, tensors = read_tensors_dir(path, CONFIG_FILE)
+        if meta.get("format") != FORMAT or "config" not in meta:
+            raise AvocadoValueError(f"{path}: {CONFIG_FILE} is not an Avocado model config")
+        prefix = f"{_OPTIMIZER}."
         try:
             model = cls(**meta["config"], device=device)
             model.network.load_state_dict(
-                {k: v.to(model.device) for k, v in tensors.items()}, strict=True
+                {k: v.to(model.device) for k, v in tensors.items() if not k.startswith(prefix)},
+                strict=True,
             )
         except (TypeError, ValueError, RuntimeError, KeyError, OverflowError) as exc:
             # a config field of the wrong type or range is a corrupted model too
             raise AvocadoValueError(
-                f"{Path(path) / _CONFIG_FILE}: corrupted model ({exc})") from None
+                f"{Path(path) / CONFIG_FILE}: corrupted model ({exc})") from None
         model.history = {k: list(v) for k, v in meta.get("history", {}).items()}
+        if _OPTIMIZER in meta:
+            model._train_state = dict(meta[_OPTIMIZER], tensors={
+                k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)})
         for p in model.network.parameters():
             p.requires_grad_(False)
         return model

@@ -17,10 +17,10 @@ import math
 import torch
 from torch import nn
 
+from .regions import GENOME_RESOLUTIONS
+
 __all__ = ["AvocadoNetwork", "GENOME_RESOLUTIONS", "genome_rows"]
 
-#: Resolution name -> number of 25 bp bins per row of that genome table.
-GENOME_RESOLUTIONS: dict[str, int] = {"25bp": 1, "250bp": 10, "5kbp": 200}
 
 
 def genome_rows(n_positions: int, resolution: str) -> int:
@@ -140,6 +140,31 @@ class AvocadoNetwork(nn.Module):
             params += [layer.weight, layer.bias]
         return params
 
+    def set_genome_tables(self, tables: dict[str, torch.Tensor]) -> None:
+        """Replace the three genome tables (and so the positions covered) with given tensors.
+
+        The tensors are used as they are (no copy), frozen; this is how a chromosome's factors
+        are attached to a shared network without allocating a second set.
+
+        Parameters
+        ----------
+        tables: dict of str to torch.Tensor
+            ``"25bp"``, ``"250bp"`` and ``"5kbp"`` tables of one position set, with the widths
+            of this network's tables.
+        """
+        n_positions = int(tables["25bp"].shape[0])
+        for resolution, table in self.genome_tables.items():
+            new = tables[resolution]
+            expected = (genome_rows(n_positions, resolution), table.embedding_dim)
+            if tuple(new.shape) != expected:
+                raise ValueError(
+                    f"the {resolution} table has shape {tuple(new.shape)}; {n_positions} "
+                    f"positions need {expected}"
+                )
+            table.weight = nn.Parameter(new, requires_grad=False)
+            table.num_embeddings = expected[0]
+        self.n_positions = n_positions
+
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Re-initialize every parameter with Keras' defaults.
 
@@ -168,14 +193,9 @@ class AvocadoNetwork(nn.Module):
         -------
         torch.Tensor, shape=(n, n_genome_factors)
         """
-        return torch.cat(
-            [
-                self.genome_25bp(positions),
-                self.genome_250bp(torch.div(positions, 10, rounding_mode="floor")),
-                self.genome_5kbp(torch.div(positions, 200, rounding_mode="floor")),
-            ],
-            dim=1,
-        )
+        rows = {res: positions if div == 1 else torch.div(positions, div, rounding_mode="floor")
+                for res, div in GENOME_RESOLUTIONS.items()}
+        return torch.cat([table(rows[res]) for res, table in self.genome_tables.items()], dim=1)
 
     def _first_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         w = self.hidden[0].weight if self.hidden else self.output.weight

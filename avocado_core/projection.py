@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -34,13 +33,16 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from . import _io
 from .errors import AvocadoValueError
+from .regions import GENOME_RESOLUTIONS
 
 __all__ = [
     "project",
     "pca",
     "stratified_sample",
     "genome_features",
+    "factor_rows",
     "model_projection",
     "model_fingerprint",
     "ProjectionCache",
@@ -52,8 +54,6 @@ __all__ = [
 METHODS = ("umap", "pca")
 AXES = ("biosamples", "assays", "genome")
 RESOLUTIONS = ("all", "25bp", "250bp", "5kbp")
-#: Bins of 25 bp covered by one row of each genome factor table.
-RESOLUTION_BINS = {"25bp": 1, "250bp": 10, "5kbp": 200}
 #: Below this many points :func:`project` uses PCA instead of UMAP.
 MIN_UMAP_POINTS = 8
 #: Inputs wider than this are reduced by PCA to this many dimensions before UMAP.
@@ -265,14 +265,6 @@ def _factorize(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64, copy=False), np.asarray(uniques)
 
 
-def _model_resolution_bins(model: Any, resolution: str) -> int:
-    config = getattr(model, "config", None) or {}
-    key = {"250bp": "bins_per_250bp", "5kbp": "bins_per_5kbp"}.get(resolution)
-    if key and isinstance(config, dict) and key in config:
-        return int(config[key])
-    return RESOLUTION_BINS[resolution]
-
-
 def genome_features(model: Any, rows: np.ndarray | None = None, resolution: str = "all") -> np.ndarray:
     """The genome factors of a model for some positions, without building the whole table.
 
@@ -304,12 +296,13 @@ def genome_features(model: Any, rows: np.ndarray | None = None, resolution: str 
     parts = [f25[rows]]
     for res in ("250bp", "5kbp"):
         table = np.asarray(model.genome_factors(res))
-        idx = np.minimum(rows // _model_resolution_bins(model, res), table.shape[0] - 1)
+        idx = np.minimum(rows // GENOME_RESOLUTIONS[res], table.shape[0] - 1)
         parts.append(table[idx])
     return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
 
 
-def _n_rows(model: Any, resolution: str) -> int:
+def factor_rows(model: Any, resolution: str) -> int:
+    """Rows of a model's genome factors at ``resolution`` (``"all"``: its positions)."""
     if resolution in ("all", "25bp"):
         return int(model.n_positions)
     return int(np.asarray(model.genome_factors(resolution)).shape[0])
@@ -384,8 +377,8 @@ def model_projection(model: Any, axis: str = "biosamples", method: str = "umap",
     if resolution not in RESOLUTIONS:
         raise AvocadoValueError(f"unknown resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
     n_positions = int(model.n_positions)
-    n_rows = _n_rows(model, resolution)
-    per_row = 1 if resolution in ("all", "25bp") else _model_resolution_bins(model, resolution)
+    n_rows = factor_rows(model, resolution)
+    per_row = 1 if resolution in ("all", "25bp") else GENOME_RESOLUTIONS[resolution]
     if strata is None:
         labels = None
         rows = np.sort(np.random.default_rng(seed).choice(n_rows, size=min(n_points, n_rows), replace=False))
@@ -542,15 +535,8 @@ def _write_frame(path: Path, df: pd.DataFrame) -> None:
         values = df[col].to_numpy()
         arrays[f"col:{col}"] = values.astype(str) if values.dtype == object else values
     arrays["__meta__"] = np.array(json.dumps({"columns": list(df.columns), "attrs": df.attrs}, default=str))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with _io.atomic_file(path) as fh:
+        np.savez(fh, **arrays)
 
 
 def _read_frame(path: Path) -> pd.DataFrame:

@@ -22,22 +22,22 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .errors import AvocadoKeyError, AvocadoValueError
+from ._io import write_text
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
 
-__all__ = ["BIN_SIZE", "RegionSet", "parse_locus", "format_locus", "match_chrom", "read_bed",
-           "read_chrom_sizes", "PILOT_REGIONS_FILE"]
+__all__ = ["BIN_SIZE", "GENOME_RESOLUTIONS", "RegionSet", "parse_locus", "format_locus",
+           "as_locus", "match_chrom", "natural_sort", "read_bed", "read_chrom_sizes",
+           "PILOT_REGIONS_FILE"]
 
 BIN_SIZE = 25
+#: Genome resolution -> bins of ``BIN_SIZE`` per row of that resolution's factor table (the one
+#: copy of the table: the network, its trainers and the projections all read it from here).
+GENOME_RESOLUTIONS: dict[str, int] = {"25bp": 1, "250bp": 10, "5kbp": 200}
 
 #: The project's own file: the 42 ENCODE pilot regions of chr1-22 (hg19) in the exact layout of
 #: the 1,126,469-bin Roadmap pilot tracks.
-#: Looked for inside the package (``avocado_core/data/``, for installed wheels) first, then in
-#: the repository's ``data/`` folder.
-PILOT_REGIONS_FILE = next(
-    (p for p in (Path(__file__).resolve().parent / "data" / "pilot-regions.hg19.tsv",
-                 Path(__file__).resolve().parents[1] / "data" / "pilot-regions.hg19.tsv")
-     if p.is_file()),
-    Path(__file__).resolve().parents[1] / "data" / "pilot-regions.hg19.tsv")
+#: Package data (``avocado_core/data/``), so installed wheels have it too.
+PILOT_REGIONS_FILE = Path(__file__).resolve().parent / "data" / "pilot-regions.hg19.tsv"
 
 #: Coordinates at or above this (1 Tb, above any genome's chromosome) are refused.
 MAX_POSITION = 10**12
@@ -115,7 +115,8 @@ def format_locus(chrom: str, start: int, end: int) -> str:
     return f"{chrom}:{int(start):,}-{int(end):,}"
 
 
-def _as_locus(locus: str | tuple) -> tuple[str, int, int]:
+def as_locus(locus: str | tuple) -> tuple[str, int, int]:
+    """``(chrom, start, end)`` from a locus string (:func:`parse_locus`) or a 3-tuple."""
     if isinstance(locus, str):
         return parse_locus(locus)
     if isinstance(locus, (tuple, list)) and len(locus) == 3:
@@ -222,7 +223,7 @@ class RegionSet:
         if "name" in df.columns and df["name"].isna().any():
             df = df.drop(columns="name")
         if sort:
-            df = _natural_sort(df)
+            df = natural_sort(df)
         return cls(df, bin_size=bin_size)
 
     @classmethod
@@ -247,7 +248,7 @@ class RegionSet:
             if unknown:
                 raise AvocadoKeyError(
                     f"chromosome(s) {unknown} not in the chrom sizes; available: "
-                    f"{_short_list(sizes)}"
+                    f"{short_list(sizes)}"
                 )
             sizes = {c: sizes[c] for c in chroms}
         df = pd.DataFrame({"name": list(sizes), "chrom": list(sizes), "start": 0,
@@ -300,7 +301,7 @@ class RegionSet:
         """Write the region set as TSV (atomically: temporary file, then rename)."""
         path = Path(path)
         text = f"# bin_size={self.bin_size}\n" + self.intervals.to_csv(sep="\t", index=False)
-        _atomic_write_text(path, text)
+        write_text(path, text)
 
     # ------------------------------------------------------------------ basic properties
     @property
@@ -362,7 +363,7 @@ class RegionSet:
     def _regions_on(self, chrom: str) -> str:
         rows = self._by_chrom.get(chrom, np.array([], dtype=int))
         if len(rows) == 0:
-            return f"none on {chrom}; chromosomes: {_short_list(self.chroms)}"
+            return f"none on {chrom}; chromosomes: {short_list(self.chroms)}"
         return ", ".join(
             f"{self.intervals.at[r, 'name']} ({format_locus(chrom, self._first[r], self._span_end(r))})"
             for r in rows
@@ -451,12 +452,12 @@ class RegionSet:
         -------
         (start_bin, end_bin): tuple[int, int]
         """
-        chrom, start, end = _as_locus(locus)
+        chrom, start, end = as_locus(locus)
         resolved = self._resolve_chrom(chrom)
         if resolved is None:
             raise AvocadoKeyError(
                 f"chromosome {chrom!r} of locus {format_locus(chrom, start, end)} is not in the "
-                f"region set; chromosomes: {_short_list(self.chroms)}"
+                f"region set; chromosomes: {short_list(self.chroms)}"
             )
         rows = self._by_chrom[resolved]
         span_start = self._first[rows]
@@ -484,7 +485,7 @@ class RegionSet:
         if resolved is None:
             raise AvocadoKeyError(
                 f"chromosome {chrom!r} is not in the region set; chromosomes: "
-                f"{_short_list(self.chroms)}"
+                f"{short_list(self.chroms)}"
             )
         rows = np.sort(self._by_chrom[resolved])
         if not np.all(np.diff(rows) == 1):
@@ -513,12 +514,6 @@ class RegionSet:
 
 
 # ---------------------------------------------------------------------- helpers
-def _short_list(items: Iterable[str], limit: int = 12) -> str:
-    items = list(items)
-    text = ", ".join(map(str, items[:limit]))
-    return text + (f", ... ({len(items)} in all)" if len(items) > limit else "")
-
-
 def _natural_key(chrom: pd.Series) -> pd.Series:
     stripped = chrom.str.replace(r"^chr", "", regex=True)
     num = pd.to_numeric(stripped, errors="coerce")
@@ -526,7 +521,8 @@ def _natural_key(chrom: pd.Series) -> pd.Series:
     return num.fillna(special).fillna(2e6)
 
 
-def _natural_sort(df: pd.DataFrame) -> pd.DataFrame:
+def natural_sort(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a table with ``chrom`` / ``start`` columns in chr1, chr2, ..., chrX order."""
     key = _natural_key(df["chrom"].astype(str))
     return (df.assign(_k=key.to_numpy()).sort_values(["_k", "chrom", "start"], kind="stable")
             .drop(columns="_k").reset_index(drop=True))
@@ -594,18 +590,3 @@ def read_bed(path: str | os.PathLike, names: list[str], what: str = "BED") -> pd
     except ValueError as exc:
         raise AvocadoValueError(f"{what} file {path}: start / end are not integers ({exc})") from None
     return df.reset_index(drop=True)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write text to ``path`` via a temporary file in the same directory and os.replace."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import heapq
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from . import _io
 from .errors import AvocadoKeyError, AvocadoValueError
 
 __all__ = [
@@ -198,14 +198,6 @@ class SelectionResult:
     def coverage(self) -> np.ndarray:
         """``objective / max_objective``: the fraction of the achievable coverage, in [0, 1]."""
         return self.objective / self.max_objective if self.max_objective > 0 else np.ones_like(self.objective)
-
-    def to_frame(self, names: Sequence | None = None) -> pd.DataFrame:
-        """A table: rank (from 1), index (or ``name``), gain, objective, coverage."""
-        df = pd.DataFrame({"rank": np.arange(1, len(self.indices) + 1), "index": self.indices,
-                           "gain": self.gains, "objective": self.objective, "coverage": self.coverage})
-        if names is not None:
-            df.insert(2, "name", np.asarray(names, dtype=object)[self.indices])
-        return df
 
 
 def _index_array(values: Any, n: int, name: str) -> np.ndarray:
@@ -533,7 +525,8 @@ def select_positions(genome_factors: Any, k: int, regions: Any = None, *,
         with ``regions`` also ``chrom``, ``start``, ``end`` (0-based, half-open). ``attrs``:
         ``ground_size``, ``pool_size``, ``n_positions``.
     """
-    from .projection import RESOLUTIONS, _model_resolution_bins, _n_rows, genome_features
+    from .projection import RESOLUTIONS, factor_rows, genome_features
+    from .regions import GENOME_RESOLUTIONS
 
     is_model = hasattr(genome_factors, "genome_factors")
     per_row = 1
@@ -541,9 +534,9 @@ def select_positions(genome_factors: Any, k: int, regions: Any = None, *,
         if resolution not in RESOLUTIONS:
             raise AvocadoValueError(f"unknown resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
         n_positions = int(genome_factors.n_positions)
-        n = _n_rows(genome_factors, resolution)
+        n = factor_rows(genome_factors, resolution)
         if resolution in ("250bp", "5kbp"):
-            per_row = _model_resolution_bins(genome_factors, resolution)
+            per_row = GENOME_RESOLUTIONS[resolution]
     else:
         F = np.asarray(genome_factors)
         if F.ndim != 2:
@@ -630,14 +623,4 @@ def write_bed(picks: pd.DataFrame, path: str | os.PathLike, name_column: str = "
     bed["name"] = picks[name_column].astype(str)
     bed["score"] = picks["gain"].map(lambda g: f"{g:.6g}") if "gain" in picks else "0"
     bed = bed.sort_values(["chrom", "start"], kind="stable")
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".bed")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            bed.to_csv(fh, sep="\t", header=False, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _io.write_text(path, bed.to_csv(sep="\t", header=False, index=False))

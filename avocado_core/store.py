@@ -47,7 +47,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -55,9 +54,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import _io
 from ._paths import file_stem, inside
-from .errors import AvocadoKeyError, AvocadoValueError
-from .regions import RegionSet, _atomic_write_text, _short_list
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
+from .regions import RegionSet
 
 try:  # POSIX advisory locks; on other systems mutations are simply not serialized
     import fcntl
@@ -69,6 +69,8 @@ __all__ = ["TrackStore", "KINDS", "CATALOG_COLUMNS"]
 KINDS = ("observed", "imputed")
 CATALOG_COLUMNS = ["biosample", "assay", "kind", "source", "transform", "n_bins", "file"]
 FORMAT_VERSION = 1
+#: Bytes of an ``.npy`` header (at most; numpy pads it to a multiple of 64).
+_NPY_HEADER = 128
 
 
 def _check_kind(kind: str) -> str:
@@ -112,7 +114,7 @@ def _check_chrom_sizes(chrom_sizes: Mapping[str, int], regions: RegionSet) -> di
     missing = [c for c in regions.chroms if c not in sizes]
     if missing:
         raise AvocadoValueError(
-            f"chrom_sizes lack the region-set chromosome(s) {missing}; given: {_short_list(sizes)}")
+            f"chrom_sizes lack the region-set chromosome(s) {missing}; given: {short_list(sizes)}")
     iv = regions.intervals
     too_long = iv[iv["end"].to_numpy() > iv["chrom"].map(sizes).to_numpy()]
     if len(too_long):
@@ -140,7 +142,7 @@ class _TrackMapping(Mapping):
         if key not in self._key_set:
             raise AvocadoKeyError(
                 f"experiment {key!r} has no {self._kind} track in the store; available: "
-                f"{_short_list(map(str, self._keys))}"
+                f"{short_list(map(str, self._keys))}"
             )
         return self._store.track(key[0], key[1], self._kind)
 
@@ -193,6 +195,8 @@ class TrackStore:
                 )
         self.regions: RegionSet = RegionSet.read(self.path / "regions.tsv")
         self._catalog_cache: tuple[tuple[int, int, int], pd.DataFrame] | None = None
+        #: The catalog last indexed and its (biosample, assay, kind) -> file dictionary.
+        self._file_index: tuple[pd.DataFrame, dict[tuple[str, str, str], str]] | None = None
         self._meta_cache: dict[str, tuple[tuple[int, int, int], pd.DataFrame]] = {}
 
     # ------------------------------------------------------------------ creation
@@ -242,36 +246,29 @@ class TrackStore:
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise AvocadoValueError(f"{path} exists and is not an empty directory or a track store")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.creating-{os.getpid()}-{os.urandom(4).hex()}"
+        _io.remove_stale(path.parent, path.name)
         try:
-            tmp.mkdir()
-            for kind in KINDS:
-                (tmp / "tracks" / kind).mkdir(parents=True)
-            regions.write(tmp / "regions.tsv")
-            _atomic_write_text(tmp / "store.json", json.dumps(
-                {"format_version": FORMAT_VERSION, "bin_size": regions.bin_size,
-                 "n_bins": regions.n_bins}, indent=2) + "\n")
-            _atomic_write_text(tmp / "catalog.tsv",
-                               pd.DataFrame(columns=CATALOG_COLUMNS).to_csv(sep="\t", index=False))
-            for name, table in (("biosamples", biosamples), ("assays", assays)):
-                _atomic_write_text(tmp / f"{name}.tsv",
+            with _io.atomic_dir(path, replace=False) as tmp:
+                for kind in KINDS:
+                    _io.make_dir(tmp / "tracks" / kind)
+                regions.write(tmp / "regions.tsv")
+                _io.write_text(tmp / "store.json", json.dumps(
+                    {"format_version": FORMAT_VERSION, "bin_size": regions.bin_size,
+                     "n_bins": regions.n_bins}, indent=2) + "\n")
+                _io.write_text(tmp / "catalog.tsv", pd.DataFrame(columns=CATALOG_COLUMNS)
+                               .to_csv(sep="\t", index=False))
+                for name, table in (("biosamples", biosamples), ("assays", assays)):
+                    _io.write_text(tmp / f"{name}.tsv",
                                    _metadata_frame(table, name).to_csv(sep="\t"))
-            if chrom_sizes is not None:
-                _atomic_write_text(tmp / "chrom_sizes.tsv",
+                if chrom_sizes is not None:
+                    _io.write_text(tmp / "chrom_sizes.tsv",
                                    _chrom_sizes_text(_check_chrom_sizes(chrom_sizes, regions)))
-            if path.exists():
-                path.rmdir()  # empty, checked above
-            try:
-                os.replace(tmp, path)
-            except OSError:
-                # another process created the store meanwhile: use theirs if allowed
-                if exist_ok and (path / "catalog.tsv").is_file():
-                    return cls.create(path, regions, biosamples, assays, exist_ok=True,
-                                      chrom_sizes=chrom_sizes)
-                raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            # another process created the store meanwhile: use theirs if allowed
+            if exist_ok and (path / "catalog.tsv").is_file():
+                return cls.create(path, regions, biosamples, assays, exist_ok=True,
+                                  chrom_sizes=chrom_sizes)
+            raise
         return cls(path)
 
     # ------------------------------------------------------------------ reading tables
@@ -338,18 +335,25 @@ class TrackStore:
     # ------------------------------------------------------------------ writing tables
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """Hold the store's write lock; first remove the temporary files of killed writers."""
         if fcntl is None:  # pragma: no cover
+            self._remove_stale()
             yield
             return
         with open(self.path / ".lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
+                self._remove_stale()
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def _remove_stale(self) -> list[Path]:
+        return [p for d in (self.path, *(self.path / "tracks" / k for k in KINDS))
+                for p in _io.remove_stale(d)]
+
     def _write_catalog(self, df: pd.DataFrame) -> None:
-        _atomic_write_text(self.path / "catalog.tsv", df.to_csv(sep="\t", index=False))
+        _io.write_text(self.path / "catalog.tsv", df.to_csv(sep="\t", index=False))
 
     def set_metadata(self, biosamples: pd.DataFrame | None = None,
                      assays: pd.DataFrame | None = None, replace: bool = False) -> None:
@@ -373,7 +377,7 @@ class TrackStore:
                     new = new.combine_first(old) if len(old) else new
                     order = list(old.index) + [n for n in new.index if n not in old.index]
                     new = new.loc[order, list(dict.fromkeys([*old.columns, *new.columns]))]
-                _atomic_write_text(self.path / f"{name}.tsv", new.to_csv(sep="\t"))
+                _io.write_text(self.path / f"{name}.tsv", new.to_csv(sep="\t"))
 
     @property
     def chrom_sizes(self) -> dict[str, int] | None:
@@ -389,33 +393,38 @@ class TrackStore:
         every interval must lie within its chromosome)."""
         sizes = _check_chrom_sizes(chrom_sizes, self.regions)
         with self._locked():
-            _atomic_write_text(self.path / "chrom_sizes.tsv", _chrom_sizes_text(sizes))
+            _io.write_text(self.path / "chrom_sizes.tsv", _chrom_sizes_text(sizes))
 
     # ------------------------------------------------------------------ tracks
-    def _row(self, biosample: str, assay: str, kind: str) -> pd.Series | None:
+    def _file(self, biosample: str, assay: str, kind: str) -> str | None:
+        """The catalog's file of a track (a dictionary lookup, rebuilt when the catalog changes:
+        the app asks for the same few tracks on every request)."""
         cat = self._read_catalog()
-        hit = cat[(cat["biosample"] == biosample) & (cat["assay"] == assay) & (cat["kind"] == kind)]
-        return None if hit.empty else hit.iloc[0]
+        index = self._file_index
+        if index is None or index[0] is not cat:
+            keys = zip(cat["biosample"], cat["assay"], cat["kind"])
+            index = self._file_index = (cat, dict(zip(keys, cat["file"])))
+        return index[1].get((biosample, assay, kind))
 
     def has_track(self, biosample: str, assay: str, kind: str = "observed") -> bool:
         """Whether the store holds a track of this experiment and kind."""
         _check_kind(kind)
-        return self._row(biosample, assay, kind) is not None
+        return self._file(biosample, assay, kind) is not None
 
     def _missing(self, biosample: str, assay: str, kind: str) -> AvocadoKeyError:
         have = self.experiments(kind)
         return AvocadoKeyError(
             f"no {kind} track for biosample {biosample!r}, assay {assay!r} in {self.path}; "
-            f"{kind} tracks: {_short_list(f'{b}/{a}' for b, a in have) or 'none'}"
+            f"{kind} tracks: {short_list(f'{b}/{a}' for b, a in have) or 'none'}"
         )
 
     def track(self, biosample: str, assay: str, kind: str = "observed") -> np.memmap:
         """The whole track as a read-only float32 memory map (nothing is read yet)."""
         _check_kind(kind)
-        row = self._row(biosample, assay, kind)
-        if row is None:
+        file = self._file(biosample, assay, kind)
+        if file is None:
             raise self._missing(biosample, assay, kind)
-        return np.load(self.path / row["file"], mmap_mode="r")
+        return np.load(self.path / file, mmap_mode="r")
 
     def _bin_range(self, region: str | tuple | None) -> tuple[int, int]:
         if region is None:
@@ -555,8 +564,7 @@ class TrackStore:
             The number of tracks added.
         """
         _check_kind(kind)
-        directory = self.path / "tracks" / kind
-        directory.mkdir(parents=True, exist_ok=True)
+        _io.make_dir(self.path / "tracks" / kind)
         with self._locked():
             cat = self._read_catalog()
             index = {(b, a): i for i, (b, a, k) in
@@ -564,7 +572,6 @@ class TrackStore:
             rows: dict[tuple[str, str], dict] = {}
             written: list[Path] = []
             replaced: list[str] = []
-            tmp = None
             try:
                 for biosample, assay, values in tracks:
                     biosample = _check_name(biosample, "biosample")
@@ -585,13 +592,8 @@ class TrackStore:
                     if rel == old_file:  # never write over the file readers may be mapping
                         rel = f"tracks/{kind}/{stem}.{os.urandom(4).hex()}.npy"
                     target = self.path / rel
-                    tmp = directory / f".{target.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
-                    with open(tmp, "wb") as handle:
+                    with _io.atomic_file(target, size=arr.nbytes + _NPY_HEADER) as handle:
                         np.save(handle, arr, allow_pickle=False)
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                    os.replace(tmp, target)
-                    tmp = None
                     written.append(target)
                     if old_file is not None and old_file != rel:
                         replaced.append(old_file)
@@ -612,7 +614,7 @@ class TrackStore:
                     new = pd.concat([new, pd.DataFrame(fresh)], ignore_index=True)
                 self._write_catalog(new)  # the commit point
             except BaseException:
-                for leftover in [*written, *([tmp] if tmp is not None else [])]:
+                for leftover in written:
                     leftover.unlink(missing_ok=True)
                 raise
             for old_file in replaced:

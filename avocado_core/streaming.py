@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .errors import AvocadoValueError
-from .training import TrackSource
+from .training import TrackSource, training_scope
 
 __all__ = ["StreamingSource", "make_source", "memory_budget", "parse_size", "DEFAULT_BUDGET"]
 
@@ -332,23 +332,14 @@ def memory_budget(max_memory: int | str) -> Iterator[None]:
     """Within the block, ``Avocado`` fits keep at most ``max_memory`` bytes of data in RAM.
 
     Data above the budget are streamed from the (memory-mapped) tracks with
-    :class:`StreamingSource`. Process-wide: it sets ``Avocado.source_class``.
+    :class:`StreamingSource`. Sugar over the ``source`` option of ``fit``
+    (``source=functools.partial(make_source, max_memory=...)``): a
+    :func:`~avocado_core.training.training_scope`, local to the block and its thread.
 
     Parameters
     ----------
     max_memory: int or str
         Bytes, or a string such as ``"512M"`` / ``"4G"``.
     """
-    from .model import Avocado
-
-    factory = functools.partial(make_source, max_memory=parse_size(max_memory))
-    had = "source_class" in Avocado.__dict__
-    old = Avocado.__dict__.get("source_class")
-    Avocado.source_class = factory
-    try:
+    with training_scope(source=functools.partial(make_source, max_memory=parse_size(max_memory))):
         yield
-    finally:
-        if had:
-            Avocado.source_class = old
-        else:
-            del Avocado.source_class

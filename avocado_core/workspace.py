@@ -7,21 +7,24 @@ Layout of a workspace directory::
     model/             an Avocado model (``Avocado.save``)
     projections/       cached 2-D projections (``ProjectionCache``)
 
-:func:`build_workspace` makes the demo workspace from the public Roadmap pilot data (or from a
-synthetic compendium): it builds the store, trains a small CPU model, imputes every
-(biosample, assay) of the tensor and computes the projections. Each step is skipped when its
-result is already there, so a second call returns at once.
+:class:`Workspace` is a read model: it opens the parts once and answers the app's questions
+through their own APIs (``TrackStore.fetch_many``, ``Avocado.predict_many``,
+``ProjectionCache``). It writes nothing but the projection cache.
+
+:func:`build_workspace` makes one, with the library's verbs: it builds the store (the public
+Roadmap pilot data or a synthetic compendium), trains a small CPU model
+(``Avocado.from_preset`` and ``fit``), imputes every (biosample, assay) of the tensor
+(``impute_experiments``) and computes the projections. Each step is skipped when its result is
+already there, so a second call returns at once.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .errors import AvocadoKeyError, AvocadoValueError
+from . import _io
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
 
 __all__ = ["Workspace", "build_workspace", "DEFAULT_PROJECTIONS", "PILOT_TRAINING"]
 
@@ -49,18 +53,8 @@ DEFAULT_PROJECTIONS: tuple[tuple[str, str, str], ...] = (
 PILOT_TRAINING: dict[str, Any] = {"n_epochs": 20, "model": {}}
 
 
-def _atomic_write_json(path: Path, data: Mapping) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _write_json(path: Path, data: Mapping) -> None:
+    _io.write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 class Workspace:
@@ -96,7 +90,6 @@ class Workspace:
         self.model_path = self.path / "model"
         self.projections_path = self.path / "projections"
         self._lock = threading.RLock()
-        self._catalog: tuple[tuple, dict] | None = None
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.path)!r})"
@@ -154,14 +147,14 @@ class Workspace:
             "title": title or path.resolve().name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        _atomic_write_json(path / WORKSPACE_FILE, info)
+        _write_json(path / WORKSPACE_FILE, info)
         return cls(path)
 
     def update_info(self, **fields: Any) -> None:
         """Add or replace fields of ``workspace.json`` (atomic)."""
         with self._lock:
             self.info.update(fields)
-            _atomic_write_json(self.path / WORKSPACE_FILE, self.info)
+            _write_json(self.path / WORKSPACE_FILE, self.info)
 
     # ------------------------------------------------------------------ parts
     @property
@@ -265,14 +258,10 @@ class Workspace:
 
         return ProjectionCache(self.projections_path)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """The model's fingerprint, stored in workspace.json once computed."""
-        fp = self.info.get("model_fingerprint")
-        if not fp:
-            fp = self.projections.fingerprint(self.model)
-            self.update_info(model_fingerprint=fp)
-        return fp
+        """The model's fingerprint (recorded in workspace.json by :func:`build_workspace`)."""
+        return self.info.get("model_fingerprint") or self.projections.fingerprint(self.model)
 
     def warm_up(self) -> "Workspace":
         """Load what every page needs (store, model, annotations, bin classes) now rather than
@@ -319,81 +308,73 @@ class Workspace:
                               .reindex(names).fillna(0).astype(int).to_numpy())
         return meta
 
-    def _tracks_index(self) -> dict:
-        """Experiment sets per kind and opened memory maps, reused until the catalog changes.
-
-        The app asks for the same tracks on every request; looking each one up in the catalog
-        table dominated the locus callback's time.
-        """
-        st = os.stat(self.store_path / "catalog.tsv")
-        key = (st.st_mtime_ns, st.st_size, st.st_ino)
-        with self._lock:
-            if self._catalog is None or self._catalog[0] != key:
-                index = {kind: set(self.store.experiments(kind)) for kind in ("observed",
-                                                                             "imputed")}
-                index["maps"] = {}
-                self._catalog = (key, index)
-            return self._catalog[1]
-
     def has_track(self, biosample: str, assay: str, kind: str = "observed") -> bool:
-        """Whether the store has this experiment's track of this kind (cached lookup)."""
-        return (biosample, assay) in self._tracks_index()[kind]
-
-    def track(self, biosample: str, assay: str, kind: str = "observed") -> np.ndarray:
-        """The memory-mapped track (opened once per catalog version)."""
-        index = self._tracks_index()
-        maps = index["maps"]
-        key = (biosample, assay, kind)
-        if key not in maps:
-            maps[key] = self.store.track(biosample, assay, kind)
-        return maps[key]
+        """Whether the store has this experiment's track of this kind."""
+        return self.store.has_track(biosample, assay, kind)
 
     def status(self) -> pd.DataFrame:
         """The tensor as a biosample x assay table of "observed", "imputed" or "missing"."""
-        index = self._tracks_index()
-        observed, imputed = index["observed"], index["imputed"]
         bios, assays = self.biosamples, self.assays
-        b = np.repeat(bios, len(assays))
-        a = np.tile(assays, len(bios))
-        pairs = list(zip(b, a))
-        is_obs = np.fromiter((p in observed for p in pairs), bool, len(pairs))
-        is_imp = np.fromiter((p in imputed for p in pairs), bool, len(pairs))
-        values = np.where(is_obs, "observed", np.where(is_imp, "imputed", "missing"))
-        return pd.DataFrame(values.reshape(len(bios), len(assays)), index=pd.Index(bios, name="biosample"),
+        values = np.full((len(bios), len(assays)), "missing", dtype=object)
+        row = {b: i for i, b in enumerate(bios)}
+        col = {a: j for j, a in enumerate(assays)}
+        for kind in ("imputed", "observed"):  # observed wins over imputed
+            pairs = [(row[b], col[a]) for b, a in self.store.experiments(kind)
+                     if b in row and a in col]
+            if pairs:
+                values[tuple(np.array(pairs).T)] = kind
+        return pd.DataFrame(values.astype(str), index=pd.Index(bios, name="biosample"),
                             columns=pd.Index(assays, name="assay"))
+
+    def _model_knows(self, biosample: str, assay: str) -> bool:
+        return (self.has_model and biosample in self.model.biosamples
+                and assay in self.model.assays)
+
+    def windows(self, experiments: Sequence[tuple[str, str]], start_bin: int, end_bin: int
+                ) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+        """Observed and imputed values of experiments over the bins [start_bin, end_bin).
+
+        One read of the store per kind (``TrackStore.fetch_many``) and one call of the model
+        (``Avocado.predict_many``) for the experiments whose imputation the store lacks (the
+        model can impute any biosample x assay it knows).
+
+        Returns
+        -------
+        list of (observed, imputed): np.ndarray[float32] or None each, in the order given
+        """
+        experiments = [(str(b), str(a)) for b, a in experiments]
+        window = (int(start_bin), int(end_bin))
+        store = self.store
+        values: dict[str, dict[tuple[str, str], np.ndarray]] = {}
+        for kind in ("observed", "imputed"):
+            have = [e for e in dict.fromkeys(experiments) if store.has_track(*e, kind)]
+            values[kind] = dict(zip(have, store.fetch_many(have, window, kind)))
+        imputed = values["imputed"]
+        predict = [e for e in dict.fromkeys(experiments)
+                   if e not in imputed and self._model_knows(*e)]
+        if predict:
+            imputed.update(zip(predict, self.model.predict_many(predict, *window)))
+        unknown = [e for e in experiments if e not in values["observed"] and e not in imputed]
+        if unknown:
+            b, a = unknown[0]
+            raise AvocadoKeyError(
+                f"no observed track and no way to impute experiment ({b!r}, {a!r}); "
+                f"biosamples: {short_list(self.biosamples, 10)}, assays: {short_list(self.assays)}"
+            )
+        return [(values["observed"].get(e), imputed.get(e)) for e in experiments]
 
     def window(self, biosample: str, assay: str, start_bin: int, end_bin: int
                ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Observed and imputed values of one experiment over the bins [start_bin, end_bin).
 
         The imputation comes from the store's "imputed" track, or from the model when the store
-        has none (the model can impute any biosample x assay it knows).
+        has none (see :meth:`windows`).
 
         Returns
         -------
         observed, imputed: np.ndarray[float32] or None
         """
-        start_bin, end_bin = int(start_bin), int(end_bin)
-        if not 0 <= start_bin < end_bin <= self.store.n_bins:
-            raise AvocadoValueError(f"bin range ({start_bin}, {end_bin}) is outside the store's "
-                                    f"[0, {self.store.n_bins}) or empty")
-        window = (start_bin, end_bin)
-        observed = (np.array(self.track(biosample, assay, "observed")[start_bin:end_bin],
-                             dtype=np.float32)
-                    if self.has_track(biosample, assay, "observed") else None)
-        if self.has_track(biosample, assay, "imputed"):
-            imputed = np.array(self.track(biosample, assay, "imputed")[start_bin:end_bin],
-                               dtype=np.float32)
-        elif self.has_model and biosample in self.model.biosamples and assay in self.model.assays:
-            imputed = np.asarray(self.model.predict(biosample, assay, *window))
-        else:
-            imputed = None
-        if observed is None and imputed is None:
-            raise AvocadoKeyError(
-                f"no observed track and no way to impute experiment ({biosample!r}, {assay!r}); "
-                f"biosamples: {self.biosamples[:10]}..., assays: {self.assays}"
-            )
-        return observed, imputed
+        return self.windows([(biosample, assay)], start_bin, end_bin)[0]
 
     def signal_at(self, biosample: str, assay: str, bins: np.ndarray, kind: str = "auto"
                   ) -> np.ndarray:
@@ -409,8 +390,8 @@ class Workspace:
         if kind not in ("observed", "imputed"):
             raise AvocadoValueError(f"kind must be 'auto', 'observed' or 'imputed', got {kind!r}")
         if self.has_track(biosample, assay, kind):
-            return np.asarray(self.track(biosample, assay, kind)[bins], dtype=np.float32)
-        if kind == "imputed" and self.has_model:
+            return np.asarray(self.store.track(biosample, assay, kind)[bins], dtype=np.float32)
+        if kind == "imputed" and self._model_knows(biosample, assay):
             lo, hi = int(bins.min(initial=0)), int(bins.max(initial=0)) + 1
             return self.model.predict(biosample, assay, lo, hi)[bins - lo]
         raise AvocadoKeyError(f"no {kind} track of ({biosample!r}, {assay!r}) in the store")
@@ -470,86 +451,29 @@ class Workspace:
         """Whether a projection is cached (so it can be shown without waiting)."""
         return self.projection(axis, method, resolution, compute=False) is not None
 
-    # ------------------------------------------------------------------ building
-    def train(self, *, n_epochs: int = 6, epoch_size: int | None = None,
-              model_kwargs: Mapping[str, Any] | None = None, seed: int = 0,
-              progress: bool = True):
-        """Train ``Avocado.small`` on the store's observed tracks and save it under model/.
 
-        Nothing happens when the workspace already has a model.
-        """
-        from .model import Avocado
+def _train(ws: Workspace, *, n_epochs: int, epoch_size: int | None,
+           model_kwargs: Mapping[str, Any], seed: int, progress: bool) -> None:
+    """Train ``Avocado.small`` on the store's observed tracks and save it to ``ws.model_path``."""
+    from .model import Avocado
+    from .projection import model_fingerprint
 
-        if self.has_model:
-            return self.model
-        store = self.store
-        experiments = store.experiments("observed")
-        if not experiments:
-            raise AvocadoValueError(f"the store at {str(self.store_path)!r} has no observed tracks")
-        biosamples = sorted({b for b, _ in experiments})
-        assays = sorted({a for _, a in experiments})
-        model = Avocado.small(biosamples, assays, store.n_bins, seed=seed,
-                              **dict(model_kwargs or {}))
-        t0 = time.perf_counter()
-        fit_kw: dict[str, Any] = dict(n_epochs=n_epochs, seed=seed, progress=progress)
-        if epoch_size is not None:
-            fit_kw["epoch_size"] = epoch_size
-        history = model.fit(store, **fit_kw)
-        seconds = time.perf_counter() - t0
-        tmp = Path(tempfile.mkdtemp(dir=self.path, prefix=".model-"))
+    store = ws.store
+    model = Avocado.from_preset({"preset": "small", **model_kwargs},
+                                store.experiments("observed"), store.n_bins, seed=seed)
+    t0 = time.perf_counter()
+    history = model.fit(store, n_epochs=n_epochs, epoch_size=epoch_size, seed=seed,
+                        progress=progress)
+    seconds = time.perf_counter() - t0
+    with _io.atomic_dir(ws.model_path) as tmp:
         model.save(tmp)
-        if self.model_path.exists():
-            _swap_dir(tmp, self.model_path)
-        else:
-            os.replace(tmp, self.model_path)
-        self.__dict__["model"] = model
-        loss = history.get("loss", []) if isinstance(history, Mapping) else []
-        self.update_info(
-            model_fingerprint=None,
-            training={"n_epochs": n_epochs, "epoch_size": epoch_size, "seed": seed,
-                      "model_kwargs": dict(model_kwargs or {}), "seconds": round(seconds, 1),
-                      "final_loss": float(loss[-1]) if len(loss) else None},
-        )
-        return model
-
-    def impute(self, experiments: Iterable[tuple[str, str]] | None = None, *,
-               overwrite: bool = False, progress: bool = True) -> int:
-        """Write the model's imputation of experiments into the store as kind "imputed".
-
-        Parameters
-        ----------
-        experiments: iterable of (biosample, assay) or None
-            Default: every (biosample, assay) of the model's tensor.
-        overwrite: bool
-            Re-impute experiments that already have an imputed track. Default is False.
-        progress: bool
-
-        Returns
-        -------
-        int
-            The number of tracks written.
-        """
-        from .imputation import impute_experiments
-
-        done = impute_experiments(self.model, self.store, experiments, overwrite=overwrite,
-                                  source=f"avocado model {self.path.name}/model",
-                                  progress=progress)
-        return len(done)
-
-    def compute_projections(self, which: Sequence[tuple[str, str, str]] = DEFAULT_PROJECTIONS,
-                            *, progress: bool = True) -> None:
-        """Compute (or find cached) the given projections (axis, method, resolution)."""
-        for axis, method, resolution in tqdm(list(which), desc="projections", unit="proj",
-                                             disable=not progress):
-            self.projection(axis, method, resolution)
-
-
-def _swap_dir(new: Path, target: Path) -> None:
-    """Replace directory ``target`` by ``new`` (rename the old one away first)."""
-    old = target.with_name(target.name + ".old")
-    os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
+    loss = history.get("loss", [])
+    ws.update_info(
+        model_fingerprint=model_fingerprint(model),
+        training={"n_epochs": n_epochs, "epoch_size": epoch_size, "seed": seed,
+                  "model_kwargs": dict(model_kwargs), "seconds": round(seconds, 1),
+                  "final_loss": float(loss[-1]) if len(loss) else None},
+    )
 
 
 def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
@@ -618,12 +542,17 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
 
             synthetic_compendium(**dict(synthetic or {})).write_store(ws.store_path,
                                                                   progress=progress)
-        ws.__dict__.pop("store", None)
     if not ws.has_model:
-        ws.train(n_epochs=int(n_epochs or PILOT_TRAINING["n_epochs"]), epoch_size=epoch_size,
-                 model_kwargs={**PILOT_TRAINING["model"], **dict(model_kwargs or {})},
-                 seed=seed, progress=progress)
+        _train(ws, n_epochs=int(n_epochs or PILOT_TRAINING["n_epochs"]), epoch_size=epoch_size,
+               model_kwargs={**PILOT_TRAINING["model"], **dict(model_kwargs or {})},
+               seed=seed, progress=progress)
+        ws = Workspace(path)
     if impute if impute is not None else pilot:
-        ws.impute(progress=progress)
-    ws.compute_projections(projections, progress=progress)
+        from .imputation import impute_experiments
+
+        impute_experiments(ws.model, ws.store, source=f"avocado model {path.name}/model",
+                           progress=progress)
+    for axis, method, resolution in tqdm(list(projections), desc="projections", unit="proj",
+                                         disable=not progress):
+        ws.projection(axis, method, resolution)
     return ws

@@ -104,18 +104,18 @@ def _model(store, device: str, batch_size: int):
 # ---------------------------------------------------------------------------------- children
 def child_fit(store_path: str, mode: str, steps: int, batch_size: int, budget: str) -> dict:
     """One fit in this process (``mode``: ``in-RAM`` or ``streamed``), then the loader alone."""
-    from avocado_core import Avocado, TrackStore
+    from avocado_core import TrackStore
     from avocado_core.streaming import StreamingSource, memory_budget
     from avocado_core.training import Sampler, Trainer
 
     with MemoryWatcher() as mem:
         store = TrackStore(store_path)
         timings: list[float] = []
-        Avocado.trainer_class = _timed(Trainer, timings)
         model = _model(store, "cpu", batch_size)
         scope = memory_budget(budget) if mode == "streamed" else contextlib.nullcontext()
         with scope:
-            model.fit(store, n_epochs=1, epoch_size=steps, progress=False)
+            model.fit(store, n_epochs=1, epoch_size=steps, progress=False,
+                      trainer=_timed(Trainer, timings))
         out = {"fit_samples_per_s": _rate(timings, batch_size)}
         if mode == "streamed":
             tracks = [store.tracks()[k] for k in store.experiments()]
@@ -136,16 +136,16 @@ def child_ddp(store_path: str, steps: int, batch_size: int, out_json: str) -> No
     """One rank of a torchrun job: data-parallel training steps, timed."""
     import torch.distributed as dist
 
-    from avocado_core import Avocado, TrackStore
+    from avocado_core import TrackStore
     from avocado_core.distributed import DistributedTrainer, init_distributed
 
     with MemoryWatcher() as mem:
         ctx = init_distributed()
         store = TrackStore(store_path)
         timings: list[float] = []
-        Avocado.trainer_class = _timed(DistributedTrainer, timings)
         model = _model(store, str(ctx.device), batch_size)
-        model.fit(store, n_epochs=1, epoch_size=steps, progress=False)
+        model.fit(store, n_epochs=1, epoch_size=steps, progress=False,
+                  trainer=_timed(DistributedTrainer, timings))
     rates = [None] * ctx.world_size
     dist.all_gather_object(rates, {"rate": _rate(timings, batch_size),
                                    "peak_rss_mb": mem.peak_rss_kb / 1024,

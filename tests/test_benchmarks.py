@@ -47,3 +47,16 @@ def test_bench_ensemble_prints_its_table():
                "--average-from", "1", "--positions", "3000")
     assert "Average activity: mean MSE" in out
     assert "| 1 | 2 |" in out and "| 2 | 1 |" in out
+
+
+def test_bench_continue_prints_its_table():
+    out = _run("benchmarks/bench_continue.py", "--epochs", "2", "--epoch-size", "1",
+               "--positions", "20000")
+    assert "| 2 calls of 1 epoch | " in out and "reset_optimizer=True |" in out
+
+
+def test_bench_chromosome_prints_time_and_memory(tmp_path):
+    out = _run("benchmarks/bench_chromosome.py", "--bins", "300000", "--workdir", str(tmp_path))
+    assert "| export-genome to bigWig (impute + write, chunked) |" in out
+    assert "| pyBigWig alone, same values precomputed |" in out
+    assert "exported values equal the pyBigWig-only file's: True" in out

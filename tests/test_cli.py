@@ -110,6 +110,20 @@ def model_path(work, store_path) -> Path:
     return path
 
 
+def test_train_builds_the_model_with_the_preset_constructor(store_path, model_path):
+    """Names sorted (the store lists H3K4me3 first), the same model as Avocado.from_preset."""
+    from avocado_core.store import TrackStore
+
+    model = Avocado.load(model_path, device="cpu")
+    assert [a for a in dict.fromkeys(a for _, a in TrackStore(store_path).experiments())] == ASSAYS
+    assert model.assays == sorted(ASSAYS) and model.biosamples == sorted(BIOSAMPLES)
+    overrides = dict(zip(TINY[::2], TINY[1::2]))
+    config = {"preset": "small", **{k[2:].replace("-", "_"): int(v) for k, v in overrides.items()}}
+    fresh = Avocado.from_preset(config, TrackStore(store_path).experiments(), N_BINS, seed=0)
+    assert {k: v for k, v in fresh.config.items() if k not in ("precision",)} == {
+        k: v for k, v in model.config.items() if k not in ("precision",)}
+
+
 # ---------------------------------------------------------------------- help and entry points
 def _all_commands():
     out = []
@@ -263,6 +277,25 @@ def test_train_average_from_averages_epochs(store_path, work):
     assert_one_line_error(
         run("train", store_path, work / "bad", *args, "--average-from", "3", ok=False),
         "average_from=3")
+
+
+def test_train_init_continues_a_saved_optimizer(store_path, model_path, work):
+    args = ("--seed", "0", "-q")
+    run("train", store_path, work / "two", *TINY, *args, "--epochs", "2")
+    out = run("train", store_path, work / "first", *TINY, *args, "--epochs", "1",
+              "--save-optimizer").output
+    assert "Continued" not in out and "Started" not in out
+    out = run("train", store_path, work / "second", *args, "--epochs", "1", "--init",
+              work / "first").output
+    assert "continued the optimizer state of" in out and "Adam steps)" in out
+    two, second = (Avocado.load(work / n, device="cpu") for n in ("two", "second"))
+    np.testing.assert_allclose(second.history["loss"], two.history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(second.predict("E003", "H3K4me3"), two.predict("E003", "H3K4me3"),
+                               atol=1e-4)
+    # a model saved without its optimizer state: a fresh optimizer, said so
+    out = run("train", store_path, work / "third", *args, "--epochs", "1", "--init",
+              model_path).output
+    assert "started a fresh Adam optimizer" in out and "--save-optimizer" in out
 
 
 def test_impute_one_into_store_equals_predict(work, store_path, model_path):

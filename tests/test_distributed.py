@@ -1,8 +1,8 @@
 """Data-parallel training: 2 CPU processes (gloo) give the parameters of 1 process.
 
 The two ranks are forked by ``torch.multiprocessing`` with the environment ``torchrun`` would
-set (forking skips re-importing torch, which keeps the module fast); they run the module's own
-command line (``python -m avocado_core.distributed``) and the library's ``data_parallel``.
+set (forking skips re-importing torch, which keeps the module fast); they run the command line
+torchrun launches (``avocado train --distributed``) and the library's ``data_parallel``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import torch
 import torch.multiprocessing as mp
 
 from avocado_core import Avocado, TrackStore
+from avocado_core.cli import main
 from avocado_core.distributed import (
     DistributedTrainer,
     data_parallel,
     init_distributed,
-    main,
     shard_bounds,
 )
 from avocado_core.errors import AvocadoValueError
@@ -52,9 +52,21 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
     if ctx.is_main:
         model.save(root_p / "ddp-random")
         part.save(root_p / "ddp-positions")
+    # 3) one-epoch calls continue the data-parallel optimizer as one call does
+    looped = Avocado.load(root_p / "init", device=ctx.device)
+    with data_parallel():
+        for _ in range(EPOCHS):
+            looped.fit(store, n_epochs=1, epoch_size=EPOCH_SIZE, sampling="random", seed=SEED,
+                       progress=False)
+    if ctx.is_main:
+        looped.save(root_p / "ddp-loop")
     # 2) the command line torchrun runs (it destroys the process group at the end)
-    main([str(root_p / "store"), str(root_p / "ddp-cli"), "--init", str(root_p / "init"),
-          "--epochs", str(EPOCHS), "--epoch-size", str(EPOCH_SIZE), "--seed", str(SEED), "-q"])
+    try:
+        main(["train", str(root_p / "store"), str(root_p / "ddp-cli"), "--distributed",
+              "--init", str(root_p / "init"), "--epochs", str(EPOCHS), "--epoch-size",
+              str(EPOCH_SIZE), "--seed", str(SEED), "-q"], prog_name="avocado")
+    except SystemExit as exc:
+        assert exc.code in (0, None), exc.code
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +125,14 @@ def test_random_sampling_and_fit_positions_match_one(runs: Path) -> None:
         assert torch.equal(ddp_part.network.state_dict()[name], ddp.network.state_dict()[name])
 
 
+def test_one_epoch_calls_match_one_call(runs: Path) -> None:
+    init = Avocado.load(runs / "init", device="cpu")
+    one = Avocado.load(runs / "ddp-random", device="cpu")
+    looped = Avocado.load(runs / "ddp-loop", device="cpu")
+    assert len(looped.history["loss"]) == EPOCHS
+    _assert_same(one, looped, init)
+
+
 def test_shard_bounds_cover_the_batch() -> None:
     for n, world in ((10, 3), (401, 2), (7, 7)):
         bounds = [shard_bounds(n, r, world) for r in range(world)]
@@ -132,3 +152,19 @@ def test_clear_errors_outside_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
             pass
     with pytest.raises(AvocadoValueError, match="process group"):
         DistributedTrainer(None, [], [], None, 1)
+
+
+def test_distributed_is_an_option_of_avocado_train(tmp_path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    comp = synthetic_compendium(n_biosamples=4, n_assays=2, n_positions=500, n_groups=2, seed=0)
+    comp.write_store(tmp_path / "store", progress=False)
+    result = CliRunner().invoke(main, ["train", str(tmp_path / "store"), str(tmp_path / "m"),
+                                       "--distributed", "-q"])
+    assert result.exit_code == 1 and "torchrun" in result.output
+    assert "-m avocado_core train STORE MODEL --distributed" in result.output
+    result = CliRunner().invoke(main, ["train", str(tmp_path / "store"), str(tmp_path / "m"),
+                                       "--backend", "gloo"])
+    assert result.exit_code == 2 and "--backend is for --distributed" in result.output

@@ -10,9 +10,14 @@ from avocado_core import evaluation
 from avocado_core.baselines import average_activity
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
 from avocado_core.metrics import score_track
+from avocado_core.regions import RegionSet
 
 TINY = {"preset": "small", "n_nodes": 16, "n_biosample_factors": 4, "n_assay_factors": 4,
         "n_25bp_factors": 2, "n_250bp_factors": 2, "n_5kbp_factors": 2, "batch_size": 256}
+
+
+def _regions(n_bins: int) -> RegionSet:
+    return RegionSet.from_chrom_sizes({"chr1": n_bins * 25})
 
 
 @pytest.fixture(scope="module")
@@ -135,13 +140,34 @@ def test_errors(compendium):
         evaluation.cross_validate(compendium, n_folds=3, config="huge", progress=False)
 
 
-def test_command_line_records_the_command_without_the_notes(compendium, monkeypatch):
+def test_the_cli_records_the_command_without_the_notes(compendium, tmp_path, monkeypatch):
+    """``avocado evaluate`` is the one command line (``python -m avocado_core.evaluation`` is
+    gone): the model options, ``--average-from`` and ``--cache`` reach ``cross_validate``."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from avocado_core.cli import evaluate as cli_evaluate
+    from avocado_core.cli import main
+    from avocado_core.store import TrackStore
+
+    assert not hasattr(evaluation, "main")
+    store = TrackStore.create(tmp_path / "store", _regions(2000))
+    store.add_tracks((b, a, v) for (b, a), v in compendium.items())
     seen = {}
-    monkeypatch.setattr(evaluation, "_pilot_tracks", lambda: compendium)
-    monkeypatch.setattr(evaluation, "evaluate_to_dir", lambda data, out, **kw: seen.update(kw))
-    evaluation.main(["--pilot", "--out", "results", "--epochs", "3", "--fit",
-                     '{"average_from": 1}', "--notes", "A paragraph.\n\nAnother one."])
-    assert seen["command"] == ("python -m avocado_core.evaluation --pilot --out results "
-                               "--epochs 3 --fit '{\"average_from\": 1}'")
+    done = pd.DataFrame({"method": ["avocado"], "mse": [0.1], "pearson": [0.5]})
+    monkeypatch.setattr(evaluation, "evaluate_to_dir",
+                        lambda data, out, **kw: seen.update(kw) or done)
+    argv = ["evaluate", str(tmp_path / "store"), "results", "--epochs", "3", "--batch-size",
+            "40000", "--average-from", "1", "--cache", "cache", "--notes",
+            "A paragraph.\n\nAnother one.", "-q"]
+    monkeypatch.setattr(sys, "argv", ["avocado", *argv])  # as run from the shell
+    result = CliRunner().invoke(main, argv, env={"AVOCADO_DEBUG": "1"})
+    assert result.exit_code == 0, result.output
+    assert seen["command"] == cli_evaluate.command_line(argv) == (
+        f"avocado evaluate {tmp_path / 'store'} results --epochs 3 --batch-size 40000 "
+        "--average-from 1 --cache cache -q")
     assert seen["notes"] == "A paragraph.\n\nAnother one."
-    assert seen["fit_kwargs"] == {"average_from": 1} and seen["n_epochs"] == 3
+    assert seen["config"] == {"preset": "small", "batch_size": 40000}
+    assert seen["fit_kwargs"] == {"sampling": "sequential", "average_from": 1}
+    assert seen["n_epochs"] == 3 and str(seen["cache_dir"]) == "cache"

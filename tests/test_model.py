@@ -127,6 +127,32 @@ def test_celltypes_alias_and_small_config():
     assert s.device.type == "cpu"
 
 
+def test_from_preset_is_one_rule_for_names_and_configs():
+    """The one constructor from experiments: names sorted whatever the order given, the
+    presets, a dict with overrides, and a clear error for an unknown preset."""
+    experiments = [("E116", "H3K4me3"), ("E003", "H3K36me3"), ("E065", "H3K4me3"),
+                   ("E003", "H3K27me3")]
+    small = Avocado.from_preset("small", experiments, 10, device="cpu", seed=1)
+    assert small.biosamples == ["E003", "E065", "E116"]
+    assert small.assays == ["H3K27me3", "H3K36me3", "H3K4me3"]
+    assert small.config == Avocado.small(small.biosamples, small.assays, 10, device="cpu",
+                                         seed=1).config
+    reversed_order = Avocado.from_preset("small", experiments[::-1], 10, device="cpu", seed=1)
+    assert torch.equal(reversed_order.network.biosample_embedding.weight,
+                       small.network.biosample_embedding.weight)  # the order given is irrelevant
+    paper = Avocado.from_preset("paper", experiments, 10, device="cpu")
+    assert paper.config["n_nodes"] == 2048
+    tuned = Avocado.from_preset({"preset": "small", "batch_size": 123, "n_nodes": 16},
+                                dict.fromkeys(experiments), 10, device="cpu", learning_rate=0.01)
+    assert (tuned.batch_size, tuned.config["n_nodes"], tuned.config["n_layers"],
+            tuned.learning_rate) == (123, 16, 1, 0.01)
+    assert Avocado.from_preset({"n_nodes": 16}, experiments, 10).config["n_assay_factors"] == 256
+    with pytest.raises(AvocadoValueError, match="config='huge'; expected one of 'paper', 'small'"):
+        Avocado.from_preset("huge", experiments, 10)
+    with pytest.raises(AvocadoValueError, match="no experiments"):
+        Avocado.from_preset("small", [], 10)
+
+
 # ------------------------------------------------------------------------ freezing
 def test_fit_biosamples_changes_only_new_rows(trained, data, tensor):
     before = {k: v.clone() for k, v in trained.network.state_dict().items()}
@@ -192,7 +218,7 @@ def test_save_load_round_trip(trained, tmp_path):
 
 
 def test_interrupted_save_keeps_the_old_model(trained, tmp_path, monkeypatch):
-    from avocado_core import training
+    from avocado_core import model_format
 
     trained.save(tmp_path / "m")
     other = _model(seed=9)
@@ -200,7 +226,7 @@ def test_interrupted_save_keeps_the_old_model(trained, tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "save_file", crash)
+    monkeypatch.setattr(model_format, "save_file", crash)
     with pytest.raises(KeyboardInterrupt):
         other.save(tmp_path / "m")
     loaded = Avocado.load(tmp_path / "m", device="cpu")

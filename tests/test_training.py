@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from avocado_core import training
+from avocado_core import model_format, training
 from avocado_core.errors import AvocadoValueError
 from avocado_core.network import AvocadoNetwork
 from avocado_core.training import Checkpointer, Sampler, TrackSource, Trainer
+from avocado_core.training.trainer import _block_apply
 
 
 def test_sequential_sampler_scans_and_wraps():
@@ -106,15 +107,15 @@ def test_trainer_rejects_unknown_group():
 
 
 def test_tensor_dir_is_atomic(tmp_path, monkeypatch):
-    training.write_tensors_dir(tmp_path, {"a": 1}, {"w": torch.ones(3)}, "meta.json")
+    model_format.write_tensors_dir(tmp_path, {"a": 1}, {"w": torch.ones(3)}, "meta.json")
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(training, "save_file", crash)
+    monkeypatch.setattr(model_format, "save_file", crash)
     with pytest.raises(OSError):
-        training.write_tensors_dir(tmp_path, {"a": 2}, {"w": torch.zeros(3)}, "meta.json")
-    meta, tensors = training.read_tensors_dir(tmp_path, "meta.json")
+        model_format.write_tensors_dir(tmp_path, {"a": 2}, {"w": torch.zeros(3)}, "meta.json")
+    meta, tensors = model_format.read_tensors_dir(tmp_path, "meta.json")
     assert meta["a"] == 1 and torch.equal(tensors["w"], torch.ones(3))
     assert len(list(tmp_path.iterdir())) == 2  # no temporary files left behind
 
@@ -256,10 +257,10 @@ def test_bf16_fast_path_follows_the_fp32_loss_curve(n_layers):
 def test_block_apply_adds_and_sums_groups():
     values = torch.arange(23.0)[:, None].repeat(1, 2)  # positions 7 .. 29
     q = torch.tensor([[100.0, 0], [200, 0], [300, 0]])  # rows 0, 1, 2 of div 10
-    sums = training._block_apply(values.clone(), q, 7, 10, add=False)
+    sums = _block_apply(values.clone(), q, 7, 10, add=False)
     assert sums[:, 0].tolist() == [sum(range(0, 3)), sum(range(3, 13)), sum(range(13, 23))]
     added = values.clone()
-    training._block_apply(added, q, 7, 10, add=True)
+    _block_apply(added, q, 7, 10, add=True)
     assert (added[:, 0] - values[:, 0]).tolist() == [100] * 3 + [200] * 10 + [300] * 10
 
 
@@ -313,3 +314,26 @@ def test_biosample_decay_shrinks_only_the_trained_rows(kernel):
             assert torch.equal(got[key][1], want[1] * 0.75)
         else:
             assert torch.equal(got[key], want), key
+
+
+def test_fit_options_merge_and_scopes():
+    from avocado_core.training import FitOptions, training_scope
+
+    base = FitOptions.of(n_epochs=3, seed=1)
+    assert FitOptions.of(base, seed=2) == FitOptions(n_epochs=3, seed=2)
+    with pytest.raises(TypeError, match="'n_epoch'"):
+        FitOptions.of(n_epoch=3)
+    tracks = [np.zeros(50, np.float32)]
+    made = []
+
+    def source(arrays):
+        made.append(len(arrays))
+        return TrackSource(arrays)
+
+    assert isinstance(FitOptions().make_source(tracks), TrackSource)
+    with training_scope(source=source):
+        with training_scope(trainer=Trainer):  # an inner scope keeps the outer's source
+            FitOptions().make_source(tracks)
+        assert made == [1]
+    FitOptions().make_source(tracks)  # the scope ended with its block
+    assert made == [1]

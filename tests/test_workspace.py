@@ -11,6 +11,7 @@ import pytest
 
 from app_workspaces import SYNTHETIC_TEST_BUILD, pilot_workspace, synthetic_workspace  # noqa: F401
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
+from avocado_core.imputation import impute_experiments
 from avocado_core.workspace import Workspace, build_workspace
 
 
@@ -86,17 +87,49 @@ def test_projections_are_cached_and_joined_with_metadata(synthetic_workspace):  
     assert ws.projection("genome", "umap", "5kbp", compute=False) is None
 
 
-def test_impute_writes_imputed_tracks(synthetic_workspace, tmp_path):  # noqa: F811
+def test_imputed_tracks_written_by_the_library_show_in_the_workspace(synthetic_workspace,  # noqa: F811
+                                                                     tmp_path):
     shutil.copytree(synthetic_workspace.path, tmp_path / "copy")
     ws = Workspace(tmp_path / "copy")
     status = ws.status()
     pair = next((b, a) for b in status.index for a in status.columns
                 if status.loc[b, a] == "missing")
-    assert ws.impute([pair], progress=False) == 1
+    assert impute_experiments(ws.model, ws.store, [pair], progress=False) == [pair]
     assert ws.status().loc[pair] == "imputed"
     np.testing.assert_allclose(ws.store.fetch(*pair, kind="imputed"),
                                ws.model.predict(*pair), rtol=1e-6)
-    assert ws.impute([pair], progress=False) == 0  # already there
+    assert impute_experiments(ws.model, ws.store, [pair], progress=False) == []  # already there
+    # the window now reads the stored imputation, not the model
+    stored = ws.store.fetch(*pair, region=(10, 20), kind="imputed")
+    np.testing.assert_array_equal(ws.window(*pair, 10, 20)[1], stored)
+
+
+def test_workspace_is_a_read_model():
+    assert not {"train", "impute", "compute_projections"} & set(dir(Workspace))
+
+
+def test_windows_read_the_store_and_predict_once(synthetic_workspace, monkeypatch):  # noqa: F811
+    ws = Workspace(synthetic_workspace.path)
+    status = ws.status()
+    observed = [(b, a) for b in status.index for a in status.columns
+                if status.loc[b, a] == "observed"][:3]
+    missing = [(b, a) for b in status.index for a in status.columns
+               if status.loc[b, a] == "missing"][:4]
+    calls = []
+    predict_many = ws.model.predict_many
+    monkeypatch.setattr(ws.model, "predict",
+                        lambda *a, **k: pytest.fail("predict called once per track"))
+    monkeypatch.setattr(ws.model, "predict_many",
+                        lambda exps, *w: calls.append(list(exps)) or predict_many(exps, *w))
+    got = ws.windows(missing + observed, 200, 260)
+    assert len(calls) == 1 and set(calls[0]) == set(missing + observed)
+    expected = predict_many(missing + observed, 200, 260)
+    for (obs, imp), exp, key in zip(got, expected, missing + observed):
+        np.testing.assert_allclose(imp, exp, rtol=1e-6)
+        if key in observed:
+            np.testing.assert_array_equal(obs, ws.store.fetch(*key, region=(200, 260)))
+        else:
+            assert obs is None
 
 
 def test_second_build_reuses_everything(synthetic_workspace, tmp_path_factory):  # noqa: F811

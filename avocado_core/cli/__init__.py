@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit-genome": ("fit_genome", "fit_genome"),
     "assemble-genome": ("genome", "assemble_genome"),
     "export-genome": ("genome", "export_genome"),
+    "import-original": ("original", "import_original"),
+    "export-original": ("original", "export_original"),
     "impute": ("impute", "impute"),
     "embed": ("embed", "embed"),
     "evaluate": ("evaluate", "evaluate"),

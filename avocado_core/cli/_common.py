@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -147,17 +146,9 @@ def read_experiment_list(path: str | Path) -> list[tuple[str, str]]:
 
 def write_table(df: Any, path: str | Path, index: bool = False) -> Path:
     """Write a DataFrame as TSV atomically (temporary file in the same folder + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            df.to_csv(handle, sep="\t", index=index)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from .._io import write_text
+
+    return write_text(path, df.to_csv(sep="\t", index=index))
 
 
 def echo_table(rows: list[tuple[str, Any]], indent: int = 0) -> None:

@@ -13,7 +13,20 @@ from ._common import EXISTING_DIR, EXISTING_FILE, NEW_DIR, quiet_option
 from .embed import load_annotations
 from .train import device_option, fit_options, model_kwargs, model_options
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "command_line"]
+
+
+def command_line(argv: list[str]) -> str:
+    """``avocado ARGS`` as a shell command, without ``--notes`` (the summary prints them)."""
+    words = list(argv)
+    for i, word in enumerate(words):
+        if word == "--notes":
+            del words[i : i + 2]
+            break
+        if word.startswith("--notes="):
+            del words[i]
+            break
+    return "avocado " + shlex.join(words)
 
 
 @click.command()
@@ -43,6 +56,9 @@ __all__ = ["evaluate"]
               help="Enhancer BED: adds mseenh.")
 @click.option("--hg19-annotations", "hg19", is_flag=True, help="Use the bundled hg19 genes for mseprom / msegene.")
 @click.option("--prefix", default="evaluation", show_default=True, help="Stem of the output files.")
+@click.option("--cache", "cache", type=NEW_DIR, default=None,
+              help="Folder of finished folds, reused by a rerun with the same settings "
+                   "[default: OUT_DIR/folds].")
 @click.option("--notes", default=None, help="A paragraph added to the markdown summary.")
 @quiet_option
 def evaluate(
@@ -63,6 +79,7 @@ def evaluate(
     enhancers: Path | None,
     hg19: bool,
     prefix: str,
+    cache: Path | None,
     notes: str | None,
     quiet: bool,
     **arch: Any,
@@ -78,6 +95,7 @@ def evaluate(
       avocado evaluate store/ evaluation/ --folds 0 --epochs 10
       avocado evaluate store/ evaluation/ --folds 5 --config small --hg19-annotations
       avocado evaluate store/ evaluation/ --epochs 45 --average-from 10 --models 3
+      avocado fetch roadmap-pilot pilot/ && avocado evaluate pilot/ results/ --batch-size 40000
     """
     from ..evaluation import evaluate_to_dir
     from ..store import TrackStore
@@ -97,7 +115,7 @@ def evaluate(
     model_config: Any = {"preset": config, **overrides} if overrides else config
     # Record the command line in the summary when run as `avocado` (not inside a test runner).
     from_shell = Path(sys.argv[0]).name in ("avocado", "__main__.py")
-    command = "avocado " + shlex.join(sys.argv[1:]) if from_shell else None
+    command = command_line(sys.argv[1:]) if from_shell else None
     results = evaluate_to_dir(
         store,
         out_dir,
@@ -113,7 +131,7 @@ def evaluate(
         n_models=n_models,
         baselines=baselines or ("average_activity", "assay_mean"),
         masks=masks or None,
-        cache_dir=out_dir / "folds",
+        cache_dir=cache if cache is not None else out_dir / "folds",
         device=device,
         progress=not quiet,
     )

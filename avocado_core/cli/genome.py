@@ -64,15 +64,15 @@ def assemble_genome(model_path: Path, store_path: Path, output: Path, parts: tup
 @click.option("--invert-transform", type=click.Choice(["arcsinh", "log1p"]), default=None,
               help="Write the signal on the original scale [default: the model's scale].")
 @click.option("--chunk-bins", type=int, default=None,
-              help="Bins predicted at once [default: about 256 MiB of predictions].")
+              help="Bins predicted at once [default: about 8 MiB of predictions].")
 @quiet_option
 def export_genome(genome_path: Path, out_dir: Path, experiments: tuple[str, ...],
                   experiments_file: Path | None, all_experiments: bool, chrom_sizes: Path | None,
                   invert_transform: str | None, chunk_bins: int | None, quiet: bool) -> None:
     """Impute experiments genome-wide from GENOME_MODEL into OUT_DIR/BIOSAMPLE.ASSAY.bigWig.
 
-    Works chromosome by chromosome and chunk by chunk: memory holds one chromosome's genome
-    factors and one chunk of predictions.
+    Works chromosome by chromosome and chunk by chunk: memory holds one window of genome
+    factors and two chunks of predictions, whatever the size of a chromosome.
 
     \b
     Examples:

@@ -1,7 +1,15 @@
-"""``avocado train``: fit an Avocado model on the observed tracks of a store."""
+"""``avocado train``: fit an Avocado model on the observed tracks of a store.
+
+With ``--distributed``, the same command trains data-parallel over the processes ``torchrun``
+starts (:mod:`avocado_core.distributed`); every option means what it means without it::
+
+    torchrun --standalone --nproc-per-node 2 -m avocado_core train store/ model/ --distributed
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +17,8 @@ import click
 
 from ._common import EXISTING_DIR, NEW_DIR, parse_experiments, quiet_option
 
-__all__ = ["train", "model_options", "model_kwargs", "fit_options", "device_option", "precision_option", "max_memory_option",
-           "memory_limit", "build_model"]
+__all__ = ["train", "model_options", "model_kwargs", "fit_options", "device_option",
+           "precision_option", "max_memory_option", "memory_limit"]
 
 #: Architecture / optimizer options shared by ``train`` and ``evaluate``: (flag, kwarg, type, help).
 _MODEL_OPTIONS = [
@@ -82,8 +90,6 @@ max_memory_option = click.option(
 
 def memory_limit(max_memory: str | None):
     """Context in which fits keep at most ``max_memory`` of data in RAM (no-op for None)."""
-    import contextlib
-
     if max_memory is None:
         return contextlib.nullcontext()
     from ..streaming import memory_budget, parse_size
@@ -98,17 +104,35 @@ precision_option = click.option(
 )
 
 
-def build_model(store: Any, experiments: list[tuple[str, str]], config: str, **kwargs: Any) -> Any:
-    """An untrained Avocado over the biosamples / assays of ``experiments`` (in store order)."""
+def _initial_model(init: Path | None, config: str, experiments: list[tuple[str, str]],
+                   n_positions: int, arch: dict[str, Any], *, seed: int,
+                   device: Any, precision: str) -> Any:
+    """A new model from ``--config`` and the overrides, or the saved model ``--init``."""
     from ..model import Avocado
 
-    used_b = {b for b, _ in experiments}
-    used_a = {a for _, a in experiments}
-    biosamples = [b for b in store.biosamples.index if b in used_b] + sorted(used_b - set(store.biosamples.index))
-    assays = [a for a in store.assays.index if a in used_a] + sorted(used_a - set(store.assays.index))
-    if config == "small":
-        return Avocado.small(biosamples, assays, store.n_bins, **kwargs)
-    return Avocado(biosamples, assays, store.n_bins, **kwargs)
+    if init is None:
+        return Avocado.from_preset({"preset": config, **arch}, experiments, n_positions,
+                                   seed=seed, device=device, precision=precision)
+    model = Avocado.load(init, device=device)
+    fixed = [k for k in arch if k not in ("batch_size", "learning_rate", "biosample_decay")]
+    if fixed:
+        raise click.UsageError(
+            f"--{fixed[0].replace('_', '-')} cannot change the architecture of the --init model; "
+            "only --batch-size, --learning-rate and --biosample-decay can"
+        )
+    unknown = sorted({b for b, _ in experiments} - set(model.biosamples)) + sorted(
+        {a for _, a in experiments} - set(model.assays))
+    if unknown or model.n_positions != n_positions:
+        raise click.UsageError(
+            f"the --init model {init} does not cover the store: "
+            + (f"it lacks {', '.join(unknown[:5])}" if unknown
+               else f"{model.n_positions:,} positions, the store has {n_positions:,}")
+        )
+    for key, value in arch.items():
+        setattr(model, key, value)
+    if precision != "auto":
+        model.precision = precision
+    return model
 
 
 @click.command()
@@ -126,6 +150,17 @@ def build_model(store: Any, experiments: list[tuple[str, str]], config: str, **k
 @click.option("--early-stopping", type=click.IntRange(min=1), default=None, help="Stop after N epochs without a better validation MSE.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Save a checkpoint into MODEL/checkpoints every N epochs.")
 @click.option("--overwrite", is_flag=True, help="Replace the model in MODEL (kept until the new one is saved).")
+@click.option("--init", type=EXISTING_DIR, default=None, metavar="MODEL",
+              help="Start from this saved model (its configuration and weights) instead of a "
+                   "new one from --config; its optimizer state, when saved, is continued.")
+@click.option("--save-optimizer", is_flag=True,
+              help="Also save the optimizer state (about twice the weights), so that a later "
+                   "--init continues this training where it stopped.")
+@click.option("--distributed", is_flag=True,
+              help="Data-parallel over the processes torchrun started (--batch-size is then "
+                   "the global batch); rank 0 saves MODEL.")
+@click.option("--backend", type=click.Choice(["gloo", "nccl"]), default=None,
+              help="With --distributed [default: nccl with CUDA, else gloo].")
 @quiet_option
 def train(
     store_path: Path,
@@ -143,24 +178,34 @@ def train(
     early_stopping: int | None,
     checkpoint_every: int | None,
     overwrite: bool,
+    init: Path | None,
+    save_optimizer: bool,
+    distributed: bool,
+    backend: str | None,
     quiet: bool,
     **arch: Any,
 ) -> None:
     """Train a model on the observed tracks of STORE and save it to MODEL.
 
     With --checkpoint-every, an interrupted run resumes from its last checkpoint when the same
-    command is run again.
+    command is run again. Biosamples and assays of a new model are sorted by name.
 
     \b
     Examples:
       avocado train store/ model/ --config small --epochs 10
       avocado train store/ model/ --holdout E065:H3K4me3 --epochs 20 --seed 1
       avocado train store/ model/ --epochs 60 --average-from 30
+      avocado train store/ model/ --epochs 5 --save-optimizer
+      avocado train store/ model2/ --init model/ --epochs 5
       avocado train store/ model/ --config paper --device cuda --precision bf16
+      torchrun --standalone --nproc-per-node 8 -m avocado_core train store/ model/ \\
+          --distributed --config paper --batch-size 80000
     """
     from .._paths import writable_dir
     from ..store import TrackStore
 
+    if backend is not None and not distributed:
+        raise click.UsageError("--backend is for --distributed training")
     if (model_path / "config.json").is_file() and not overwrite:
         raise click.UsageError(f"{model_path} holds a model already; use --overwrite to replace it")
     writable_dir(model_path, "model folder")  # now, not after training
@@ -176,27 +221,70 @@ def train(
     data = {k: tracks[k] for k in train_keys}
     validation = {k: tracks[k] for k in held} or None
 
-    model = build_model(
-        store, train_keys, config, seed=seed, device=device, precision=precision, **model_kwargs(arch)
-    )
-    with memory_limit(max_memory):
-        history = model.fit(
-            data,
-            n_epochs=epochs,
-            epoch_size=epoch_size,
-            sampling=sampling,
-            validation=validation,
-            seed=seed,
-            early_stopping=early_stopping,
-            average_from=average_from,
-            checkpoint_dir=model_path / "checkpoints" if checkpoint_every else None,
-            checkpoint_every=checkpoint_every,
-            progress=not quiet,
-        )
-    model.save(model_path)
+    checkpoints = model_path / "checkpoints" if checkpoint_every else None
+    with _parallel(distributed, backend, device) as rank:
+        if rank is not None:
+            device = rank.device
+            if checkpoints is not None:  # identical on every rank; no shared file system needed
+                checkpoints = checkpoints / f"rank-{rank.rank}"
+        main = rank is None or rank.is_main
+        model = _initial_model(init, config, train_keys, store.n_bins, model_kwargs(arch),
+                               seed=seed, device=device, precision=precision)
+        continued = None if init is None else _continuation(init, model.optimizer_steps)
+        if continued is not None and main and not quiet:
+            click.echo(continued)
+        with memory_limit(max_memory):
+            history = model.fit(
+                data,
+                n_epochs=epochs,
+                epoch_size=epoch_size,
+                sampling=sampling,
+                validation=validation,
+                seed=seed,
+                early_stopping=early_stopping,
+                average_from=average_from,
+                checkpoint_dir=checkpoints,
+                checkpoint_every=checkpoint_every,
+                progress=not quiet and main,
+            )
+        if main:
+            model.save(model_path, optimizer=save_optimizer)
+    if not main:
+        return
     summary = f"{len(train_keys)} tracks, {len(history.get('loss', []))} epochs"
     if history.get("loss"):
         summary += f", final loss {history['loss'][-1]:.4f}"
     if history.get("val_mse"):
         summary += f", held-out MSE {history['val_mse'][-1]:.4f}"
-    click.echo(f"Saved model to {model_path} ({summary})")
+    click.echo(f"Saved model to {model_path} ({summary})"
+               + (f"; {continued[0].lower()}{continued[1:]}" if continued else ""))
+
+
+def _continuation(init: Path, steps: int | None) -> str:
+    """What training does with the optimizer state of the ``--init`` model."""
+    if steps is not None:
+        return f"Continued the optimizer state of {init} ({steps:,} Adam steps)"
+    return (f"Started a fresh Adam optimizer: {init} holds no optimizer state (it was saved "
+            "without --save-optimizer)")
+
+
+@contextlib.contextmanager
+def _parallel(distributed: bool, backend: str | None, device: str | None) -> Iterator[Any]:
+    """Nothing (yields None), or: join torchrun's process group, make every fit inside
+    data-parallel, yield the :class:`~avocado_core.distributed.DistributedContext`, wait for
+    every rank (rank 0 saves) and leave the group."""
+    if not distributed:
+        yield None
+        return
+    import torch.distributed as dist
+
+    from ..distributed import data_parallel, init_distributed
+
+    try:
+        ctx = init_distributed(backend, device)
+        with data_parallel():
+            yield ctx
+        dist.barrier()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from avocado_core.regions import format_locus
+from avocado_core.regions import GENOME_RESOLUTIONS, format_locus
 from avocado_core.workspace import Workspace
 
 from ..components import (current_workspace, error_message, field, guarded, options,
@@ -82,7 +82,7 @@ def embedding_view(ws: Workspace, axis: str, method: str, resolution: str, color
             kind, colorbar = "continuous", f"{b} {a}<br>({k or 'auto'}, arcsinh)"
             color = "signal"
         total = int(df.attrs.get("n_total", n))
-        per = {"all": 1, "25bp": 1, "250bp": 10, "5kbp": 200}.get(resolution, 1)
+        per = GENOME_RESOLUTIONS.get(resolution, 1)
         unit = "positions" if per == 1 else f"{RESOLUTIONS[resolution]} blocks"
         strat = " stratified by annotation class" if "class" in df else ""
         caption = f"Sample of {n:,} of {total:,} {unit}{strat} · {METHODS[method]} · WebGL"

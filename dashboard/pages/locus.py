@@ -146,11 +146,9 @@ def locus_tracks(ws: Workspace, b0: int, b1: int, experiments: list[tuple[str, s
     if len(experiments) > MAX_TRACKS:
         raise ValueError(f"{len(experiments)} tracks selected; at most {MAX_TRACKS} can be drawn "
                          "at once")
-    tracks = []
-    for b, a in experiments:  # one window read per experiment
-        obs, imp = ws.window(b, a, b0, b1)
-        tracks.append(Track(b, a, obs, imp, window_agreement(obs, imp)))
-    return tracks
+    values = ws.windows(experiments, b0, b1)  # one store read per kind, one model call
+    return [Track(b, a, obs, imp, window_agreement(obs, imp))
+            for (b, a), (obs, imp) in zip(experiments, values)]
 
 
 def locus_view(ws: Workspace, locus: str, experiments: list[tuple[str, str]],

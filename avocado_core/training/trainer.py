@@ -1,44 +1,24 @@
-"""Training machinery: samplers, the Adam optimizers, the epoch loop and checkpoints.
-
-Nothing here knows about files of tracks, biosample names or genomic coordinates: training data
-arrives as a :class:`TrackSource` (experiment index x position -> value), the network as an
-:class:`~avocado_core.network.AvocadoNetwork`, and the caller decides which tables train.
-"""
+"""The trainer: one optimization step of an AvocadoNetwork per call (fast and reference paths)."""
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import shutil
-import tempfile
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
-from . import kernels
-from ._paths import inside
-from .errors import AvocadoValueError
-from .network import AvocadoNetwork
+from .. import kernels
+from ..errors import AvocadoValueError
+from ..network import AvocadoNetwork
+from .optimizer import CatchUpAdam
+from .sampling import Sampler
+from .sources import TrackSource
 
-__all__ = [
-    "SAMPLINGS",
-    "Sampler",
-    "TrackSource",
-    "Trainer",
-    "CatchUpAdam",
-    "Checkpointer",
-    "train",
-]
-
-#: Accepted values of ``sampling``.
-SAMPLINGS = ("sequential", "permuted", "random")
+__all__ = ["GROUPS", "Trainer", "tune_malloc"]
 
 #: Names of the parameter groups a trainer can update.
 GROUPS = ("biosample", "assay", "25bp", "250bp", "5kbp", "network")
@@ -93,448 +73,6 @@ def tune_malloc(large_tensors: bool = False) -> bool:
     if ok:
         _MALLOC_TUNED.update(want)
     return bool(ok)
-
-
-# ---------------------------------------------------------------------------------- sampling
-class Sampler:
-    """Draws training batches of (experiment index, position) pairs.
-
-    Each sample pairs a position with one experiment drawn uniformly at random among the
-    training experiments, as in the original package.
-
-    Parameters
-    ----------
-    n_positions: int
-        Number of positions.
-    n_experiments: int
-        Number of training experiments.
-    batch_size: int
-        Samples per batch.
-    sampling: str, optional
-        ``"sequential"``: consecutive positions, wrapping around at the end (the scan continues
-        across epochs); ``"permuted"``: consecutive chunks of a fresh random permutation of the
-        positions for every pass; ``"random"``: positions drawn independently and uniformly
-        at random (with replacement). Default is ``"sequential"``.
-    seed: int or None, optional
-        Seed of the sampler's random generator. Default is None (fresh entropy).
-    """
-
-    def __init__(
-        self,
-        n_positions: int,
-        n_experiments: int,
-        batch_size: int,
-        sampling: str = "sequential",
-        seed: int | None = None,
-    ) -> None:
-        if sampling not in SAMPLINGS:
-            raise AvocadoValueError(
-                f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLINGS)}"
-            )
-        if n_positions < 1 or n_experiments < 1 or batch_size < 1:
-            raise AvocadoValueError(
-                f"sampler needs positive sizes, got n_positions={n_positions}, "
-                f"n_experiments={n_experiments}, batch_size={batch_size}"
-            )
-        self.n_positions = int(n_positions)
-        self.n_experiments = int(n_experiments)
-        self.batch_size = int(batch_size)
-        self.sampling = sampling
-        self.rng = np.random.Generator(np.random.PCG64(seed))
-        self.cursor = 0
-        self._pass_seed: int | None = None
-        self._perm: np.ndarray | None = None
-
-    # The permutation of a pass is regenerated from its seed, so the state stays tiny.
-    def _new_pass(self) -> None:
-        self._pass_seed = int(self.rng.integers(0, 2**63 - 1))
-        self._perm = np.random.Generator(np.random.PCG64(self._pass_seed)).permutation(
-            self.n_positions
-        )
-
-    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
-        """Draw the next batch.
-
-        Returns
-        -------
-        experiments: numpy.ndarray, shape=(batch_size,), dtype=int64
-        positions: numpy.ndarray, shape=(batch_size,), dtype=int64
-        """
-        b, n = self.batch_size, self.n_positions
-        experiments = self.rng.integers(0, self.n_experiments, size=b, dtype=np.int64)
-        if self.sampling == "sequential":
-            positions = (self.cursor + np.arange(b, dtype=np.int64)) % n
-            self.cursor = int((self.cursor + b) % n)
-        elif self.sampling == "random":
-            positions = self.rng.integers(0, n, size=b, dtype=np.int64)
-        else:
-            parts, need = [], b
-            while need:
-                if self._perm is None or self.cursor >= n:
-                    self._new_pass()
-                    self.cursor = 0
-                take = self._perm[self.cursor : self.cursor + need]
-                parts.append(take)
-                self.cursor += len(take)
-                need -= len(take)
-            positions = np.concatenate(parts).astype(np.int64, copy=False)
-        return experiments, positions
-
-    def state_dict(self) -> dict[str, Any]:
-        """JSON-serializable state (to resume the exact same sequence of batches)."""
-        return {
-            "sampling": self.sampling,
-            "cursor": self.cursor,
-            "pass_seed": self._pass_seed,
-            "rng": self.rng.bit_generator.state,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from :meth:`state_dict`."""
-        if state["sampling"] != self.sampling:
-            raise AvocadoValueError(
-                f"sampler state is for sampling {state['sampling']!r}, not {self.sampling!r}"
-            )
-        self.cursor = int(state["cursor"])
-        self.rng.bit_generator.state = state["rng"]
-        self._pass_seed = state["pass_seed"]
-        self._perm = None
-        if self._pass_seed is not None:
-            self._perm = np.random.Generator(np.random.PCG64(self._pass_seed)).permutation(
-                self.n_positions
-            )
-
-
-# ---------------------------------------------------------------------------------- data
-class TrackSource:
-    """Training values: experiment index x position -> float32.
-
-    Tracks are gathered into one contiguous ``(n_experiments, n_positions)`` float32 array when
-    that takes at most ``max_dense_bytes``; otherwise they stay as given (e.g. memory-mapped)
-    and each batch reads only the positions it needs.
-
-    Parameters
-    ----------
-    tracks: sequence of 1-D arrays
-        One array per experiment, all of the same length.
-    max_dense_bytes: int, optional
-        Largest stacked array to build. Default is 2 GiB.
-    """
-
-    def __init__(self, tracks: Sequence[np.ndarray], max_dense_bytes: int = 2**31) -> None:
-        if len(tracks) == 0:
-            raise AvocadoValueError("no training tracks: data is empty")
-        self.n_experiments = len(tracks)
-        self.n_positions = int(len(tracks[0]))
-        self.dense: np.ndarray | None = None
-        self.tracks = list(tracks)
-        if self.n_experiments * self.n_positions * 4 <= max_dense_bytes:
-            self.dense = np.empty((self.n_experiments, self.n_positions), dtype=np.float32)
-            for i, track in enumerate(self.tracks):
-                self.dense[i] = track
-            self.tracks = []
-
-    def values(self, experiments: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """Values of (experiment, position) pairs.
-
-        Parameters
-        ----------
-        experiments, positions: numpy.ndarray, shape=(n,), dtype=int64
-
-        Returns
-        -------
-        numpy.ndarray, shape=(n,), dtype=float32
-        """
-        if self.dense is not None:
-            return self.dense[experiments, positions]
-        out = np.empty(len(positions), dtype=np.float32)
-        lo, hi = int(positions.min()), int(positions.max()) + 1
-        for e in np.unique(experiments):  # a loop over experiments, not positions
-            mask = experiments == e
-            if hi - lo <= 4 * len(positions):  # contiguous-ish batch: read one window
-                out[mask] = np.asarray(self.tracks[e][lo:hi], dtype=np.float32)[
-                    positions[mask] - lo
-                ]
-            else:
-                out[mask] = self.tracks[e][positions[mask]]
-        return out
-
-
-# ---------------------------------------------------------------------------------- optimizer
-class CatchUpAdam:
-    """Dense Adam for a big embedding table at the cost of the rows a step touches.
-
-    Dense Adam moves every row at every step: with a zero gradient, a row's moments decay
-    (``m *= beta1``, ``v *= beta2``) and it keeps moving on its decaying momentum. Updating only
-    the touched rows ("lazy Adam") drops those moves and trains genome factors far worse.
-    Here each row remembers the step it is current to; just before a row is used again the
-    steps it missed are applied at once: the moments decay by ``beta1**k`` / ``beta2**k``
-    exactly, and the missed weight updates ``sum_k lr * w_k * m / (sqrt(v) + e_k)`` (``w_k`` and
-    ``e_k`` carry the bias corrections and epsilon of each missed step) are summed by a short
-    moment expansion around the mean ``e_k`` of each of a few chunks of the missed steps (a
-    relative error below about 1e-6 of the catch-up; the chunks are chosen so that ``e_k``
-    varies by at most ``exp(delta)`` within one). Terms after ``kcap`` missed steps are below
-    ``beta1**kcap`` of the first and are dropped.
-
-    Parameters
-    ----------
-    table: torch.Tensor, shape=(n_rows, n_factors)
-        The parameter (updated in place).
-    lr: float
-        Learning rate.
-    betas: tuple of float
-        Adam's betas.
-    eps: float
-        Adam's epsilon (torch formulation), must be positive.
-    kcap: int, optional
-        Missed steps summed at most. Default is 400 (``0.9**400`` is 5e-19).
-    delta: float, optional
-        Largest log-range of ``e_k`` within one chunk. Default is 0.25.
-    memo: dict or None, optional
-        Coefficients by (step, missed steps), shared by the tables of one trainer. Default is
-        None (a new one).
-    kernel: bool, optional
-        On CPU, update rows with the compiled kernels of :mod:`avocado_core.kernels` (one pass
-        over the rows instead of some 30 torch operations). Default is True.
-    """
-
-    def __init__(
-        self,
-        table: torch.Tensor,
-        lr: float,
-        betas: tuple[float, float],
-        eps: float,
-        kcap: int = 400,
-        delta: float = 0.25,
-        memo: dict | None = None,
-        kernel: bool = True,
-    ) -> None:
-        if eps <= 0:
-            raise AvocadoValueError(f"catch-up Adam needs eps > 0, got {eps}")
-        self.table = table
-        self.lr, (self.b1, self.b2), self.eps = float(lr), betas, float(eps)
-        self.kcap, self.delta = int(kcap), float(delta)
-        # (s, k) -> coefficients; tables of one trainer share it (their rows' groups repeat).
-        self.memo: dict = {} if memo is None else memo
-        self.m = torch.zeros_like(table)
-        self.v = torch.zeros_like(table)
-        # The step each row is current to (0: never stepped, moments are zero).
-        self.last = torch.zeros(table.shape[0], dtype=torch.long, device=table.device)
-        self.kernel = (kernel and table.device.type == "cpu" and table.dtype == torch.float32
-                       and table.is_contiguous())
-
-    def _row_array(self, rows: torch.Tensor | slice) -> np.ndarray:
-        """``rows`` as an int64 array (for the kernels)."""
-        if isinstance(rows, slice):
-            return np.arange(*rows.indices(self.table.shape[0]), dtype=np.int64)
-        return rows.numpy()
-
-    def _coefficients(
-        self, s: torch.Tensor, k: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-group chunk coefficients for groups of rows current to step s missing k steps.
-
-        Returns ``ebar`` (G, C) and ``moments`` (G, C, 4): M0, nu2, nu3, nu4 (central moments
-        of e around ebar relative to ebar**p, weighted by w).
-        """
-        f64 = torch.float64
-        kc = k.clamp(min=0, max=self.kcap)
-        if int(kc.max()) == 0:  # nothing missed
-            return (torch.full((len(s), 1), self.eps, dtype=f64),
-                    torch.zeros((len(s), 1, 4), dtype=f64))
-        steps = torch.arange(1, int(kc.max()) + 1, dtype=f64)
-        j = s.to(f64)[:, None] + steps[None, :]
-        valid = steps[None, :] <= kc.to(f64)[:, None]
-        lb1, lb2 = math.log(self.b1), math.log(self.b2)
-        bc1 = -torch.expm1(j * lb1)
-        bc2 = -torch.expm1(j * lb2)
-        root = torch.sqrt(bc2) * torch.exp(-0.5 * lb2 * steps)[None, :]
-        w = torch.exp(lb1 * steps)[None, :] * root / bc1 * valid
-        e = self.eps * root
-        loge = torch.log(e)
-        chunk = torch.floor((loge - loge[:, :1]) / self.delta).long().clamp(min=0)
-        chunk = torch.where(valid, chunk, torch.zeros_like(chunk))
-        n_chunks = int(chunk.max()) + 1
-        g = s.shape[0]
-        m0 = torch.zeros(g, n_chunks, dtype=f64).scatter_add_(1, chunk, w)
-        safe = torch.where(m0 > 0, m0, torch.ones_like(m0))
-        ebar = torch.zeros(g, n_chunks, dtype=f64).scatter_add_(1, chunk, w * e) / safe
-        ebar = torch.where(m0 > 0, ebar, torch.full_like(ebar, self.eps))
-        rel = e / torch.gather(ebar, 1, chunk) - 1.0
-        moments = [m0]
-        for power in (2, 3, 4):
-            mp = torch.zeros(g, n_chunks, dtype=f64).scatter_add_(1, chunk, w * rel**power)
-            moments.append(mp / safe)
-        return ebar, torch.stack(moments, dim=2)
-
-    def _group_coefficients(
-        self, s: torch.Tensor, k: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`_coefficients` through the memo (for the few groups of a training step)."""
-        if len(s) > 64:
-            return self._coefficients(s, k)
-        keys = list(zip(s.tolist(), k.tolist()))
-        if len(self.memo) > 4096:  # bound the memo; clear it before choosing what to compute
-            self.memo.clear()
-        missing = [key for key in dict.fromkeys(keys) if key not in self.memo]
-        if missing:
-            ms = torch.tensor([key[0] for key in missing])
-            mk = torch.tensor([key[1] for key in missing])
-            ebar, mom = self._coefficients(ms, mk)
-            for i, key in enumerate(missing):
-                self.memo[key] = (ebar[i], mom[i])
-        n_chunks = max(self.memo[key][0].shape[0] for key in keys)
-        ebar = torch.full((len(keys), n_chunks), self.eps, dtype=torch.float64)
-        mom = torch.zeros((len(keys), n_chunks, 4), dtype=torch.float64)
-        for i, key in enumerate(keys):  # a loop over the step's few groups of rows
-            e_i, m_i = self.memo[key]
-            ebar[i, : len(e_i)] = e_i
-            mom[i, : len(e_i)] = m_i
-        return ebar, mom
-
-    def catch_up(self, rows: torch.Tensor | slice, t: int) -> None:
-        """Bring rows current to step ``t`` (apply the zero-gradient steps they missed).
-
-        Parameters
-        ----------
-        rows: torch.Tensor of int64 (unique) or slice
-            Rows to bring up to date.
-        t: int
-            The step they must be current to.
-        """
-        if self.kernel:
-            kernels.catch_up_rows(
-                self.table.numpy(), self.m.numpy(), self.v.numpy(), self.last.numpy(),
-                self._row_array(rows), t, self.lr, (self.b1, self.b2), self.eps, self.kcap,
-                self.delta,
-            )
-            return
-        last = self.last[rows]
-        missed = t - last
-        if not bool((missed > 0).any()):
-            return
-        if isinstance(rows, slice):
-            # A sequential batch's rows were last touched together: a few runs of equal
-            # ``last``, each caught up with scalar coefficients (no per-row gathers).
-            runs, counts = torch.unique_consecutive(last, return_counts=True)
-            if len(runs) <= 8:
-                ebar, mom = self._group_coefficients(runs.cpu(), (t - runs).cpu())
-                lo = rows.start or 0
-                for i, (run, n) in enumerate(zip(runs.tolist(), counts.tolist())):
-                    if run < t:
-                        self._catch_up_run(slice(lo, lo + n), t - run, ebar[i], mom[i])
-                    lo += n
-                self.last[rows] = t
-                return
-        groups, inverse = torch.unique(last, return_inverse=True)
-        k_groups = t - groups
-        dtype = self.table.dtype
-        if isinstance(rows, slice):
-            p, m, v = self.table[rows], self.m[rows], self.v[rows]
-        else:
-            p, m, v = self.table[rows], self.m[rows], self.v[rows]
-        root = torch.sqrt(v)
-        total = torch.zeros_like(p)
-        for lo in range(0, len(groups), 2048):  # bounded memory when many groups
-            sel = slice(lo, lo + 2048)
-            ebar, mom = self._group_coefficients(groups[sel].cpu(), k_groups[sel].cpu())
-            ebar = ebar.to(device=p.device, dtype=dtype)
-            mom = mom.to(device=p.device, dtype=dtype)
-            inv = inverse - lo
-            in_block = (inv >= 0) & (inv < ebar.shape[0])
-            idx = inv.clamp(0, ebar.shape[0] - 1)
-            for c in range(ebar.shape[1]):
-                eb = ebar[idx, c][:, None]
-                mc = mom[idx, c]
-                inv_d = 1.0 / (root + eb)
-                z = eb * inv_d
-                poly = 1.0 + z * z * (mc[:, 1:2] + z * (-mc[:, 2:3] + z * mc[:, 3:4]))
-                contrib = (mc[:, 0:1] * self.lr) * inv_d * poly
-                if len(groups) > 2048:
-                    contrib = contrib * in_block[:, None]
-                total += contrib
-        p -= m * total
-        kf = missed.to(dtype)[:, None]
-        m *= torch.exp(kf * math.log(self.b1))
-        v *= torch.exp(kf * math.log(self.b2))
-        if isinstance(rows, slice):
-            self.last[rows] = t
-        else:
-            self.table[rows] = p
-            self.m[rows] = m
-            self.v[rows] = v
-            self.last[rows] = t
-
-    def _catch_up_run(
-        self, rows: slice, k: int, ebar: torch.Tensor, moments: torch.Tensor
-    ) -> None:
-        """:meth:`catch_up` of rows that all missed the same ``k`` steps (in place)."""
-        p, m, v = self.table[rows], self.m[rows], self.v[rows]
-        root = v.sqrt()
-        total = torch.zeros_like(p)
-        inv_d, poly = torch.empty_like(p), torch.empty_like(p)
-        for eb, (m0, nu2, nu3, nu4) in zip(ebar.tolist(), moments.tolist()):
-            if m0 == 0.0:
-                continue
-            torch.add(root, eb, out=inv_d).reciprocal_()  # 1 / (root + ebar)
-            z = inv_d * eb
-            # poly = 1 + z^2 (nu2 + z (-nu3 + z nu4)), in place
-            torch.mul(z, nu4, out=poly).sub_(nu3).mul_(z).add_(nu2).mul_(z).mul_(z).add_(1.0)
-            total.addcmul_(inv_d, poly, value=m0 * self.lr)
-        p.addcmul_(m, total, value=-1.0)
-        m.mul_(self.b1**k)
-        v.mul_(self.b2**k)
-
-    def step(self, rows: torch.Tensor | slice, grad: torch.Tensor, t: int) -> None:
-        """Adam step ``t`` for rows that are current to ``t - 1``.
-
-        Parameters
-        ----------
-        rows: torch.Tensor of int64 (unique) or slice
-        grad: torch.Tensor, shape=(n_rows, n_factors)
-            The summed gradient of each row.
-        t: int
-            The step number (1 for the first).
-        """
-        if self.kernel:
-            kernels.adam_rows(
-                self.table.numpy(), self.m.numpy(), self.v.numpy(), self.last.numpy(),
-                self._row_array(rows), grad.contiguous().numpy(), t, self.lr,
-                (self.b1, self.b2), self.eps,
-            )
-            return
-        b1, b2 = self.b1, self.b2
-        bc1, bc2 = 1 - b1**t, 1 - b2**t
-        if isinstance(rows, slice):
-            p, m, v = self.table[rows], self.m[rows], self.v[rows]
-        else:
-            p, m, v = self.table[rows], self.m[rows], self.v[rows]
-        m.mul_(b1).add_(grad, alpha=1 - b1)
-        v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        denom = (v.sqrt() / math.sqrt(bc2)).add_(self.eps)
-        p.addcdiv_(m, denom, value=-self.lr / bc1)
-        if not isinstance(rows, slice):
-            self.table[rows] = p
-            self.m[rows] = m
-            self.v[rows] = v
-        self.last[rows] = t
-
-    def finalize(self, t: int, chunk_rows: int = 1 << 16) -> None:
-        """Bring every row current to step ``t`` (before predicting or saving)."""
-        for lo in range(0, self.table.shape[0], chunk_rows):
-            self.catch_up(slice(lo, lo + chunk_rows), t)
-
-    def current(self, rows: slice, t: int) -> torch.Tensor:
-        """The values ``rows`` would have when brought current to step ``t``, leaving this
-        optimizer's state untouched (catching up in two parts rounds differently from at
-        once, so a peek must not change the rows the training goes on with)."""
-        peek = CatchUpAdam(self.table[rows].clone(), self.lr, (self.b1, self.b2), self.eps,
-                           self.kcap, self.delta, memo=self.memo, kernel=self.kernel)
-        peek.m.copy_(self.m[rows])
-        peek.v.copy_(self.v[rows])
-        peek.last.copy_(self.last[rows])
-        peek.catch_up(slice(None), t)
-        return peek.table
 
 
 # ---------------------------------------------------------------------------------- trainer
@@ -670,6 +208,8 @@ class Trainer:
         # running mean of the trained parameters (stochastic weight averaging)
         self.average: dict[str, torch.Tensor] = {}
         self.n_averaged = 0
+        # the trained parameters' own values once ``apply_average`` replaced them by the mean
+        self.trajectory: dict[str, torch.Tensor] = {}
 
         tables = network.embedding_parameters()
         # Parameters stepped by torch's Adam (all of them on the dense path).
@@ -1087,11 +627,20 @@ class Trainer:
                         avg[rows] += (value - avg[rows]) / self.n_averaged
 
     def apply_average(self) -> None:
-        """Set the trained parameters to their running mean (at the end of training)."""
+        """Set the trained parameters to their running mean (at the end of training).
+
+        Their own values are kept in ``trajectory`` (and in :meth:`state_tensors`): a run
+        continued from this trainer's state goes on from them, not from the mean.
+        """
         with torch.no_grad():
             for name, p in self._trained_parameters().items():
                 if name in self.average:
+                    self.trajectory[name] = p.detach().clone()
                     p.copy_(self.average[name])
+
+    def trained_shapes(self) -> dict[str, list[int]]:
+        """Shape of each trained parameter, by name (what a state to load must match)."""
+        return {name: list(p.shape) for name, p in self._trained_parameters().items()}
 
     # -------------------------------------------------------------- state
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -1109,6 +658,8 @@ class Trainer:
             out[f"rowadam.{name}.last"] = adam.last
         for name, avg in self.average.items():
             out[f"average.{name}"] = avg
+        for name, value in self.trajectory.items():
+            out[f"trajectory.{name}"] = value
         return out
 
     def state_meta(self) -> dict[str, Any]:
@@ -1130,13 +681,18 @@ class Trainer:
         }
 
     def load_state(self, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-        """Restore what :meth:`state_meta` and :meth:`state_tensors` returned."""
+        """Restore what :meth:`state_meta` and :meth:`state_tensors` returned.
+
+        Without ``"sampler"`` in ``meta`` the sampler keeps its own state. Parameters that
+        :meth:`apply_average` replaced by their mean get their own values back.
+        """
         if meta.get("mode", "dense") != self.mode:
             raise AvocadoValueError(
                 f"checkpoint was written by the {meta.get('mode')!r} optimizer, not {self.mode!r}"
             )
         self.step_count = int(meta["step_count"])
-        self.sampler.load_state_dict(meta["sampler"])
+        if "sampler" in meta:
+            self.sampler.load_state_dict(meta["sampler"])
         self._prefetch = None  # drawn from the old state
         for name, p in self.params.items():
             key = f"adam.{name}.exp_avg"
@@ -1156,6 +712,11 @@ class Trainer:
             key.removeprefix("average."): value.to(self.device).clone()
             for key, value in tensors.items() if key.startswith("average.")
         }
+        trained = self._trained_parameters()
+        with torch.no_grad():
+            for key, value in tensors.items():
+                if key.startswith("trajectory."):
+                    trained[key.removeprefix("trajectory.")].copy_(value)
 
 
 
@@ -1193,275 +754,3 @@ def _block_apply(
         else:
             out[row : row + n_groups] = chunk.view(n_groups, div, -1).sum(1)
     return out
-
-# ---------------------------------------------------------------------------------- checkpoints
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_tensors_dir(
-    path: str | os.PathLike, meta: dict[str, Any], tensors: dict[str, torch.Tensor], meta_name: str
-) -> None:
-    """Write ``meta`` (JSON) and ``tensors`` (safetensors) into a directory atomically.
-
-    The tensors go to a new file whose name ``meta`` records; the JSON file is replaced last
-    with ``os.replace``, so a reader always sees a complete, consistent pair. Older tensor
-    files are removed afterwards.
-
-    Parameters
-    ----------
-    path: path-like
-        The directory (created if missing).
-    meta: dict
-        JSON-serializable metadata; the key ``"weights_file"`` is added.
-    tensors: dict of str to torch.Tensor
-        Tensors to store.
-    meta_name: str
-        File name of the JSON file inside the directory.
-    """
-    directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".weights-", suffix=".safetensors")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        weights_name = "weights-" + os.path.basename(tmp)[len(".weights-") :]
-        os.replace(tmp, directory / weights_name)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    meta = dict(meta, weights_file=weights_name)
-    _atomic_write_text(directory / meta_name, json.dumps(meta, indent=1, sort_keys=True))
-    for old in directory.glob("weights-*.safetensors"):
-        if old.name != weights_name:
-            old.unlink(missing_ok=True)
-
-
-def read_tensors_dir(
-    path: str | os.PathLike, meta_name: str
-) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read what :func:`write_tensors_dir` wrote.
-
-    Raises
-    ------
-    AvocadoValueError
-        When the directory, its JSON file or its tensor file is missing or unreadable.
-    """
-    directory = Path(path)
-    if not directory.is_dir():
-        raise AvocadoValueError(f"{directory} is not a directory (expected a saved model)")
-    meta_path = directory / meta_name
-    if not meta_path.is_file():
-        raise AvocadoValueError(f"{directory} has no {meta_name}: not a saved model directory")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AvocadoValueError(f"{meta_path} is corrupted (not valid JSON: {exc})") from None
-    if not isinstance(meta, dict):
-        raise AvocadoValueError(f"{meta_path} is corrupted (not a JSON object)")
-    weights = inside(directory, meta.get("weights_file"), f"weights_file in {meta_path}")
-    if not weights.is_file():
-        raise AvocadoValueError(
-            f"{directory}: weights file {meta.get('weights_file')!r} named in {meta_name} "
-            "is missing"
-        )
-    try:
-        tensors = load_file(str(weights))
-    except Exception as exc:  # safetensors raises its own error types
-        raise AvocadoValueError(f"{weights} is corrupted ({exc})") from None
-    return meta, tensors
-
-
-class Checkpointer:
-    """Periodic training checkpoints in one directory.
-
-    Parameters
-    ----------
-    directory: path-like
-        Where the checkpoint lives (``checkpoint.json`` + one safetensors file).
-    fingerprint: dict
-        What identifies the training run (configuration, data, schedule); a checkpoint whose
-        fingerprint differs is refused instead of silently resumed.
-    """
-
-    META = "checkpoint.json"
-
-    def __init__(self, directory: str | os.PathLike, fingerprint: dict[str, Any]) -> None:
-        self.directory = Path(directory)
-        self.fingerprint = json.loads(json.dumps(fingerprint))
-
-    def exists(self) -> bool:
-        """Whether a checkpoint was written."""
-        return (self.directory / self.META).is_file()
-
-    def save(
-        self,
-        epoch: int,
-        history: dict[str, list[float]],
-        trainer: Trainer,
-        extra_meta: dict[str, Any] | None = None,
-    ) -> None:
-        """Write the trainer's network, optimizer and sampler state after ``epoch`` epochs.
-
-        Rows of catch-up tables are stored as they are, with the step each is current to, so
-        that a resumed run continues bit for bit.
-        """
-        tensors = {f"net.{k}": v for k, v in trainer.network.state_dict().items()}
-        tensors.update(trainer.state_tensors())
-        meta = {
-            "epoch": epoch,
-            "history": history,
-            "trainer": trainer.state_meta(),
-            "fingerprint": self.fingerprint,
-            "extra": extra_meta or {},
-        }
-        write_tensors_dir(self.directory, meta, tensors, self.META)
-
-    def load(self, trainer: Trainer) -> tuple[int, dict[str, list[float]], dict[str, Any]]:
-        """Restore the trainer from the checkpoint.
-
-        Returns
-        -------
-        epoch: int
-            Epochs completed.
-        history: dict
-            History up to that epoch.
-        extra: dict
-            ``extra_meta`` given to :meth:`save`.
-        """
-        meta, tensors = read_tensors_dir(self.directory, self.META)
-        if meta.get("fingerprint") != self.fingerprint:
-            old = meta.get("fingerprint") or {}
-            diff = sorted(
-                k for k in set(old) | set(self.fingerprint) if old.get(k) != self.fingerprint.get(k)
-            )
-            raise AvocadoValueError(
-                f"checkpoint in {self.directory} belongs to a different training run "
-                f"(differs in: {', '.join(diff)}); use another checkpoint_dir or resume=False"
-            )
-        net_state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
-        trainer.network.load_state_dict(net_state)
-        trainer.load_state(meta["trainer"], tensors)
-        return int(meta["epoch"]), meta["history"], meta.get("extra", {})
-
-    def clear(self) -> None:
-        """Remove the checkpoint directory."""
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------------------- loop
-def train(
-    trainer: Trainer,
-    n_epochs: int,
-    epoch_size: int,
-    validate: Callable[[], float] | None = None,
-    early_stopping: int | None = None,
-    checkpointer: Checkpointer | None = None,
-    checkpoint_every: int | None = None,
-    resume: bool = True,
-    progress: bool = True,
-    average_from: int | None = None,
-) -> dict[str, list[float]]:
-    """The epoch loop.
-
-    Parameters
-    ----------
-    trainer: Trainer
-        Takes the steps.
-    n_epochs: int
-        Total number of epochs (including those a resumed checkpoint already ran).
-    epoch_size: int
-        Steps (batches) per epoch.
-    validate: callable or None, optional
-        Returns the validation MSE after an epoch. Default is None.
-    early_stopping: int or None, optional
-        Stop after this many epochs without a better validation MSE. Default is None.
-    checkpointer: Checkpointer or None, optional
-        Where to write checkpoints and to resume from. Default is None.
-    checkpoint_every: int or None, optional
-        Write a checkpoint every this many epochs (and after the last). Default is None (every
-        epoch when a checkpointer is given).
-    resume: bool, optional
-        Resume from the checkpointer's checkpoint when one exists. Default is True.
-    progress: bool, optional
-        Show a tqdm progress bar with the running loss. Default is True.
-    average_from: int or None, optional
-        Stochastic weight averaging: the trained parameters end as the mean of their values
-        at the end of every epoch after this many (epochs ``average_from + 1`` to the last).
-        Validation and early stopping see each epoch's own parameters. Default is None (the
-        last epoch's parameters).
-
-    Returns
-    -------
-    dict
-        ``{"loss": [...], "val_mse": [...]}``, one entry per epoch (``val_mse`` empty without
-        ``validate``).
-    """
-    from tqdm.auto import tqdm
-
-    if n_epochs < 0 or epoch_size < 1:
-        raise AvocadoValueError(
-            f"need n_epochs >= 0 and epoch_size >= 1, got {n_epochs} and {epoch_size}"
-        )
-    if early_stopping is not None and validate is None:
-        raise AvocadoValueError("early_stopping needs validation data")
-    if average_from is not None and not 0 <= average_from < n_epochs:
-        raise AvocadoValueError(
-            f"average_from={average_from} averages no epoch; expected 0 <= average_from < "
-            f"n_epochs={n_epochs}"
-        )
-    history: dict[str, list[float]] = {"loss": [], "val_mse": []}
-    start = 0
-    if checkpointer is not None and resume and checkpointer.exists():
-        start, history, _ = checkpointer.load(trainer)
-    every = checkpoint_every or 1
-    best, since_best = math.inf, 0
-    for v in history["val_mse"]:
-        best, since_best = (v, 0) if v < best else (best, since_best + 1)
-
-    bar = tqdm(total=(n_epochs - start) * epoch_size, disable=not progress, unit="batch")
-    old_threads = torch.get_num_threads()
-    if getattr(trainer, "threads", None):
-        torch.set_num_threads(trainer.threads)
-    try:
-        for epoch in range(start, n_epochs):
-            if early_stopping is not None and since_best >= early_stopping:
-                break
-            total = 0.0
-            for i in range(epoch_size):
-                total += trainer.step()
-                bar.update(1)
-                if i % 10 == 9 or i == epoch_size - 1:
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{total / (i + 1):.4f}")
-            history["loss"].append(total / epoch_size)
-            if validate is not None:
-                trainer.finalize()
-                val = float(validate())
-                history["val_mse"].append(val)
-                best, since_best = (val, 0) if val < best else (best, since_best + 1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{total / epoch_size:.4f}", val=f"{val:.4f}")
-            done = epoch + 1
-            if average_from is not None and done > average_from:
-                trainer.accumulate_average()
-            if checkpointer is not None and (done % every == 0 or done == n_epochs):
-                checkpointer.save(done, history, trainer)
-    finally:
-        bar.close()
-        torch.set_num_threads(old_threads)
-    trainer.finalize()
-    if trainer.n_averaged:
-        trainer.apply_average()
-    return history
