@@ -5,7 +5,7 @@ Two rules keep every read and write inside the folder it belongs to:
 - a file name built from a name the user chose (a biosample, an assay) goes through
   :func:`file_stem`, which escapes every character that could leave the folder or collide;
 - a relative path read from a file (a store's catalog, a model's config) goes through
-  :func:`inside`, which refuses one that resolves outside its folder.
+  :func:`inside`, which refuses one that leads outside its folder.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def file_stem(*names: str) -> str:
 
 
 def inside(folder: str | os.PathLike, relative: object, what: str) -> Path:
-    """``folder / relative``, refusing a path that resolves outside ``folder``.
+    """``folder / relative``, refusing a path that leads outside ``folder`` (``..``, absolute).
 
     Parameters
     ----------
@@ -65,13 +65,15 @@ def inside(folder: str | os.PathLike, relative: object, what: str) -> Path:
     folder = Path(folder)
     if not isinstance(relative, str) or not relative.strip():
         raise AvocadoValueError(f"{what} must be a file name, got {relative!r}")
-    path = folder / relative
-    root = folder.resolve()
-    if Path(relative).is_absolute() or not path.resolve().is_relative_to(root):
+    # Checked on the name itself, not on resolved links: a folder the owner links elsewhere
+    # (tracks/ on another disk) stays usable; "..", "/" and "\0" tricks do not.
+    normal = os.path.normpath(relative)
+    if "\0" in relative or os.path.isabs(normal) or normal == ".." \
+            or normal.startswith(".." + os.sep) or normal == ".":
         raise AvocadoValueError(
             f"{what} is {relative!r}, which is outside {folder}; refusing to read it"
         )
-    return path
+    return folder / normal
 
 
 def writable_dir(folder: str | os.PathLike, what: str) -> Path:
