@@ -173,7 +173,8 @@ def main() -> None:
               for text in random_windows(ws, 2000)]
     workers = args.workers or sorted({1, default_workers()})
 
-    print(f"CPU: {cpu_model()} · {os.cpu_count()} cores · workspace {ws.path}")
+    print(f"CPU: {cpu_model()} · {os.cpu_count()} cores · load average "
+          f"{os.getloadavg()[0]:.1f} (other jobs) · workspace {ws.path}")
     print(f"locus callback: random {WINDOW // 1000} kb windows, {len(experiments)} experiments "
           f"(observed + imputed), {args.seconds:.0f} s per row, no pause between requests")
     print(f"{'workers':>7} {'users':>5} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6} "
