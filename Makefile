@@ -42,6 +42,7 @@ demo: install
 	$(BIN)/avocado demo $(WORKSPACE) --host $(HOST) --port $(PORT)
 
 test: install-test
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 clean-workspace:

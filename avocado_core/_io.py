@@ -52,7 +52,8 @@ __all__ = [
 TEMP_MARK = ".avocado-tmp-"
 _HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname() or "localhost")
 _TEMP_RE = re.compile(
-    r"^\.(?P<name>.+)" + re.escape(TEMP_MARK) + r"(?P<host>[A-Za-z0-9_.]+)-(?P<pid>\d+)-[0-9a-f]{8}$"
+    r"^\.(?P<name>.+)" + re.escape(TEMP_MARK)
+    + r"(?P<host>[A-Za-z0-9_.]+)-(?P<pid>\d+)-[0-9a-f]{8}$"
 )
 #: numpy's message for a short write (``ndarray.tofile``, ``np.save``) has no errno.
 _SHORT_WRITE = re.compile(r"(\d+) requested and (\d+) written")

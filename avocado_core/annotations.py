@@ -268,13 +268,13 @@ class Annotations:
 
     def genes_in(self, chrom: str | tuple, start: int | None = None,
                  end: int | None = None) -> pd.DataFrame:
-        """Genes overlapping ``[start, end)`` on ``chrom`` (or a locus string / tuple as first argument)."""
+        """Genes overlapping ``[start, end)`` on ``chrom`` (or a locus string / tuple first)."""
         chrom, start, end = self._window(chrom, start, end)
         return self._overlapping(self.genes, chrom, start, end)
 
     def exons_in(self, chrom: str | tuple, start: int | None = None,
                  end: int | None = None) -> pd.DataFrame:
-        """Exons overlapping ``[start, end)`` on ``chrom`` (or a locus string / tuple as first argument)."""
+        """Exons overlapping ``[start, end)`` on ``chrom`` (or a locus string / tuple first)."""
         chrom, start, end = self._window(chrom, start, end)
         return self._overlapping(self.exons, chrom, start, end)
 

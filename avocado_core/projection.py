@@ -63,15 +63,18 @@ UMAP_PCA_DIMS = 30
 def _check_matrix(X: Any, name: str = "X") -> np.ndarray:
     X = np.asarray(X)
     if X.ndim != 2:
-        raise AvocadoValueError(f"{name} must be a 2-D array (points x features), got shape {X.shape}")
+        raise AvocadoValueError(
+            f"{name} must be a 2-D array (points x features), got shape {X.shape}")
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise AvocadoValueError(f"{name} must have at least one point and one feature, got shape {X.shape}")
+        raise AvocadoValueError(
+            f"{name} must have at least one point and one feature, got shape {X.shape}")
     if not np.issubdtype(X.dtype, np.number):
         raise AvocadoValueError(f"{name} must be numeric, got dtype {X.dtype}")
     X = X.astype(np.float64 if X.dtype == np.float64 else np.float32, copy=False)
     if not np.isfinite(X).all():
         bad = int((~np.isfinite(X)).any(axis=1).sum())
-        raise AvocadoValueError(f"{name} has {bad} row(s) with NaN or infinite values; expected finite values")
+        raise AvocadoValueError(
+            f"{name} has {bad} row(s) with NaN or infinite values; expected finite values")
     return X
 
 
@@ -164,7 +167,8 @@ def project(X: np.ndarray, method: str = "umap", n_components: int = 2, seed: in
     degenerate, so PCA is used instead (with a ``UserWarning``). One point maps to the origin.
     """
     if method not in METHODS:
-        raise AvocadoValueError(f"unknown projection method {method!r}; expected one of {list(METHODS)}")
+        raise AvocadoValueError(
+            f"unknown projection method {method!r}; expected one of {list(METHODS)}")
     if not isinstance(n_components, (int, np.integer)) or n_components < 1:
         raise AvocadoValueError(f"n_components must be a positive integer, got {n_components!r}")
     X = _check_matrix(X)
@@ -249,7 +253,7 @@ def stratified_sample(strata: np.ndarray | Sequence, n: int, seed: int = 0,
         extra[order] += 1
         quota = quota + np.minimum(extra, capacity)
     rng = np.random.default_rng(seed)
-    # Sort by class, randomly within a class (codes + U[0, 1) is one float key: faster than lexsort).
+    # Sort by class, randomly within a class (codes + U[0, 1) is one float key: beats lexsort).
     order = np.argsort(codes + rng.random(N))
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     rank = np.empty(N, dtype=np.int64)
@@ -261,11 +265,14 @@ def _factorize(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes and sorted unique labels (hash-based: fast on a million strings)."""
     codes, uniques = pd.factorize(np.asarray(labels).ravel(), sort=True)
     if (codes < 0).any():
-        raise AvocadoValueError("strata contain missing labels (None / NaN); expected a label for every item")
+        raise AvocadoValueError(
+            "strata contain missing labels (None / NaN); expected a label for every item")
     return codes.astype(np.int64, copy=False), np.asarray(uniques)
 
 
-def genome_features(model: Any, rows: np.ndarray | None = None, resolution: str = "all") -> np.ndarray:
+def genome_features(
+    model: Any, rows: np.ndarray | None = None, resolution: str = "all"
+) -> np.ndarray:
     """The genome factors of a model for some positions, without building the whole table.
 
     Parameters
@@ -286,7 +293,8 @@ def genome_features(model: Any, rows: np.ndarray | None = None, resolution: str 
     features: numpy.ndarray, shape=(len(rows), n_factors), dtype=float32
     """
     if resolution not in RESOLUTIONS:
-        raise AvocadoValueError(f"unknown resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
+        raise AvocadoValueError(
+            f"unknown resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
     if resolution != "all":
         table = np.asarray(model.genome_factors(resolution))
         return np.asarray(table if rows is None else table[rows], dtype=np.float32)
@@ -314,8 +322,8 @@ def _row_strata(strata: np.ndarray, n_positions: int, n_rows: int, per_row: int)
         return strata
     if strata.shape[0] != n_positions:
         raise AvocadoValueError(
-            f"strata has {strata.shape[0]} labels; expected one per position ({n_positions}) or per "
-            f"row of the chosen resolution ({n_rows})")
+            f"strata has {strata.shape[0]} labels; expected one per position ({n_positions}) "
+            f"or per row of the chosen resolution ({n_rows})")
     codes, labels = _factorize(strata)
     row = np.minimum(np.arange(n_positions) // per_row, n_rows - 1)
     counts = np.bincount(row * len(labels) + codes, minlength=n_rows * len(labels))
@@ -363,7 +371,8 @@ def model_projection(model: Any, axis: str = "biosamples", method: str = "umap",
     if axis not in AXES:
         raise AvocadoValueError(f"unknown axis {axis!r}; expected one of {list(AXES)}")
     if method not in METHODS:
-        raise AvocadoValueError(f"unknown projection method {method!r}; expected one of {list(METHODS)}")
+        raise AvocadoValueError(
+            f"unknown projection method {method!r}; expected one of {list(METHODS)}")
     if axis in ("biosamples", "assays"):
         if axis == "biosamples":
             X, names = model.biosample_embedding(), list(model.biosamples)
@@ -375,13 +384,15 @@ def model_projection(model: Any, axis: str = "biosamples", method: str = "umap",
         return df
 
     if resolution not in RESOLUTIONS:
-        raise AvocadoValueError(f"unknown resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
+        raise AvocadoValueError(
+            f"unknown resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
     n_positions = int(model.n_positions)
     n_rows = factor_rows(model, resolution)
     per_row = 1 if resolution in ("all", "25bp") else GENOME_RESOLUTIONS[resolution]
     if strata is None:
         labels = None
-        rows = np.sort(np.random.default_rng(seed).choice(n_rows, size=min(n_points, n_rows), replace=False))
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(n_rows, size=min(n_points, n_rows), replace=False))
     else:
         labels = _row_strata(np.asarray(strata), n_positions, n_rows, per_row)
         rows = stratified_sample(labels, n_points, seed=seed)
@@ -473,12 +484,14 @@ class ProjectionCache:
         if axis not in AXES:
             raise AvocadoValueError(f"unknown axis {axis!r}; expected one of {list(AXES)}")
         if method not in METHODS:
-            raise AvocadoValueError(f"unknown projection method {method!r}; expected one of {list(METHODS)}")
+            raise AvocadoValueError(
+                f"unknown projection method {method!r}; expected one of {list(METHODS)}")
         if axis != "genome":
             resolution, n_points, strata_key = "-", 0, "none"
         else:
             if resolution not in RESOLUTIONS:
-                raise AvocadoValueError(f"unknown resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
+                raise AvocadoValueError(
+                    f"unknown resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
             strata_key = _strata_digest(strata)
         name = f"{axis}-{method}-{resolution}-n{int(n_points)}-s{int(seed)}-{strata_key}.npz"
         return self.directory / str(fingerprint) / name
@@ -534,7 +547,9 @@ def _write_frame(path: Path, df: pd.DataFrame) -> None:
     for col in df.columns:
         values = df[col].to_numpy()
         arrays[f"col:{col}"] = values.astype(str) if values.dtype == object else values
-    arrays["__meta__"] = np.array(json.dumps({"columns": list(df.columns), "attrs": df.attrs}, default=str))
+    meta = {"columns": list(df.columns), "attrs": df.attrs}
+    arrays["__meta__"] = np.array(json.dumps(meta, default=str))
+    _io.remove_stale(path.parent)
     with _io.atomic_file(path) as fh:
         np.savez(fh, **arrays)
 

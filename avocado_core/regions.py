@@ -36,8 +36,8 @@ GENOME_RESOLUTIONS: dict[str, int] = {"25bp": 1, "250bp": 10, "5kbp": 200}
 
 #: The project's own file: the 42 ENCODE pilot regions of chr1-22 (hg19) in the exact layout of
 #: the 1,126,469-bin Roadmap pilot tracks.
-#: Package data (``avocado_core/data/``), so installed wheels have it too.
-PILOT_REGIONS_FILE = Path(__file__).resolve().parent / "data" / "pilot-regions.hg19.tsv"
+#: It lives in the project's ``data/`` folder (the project's own small files), beside the package.
+PILOT_REGIONS_FILE = Path(__file__).resolve().parent.parent / "data" / "pilot-regions.hg19.tsv"
 
 #: Coordinates at or above this (1 Tb, above any genome's chromosome) are refused.
 MAX_POSITION = 10**12

@@ -154,14 +154,16 @@ def similarity(X: np.ndarray, Y: np.ndarray | None = None, metric: str = "rbf",
     X = _features(X, "X")
     Y = X if Y is None else _features(Y, "Y")
     if metric not in METRICS:
-        raise AvocadoValueError(f"unknown similarity metric {metric!r}; expected one of {list(METRICS)}")
+        raise AvocadoValueError(
+            f"unknown similarity metric {metric!r}; expected one of {list(METRICS)}")
     return _Similarity(X, Y, metric, bandwidth).columns(slice(None))
 
 
 def _features(X: Any, name: str) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] == 0:
-        raise AvocadoValueError(f"{name} must be a non-empty 2-D array (items x features), got shape {X.shape}")
+        raise AvocadoValueError(
+            f"{name} must be a non-empty 2-D array (items x features), got shape {X.shape}")
     if not np.isfinite(X).all():
         raise AvocadoValueError(f"{name} contains NaN or infinite values; expected finite features")
     return X
@@ -197,7 +199,9 @@ class SelectionResult:
     @property
     def coverage(self) -> np.ndarray:
         """``objective / max_objective``: the fraction of the achievable coverage, in [0, 1]."""
-        return self.objective / self.max_objective if self.max_objective > 0 else np.ones_like(self.objective)
+        if self.max_objective > 0:
+            return self.objective / self.max_objective
+        return np.ones_like(self.objective)
 
 
 def _index_array(values: Any, n: int, name: str) -> np.ndarray:
@@ -246,7 +250,8 @@ def facility_location(X: np.ndarray, k: int, chosen: Sequence[int] | np.ndarray 
     X = _features(X, "X")
     n = X.shape[0]
     if metric not in METRICS:
-        raise AvocadoValueError(f"unknown similarity metric {metric!r}; expected one of {list(METRICS)}")
+        raise AvocadoValueError(
+            f"unknown similarity metric {metric!r}; expected one of {list(METRICS)}")
     chosen_idx = _index_array(chosen, n, "chosen")
     if candidates is None:
         cand_idx = np.setdiff1d(np.arange(n), chosen_idx)
@@ -350,11 +355,13 @@ def _embedding_frame(model_or_embedding: Any) -> pd.DataFrame:
         df = model_or_embedding
         if df.index.has_duplicates:
             dup = df.index[df.index.duplicated()][0]
-            raise AvocadoValueError(f"biosample {dup!r} appears twice in the embedding; expected unique names")
+            raise AvocadoValueError(
+                f"biosample {dup!r} appears twice in the embedding; expected unique names")
         return df
     if hasattr(model_or_embedding, "biosample_embedding"):
         X = np.asarray(model_or_embedding.biosample_embedding())
-        return pd.DataFrame(X, index=pd.Index(list(model_or_embedding.biosamples), name="biosample"))
+        index = pd.Index(list(model_or_embedding.biosamples), name="biosample")
+        return pd.DataFrame(X, index=index)
     raise AvocadoValueError(
         f"expected an Avocado model or a DataFrame of embeddings indexed by biosample, "
         f"got {type(model_or_embedding).__name__}")
@@ -454,15 +461,18 @@ def select_biosamples(model_or_embedding: Any, store_or_observed: Any, assay: st
     if query is not None:
         meta = metadata if metadata is not None else getattr(store_or_observed, "biosamples", None)
         if meta is None:
-            raise AvocadoValueError("a metadata query needs biosample metadata: pass metadata= or a TrackStore")
+            raise AvocadoValueError(
+                "a metadata query needs biosample metadata: pass metadata= or a TrackStore")
         try:
             keep = set(map(str, meta.query(query).index))
         except Exception as exc:  # pandas raises many types for a bad expression
-            raise AvocadoValueError(f"bad metadata query {query!r}: {exc}; columns are {list(meta.columns)}") from None
+            raise AvocadoValueError(
+                f"bad metadata query {query!r}: {exc}; columns are {list(meta.columns)}"
+            ) from None
         cand = [c for c in cand if c in keep]
     if not cand:
-        raise AvocadoValueError(f"no candidate biosamples for {assay!r}: every candidate already has it "
-                                f"observed or was filtered out")
+        raise AvocadoValueError(f"no candidate biosamples for {assay!r}: every candidate already "
+                                f"has it observed or was filtered out")
     if k > len(cand):
         raise AvocadoValueError(f"k={k} exceeds the {len(cand)} candidate biosamples for {assay!r}")
 
@@ -532,7 +542,8 @@ def select_positions(genome_factors: Any, k: int, regions: Any = None, *,
     per_row = 1
     if is_model:
         if resolution not in RESOLUTIONS:
-            raise AvocadoValueError(f"unknown resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
+            raise AvocadoValueError(
+                f"unknown resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
         n_positions = int(genome_factors.n_positions)
         n = factor_rows(genome_factors, resolution)
         if resolution in ("250bp", "5kbp"):
@@ -540,11 +551,14 @@ def select_positions(genome_factors: Any, k: int, regions: Any = None, *,
     else:
         F = np.asarray(genome_factors)
         if F.ndim != 2:
-            raise AvocadoValueError(f"genome factors must be a 2-D array (positions x factors), got shape {F.shape}")
+            raise AvocadoValueError(
+                f"genome factors must be a 2-D array (positions x factors), got shape {F.shape}")
         n = n_positions = F.shape[0]
-    if not isinstance(ground_size, (int, np.integer)) or not isinstance(pool_size, (int, np.integer)) \
+    if not isinstance(ground_size, (int, np.integer)) \
+            or not isinstance(pool_size, (int, np.integer)) \
             or ground_size < 1 or pool_size < 1:
-        raise AvocadoValueError(f"ground_size and pool_size must be positive integers, got {ground_size!r} and {pool_size!r}")
+        raise AvocadoValueError(f"ground_size and pool_size must be positive integers, "
+                                f"got {ground_size!r} and {pool_size!r}")
     rng = np.random.default_rng(seed)
     ground = np.sort(rng.choice(n, size=min(ground_size, n), replace=False))
     if candidates is None:
@@ -554,7 +568,8 @@ def select_positions(genome_factors: Any, k: int, regions: Any = None, *,
         if cmask.dtype == bool:
             if cmask.shape == (n_positions,) and per_row > 1:
                 # a per-bin mask at a coarse resolution: rows with any candidate bin
-                cmask = np.bincount(np.arange(n_positions) // per_row, weights=cmask, minlength=n)[:n] > 0
+                row_of_bin = np.arange(n_positions) // per_row
+                cmask = np.bincount(row_of_bin, weights=cmask, minlength=n)[:n] > 0
             if cmask.shape != (n,):
                 raise AvocadoValueError(f"candidate mask has shape {cmask.shape}; expected ({n},)")
             cidx = np.flatnonzero(cmask)
@@ -588,14 +603,16 @@ def _span_coordinates(regions: Any, first: np.ndarray, n_bins: np.ndarray
     """chrom, start, end of runs of bins; a run that leaves its region is cut at the region end."""
     bin_size = int(getattr(regions, "bin_size", 25))
     if int(np.max(first + n_bins)) > int(regions.n_bins):
-        raise AvocadoValueError(f"positions go up to bin {int(np.max(first + n_bins)) - 1} but the region set "
-                                f"has {regions.n_bins} bins; expected the model's region set")
+        raise AvocadoValueError(f"positions go up to bin {int(np.max(first + n_bins)) - 1} but the "
+                                f"region set has {regions.n_bins} bins; expected the model's "
+                                f"region set")
     chrom, start = regions.bin_coordinates(first)
     last_chrom, last_start = regions.bin_coordinates(first + n_bins - 1)
     chrom = np.asarray(chrom, dtype=object)
     start = np.asarray(start, dtype=np.int64)
     end = np.asarray(last_start, dtype=np.int64) + bin_size
-    contiguous = (np.asarray(last_chrom, dtype=object) == chrom) & (end - start == n_bins * bin_size)
+    same_chrom = np.asarray(last_chrom, dtype=object) == chrom
+    contiguous = same_chrom & (end - start == n_bins * bin_size)
     for i in np.flatnonzero(~contiguous):  # only the few picks that straddle two regions
         row = regions.region_of_bin(int(first[i]))
         region_last = int(row["offset"]) + int(row["n_bins"]) - 1
@@ -618,7 +635,8 @@ def write_bed(picks: pd.DataFrame, path: str | os.PathLike, name_column: str = "
     """
     missing = [c for c in ("chrom", "start", "end", name_column) if c not in picks.columns]
     if missing:
-        raise AvocadoValueError(f"picks lack columns {missing}; call select_positions(..., regions=...) first")
+        raise AvocadoValueError(
+            f"picks lack columns {missing}; call select_positions(..., regions=...) first")
     bed = picks[["chrom", "start", "end"]].copy()
     bed["name"] = picks[name_column].astype(str)
     bed["score"] = picks["gain"].map(lambda g: f"{g:.6g}") if "gain" in picks else "0"

@@ -34,11 +34,13 @@ The genome-wide case is thousands of tracks of about 124 million 25 bp bins each
   throughput and would break O(1) random window access.
 
 The catalog is a small TSV rewritten atomically (temporary file in the same directory, then
-``os.replace``). It is the single commit point of every change: a track's values go to a new
-file first, and only the catalog rename makes them visible. A crash at any moment therefore
-leaves the store as it was before (at worst an unreferenced file, which :meth:`TrackStore.vacuum`
-removes). Mutations take an advisory lock (``.lock``, ``fcntl.flock``) so that two processes
-adding tracks at once do not lose each other's catalog rows. Readers holding a memory map of a
+``os.replace``; every write goes through :mod:`avocado_core._io`, so files get the umask's
+permissions and a full disk raises ``AvocadoDiskFullError``). It is the single commit point of
+every change: a track's values go to a new file first, and only the catalog rename makes them
+visible. A crash at any moment therefore leaves the store as it was before: the temporary file
+of a killed writer is removed by the next write to the store, and an unreferenced track file by
+:meth:`TrackStore.vacuum`. Mutations take an advisory lock (``.lock``, ``fcntl.flock``) so that
+two processes adding tracks at once do not lose each other's catalog rows. Readers holding a memory map of a
 replaced track keep seeing the old values (POSIX keeps the unlinked file alive).
 """
 

@@ -60,7 +60,10 @@ def parse_size(size: int | str) -> int:
         units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
         text = str(size).strip().lower().removesuffix("b").removesuffix("i")
         try:
-            value = int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(text)
+            if text and text[-1] in units:
+                value = int(float(text[:-1]) * units[text[-1]])
+            else:
+                value = int(text)
         except (ValueError, KeyError):
             raise AvocadoValueError(
                 f"cannot read the size {size!r}; expected bytes or e.g. '512M', '4G'"

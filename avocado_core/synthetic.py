@@ -108,8 +108,8 @@ class _Tracks(Mapping):
     def __getitem__(self, key: tuple[str, str]) -> np.ndarray:
         if key not in self._set:
             b, a = (key + (None, None))[:2] if isinstance(key, tuple) else (key, None)
-            raise AvocadoKeyError(f"unknown experiment {key!r}; expected a (biosample, assay) pair of "
-                                  f"this compendium ({len(self._keys)} experiments)")
+            raise AvocadoKeyError(f"unknown experiment {key!r}; expected a (biosample, assay) "
+                                  f"pair of this compendium ({len(self._keys)} experiments)")
         return self._owner.track(*key)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
@@ -224,7 +224,9 @@ class SyntheticCompendium:
         try:
             j = self._a_index[assay]
         except KeyError:
-            raise AvocadoKeyError(f"unknown assay {assay!r}; expected one of {_preview(self._a_index)}") from None
+            raise AvocadoKeyError(
+                f"unknown assay {assay!r}; expected one of {_preview(self._a_index)}"
+            ) from None
         t = self.truth
         rng = np.random.default_rng([self.seed, 1, i, j])
         state = t["state"]
@@ -285,11 +287,12 @@ class SyntheticCompendium:
         if regions is None:
             regions = RegionSet.from_chrom_sizes({"chr1": self.n_positions * 25})
         if int(regions.n_bins) != self.n_positions:
-            raise AvocadoValueError(f"the region set has {regions.n_bins} bins; expected {self.n_positions} "
-                                    f"(one per synthetic position)")
+            raise AvocadoValueError(f"the region set has {regions.n_bins} bins; expected "
+                                    f"{self.n_positions} (one per synthetic position)")
         biosamples = self.biosamples.set_index("name")
         assays = self.assays.set_index("name")
-        store = TrackStore.create(path, regions, biosamples=biosamples, assays=assays, exist_ok=exist_ok)
+        store = TrackStore.create(path, regions, biosamples=biosamples, assays=assays,
+                                  exist_ok=exist_ok)
         observed = self.observed
         if progress:
             from tqdm.auto import tqdm
@@ -303,7 +306,8 @@ class SyntheticCompendium:
 
 def _preview(names: Any, limit: int = 8) -> str:
     names = list(names)
-    return ", ".join(map(str, names[:limit])) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+    return ", ".join(map(str, names[:limit])) + more
 
 
 def _smooth_noise(rng: np.random.Generator, n: int, sd: float, width: int) -> np.ndarray:
@@ -404,7 +408,8 @@ def synthetic_compendium(n_biosamples: int = 300, n_assays: int = 24, n_position
     group = rng.permutation(np.repeat(np.arange(n_groups), sizes))
     centers = rng.standard_normal((n_groups, D))
     B = centers[group] + group_spread * rng.standard_normal((n_biosamples, D))
-    labels = [ANATOMIES[g % len(ANATOMIES)] + ("" if g < len(ANATOMIES) else f"_{g // len(ANATOMIES) + 1}")
+    labels = [ANATOMIES[g % len(ANATOMIES)]
+              + ("" if g < len(ANATOMIES) else f"_{g // len(ANATOMIES) + 1}")
               for g in range(n_groups)]
     width = max(3, len(str(n_biosamples)))
     biosamples = pd.DataFrame({
@@ -412,7 +417,8 @@ def synthetic_compendium(n_biosamples: int = 300, n_assays: int = 24, n_position
         "group": group.astype(np.int64),
         "anatomy": [labels[g] for g in group],
     })
-    biosamples["description"] = [f"synthetic {a.lower().replace('_', ' ')} biosample" for a in biosamples["anatomy"]]
+    biosamples["description"] = [f"synthetic {a.lower().replace('_', ' ')} biosample"
+                                 for a in biosamples["anatomy"]]
 
     # Assays: families with per-assay jitter of the family response.
     names, families = [], []

@@ -526,6 +526,7 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
     ws = Workspace.create(path, annotations="hg19" if pilot else None,
                           genome="hg19" if pilot else "synthetic",
                           exist_ok=True, title="Roadmap pilot" if pilot else "Synthetic compendium")
+    _io.remove_stale(path)  # what killed builds left behind
     if "genome_points" not in ws.info:
         ws.update_info(genome_points=int(genome_points), source=source)
     if projections is None:
@@ -545,8 +546,7 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
     if not ws.has_model:
         _train(ws, n_epochs=int(n_epochs or PILOT_TRAINING["n_epochs"]), epoch_size=epoch_size,
                model_kwargs={**PILOT_TRAINING["model"], **dict(model_kwargs or {})},
-               seed=seed, progress=progress)
-        ws = Workspace(path)
+               seed=seed, progress=progress)  # ws.model then loads what was saved
     if impute if impute is not None else pilot:
         from .imputation import impute_experiments
 

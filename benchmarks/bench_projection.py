@@ -30,8 +30,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--variants", nargs="+",
-                        default=["pca", "umap-pca30-lowmem", "umap-raw-lowmem", "umap-pca30-highmem",
-                                 "umap-pca30-unseeded"])
+                        default=["pca", "umap-pca30-lowmem", "umap-raw-lowmem",
+                                 "umap-pca30-highmem", "umap-pca30-unseeded"])
     args = parser.parse_args()
 
     from avocado_core.projection import project
@@ -39,7 +39,8 @@ def main() -> None:
     # Compile numba code once so that it is not charged to the first timing.
     # (5,000 points: above umap-learn's 4,096-point switch to approximate nearest neighbours)
     project(genome_like(5000), method="umap", seed=0)
-    print(f"threads: NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'default')}, cpus={os.cpu_count()}")
+    numba_threads = os.environ.get("NUMBA_NUM_THREADS", "default")
+    print(f"threads: NUMBA_NUM_THREADS={numba_threads}, cpus={os.cpu_count()}")
     print("| points | variant | wall s | CPU s | load avg before |")
     print("|---:|---|---:|---:|---:|")
     for n in args.sizes:

@@ -221,7 +221,8 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.child == "fit":
-        print(json.dumps(child_fit(args.store, args.mode, args.steps, args.batch_size, args.budget)))
+        result = child_fit(args.store, args.mode, args.steps, args.batch_size, args.budget)
+        print(json.dumps(result))
         return
     if args.child == "ddp":
         child_ddp(args.store, args.steps, args.batch_size, str(args.json))

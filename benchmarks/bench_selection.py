@@ -16,7 +16,6 @@ import os
 import resource
 import time
 
-import numpy as np
 import pandas as pd
 
 

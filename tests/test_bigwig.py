@@ -7,8 +7,13 @@ import pandas as pd
 import pyBigWig
 import pytest
 
-from avocado_core.bigwig import (bin_bigwig, export_bigwig, ingest_bigwig, ingest_manifest,
-                                 write_bigwig)
+from avocado_core.bigwig import (
+    bin_bigwig,
+    export_bigwig,
+    ingest_bigwig,
+    ingest_manifest,
+    write_bigwig,
+)
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
 from avocado_core.regions import RegionSet
 from avocado_core.store import TrackStore
@@ -62,11 +67,12 @@ def test_bin_means_match_the_bedgraph(bw_dir, chrx_regions):
                      compression="gzip")
     base = np.full(5_000_000, np.nan)
     lengths = (bg[2] - bg[1]).to_numpy()
-    pos = np.repeat(bg[1].to_numpy(), lengths) + (np.arange(lengths.sum())
-                                                   - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    pos = np.repeat(bg[1].to_numpy(), lengths) + within
     base[pos] = np.repeat(bg[3].to_numpy(), lengths)
     expected = []
-    for first, n in zip(chrx_regions.intervals["first_bin_start"], chrx_regions.intervals["n_bins"]):
+    intervals = chrx_regions.intervals
+    for first, n in zip(intervals["first_bin_start"], intervals["n_bins"]):
         block = base[first:first + 25 * n].reshape(n, 25)
         count = (~np.isnan(block)).sum(1)
         expected.append(np.where(count > 0, np.nansum(block, 1) / np.maximum(count, 1), 0.0))

@@ -12,7 +12,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 from avocado_core import Avocado
 from avocado_core.errors import AvocadoValueError

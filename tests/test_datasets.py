@@ -149,7 +149,8 @@ def test_hg19_annotations_from_mirror():
     assert len(ann.genes) == len(ann.tss) == 57_820
     assert len(ann.exons) == 11_585 and len(ann.cpg_islands) == 507
     gene = ann.gene("GAPDH")
-    assert (gene["chrom"], gene["start"], gene["strand"]) == ("chr12", 6_643_093, "+")  # gencode.v19.genes.bed.gz
+    # as in gencode.v19.genes.bed.gz
+    assert (gene["chrom"], gene["start"], gene["strand"]) == ("chr12", 6_643_093, "+")
     assert ann.genes["chrom"].iloc[0] == "chr1" and ann.genes["chrom"].iloc[-1] in ("chrY", "chrM")
 
 

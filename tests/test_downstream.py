@@ -110,7 +110,8 @@ def test_export_features_with_a_trained_model(two_intervals):
     from avocado_core import Avocado
 
     rng = np.random.default_rng(0)
-    tracks = {(b, a): rng.random(80).astype(np.float32) for b in ("B0", "B1") for a in ("K4", "K27")}
+    tracks = {(b, a): rng.random(80).astype(np.float32)
+              for b in ("B0", "B1") for a in ("K4", "K27")}
     model = Avocado.small(["B0", "B1"], ["K4", "K27"], 80, n_nodes=8, n_25bp_factors=2,
                           n_250bp_factors=2, n_5kbp_factors=2, batch_size=40, seed=0)
     model.fit(tracks, n_epochs=1, progress=False)

@@ -125,6 +125,23 @@ def test_export_bigwigs_chunked(setup: dict, tmp_path: Path) -> None:
                                    atol=1e-6)
 
 
+def test_every_file_written_follows_the_umask(setup: dict, tmp_path: Path) -> None:
+    """Parts, the assembled model and the exported bigWigs are readable as ``open()`` makes
+    files (safetensors alone would write 0600), with no temporary file left behind."""
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    GenomeModel.load(setup["out"]).export_bigwigs(setup["experiments"][:1], tmp_path / "bw",
+                                                  progress=False)
+    for folder in (setup["parts"], setup["root"] / "parts2", setup["out"], tmp_path / "bw"):
+        files = [p for p in folder.rglob("*") if p.is_file()]
+        assert files and not [p for p in files if ".avocado-tmp-" in p.name]
+        modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
+        assert modes == {p.name: oct(0o666 & ~umask) for p in files}, folder
+
+
 def test_export_inverts_the_transform(setup: dict, tmp_path: Path) -> None:
     genome = GenomeModel.load(setup["out"])
     b, a = setup["experiments"][0]

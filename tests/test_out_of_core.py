@@ -92,8 +92,9 @@ def _small_model(store: TrackStore) -> Avocado:
                          n_nodes=16, batch_size=500, seed=0, device="cpu")
 
 
-def test_fit_under_a_budget_streams_and_trains_identically(small_store: TrackStore,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fit_under_a_budget_streams_and_trains_identically(
+    small_store: TrackStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     in_memory = _small_model(small_store)
     in_memory.fit(small_store, n_epochs=2, epoch_size=4, progress=False)
 

@@ -10,8 +10,15 @@ import pytest
 
 import avocado_core.projection as projection
 from avocado_core.errors import AvocadoValueError
-from avocado_core.projection import (ProjectionCache, genome_features, model_fingerprint,
-                                     model_projection, pca, project, stratified_sample)
+from avocado_core.projection import (
+    ProjectionCache,
+    genome_features,
+    model_fingerprint,
+    model_projection,
+    pca,
+    project,
+    stratified_sample,
+)
 
 
 class FakeModel:
@@ -64,7 +71,8 @@ def test_pca_matches_sklearn_up_to_sign():
     assert Y.dtype == np.float32
     # the tall-matrix path (covariance eigendecomposition) agrees too
     tall = np.random.default_rng(1).normal(size=(500, 6)) @ np.diag([5, 4, 3, 2, 1, 0.5])
-    np.testing.assert_allclose(np.abs(pca(tall, 2)), np.abs(PCA(2).fit_transform(tall)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.abs(pca(tall, 2)), np.abs(PCA(2).fit_transform(tall)),
+                               rtol=1e-4, atol=1e-4)
     # deterministic signs: negating the data flips nothing but the data
     np.testing.assert_allclose(pca(X, 2), pca(X.copy(), 2))
 
@@ -168,7 +176,8 @@ def test_genome_features_match_the_real_model_embedding():
 
     model = Avocado.small(["b1", "b2", "b3"], ["a1", "a2"], 2345, seed=0)
     rows = np.array([0, 9, 10, 199, 200, 2344])
-    np.testing.assert_allclose(genome_features(model, rows), model.genome_embedding()[rows], rtol=1e-6)
+    np.testing.assert_allclose(genome_features(model, rows), model.genome_embedding()[rows],
+                               rtol=1e-6)
     np.testing.assert_allclose(genome_features(model, None, "250bp"), model.genome_factors("250bp"))
     df = model_projection(model, "genome", "pca", n_points=1000)
     assert len(df) == 1000 and df["bin"].max() < 2345

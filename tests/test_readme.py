@@ -21,8 +21,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from app_workspaces import pilot_workspace  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,13 @@ import pytest
 import avocado_core.selection as selection
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
 from avocado_core.regions import RegionSet
-from avocado_core.selection import (facility_location, select_biosamples, select_positions,
-                                    similarity, write_bed)
+from avocado_core.selection import (
+    facility_location,
+    select_biosamples,
+    select_positions,
+    similarity,
+    write_bed,
+)
 from avocado_core.synthetic import synthetic_compendium
 
 
@@ -25,7 +30,8 @@ def objective(S: np.ndarray, picked) -> float:
 def brute_force_greedy(S: np.ndarray, k: int, chosen=(), candidates=None):
     """Textbook greedy: at each step evaluate f(A + c) - f(A) for every candidate."""
     chosen = list(chosen)
-    cands = [c for c in (range(S.shape[1]) if candidates is None else candidates) if c not in chosen]
+    pool = range(S.shape[1]) if candidates is None else candidates
+    cands = [c for c in pool if c not in chosen]
     picks, gains = [], []
     for _ in range(k):
         base = objective(S, chosen + picks)
@@ -51,7 +57,8 @@ def test_greedy_equals_brute_force_greedy_step_by_step(metric, seed):
     picks, gains = brute_force_greedy(S, 6)
     assert list(res.indices) == picks
     np.testing.assert_allclose(res.gains, gains, rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(res.objective, [objective(S, picks[: i + 1]) for i in range(6)], rtol=1e-9)
+    np.testing.assert_allclose(res.objective, [objective(S, picks[: i + 1]) for i in range(6)],
+                               rtol=1e-9)
     assert res.initial_objective == 0.0
 
 
@@ -67,7 +74,8 @@ def test_greedy_with_chosen_and_candidates_equals_brute_force(seed):
     assert not set(res.indices) & set(chosen) and set(res.indices) <= set(candidates)
     np.testing.assert_allclose(res.gains, gains, rtol=1e-9, atol=1e-12)
     assert res.initial_objective == pytest.approx(objective(S, chosen))
-    np.testing.assert_allclose(res.objective, res.initial_objective + np.cumsum(res.gains), rtol=1e-9)
+    np.testing.assert_allclose(res.objective, res.initial_objective + np.cumsum(res.gains),
+                               rtol=1e-9)
     assert res.max_objective == pytest.approx(objective(S, sorted(set(chosen) | set(candidates))))
     assert res.coverage[-1] <= 1.0 + 1e-12
 
@@ -254,7 +262,8 @@ def test_select_positions_from_model_coarse_resolution():
     n = 5000
     regions = RegionSet.from_chrom_sizes({"chr1": 2000 * 25, "chr2": 3000 * 25})
     model = Avocado.small(["b1", "b2"], ["a1"], n, seed=0)
-    df = select_positions(model, 6, regions=regions, resolution="250bp", ground_size=300, pool_size=200)
+    df = select_positions(model, 6, regions=regions, resolution="250bp", ground_size=300,
+                          pool_size=200)
     assert (df["bin"] % 10 == 0).all() and (df["n_bins"] == 10).all()
     assert (df["end"] - df["start"] == 250).all()
     df = select_positions(model, 3, regions=regions, resolution="5kbp")

@@ -159,7 +159,8 @@ def test_nan_inf_reported_with_count_and_first_index(store):
         store.add_track("E017", "H3K4me3", v)
     big = np.zeros(1_126_469, np.float64)
     big[42] = 1e300  # finite in float64, inf in float32
-    with pytest.raises(AvocadoValueError, match="first at bin 42.*float32|float32.*first at bin 42"):
+    with pytest.raises(AvocadoValueError,
+                       match="first at bin 42.*float32|float32.*first at bin 42"):
         store.add_track("E017", "H3K4me3", big)
     ints = np.arange(1_126_469, dtype=np.int64) % 7
     store.add_track("E017", "H3K4me3", ints, transform="none")
@@ -340,4 +341,5 @@ def test_add_tracks_commits_all_or_nothing(tmp_path):
     with pytest.raises(AvocadoValueError, match="non-finite"):
         store.add_tracks(bad)
     pd.testing.assert_frame_equal(store.catalog, before)
-    assert sorted(p.name for p in (tmp_path / "bulk" / "tracks" / "observed").iterdir()) == files_before
+    observed_dir = tmp_path / "bulk" / "tracks" / "observed"
+    assert sorted(p.name for p in observed_dir.iterdir()) == files_before

@@ -87,8 +87,8 @@ def test_projections_are_cached_and_joined_with_metadata(synthetic_workspace):  
     assert ws.projection("genome", "umap", "5kbp", compute=False) is None
 
 
-def test_imputed_tracks_written_by_the_library_show_in_the_workspace(synthetic_workspace,  # noqa: F811
-                                                                     tmp_path):
+def test_library_imputations_show_in_the_workspace(synthetic_workspace,  # noqa: F811
+                                                   tmp_path):
     shutil.copytree(synthetic_workspace.path, tmp_path / "copy")
     ws = Workspace(tmp_path / "copy")
     status = ws.status()

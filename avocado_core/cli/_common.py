@@ -92,7 +92,8 @@ class AvocadoGroup(click.Group):
             if _debug(ctx):
                 raise
             raise click.ClickException(
-                f"{type(exc).__name__}: {error_message(exc)} (run `avocado --debug ...` for the traceback)"
+                f"{type(exc).__name__}: {error_message(exc)} "
+                "(run `avocado --debug ...` for the traceback)"
             ) from None
 
 

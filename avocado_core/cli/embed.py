@@ -46,18 +46,25 @@ def load_annotations(genes: Path | None, tss: Path | None, cpg_islands: Path | N
     "--n-points", type=int, default=100_000, show_default=True,
     help="Genome: positions sampled (stratified by annotation class when annotations are given).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample and of UMAP.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the sample and of UMAP."
+)
 @click.option(
     "--store", "store_path", type=EXISTING_DIR,
     help="Store of the model's region set: adds chrom / start to genome points and metadata "
          "columns to biosamples / assays.",
 )
-@click.option("--genes", type=EXISTING_FILE,
-              help="Genome: genes BED (or GENCODE GTF) to stratify positions by class (needs --store).")
+@click.option(
+    "--genes", type=EXISTING_FILE,
+    help="Genome: genes BED (or GENCODE GTF) to stratify positions by class (needs --store).",
+)
 @click.option("--tss", type=EXISTING_FILE, help="TSS BED (with --genes).")
 @click.option("--cpg-islands", type=EXISTING_FILE,
               help="CpG island BED (with --genes).")
-@click.option("--hg19-annotations", "hg19", is_flag=True, help="Genome: stratify by the bundled hg19 annotations.")
+@click.option(
+    "--hg19-annotations", "hg19", is_flag=True,
+    help="Genome: stratify by the bundled hg19 annotations.",
+)
 @quiet_option
 def embed(
     model_path: Path,
@@ -83,7 +90,8 @@ def embed(
     Examples:
       avocado embed model/ biosamples.umap.tsv --axis biosamples
       avocado embed model/ assays.pca.tsv --axis assays --method pca
-      avocado embed model/ genome.tsv --axis genome --store store/ --hg19-annotations --n-points 20000
+      avocado embed model/ genome.tsv --axis genome --store store/ \\
+        --hg19-annotations --n-points 20000
     """
     from ..model import Avocado
     from ..projection import model_projection
@@ -95,20 +103,25 @@ def embed(
 
         store = TrackStore(store_path)
     if annotations is not None and axis == "genome" and store is None:
-        raise click.UsageError("stratifying genome positions by annotation needs --store (its region set)")
+        raise click.UsageError(
+            "stratifying genome positions by annotation needs --store (its region set)")
 
     model = Avocado.load(model_path, device="cpu")
     if store is not None and axis == "genome" and int(store.n_bins) != int(model.n_positions):
         raise click.UsageError(
-            f"{store_path} has {store.n_bins:,} bins but the model covers {model.n_positions:,} positions"
+            f"{store_path} has {store.n_bins:,} bins but the model covers "
+            f"{model.n_positions:,} positions"
         )
-    strata = annotations.classify_bins(store.regions) if annotations is not None and axis == "genome" else None
+    strata = None
+    if annotations is not None and axis == "genome":
+        strata = annotations.classify_bins(store.regions)
     if not quiet and axis == "genome":
         n = min(n_points, model.n_positions)
         click.echo(f"Projecting {n:,} genome positions with {method.upper()} "
                    f"(UMAP on 100,000 points takes minutes) ...", err=True)
     df = model_projection(
-        model, axis=axis, method=method, resolution=resolution, n_points=n_points, strata=strata, seed=seed
+        model, axis=axis, method=method, resolution=resolution, n_points=n_points, strata=strata,
+        seed=seed,
     )
     if store is not None:
         if axis == "genome":

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ._common import EXISTING_DIR, EXISTING_FILE, NEW_FILE
+
 __all__ = ["export"]
 
 

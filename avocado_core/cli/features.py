@@ -7,7 +7,12 @@ from pathlib import Path
 import click
 
 from ._common import (
-    EXISTING_DIR, EXISTING_FILE, NEW_FILE, parse_experiments, quiet_option, write_table,
+    EXISTING_DIR,
+    EXISTING_FILE,
+    NEW_FILE,
+    parse_experiments,
+    quiet_option,
+    write_table,
 )
 
 __all__ = ["features"]
@@ -22,7 +27,9 @@ __all__ = ["features"]
     "--mode", type=click.Choice(["mean", "center"]), default="mean", show_default=True,
     help="Average over each region's bins, or take the bin at its centre.",
 )
-@click.option("--factors/--no-factors", default=True, show_default=True, help="Include the genome factors.")
+@click.option(
+    "--factors/--no-factors", default=True, show_default=True, help="Include the genome factors."
+)
 @click.option(
     "-e", "--experiment", "experiments", multiple=True, metavar="BIOSAMPLE:ASSAY",
     help="Include the imputed signal of this experiment (repeatable).",
@@ -51,7 +58,8 @@ def features(
     model = Avocado.load(model_path, device="cpu")
     if regions.n_bins != model.n_positions:
         raise click.UsageError(
-            f"{store_path} has {regions.n_bins:,} bins but the model covers {model.n_positions:,} positions"
+            f"{store_path} has {regions.n_bins:,} bins but the model covers "
+            f"{model.n_positions:,} positions"
         )
     df = export_features(
         model, bed, regions, mode=mode, factors=factors, experiments=parse_experiments(experiments),
@@ -59,4 +67,5 @@ def features(
     )
     write_table(df, output)
     covered = int((df["first_bin"] >= 0).sum())
-    click.echo(f"{len(df):,} regions ({covered:,} covered by the model) x {df.shape[1] - 6} features -> {output}")
+    click.echo(f"{len(df):,} regions ({covered:,} covered by the model) "
+               f"x {df.shape[1] - 6} features -> {output}")

@@ -1,4 +1,4 @@
-"""``avocado fetch``: the project's public datasets, from the mirror or downloaded with checksums."""
+"""``avocado fetch``: the project's public datasets, from the mirror or downloaded (checksummed)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def fetch(dataset: str, path: Path | None, quiet: bool) -> None:
         store = datasets.roadmap_pilot(path, progress=not quiet)
         click.echo(
             f"{store.path}: {len(store.experiments())} observed tracks, "
-            f"{len(store.biosamples)} biosamples x {len(store.assays)} assays, {store.n_bins:,} bins"
+            f"{len(store.biosamples)} biosamples x {len(store.assays)} assays, "
+            f"{store.n_bins:,} bins"
         )
     else:
         if path is not None:

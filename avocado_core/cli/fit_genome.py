@@ -32,11 +32,17 @@ __all__ = ["fit_genome"]
     "-j", "--jobs", type=int, default=1, show_default=True,
     help="Chromosomes fitted at once, each in its own process.",
 )
-@click.option("--threads-per-job", type=int, default=1, show_default=True, help="torch threads of each job (with --jobs).")
+@click.option(
+    "--threads-per-job", type=int, default=1, show_default=True,
+    help="torch threads of each job (with --jobs).",
+)
 @fit_options
 @device_option
 @max_memory_option
-@click.option("--checkpoint-every", type=int, default=None, help="Checkpoint every N epochs (a rerun resumes).")
+@click.option(
+    "--checkpoint-every", type=int, default=None,
+    help="Checkpoint every N epochs (a rerun resumes).",
+)
 @click.option("--overwrite", is_flag=True, help="Refit chromosomes whose part exists already.")
 @quiet_option
 def fit_genome(
@@ -82,7 +88,8 @@ def fit_genome(
         checkpoint_every=checkpoint_every, overwrite=overwrite, device=device,
     )
     if jobs > 1:
-        click.echo(f"Fitting {', '.join(chroms) if chroms else 'every chromosome'} with {jobs} jobs ...", err=True)
+        which = ", ".join(chroms) if chroms else "every chromosome"
+        click.echo(f"Fitting {which} with {jobs} jobs ...", err=True)
         done = fit_chromosomes(
             model_path, store_path, parts_dir, list(chroms) or None, n_jobs=jobs,
             threads_per_job=threads_per_job, **fit_kwargs,

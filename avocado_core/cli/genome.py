@@ -89,7 +89,8 @@ def export_genome(genome_path: Path, out_dir: Path, experiments: tuple[str, ...]
         chosen += [(b, a) for b in genome.biosamples for a in genome.assays]
     chosen = list(dict.fromkeys(chosen))
     if not chosen:
-        raise click.UsageError("no experiment given: use -e BIOSAMPLE:ASSAY, --experiments-file or --all")
+        raise click.UsageError(
+            "no experiment given: use -e BIOSAMPLE:ASSAY, --experiments-file or --all")
     paths = genome.export_bigwigs(chosen, out_dir, chrom_sizes=chrom_sizes,
                                   invert_transform=invert_transform, chunk_bins=chunk_bins,
                                   progress=not quiet)

@@ -21,7 +21,10 @@ def _names(names: list[str], limit: int = 8) -> str:
 
 
 def detect_kind(path: Path) -> str:
-    """``"workspace"``, ``"store"``, ``"model"`` or ``"genome model"``, from the files in ``path``."""
+    """The kind of ``path``, from its files.
+
+    One of ``"workspace"``, ``"store"``, ``"model"`` or ``"genome model"``.
+    """
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
     if (path / "workspace.json").is_file():
@@ -56,7 +59,9 @@ def describe_store(store: Any) -> dict[str, Any]:
         "biosamples": [str(b) for b in biosamples],
         "assays": [str(a) for a in assays],
         "tracks": {str(k): int(v) for k, v in kinds.items()},
-        "observed_biosamples": sorted(map(str, set(observed["biosample"]))) if len(observed) else [],
+        "observed_biosamples": (
+            sorted(map(str, set(observed["biosample"]))) if len(observed) else []
+        ),
         "observed_assays": sorted(map(str, set(observed["assay"]))) if len(observed) else [],
     }
 

@@ -91,10 +91,13 @@ def open_or_create_store(
     help="New store: whole chromosomes from a chrom-sizes file.",
 )
 @click.option("--chroms", help="With --chrom-sizes: comma-separated chromosomes to keep.")
-@click.option("--pilot-regions", is_flag=True, help="New store: the Roadmap pilot region set (hg19).")
+@click.option(
+    "--pilot-regions", is_flag=True, help="New store: the Roadmap pilot region set (hg19)."
+)
 @click.option(
     "--genome-sizes", type=EXISTING_FILE,
-    help="The genome's chrom-sizes file, recorded for bigWig export (with --regions / --pilot-regions).",
+    help="The genome's chrom-sizes file, recorded for bigWig export "
+         "(with --regions / --pilot-regions).",
 )
 @click.option(
     "--transform", type=click.Choice(["arcsinh", "log1p", "none"]), default="arcsinh",
@@ -153,9 +156,13 @@ def ingest(
 
     from .. import bigwig as bw
 
-    store = open_or_create_store(store_path, regions, chrom_sizes, chroms, pilot_regions, genome_sizes)
+    store = open_or_create_store(
+        store_path, regions, chrom_sizes, chroms, pilot_regions, genome_sizes
+    )
     if biosample_meta is not None or assay_meta is not None:
-        store.set_metadata(biosamples=_read_metadata(biosample_meta), assays=_read_metadata(assay_meta))
+        store.set_metadata(
+            biosamples=_read_metadata(biosample_meta), assays=_read_metadata(assay_meta)
+        )
 
     added = skipped = 0
     if bigwig is not None:

@@ -34,12 +34,16 @@ def _echo_picks(df, columns: list[str]) -> None:
 @click.argument("model_path", metavar="MODEL", type=EXISTING_DIR)
 @click.argument("store_path", metavar="STORE", type=EXISTING_DIR)
 @click.option("-a", "--assay", required=True, help="The assay to plan.")
-@click.option("-k", "k", type=int, default=3, show_default=True, help="How many biosamples to pick.")
+@click.option(
+    "-k", "k", type=int, default=3, show_default=True, help="How many biosamples to pick."
+)
 @click.option(
     "--candidate", "candidates", multiple=True,
     help="Pick only among these biosamples (repeatable) [default: all that lack the assay].",
 )
-@click.option("--query", help="pandas query on the biosample metadata, e.g. \"anatomy == 'BLOOD'\".")
+@click.option(
+    "--query", help="pandas query on the biosample metadata, e.g. \"anatomy == 'BLOOD'\"."
+)
 @click.option("-o", "--output", type=NEW_FILE, help="Write the picks as TSV.")
 def select_biosamples_cmd(
     model_path: Path, store_path: Path, assay: str, k: int, candidates: tuple[str, ...],
@@ -71,7 +75,9 @@ def select_biosamples_cmd(
 
 @select.command("positions")
 @click.argument("model_path", metavar="MODEL", type=EXISTING_DIR)
-@click.option("-k", "k", type=int, default=1000, show_default=True, help="How many positions to pick.")
+@click.option(
+    "-k", "k", type=int, default=1000, show_default=True, help="How many positions to pick."
+)
 @click.option(
     "--store", "store_path", type=EXISTING_DIR,
     help="Store of the model's region set: adds chrom / start / end (needed for --bed).",
@@ -85,9 +91,18 @@ def select_biosamples_cmd(
     help="Pick only positions of this annotation class (needs --store and annotations).",
 )
 @click.option("--genes", type=EXISTING_FILE, help="Genes BED / GTF for --within.")
-@click.option("--hg19-annotations", "hg19", is_flag=True, help="Use the bundled hg19 annotations for --within.")
-@click.option("--ground-size", type=int, default=20_000, show_default=True, help="Positions standing for the genome.")
-@click.option("--pool-size", type=int, default=5_000, show_default=True, help="Candidate positions to pick from.")
+@click.option(
+    "--hg19-annotations", "hg19", is_flag=True,
+    help="Use the bundled hg19 annotations for --within.",
+)
+@click.option(
+    "--ground-size", type=int, default=20_000, show_default=True,
+    help="Positions standing for the genome.",
+)
+@click.option(
+    "--pool-size", type=int, default=5_000, show_default=True,
+    help="Candidate positions to pick from.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=NEW_FILE, help="Write the picks as TSV.")
 @click.option("--bed", type=NEW_FILE, help="Write the picks as BED (needs --store).")
@@ -123,7 +138,8 @@ def select_positions_cmd(
     model = Avocado.load(model_path, device="cpu")
     if regions is not None and regions.n_bins != model.n_positions:
         raise click.UsageError(
-            f"{store_path} has {regions.n_bins:,} bins but the model covers {model.n_positions:,} positions"
+            f"{store_path} has {regions.n_bins:,} bins but the model covers "
+            f"{model.n_positions:,} positions"
         )
     picks = select_positions(
         model, k, regions, resolution=resolution, candidates=candidates, ground_size=ground_size,

@@ -227,11 +227,11 @@ def train(
             device = rank.device
             if checkpoints is not None:  # identical on every rank; no shared file system needed
                 checkpoints = checkpoints / f"rank-{rank.rank}"
-        main = rank is None or rank.is_main
+        is_main = rank is None or rank.is_main
         model = _initial_model(init, config, train_keys, store.n_bins, model_kwargs(arch),
                                seed=seed, device=device, precision=precision)
         continued = None if init is None else _continuation(init, model.optimizer_steps)
-        if continued is not None and main and not quiet:
+        if continued is not None and is_main and not quiet:
             click.echo(continued)
         with memory_limit(max_memory):
             history = model.fit(
@@ -245,11 +245,11 @@ def train(
                 average_from=average_from,
                 checkpoint_dir=checkpoints,
                 checkpoint_every=checkpoint_every,
-                progress=not quiet and main,
+                progress=not quiet and is_main,
             )
-        if main:
+        if is_main:
             model.save(model_path, optimizer=save_optimizer)
-    if not main:
+    if not is_main:
         return
     summary = f"{len(train_keys)} tracks, {len(history.get('loss', []))} epochs"
     if history.get("loss"):

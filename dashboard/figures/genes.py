@@ -78,8 +78,9 @@ def gene_traces(
     Returns
     -------
     list[dict]
-        Plotly scatter traces as plain dicts: introns (thin lines), exons (filled rectangles), strand arrows and names. The arrow and
-        name points carry the gene name as ``customdata`` so that a click can go to the gene.
+        Plotly scatter traces as plain dicts: introns (thin lines), exons (filled rectangles),
+        strand arrows and names. The arrow and name points carry the gene name as
+        ``customdata`` so that a click can go to the gene.
     """
     if len(genes) == 0:
         return [dict(type="scatter", x=[start, end], y=[0, 0], mode="lines", line=dict(width=0),
@@ -90,7 +91,10 @@ def gene_traces(
     row = pack_rows(g0, g1, min_gap=(end - start) // 50)
     y = -row.astype(float)
     names = genes["name"].astype(str).to_numpy()
-    strand = genes["strand"].astype(str).to_numpy() if "strand" in genes else np.full(len(genes), ".")
+    if "strand" in genes:
+        strand = genes["strand"].astype(str).to_numpy()
+    else:
+        strand = np.full(len(genes), ".")
     traces: list[dict] = []
 
     xs, ys = _segments(g0, g1, y)
@@ -116,7 +120,7 @@ def gene_traces(
     within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     ax = g0[gene_idx] + (within + 0.5) * (g1 - g0)[gene_idx] / counts[gene_idx]
     symbols = np.where(strand[gene_idx] == "-", "triangle-left", "triangle-right")
-    traces.append(dict(type="scatter", 
+    traces.append(dict(type="scatter",
         x=ax, y=y[gene_idx], mode="markers",
         marker=dict(symbol=symbols, size=7, color="white", line=dict(color=GENE, width=1)),
         customdata=names[gene_idx], name="strand",
@@ -124,7 +128,7 @@ def gene_traces(
         showlegend=False,
     ))
 
-    traces.append(dict(type="scatter", 
+    traces.append(dict(type="scatter",
         x=(g0 + g1) / 2, y=y + 0.42, mode="text+markers", text=names,
         textfont=dict(size=11, color=GENE), textposition="middle center",
         marker=dict(size=14, opacity=0), customdata=names, name="gene names",
