@@ -295,7 +295,8 @@ def ingest_bigwig(store: TrackStore, path: str | os.PathLike, biosample: str, as
 def read_manifest(manifest_tsv: str | os.PathLike) -> pd.DataFrame:
     """Read a manifest TSV with columns biosample, assay, path (header optional).
 
-    Lines starting with ``#`` are comments. Relative paths are resolved against the manifest's directory; extra columns are kept.
+    Lines starting with ``#`` are comments. Relative paths are resolved against the
+    manifest's directory; extra columns are kept.
     """
     manifest_tsv = Path(manifest_tsv)
     if not manifest_tsv.is_file():

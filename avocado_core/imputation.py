@@ -53,7 +53,8 @@ def impute_experiments(
         Write each prediction into the store as an ``"imputed"`` track. Default is True.
     bigwig_dir: path-like, optional
         Also write ``BIOSAMPLE.ASSAY.imputed.bw`` files into this folder (names escaped by
-        :func:`~avocado_core._paths.file_stem`: ``/`` and ``.`` inside a name become ``%2F``, ``%2E``).
+        :func:`~avocado_core._paths.file_stem`: ``/`` and ``.`` in a name become ``%2F``,
+        ``%2E``).
     chrom_sizes: path-like or mapping, optional
         Chromosome sizes of the bigWig headers. Default: those recorded in the store.
     overwrite: bool

@@ -38,11 +38,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_locus import WINDOW, locus_payload
+from bench_locus import WINDOW, locus_payload  # noqa: E402
 
-from avocado_core.cli.serve import default_workers
-from avocado_core.regions import format_locus
-from avocado_core.workspace import Workspace, build_workspace
+from avocado_core.cli.serve import default_workers  # noqa: E402
+from avocado_core.regions import format_locus  # noqa: E402
+from avocado_core.workspace import Workspace, build_workspace  # noqa: E402
 
 
 def cpu_model() -> str:

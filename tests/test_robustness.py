@@ -19,6 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from avocado_core import kernels
+from avocado_core.bigwig import read_manifest
+from avocado_core.errors import AvocadoValueError
+from avocado_core.model import Avocado
+from avocado_core.regions import parse_locus
+from avocado_core.store import TrackStore
+from avocado_core.workspace import Workspace
 from test_cli import (
     BIOSAMPLES,
     HG19_SIZES,
@@ -29,14 +37,6 @@ from test_cli import (
     assert_one_line_error,
     run,
 )
-
-from avocado_core import kernels
-from avocado_core.bigwig import read_manifest
-from avocado_core.errors import AvocadoValueError
-from avocado_core.model import Avocado
-from avocado_core.regions import parse_locus
-from avocado_core.store import TrackStore
-from avocado_core.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_BW = "bigwig_chrx_2e6_5e6.bw"

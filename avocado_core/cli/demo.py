@@ -32,7 +32,8 @@ __all__ = ["demo"]
 @click.option("--no-serve", is_flag=True, help="Only build the workspace.")
 @quiet_option
 def demo(
-    workspace: Path, host: str, port: int, workers: int | None, source: str, epochs: int | None, genome_points: int,
+    workspace: Path, host: str, port: int, workers: int | None, source: str,
+    epochs: int | None, genome_points: int,
     seed: int, no_serve: bool, quiet: bool,
 ) -> None:
     """Build the demo WORKSPACE (default: ./workspace) if needed, then serve the app.

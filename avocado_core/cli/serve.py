@@ -220,8 +220,9 @@ def _file(flag: str, text: str):
 @_file("--gtf", "New workspace: GENCODE GTF instead of the BED files.")
 @click.option("--hg19-annotations", "hg19", is_flag=True, help="New workspace: the bundled hg19 annotations.")
 def serve(
-    workspace: Path, host: str, port: int, workers: int | None, genome: str, title: str | None, genes: Path | None,
-    exons: Path | None, tss: Path | None, cpg_islands: Path | None, gtf: Path | None, hg19: bool,
+    workspace: Path, host: str, port: int, workers: int | None, genome: str, title: str | None,
+    genes: Path | None, exons: Path | None, tss: Path | None, cpg_islands: Path | None,
+    gtf: Path | None, hg19: bool,
 ) -> None:
     """Serve the app (embeddings, locus browser, experimental design) on WORKSPACE.
 

@@ -147,8 +147,10 @@ def _initial_model(init: Path | None, config: str, experiments: list[tuple[str, 
     "--holdout", "-x", "holdout", multiple=True, metavar="BIOSAMPLE:ASSAY",
     help="Leave this observed experiment out of training and report its MSE (repeatable).",
 )
-@click.option("--early-stopping", type=click.IntRange(min=1), default=None, help="Stop after N epochs without a better validation MSE.")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Save a checkpoint into MODEL/checkpoints every N epochs.")
+@click.option("--early-stopping", type=click.IntRange(min=1), default=None,
+              help="Stop after N epochs without a better validation MSE.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
+              help="Save a checkpoint into MODEL/checkpoints every N epochs.")
 @click.option("--overwrite", is_flag=True, help="Replace the model in MODEL (kept until the new one is saved).")
 @click.option("--init", type=EXISTING_DIR, default=None, metavar="MODEL",
               help="Start from this saved model (its configuration and weights) instead of a "

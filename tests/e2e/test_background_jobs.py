@@ -63,7 +63,8 @@ def test_umap_compute_on_a_server_that_served_the_locus_page(page, used_openmp,
     drawn = page.evaluate("""() => {
         const gd = document.querySelector('#locus-graph .js-plotly-plot');
         const t = gd._fullData.find(d => d.name === 'observed' || d.name === 'imputed');
-        return [t.x.length, Number(t.x[1]) - Number(t.x[0]), Array.from(t.y).every(Number.isFinite)];
+        return [t.x.length, Number(t.x[1]) - Number(t.x[0]),
+                Array.from(t.y).every(Number.isFinite)];
     }""")
     assert drawn[0] > 100 and drawn[1] > 0 and drawn[2], drawn
     _forget(synthetic_workspace, "biosamples", "umap")
@@ -117,7 +118,6 @@ def test_cancel_clears_the_computing_text_and_stops_the_job(page, used_openmp,
 
 def test_a_job_whose_tab_closed_stops(browser, synthetic_workspace, tmp_path):
     from conftest import serving
-
     from dashboard.app import close_app, create_app
 
     app = create_app(synthetic_workspace, orphan_after=3)
