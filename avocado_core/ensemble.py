@@ -151,6 +151,11 @@ class AvocadoEnsemble:
     #: One experiment: :meth:`predict_many` of one pair (the same code as :meth:`Avocado.predict`).
     predict = Avocado.predict
 
+    @property
+    def trained_on(self) -> list[tuple[str, str]]:
+        """The experiments any member trained on (see :attr:`Avocado.trained_on`)."""
+        return sorted(set().union(*(m.trained_on for m in self.models)))
+
     def predict_many(
         self, experiments: Sequence[tuple[str, str]], start: int = 0, end: int | None = None
     ) -> np.ndarray:
@@ -160,10 +165,37 @@ class AvocadoEnsemble:
         -------
         numpy.ndarray, shape=(len(experiments), end - start), dtype=float32
         """
+        return self._moments(experiments, start, end, spread=False)[0]
+
+    def predict_spread(
+        self, experiments: Sequence[tuple[str, str]], start: int = 0, end: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The members' mean imputation and their standard deviation around it.
+
+        The spread says where the members disagree; it is not a calibrated error bar (members
+        agree more than they are right): :mod:`avocado_core.uncertainty` turns it into a band
+        calibrated on held-out tracks.
+
+        Returns
+        -------
+        mean, spread: numpy.ndarray, shape=(len(experiments), end - start), dtype=float32
+            ``spread`` is the population standard deviation across members (0 for one model).
+        """
+        return self._moments(experiments, start, end, spread=True)
+
+    def _moments(self, experiments, start, end, spread: bool):
         total = self.models[0].predict_many(experiments, start, end).astype(np.float64)
+        squares = total**2 if spread else None
         for model in self.models[1:]:
-            total += model.predict_many(experiments, start, end)
-        return (total / len(self.models)).astype(np.float32)
+            values = model.predict_many(experiments, start, end).astype(np.float64)
+            total += values
+            if spread:
+                squares += values**2
+        mean = total / len(self.models)
+        if not spread:
+            return mean.astype(np.float32), None
+        var = np.maximum(squares / len(self.models) - mean**2, 0.0)
+        return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
 
 
 def _brief(value: Any) -> str:

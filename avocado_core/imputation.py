@@ -37,6 +37,7 @@ def impute_experiments(
     chrom_sizes: str | os.PathLike | Mapping[str, int] | None = None,
     overwrite: bool = False,
     source: str = "avocado",
+    spread: bool = False,
     progress: bool = True,
 ) -> list[tuple[str, str]]:
     """Predict experiments over the store's region set and write them out.
@@ -61,7 +62,15 @@ def impute_experiments(
         Re-impute experiments that already have an imputed track in the store. Default is
         False: they are skipped (unless bigWig files are asked for).
     source: str
-        Provenance recorded in the store's catalog. Default is ``"avocado"``.
+        Provenance recorded in the store's catalog. Default is ``"avocado"``. The store's
+        ``imputation.json`` records under it which experiments the model trained on
+        (``model.trained_on``) and how many models it averages, so that an app can tell
+        training fit from held-out imputations.
+    spread: bool
+        Also write the members' standard deviation around the mean as a ``"spread"`` track
+        (``model`` must be an :class:`~avocado_core.ensemble.AvocadoEnsemble` of at least two
+        models); :mod:`avocado_core.uncertainty` turns it into a calibrated band. Default is
+        False.
     progress: bool
         Show a progress bar. Default is True.
 
@@ -76,6 +85,12 @@ def impute_experiments(
         raise AvocadoValueError(
             f"the model covers {model.n_positions:,} positions but the store {store.path} has "
             f"{store.n_bins:,} bins; use a model trained (or genome-fitted) on this region set"
+        )
+    n_models = len(getattr(model, "models", [model]))
+    if spread and n_models < 2:
+        raise AvocadoValueError(
+            f"spread=True needs an ensemble of at least 2 models, got {n_models}; pass several "
+            "model directories (AvocadoEnsemble)"
         )
     if experiments is None:
         experiments = [(b, a) for b in model.biosamples for a in model.assays]
@@ -99,14 +114,23 @@ def impute_experiments(
 
     # A few experiments per predict_many call share the genome term; memory stays bounded.
     per_call = int(max(1, min(8, PREDICT_BYTES // (4 * max(store.n_bins, 1)))))
+    if into_store and experiments:
+        store.update_imputation_source(
+            source, trained_on=[list(k) for k in getattr(model, "trained_on", [])],
+            n_models=n_models)
     bar = tqdm(total=len(experiments), desc="imputing", unit="track",
                disable=not progress or len(experiments) < 2)
     for i in range(0, len(experiments), per_call):
         batch = experiments[i:i + per_call]
-        for (b, a), values in zip(batch, model.predict_many(batch)):
+        means, spreads = (model.predict_spread(batch) if spread
+                          else (model.predict_many(batch), [None] * len(batch)))
+        for (b, a), values, sd in zip(batch, means, spreads):
             if into_store and (overwrite or not store.has_track(b, a, kind="imputed")):
                 store.add_track(b, a, values, kind="imputed", source=source,
                                 transform="arcsinh", overwrite=overwrite)
+                if sd is not None:
+                    store.add_track(b, a, sd, kind="spread", source=source,
+                                    transform="arcsinh", overwrite=True)
             if bigwig_dir is not None:
                 write_bigwig(values, store.regions, bigwig_dir / f"{file_stem(b, a)}.imputed.bw",
                              sizes)

@@ -237,6 +237,9 @@ class Avocado:
         self.seed = seed
         self.device = torch.device(device) if device is not None else _default_device()
         self.history: dict[str, list[float]] = {"loss": [], "val_mse": []}
+        #: The experiments (biosample, assay) whose tracks any fit of this model trained on
+        #: (saved with the model); their imputations are training fit, not held-out quality.
+        self.trained_on: list[tuple[str, str]] = []
         # The optimizer state the next fit of the same kind continues (see FitOptions).
         self._train_state: dict[str, Any] | None = None
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -608,6 +611,7 @@ class Avocado:
             carry=self._train_state,
         )
         self._extend_history(history)
+        self._record_training(keys)
         return history
 
     @property
@@ -627,6 +631,10 @@ class Avocado:
     def _extend_history(self, history: dict[str, list[float]]) -> None:
         for key, values in history.items():
             self.history.setdefault(key, []).extend(values)
+
+    def _record_training(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Add the experiments a fit trained on to :attr:`trained_on` (sorted, no repeats)."""
+        self.trained_on = sorted(set(self.trained_on) | {(str(b), str(a)) for b, a in keys})
 
     def _fit_new_rows(
         self, kind: str, data: Any, names: Sequence[str] | None, options: FitOptions
@@ -699,6 +707,7 @@ class Avocado:
                 self.assays = saved
             raise
         self.network = network
+        self._record_training(keys)
         self._train_state = dict(new_state, names=list(names))
         return history
 
@@ -829,6 +838,8 @@ class Avocado:
             carry=state if continuing else None,
         )
         other._extend_history(history)
+        other.trained_on = list(self.trained_on)
+        other._record_training(keys)
         return other
 
     # ------------------------------------------------------------------ prediction
@@ -1006,6 +1017,7 @@ class Avocado:
             "version": __version__,
             "config": self.config,
             "history": self.history,
+            "trained_on": [list(k) for k in self.trained_on],
         }
         tensors = {k: v for k, v in self.network.state_dict().items()}
         if optimizer:
@@ -1056,6 +1068,7 @@ class Avocado:
             raise AvocadoValueError(
                 f"{Path(path) / CONFIG_FILE}: corrupted model ({exc})") from None
         model.history = {k: list(v) for k, v in meta.get("history", {}).items()}
+        model.trained_on = [(str(b), str(a)) for b, a in meta.get("trained_on", [])]
         if _OPTIMIZER in meta:
             model._train_state = dict(meta[_OPTIMIZER], tensors={
                 k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)})

@@ -66,9 +66,12 @@ try:  # POSIX advisory locks; on other systems mutations are simply not serializ
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["TrackStore", "KINDS", "CATALOG_COLUMNS"]
+__all__ = ["TrackStore", "KINDS", "CATALOG_COLUMNS", "IMPUTATION_FILE"]
 
-KINDS = ("observed", "imputed")
+#: observed: measured signal; imputed: a model's imputation; spread: the standard deviation of
+#: an ensemble's members around their mean imputation (``impute_experiments(spread=True)``).
+KINDS = ("observed", "imputed", "spread")
+IMPUTATION_FILE = "imputation.json"
 CATALOG_COLUMNS = ["biosample", "assay", "kind", "source", "transform", "n_bins", "file"]
 FORMAT_VERSION = 1
 #: Bytes of an ``.npy`` header (at most; numpy pads it to a multiple of 64).
@@ -397,6 +400,27 @@ class TrackStore:
         with self._locked():
             _io.write_text(self.path / "chrom_sizes.tsv", _chrom_sizes_text(sizes))
 
+    @property
+    def imputation_info(self) -> dict:
+        """What made the store's imputed tracks (``imputation.json``; {} if never recorded).
+
+        ``{"sources": {source: {"trained_on": [[biosample, assay], ...], "n_models": k,
+        "band": {...}}}}``, one entry per ``source`` of the catalog's imputed tracks (written by
+        :func:`~avocado_core.imputation.impute_experiments` and
+        :func:`~avocado_core.uncertainty.calibrate_store_band`).
+        """
+        file = self.path / IMPUTATION_FILE
+        return json.loads(file.read_text()) if file.is_file() else {}
+
+    def update_imputation_source(self, source: str, **fields: Any) -> None:
+        """Add or replace fields of one source's entry in ``imputation.json`` (atomic)."""
+        with self._locked():
+            info = self.imputation_info
+            entry = info.setdefault("sources", {}).setdefault(str(source), {})
+            entry.update(fields)
+            _io.write_text(self.path / IMPUTATION_FILE,
+                           json.dumps(info, indent=1, sort_keys=True) + "\n")
+
     # ------------------------------------------------------------------ tracks
     def _file(self, biosample: str, assay: str, kind: str) -> str | None:
         """The catalog's file of a track (a dictionary lookup, rebuilt when the catalog changes:
@@ -457,7 +481,7 @@ class TrackStore:
             region of the region set, a ``(start_bin, end_bin)`` tuple, or None for the whole
             track. Default is None.
         kind: str
-            ``"observed"`` or ``"imputed"``. Default is ``"observed"``.
+            ``"observed"``, ``"imputed"`` or ``"spread"``. Default is ``"observed"``.
 
         Returns
         -------
@@ -532,7 +556,7 @@ class TrackStore:
         values: array-like, shape=(n_bins,)
             Finite real numbers; stored as float32.
         kind: str
-            ``"observed"`` or ``"imputed"``. Default is ``"observed"``.
+            ``"observed"``, ``"imputed"`` or ``"spread"``. Default is ``"observed"``.
         source: str
             Where the values came from (a file path, a model directory). Default is "".
         transform: str

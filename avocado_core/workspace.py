@@ -5,6 +5,7 @@ Layout of a workspace directory::
     workspace.json     genome, annotation source, model fingerprint, how it was built
     store/             a TrackStore (observed tracks, and the model's imputations as "imputed")
     model/             an Avocado model (``Avocado.save``)
+    ensemble/          more members of an ensemble with model/ (member-1/, member-2/, ...)
     projections/       cached 2-D projections (``ProjectionCache``)
 
 :class:`Workspace` is a read model: it opens the parts once and answers the app's questions
@@ -15,7 +16,10 @@ through their own APIs (``TrackStore.fetch_many``, ``Avocado.predict_many``,
 Roadmap pilot data or a synthetic compendium), trains a small CPU model
 (``Avocado.from_preset`` and ``fit``), imputes every (biosample, assay) of the tensor
 (``impute_experiments``) and computes the projections. Each step is skipped when its result is
-already there, so a second call returns at once.
+already there, so a second call returns at once. The pilot workspace keeps two Latin squares
+of experiments out of training (:data:`PILOT_HELD_OUT_SHIFT`, :data:`PILOT_CALIBRATION_SHIFT`)
+and is an ensemble whose spread gives a calibrated uncertainty band
+(:mod:`~avocado_core.uncertainty`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -48,9 +52,20 @@ DEFAULT_PROJECTIONS: tuple[tuple[str, str, str], ...] = (
     ("genome", "pca", "all"),
     ("genome", "umap", "all"),
 )
-#: Training of the demo model on the pilot tracks: ``Avocado.small``, each epoch one pass over
-#: the positions (a few minutes on two CPU cores).
-PILOT_TRAINING: dict[str, Any] = {"n_epochs": 20, "model": {}}
+#: Training of the demo models on the pilot tracks: an ensemble of 3 ``Avocado.small`` models
+#: (seeds 0, 100, 200), each epoch one pass over the positions, weights averaged over epochs
+#: 11-20 (a few minutes on two CPU cores).
+PILOT_TRAINING: dict[str, Any] = {"n_epochs": 20, "model": {}, "n_models": 3,
+                                  "average_from": 10}
+#: The demo's held-out experiments: the Latin square (see :func:`holdout.latin_square`) of
+#: this shift over the sorted pilot biosamples and assays is never trained on, and the app
+#: shows their real signal beside the imputation with held-out scores.
+PILOT_HELD_OUT_SHIFT = 0
+#: The demo's calibration experiments (another Latin square, disjoint from the held-out one):
+#: not trained on, used to calibrate the uncertainty band, then removed from the demo store
+#: so that the app shows them as never-performed experiments (imputation only).
+PILOT_CALIBRATION_SHIFT = 1
+ENSEMBLE_DIR = "ensemble"
 
 
 def _write_json(path: Path, data: Mapping) -> None:
@@ -90,6 +105,7 @@ class Workspace:
         self.model_path = self.path / "model"
         self.projections_path = self.path / "projections"
         self._lock = threading.RLock()
+        self._provenance: tuple[tuple, dict] | None = None
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.path)!r})"
@@ -172,6 +188,13 @@ class Workspace:
     @property
     def has_model(self) -> bool:
         return self.model_path.is_dir() and any(self.model_path.iterdir())
+
+    @property
+    def member_paths(self) -> list[Path]:
+        """model/ and the further ensemble members under ensemble/ (member-1, member-2, ...)."""
+        extra = sorted((self.path / ENSEMBLE_DIR).glob("member-*"),
+                       key=lambda p: int(p.name.split("-", 1)[1]))
+        return ([self.model_path] if self.has_model else []) + [p for p in extra if p.is_dir()]
 
     @cached_property
     def store(self):
@@ -291,7 +314,8 @@ class Workspace:
         return sorted({a for _, a in self.store.experiments("observed")})
 
     def biosample_metadata(self) -> pd.DataFrame:
-        """Metadata of the tensor's biosamples (index: name), plus ``n_observed`` assays."""
+        """Metadata of the tensor's biosamples (index: name), plus ``n_observed`` assays
+        (held-out ones included)."""
         return self._metadata("biosamples")
 
     def assay_metadata(self) -> pd.DataFrame:
@@ -304,7 +328,8 @@ class Workspace:
         table = table if table is not None else pd.DataFrame()
         meta = table.reindex(pd.Index(names, name="name"))
         status = self.status()
-        meta["n_observed"] = ((status == "observed").sum(axis=1 if axis == "biosamples" else 0)
+        observed = status.isin(["observed", "held out"])
+        meta["n_observed"] = (observed.sum(axis=1 if axis == "biosamples" else 0)
                               .reindex(names).fillna(0).astype(int).to_numpy())
         return meta
 
@@ -313,7 +338,9 @@ class Workspace:
         return self.store.has_track(biosample, assay, kind)
 
     def status(self) -> pd.DataFrame:
-        """The tensor as a biosample x assay table of "observed", "imputed" or "missing"."""
+        """The tensor as a biosample x assay table of "observed" (and trained on, or not
+        known), "held out" (observed, but the imputation's models never trained on it),
+        "imputed" (no observed track) or "missing" (neither)."""
         bios, assays = self.biosamples, self.assays
         values = np.full((len(bios), len(assays)), "missing", dtype=object)
         row = {b: i for i, b in enumerate(bios)}
@@ -323,6 +350,10 @@ class Workspace:
                      if b in row and a in col]
             if pairs:
                 values[tuple(np.array(pairs).T)] = kind
+        held = [(row[b], col[a]) for b, a in self.store.experiments("observed")
+                if b in row and a in col and self.trained_on(b, a) is False]
+        if held:
+            values[tuple(np.array(held).T)] = "held out"
         return pd.DataFrame(values.astype(str), index=pd.Index(bios, name="biosample"),
                             columns=pd.Index(assays, name="assay"))
 
@@ -375,6 +406,90 @@ class Workspace:
         observed, imputed: np.ndarray[float32] or None
         """
         return self.windows([(biosample, assay)], start_bin, end_bin)[0]
+
+    # ------------------------------------------------------------------ held out and band
+    def _provenance_index(self) -> dict:
+        """What the store records about its imputations (:func:`_provenance`), re-read when
+        the catalog or imputation.json changes."""
+        keys = []
+        for name in ("catalog.tsv", "imputation.json"):
+            try:
+                st = os.stat(self.store_path / name)
+                keys.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except FileNotFoundError:
+                keys.append(None)
+        with self._lock:
+            if self._provenance is None or self._provenance[0] != tuple(keys):
+                self._provenance = (tuple(keys), _provenance(self.store))
+            return self._provenance[1]
+
+    def trained_on(self, biosample: str, assay: str) -> bool | None:
+        """Whether the imputation of an experiment comes from models that trained on its
+        observed track (True: what the app shows is training fit), did not (False: a real
+        held-out imputation) or is not recorded (None; old stores and models).
+
+        The store's ``imputation.json`` says what the models behind its imputed tracks trained
+        on; for experiments imputed on the fly, the workspace model's ``trained_on``.
+        """
+        index = self._provenance_index()
+        key = (biosample, assay)
+        source = index["sources"].get(key)
+        if source is not None:
+            trained = index["trained_on"].get(source)
+        else:
+            if "model_trained_on" not in index:
+                index["model_trained_on"] = set(self.model.trained_on) if self.has_model else None
+            trained = index["model_trained_on"]
+        if not trained:
+            return None
+        return key in trained
+
+    def band(self, biosample: str, assay: str, start_bin: int, end_bin: int
+             ) -> tuple[np.ndarray, np.ndarray, bool] | None:
+        """The uncertainty band of an experiment's imputation over bins [start_bin, end_bin).
+
+        Returns
+        -------
+        (low, high, calibrated) or None
+            None where the store has no spread track (one model). ``calibrated``: the band is
+            the store's calibrated 90 % band (:mod:`~avocado_core.uncertainty`); else the
+            members' own 5-95 % range, which is too narrow.
+        """
+        from .uncertainty import band, member_band
+
+        store = self.store
+        if not (store.has_track(biosample, assay, "spread")
+                and store.has_track(biosample, assay, "imputed")):
+            return None
+        window = (int(start_bin), int(end_bin))
+        mean, spread = (store.fetch(biosample, assay, window, kind) for kind in ("imputed",
+                                                                                 "spread"))
+        index = self._provenance_index()
+        calibration = index["bands"].get(index["sources"].get((biosample, assay)))
+        if calibration is None:
+            return (*member_band(mean, spread), False)
+        return (*band(mean, spread, calibration), True)
+
+    def band_widths(self) -> pd.DataFrame:
+        """Mean half-width of each experiment's band over the store (biosample x assay; NaN
+        where there is no band): how uncertain each imputation is, for colouring the picker."""
+        from .uncertainty import MEMBER_Z
+
+        index = self._provenance_index()
+        with self._lock:
+            if "band_widths" not in index:
+                widths = pd.DataFrame(np.nan, index=pd.Index(self.biosamples, name="biosample"),
+                                      columns=pd.Index(self.assays, name="assay"))
+                store = self.store
+                both = set(store.experiments("spread")) & set(store.experiments("imputed"))
+                for b, a in both:
+                    if b in widths.index and a in widths.columns:
+                        mean_sd = float(np.mean(store.track(b, a, "spread"), dtype=np.float64))
+                        cal = index["bands"].get(index["sources"].get((b, a)))
+                        widths.loc[b, a] = (MEMBER_Z * mean_sd if cal is None
+                                            else cal.scale * (mean_sd + cal.floor))
+                index["band_widths"] = widths
+            return index["band_widths"]
 
     def signal_at(self, biosample: str, assay: str, bins: np.ndarray, kind: str = "auto"
                   ) -> np.ndarray:
@@ -452,28 +567,79 @@ class Workspace:
         return self.projection(axis, method, resolution, compute=False) is not None
 
 
+def _provenance(store) -> dict:
+    """From the store's catalog and imputation.json: the source of each imputed track
+    ("sources"), what each source trained on ("trained_on") and its band ("bands")."""
+    from .uncertainty import store_band_calibration
+
+    cat = store.catalog
+    imputed = cat[cat["kind"] == "imputed"]
+    sources = dict(zip(zip(imputed["biosample"], imputed["assay"]), imputed["source"]))
+    info = store.imputation_info.get("sources", {})
+    trained = {src: {tuple(e) for e in entry.get("trained_on", [])} for src, entry in info.items()}
+    bands = {src: store_band_calibration(store, src) for src in info}
+    return {"sources": sources, "trained_on": trained,
+            "bands": {k: v for k, v in bands.items() if v is not None}}
+
+
 def _train(ws: Workspace, *, n_epochs: int, epoch_size: int | None,
-           model_kwargs: Mapping[str, Any], seed: int, progress: bool) -> None:
-    """Train ``Avocado.small`` on the store's observed tracks and save it to ``ws.model_path``."""
+           model_kwargs: Mapping[str, Any], seed: int, progress: bool,
+           held_out: Iterable[tuple[str, str]] = (), n_models: int = 1,
+           average_from: int | None = None) -> None:
+    """Train ``Avocado.small`` (an ensemble of ``n_models``, seeds ``seed``, ``seed + 100``,
+    ...) on the store's observed tracks but ``held_out``; save member 0 to ``ws.model_path``
+    and the others to ensemble/member-k/."""
+    from .ensemble import AvocadoEnsemble, check_n_models
     from .model import Avocado
     from .projection import model_fingerprint
 
     store = ws.store
-    model = Avocado.from_preset({"preset": "small", **model_kwargs},
-                                store.experiments("observed"), store.n_bins, seed=seed)
+    n_models = check_n_models(n_models)
+    experiments = store.experiments("observed")
+    held_out = sorted({(str(b), str(a)) for b, a in held_out})
+    unknown = [e for e in held_out if e not in set(experiments)]
+    if unknown:
+        raise AvocadoValueError(f"held-out experiments {unknown} are not observed in the store; "
+                                "hold out observed experiments only")
+    training = {e: store.track(*e) for e in experiments if e not in set(held_out)}
+    if not training:
+        raise AvocadoValueError("every observed experiment is held out; nothing to train on")
     t0 = time.perf_counter()
-    history = model.fit(store, n_epochs=n_epochs, epoch_size=epoch_size, seed=seed,
-                        progress=progress)
+    ensemble = AvocadoEnsemble.fit(
+        lambda s: Avocado.from_preset({"preset": "small", **model_kwargs}, experiments,
+                                      store.n_bins, seed=s),
+        training, n_models, seed=seed, n_epochs=n_epochs, epoch_size=epoch_size,
+        average_from=average_from, progress=progress)
     seconds = time.perf_counter() - t0
-    with _io.atomic_dir(ws.model_path) as tmp:
-        model.save(tmp)
-    loss = history.get("loss", [])
+    for k, member in reversed(list(enumerate(ensemble.models))):  # model/ last: the commit
+        with _io.atomic_dir(ws.model_path if k == 0
+                            else ws.path / ENSEMBLE_DIR / f"member-{k}") as tmp:
+            member.save(tmp)
+    model = ensemble.models[0]
+    loss = model.history.get("loss", [])
     ws.update_info(
         model_fingerprint=model_fingerprint(model),
         training={"n_epochs": n_epochs, "epoch_size": epoch_size, "seed": seed,
                   "model_kwargs": dict(model_kwargs), "seconds": round(seconds, 1),
+                  "n_models": n_models, "average_from": average_from,
+                  "held_out": [list(e) for e in held_out],
                   "final_loss": float(loss[-1]) if len(loss) else None},
     )
+
+
+def _impute(ws: Workspace, progress: bool) -> None:
+    """Impute every experiment of the tensor into the store: the model's imputation, or the
+    ensemble's mean and the members' spread when ensemble/ holds more members."""
+    from .ensemble import AvocadoEnsemble
+    from .imputation import impute_experiments
+
+    paths = ws.member_paths
+    model = ws.model if len(paths) < 2 else AvocadoEnsemble.load(paths, device="cpu")
+    source = f"avocado model {ws.path.name}/model"
+    if len(paths) > 1:
+        source += f" + {len(paths) - 1} ensemble members"
+    impute_experiments(model, ws.store, source=source, spread=len(paths) > 1,
+                       progress=progress)
 
 
 def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
@@ -483,12 +649,21 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
                     impute: bool | None = None,
                     projections: Sequence[tuple[str, str, str]] | None = None,
                     genome_points: int = 100_000, seed: int = 0,
+                    n_models: int | None = None, average_from: int | None = None,
+                    hold_out: bool | None = None,
                     progress: bool = True) -> Workspace:
     """Build (or finish building) a workspace the app can serve.
 
     Steps, each skipped when already done: the store (the 25 real Roadmap pilot tracks, or a
-    synthetic compendium), a model (``Avocado.small``, CPU), the imputation of every
-    (biosample, assay) of the tensor into the store as "imputed", and the projections.
+    synthetic compendium), the models (``Avocado.small``, CPU; an ensemble for the pilot), the
+    imputation of every (biosample, assay) of the tensor into the store as "imputed" (with the
+    members' spread), the band's calibration, and the projections.
+
+    With ``hold_out`` (the pilot's default), two disjoint Latin squares of experiments are kept
+    out of training (:data:`PILOT_HELD_OUT_SHIFT`, :data:`PILOT_CALIBRATION_SHIFT`): the
+    held-out one stays in the store, so that the app shows real held-out imputations and
+    scores; the calibration one calibrates the uncertainty band and is then removed from the
+    store, so that the app shows it as never-performed experiments (imputation only).
 
     Parameters
     ----------
@@ -512,6 +687,13 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
     genome_points: int
         Size of the stratified sample of genome positions. Default is 100,000.
     seed: int
+    n_models, average_from: int or None
+        Ensemble size and weight averaging (``Avocado.fit``); default :data:`PILOT_TRAINING`
+        for the pilot (averaging only when training is longer), one model without averaging
+        otherwise.
+    hold_out: bool or None
+        Keep the Latin squares described above out of training. Default (None): for the
+        pilot. It needs a stored imputation (``impute``) and, for the band, ``n_models >= 2``.
     progress: bool
         Show progress bars. Default is True.
 
@@ -543,16 +725,56 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
 
             synthetic_compendium(**dict(synthetic or {})).write_store(ws.store_path,
                                                                   progress=progress)
+    hold_out = pilot if hold_out is None else bool(hold_out)
+    held_out, calibration = _holdout_design(ws) if hold_out else ([], [])
     if not ws.has_model:
-        _train(ws, n_epochs=int(n_epochs or PILOT_TRAINING["n_epochs"]), epoch_size=epoch_size,
+        epochs = int(n_epochs or PILOT_TRAINING["n_epochs"])
+        if average_from is None and pilot and epochs > PILOT_TRAINING["average_from"]:
+            average_from = PILOT_TRAINING["average_from"]
+        _train(ws, n_epochs=epochs, epoch_size=epoch_size,
                model_kwargs={**PILOT_TRAINING["model"], **dict(model_kwargs or {})},
-               seed=seed, progress=progress)  # ws.model then loads what was saved
+               seed=seed, progress=progress, held_out=held_out + calibration,
+               n_models=n_models or (PILOT_TRAINING["n_models"] if pilot else 1),
+               average_from=average_from)  # ws.model then loads what was saved
     if impute if impute is not None else pilot:
-        from .imputation import impute_experiments
-
-        impute_experiments(ws.model, ws.store, source=f"avocado model {path.name}/model",
-                           progress=progress)
+        _impute(ws, progress)
+    if calibration:
+        _calibrate_and_withhold(ws, calibration)
     for axis, method, resolution in tqdm(list(projections), desc="projections", unit="proj",
                                          disable=not progress):
         ws.projection(axis, method, resolution)
     return ws
+
+
+def _holdout_design(ws: Workspace) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The held-out and calibration Latin squares over the workspace's sorted grid (recorded
+    in workspace.json the first time, so that a rebuild finds the same ones)."""
+    from .holdout import latin_square
+
+    if "hold_out" not in ws.info:
+        observed = ws.store.experiments("observed")
+        bios = sorted({b for b, _ in observed})
+        assays = sorted({a for _, a in observed})
+        ws.update_info(hold_out={
+            "held_out": [list(e) for e in latin_square(bios, assays, PILOT_HELD_OUT_SHIFT)],
+            "calibration": [list(e) for e in latin_square(bios, assays,
+                                                          PILOT_CALIBRATION_SHIFT)]})
+    design = ws.info["hold_out"]
+    return ([tuple(e) for e in design["held_out"]], [tuple(e) for e in design["calibration"]])
+
+
+def _calibrate_and_withhold(ws: Workspace, calibration: list[tuple[str, str]]) -> None:
+    """Calibrate the band on the calibration experiments (when the store has an ensemble's
+    spread), then remove their observed tracks from the store (once)."""
+    from .uncertainty import calibrate_store_band
+
+    store = ws.store
+    present = [e for e in calibration if store.has_track(*e, kind="observed")]
+    if not present:
+        return
+    if "band" not in ws.info and all(store.has_track(*e, kind="spread") for e in present):
+        cal = calibrate_store_band(store, present)
+        ws.update_info(band={"level": cal.level, "scale": cal.scale, "floor": cal.floor,
+                             "calibration": [list(e) for e in present]})
+    for b, a in present:
+        store.remove_track(b, a, kind="observed")

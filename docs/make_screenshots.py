@@ -23,8 +23,10 @@ sys.path.insert(0, str(REPO))
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--no-first-run"]
+#: The demo's held-out (E003 H3K27me3, E116 H3K4me3), trained-on and never-observed
+#: (E003 H3K36me3, E116 H3K9me3) experiments, with the uncertainty band.
 LOCUS = ("/locus?locus=chr1:151,200,000-151,300,000&tracks="
-         "E003|H3K4me3,E003|H3K27me3,E003|H3K36me3,E116|H3K4me3,E116|H3K27me3,E116|H3K36me3")
+         "E003|H3K27me3,E003|H3K4me3,E003|H3K36me3,E116|H3K4me3,E116|H3K27me3,E116|H3K9me3")
 
 
 def main() -> None:
@@ -56,7 +58,7 @@ def main() -> None:
             page.wait_for_selector("#locus-metrics tr", timeout=60_000)
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(out / "locus.png"))
-            page.goto(f"{url}/design?assay=H3K4me3&k=3")
+            page.goto(f"{url}/design?assay=H3K27me3&k=1")
             page.wait_for_load_state("networkidle")
             page.click("#design-run")
             page.wait_for_selector("#design-summary b", timeout=120_000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -121,6 +122,26 @@ def test_locus_view_errors(pilot_workspace):  # noqa: F811
         locus.locus_view(pilot_workspace, "chr1:151.2M-151.3M", [])
 
 
+def test_locus_tracks_say_held_out_or_training_fit_and_the_band(pilot_workspace):  # noqa: F811
+    ws = pilot_workspace
+    held, calibration = ws.info["hold_out"]["held_out"], ws.info["hold_out"]["calibration"]
+    trained = next((b, a) for b in ws.biosamples for a in ws.assays
+                   if [b, a] not in held + calibration)
+    chosen = [tuple(held[0]), trained, tuple(calibration[0])]
+    fig, tracks, _ = locus.locus_view(ws, "chr1:151,200,000-151,300,000", chosen)
+    assert [t.status for t in tracks] == ["held out", "training fit", "imputed only"]
+    assert [t.trained for t in tracks] == [False, True, False]
+    metric = [a["text"] for a in fig["layout"]["annotations"] if a["name"] == "track-metric"]
+    assert metric[0].startswith("held out: not seen in training · MSE ")
+    assert metric[1].startswith("training fit · MSE ") and metric[2] == "imputed only"
+    for t in tracks:  # the calibrated band around the (clipped) imputation, never below 0
+        assert t.calibrated and t.low.min() >= 0 and np.all(t.imputed >= 0)
+        assert np.all(t.low <= t.imputed + 1e-6) and np.all(t.imputed <= t.high + 1e-6)
+    assert sum(1 for d in fig["data"] if d["name"] == "90% band") == 3
+    rows = locus.metrics_rows(tracks)
+    assert [r.children[2].children for r in rows] == ["held out", "training fit", "imputed only"]
+
+
 def test_bedgraph_and_parse_tracks(pilot_workspace):  # noqa: F811
     ws = pilot_workspace
     _, tracks, _ = locus.locus_view(ws, "chr1:151,200,000-151,201,000", [("E003", "H3K4me3")])
@@ -128,7 +149,9 @@ def test_bedgraph_and_parse_tracks(pilot_workspace):  # noqa: F811
     lines = text.splitlines()
     assert lines[0].startswith('track type=bedGraph name="E003 H3K4me3 observed"')
     assert lines[1].split("\t")[:3] == ["chr1", "151200000", "151200025"]
-    assert sum(line.startswith("track") for line in lines) == 2 and len(lines) == 2 + 2 * 40
+    # observed, imputed and the band's two bounds (the test workspace is an ensemble)
+    assert sum(line.startswith("track") for line in lines) == 4 and len(lines) == 4 + 4 * 40
+    assert 'name="E003 H3K4me3 band_low"' in text
     assert locus.parse_tracks("E003|H3K4me3,E999|H3K4me3,E017|H3K27me3", ws) == [
         ("E003", "H3K4me3"), ("E017", "H3K27me3")]
     assert locus.drag_range({"xaxis2.range[0]": 10.5, "xaxis2.range[1]": 2000.2}) == (10, 2000)
@@ -169,8 +192,29 @@ def test_selection_ids_and_links(synthetic_workspace):  # noqa: F811
     links = embeddings.selection_links(ws, "biosamples", ids)
     hrefs = [link.href for link in links]
     assert hrefs[0].startswith("/locus?tracks=S001|") and hrefs[1] == "/design?candidates=S001,S002"
-    genome_link = embeddings.selection_links(ws, "genome", [400])[0]
-    assert genome_link.href == "/locus?locus=chr1:0-30,000"
+    assert embeddings.saved_selection_id(ws, "biosamples", ids, "all") is None  # in the URL
+    bins = list(range(400, 1400, 4))  # 250 genome positions: saved, the URL gets an id
+    sel_id = embeddings.saved_selection_id(ws, "genome", bins, "all")
+    assert len(sel_id) == 12 and embeddings.saved_selection_id(ws, "genome", bins, "all") == sel_id
+    to_locus, to_design, bed = embeddings.selection_links(ws, "genome", bins, sel_id)
+    assert to_locus.href == f"/locus?selection={sel_id}"
+    assert to_design.href == f"/design?positions={sel_id}"
+    assert "250 selected positions" in to_locus.children and bed.id == "emb-bed"
+    lines = embeddings.selection_bed_text(ws, sel_id).splitlines()
+    first = lines[0].split("\t")
+    assert len(lines) == 250 and first[:4] == ["chr1", "10000", "10025", "selected_1"]
+
+
+def test_small_axes_say_pca_and_label_their_points(pilot_workspace):  # noqa: F811
+    ws = pilot_workspace
+    fig, caption, n = embeddings.embedding_view(ws, "biosamples", "umap", "all", "anatomy")
+    assert caption == ("5 biosamples · PCA of the biosample embedding (UMAP needs at least 8 "
+                       "biosamples; with 5 the map is PCA)")
+    assert sorted(t for tr in fig.data for t in tr.text) == sorted(ws.biosamples)
+    assert all(tr.mode == "markers+text" for tr in fig.data)
+    umap, pca = embeddings.method_options(ws, "assays")
+    assert umap["disabled"] and not pca.get("disabled")
+    assert not embeddings.method_options(ws, "genome")[0]["disabled"]
 
 
 # ---------------------------------------------------------------------- design: pure helpers
@@ -193,7 +237,11 @@ def test_biosample_design_counts_profiled_as_chosen(synthetic_workspace):  # noq
 
 
 def test_pilot_design_needs_reranking(pilot_workspace):  # noqa: F811
-    with pytest.raises(ValueError, match="no candidate biosamples"):
+    # E065's H3K4me3 (a calibration experiment) was removed from the test store: the only
+    # biosample still without the assay
+    picks = design.biosample_design(pilot_workspace, "H3K4me3", 1)
+    assert list(picks["biosample"]) == ["E065"]
+    with pytest.raises(ValueError, match="exceeds the 1 candidate"):
         design.biosample_design(pilot_workspace, "H3K4me3", 2)
     picks = design.biosample_design(pilot_workspace, "H3K4me3", 3, rerank_profiled=True)
     assert len(picks) == 3 and picks["biosample"].is_unique
@@ -234,7 +282,7 @@ def test_locus_callback_draws_and_alerts(pilot_app):
                   ("locus-in", "n_clicks", None), ("locus-out", "n_clicks", None),
                   ("locus-left", "n_clicks", None), ("locus-right", "n_clicks", None),
                   ("locus-gene-click", "data", None), ("locus-drag", "data", None),
-                  ("locus-tracks", "data", tracks)]
+                  ("locus-tracks", "data", tracks), ("locus-sel-region", "value", None)]
         if changed == "locus-in.n_clicks":
             inputs[2] = ("locus-in", "n_clicks", 1)
         state = [("locus-input", "value", text), ("locus-current", "data", current)]
@@ -265,17 +313,26 @@ def test_track_picker_callback_toggles_cells(pilot_app):
     outputs = [("locus-tracks", "data"), ("locus-picker", "figure"),
                ("locus-picked-count", "children")]
     click = {"points": [{"x": "H3K27me3", "y": "E065"}]}
-    out = post_callback(client, outputs,
-                        [("locus-picker", "clickData", click), ("locus-clear", "n_clicks", None)],
+    inputs = [("locus-picker", "clickData", click), ("locus-clear", "n_clicks", None),
+              ("locus-picker-color", "value", "status")]
+    out = post_callback(client, outputs, inputs,
                         [("locus-tracks", "data", [["E003", "H3K4me3"]])],
                         ["locus-picker.clickData"])
     assert out["locus-tracks"]["data"] == [["E003", "H3K4me3"], ["E065", "H3K27me3"]]
     assert out["locus-picked-count"]["children"] == "2 tracks chosen"
-    out = post_callback(client, outputs,
-                        [("locus-picker", "clickData", click), ("locus-clear", "n_clicks", None)],
+    out = post_callback(client, outputs, inputs,
                         [("locus-tracks", "data", out["locus-tracks"]["data"])],
                         ["locus-picker.clickData"])
     assert out["locus-tracks"]["data"] == [["E003", "H3K4me3"]]
+    # colouring by uncertainty redraws the picker only (the tracks stay: no redraw)
+    out = post_callback(client, outputs, inputs[:2] + [("locus-picker-color", "value", "band")],
+                        [("locus-tracks", "data", [["E003", "H3K4me3"]])],
+                        ["locus-picker-color.value"])
+    assert set(out) == {"locus-picker"}
+    heat = out["locus-picker"]["figure"]["data"][0]
+    z = heat["z"]  # plotly sends numeric arrays base64-encoded
+    z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]) if "bdata" in z else z
+    assert heat["showscale"] and z.size == 25 and np.isfinite(np.asarray(z, float)).all()
 
 
 def test_embedding_callback_and_url_state(synthetic_app):
@@ -292,10 +349,16 @@ def test_embedding_callback_and_url_state(synthetic_app):
     legend = [t["name"] for t in out["emb-graph"]["figure"]["data"]]
     assert any(name.startswith("LIVER (") for name in legend)
     url = post_callback(client, [("emb-url", "data")],
-                        inputs[:7] + [("emb-selection", "data", ["S001", "S002"])],
+                        inputs[:7] + [("emb-selection", "data", ["S001", "S002"]),
+                                      ("emb-selection-id", "data", None)],
                         changed=["emb-selection.data"])
     assert url["emb-url"]["data"]["query"] == ("?axis=biosamples&method=pca&color=anatomy"
                                                "&sel=S001,S002")
+    url = post_callback(client, [("emb-url", "data")],
+                        inputs[:7] + [("emb-selection", "data", ["S001", "S002"]),
+                                      ("emb-selection-id", "data", "0123456789ab")],
+                        changed=["emb-selection-id.data"])
+    assert url["emb-url"]["data"]["query"].endswith("&selid=0123456789ab")
 
 
 # ---------------------------------------------------------------------- serving
@@ -360,7 +423,8 @@ def test_fit_new_biosample_from_a_bigwig(pilot_workspace, tmp_path, data_mirror)
         design.fit_new_biosample(ws, text, "x", "H3K4me3")
 
 
-def test_upload_errors_name_the_uploaded_file(pilot_workspace, tmp_path, data_mirror):  # noqa: F811
+def test_upload_errors_name_the_uploaded_file(pilot_workspace, tmp_path,  # noqa: F811
+                                               data_mirror):
     truncated = (data_mirror / "bigwig-real" / "bigwig_chrx_2e6_5e6.bw").read_bytes()[:128]
     with pytest.raises(ValueError) as info:
         design.fit_uploaded_bigwig(pilot_workspace, truncated, "my-sample.bw", "new", "H3K4me3",
@@ -394,3 +458,29 @@ def test_the_apps_temporary_folder_goes_when_it_stops(synthetic_workspace, tmp_p
     app.server.config["AVOCADO_CLOSE"]()  # what `avocado serve` calls when it stops
     assert not os.path.exists(temp)
     close_app(app)  # twice is harmless
+
+
+# ---------------------------------------------------------------------- a genome selection
+def test_a_saved_genome_selection_reaches_the_locus_and_design_pages(pilot_workspace):  # noqa: F811
+    from avocado_core.saved_selections import save_selection
+
+    ws = pilot_workspace
+    regions = ws.store.regions
+    b0, _ = regions.locus_bins("chr1:151,200,000-151,300,000")
+    promoters = np.flatnonzero(ws.bin_classes == "promoter")
+    bins = [b0, b0 + 1, b0 + 3000, *promoters[:300:3].tolist()]  # 3 near PSMD4 + 100 promoters
+    sel_id = save_selection(ws.path, "genome", bins)
+    windows = locus.selection_windows(ws, sel_id)
+    assert windows[0].startswith("chr1:") and len(windows) <= len(bins)
+    spans = [locus.parse_locus(w) for w in windows]
+    psmd4 = [s for s in spans if s[1] <= 151_200_000 < s[2]]
+    # the two touching bins merged into one 50 bp interval, with 20 kb either side
+    assert psmd4 == [("chr1", 151_180_000, 151_220_050)]
+    assert ("chr1", 151_255_000, 151_295_025) in spans
+    assert spans == sorted(spans, key=lambda s: (regions.locus_bins(s)[0]))
+    mask = design.selection_mask(ws, sel_id)
+    assert mask.sum() == len(set(bins))
+    picks = design.position_design(ws, 5, positions=sel_id)
+    assert len(picks) == 5 and mask[picks["bin"].to_numpy()].all()
+    with pytest.raises(ValueError, match="not a selection id"):
+        locus.selection_windows(ws, "nope")

@@ -42,6 +42,11 @@ def test_bench_locus_prints_percentiles(pilot_workspace):  # noqa: F811
 
 
 
+def test_bench_band_prints_held_out_coverage(pilot_workspace):  # noqa: F811
+    out = _run("benchmarks/bench_band.py", str(pilot_workspace.path))
+    assert "| **all 5 tracks** |" in out and "coverage of the 90% band" in out
+
+
 def test_bench_ensemble_prints_its_table():
     out = _run("benchmarks/bench_ensemble.py", "--seeds", "2", "--epochs", "2",
                "--average-from", "1", "--positions", "3000")

@@ -331,6 +331,35 @@ def test_impute_with_several_models_writes_their_mean(work, store_path, model_pa
                           "model 1 of the ensemble has assays")
 
 
+def test_impute_spread_and_a_band_calibrated_on_held_out_tracks(work, store_path):
+    held = ("-x", "E003:H3K36me3")
+    members = [work / f"band-m{s}" for s in (0, 100)]
+    for path, seed in zip(members, (0, 100)):
+        run("train", store_path, path, *TINY, "--epochs", "1", "--seed", str(seed), *held, "-q")
+    assert ("E003", "H3K36me3") not in Avocado.load(members[0], device="cpu").trained_on
+    store_copy = work / "band-store"
+    shutil.copytree(store_path, store_copy)
+    out = run("impute", store_copy, *members, "--all", "--spread", "--calibrate-on",
+              "E003:H3K36me3", "-q").output
+    assert "Calibrated the 90% band on 1 held-out experiments" in out
+    store = TrackStore(store_copy)
+    assert len(store.experiments("spread")) == 9
+    preds = [Avocado.load(p, device="cpu").predict("E116", "H3K27me3") for p in members]
+    np.testing.assert_allclose(store.track("E116", "H3K27me3", kind="spread"),
+                               np.std(preds, axis=0), rtol=1e-4, atol=1e-6)
+    (source, entry), = store.imputation_info["sources"].items()
+    assert entry["n_models"] == 2 and ["E116", "H3K27me3"] not in entry["trained_on"]
+    assert entry["band"]["experiments"] == [["E003", "H3K36me3"]]
+    # a training track cannot calibrate the band; --calibrate-on needs --spread
+    assert_one_line_error(run("impute", store_copy, *members, "--all", "--spread", "--overwrite",
+                              "--calibrate-on", "E003:H3K4me3", "-q", ok=False),
+                          "were used for training")
+    assert_one_line_error(run("impute", store_copy, *members, "--all", "--calibrate-on",
+                              "E003:H3K36me3", ok=False), "--spread")
+    assert_one_line_error(run("impute", store_copy, members[0], "--all", "--spread", ok=False),
+                          "at least 2 MODELs")
+
+
 def test_impute_all_to_bigwig(work, store_path, model_path, sizes_file):
     out_dir = work / "imputed-bw"
     result = run("impute", store_path, model_path, "--all", "--no-store", "--bigwig-dir", out_dir,

@@ -100,3 +100,15 @@ def test_cross_validate_scores_the_members_mean(tracks):
     assert row["mse"].item() == pytest.approx(want, rel=1e-5)
     with pytest.raises(AvocadoValueError, match="n_models must be an integer >= 1, got 0"):
         evaluation.cross_validate(tracks, n_folds=3, config=config, n_models=0, progress=False)
+
+
+def test_spread_is_the_members_standard_deviation_and_training_is_recorded(ensemble, tmp_path):
+    experiments = [("E116", "H3K27me3"), ("E003", "H3K4me3")]
+    members = np.stack([m.predict_many(experiments, 0, 500) for m in ensemble.models])
+    mean, spread = ensemble.predict_spread(experiments, 0, 500)
+    np.testing.assert_allclose(mean, ensemble.predict_many(experiments, 0, 500), rtol=1e-6)
+    np.testing.assert_allclose(spread, members.astype(np.float64).std(0), rtol=1e-4, atol=1e-6)
+    # what the members trained on is recorded and saved with them
+    assert ("E116", "H3K27me3") not in ensemble.trained_on and len(ensemble.trained_on) == 8
+    ensemble.models[0].save(tmp_path / "m")
+    assert Avocado.load(tmp_path / "m").trained_on == ensemble.models[0].trained_on

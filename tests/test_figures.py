@@ -13,36 +13,60 @@ from dashboard.figures.embedding import color_kind, embedding_figure
 from dashboard.figures.genes import gene_traces, pack_rows
 from dashboard.figures.picker import picker_figure
 from dashboard.figures.selection import gains_figure, picks_figure
-from dashboard.figures.tracks import (Track, format_span, locus_figure, rebin, ruler_ticks,
-                                      tracks_table)
+from dashboard.figures.style import ASSAY_COLORS, CATEGORICAL, IMPUTED_LINE, assay_color, \
+    contrast_ratio
+from dashboard.figures.tracks import (Track, bucket_bounds, envelope, format_span, locus_figure,
+                                      ruler_ticks, tracks_table)
 
 
-# ---------------------------------------------------------------------- re-binning and ruler
-def test_rebin_means_equal_chunks():
-    values = np.arange(12, dtype=np.float32)
-    starts, means = rebin(values, 4)
-    np.testing.assert_array_equal(starts, [0, 3, 6, 9])
-    np.testing.assert_allclose(means, [1, 4, 7, 10])
+def values_of(array) -> np.ndarray:
+    """A trace's array, decoded when it is plotly's typed-array spec."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    return np.asarray(array)
 
 
-def test_rebin_uneven_chunks_match_a_direct_mean():
+# ---------------------------------------------------------------------- reduction and ruler
+def test_envelope_keeps_each_pixels_min_and_max_in_order():
+    values = np.array([0, 5, 1, 2,   9, 3, 3, -1,   4, 4, 4, 4], dtype=np.float32)
+    index, kept = envelope(values, 3)  # 3 buckets of 4 bins
+    np.testing.assert_array_equal(index, [0, 1, 4, 7, 8])  # a flat bucket gives one point
+    np.testing.assert_array_equal(kept, [0, 5, 9, -1, 4])
+
+
+def test_envelope_keeps_every_peak_of_a_long_window_within_two_points_per_pixel():
     rng = np.random.default_rng(0)
-    values = rng.normal(size=4001).astype(np.float32)
-    starts, means = rebin(values, 1000)
-    assert len(starts) == len(means) == 1000
-    ends = np.append(starts[1:], len(values))
-    expected = [values[s:e].mean() for s, e in zip(starts[:5], ends[:5])]
-    np.testing.assert_allclose(means[:5], expected, rtol=1e-5)
-    assert values.mean() == pytest.approx(
-        np.sum(means * (ends - starts)) / len(values), rel=1e-5)
+    values = rng.gamma(0.5, 1.0, 13_050).astype(np.float32)  # 326 kb of 25 bp bins
+    index, kept = envelope(values, 1000)
+    assert len(kept) <= 2000 and np.all(np.diff(index) > 0)
+    size = -(-len(values) // 1000)
+    for b in range(0, len(values) // size, 97):  # every bucket's extremes are drawn
+        chunk = values[b * size:(b + 1) * size]
+        in_bucket = kept[(index >= b * size) & (index < (b + 1) * size)]
+        assert in_bucket.max() == chunk.max() and in_bucket.min() == chunk.min()
+    assert envelope(values[:1500], 1000)[1].shape == (1500,)  # short windows as they are
+    with pytest.raises(ValueError, match="n_px"):
+        envelope(values, 0)
 
 
-def test_rebin_leaves_short_windows_alone_and_rejects_zero():
-    starts, means = rebin(np.array([1.0, 2.0]), 10)
-    np.testing.assert_array_equal(starts, [0, 1])
-    np.testing.assert_array_equal(means, [1.0, 2.0])
-    with pytest.raises(ValueError, match="n_out"):
-        rebin(np.ones(3), 0)
+def test_bucket_bounds_never_narrow_the_band():
+    rng = np.random.default_rng(1)
+    low = rng.normal(size=5000).astype(np.float32)
+    high = low + rng.uniform(0, 1, 5000).astype(np.float32)
+    index, lo, hi = bucket_bounds(low, high, 700)
+    assert len(index) == 700
+    ends = np.append(index[1:], 5000)
+    for i in range(0, 700, 50):
+        assert lo[i] == low[index[i]:ends[i]].min() and hi[i] == high[index[i]:ends[i]].max()
+
+
+def test_every_assay_colour_reads_on_white_and_against_the_imputed_line():
+    for i, assay in enumerate([*ASSAY_COLORS, *(f"assay{j}" for j in range(len(CATEGORICAL)))]):
+        color = assay_color(assay, i)
+        assert contrast_ratio(color) >= 4.5, (assay, color)
+        assert contrast_ratio(IMPUTED_LINE, color) >= 2.0, (assay, color)
+    assert contrast_ratio("#ffffff") == pytest.approx(1.0)
+    assert contrast_ratio("#000000") == pytest.approx(21.0)
 
 
 def test_ruler_ticks_are_round_and_inside_the_window():
@@ -102,11 +126,6 @@ def _tracks(n=4000):
     ]
 
 
-def typed_values(spec: dict) -> np.ndarray:
-    """The numbers of a plotly.js typed array ({"dtype", "bdata"})."""
-    return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=np.dtype(spec["dtype"]))
-
-
 def test_locus_figure_rows_labels_and_shared_assay_scale():
     genes, exons = _genes()
     tracks = _tracks()
@@ -114,20 +133,47 @@ def test_locus_figure_rows_labels_and_shared_assay_scale():
     labels = [a.text for a in fig.layout.annotations if a.name == "track-label"]
     assert labels == ["<b>E003 · H3K4me3</b>", "<b>E017 · H3K4me3</b>", "<b>E017 · H3K27me3</b>"]
     metrics = [a.text for a in fig.layout.annotations if a.name == "track-metric"]
-    assert metrics == ["MSE 0.120 · r 0.81", "imputed only", "observed only"]
+    assert metrics == ["training use not recorded · MSE 0.120 · r 0.81", "imputed only",
+                       "observed only"]
     # one y-range for the two H3K4me3 rows, its own for H3K27me3
     assert fig.layout.yaxis.range == fig.layout.yaxis2.range
     assert fig.layout.yaxis3.range[1] < fig.layout.yaxis.range[1]
-    # re-binned to the screen width
-    drawn = [t for t in fig.data if t.name in ("observed", "imputed")]
-    assert max(len(typed_values(t.x)) for t in drawn) == 1000
-    # sent as base64 typed arrays (plotly.js decodes them): the values drawn, not a copy
-    np.testing.assert_array_equal(typed_values(drawn[0].x)[:3], [0, 100, 200])
-    assert typed_values(drawn[0].y).dtype == np.float32
+    # at most two points per pixel
+    n_points = [len(values_of(t.x)) for t in fig.data if t.name in ("observed", "imputed")]
+    assert 1000 < max(n_points) <= 2000
     assert fig.layout.xaxis.range == (0, 100_000)
     assert fig.layout.meta["n_tracks"] == 3
     # legend: observed and imputed once each
     assert sorted(t.name for t in fig.data if t.showlegend) == ["imputed", "observed"]
+    # the chromosome on the ruler, the unit beside the y-axes
+    assert fig.layout.xaxis.title.text == "<b>chr1</b>"
+    unit = [a.text for a in fig.layout.annotations if a.name == "signal-unit"]
+    assert unit == ["signal, arcsinh(−log₁₀ p)"]
+    assert list(fig.layout.yaxis.tickvals)[0] == 0 and len(fig.layout.yaxis.tickvals) == 3
+
+
+def test_locus_figure_held_out_band_and_drawing_order():
+    obs = np.linspace(0, 3, 4000).astype(np.float32)
+    held = Track("E003", "H3K4me3", obs, obs * 0.9, {"mse": 0.2, "pearson": 0.7},
+                 trained=False, low=obs * 0.5, high=obs * 1.5, calibrated=True)
+    fit = Track("E017", "H3K4me3", obs, obs, {"mse": 0.01, "pearson": 0.99}, trained=True)
+    fig = go.Figure(locus_figure("chr1", 0, 100_000, 25, [held, fit], width_px=500))
+    metrics = [a.text for a in fig.layout.annotations if a.name == "track-metric"]
+    assert metrics == ["held out: not seen in training · MSE 0.200 · r 0.70",
+                       "training fit · MSE 0.010 · r 0.99"]
+    row1 = [t for t in fig.data if t.yaxis == "y"]
+    # the band (one closed shape), then the imputed line, then the observed area on top
+    assert [t.name for t in row1] == ["90% band", "imputed", "observed"]
+    band_x, band_y = values_of(row1[0].x), values_of(row1[0].y)
+    assert row1[0].fill == "toself" and len(band_x) == 2 * 500
+    np.testing.assert_array_equal(band_x[:500], band_x[500:][::-1])  # out and back
+    assert band_y.max() == pytest.approx(4.5, rel=1e-3) and band_y[-1] == 0
+    assert row1[2].fill == "tozeroy" and "0.5)" in row1[2].fillcolor  # translucent
+    # arrays travel as typed arrays: exact values, a fraction of the JSON
+    x = values_of(row1[2].x)
+    assert x.dtype == np.int32 and x[0] == 0 and np.all(np.diff(x) > 0)
+    np.testing.assert_array_equal(values_of(row1[2].y), envelope(obs, 500)[1])
+    assert fig.layout.yaxis.range[1] == pytest.approx(4.5 * 1.08, rel=1e-3)
 
 
 def test_locus_figure_rejects_windows_of_the_wrong_length():
@@ -198,7 +244,10 @@ def test_picks_figure_layers():
     pts = _points(20)
     fig = picks_figure(pts, ["S3", "S1"], profiled=["S5", "S6"], candidates=["S1", "S3", "S7"])
     by_name = {t.name.split(" (")[0]: t for t in fig.data}
-    assert list(by_name["picked"].text) == ["1", "2"]
+    assert list(by_name["picked"].text) == ["#1 S3", "#2 S1"]  # few points: names too
+    assert list(by_name["candidate"].text) == ["S7"]
+    many = picks_figure(_points(100), ["S3"])
+    assert list(many.data[-1].text) == ["1"] and many.data[0].text is None
     assert list(by_name["picked"].customdata) == ["S3", "S1"]
     assert len(by_name["already profiled"].x) == 2
     assert len(by_name["candidate"].x) == 1
@@ -206,10 +255,16 @@ def test_picks_figure_layers():
 
 
 def test_picker_figure_codes_and_marks():
-    status = pd.DataFrame([["observed", "missing"], ["imputed", "observed"]],
+    status = pd.DataFrame([["observed", "missing"], ["imputed", "held out"]],
                           index=["E1", "E2"], columns=["A1", "A2"])
     fig = picker_figure(status, [("E2", "A2"), ("E9", "A1")])
-    np.testing.assert_array_equal(fig.data[0].z, [[2, 0], [1, 2]])
+    np.testing.assert_array_equal(fig.data[0].z, [[3, 0], [1, 2]])
+    assert fig.data[0].customdata[1][1].startswith("held out")
+    widths = pd.DataFrame([[0.5, np.nan], [0.7, 0.9]], index=["E1", "E2"], columns=["A1", "A2"])
+    by_band = picker_figure(status, band_widths=widths)
+    np.testing.assert_allclose(by_band.data[0].z, widths.to_numpy())
+    assert list(by_band.data[0].customdata[0][1]) == ["not imputed", "no band"]
+    assert by_band.data[0].showscale
     assert list(fig.data[1].x) == ["A2"] and list(fig.data[1].y) == ["E2"]
     with pytest.raises(ValueError, match="unknown status"):
         picker_figure(status.replace("missing", "lost"))

@@ -12,6 +12,7 @@ import pytest
 from app_workspaces import SYNTHETIC_TEST_BUILD, pilot_workspace, synthetic_workspace  # noqa: F401
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
 from avocado_core.imputation import impute_experiments
+from avocado_core.model import Avocado
 from avocado_core.workspace import Workspace, build_workspace
 
 
@@ -146,8 +147,28 @@ def test_pilot_workspace(pilot_workspace):  # noqa: F811
     ws = pilot_workspace
     assert sorted(ws.biosamples) == ["E003", "E017", "E065", "E116", "E117"]
     status = ws.status()
-    assert (status == "observed").all().all()
-    assert len(ws.store.experiments("imputed")) == 25
+    # Two Latin squares kept out of training: one held out (its real signal stays), one that
+    # calibrated the band and was then removed from the store (imputation only).
+    held = [tuple(e) for e in ws.info["hold_out"]["held_out"]]
+    calibration = [tuple(e) for e in ws.info["hold_out"]["calibration"]]
+    assert len(held) == len(calibration) == 5 and not set(held) & set(calibration)
+    for kind, cells in (("held out", held), ("imputed", calibration)):
+        assert sorted(zip(*np.nonzero((status == kind).to_numpy()))) == sorted(
+            (ws.biosamples.index(b), ws.assays.index(a)) for b, a in cells)
+        assert {b for b, _ in cells} == set(ws.biosamples)
+        assert {a for _, a in cells} == set(ws.assays)
+    assert (status == "observed").to_numpy().sum() == 15
+    assert all(ws.trained_on(*e) is False for e in held + calibration)
+    assert ws.trained_on("E003", "H3K4me3") is (("E003", "H3K4me3") not in held + calibration)
+    members = [Avocado.load(p) for p in ws.member_paths]
+    assert len(members) == 2 and all(len(m.trained_on) == 15 for m in members)
+    assert not set(members[0].trained_on) & set(held + calibration)
+    assert len(ws.store.experiments("imputed")) == len(ws.store.experiments("spread")) == 25
+    assert [list(e) for e in calibration] == ws.info["band"]["calibration"]
+    band = ws.band(*held[0], 1000, 1400)
+    assert band is not None and band[2] and band[0].shape == (400,)
+    widths = ws.band_widths()
+    assert widths.shape == (5, 5) and np.isfinite(widths.to_numpy()).all()
     assert ws.store.n_bins == 1_126_469
     assert ws.annotations is not None
     classes = ws.bin_classes

@@ -38,9 +38,11 @@ def demo(
 ) -> None:
     """Build the demo WORKSPACE (default: ./workspace) if needed, then serve the app.
 
-    The first run gets the Roadmap pilot data (mirror or download), trains a CPU-friendly model,
-    imputes every (biosample, assay), computes the projections; each step already done is
-    skipped, so a second run serves within seconds.
+    The first run gets the Roadmap pilot data (mirror or download), trains an ensemble of 3
+    CPU-friendly models without two Latin squares of experiments (one shown as held out, one
+    that calibrates the uncertainty band and is then dropped from the store), imputes every
+    (biosample, assay) with the members' spread, computes the projections; each step already
+    done is skipped, so a second run serves within seconds.
 
     \b
     Examples:

@@ -55,6 +55,15 @@ def choose_experiments(
     help="The genome's chrom-sizes file for the bigWig headers [default: recorded in STORE].",
 )
 @click.option("--overwrite", is_flag=True, help="Replace imputed tracks already in STORE.")
+@click.option(
+    "--spread", is_flag=True,
+    help="With several MODELs: also store the members' spread (for an uncertainty band).",
+)
+@click.option(
+    "--calibrate-on", "calibrate_on", multiple=True, metavar="BIOSAMPLE:ASSAY",
+    help="Calibrate the 90%% band on this observed experiment that no MODEL trained on "
+         "(repeatable; needs --spread).",
+)
 @click.option("--device", default=None, help="torch device [default: auto].")
 @quiet_option
 def impute(
@@ -68,6 +77,8 @@ def impute(
     bigwig_dir: Path | None,
     chrom_sizes: Path | None,
     overwrite: bool,
+    spread: bool,
+    calibrate_on: tuple[str, ...],
     device: str | None,
     quiet: bool,
 ) -> None:
@@ -75,7 +86,8 @@ def impute(
 
     With several MODEL directories (models of one tensor trained from different seeds) the
     imputation is the mean of theirs: an ensemble, whose squared error is never above the
-    members' average.
+    members' average. --spread also stores how far the members disagree, and --calibrate-on
+    turns that into a 90% band calibrated on held-out experiments (the app draws it).
 
     Choose one experiment or a list (-e, --experiments-file), every missing one (--missing) or
     the whole tensor (--all). Predictions go into STORE as "imputed" tracks beside the observed
@@ -88,6 +100,7 @@ def impute(
       avocado impute store/ model/ --missing --bigwig-dir imputed/
       avocado impute store/ model/ --all --no-store --bigwig-dir imputed/
       avocado impute store/ model-s0/ model-s100/ model-s200/ --missing
+      avocado impute store/ m0/ m1/ m2/ --all --spread --calibrate-on E017:H3K4me1
     """
     from ..ensemble import AvocadoEnsemble
     from ..imputation import impute_experiments
@@ -101,6 +114,10 @@ def impute(
         raise click.UsageError("say what to impute: -e BIOSAMPLE:ASSAY, --experiments-file, --missing or --all")
     if not into_store and bigwig_dir is None:
         raise click.UsageError("--no-store needs --bigwig-dir, or nothing would be written")
+    if calibrate_on and not spread:
+        raise click.UsageError("--calibrate-on needs --spread (the band is built from it)")
+    if spread and (len(model_paths) < 2 or not into_store):
+        raise click.UsageError("--spread needs at least 2 MODELs and the store (no --no-store)")
 
     store = TrackStore(store_path)
     if len(model_paths) == 1:
@@ -111,10 +128,17 @@ def impute(
     done = impute_experiments(
         model, store, chosen, into_store=into_store, bigwig_dir=bigwig_dir,
         chrom_sizes=chrom_sizes, overwrite=overwrite,
-        source="avocado:" + ",".join(str(p.resolve()) for p in model_paths), progress=not quiet,
+        source="avocado:" + ",".join(str(p.resolve()) for p in model_paths), spread=spread,
+        progress=not quiet,
     )
     skipped = len(chosen) - len(done)
     where = [str(store_path)] if into_store else []
     where += [str(bigwig_dir)] if bigwig_dir is not None else []
     note = f" ({skipped} already imputed, skipped)" if skipped else ""
     click.echo(f"Imputed {len(done)} experiments into {' and '.join(where)}{note}")
+    if calibrate_on:
+        from ..uncertainty import calibrate_store_band
+
+        cal = calibrate_store_band(store, parse_experiments(calibrate_on))
+        click.echo(f"Calibrated the {cal.level:.0%} band on {len(cal.experiments)} held-out "
+                   f"experiments: half-width {cal.scale:.3g} x (spread + {cal.floor:.3g})")

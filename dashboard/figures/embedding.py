@@ -38,6 +38,7 @@ def embedding_figure(
     marker_size: float | None = None,
     colorbar_title: str | None = None,
     title: str | None = None,
+    point_labels: bool = False,
 ) -> go.Figure:
     """A 2-D scatter of projected points coloured by one column.
 
@@ -62,6 +63,8 @@ def embedding_figure(
         Marker size; by default it shrinks with the number of points.
     colorbar_title, title: str or None
         Titles of the colour bar and of the plot.
+    point_labels: bool
+        Write each point's id beside it (for a few points: biosamples, assays). Default False.
 
     Returns
     -------
@@ -100,8 +103,13 @@ def embedding_figure(
                 out[c] = out[c].round(3)
         return out.astype(object).where(out.notna(), "NA").to_numpy()
 
+    def text(frame: pd.DataFrame):
+        return frame[id_column].astype(str).tolist() if point_labels else None
+
     common = dict(
-        mode="markers",
+        mode="markers+text" if point_labels else "markers",
+        textposition="top center",
+        textfont=dict(size=11, color=MUTED),
         hovertemplate=hovertemplate,
         selected=dict(marker=dict(color=SELECTED, opacity=1.0)),
         unselected=dict(marker=dict(opacity=0.25)),
@@ -110,6 +118,7 @@ def embedding_figure(
     if color is None:
         traces.append(Scatter(
             x=points["x"], y=points["y"], customdata=custom(points), name="points",
+            text=text(points),
             marker=dict(size=marker_size, color="#4e79a7", opacity=0.85, line=dict(width=0)),
             selectedpoints=selectedpoints(points), showlegend=False, **common,
         ))
@@ -119,6 +128,7 @@ def embedding_figure(
             values = pd.to_numeric(points[color], errors="coerce")
             traces.append(Scatter(
                 x=points["x"], y=points["y"], customdata=custom(points), name=color,
+                text=text(points),
                 marker=dict(
                     size=marker_size, color=values, colorscale=CONTINUOUS, opacity=0.9,
                     line=dict(width=0), showscale=True,
@@ -137,7 +147,7 @@ def embedding_figure(
             for i, (cat, count) in enumerate(counts.items()):
                 frame = points[(labels == cat).to_numpy()]
                 traces.append(Scatter(
-                    x=frame["x"], y=frame["y"], customdata=custom(frame),
+                    x=frame["x"], y=frame["y"], customdata=custom(frame), text=text(frame),
                     name=f"{cat} ({count:,})", legendgroup=str(cat),
                     marker=dict(size=marker_size, color=CATEGORICAL[i % len(CATEGORICAL)],
                                 opacity=0.9, line=dict(width=0)),

@@ -13,6 +13,9 @@ from .style import GRID, IMPUTED, MUTED, SELECTED, base_layout
 
 __all__ = ["gains_figure", "picks_figure"]
 
+#: Maps with at most this many points label every point with its name.
+MAX_LABELS = 60
+
 
 def gains_figure(gains: Sequence[float], objective: Sequence[float] | None = None,
                  labels: Sequence[str] | None = None, what: str = "biosamples") -> go.Figure:
@@ -72,7 +75,8 @@ def picks_figure(points: pd.DataFrame, picks: Sequence[str], profiled: Sequence[
     points: pd.DataFrame
         Columns x, y and ``id_column`` (the biosample projection).
     picks: sequence of str
-        Picked ids in rank order; labelled with their rank.
+        Picked ids in rank order; labelled with their rank (and, for a map of at most
+        :data:`MAX_LABELS` points, every point with its name).
     profiled: sequence of str
         Ids that already have the assay (counted as chosen).
     candidates: sequence of str or None
@@ -95,11 +99,14 @@ def picks_figure(points: pd.DataFrame, picks: Sequence[str], profiled: Sequence[
         ("candidate", is_cand, dict(color="#9fb3c8", size=7)),
         ("already profiled", is_prof, dict(color="#334e68", size=8, symbol="square")),
     ]
+    labels = len(points) <= MAX_LABELS
     fig = go.Figure()
     for name, mask, marker in layers:
         frame = points[mask.to_numpy()]
         fig.add_trace(go.Scatter(
-            x=frame["x"], y=frame["y"], mode="markers", name=f"{name} ({len(frame)})",
+            x=frame["x"], y=frame["y"], mode="markers+text" if labels else "markers",
+            name=f"{name} ({len(frame)})", text=frame[id_column].astype(str) if labels else None,
+            textposition="top center", textfont=dict(size=10, color=MUTED),
             marker=dict(line=dict(width=0), **marker), customdata=frame[id_column],
             hovertemplate="%{customdata}<extra>" + name + "</extra>",
         ))
@@ -107,13 +114,16 @@ def picks_figure(points: pd.DataFrame, picks: Sequence[str], profiled: Sequence[
     frame = points[is_pick.to_numpy()].copy()
     frame["rank"] = frame[id_column].astype(str).map(rank)
     frame = frame.sort_values("rank")
+    text = frame["rank"].astype(str)
+    if labels:
+        text = "#" + text + " " + frame[id_column].astype(str)
     fig.add_trace(go.Scatter(
         x=frame["x"], y=frame["y"], mode="markers+text", name=f"picked ({len(frame)})",
-        text=frame["rank"].astype(str), textposition="top center",
+        text=text, textposition="top center",
         textfont=dict(size=11, color=SELECTED),
         marker=dict(color=SELECTED, size=12, symbol="star", line=dict(width=1, color="white")),
         customdata=frame[id_column],
-        hovertemplate="#%{text} %{customdata}<extra>picked</extra>",
+        hovertemplate="%{customdata}<extra>picked</extra>",
     ))
     axis = dict(showgrid=False, zeroline=False, showticklabels=False)
     fig.update_layout(**base_layout(

@@ -7,6 +7,10 @@ TEXT = "#1f2933"
 MUTED = "#7b8794"
 GRID = "#e4e7eb"
 IMPUTED = "#e8590c"
+#: The imputed line of the locus tracks: near-black, so that it stands out from the filled
+#: observed signal of every assay colour; its band is a neutral grey.
+IMPUTED_LINE = "#1b2430"
+BAND = "#8a96a3"
 SELECTED = "#d6336c"
 GENE = "#1c3d5a"
 
@@ -31,9 +35,39 @@ CATEGORICAL = [
 CONTINUOUS = "Viridis"
 
 
+#: Least contrast of an assay colour against white: WCAG's 4.5:1 for text (the track labels
+#: are written in it).
+MIN_CONTRAST = 4.5
+
+
+def contrast_ratio(color: str, background: str = "#ffffff") -> float:
+    """WCAG contrast ratio of two ``#rrggbb`` colours (1 to 21)."""
+    def luminance(hex_color: str) -> float:
+        h = hex_color.lstrip("#")
+        channels = [int(h[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((luminance(color), luminance(background)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def legible(color: str, min_ratio: float = MIN_CONTRAST) -> str:
+    """``color`` darkened (mixed with black in 5 % steps) until it reaches ``min_ratio``
+    against white; unchanged when it already does."""
+    h = color.lstrip("#")
+    rgb = [int(h[i:i + 2], 16) for i in (0, 2, 4)]
+    for step in range(21):
+        out = "#" + "".join(f"{round(c * (1 - step / 20)):02x}" for c in rgb)
+        if contrast_ratio(out) >= min_ratio:
+            return out
+    return "#000000"
+
+
 def assay_color(assay: str, index: int = 0) -> str:
-    """The colour of an assay's tracks: a fixed one for well-known marks, else from the palette."""
-    return ASSAY_COLORS.get(assay, CATEGORICAL[index % len(CATEGORICAL)])
+    """The colour of an assay's tracks: a fixed one for well-known marks, else from the
+    palette; darkened where needed so that it reads on white (:data:`MIN_CONTRAST`)."""
+    return legible(ASSAY_COLORS.get(assay, CATEGORICAL[index % len(CATEGORICAL)]))
 
 
 def base_layout(**kw) -> dict:

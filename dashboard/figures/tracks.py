@@ -12,16 +12,24 @@ import numpy as np
 import pandas as pd
 
 from .genes import gene_traces, pack_rows
-from .style import GRID, IMPUTED, MUTED, assay_color, base_layout
+from .style import BAND, GRID, IMPUTED_LINE, MUTED, TEXT, assay_color, base_layout
 
 __all__ = [
     "Track",
-    "rebin",
+    "envelope",
+    "bucket_bounds",
+    "SIGNAL_UNIT",
+    "typed_array",
     "ruler_ticks",
     "format_span",
     "locus_figure",
     "tracks_table",
 ]
+
+
+#: The unit of every track's y-axis: the Roadmap signal (-log10 p-value of MACS2),
+#: arcsinh-transformed.
+SIGNAL_UNIT = "arcsinh(−log₁₀ p)"
 
 
 @dataclass
@@ -30,6 +38,10 @@ class Track:
 
     ``metrics`` holds the per-window agreement of imputed versus observed (``{"mse": ..,
     "pearson": ..}``) when both exist; it is computed by the caller at full resolution.
+    ``trained`` says whether the imputation's models trained on the observed track (True:
+    the agreement is training fit), did not (False: held out) or is not known (None).
+    ``low`` / ``high`` bound the imputation's uncertainty band (``calibrated``: a calibrated
+    90 % band, else the ensemble members' own range).
     """
 
     biosample: str
@@ -37,6 +49,10 @@ class Track:
     observed: np.ndarray | None = None
     imputed: np.ndarray | None = None
     metrics: dict = field(default_factory=dict)
+    trained: bool | None = None
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    calibrated: bool = False
 
     @property
     def label(self) -> str:
@@ -44,56 +60,83 @@ class Track:
 
     @property
     def status(self) -> str:
-        """"observed + imputed", "imputed only" or "observed only"."""
+        """What is shown: "held out", "training fit", "observed + imputed" (training use
+        not recorded), "imputed only" or "observed only"."""
         if self.observed is not None and self.imputed is not None:
-            return "observed + imputed"
+            return {False: "held out", True: "training fit"}.get(self.trained,
+                                                                 "observed + imputed")
         return "imputed only" if self.imputed is not None else "observed only"
 
-
-def typed_array(values: np.ndarray) -> dict:
-    """A plotly.js typed array (``{"dtype", "bdata"}``, base64) for a trace's x or y.
-
-    A JSON list of the same numbers is about three times larger and is written one float at
-    a time by Python's JSON encoder: for a 10-track window that was two thirds of the
-    callback's time. Integers that fit become int32, other numbers float32.
-    """
-    values = np.asarray(values)
-    if values.dtype.kind in "iu" and (values.size == 0 or (values.min() >= -2**31
-                                                           and values.max() < 2**31)):
-        values, dtype = values.astype("<i4"), "i4"
-    else:
-        values, dtype = values.astype("<f4"), "f4"
-    return {"dtype": dtype, "bdata": base64.b64encode(values.tobytes()).decode("ascii")}
+    @property
+    def band_name(self) -> str:
+        return "90% band" if self.calibrated else "members' range"
 
 
-def rebin(values: np.ndarray, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of ``values`` over about ``n_out`` equal chunks.
+def envelope(values: np.ndarray, n_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most two points per pixel: the minimum and the maximum of each pixel's bins.
 
     Parameters
     ----------
     values: np.ndarray, shape=(n,)
         Values of consecutive bins.
-    n_out: int
-        The number of chunks wanted (about the screen width in pixels). When ``n <= n_out`` the
-        values are returned unchanged.
+    n_px: int
+        The number of pixel buckets (about the plot width). When ``n <= 2 * n_px`` the values
+        are returned unchanged.
 
     Returns
     -------
-    starts: np.ndarray[int], shape=(m,)
-        Index of the first bin of each chunk (m <= n_out).
-    means: np.ndarray[float32], shape=(m,)
-        The mean of each chunk.
+    index: np.ndarray[int], shape=(m,)
+        Bin index of each point (m <= 2 n_px), increasing: per bucket the minimum and the
+        maximum, in the order they occur, so a line through them keeps every peak and dip.
+    values: np.ndarray[float32], shape=(m,)
     """
     values = np.asarray(values, dtype=np.float32)
     n = values.shape[0]
-    if n_out < 1:
-        raise ValueError(f"n_out must be >= 1, got {n_out}")
-    if n <= n_out:
+    if n_px < 1:
+        raise ValueError(f"n_px must be >= 1, got {n_px}")
+    if n <= 2 * n_px:
         return np.arange(n), values.copy()
-    starts = np.unique(np.linspace(0, n, n_out + 1).astype(np.int64)[:-1])
-    sums = np.add.reduceat(values.astype(np.float64), starts)
-    counts = np.diff(np.append(starts, n))
-    return starts, (sums / counts).astype(np.float32)
+    size = -(-n // n_px)  # bins per bucket
+    m = -(-n // size)
+    padded = np.concatenate([values, np.full(m * size - n, values[-1], dtype=np.float32)])
+    blocks = padded.reshape(m, size)
+    lo, hi = blocks.argmin(axis=1), blocks.argmax(axis=1)
+    first, second = np.minimum(lo, hi), np.maximum(lo, hi)
+    base = np.arange(m) * size
+    index = np.stack([base + first, base + second], axis=1).ravel()
+    index = np.minimum(index, n - 1)
+    keep = np.ones(index.size, dtype=bool)
+    keep[1::2] = index[1::2] != index[0::2]  # a flat bucket gives one point
+    index = index[keep]
+    return index, values[index]
+
+
+def bucket_bounds(low: np.ndarray, high: np.ndarray, n_px: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A band at one point per pixel: the lowest ``low`` and highest ``high`` of each bucket.
+
+    Returns
+    -------
+    index, low, high: np.ndarray
+        Bin index of each bucket's first bin and the bucket's bounds (the band drawn is never
+        narrower than the band at full resolution).
+    """
+    low = np.asarray(low, dtype=np.float32)
+    high = np.asarray(high, dtype=np.float32)
+    n = low.shape[0]
+    if n <= n_px:
+        return np.arange(n), low.copy(), high.copy()
+    starts = np.unique(np.linspace(0, n, n_px + 1).astype(np.int64)[:-1])
+    return starts, np.minimum.reduceat(low, starts), np.maximum.reduceat(high, starts)
+
+
+def typed_array(values: np.ndarray, dtype: str = "f4") -> dict:
+    """An array as plotly's typed-array spec (``{"dtype", "bdata"}``: base64 of the raw
+    bytes): a tenth of the JSON text of a list of numbers, serialised and parsed without
+    touching each number (the browser's JSON parse and the server's encoding of number lists
+    were most of a redraw's time)."""
+    data = np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
+    return {"dtype": dtype, "bdata": base64.b64encode(data.tobytes()).decode("ascii")}
 
 
 def format_span(n_bp: int) -> str:
@@ -133,7 +176,8 @@ def _metric_text(track: Track) -> str:
     if track.observed is None or track.imputed is None:
         return track.status
     mse, r = track.metrics.get("mse"), track.metrics.get("pearson")
-    parts = []
+    parts = {False: ["held out: not seen in training"],
+             True: ["training fit"]}.get(track.trained, ["training use not recorded"])
     if mse is not None and np.isfinite(mse):
         parts.append(f"MSE {mse:.3f}")
     if r is not None:
@@ -164,12 +208,13 @@ def locus_figure(
         Bin size in bp (25 for the track store).
     tracks: list[Track]
         The experiments to draw, top to bottom; every array has the same length (the window's
-        number of bins).
+        number of bins). Values are drawn as given (the locus page clips imputations at 0).
     genes, exons: pd.DataFrame or None
         Genes (chrom, start, end, name, strand) and exons (chrom, start, end, name) overlapping
         the window; a gene row is drawn under the tracks when ``genes`` is given.
     width_px: int
-        About the plot width in pixels: values are re-binned (mean) to this many points.
+        About the plot width in pixels: each series is reduced to at most two points per
+        pixel (:func:`envelope`), the band to one (:func:`bucket_bounds`).
     track_height: int
         Height of one track row in pixels.
 
@@ -178,9 +223,11 @@ def locus_figure(
     dict
         A plotly figure as a plain dict (``{"data": [...], "layout": {...}}``; dash draws it
         as is, ``go.Figure(fig)`` makes an object of it). One row per track plus a gene row,
-        shared x-axis in bp with a ruler on top. Observed
-        values are a filled step area, imputed values a line over it; tracks of the same assay
-        share one y-range. Row labels and the per-window agreement are annotations.
+        shared x-axis in bp with a ruler on top titled with the chromosome. Per row, bottom to
+        top: the imputation's band (shaded), the imputed line, the observed signal as a
+        translucent filled step area (so the line never hides it); tracks of the same assay
+        share one y-range, with ticks in :data:`SIGNAL_UNIT`. Row labels and the per-window
+        agreement (held out or training fit) are annotations.
     """
     n_bins = _window_length(tracks)
     if tracks and n_bins != (end - start) // bin_size:
@@ -199,29 +246,36 @@ def locus_figure(
         raise ValueError("nothing to draw: no tracks and no gene track")
     gene_height = max(1, gene_rows) * 34 + 16
     heights = [track_height] * len(tracks) + ([gene_height] if has_genes else [])
-    total = sum(heights) + 40
+    total = sum(heights) + 64
     domains = _row_domains(heights, gap=min(8 / total, 0.2 / n_rows))
 
-    # One y-range per assay, from the re-binned values that are actually drawn.
-    drawn: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []
+    # One y-range per assay, from the reduced values that are actually drawn.
+    drawn: list[dict] = []
     ymax: dict[str, float] = {}
     ymin: dict[str, float] = {}
     for t in tracks:
-        idx, obs = rebin(t.observed, width_px) if t.observed is not None else (None, None)
-        idx2, imp = rebin(t.imputed, width_px) if t.imputed is not None else (None, None)
-        x = start + (idx if idx is not None else idx2) * bin_size
-        drawn.append((x, obs, imp))
-        top = max(float(np.max(v, initial=0.0)) for v in (obs, imp) if v is not None)
-        low = min(float(np.min(v, initial=0.0)) for v in (obs, imp) if v is not None)
-        ymax[t.assay] = max(ymax.get(t.assay, 0.0), top)
-        ymin[t.assay] = min(ymin.get(t.assay, 0.0), low)
+        row: dict = {}
+        if t.observed is not None:
+            row["obs"] = envelope(t.observed, width_px)
+        if t.imputed is not None:
+            row["imp"] = envelope(t.imputed, width_px)
+        if t.low is not None and t.high is not None:
+            row["band"] = bucket_bounds(t.low, t.high, width_px)
+        values = [v[-1] for v in (row.get("obs"), row.get("imp")) if v is not None]
+        if "band" in row:
+            values += [row["band"][1], row["band"][2]]
+        ymax[t.assay] = max(ymax.get(t.assay, 0.0), *(float(np.max(v, initial=0.0))
+                                                     for v in values))
+        ymin[t.assay] = min(ymin.get(t.assay, 0.0), *(float(np.min(v, initial=0.0))
+                                                     for v in values))
+        drawn.append(row)
 
     # Plain dicts, not graph_objects: validating thousands of properties per call cost most of
     # the callback's time (see benchmarks/bench_locus.py).
     ticks, labels = ruler_ticks(start, end)
     layout = base_layout(
         height=total,
-        margin=dict(l=46, r=12, t=52, b=6),
+        margin=dict(l=58, r=12, t=70, b=6),
         showlegend=bool(tracks),
         # Above the ruler's tick labels, not over them.
         legend=dict(orientation="h", x=1.0, xanchor="right", yref="container", y=1.0,
@@ -238,8 +292,9 @@ def locus_figure(
                   ticktext=labels, showspikes=True, spikemode="across", spikethickness=1,
                   spikecolor=MUTED, spikedash="dot", anchor=_axis("y", row), domain=[0, 1],
                   showticklabels=row == 1)
-        if row == 1:  # the ruler: tick labels on top of the first row
-            xa.update(side="top", ticks="outside")
+        if row == 1:  # the ruler: tick labels on top of the first row, the chromosome above
+            xa.update(side="top", ticks="outside",
+                      title=dict(text=f"<b>{chrom}</b>", font=dict(size=12), standoff=4))
         else:
             xa["matches"] = "x"
         layout[_axis("xaxis", row)] = xa
@@ -248,39 +303,64 @@ def locus_figure(
 
     assays = list(dict.fromkeys(t.assay for t in tracks))
     shown_legend = set()
-    for row, (t, (x, obs, imp)) in enumerate(zip(tracks, drawn), start=1):
+    # Steps where a bin is wider than a pixel; beyond that a step shape only doubles the
+    # vertices plotly draws.
+    shape = "hv" if n_bins <= width_px else "linear"
+
+    def legend_once(name: str) -> bool:
+        first = name not in shown_legend
+        shown_legend.add(name)
+        return first
+
+    for row, (t, d) in enumerate(zip(tracks, drawn), start=1):
         color = assay_color(t.assay, assays.index(t.assay))
-        hover = f"{t.label}<br>%{{x:,}}: %{{y:.2f}}<extra>%{{fullData.name}}</extra>"
+        hover = f"{t.label}<br>{chrom}:%{{x:,}}: %{{y:.2f}}<extra>%{{fullData.name}}</extra>"
         axes = dict(xaxis=_axis("x", row), yaxis=_axis("y", row))
-        if obs is not None:
+        if "band" in d:  # one closed shape: along the upper bound and back along the lower
+            idx, low, high = d["band"]
+            x = start + idx * bin_size
+            data.append(dict(type="scatter", x=typed_array(np.concatenate([x, x[::-1]]), "i4"),
+                             y=typed_array(np.concatenate([high, low[::-1]])), mode="lines",
+                             hoverinfo="skip", line=dict(width=0, shape=shape), fill="toself",
+                             fillcolor=_alpha(BAND, 0.35), name=t.band_name,
+                             legendgroup="band", showlegend=legend_once(t.band_name), **axes))
+        if "imp" in d:
+            idx, imp = d["imp"]
             data.append(dict(
-                type="scatter", x=typed_array(x), y=typed_array(obs), mode="lines",
-                line=dict(width=0.5, color=color, shape="hv"), fill="tozeroy",
-                fillcolor=_alpha(color, 0.45), name="observed", legendgroup="observed",
-                showlegend="observed" not in shown_legend, hovertemplate=hover, **axes))
-            shown_legend.add("observed")
-        if imp is not None:
+                type="scatter", x=typed_array(start + idx * bin_size, "i4"),
+                y=typed_array(imp), mode="lines",
+                line=dict(width=1.1, color=IMPUTED_LINE), name="imputed", legendgroup="imputed",
+                showlegend=legend_once("imputed"), hovertemplate=hover, **axes))
+        if "obs" in d:
+            idx, obs = d["obs"]
             data.append(dict(
-                type="scatter", x=typed_array(x), y=typed_array(imp), mode="lines",
-                line=dict(width=1.4, color=IMPUTED, shape="hv"), name="imputed",
-                legendgroup="imputed", showlegend="imputed" not in shown_legend,
-                hovertemplate=hover, **axes))
-            shown_legend.add("imputed")
+                type="scatter", x=typed_array(start + idx * bin_size, "i4"),
+                y=typed_array(obs), mode="lines",
+                line=dict(width=0.8, color=color, shape=shape), fill="tozeroy",
+                fillcolor=_alpha(color, 0.5), name="observed", legendgroup="observed",
+                showlegend=legend_once("observed"), hovertemplate=hover, **axes))
+        top = ymax[t.assay]
         layout[_axis("yaxis", row)].update(
-            range=[ymin[t.assay] * 1.08, ymax[t.assay] * 1.08 or 1.0],
-            tickvals=[0, round(ymax[t.assay], 1)], tickfont=dict(size=9, color=MUTED),
-            showgrid=False, zeroline=True, zerolinecolor=GRID)
+            range=[ymin[t.assay] * 1.08, top * 1.08 or 1.0],
+            tickvals=[0, round(top / 2, 1), round(top, 1)] if top >= 0.4 else [0, round(top, 2)],
+            tickfont=dict(size=9, color=MUTED), ticks="outside", ticklen=3,
+            tickcolor=GRID, showgrid=False, zeroline=True, zerolinecolor=GRID)
         yref = f"{_axis('y', row)} domain"
         layout["annotations"] += [
             dict(text=f"<b>{t.label}</b>", xref="paper", yref=yref, x=0.005, y=1.0,
                  xanchor="left", yanchor="top", showarrow=False,
-                 font=dict(size=11, color=color), bgcolor="rgba(255,255,255,0.75)",
+                 font=dict(size=11, color=color), bgcolor="rgba(255,255,255,0.8)",
                  name="track-label"),
             dict(text=_metric_text(t), xref="paper", yref=yref, x=0.995, y=1.0,
                  xanchor="right", yanchor="top", showarrow=False,
-                 font=dict(size=10, color=MUTED), bgcolor="rgba(255,255,255,0.75)",
-                 name="track-metric"),
+                 font=dict(size=10, color=TEXT if t.trained is False else MUTED),
+                 bgcolor="rgba(255,255,255,0.8)", name="track-metric"),
         ]
+    if tracks:  # the unit of every track's y-axis, once, beside the rows
+        layout["annotations"].append(dict(
+            text=f"signal, {SIGNAL_UNIT}", xref="paper", yref="paper", x=0, xshift=-50,
+            y=(domains[0][1] + domains[len(tracks) - 1][0]) / 2, textangle=-90,
+            showarrow=False, font=dict(size=10, color=MUTED), name="signal-unit"))
 
     if has_genes:
         row = n_rows
@@ -314,7 +394,8 @@ def tracks_table(chrom: str, start: int, bin_size: int, tracks: list[Track]) -> 
     """The window's values at full resolution, one row per bin and one column per series.
 
     Columns: chrom, start, end, then ``"{biosample}.{assay}.observed"`` /
-    ``"{biosample}.{assay}.imputed"`` for each series that exists.
+    ``"{biosample}.{assay}.imputed"`` / ``.band_low`` / ``.band_high`` for each series that
+    exists.
     """
     n = _window_length(tracks)
     starts = start + np.arange(n, dtype=np.int64) * bin_size
@@ -324,6 +405,9 @@ def tracks_table(chrom: str, start: int, bin_size: int, tracks: list[Track]) -> 
             data[f"{t.biosample}.{t.assay}.observed"] = np.asarray(t.observed, dtype=np.float32)
         if t.imputed is not None:
             data[f"{t.biosample}.{t.assay}.imputed"] = np.asarray(t.imputed, dtype=np.float32)
+        if t.low is not None and t.high is not None:
+            data[f"{t.biosample}.{t.assay}.band_low"] = np.asarray(t.low, dtype=np.float32)
+            data[f"{t.biosample}.{t.assay}.band_high"] = np.asarray(t.high, dtype=np.float32)
     return pd.DataFrame(data)
 
 

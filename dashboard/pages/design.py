@@ -13,6 +13,7 @@ import pandas as pd
 from dash import Input, Output, State, dash_table, dcc, html, no_update
 
 from avocado_core import selection
+from avocado_core.saved_selections import load_selection
 from avocado_core.workspace import Workspace
 
 from ..components import (alert, current_workspace, error_message, field, options,
@@ -76,20 +77,41 @@ def biosample_design(ws: Workspace, assay: str, k: int, *, candidates: list[str]
     return out
 
 
+def selection_mask(ws: Workspace, sel_id: str) -> np.ndarray:
+    """A per-bin mask of the positions of a saved genome selection (each point's bins)."""
+    sel = load_selection(ws.path, sel_id)
+    if sel["axis"] != "genome":
+        raise ValueError(f"selection {sel_id} is of {sel['axis']}, not of genome positions")
+    mask = np.zeros(ws.store.n_bins, dtype=bool)
+    bins = np.asarray(sel["ids"], dtype=np.int64)
+    spans = np.asarray(sel["n_bins"], dtype=np.int64)
+    # every bin of every point: the bin plus 0..span-1
+    offsets = np.arange(int(spans.max(initial=1)))
+    covered = (bins[:, None] + offsets[None, :])[offsets[None, :] < spans[:, None]]
+    mask[covered[covered < mask.size]] = True
+    return mask
+
+
 def position_design(ws: Workspace, k: int, resolution: str = "all",
-                    klass: str | None = None, seed: int = 0) -> pd.DataFrame:
-    """``k`` diverse genome positions from the genome factors, with coordinates (for BED)."""
+                    klass: str | None = None, seed: int = 0,
+                    positions: str | None = None) -> pd.DataFrame:
+    """``k`` diverse genome positions from the genome factors, with coordinates (for BED).
+
+    ``positions``: the id of a saved genome selection the picks must come from.
+    """
     k = _check_k(k)
     if resolution not in RESOLUTIONS:
         raise ValueError(f"unknown resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
-    mask = None
+    mask = selection_mask(ws, positions) if positions else None
     if klass:
         classes = ws.bin_classes
         if classes is None:
             raise ValueError("this workspace has no annotations to restrict positions by class")
-        mask = classes == klass
+        mask = (classes == klass) & (mask if mask is not None else True)
         if not mask.any():
-            raise ValueError(f"no position of class {klass!r}; classes: {sorted(set(classes))}")
+            raise ValueError(f"no position of class {klass!r}"
+                             + (" in the selection" if positions else "")
+                             + f"; classes: {sorted(set(classes))}")
     picks = selection.select_positions(ws.model, k, ws.store.regions, resolution=resolution,
                                        candidates=mask, seed=seed, ground_size=POSITION_GROUND,
                                        pool_size=POSITION_POOL)
@@ -224,22 +246,29 @@ def _table(df: pd.DataFrame, table_id: str, columns: list[str]) -> dash_table.Da
 
 # ---------------------------------------------------------------------- layout
 def layout(assay: str | None = None, k: str | None = None, candidates: str | None = None,
-           **_ignored) -> html.Div:
+           positions: str | None = None, **_ignored) -> html.Div:
     """The page; the assay, k and a candidate list (e.g. sent from the embeddings page) come
     from the URL."""
     ws = current_workspace()
     assays = ws.assays
     status = ws.status()
-    missing = (status == "missing").sum(axis=0)
+    observed = status.isin(["observed", "held out"])
+    missing = (~observed).sum(axis=0)
     default_assay = assay if assay in assays else (missing.idxmax() if len(assays) else None)
     cand = [c for c in split_list(candidates) if c in set(ws.biosamples)]
+    n_positions, problem = 0, None
+    if positions:
+        try:
+            n_positions = len(load_selection(ws.path, positions)["ids"])
+        except (ValueError, KeyError) as exc:
+            problem, positions = error_message(exc), None
     try:
         k_val = int(k) if k else min(5, max(len(ws.biosamples) - 1, 1))
     except ValueError:
         k_val = 5
     cols = filter_columns(ws)
     classes = sorted(set(ws.bin_classes)) if ws.bin_classes is not None else []
-    fully_observed = bool((status != "missing").all().all())
+    fully_observed = bool(observed.all().all())
     bio = html.Section(
         [
             html.H2("Biosamples to profile next", className="section-title"),
@@ -318,6 +347,10 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
                 className="control-row",
             ),
             html.Div(
+                [f"Candidates: {n_positions:,} positions from your selection ",
+                 dcc.Link("(use all)", href="/design")] if positions else "",
+                id="design-pos-candidates-note", className="field-hint"),
+            html.Div(
                 [
                     html.Button("Pick positions", id="design-pos-run", className="button primary"),
                     html.Button("Cancel", id="design-pos-cancel", className="button",
@@ -326,7 +359,7 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
                 ],
                 className="run-row",
             ),
-            html.Div(id="design-pos-alert"),
+            html.Div(alert(problem) if problem else None, id="design-pos-alert"),
             html.Div(id="design-pos-summary", className="summary"),
             html.Div(
                 [
@@ -383,6 +416,7 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
             dcc.Store(id="design-result"),
             dcc.Store(id="design-pos-result"),
             dcc.Store(id="design-candidates", data=cand),
+            dcc.Store(id="design-positions", data=positions),
             dcc.Store(id="design-url"),
             html.Div(id="design-url-sink", hidden=True),
         ],
@@ -505,6 +539,7 @@ def register_callbacks(app, ws: Workspace) -> None:
         State("design-pos-k", "value"),
         State("design-pos-res", "value"),
         State("design-pos-class", "value"),
+        State("design-positions", "data"),
         background=True,
         running=[
             (Output("design-pos-run", "disabled"), True, False),
@@ -514,18 +549,20 @@ def register_callbacks(app, ws: Workspace) -> None:
         progress=[Output("design-pos-progress", "value"), Output("design-pos-progress", "max")],
         prevent_initial_call=True,
     )
-    def run_positions(set_progress, n_clicks, k, resolution, klass):
+    def run_positions(set_progress, n_clicks, k, resolution, klass, positions):
         if not n_clicks:
             return no_update, no_update
         set_progress(("1", "2"))
         try:
-            picks = position_design(ws, k, resolution or "all", klass or None)
+            picks = position_design(ws, k, resolution or "all", klass or None,
+                                    positions=positions or None)
         except (ValueError, KeyError) as exc:
             set_progress(("0", "2"))
             return None, alert(error_message(exc))
         set_progress(("2", "2"))
         return {"picks": picks.to_dict("records"), "columns": list(picks.columns),
-                "resolution": resolution, "class": klass}, None
+                "resolution": resolution, "class": klass,
+                "from_selection": bool(positions)}, None
 
     @app.callback(
         Output("design-pos-summary", "children"),
@@ -541,6 +578,8 @@ def register_callbacks(app, ws: Workspace) -> None:
             return "", None, {}, True, True
         picks = pd.DataFrame(result["picks"], columns=result["columns"])
         where = f" of class {result['class']}" if result.get("class") else ""
+        if result.get("from_selection"):
+            where += " from your selection"
         summary = [html.B(f"{len(picks)} positions picked{where}"),
                    f" from the {RESOLUTIONS.get(result['resolution'], 'all')} genome factors. "
                    f"Coverage of the genome sample: {float(picks['coverage'].iloc[-1]):.0%}."]
@@ -614,9 +653,11 @@ def register_callbacks(app, ws: Workspace) -> None:
         Input("design-assay", "value"),
         Input("design-k", "value"),
         Input("design-candidates", "data"),
+        State("design-positions", "data"),
     )
-    def url_state(assay, k, candidates):
+    def url_state(assay, k, candidates, positions):
         return {"path": "/design",
-                "query": query_string({"assay": assay, "k": k, "candidates": candidates})}
+                "query": query_string({"assay": assay, "k": k, "candidates": candidates,
+                                       "positions": positions})}
 
     url_sync(app, "design-url", "design-url-sink")

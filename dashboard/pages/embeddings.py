@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
-from avocado_core.regions import GENOME_RESOLUTIONS, format_locus
+from avocado_core.projection import MIN_UMAP_POINTS
+from avocado_core.regions import GENOME_RESOLUTIONS
+from avocado_core.saved_selections import (load_selection, save_selection, selection_bed,
+                                           selection_intervals)
 from avocado_core.workspace import Workspace
 
 from ..components import (current_workspace, error_message, field, guarded, options,
@@ -17,7 +21,10 @@ RESOLUTIONS = {"all": "all factors", "25bp": "25 bp", "250bp": "250 bp", "5kbp":
 SIGNAL = "signal"
 #: Columns drawn with a colour bar whatever their number of distinct values.
 CONTINUOUS_COLUMNS = {"n_observed"}
-HALF_WINDOW = 20_000
+#: Points labelled with their name (biosamples and assays; more would overlap).
+MAX_LABELS = 60
+#: Selections larger than this (and every genome selection) go to the URL as a saved id.
+URL_IDS = 50
 
 
 # ---------------------------------------------------------------------- pure helpers
@@ -44,6 +51,22 @@ def default_color(ws: Workspace, axis: str) -> str | None:
     return values[0] if values else None
 
 
+def umap_available(ws: Workspace, axis: str) -> bool:
+    """Whether UMAP can run on an axis: below ``MIN_UMAP_POINTS`` points the projection
+    falls back to PCA (and the app offers PCA only)."""
+    if axis == "genome":
+        return True
+    return len(ws.biosamples if axis == "biosamples" else ws.assays) >= MIN_UMAP_POINTS
+
+
+def method_options(ws: Workspace, axis: str) -> list[dict]:
+    """The projection choices of an axis, UMAP disabled where it cannot run."""
+    ok = umap_available(ws, axis)
+    return [{"label": METHODS["umap"] if ok else f"{METHODS['umap']} (needs ≥ "
+             f"{MIN_UMAP_POINTS} {axis})", "value": "umap", "disabled": not ok},
+            {"label": METHODS["pca"], "value": "pca"}]
+
+
 def embedding_view(ws: Workspace, axis: str, method: str, resolution: str, color: str | None,
                    experiment: tuple[str, str, str] | None = None,
                    selected: list | None = None) -> tuple[object, str, int]:
@@ -63,6 +86,8 @@ def embedding_view(ws: Workspace, axis: str, method: str, resolution: str, color
         raise ValueError(f"unknown axis {axis!r}; expected one of {list(AXES)}")
     if method not in METHODS:
         raise ValueError(f"unknown projection {method!r}; expected one of {list(METHODS)}")
+    if not umap_available(ws, axis):
+        method = "pca"  # what the "umap" projection of so few points is
     df = ws.projection(axis, method, resolution if axis == "genome" else "all", compute=False)
     if df is None:
         what = f"{METHODS[method]} of {AXES[axis].lower()}"
@@ -92,9 +117,13 @@ def embedding_view(ws: Workspace, axis: str, method: str, resolution: str, color
         if color in CONTINUOUS_COLUMNS:
             kind, colorbar = "continuous", color.replace("_", " ")
         caption = f"{n:,} {axis} · {METHODS[method]} of the {axis[:-1]} embedding"
+        if not umap_available(ws, axis):
+            caption += (f" (UMAP needs at least {MIN_UMAP_POINTS} {axis}; with {n} the map is "
+                        "PCA)")
     fig = embedding_figure(df, color=color, kind=kind, id_column=id_col, hover=hover,
                            selected=selected, webgl=True if axis == "genome" else None,
-                           colorbar_title=colorbar)
+                           colorbar_title=colorbar,
+                           point_labels=axis != "genome" and n <= MAX_LABELS)
     return fig, caption, n
 
 
@@ -109,8 +138,10 @@ def selection_ids(selected_data: dict | None) -> list:
     return list(dict.fromkeys(out))
 
 
-def selection_links(ws: Workspace, axis: str, ids: list) -> list:
-    """Where a selection can be sent: the locus page and (biosamples) the design page."""
+def selection_links(ws: Workspace, axis: str, ids: list, sel_id: str | None = None) -> list:
+    """Where a selection can be sent: the locus page and the design page (biosamples: their
+    tracks and a design among them; genome positions: every selected region, navigable, and
+    the positions as design candidates), and a BED file of the selected positions."""
     if not ids:
         return []
     if axis == "biosamples":
@@ -124,21 +155,41 @@ def selection_links(ws: Workspace, axis: str, ids: list) -> list:
                      href="/design" + query_string({"candidates": names}), className="button",
                      id="emb-to-design"),
         ]
-    if axis == "genome":
-        b = int(ids[0])
-        chrom, start = ws.store.regions.bin_coordinates([b])
-        locus = format_locus(chrom[0], max(int(start[0]) - HALF_WINDOW, 0),
-                             int(start[0]) + HALF_WINDOW)
-        return [dcc.Link(f"Open {chrom[0]}:{int(start[0]):,} in the locus browser →",
-                         href="/locus" + query_string({"locus": locus}),
-                         className="button", id="emb-to-locus")]
+    if axis == "genome" and sel_id:
+        n = len(ids)
+        return [
+            dcc.Link(f"Open the {n:,} selected position{'s' if n != 1 else ''} in the locus "
+                     "browser →", href="/locus" + query_string({"selection": sel_id}),
+                     className="button", id="emb-to-locus"),
+            dcc.Link("Pick positions among them →",
+                     href="/design" + query_string({"positions": sel_id}), className="button",
+                     id="emb-to-design"),
+            html.Button("Download BED", id="emb-bed", className="button"),
+        ]
     return []
+
+
+def saved_selection_id(ws: Workspace, axis: str, ids: list, resolution: str) -> str | None:
+    """The saved id of a selection that is too large for the URL (and of every genome one)."""
+    if not ids or (axis != "genome" and len(ids) <= URL_IDS):
+        return None
+    spans = ([GENOME_RESOLUTIONS.get(resolution, 1)] * len(ids) if axis == "genome"
+             else None)
+    return save_selection(ws.path, axis, ids, spans)
+
+
+def selection_bed_text(ws: Workspace, sel_id: str) -> str:
+    """The saved genome selection as BED (overlapping points merged)."""
+    sel = load_selection(ws.path, sel_id)
+    if sel["axis"] != "genome":
+        raise ValueError(f"selection {sel_id} is of {sel['axis']}, not of genome positions")
+    return selection_bed(selection_intervals(ws.store.regions, sel["ids"], sel["n_bins"]))
 
 
 # ---------------------------------------------------------------------- layout
 def layout(axis: str = "biosamples", method: str = "umap", res: str = "all",
            color: str | None = None, exp: str | None = None, sel: str | None = None,
-           **_ignored) -> html.Div:
+           selid: str | None = None, **_ignored) -> html.Div:
     """The page; its state comes from the URL's query string."""
     ws = current_workspace()
     axis = axis if axis in AXES else "biosamples"
@@ -149,15 +200,24 @@ def layout(axis: str = "biosamples", method: str = "umap", res: str = "all",
         color = default_color(ws, axis)
     b, a, k = (split_list(exp, "|") + [None, None, None])[:3] if exp else (None, None, None)
     biosamples, assays = ws.biosamples, ws.assays
+    if not umap_available(ws, axis):
+        method = "pca"
     selected = split_list(sel)
+    if selid:
+        try:
+            saved = load_selection(ws.path, selid)
+        except (ValueError, KeyError):
+            saved, selid = {"ids": []}, None
+        selected = saved["ids"] if saved.get("axis") == axis else []
     if axis == "genome":
         selected = [int(s) for s in selected if str(s).isdigit()]
+        selid = selid or saved_selection_id(ws, axis, selected, res)
     controls = html.Aside(
         [
             html.H2("Latent space", className="panel-title"),
             field("Axis", dcc.RadioItems(id="emb-axis", options=options(AXES, AXES), value=axis,
                                          className="radio-stack")),
-            field("Projection", dcc.RadioItems(id="emb-method", options=options(METHODS, METHODS),
+            field("Projection", dcc.RadioItems(id="emb-method", options=method_options(ws, axis),
                                                value=method, inline=True, className="radio-inline")),
             field("Genome factors", dcc.Dropdown(id="emb-res", options=options(RESOLUTIONS, RESOLUTIONS),
                                                  value=res, clearable=False),
@@ -215,6 +275,8 @@ def layout(axis: str = "biosamples", method: str = "umap", res: str = "all",
         [
             controls, main,
             dcc.Store(id="emb-selection", data=selected),
+            dcc.Store(id="emb-selection-id", data=selid),
+            dcc.Download(id="emb-bed-download"),
             dcc.Store(id="emb-version", data=0),
             dcc.Store(id="emb-total", data=0),
             dcc.Store(id="emb-url"),
@@ -232,14 +294,19 @@ def register_callbacks(app, ws: Workspace) -> None:
         Output("emb-color", "options"),
         Output("emb-color", "value"),
         Output("emb-res-field", "hidden"),
+        Output("emb-method", "options"),
+        Output("emb-method", "value"),
         Input("emb-axis", "value"),
         State("emb-color", "value"),
+        State("emb-method", "value"),
         prevent_initial_call=True,
     )
-    def axis_changed(axis, color):
+    def axis_changed(axis, color, method):
         choices = color_choices(ws, axis)
         values = [c["value"] for c in choices]
-        return choices, color if color in values else default_color(ws, axis), axis != "genome"
+        method = method if umap_available(ws, axis) else "pca"
+        return (choices, color if color in values else default_color(ws, axis), axis != "genome",
+                method_options(ws, axis), method)
 
     @app.callback(
         Output("emb-exp-fields", "hidden"),
@@ -278,28 +345,46 @@ def register_callbacks(app, ws: Workspace) -> None:
 
     @app.callback(
         Output("emb-selection", "data"),
+        Output("emb-selection-id", "data"),
         Input("emb-graph", "selectedData"),
         Input("emb-axis", "value"),
+        State("emb-res", "value"),
         prevent_initial_call=True,
     )
-    def select(selected_data, _axis):
+    def select(selected_data, axis, res):
         if ctx.triggered_id == "emb-axis":
-            return []
-        return selection_ids(selected_data)
+            return [], None
+        ids = selection_ids(selected_data)
+        return ids, saved_selection_id(ws, axis, ids, res)
 
     @app.callback(
         Output("emb-selection-count", "children"),
         Output("emb-selection-actions", "children"),
         Input("emb-selection", "data"),
         Input("emb-total", "data"),
+        Input("emb-selection-id", "data"),
         State("emb-axis", "value"),
     )
-    def selection_summary(ids, total, axis):
+    def selection_summary(ids, total, sel_id, axis):
         n = len(ids or [])
         if not total:
             return "", []
         text = f"{n:,} of {total:,} selected" if n else f"{total:,} points · none selected"
-        return text, selection_links(ws, axis, ids or [])
+        return text, selection_links(ws, axis, ids or [], sel_id)
+
+    @app.callback(
+        Output("emb-bed-download", "data"),
+        Output("emb-alert", "children", allow_duplicate=True),
+        Input("emb-bed", "n_clicks"),
+        State("emb-selection-id", "data"),
+        prevent_initial_call=True,
+    )
+    @guarded(2)
+    def download_bed(n_clicks, sel_id):
+        if not n_clicks or not sel_id:
+            raise PreventUpdate
+        return dict(content=selection_bed_text(ws, sel_id),
+                    filename=f"avocado_selection_{sel_id}.bed"), None
 
     @app.callback(
         Output("emb-url", "data"),
@@ -311,14 +396,17 @@ def register_callbacks(app, ws: Workspace) -> None:
         Input("emb-exp-assay", "value"),
         Input("emb-exp-kind", "value"),
         Input("emb-selection", "data"),
+        Input("emb-selection-id", "data"),
     )
-    def url_state(axis, method, res, color, b, a, kind, selected):
+    def url_state(axis, method, res, color, b, a, kind, selected, sel_id):
         params = {"axis": axis, "method": method, "color": color}
         if axis == "genome":
             params["res"] = res
             if color == SIGNAL:
                 params["exp"] = f"{b}|{a}|{kind}"
-        if selected and len(selected) <= 500:
+        if sel_id:
+            params["selid"] = sel_id
+        elif selected:
             params["sel"] = [str(s) for s in selected]
         return {"path": "/", "query": query_string(params)}
 

@@ -6,25 +6,39 @@ import io
 import re
 
 import numpy as np
-from dash import Input, Output, State, ctx, dcc, html
+from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from avocado_core import metrics
 from avocado_core.regions import format_locus, parse_locus
+from avocado_core.saved_selections import load_selection, selection_intervals
 from avocado_core.workspace import Workspace
 
-from ..components import current_workspace, guarded, query_string, split_list, url_sync
-from ..figures.picker import STATUS_COLORS, picker_figure
+from ..components import (
+    alert,
+    current_workspace,
+    error_message,
+    guarded,
+    query_string,
+    split_list,
+    url_sync,
+)
+from ..figures.picker import STATUS_CODES, STATUS_COLORS, STATUS_LABELS, picker_figure
 from ..figures.tracks import Track, format_span, locus_figure, tracks_table
 
 #: Widest window drawn (bp); wider requests get an alert.
 MAX_WINDOW_BP = 2_000_000
-#: Points per track after re-binning (about the plot width in pixels).
-SCREEN_POINTS = 1200
+#: About the plot's width in pixels at the usual window size (1,004 px at 1440 px wide): each
+#: series is drawn with at most two points per pixel, the band with one.
+SCREEN_POINTS = 1000
 #: Most tracks drawn at once.
 MAX_TRACKS = 24
 ZOOM_FACTOR = 3.0
 GENE_PAD = 0.15
+#: Context (bp) on each side of a selected position in the selection's windows.
+SELECTION_PAD = 20_000
+#: Windows of a selection listed in the navigator.
+MAX_SELECTION_WINDOWS = 2_000
 
 
 # ---------------------------------------------------------------------- pure helpers
@@ -95,6 +109,26 @@ def keep_in_region(ws: Workspace, chrom: str, start: int, end: int, previous: di
     return chrom, start, start + span
 
 
+def selection_windows(ws: Workspace, sel_id: str) -> list[str]:
+    """The windows of a saved genome selection, in genome order: each selected interval
+    (overlapping points merged) with ``SELECTION_PAD`` bp either side, clipped to its region
+    and to the widest window drawn; at most ``MAX_SELECTION_WINDOWS``."""
+    sel = load_selection(ws.path, sel_id)
+    if sel["axis"] != "genome":
+        raise ValueError(f"selection {sel_id} is of {sel['axis']}, not of genome positions")
+    regions = ws.store.regions
+    intervals = selection_intervals(regions, sel["ids"], sel["n_bins"])
+    out = []
+    for row in intervals.head(MAX_SELECTION_WINDOWS).itertuples():
+        region = regions.region_of_bin(row.first_bin)
+        lo = int(region["first_bin_start"])
+        hi = lo + int(region["n_bins"]) * regions.bin_size
+        start = max(int(row.start) - SELECTION_PAD, lo)
+        end = min(int(row.end) + SELECTION_PAD, hi, start + MAX_WINDOW_BP)
+        out.append(format_locus(str(row.chrom), start, end))
+    return out
+
+
 def parse_tracks(text: str | None, ws: Workspace) -> list[tuple[str, str]]:
     """``"E003|H3K4me3,E017|H3K4me3"`` -> experiments known to the workspace (unknown dropped)."""
     bios, assays = set(ws.biosamples), set(ws.assays)
@@ -140,15 +174,27 @@ def window_agreement(observed: np.ndarray | None, imputed: np.ndarray | None) ->
 
 def locus_tracks(ws: Workspace, b0: int, b1: int, experiments: list[tuple[str, str]]
                  ) -> list[Track]:
-    """Observed / imputed values and agreement of each experiment over bins [b0, b1)."""
+    """Observed / imputed values, band and agreement of each experiment over bins [b0, b1).
+
+    Imputed values (and the band) below 0 are clipped to 0 everywhere in the app, in the
+    plot, the exports and the per-window scores alike: the signal (arcsinh of a -log10
+    p-value) is never negative.
+    """
     if not experiments:
         raise ValueError("no experiment selected: click cells of the track picker to show tracks")
     if len(experiments) > MAX_TRACKS:
         raise ValueError(f"{len(experiments)} tracks selected; at most {MAX_TRACKS} can be drawn "
                          "at once")
     values = ws.windows(experiments, b0, b1)  # one store read per kind, one model call
-    return [Track(b, a, obs, imp, window_agreement(obs, imp))
-            for (b, a), (obs, imp) in zip(experiments, values)]
+    tracks = []
+    for (b, a), (obs, imp) in zip(experiments, values):
+        imp = None if imp is None else np.maximum(imp, 0.0)
+        band = ws.band(b, a, b0, b1) if imp is not None else None
+        low, high, calibrated = ((np.maximum(band[0], 0.0), np.maximum(band[1], 0.0), band[2])
+                                 if band is not None else (None, None, False))
+        tracks.append(Track(b, a, obs, imp, window_agreement(obs, imp), ws.trained_on(b, a),
+                            low, high, calibrated))
+    return tracks
 
 
 def locus_view(ws: Workspace, locus: str, experiments: list[tuple[str, str]],
@@ -171,7 +217,7 @@ def locus_view(ws: Workspace, locus: str, experiments: list[tuple[str, str]],
 
 
 def metrics_rows(tracks: list[Track]) -> list:
-    """Table rows: experiment, what is shown, MSE, Pearson."""
+    """Table rows: experiment, what is shown (held out or training fit), MSE, Pearson."""
     rows = []
     for t in tracks:
         mse, r = t.metrics.get("mse"), t.metrics.get("pearson")
@@ -182,6 +228,12 @@ def metrics_rows(tracks: list[Track]) -> list:
             html.Td("—" if r is None or not np.isfinite(r) else f"{r:.2f}", className="num"),
         ]))
     return rows
+
+
+METRICS_NOTE = ("held out: the models never trained on this track, so MSE and r are real "
+                "imputation quality. training fit: they trained on it, so the numbers only say "
+                "how well they fit it. Imputed values below 0 are shown, exported and scored "
+                "as 0.")
 
 
 def bedgraph_text(chrom: str, start: int, bin_size: int, tracks: list[Track]) -> str:
@@ -223,12 +275,33 @@ def _count_text(n: int) -> str:
 
 
 # ---------------------------------------------------------------------- layout
-def layout(locus: str | None = None, tracks: str | None = None, **_ignored) -> html.Div:
-    """The page; its locus and tracks come from the URL."""
+def layout(locus: str | None = None, tracks: str | None = None, selection: str | None = None,
+           **_ignored) -> html.Div:
+    """The page; its locus, tracks and a saved genome selection come from the URL."""
     ws = current_workspace()
     chosen = parse_tracks(tracks, ws) if tracks else default_tracks(ws)
-    locus = locus or default_locus(ws)
+    windows, problem = [], None
+    if selection:
+        try:
+            windows = selection_windows(ws, selection)
+        except (ValueError, KeyError) as exc:
+            problem, selection = error_message(exc), None
+    locus = locus or (windows[0] if windows else default_locus(ws))
     status = ws.status()
+    navigator = html.Div(
+        [
+            html.Button("◀", id="locus-sel-prev", className="button icon",
+                        title="previous selected region"),
+            dcc.Dropdown(id="locus-sel-region", options=windows,
+                         value=locus if locus in windows else None, clearable=False,
+                         placeholder="selected regions", className="selection-dropdown"),
+            html.Button("▶", id="locus-sel-next", className="button icon",
+                        title="next selected region"),
+            html.Span(f"{len(windows):,} region{'s' if len(windows) != 1 else ''} of the "
+                      "selection (±20 kb)", className="field-hint", id="locus-sel-count"),
+        ],
+        className="selection-nav", hidden=not windows, id="locus-sel-nav",
+    )
     toolbar = html.Div(
         [
             dcc.Input(id="locus-input", type="text", value=locus, debounce=False,
@@ -259,17 +332,28 @@ def layout(locus: str | None = None, tracks: str | None = None, **_ignored) -> h
         ],
         className="toolbar",
     )
+    widths = ws.band_widths()
+    has_band = bool(np.isfinite(widths.to_numpy()).any())
     legend = html.Div(
-        [html.Span([html.I(className="swatch", style={"background": c}), t], className="legend-item")
-         for t, c in (("observed", STATUS_COLORS[2]), ("imputed", STATUS_COLORS[1]),
-                      ("missing", STATUS_COLORS[0]))],
+        [html.Span([html.I(className="swatch", style={"background": STATUS_COLORS[code]}),
+                    STATUS_LABELS[name]], className="legend-item")
+         for name, code in sorted(STATUS_CODES.items(), key=lambda kv: -kv[1])],
         className="picker-legend",
+    )
+    color_by = html.Div(
+        [html.Span("Colour cells by ", className="field-hint"),
+         dcc.RadioItems(id="locus-picker-color",
+                        options=[{"label": "status", "value": "status"},
+                                 {"label": "uncertainty (band width)", "value": "band"}],
+                        value="status", inline=True, className="radio-inline")],
+        hidden=not has_band,
     )
     picker = html.Aside(
         [
             html.H2("Tracks", className="panel-title"),
             html.Div("Click cells to show or hide experiments.", className="field-hint"),
             legend,
+            color_by,
             html.Div(dcc.Graph(id="locus-picker", figure=picker_figure(status, chosen),
                                config={"displayModeBar": False}),
                      className="picker-scroll"),
@@ -281,7 +365,8 @@ def layout(locus: str | None = None, tracks: str | None = None, **_ignored) -> h
     main = html.Section(
         [
             toolbar,
-            html.Div(id="locus-alert"),
+            navigator,
+            html.Div(alert(problem) if problem else None, id="locus-alert"),
             dcc.Loading(dcc.Graph(
                 id="locus-graph", className="locus-graph",
                 config={"displaylogo": False, "scrollZoom": False,
@@ -295,6 +380,7 @@ def layout(locus: str | None = None, tracks: str | None = None, **_ignored) -> h
                  html.Tbody(id="locus-metrics")],
                 className="data-table metrics-table",
             ),
+            html.Div(METRICS_NOTE, className="field-hint metrics-note"),
             dcc.Download(id="locus-download"),
         ],
         className="main-panel",
@@ -303,6 +389,7 @@ def layout(locus: str | None = None, tracks: str | None = None, **_ignored) -> h
         [
             picker, main,
             dcc.Store(id="locus-tracks", data=[list(e) for e in chosen]),
+            dcc.Store(id="locus-selection", data=selection),
             dcc.Store(id="locus-current"),
             dcc.Store(id="locus-gene-click"),
             dcc.Store(id="locus-drag"),
@@ -324,10 +411,11 @@ def register_callbacks(app, ws: Workspace) -> None:
         Output("locus-picked-count", "children"),
         Input("locus-picker", "clickData"),
         Input("locus-clear", "n_clicks"),
+        Input("locus-picker-color", "value"),
         State("locus-tracks", "data"),
         prevent_initial_call=True,
     )
-    def pick(click, _clear, chosen):
+    def pick(click, _clear, color_by, chosen):
         chosen = [tuple(e) for e in (chosen or [])]
         if ctx.triggered_id == "locus-clear":
             chosen = []
@@ -335,8 +423,11 @@ def register_callbacks(app, ws: Workspace) -> None:
             p = click["points"][0]
             cell = (str(p["y"]), str(p["x"]))
             chosen = [e for e in chosen if e != cell] if cell in chosen else chosen + [cell]
-        return ([list(e) for e in chosen], picker_figure(ws.status(), chosen),
-                _count_text(len(chosen)))
+        widths = ws.band_widths() if color_by == "band" else None
+        figure = picker_figure(ws.status(), chosen, band_widths=widths)
+        if ctx.triggered_id == "locus-picker-color":  # the tracks stay: no redraw
+            return no_update, figure, no_update
+        return [list(e) for e in chosen], figure, _count_text(len(chosen))
 
     @app.callback(
         Output("locus-graph", "figure"),
@@ -354,11 +445,13 @@ def register_callbacks(app, ws: Workspace) -> None:
         Input("locus-gene-click", "data"),
         Input("locus-drag", "data"),
         Input("locus-tracks", "data"),
+        Input("locus-sel-region", "value"),
         State("locus-input", "value"),
         State("locus-current", "data"),
     )
     @guarded(6)
-    def draw(_go, _submit, _in, _out, _left, _right, gene, dragged, chosen, text, current):
+    def draw(_go, _submit, _in, _out, _left, _right, gene, dragged, chosen, region, text,
+             current):
         trigger = ctx.triggered_id
         locus = text
         if trigger in ("locus-in", "locus-out", "locus-left", "locus-right") and current:
@@ -372,6 +465,8 @@ def register_callbacks(app, ws: Workspace) -> None:
             locus = gene
         elif trigger == "locus-drag" and dragged and current:
             locus = format_locus(current["chrom"], *dragged)
+        elif trigger == "locus-sel-region" and region:
+            locus = region
         experiments = [tuple(e) for e in (chosen or [])]
         fig, tracks, (chrom, start, end) = locus_view(ws, locus, experiments)
         shown = format_locus(chrom, start, end)
@@ -403,13 +498,30 @@ def register_callbacks(app, ws: Workspace) -> None:
         Output("locus-url", "data"),
         Input("locus-current", "data"),
         Input("locus-tracks", "data"),
+        State("locus-selection", "data"),
     )
-    def url_state(current, chosen):
-        params = {"tracks": [f"{b}|{a}" for b, a in (chosen or [])]}
+    def url_state(current, chosen, selection):
+        params = {"tracks": [f"{b}|{a}" for b, a in (chosen or [])], "selection": selection}
         if current:
             params = {"locus": format_locus(current["chrom"], current["start"], current["end"]),
                       **params}
         return {"path": "/locus", "query": query_string(params)}
+
+    @app.callback(
+        Output("locus-sel-region", "value"),
+        Input("locus-sel-prev", "n_clicks"),
+        Input("locus-sel-next", "n_clicks"),
+        State("locus-sel-region", "value"),
+        State("locus-sel-region", "options"),
+        prevent_initial_call=True,
+    )
+    def step_selection(_prev, _next, value, windows):
+        if not windows:
+            raise PreventUpdate
+        values = [w["value"] if isinstance(w, dict) else w for w in windows]
+        i = values.index(value) if value in values else -1
+        step = -1 if ctx.triggered_id == "locus-sel-prev" else 1
+        return values[min(max(i + step, 0), len(values) - 1)]
 
     url_sync(app, "locus-url", "locus-url-sink")
 

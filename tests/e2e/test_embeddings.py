@@ -16,12 +16,17 @@ LEGEND = "#emb-graph .legend .legendtext"
 def test_pilot_biosamples_legend(page, pilot_url, pilot_workspace):
     page.goto(f"{pilot_url}/?axis=biosamples&method=pca&color=anatomy")
     expect(page.locator("#emb-caption")).to_have_text(
-        "5 biosamples · PCA of the biosample embedding", timeout=30_000)
+        "5 biosamples · PCA of the biosample embedding (UMAP needs at least 8 biosamples; "
+        "with 5 the map is PCA)", timeout=30_000)
     anatomy = pilot_workspace.biosample_metadata()["anatomy"].value_counts()
     expected = {f"{k} ({v})" for k, v in anatomy.items()}
     expect(page.locator(LEGEND)).to_have_count(len(expected))
     assert set(page.locator(LEGEND).all_text_contents()) == expected
     expect(page.locator("#emb-selection-count")).to_have_text("5 points · none selected")
+    # every point named; UMAP is offered only where it can run
+    names = page.locator("#emb-graph .textpoint text").all_text_contents()
+    assert sorted(names) == sorted(pilot_workspace.biosamples)
+    expect(page.locator("#emb-method input[value=umap]")).to_be_disabled()
 
 
 def test_pilot_genome_sample_in_webgl(page, pilot_url, pilot_workspace, screenshot_dir):
@@ -68,7 +73,8 @@ def test_synthetic_box_selection_goes_to_design(page, synthetic_url):
     expect(count).to_have_text(re.compile(r"^\d+ of 240 selected$"))
     n = int(count.inner_text().split()[0])
     assert 0 < n < 240
-    expect(page).to_have_url(re.compile(r"[?&]sel=[^&]+"))  # written by its own callback
+    # written by its own callback: the names, or a saved selection's id past 50 of them
+    expect(page).to_have_url(re.compile(r"[?&](sel=[^&]+|selid=[0-9a-f]{12})"))
     page.locator("#emb-to-design").click()
     expect(page.locator("#design-candidates-note")).to_contain_text(
         f"Candidates: {n} biosamples from your selection", timeout=30_000)
@@ -94,6 +100,50 @@ def test_genome_point_opens_the_locus(page, synthetic_url):
                                                          timeout=30_000)
     expect(page.locator("#emb-graph .colorbar")).to_have_count(1)
     link = page.locator("#emb-to-locus")
-    expect(link).to_have_text("Open chr1:50,000 in the locus browser →")
+    expect(link).to_have_text("Open the 1 selected position in the locus browser →")
+    expect(page).to_have_url(re.compile(r"[?&]selid=[0-9a-f]{12}"))  # saved, shareable
     link.click()
-    expect(page.locator("#locus-input")).to_have_value("chr1:30,000-70,000", timeout=30_000)
+    expect(page.locator("#locus-input")).to_have_value("chr1:30,000-70,025", timeout=30_000)
+
+
+def test_genome_lasso_goes_to_locus_design_and_bed(page, synthetic_url):
+    page.goto(f"{synthetic_url}/?axis=genome&method=pca&color=chrom")
+    expect(page.locator("#emb-selection-count")).to_have_text("4,000 points · none selected",
+                                                              timeout=30_000)
+    settle(page)
+    page.locator('#emb-graph .modebar-btn[data-title="Box Select"]').click()
+    area = page.locator("#emb-graph .nsewdrag").first.bounding_box()
+    x0, y0 = area["x"] + area["width"] * 0.3, area["y"] + area["height"] * 0.3
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + area["width"] * 0.4, y0 + area["height"] * 0.4, steps=8)
+    page.mouse.up()
+    count = page.locator("#emb-selection-count")
+    expect(count).to_have_text(re.compile(r"^[\d,]+ of 4,000 selected$"), timeout=30_000)
+    n = int(count.inner_text().split()[0].replace(",", ""))
+    assert n > 1
+    expect(page).to_have_url(re.compile(r"[?&]selid=[0-9a-f]{12}"))  # any size: a short id
+    sel_id = re.search(r"selid=([0-9a-f]{12})", page.url).group(1)
+    # the whole selection as BED
+    with page.expect_download() as info:
+        page.locator("#emb-bed").click()
+    bed = [line.split("\t") for line in open(info.value.path()).read().splitlines()]
+    assert 0 < len(bed) <= n and sum(int(f[4]) for f in bed) == n
+    assert all(f[0].startswith("chr") and int(f[2]) > int(f[1]) for f in bed)
+    # the design page takes the positions as candidates
+    expect(page.locator("#emb-to-design")).to_have_attribute(
+        "href", f"/design?positions={sel_id}")
+    # the locus page gets every region, navigable
+    page.locator("#emb-to-locus").click()
+    expect(page.locator("#locus-sel-count")).to_contain_text(f"{len(bed):,} region",
+                                                            timeout=30_000)
+    first = page.locator("#locus-input").input_value()
+    assert first.startswith(f"{bed[0][0]}:")
+    if len(bed) > 1:
+        settle(page)
+        page.click("#locus-sel-next")
+        expect(page.locator("#locus-input")).not_to_have_value(first, timeout=30_000)
+    assert f"selection={sel_id}" in page.url
+    page.goto(f"{synthetic_url}/design?positions={sel_id}")
+    expect(page.locator("#design-pos-candidates-note")).to_contain_text(
+        f"Candidates: {n:,} positions from your selection", timeout=30_000)

@@ -115,17 +115,67 @@ def test_exports(page, pilot_url):
     with page.expect_download() as info:
         page.click("#locus-csv")
     rows = list(csv.reader(io.StringIO(open(info.value.path()).read())))
-    assert rows[0] == ["chrom", "start", "end", "E003.H3K4me3.observed", "E003.H3K4me3.imputed",
-                       "E017.H3K27me3.observed", "E017.H3K27me3.imputed"]
+    assert rows[0] == ["chrom", "start", "end", *(f"{e}.{kind}" for e in ("E003.H3K4me3",
+                                                                          "E017.H3K27me3")
+                                                  for kind in ("observed", "imputed",
+                                                               "band_low", "band_high"))]
     assert len(rows) == 1 + 40 and rows[1][:3] == ["chr1", "151200000", "151200025"]
     assert info.value.suggested_filename == "avocado_chr1_151200000_151201000.csv"
     with page.expect_download() as info:
         page.click("#locus-bedgraph")
     text = open(info.value.path()).read().splitlines()
-    assert sum(line.startswith("track type=bedGraph") for line in text) == 4
+    assert sum(line.startswith("track type=bedGraph") for line in text) == 8
     # the PNG is drawn in the browser from the plotted figure (slow when the machine is busy)
     expect(page.locator("#locus-graph .js-plotly-plot .main-svg").first).to_be_visible(
         timeout=30_000)
     with page.expect_download(timeout=90_000) as info:
         page.click("#locus-png")
     assert open(info.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_held_out_track_band_and_uncertainty_colouring(page, pilot_url, pilot_workspace):
+    ws = pilot_workspace
+    held = ws.info["hold_out"]["held_out"][0]
+    calibration = ws.info["hold_out"]["calibration"][0]
+    trained = next([b, a] for b in ws.biosamples for a in ws.assays
+                   if [b, a] not in ws.info["hold_out"]["held_out"]
+                   + ws.info["hold_out"]["calibration"])
+    tracks = ",".join("|".join(e) for e in (held, trained, calibration))
+    page.goto(f"{pilot_url}/locus?locus=chr1:151,200,000-151,300,000&tracks={tracks}")
+    expect(page.locator("#locus-metrics tr")).to_have_count(3, timeout=30_000)
+    cells = page.locator("#locus-metrics tr td:nth-child(3)").all_text_contents()
+    assert cells == ["held out", "training fit", "imputed only"]
+    expect(page.locator("#locus-sel-nav")).to_be_hidden()  # no genome selection to navigate
+    metric = page.locator("#locus-graph g.annotation text",
+                          has_text=re.compile(r"^held out: not seen in training · MSE "))
+    expect(metric).to_have_count(1, timeout=30_000)
+    expect(page.locator("#locus-graph g.annotation text",
+                        has_text=re.compile(r"^training fit · MSE "))).to_have_count(1)
+    # the band is drawn, once per track, and named in the legend; the axes say what they show
+    expect(page.locator("#locus-graph .legendtext", has_text="90% band")).to_have_count(1)
+    assert page.locator("#locus-graph .scatterlayer .trace").count() >= 3 * 3
+    expect(page.locator("#locus-graph .g-xtitle", has_text="chr1")).to_have_count(1)
+    expect(page.locator("#locus-graph g.annotation text",
+                        has_text="signal, arcsinh(−log₁₀ p)")).to_have_count(1)
+    expect(page.locator(".picker-legend")).to_contain_text("held out (not trained on)")
+    # the picker coloured by the imputations' uncertainty
+    settle(page)
+    page.get_by_text("uncertainty (band width)").click()
+    expect(page.locator("#locus-picker .colorbar")).to_have_count(1, timeout=30_000)
+    expect(page.locator("#locus-metrics tr")).to_have_count(3)  # no redraw, same tracks
+
+
+def test_bench_browser_prints_percentiles(pilot_workspace):
+    """The browser benchmark (benchmarks/bench_browser.py) runs end to end (tiny run)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "benchmarks/bench_browser.py",
+                             str(pilot_workspace.path), "--repeats", "2"], cwd=repo,
+                            env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| p50 (ms) | p95 (ms) | max (ms) |" in result.stdout
