@@ -55,7 +55,8 @@ def _identity(x: np.ndarray) -> np.ndarray:
 
 
 #: Name -> (forward, inverse) of the value transforms a track may carry.
-TRANSFORMS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
+_Transform = Callable[[np.ndarray], np.ndarray]
+TRANSFORMS: dict[str, tuple[_Transform, _Transform]] = {
     "arcsinh": (_arcsinh, np.sinh),
     "log1p": (_log1p, np.expm1),
     "none": (_identity, _identity),
@@ -200,10 +201,13 @@ def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | Non
         resolved = {c: match_chrom(c, sizes) for c in regions.chroms}
         missing = [c for c, r in resolved.items() if r is None]
         if missing and not allow_missing_chroms:
+            others = (
+                f" ({len(missing)} missing: {short_list(missing)})" if len(missing) > 1 else ""
+            )
             raise AvocadoKeyError(
                 f"bigWig {path} has no chromosome {missing[0]!r} (nor "
                 f"{missing[0][3:] if missing[0].startswith('chr') else 'chr' + missing[0]!r}) of "
-                f"the region set{f' ({len(missing)} missing: {short_list(missing)})' if len(missing) > 1 else ''}; "
+                f"the region set{others}; "
                 f"the file's chromosomes: {short_list(sizes)}"
             )
         out = np.zeros(regions.n_bins, dtype=np.float32)
@@ -276,7 +280,9 @@ def ingest_bigwig(store: TrackStore, path: str | os.PathLike, biosample: str, as
     name = _check_transform(transform)
     source = str(Path(path).resolve())
     if store.has_track(biosample, assay) and not overwrite:
-        row = store.catalog.query("biosample == @biosample and assay == @assay and kind == 'observed'")
+        row = store.catalog.query(
+            "biosample == @biosample and assay == @assay and kind == 'observed'"
+        )
         existing = row["source"].iloc[0]
         if existing == source and row["transform"].iloc[0] == name:
             return False
@@ -363,7 +369,8 @@ def ingest_manifest(store: TrackStore, manifest_tsv: str | os.PathLike,
     missing = [p for p in df["path"] if not Path(p).is_file()]
     if missing:
         raise AvocadoValueError(
-            f"manifest {manifest_tsv}: {len(missing)} file(s) do not exist: {short_list(missing, 5)}"
+            f"manifest {manifest_tsv}: {len(missing)} file(s) do not exist: "
+            f"{short_list(missing, 5)}"
         )
     rows = list(df[["biosample", "assay", "path"]].itertuples(index=False))
     if progress:

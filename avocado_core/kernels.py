@@ -45,8 +45,8 @@ def _one_layer_kernel(width: int, n_factors: int) -> Callable:
     code added to the cached file never runs. Where the folder cannot be used, the kernel is
     compiled in memory for this process.
     """
-    from .datasets import cache_dir
     from ._io import write_text
+    from .datasets import cache_dir
 
     spec = importlib.util.find_spec("avocado_core._one_layer_kernel")
     source = Path(spec.origin).read_text()

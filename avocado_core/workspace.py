@@ -702,7 +702,9 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
     Workspace
     """
     if source not in ("roadmap-pilot", "synthetic"):
-        raise AvocadoValueError(f"unknown source {source!r}; expected 'roadmap-pilot' or 'synthetic'")
+        raise AvocadoValueError(
+            f"unknown source {source!r}; expected 'roadmap-pilot' or 'synthetic'"
+        )
     path = Path(path)
     pilot = source == "roadmap-pilot"
     ws = Workspace.create(path, annotations="hg19" if pilot else None,

@@ -60,8 +60,9 @@ def pilot_app(pilot_workspace, tmp_path_factory):  # noqa: F811
 # ---------------------------------------------------------------------- locus: pure helpers
 def test_resolve_locus_accepts_the_three_forms(pilot_workspace):  # noqa: F811
     ws = pilot_workspace
-    assert locus.resolve_locus(ws, "chr1:151,200,000-151,300,000") == ("chr1", 151_200_000, 151_300_000)
-    assert locus.resolve_locus(ws, "chr1:151.2M-151.3M") == ("chr1", 151_200_000, 151_300_000)
+    expected = ("chr1", 151_200_000, 151_300_000)
+    assert locus.resolve_locus(ws, "chr1:151,200,000-151,300,000") == expected
+    assert locus.resolve_locus(ws, "chr1:151.2M-151.3M") == expected
     chrom, start, end = locus.resolve_locus(ws, "psmd4")  # case-insensitive gene name
     gene = ws.annotations.gene("PSMD4")
     assert chrom == "chr1" and start < gene["start"] and end > gene["end"]
@@ -258,7 +259,9 @@ def test_position_design_and_bed(pilot_workspace):  # noqa: F811
 
 # ---------------------------------------------------------------------- callbacks over HTTP
 def test_pages_render_from_the_url(synthetic_app):
-    from dashboard.pages import design as d, embeddings as e, locus as lo
+    from dashboard.pages import design as d
+    from dashboard.pages import embeddings as e
+    from dashboard.pages import locus as lo
 
     with synthetic_app.server.test_request_context():
         page = e.layout(axis="genome", method="pca", color="chrom", sel="1,2,3")

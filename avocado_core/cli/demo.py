@@ -23,10 +23,14 @@ __all__ = ["demo"]
     "--source", type=click.Choice(["roadmap-pilot", "synthetic"]), default="roadmap-pilot",
     show_default=True, help="The 25 real Roadmap pilot tracks, or a synthetic compendium.",
 )
-@click.option("--epochs", type=int, default=None, help="Training epochs of the demo model [default: the workspace's].")
+@click.option(
+    "--epochs", type=int, default=None,
+    help="Training epochs of the demo model [default: the workspace's].",
+)
 @click.option(
     "--genome-points", type=int, default=100_000, show_default=True,
-    help="Genome positions in the UMAP / PCA projections, set when the workspace is first built (fewer is faster).",
+    help="Genome positions in the UMAP / PCA projections, set when the workspace is first "
+    "built (fewer is faster).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-serve", is_flag=True, help="Only build the workspace.")

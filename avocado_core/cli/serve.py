@@ -211,14 +211,22 @@ def _file(flag: str, text: str):
 @host_option
 @port_option
 @workers_option
-@click.option("--genome", default="hg19", show_default=True, help="New workspace: assembly name shown in the app.")
-@click.option("--title", default=None, help="New workspace: title of the app [default: folder name].")
+@click.option(
+    "--genome", default="hg19", show_default=True,
+    help="New workspace: assembly name shown in the app.",
+)
+@click.option(
+    "--title", default=None, help="New workspace: title of the app [default: folder name]."
+)
 @_file("--genes", "New workspace: genes BED.")
 @_file("--exons", "New workspace: exons BED.")
 @_file("--tss", "New workspace: TSS BED.")
 @_file("--cpg-islands", "New workspace: CpG islands BED.")
 @_file("--gtf", "New workspace: GENCODE GTF instead of the BED files.")
-@click.option("--hg19-annotations", "hg19", is_flag=True, help="New workspace: the bundled hg19 annotations.")
+@click.option(
+    "--hg19-annotations", "hg19", is_flag=True,
+    help="New workspace: the bundled hg19 annotations.",
+)
 def serve(
     workspace: Path, host: str, port: int, workers: int | None, genome: str, title: str | None,
     genes: Path | None, exons: Path | None, tss: Path | None, cpg_islands: Path | None,

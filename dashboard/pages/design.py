@@ -16,8 +16,16 @@ from avocado_core import selection
 from avocado_core.saved_selections import load_selection
 from avocado_core.workspace import Workspace
 
-from ..components import (alert, current_workspace, error_message, field, options,
-                          query_string, split_list, url_sync)
+from ..components import (
+    alert,
+    current_workspace,
+    error_message,
+    field,
+    options,
+    query_string,
+    split_list,
+    url_sync,
+)
 from ..figures.selection import gains_figure, picks_figure
 
 RESOLUTIONS = {"all": "all factors", "25bp": "25 bp", "250bp": "250 bp", "5kbp": "5 kbp"}

@@ -7,12 +7,25 @@ from dash.exceptions import PreventUpdate
 
 from avocado_core.projection import MIN_UMAP_POINTS
 from avocado_core.regions import GENOME_RESOLUTIONS
-from avocado_core.saved_selections import (load_selection, save_selection, selection_bed,
-                                           selection_intervals)
+from avocado_core.saved_selections import (
+    load_selection,
+    save_selection,
+    selection_bed,
+    selection_intervals,
+)
 from avocado_core.workspace import Workspace
 
-from ..components import (current_workspace, error_message, field, guarded, options,
-                          query_string, split_list, url_sync, alert)
+from ..components import (
+    alert,
+    current_workspace,
+    error_message,
+    field,
+    guarded,
+    options,
+    query_string,
+    split_list,
+    url_sync,
+)
 from ..figures.embedding import embedding_figure
 
 AXES = {"biosamples": "Biosamples", "assays": "Assays", "genome": "Genome positions"}
@@ -217,18 +230,21 @@ def layout(axis: str = "biosamples", method: str = "umap", res: str = "all",
             html.H2("Latent space", className="panel-title"),
             field("Axis", dcc.RadioItems(id="emb-axis", options=options(AXES, AXES), value=axis,
                                          className="radio-stack")),
-            field("Projection", dcc.RadioItems(id="emb-method", options=method_options(ws, axis),
-                                               value=method, inline=True, className="radio-inline")),
-            field("Genome factors", dcc.Dropdown(id="emb-res", options=options(RESOLUTIONS, RESOLUTIONS),
+            field("Projection", dcc.RadioItems(id="emb-method",
+                                               options=method_options(ws, axis), value=method,
+                                               inline=True, className="radio-inline")),
+            field("Genome factors", dcc.Dropdown(id="emb-res",
+                                                 options=options(RESOLUTIONS, RESOLUTIONS),
                                                  value=res, clearable=False),
                   id="emb-res-field", hidden=axis != "genome"),
             field("Colour by", dcc.Dropdown(id="emb-color", options=colors, value=color,
                                             clearable=True, placeholder="nothing")),
             html.Div(
                 [
-                    field("Biosample", dcc.Dropdown(id="emb-exp-biosample", options=options(biosamples),
-                                                    value=b or (biosamples[0] if biosamples else None),
-                                                    clearable=False)),
+                    field("Biosample", dcc.Dropdown(
+                        id="emb-exp-biosample", options=options(biosamples),
+                        value=b or (biosamples[0] if biosamples else None), clearable=False,
+                    )),
                     field("Assay", dcc.Dropdown(id="emb-exp-assay", options=options(assays),
                                                 value=a or (assays[0] if assays else None),
                                                 clearable=False)),
