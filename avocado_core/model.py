@@ -14,6 +14,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -479,6 +480,13 @@ class Avocado:
             raise AvocadoValueError(
                 f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLINGS)}"
             )
+        for name, optional in (("n_epochs", False), ("epoch_size", True),
+                               ("checkpoint_every", True), ("early_stopping", True)):
+            value = getattr(options, name)
+            if (value is None and optional) or (isinstance(value, (int, np.integer))
+                                                and not isinstance(value, bool) and value >= 1):
+                continue  # an untrained model would be saved as if trained: refuse
+            raise AvocadoValueError(f"{name} must be a positive integer, got {value!r}")
         n_positions = network.n_positions
         epoch_size = options.epoch_size
         if epoch_size is None:
@@ -1059,8 +1067,10 @@ class Avocado:
                 {k: v.to(model.device) for k, v in tensors.items() if not k.startswith(prefix)},
                 strict=True,
             )
-        except (TypeError, RuntimeError, KeyError) as exc:
-            raise AvocadoValueError(f"{path}: corrupted model ({exc})") from None
+        except (TypeError, ValueError, RuntimeError, KeyError, OverflowError) as exc:
+            # a config field of the wrong type or range is a corrupted model too
+            raise AvocadoValueError(
+                f"{Path(path) / CONFIG_FILE}: corrupted model ({exc})") from None
         model.history = {k: list(v) for k, v in meta.get("history", {}).items()}
         model.trained_on = [(str(b), str(a)) for b, a in meta.get("trained_on", [])]
         if _OPTIMIZER in meta:
