@@ -18,7 +18,10 @@ the chromosome sizes of the genome in the header; ingesting the exported file wi
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import struct
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -27,13 +30,13 @@ import numpy as np
 import pandas as pd
 
 from . import _io
-from .errors import AvocadoKeyError, AvocadoValueError, short_list
+from .errors import AvocadoDiskFullError, AvocadoKeyError, AvocadoValueError, short_list
 from .regions import RegionSet, match_chrom, read_chrom_sizes
 from .store import TrackStore
 
-__all__ = ["TRANSFORMS", "bin_bigwig", "ingest_bigwig", "ingest_manifest", "export_bigwig",
-           "write_bigwig", "write_bigwigs", "read_manifest", "read_chrom_sizes",
-           "resolve_chrom_sizes"]
+__all__ = ["TRANSFORMS", "bin_bigwig", "bigwig_writer", "check_bigwig_file", "ingest_bigwig",
+           "ingest_manifest", "export_bigwig", "write_bigwig", "write_bigwigs", "read_manifest",
+           "read_chrom_sizes", "resolve_chrom_sizes"]
 
 CHUNK_BINS = 400_000  # 10 Mb of 25 bp bins: ~40 MB of float32 base-pair values per read
 _WRITE_BINS = 1 << 16  # values per pyBigWig.addEntries call when writing
@@ -52,7 +55,8 @@ def _identity(x: np.ndarray) -> np.ndarray:
 
 
 #: Name -> (forward, inverse) of the value transforms a track may carry.
-TRANSFORMS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
+_Transform = Callable[[np.ndarray], np.ndarray]
+TRANSFORMS: dict[str, tuple[_Transform, _Transform]] = {
     "arcsinh": (_arcsinh, np.sinh),
     "log1p": (_log1p, np.expm1),
     "none": (_identity, _identity),
@@ -68,12 +72,95 @@ def _check_transform(transform: str | None) -> str:
     return name
 
 
+_BIGWIG_MAGIC = 0x888FFC26
+_CHROM_TREE_MAGIC = 0x78CA8C91
+_R_TREE_MAGIC = 0x2468ACE0
+
+
+def check_bigwig_file(path: str | os.PathLike) -> None:
+    """Check a bigWig's structure before libBigWig reads it (it crashes on broken files).
+
+    Checks the header's magic numbers (at both ends of the file), that every offset the
+    header and the zoom headers name lies inside the file, and walks the data index (an
+    R-tree): every node and every data block it names must lie inside the file. A truncated
+    or corrupted file then ends in an error instead of a segmentation fault in libBigWig.
+
+    Parameters
+    ----------
+    path: str or PathLike
+
+    Raises
+    ------
+    AvocadoValueError
+        Naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+
+    def bad(why: str) -> AvocadoValueError:
+        return AvocadoValueError(f"{path} is not a readable bigWig file ({why})")
+
+    with open(path, "rb") as fh:
+        def read(offset: int, n: int) -> bytes:
+            if offset < 0 or offset + n > size:
+                raise bad(f"truncated or corrupted: {n} bytes at offset {offset:,} are past the "
+                          f"end of the {size:,}-byte file")
+            fh.seek(offset)
+            return fh.read(n)
+
+        head = read(0, 64)
+        magic = int.from_bytes(head[:4], "little")
+        if magic != _BIGWIG_MAGIC:
+            raise bad("it does not start with the bigWig magic number")
+        if int.from_bytes(read(size - 4, 4), "little") != _BIGWIG_MAGIC:
+            raise bad("truncated: it does not end with the bigWig magic number")
+        (_, _, n_zooms, chrom_tree, _, full_index, _, _, auto_sql, summary, _,
+         extension) = struct.unpack("<IHHQQQHHQQIQ", head)
+        for name, offset in (("chromosome tree", chrom_tree), ("data index", full_index),
+                             ("autoSql", auto_sql), ("summary", summary),
+                             ("extension", extension)):
+            if offset:
+                read(offset, 4)  # raises when the header names a place past the end
+        zooms = read(64, 24 * n_zooms)
+        for k in range(n_zooms):  # zoom levels, not positions
+            _, _, data_offset, index_offset = struct.unpack_from("<IIQQ", zooms, 24 * k)
+            read(data_offset, 4)
+            read(index_offset, 48)
+        if int.from_bytes(read(chrom_tree, 4), "little") != _CHROM_TREE_MAGIC:
+            raise bad(f"no chromosome tree at offset {chrom_tree:,}")
+        _check_r_tree(read, full_index, size, bad)
+
+
+def _check_r_tree(read: Callable[[int, int], bytes], offset: int, size: int,
+                  bad: Callable[[str], AvocadoValueError]) -> None:
+    """Walk a bigWig's R-tree index: every node and data block must lie inside the file."""
+    if int.from_bytes(read(offset, 4), "little") != _R_TREE_MAGIC:
+        raise bad(f"no data index at offset {offset:,}")
+    stack, seen = [offset + 48], set()
+    while stack:  # one iteration per index node (a few per MB of data), not per position
+        node = stack.pop()
+        if node in seen:
+            raise bad(f"the data index loops at offset {node:,}")
+        seen.add(node)
+        is_leaf, _, count = struct.unpack("<BBH", read(node, 4))
+        width = 32 if is_leaf else 24
+        items = np.frombuffer(read(node + 4, width * count), dtype=np.uint64).reshape(count, -1)
+        if is_leaf:
+            ends = items[:, 2].astype(np.float64) + items[:, 3]  # data offset + size
+            if count and ends.max() > size:
+                raise bad(f"truncated: a data block ends past the end of the file at "
+                          f"{int(ends.max()):,}")
+        else:
+            stack.extend(int(c) for c in items[:, 2])
+
+
 def _open_bigwig(path: str | os.PathLike):
     import pyBigWig
 
     path = Path(path)
     if not path.is_file():
         raise AvocadoValueError(f"bigWig file {path} does not exist")
+    check_bigwig_file(path)
     try:
         bw = pyBigWig.open(str(path))
     except RuntimeError:
@@ -114,10 +201,13 @@ def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | Non
         resolved = {c: match_chrom(c, sizes) for c in regions.chroms}
         missing = [c for c, r in resolved.items() if r is None]
         if missing and not allow_missing_chroms:
+            others = (
+                f" ({len(missing)} missing: {short_list(missing)})" if len(missing) > 1 else ""
+            )
             raise AvocadoKeyError(
                 f"bigWig {path} has no chromosome {missing[0]!r} (nor "
                 f"{missing[0][3:] if missing[0].startswith('chr') else 'chr' + missing[0]!r}) of "
-                f"the region set{f' ({len(missing)} missing: {short_list(missing)})' if len(missing) > 1 else ''}; "
+                f"the region set{others}; "
                 f"the file's chromosomes: {short_list(sizes)}"
             )
         out = np.zeros(regions.n_bins, dtype=np.float32)
@@ -190,7 +280,9 @@ def ingest_bigwig(store: TrackStore, path: str | os.PathLike, biosample: str, as
     name = _check_transform(transform)
     source = str(Path(path).resolve())
     if store.has_track(biosample, assay) and not overwrite:
-        row = store.catalog.query("biosample == @biosample and assay == @assay and kind == 'observed'")
+        row = store.catalog.query(
+            "biosample == @biosample and assay == @assay and kind == 'observed'"
+        )
         existing = row["source"].iloc[0]
         if existing == source and row["transform"].iloc[0] == name:
             return False
@@ -209,12 +301,22 @@ def ingest_bigwig(store: TrackStore, path: str | os.PathLike, biosample: str, as
 def read_manifest(manifest_tsv: str | os.PathLike) -> pd.DataFrame:
     """Read a manifest TSV with columns biosample, assay, path (header optional).
 
-    Relative paths are resolved against the manifest's directory; extra columns are kept.
+    Lines starting with ``#`` are comments. Relative paths are resolved against the
+    manifest's directory; extra columns are kept.
     """
     manifest_tsv = Path(manifest_tsv)
     if not manifest_tsv.is_file():
         raise AvocadoValueError(f"manifest {manifest_tsv} does not exist")
-    df = pd.read_csv(manifest_tsv, sep="\t", dtype=str, comment="#", header=None)
+    # Only whole lines starting with "#" are comments: a "#" inside a path is part of it.
+    try:
+        lines = [line for line in manifest_tsv.read_text().splitlines()
+                 if line.strip() and not line.lstrip().startswith("#")]
+        df = pd.read_csv(io.StringIO("\n".join(lines)), sep="\t", dtype=str, header=None,
+                         keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise AvocadoValueError(
+            f"manifest {manifest_tsv} is not a tab-separated table ({exc})".replace("\n", " ")
+        ) from None
     first = [str(v).strip().lower() for v in df.iloc[0]] if len(df) else []
     if {"biosample", "assay", "path"} <= set(first):
         df.columns = first
@@ -267,7 +369,8 @@ def ingest_manifest(store: TrackStore, manifest_tsv: str | os.PathLike,
     missing = [p for p in df["path"] if not Path(p).is_file()]
     if missing:
         raise AvocadoValueError(
-            f"manifest {manifest_tsv}: {len(missing)} file(s) do not exist: {short_list(missing, 5)}"
+            f"manifest {manifest_tsv}: {len(missing)} file(s) do not exist: "
+            f"{short_list(missing, 5)}"
         )
     rows = list(df[["biosample", "assay", "path"]].itertuples(index=False))
     if progress:
@@ -289,6 +392,39 @@ def _default_chrom_sizes(regions: RegionSet) -> dict[str, int] | None:
     if iv["chrom"].is_unique and (iv["start"] == 0).all():
         return dict(zip(iv["chrom"], iv["end"].astype(int)))
     return None
+
+
+@contextlib.contextmanager
+def bigwig_writer(target: str | os.PathLike) -> Iterator:
+    """A pyBigWig writer on a temporary file that replaces ``target`` when the block ends.
+
+    libBigWig crashes (a segmentation fault) on a file it cannot create, so the temporary
+    file is created from Python first (:func:`avocado_core._io.atomic_path`); a folder that
+    cannot be written is an error naming ``target``.
+
+    Raises
+    ------
+    AvocadoValueError
+        When ``target``'s folder cannot be written.
+    """
+    import pyBigWig
+
+    target = Path(target)
+    entered = False
+    try:
+        with _io.atomic_path(target) as tmp:
+            entered = True
+            bw = pyBigWig.open(str(tmp), "w")
+            if bw is None:
+                raise AvocadoValueError(f"cannot write the bigWig {target}")
+            with contextlib.closing(bw):
+                yield bw
+    except OSError as exc:
+        if entered or isinstance(exc, AvocadoDiskFullError):
+            raise
+        raise AvocadoValueError(
+            f"cannot write the bigWig {target}: its folder {target.parent} cannot be written "
+            f"({exc.strerror or exc})") from None
 
 
 def write_bigwig(values: np.ndarray, regions: RegionSet, path: str | os.PathLike,
@@ -343,7 +479,6 @@ def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
     -------
     list of pathlib.Path
     """
-    import pyBigWig
     from tqdm.auto import tqdm
 
     sizes = read_chrom_sizes(chrom_sizes)
@@ -378,9 +513,7 @@ def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
     bar = tqdm(total=sum(p[3] - p[2] for p in pieces), disable=not progress,
                desc="writing bigWig", unit="bin", unit_scale=True)
     with contextlib.ExitStack() as files:
-        tmps = [files.enter_context(_io.atomic_path(t)) for t in targets]
-        writers = [files.enter_context(contextlib.closing(pyBigWig.open(str(t), "w")))
-                   for t in tmps]
+        writers = [files.enter_context(bigwig_writer(t)) for t in targets]
         header = [(resolved[c], sizes[resolved[c]]) for c in regions.chroms]
         for w in writers:
             w.addHeader(header, maxZooms=10)

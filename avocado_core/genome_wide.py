@@ -45,6 +45,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import __version__, _io
+from ._paths import file_stem
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .model import Avocado
 from .network import GENOME_RESOLUTIONS, genome_rows
@@ -682,7 +683,8 @@ class GenomeModel:
             values = self.predict_many(experiments, chrom, lo - c0, hi - c0)
             return inverse(values) if inverse is not None else values
 
-        targets = write_bigwigs([out / f"{b}.{a}.bigWig" for b, a in experiments], regions,
+        targets = write_bigwigs([out / f"{file_stem(b, a)}.bigWig" for b, a in experiments],
+                                regions,
                                 {c: int(sizes[c]) for c in self.chroms}, predict,
                                 chunk_bins=chunk, progress=progress)
         self._window = None

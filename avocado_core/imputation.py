@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ._paths import file_stem, writable_dir
 from .errors import AvocadoKeyError, AvocadoValueError
 from .store import TrackStore
 
@@ -53,7 +53,9 @@ def impute_experiments(
     into_store: bool
         Write each prediction into the store as an ``"imputed"`` track. Default is True.
     bigwig_dir: path-like, optional
-        Also write ``BIOSAMPLE.ASSAY.imputed.bw`` files into this folder.
+        Also write ``BIOSAMPLE.ASSAY.imputed.bw`` files into this folder (names escaped by
+        :func:`~avocado_core._paths.file_stem`: ``/`` and ``.`` in a name become ``%2F``,
+        ``%2E``).
     chrom_sizes: path-like or mapping, optional
         Chromosome sizes of the bigWig headers. Default: those recorded in the store.
     overwrite: bool
@@ -108,8 +110,7 @@ def impute_experiments(
         from .bigwig import resolve_chrom_sizes, write_bigwig
 
         sizes = resolve_chrom_sizes(store, chrom_sizes)
-        bigwig_dir = Path(bigwig_dir)
-        bigwig_dir.mkdir(parents=True, exist_ok=True)
+        bigwig_dir = writable_dir(bigwig_dir, "bigWig folder")  # before any prediction
 
     # A few experiments per predict_many call share the genome term; memory stays bounded.
     per_call = int(max(1, min(8, PREDICT_BYTES // (4 * max(store.n_bins, 1)))))
@@ -131,7 +132,8 @@ def impute_experiments(
                     store.add_track(b, a, sd, kind="spread", source=source,
                                     transform="arcsinh", overwrite=True)
             if bigwig_dir is not None:
-                write_bigwig(values, store.regions, bigwig_dir / f"{b}.{a}.imputed.bw", sizes)
+                write_bigwig(values, store.regions, bigwig_dir / f"{file_stem(b, a)}.imputed.bw",
+                             sizes)
         bar.update(len(batch))
     bar.close()
     return experiments

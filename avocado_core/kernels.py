@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -38,11 +39,14 @@ def _one_layer_kernel(width: int, n_factors: int) -> Callable:
 
     A copy of ``_one_layer_kernel.py`` with the sizes filled in is written to
     ``<cache>/kernels/`` (``$AVOCADO_CACHE`` or ``~/.cache/avocado``), named by a hash of its
-    text, and imported: numba caches its compiled code beside it. Where the cache folder
-    cannot be written, the kernel is compiled in memory for this process.
+    text, and run: numba caches its compiled code beside it. The folder is private (0700);
+    the cached file is compared with the expected text before each use and rewritten when it
+    differs, and the module is compiled from that verified text (never from a ``.pyc``), so
+    code added to the cached file never runs. Where the folder cannot be used, the kernel is
+    compiled in memory for this process.
     """
-    from .datasets import cache_dir
     from ._io import write_text
+    from .datasets import cache_dir
 
     spec = importlib.util.find_spec("avocado_core._one_layer_kernel")
     source = Path(spec.origin).read_text()
@@ -51,9 +55,9 @@ def _one_layer_kernel(width: int, n_factors: int) -> Callable:
     name = f"avocado_one_layer_{int(width)}_{int(n_factors)}_{digest}"
     path = cache_dir() / "kernels" / f"{name}.py"
     try:
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_text(path, source)
+        _private_folder(path.parent)
+        if not path.is_file() or path.read_bytes() != source.encode():
+            write_text(path, source)  # missing, or changed by someone: the real text
     except OSError:
         namespace: dict = {}
         exec(compile(source.replace("cache=True", "cache=False"), name, "exec"), namespace)
@@ -61,8 +65,24 @@ def _one_layer_kernel(width: int, n_factors: int) -> Callable:
     module_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module  # numba's disk cache finds the module by its name
-    module_spec.loader.exec_module(module)
+    exec(compile(source, str(path), "exec"), module.__dict__)
     return module.kernel
+
+
+def _private_folder(folder: Path) -> None:
+    """Create ``folder`` with mode 0700, or make an existing one of ours 0700.
+
+    Raises
+    ------
+    PermissionError
+        When the folder belongs to another user (its files could run as ours).
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid != os.getuid():
+        raise PermissionError(f"{folder} belongs to another user")
+    if info.st_mode & 0o077:
+        folder.chmod(0o700)
 
 
 def one_layer_step(

@@ -14,6 +14,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,12 +24,12 @@ from . import __version__
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .model_format import CONFIG_FILE, FORMAT, read_tensors_dir, write_tensors_dir
 from .network import GENOME_RESOLUTIONS, AvocadoNetwork
+from .precision import PRECISIONS, resolve_precision
 from .residual import AVERAGE_ACTIVITY_MODES, AverageActivity, ResidualSource
 from .training import SAMPLINGS, Checkpointer, FitOptions, Trainer, check_schedule, train
 
 __all__ = ["Avocado", "PRESETS"]
 
-_PRECISIONS = ("auto", "fp32", "bf16")
 #: Key of the optimizer state in a saved model (JSON) and prefix of its tensors.
 _OPTIMIZER = "optimizer"
 #: Named configurations: keyword arguments of :class:`Avocado` over its defaults. ``"paper"`` is
@@ -167,7 +168,9 @@ class Avocado:
     precision: str, optional
         ``"fp32"``, ``"bf16"`` (training keeps the MLP's activations, their gradients and its
         matrix products in bfloat16, accumulating in fp32; parameters, Adam and the loss stay
-        fp32) or ``"auto"`` (fp32). Default is ``"auto"``.
+        fp32) or ``"auto"``: bf16 for a wide network (two or more hidden layers of 1024 nodes
+        or more) on a CPU with native bfloat16 (AMX or AVX512-BF16), fp32 otherwise (see
+        :func:`avocado_core.precision.resolve_precision`). Default is ``"auto"``.
     seed: int or None, optional
         Seed of the initialization and, unless ``fit`` gets its own, of the sampling.
         Default is None.
@@ -246,9 +249,9 @@ class Avocado:
                 f"unknown average_activity {average_activity!r}; expected None or one of "
                 f"{', '.join(map(repr, AVERAGE_ACTIVITY_MODES))}"
             )
-        if precision not in _PRECISIONS:
+        if precision not in PRECISIONS:
             raise AvocadoValueError(
-                f"unknown precision {precision!r}; expected one of {', '.join(_PRECISIONS)}"
+                f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}"
             )
         self._sizes = {k: int(v) for k, v in sizes.items()}
         self.batch_size = int(batch_size)
@@ -396,8 +399,10 @@ class Avocado:
 
     @property
     def train_precision(self) -> str:
-        """The precision training actually uses (``"auto"`` resolved)."""
-        return "fp32" if self.precision == "auto" else self.precision
+        """The precision training actually uses (``"auto"`` resolved on this machine)."""
+        return resolve_precision(
+            self.precision, self._sizes["n_layers"], self._sizes["n_nodes"], self.device
+        )
 
     def __repr__(self) -> str:
         return (
@@ -519,6 +524,13 @@ class Avocado:
             raise AvocadoValueError(
                 f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLINGS)}"
             )
+        for name, optional in (("n_epochs", False), ("epoch_size", True),
+                               ("checkpoint_every", True), ("early_stopping", True)):
+            value = getattr(options, name)
+            if (value is None and optional) or (isinstance(value, (int, np.integer))
+                                                and not isinstance(value, bool) and value >= 1):
+                continue  # an untrained model would be saved as if trained: refuse
+            raise AvocadoValueError(f"{name} must be a positive integer, got {value!r}")
         n_positions = network.n_positions
         epoch_size = options.epoch_size
         if epoch_size is None:
@@ -1153,8 +1165,10 @@ class Avocado:
                 {k: v.to(model.device) for k, v in tensors.items() if not k.startswith(prefix)},
                 strict=True,
             )
-        except (TypeError, RuntimeError, KeyError) as exc:
-            raise AvocadoValueError(f"{path}: corrupted model ({exc})") from None
+        except (TypeError, ValueError, RuntimeError, KeyError, OverflowError) as exc:
+            # a config field of the wrong type or range is a corrupted model too
+            raise AvocadoValueError(
+                f"{Path(path) / CONFIG_FILE}: corrupted model ({exc})") from None
         model.history = {k: list(v) for k, v in meta.get("history", {}).items()}
         model.trained_on = [(str(b), str(a)) for b, a in meta.get("trained_on", [])]
         if _OPTIMIZER in meta:

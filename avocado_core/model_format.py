@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import _io
+from ._paths import inside
 from .errors import AvocadoValueError
 
 __all__ = ["CONFIG_FILE", "FORMAT", "read_tensors_dir", "write_tensors_dir"]
@@ -85,8 +86,10 @@ def read_tensors_dir(
         meta = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise AvocadoValueError(f"{meta_path} is corrupted (not valid JSON: {exc})") from None
-    weights = directory / str(meta.get("weights_file", ""))
-    if not meta.get("weights_file") or not weights.is_file():
+    if not isinstance(meta, dict):
+        raise AvocadoValueError(f"{meta_path} is corrupted (not a JSON object)")
+    weights = inside(directory, meta.get("weights_file"), f"weights_file in {meta_path}")
+    if not weights.is_file():
         raise AvocadoValueError(
             f"{directory}: weights file {meta.get('weights_file')!r} named in {meta_name} "
             "is missing"

@@ -39,6 +39,8 @@ GENOME_RESOLUTIONS: dict[str, int] = {"25bp": 1, "250bp": 10, "5kbp": 200}
 #: It lives in the project's ``data/`` folder (the project's own small files), beside the package.
 PILOT_REGIONS_FILE = Path(__file__).resolve().parent.parent / "data" / "pilot-regions.hg19.tsv"
 
+#: Coordinates at or above this (1 Tb, above any genome's chromosome) are refused.
+MAX_POSITION = 10**12
 _COLUMNS = ["name", "chrom", "start", "end", "offset", "n_bins", "first_bin_start"]
 _UNITS = {"": 1, "bp": 1, "k": 1_000, "kb": 1_000, "m": 1_000_000, "mb": 1_000_000,
           "g": 1_000_000_000, "gb": 1_000_000_000}
@@ -50,10 +52,17 @@ def _parse_position(number: str, unit: str, text: str) -> int:
     unit_key = unit.lower()
     if unit_key not in _UNITS:
         raise AvocadoValueError(
-            f"cannot parse the unit {unit!r} in locus {text!r}; expected one of bp, k/kb, M/Mb, G/Gb"
+            f"cannot parse the unit {unit!r} in locus {text!r}; "
+            "expected one of bp, k/kb, M/Mb, G/Gb"
         )
     digits = number.replace(",", "").replace("_", "")
     value = float(digits) * _UNITS[unit_key]
+    if not value < MAX_POSITION:  # also inf: a 5,000-digit number overflows a float
+        shown = number if len(number) <= 20 else f"{number[:12]}...({len(digits)} digits)"
+        raise AvocadoValueError(
+            f"position {shown}{unit} is too large; positions must be below "
+            f"{MAX_POSITION:,} bp (1 Tb)"
+        )
     if abs(value - round(value)) > 1e-6:
         raise AvocadoValueError(
             f"position {number}{unit} in locus {text!r} is not a whole number of base pairs"
@@ -357,7 +366,8 @@ class RegionSet:
         if len(rows) == 0:
             return f"none on {chrom}; chromosomes: {short_list(self.chroms)}"
         return ", ".join(
-            f"{self.intervals.at[r, 'name']} ({format_locus(chrom, self._first[r], self._span_end(r))})"
+            f"{self.intervals.at[r, 'name']} "
+            f"({format_locus(chrom, self._first[r], self._span_end(r))})"
             for r in rows
         )
 
@@ -365,7 +375,9 @@ class RegionSet:
         return int(self._first[row] + self._n_bins[row] * self.bin_size)
 
     # ------------------------------------------------------------------ mapping
-    def bin_coordinates(self, bins: int | Iterable[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def bin_coordinates(
+        self, bins: int | Iterable[int] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Genome coordinates of bins.
 
         Parameters
@@ -496,9 +508,10 @@ class RegionSet:
         return self.intervals.iloc[row]
 
     def bin_locus(self, start_bin: int, end_bin: int) -> str:
-        """Locus string of the bin range ``[start_bin, end_bin)`` (which must lie in one interval)."""
+        """Locus string of the bin range ``[start_bin, end_bin)`` (must lie in one interval)."""
         chrom, starts = self.bin_coordinates([start_bin, end_bin - 1])
-        if chrom[0] != chrom[1] or starts[1] - starts[0] != (end_bin - 1 - start_bin) * self.bin_size:
+        span = (end_bin - 1 - start_bin) * self.bin_size
+        if chrom[0] != chrom[1] or starts[1] - starts[0] != span:
             raise AvocadoValueError(
                 f"bins [{start_bin}, {end_bin}) span more than one interval of the region set"
             )
@@ -580,5 +593,7 @@ def read_bed(path: str | os.PathLike, names: list[str], what: str = "BED") -> pd
         df["start"] = df["start"].astype(np.int64)
         df["end"] = df["end"].astype(np.int64)
     except ValueError as exc:
-        raise AvocadoValueError(f"{what} file {path}: start / end are not integers ({exc})") from None
+        raise AvocadoValueError(
+            f"{what} file {path}: start / end are not integers ({exc})"
+        ) from None
     return df.reset_index(drop=True)

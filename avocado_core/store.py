@@ -40,8 +40,8 @@ every change: a track's values go to a new file first, and only the catalog rena
 visible. A crash at any moment therefore leaves the store as it was before: the temporary file
 of a killed writer is removed by the next write to the store, and an unreferenced track file by
 :meth:`TrackStore.vacuum`. Mutations take an advisory lock (``.lock``, ``fcntl.flock``) so that
-two processes adding tracks at once do not lose each other's catalog rows. Readers holding a memory map of a
-replaced track keep seeing the old values (POSIX keeps the unlinked file alive).
+two processes adding tracks at once do not lose each other's catalog rows. Readers holding a
+memory map of a replaced track keep seeing the old values (POSIX keeps the unlinked file alive).
 """
 
 from __future__ import annotations
@@ -52,13 +52,13 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
-from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from . import _io
+from ._paths import file_stem, inside
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .regions import RegionSet
 
 try:  # POSIX advisory locks; on other systems mutations are simply not serialized
@@ -94,19 +94,14 @@ def _check_name(value: Any, what: str) -> str:
     return value
 
 
-def _file_stem(biosample: str, assay: str) -> str:
-    """A file-system-safe, collision-free stem ``<biosample>.<assay>``."""
-    def esc(name: str) -> str:
-        return quote(name, safe="-_+@=,()[]").replace(".", "%2E")
-    return f"{esc(biosample)}.{esc(assay)}"
-
-
 def _metadata_frame(table: pd.DataFrame | None, what: str) -> pd.DataFrame:
     """Normalize a metadata table to a DataFrame indexed by name (strings)."""
     if table is None:
         return pd.DataFrame(index=pd.Index([], name="name", dtype=object))
     if not isinstance(table, pd.DataFrame):
-        raise AvocadoValueError(f"{what} metadata must be a pandas DataFrame, got {type(table).__name__}")
+        raise AvocadoValueError(
+            f"{what} metadata must be a pandas DataFrame, got {type(table).__name__}"
+        )
     df = table.copy()
     if "name" in df.columns:
         df = df.set_index("name")
@@ -114,7 +109,9 @@ def _metadata_frame(table: pd.DataFrame | None, what: str) -> pd.DataFrame:
     df.index.name = "name"
     if df.index.has_duplicates:
         dup = df.index[df.index.duplicated()][0]
-        raise AvocadoValueError(f"{what} metadata names {dup!r} more than once; names must be unique")
+        raise AvocadoValueError(
+            f"{what} metadata names {dup!r} more than once; names must be unique"
+        )
     return df
 
 
@@ -300,6 +297,8 @@ class TrackStore:
         df = df[CATALOG_COLUMNS + [c for c in df.columns if c not in CATALOG_COLUMNS]]
         df["n_bins"] = pd.to_numeric(df["n_bins"]).astype(np.int64) if len(df) else \
             df["n_bins"].astype(np.int64)
+        for b, a, f in zip(df["biosample"], df["assay"], df["file"]):  # rows, not positions
+            inside(self.path, f, f"the file of {b}/{a} in {file}")
         self._catalog_cache = (key, df)
         return df
 
@@ -471,7 +470,8 @@ class TrackStore:
             return start, end
         raise AvocadoValueError(
             f"region {region!r} is not understood; expected a locus string such as "
-            "'chr1:151.2M-151.3M', a (start_bin, end_bin) tuple, a (chrom, start, end) tuple or None"
+            "'chr1:151.2M-151.3M', a (start_bin, end_bin) tuple, a (chrom, start, end) tuple "
+            "or None"
         )
 
     def fetch(self, biosample: str, assay: str, region: str | tuple | None = None,
@@ -510,7 +510,7 @@ class TrackStore:
         return out
 
     def experiments(self, kind: str | None = "observed") -> list[tuple[str, str]]:
-        """``(biosample, assay)`` pairs with a track of this kind (None: any kind), in catalog order."""
+        """``(biosample, assay)`` pairs with a track of this kind (None: any), in catalog order."""
         cat = self._read_catalog()
         if kind is not None:
             _check_kind(kind)
@@ -531,7 +531,9 @@ class TrackStore:
                 f"{what}: values have dtype {arr.dtype}; expected real numbers (float32 is stored)"
             )
         if arr.ndim != 1:
-            raise AvocadoValueError(f"{what}: values have shape {arr.shape}; expected ({self.n_bins},)")
+            raise AvocadoValueError(
+                f"{what}: values have shape {arr.shape}; expected ({self.n_bins},)"
+            )
         if arr.shape[0] != self.n_bins:
             raise AvocadoValueError(
                 f"{what}: {arr.shape[0]:,} values; the store's region set has {self.n_bins:,} bins"
@@ -542,8 +544,9 @@ class TrackStore:
         if bad.any():
             where = np.flatnonzero(bad)
             overflow = np.isfinite(arr[where[0]]) if np.issubdtype(arr.dtype, np.floating) else True
+            after = " after conversion to float32" if overflow else ""
             raise AvocadoValueError(
-                f"{what}: {where.size:,} non-finite value(s) (NaN or inf{' after conversion to float32' if overflow else ''}), "
+                f"{what}: {where.size:,} non-finite value(s) (NaN or inf{after}), "
                 f"the first at bin {int(where[0])} ({out[where[0]]}); expected finite values"
             )
         return out
@@ -618,7 +621,7 @@ class TrackStore:
                             f"the store already has a {kind} track for biosample {biosample!r}, "
                             f"assay {assay!r}; pass overwrite=True to replace it"
                         )
-                    stem = _file_stem(biosample, assay)
+                    stem = file_stem(biosample, assay)
                     rel = f"tracks/{kind}/{stem}.npy"
                     if rel == old_file:  # never write over the file readers may be mapping
                         rel = f"tracks/{kind}/{stem}.{os.urandom(4).hex()}.npy"

@@ -97,7 +97,10 @@ class Workspace:
                 "folder with workspace.json, store/ and model/ (make one with `avocado demo` or "
                 "avocado_core.workspace.build_workspace)"
             )
-        self.info: dict = json.loads(meta.read_text())
+        try:
+            self.info: dict = json.loads(meta.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise AvocadoValueError(f"{meta} is corrupted (not valid JSON: {exc})") from None
         self.store_path = self.path / "store"
         self.model_path = self.path / "model"
         self.projections_path = self.path / "projections"
@@ -213,7 +216,39 @@ class Workspace:
                 "build_workspace or `avocado train`"
             )
         with self._lock:
-            return Avocado.load(self.model_path, device="cpu")
+            model = Avocado.load(self.model_path, device="cpu")
+        self._check_positions(model.n_positions)
+        return model
+
+    def _check_positions(self, n_positions: Any) -> None:
+        if not isinstance(n_positions, int) or n_positions != self.store.n_bins:
+            shown = f"{n_positions:,}" if isinstance(n_positions, int) else repr(n_positions)
+            raise AvocadoValueError(
+                f"the model in {self.model_path} covers {shown} positions but the "
+                f"store {self.store_path} has {self.store.n_bins:,} bins: it was trained on "
+                "another region set; train it again on this store (`avocado train`)"
+            )
+
+    def check(self) -> "Workspace":
+        """Check, without loading the model's weights, that the workspace can be served.
+
+        The store must open and the model (if any) must cover the store's bins: a model
+        trained on another region set would show imputations at the wrong positions.
+
+        Raises
+        ------
+        AvocadoValueError
+            Naming what is wrong.
+        """
+        self.store.experiments()  # reads the catalog (and checks its file paths)
+        if self.has_model:
+            config = self.model_path / "config.json"
+            try:
+                n_positions = json.loads(config.read_text())["config"]["n_positions"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise AvocadoValueError(f"{config}: corrupted model ({exc})") from None
+            self._check_positions(n_positions)
+        return self
 
     @cached_property
     def annotations(self):
@@ -667,7 +702,9 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
     Workspace
     """
     if source not in ("roadmap-pilot", "synthetic"):
-        raise AvocadoValueError(f"unknown source {source!r}; expected 'roadmap-pilot' or 'synthetic'")
+        raise AvocadoValueError(
+            f"unknown source {source!r}; expected 'roadmap-pilot' or 'synthetic'"
+        )
     path = Path(path)
     pilot = source == "roadmap-pilot"
     ws = Workspace.create(path, annotations="hg19" if pilot else None,

@@ -53,7 +53,8 @@ def windows(ws: Workspace, n: int) -> list[str]:
     return [format_locus(str(row["chrom"]), s, s + WINDOW) for s in starts]
 
 
-def post(client, text: str, tracks: list[list[str]]) -> dict:
+def locus_payload(text: str, tracks: list[list[str]]) -> dict:
+    """The body of the POST /_dash-update-component the browser sends for "Go" on a locus."""
     outputs = ["locus-graph.figure", "locus-current.data", "locus-input.value",
                "locus-span.children", "locus-metrics.children", "locus-alert.children"]
     inputs = [("locus-go", "n_clicks", 1), ("locus-input", "n_submit", None),
@@ -69,7 +70,11 @@ def post(client, text: str, tracks: list[list[str]]) -> dict:
                   {"id": "locus-current", "property": "data", "value": None}],
         "changedPropIds": ["locus-go.n_clicks"],
     }
-    r = client.post("/_dash-update-component", json=payload)
+    return payload
+
+
+def post(client, text: str, tracks: list[list[str]]) -> dict:
+    r = client.post("/_dash-update-component", json=locus_payload(text, tracks))
     if r.status_code != 200:
         raise RuntimeError(f"callback failed: HTTP {r.status_code} {r.data[:300]!r}")
     body = json.loads(r.data)["response"]

@@ -14,9 +14,8 @@ Contenders:
 - ``avocado_core``: ``Avocado.fit`` (catch-up dense Adam, decomposed first layer, fused Adam,
   the compiled kernels of ``avocado_core.kernels``); ``no kernels``: the same in torch
   operations only (``Trainer(kernel=False)``), to show what the kernels add.
-- The original (avocado-epigenome 0.4.0, TensorFlow-CPU 2.15), from the numbers measured on
-  this machine type and quoted in the issue: 85,000-125,000 samples/s small, 2,800 paper;
-  held-out MSE 0.110-0.120 (r 0.55-0.57) after 10 epochs.
+- The original (avocado-epigenome 0.4.0 on TensorFlow-CPU 2.15.1) is not here:
+  ``bench_vs_original.py`` trains it in its own environment beside avocado_core.
 
 Usage::
 
@@ -40,9 +39,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 HELD_OUT = ("E065", "H3K4me3")
-ORIGINAL = {"small": (85_000, 125_000), "paper": (2_800, 2_800), "mse": (0.110, 0.120)}
-#: The plain port measured on the same machine type when idle (the issue): 66,000 / 1,760.
-PLAIN_IDLE = {"small": 66_000, "paper": 1_760}
 SMALL = dict(n_layers=1, n_nodes=128, n_biosample_factors=32, n_assay_factors=24,
              n_25bp_factors=10, n_250bp_factors=20, n_5kbp_factors=30, batch_size=10_000)
 PAPER = dict(n_layers=2, n_nodes=2048, n_biosample_factors=32, n_assay_factors=256,
@@ -195,11 +191,12 @@ def avocado(spec: dict) -> dict:
         model.fit(tracks, n_epochs=1, epoch_size=spec["warmup"], progress=False,
                   **fit_options)
     if spec["epochs"]:
+        epoch_size = spec.get("epoch_size", EPOCH_BATCHES)
         t0 = time.perf_counter()
-        model.fit(tracks, n_epochs=spec["epochs"], epoch_size=EPOCH_BATCHES, progress=False,
+        model.fit(tracks, n_epochs=spec["epochs"], epoch_size=epoch_size, progress=False,
                   **fit_options)
         elapsed = time.perf_counter() - t0
-        n_steps = spec["epochs"] * EPOCH_BATCHES
+        n_steps = spec["epochs"] * epoch_size
         result["mse"], result["r"] = _score(model.predict(*HELD_OUT), held)
         result["loss"] = model.history["loss"][-spec["epochs"]:]
     else:
@@ -209,6 +206,7 @@ def avocado(spec: dict) -> dict:
         elapsed = time.perf_counter() - t0
         n_steps = spec["steps"]
     result["samples_per_s"] = n_steps * bs / elapsed
+    result["precision"] = model.train_precision
     return result
 
 
@@ -238,7 +236,7 @@ def worker(spec: dict) -> None:
     import torch
 
     torch.set_num_threads(spec.get("threads") or torch.get_num_threads())
-    paper = spec.get("config") == "paper"
+    paper = spec.get("config") == "paper" and spec.get("gemm", True)
     # The machine is shared: the GEMM peak is measured in the same process just before and
     # after the timed steps, so that the achieved fraction compares like with like.
     before = _gemm(spec.get("precision", "fp32"), reps=1) if paper else None
@@ -249,11 +247,13 @@ def worker(spec: dict) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def run(spec: dict) -> dict:
+def run(spec: dict, command: list[str] | None = None) -> dict:
+    """Run one contender in its own process; ``command`` (default: this file's worker) gets
+    the spec as its last argument and prints ``RESULT {json}``."""
     env = dict(os.environ)
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(spec)],
-        capture_output=True, text=True, env=env,
+        [*(command or [sys.executable, __file__, "--worker"]), json.dumps(spec)],
+        capture_output=True, text=True, env=env, check=False,
     )
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -329,22 +329,15 @@ def main() -> None:
             dict(acc, impl="avocado", precision="bf16"))
 
     base = {cc: r["samples_per_s"] for lab, cc, r in rows if lab == "plain port"}
-    head = (f"| {'contender':34s} | config | samples/s | s/epoch | vs plain | vs original "
-            f"(est.) | vs original (abs.) | peak RSS MB | held-out MSE | r     "
-            f"| achieved / GEMM GFLOP/s |")
+    head = (f"| {'contender':34s} | config | samples/s | s/epoch | vs plain | peak RSS MB "
+            f"| held-out MSE | r     | achieved / GEMM GFLOP/s |")
     print()
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
     for label, config, res in rows:
         sps = res["samples_per_s"]
         bs = SMALL["batch_size"] if config == "small" else PAPER["batch_size"]
-        lo, hi = ORIGINAL[config]
-        vs_orig = f"{sps / hi:.1f}-{sps / lo:.1f}x" if lo != hi else f"{sps / lo:.1f}x"
-        # The machine is shared, so absolute rates move with the load; the plain port, run
-        # in this same invocation, calibrates: original ~ plain x (original / plain when idle).
         rel = sps / base.get(config, float("nan"))
-        est = (f"{rel * PLAIN_IDLE[config] / hi:.1f}-{rel * PLAIN_IDLE[config] / lo:.1f}x"
-               if lo != hi else f"{rel * PLAIN_IDLE[config] / lo:.1f}x")
         mse = f"{res['mse']:.4f}" if "mse" in res else "-"
         r = f"{res['r']:.3f}" if "r" in res else "-"
         peak = "-"
@@ -353,18 +346,9 @@ def main() -> None:
             peak = (f"{100 * sps * paper_flops_per_sample() / 1e9 / res['gemm_gflops']:.0f}% "
                     f"of {res['gemm_gflops']:.0f} {prec}")
         print(f"| {label:34s} | {config:6s} | {sps:9,.0f} | {EPOCH_BATCHES * bs / sps:7.1f} "
-              f"| {rel:7.1f}x | {est:18s} | {vs_orig:18s} | {res['peak_rss_mb']:11.0f} "
-              f"| {mse:12s} | {r:5s} | {peak:23s} |")
-    print(f"| {'original (avocado-epigenome 0.4.0), quoted':34s} | small  | 85-125k   |         "
-          f"|          |                    |                    |             | 0.110-0.120  "
-          f"| 0.55-0.57 |                         |")
-    print(f"| {'original (avocado-epigenome 0.4.0), quoted':34s} | paper  | 2,800     |         "
-          f"|          |                    |                    |             |              "
-          f"|       |                         |")
-    print("# vs original (est.): ratio to the plain port of this run x the idle ratio "
-          "plain/original from the issue (66k vs 85-125k small, 1,760 vs 2,800 paper);")
-    print("# vs original (abs.): this run's samples/s over the quoted idle numbers (understated "
-          "when the machine is loaded).")
+              f"| {rel:7.1f}x | {res['peak_rss_mb']:11.0f} | {mse:12s} | {r:5s} | {peak:23s} |")
+    print("# the original (avocado-epigenome 0.4.0): benchmarks/bench_vs_original.py runs it "
+          "beside avocado_core")
     for label, config, res in rows:
         if "loss" in res:
             print(f"# {label} loss per epoch: " + " ".join(f"{v:.4f}" for v in res["loss"]))

@@ -7,20 +7,25 @@ request, so several apps (e.g. two workspaces in one test process) can coexist.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import dash
 import diskcache
-from dash import Dash, DiskcacheManager, Input, Output, dcc, html, set_props
+import psutil
+from dash import Dash, Input, Output, dcc, html, set_props
+from dash.exceptions import BackgroundCallbackError
 
 from avocado_core.workspace import Workspace
 
+from .background import ORPHAN_AFTER_S, JobManager
 from .components import alert, error_message
 
-__all__ = ["create_app", "ASSETS", "MAX_UPLOAD_BYTES"]
+__all__ = ["create_app", "close_app", "ASSETS", "MAX_UPLOAD_BYTES"]
 
 log = logging.getLogger("dashboard")
 
@@ -28,6 +33,8 @@ log = logging.getLogger("dashboard")
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 #: Largest request body accepted (uploads included).
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+#: Name prefix of the app's temporary folders (followed by the server's process id).
+TEMP_PREFIX = "avocado-dash-"
 
 PAGES = (
     ("embeddings", "/", "Embeddings", "Latent space of biosamples, assays and positions"),
@@ -37,7 +44,8 @@ PAGES = (
 
 
 def create_app(workspace: Workspace | str | os.PathLike, *, background_dir: str | None = None,
-               max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Dash:
+               max_upload_bytes: int = MAX_UPLOAD_BYTES, temp_dir: str | None = None,
+               orphan_after: float = ORPHAN_AFTER_S, _launcher: bool = False) -> Dash:
     """Build the Dash app for a workspace.
 
     Parameters
@@ -46,9 +54,17 @@ def create_app(workspace: Workspace | str | os.PathLike, *, background_dir: str 
         The workspace to serve.
     background_dir: str or None
         Folder of the diskcache that runs background callbacks (selections, projections); a
-        new temporary folder by default.
+        folder inside the app's temporary folder by default.
     max_upload_bytes: int
         Requests larger than this are refused (HTTP 413). Default is 64 MB.
+    temp_dir: str or None
+        The app's temporary folder (uploads, the default diskcache). Default: a new folder
+        ``avocado-dash-<pid>-*`` in the system's temporary folder, removed by
+        :func:`close_app` or when the process exits; those of servers that died are removed
+        when the next app starts.
+    orphan_after: float
+        A background job whose page stopped asking for it (its tab was closed) stops after
+        this many seconds. Default is 30.
 
     Returns
     -------
@@ -58,9 +74,18 @@ def create_app(workspace: Workspace | str | os.PathLike, *, background_dir: str 
     from .pages import design, embeddings, locus
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    ws.warm_up()
-    cache_dir = background_dir or tempfile.mkdtemp(prefix="avocado-dash-")
-    manager = DiskcacheManager(diskcache.Cache(cache_dir))
+    if not _launcher:
+        ws.warm_up()  # the job launcher never touches the data: it only forks jobs
+    own_temp = temp_dir is None
+    if own_temp:
+        _remove_stale_temp_dirs()
+        temp_dir = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
+    cache_dir = background_dir or os.path.join(temp_dir, "background")
+    spec = None if _launcher else {
+        "workspace": str(ws.path), "background_dir": cache_dir,
+        "max_upload_bytes": int(max_upload_bytes), "temp_dir": temp_dir,
+        "orphan_after": float(orphan_after)}
+    manager = JobManager(diskcache.Cache(cache_dir), spec, orphan_after=orphan_after)
     app = Dash(
         __name__,
         use_pages=True,
@@ -74,6 +99,11 @@ def create_app(workspace: Workspace | str | os.PathLike, *, background_dir: str 
         use_async=False,
     )
     app.server.config["AVOCADO_WORKSPACE"] = ws
+    app.server.config["AVOCADO_TEMP_DIR"] = temp_dir
+    app.server.config["AVOCADO_JOB_MANAGER"] = manager
+    app.server.config["AVOCADO_CLOSE"] = lambda: close_app(app)  # called by `avocado serve`
+    if own_temp:
+        atexit.register(close_app, app)
     app.server.config["MAX_CONTENT_LENGTH"] = int(max_upload_bytes)
     app.server.config["AVOCADO_MAX_UPLOAD_BYTES"] = int(max_upload_bytes)
 
@@ -97,6 +127,29 @@ def create_app(workspace: Workspace | str | os.PathLike, *, background_dir: str 
         Input("_pages_location", "pathname"),
     )
     return app
+
+
+def close_app(app: Dash) -> None:
+    """Stop the app's job launcher and remove its temporary folder (uploads, diskcache).
+
+    Called by ``avocado serve`` when the server stops and, for a temporary folder the app
+    made itself, when the process exits. Safe to call more than once.
+    """
+    config = app.server.config
+    manager = config.get("AVOCADO_JOB_MANAGER")
+    if manager is not None:
+        manager.close()
+    temp_dir = config.pop("AVOCADO_TEMP_DIR", None)
+    if temp_dir and Path(temp_dir).name.startswith(TEMP_PREFIX):
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _remove_stale_temp_dirs() -> None:
+    """Remove the temporary folders of app servers that are no longer running (killed -9)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        pid = folder.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _shell(ws: Workspace) -> html.Div:
@@ -128,6 +181,11 @@ def _on_error(exc: Exception) -> None:
     """Any error a callback did not handle: an alert on the page, the traceback in the log."""
     if isinstance(exc, (ValueError, KeyError)):
         set_props("global-alert", {"children": alert(error_message(exc))})
+        return None
+    if isinstance(exc, BackgroundCallbackError):  # a job failed or died: its first line
+        log.error("%s", exc)
+        text = str(exc).split(": ", 1)[-1].split("\n", 1)[0]
+        set_props("global-alert", {"children": alert(f"The background job failed: {text}")})
         return None
     log.exception("callback failed", exc_info=exc)
     set_props("global-alert", {"children": alert(

@@ -60,8 +60,9 @@ def pilot_app(pilot_workspace, tmp_path_factory):  # noqa: F811
 # ---------------------------------------------------------------------- locus: pure helpers
 def test_resolve_locus_accepts_the_three_forms(pilot_workspace):  # noqa: F811
     ws = pilot_workspace
-    assert locus.resolve_locus(ws, "chr1:151,200,000-151,300,000") == ("chr1", 151_200_000, 151_300_000)
-    assert locus.resolve_locus(ws, "chr1:151.2M-151.3M") == ("chr1", 151_200_000, 151_300_000)
+    expected = ("chr1", 151_200_000, 151_300_000)
+    assert locus.resolve_locus(ws, "chr1:151,200,000-151,300,000") == expected
+    assert locus.resolve_locus(ws, "chr1:151.2M-151.3M") == expected
     chrom, start, end = locus.resolve_locus(ws, "psmd4")  # case-insensitive gene name
     gene = ws.annotations.gene("PSMD4")
     assert chrom == "chr1" and start < gene["start"] and end > gene["end"]
@@ -258,7 +259,9 @@ def test_position_design_and_bed(pilot_workspace):  # noqa: F811
 
 # ---------------------------------------------------------------------- callbacks over HTTP
 def test_pages_render_from_the_url(synthetic_app):
-    from dashboard.pages import design as d, embeddings as e, locus as lo
+    from dashboard.pages import design as d
+    from dashboard.pages import embeddings as e
+    from dashboard.pages import locus as lo
 
     with synthetic_app.server.test_request_context():
         page = e.layout(axis="genome", method="pca", color="chrom", sel="1,2,3")
@@ -302,6 +305,10 @@ def test_locus_callback_draws_and_alerts(pilot_app):
     assert "NOSUCHGENE" in text_of(gene["locus-alert"]["children"])
     wide = call("chr1:100,000,000-120,000,000")
     assert "too large to draw" in text_of(wide["locus-alert"]["children"])
+    # a 5,000-digit coordinate: the locus box's own alert, not a page-wide error
+    huge = call("chr1:" + "9" * 5000 + "-" + "9" * 5001)
+    assert "too large" in text_of(huge["locus-alert"]["children"])
+    assert "global-alert" not in huge and "locus-graph" not in huge
 
 
 def test_track_picker_callback_toggles_cells(pilot_app):
@@ -417,6 +424,43 @@ def test_fit_new_biosample_from_a_bigwig(pilot_workspace, tmp_path, data_mirror)
     text.write_text("not a bigwig\n")
     with pytest.raises(ValueError, match="not a readable bigWig"):
         design.fit_new_biosample(ws, text, "x", "H3K4me3")
+
+
+def test_upload_errors_name_the_uploaded_file(pilot_workspace, tmp_path,  # noqa: F811
+                                               data_mirror):
+    truncated = (data_mirror / "bigwig-real" / "bigwig_chrx_2e6_5e6.bw").read_bytes()[:128]
+    with pytest.raises(ValueError) as info:
+        design.fit_uploaded_bigwig(pilot_workspace, truncated, "my-sample.bw", "new", "H3K4me3",
+                                   str(tmp_path))
+    message = str(info.value)
+    assert "'my-sample.bw' is not a readable bigWig file" in message
+    assert str(tmp_path) not in message and "upload.bw" not in message
+    assert not list(tmp_path.iterdir())  # the temporary copy is gone
+
+
+def test_the_apps_temporary_folder_goes_when_it_stops(synthetic_workspace, tmp_path,  # noqa: F811
+                                                      monkeypatch):
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from dashboard.app import TEMP_PREFIX, close_app
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    # the folder of a server that was killed (kill -9): its process is gone
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f"{TEMP_PREFIX}{dead}-abc"
+    (stale / "background").mkdir(parents=True)
+    app = create_app(synthetic_workspace)
+    temp = app.server.config["AVOCADO_TEMP_DIR"]
+    assert not stale.exists()  # removed when the next app starts
+    assert os.path.dirname(temp) == str(tmp_path) and f"{TEMP_PREFIX}{os.getpid()}-" in temp
+    assert os.path.isdir(os.path.join(temp, "background"))  # the jobs' diskcache
+    app.server.config["AVOCADO_CLOSE"]()  # what `avocado serve` calls when it stops
+    assert not os.path.exists(temp)
+    close_app(app)  # twice is harmless
 
 
 # ---------------------------------------------------------------------- a genome selection

@@ -67,6 +67,16 @@ def test_bench_chromosome_prints_time_and_memory(tmp_path):
     assert "exported values equal the pyBigWig-only file's: True" in out
 
 
+def test_bench_vs_original_runs_without_the_original():
+    out = _run("benchmarks/bench_vs_original.py", "--ours-only", "--configs", "small",
+               "--reps", "1", "--small-steps", "3", "--small-epochs", "1",
+               "--small-epoch-size", "3")
+    assert "CPU: " in out and "fp32" in out.split("matrix product")[1].splitlines()[0]
+    assert "precision='auto' (the default) picks here: small fp32" in out
+    assert "| small | avocado_core fp32 (auto) |" in out  # speed row
+    assert "| small | avocado_core fp32 (auto) | 1 x 3 batches |" in out  # accuracy row
+
+
 def test_bench_average_activity_prints_its_table():
     out = _run("benchmarks/bench_average_activity.py", "--epochs", "1", "--reps", "1",
                "--positions", "100000")

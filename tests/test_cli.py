@@ -540,11 +540,58 @@ def test_serve_answers_http(work, store_path, model_path, data_mirror, monkeypat
 
     original = BaseWSGIServer.serve_forever
     monkeypatch.setattr(BaseWSGIServer, "serve_forever", serve_once)
-    out = run("serve", ws, "--port", "0", "--genes", ann / "gencode.v19.genes.pilot.bed.gz").output
+    out = run("serve", ws, "--port", "0", "--workers", "1",
+              "--genes", ann / "gencode.v19.genes.pilot.bed.gz").output
     assert "Created" in out and "Serving the Avocado app at http://127.0.0.1:" in out
     assert seen["status"] == 200 and "<html" in seen["body"].lower()
     assert (ws / "workspace.json").is_file()
     assert "Workspace: " in run("info", ws).output
+
+
+def test_serve_with_two_workers(work, store_path, model_path, tmp_path):
+    """The default where there are cores: gunicorn, each worker with its app; a clean stop."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import tempfile
+    import time
+
+    import psutil
+
+    from avocado_core.workspace import Workspace
+
+    ws = work / "ws-workers"
+    ws.mkdir()
+    shutil.copytree(store_path, ws / "store")
+    shutil.copytree(model_path, ws / "model")
+    Workspace.create(ws, genome="hg19")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]),
+                                                       *sys.path]))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "avocado_core", "serve", str(ws), "--port", "0", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        line = server.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+) with 2 worker processes", line)
+        assert match, line + server.stdout.read(2000) if server.poll() is not None else line
+        url = f"http://127.0.0.1:{match.group(1)}"
+        deadline = time.monotonic() + 60
+        while len(workers := psutil.Process(server.pid).children()) < 2 \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers) == 2
+        for _ in range(6):  # each worker builds its own app when it starts
+            with urllib.request.urlopen(f"{url}/locus", timeout=120) as r:
+                assert r.status == 200 and "<html" in r.read().decode().lower()
+        temp = [p for w in workers for p in Path(tempfile.gettempdir()).glob(
+            f"avocado-dash-{w.pid}-*")]
+        assert temp  # the workers' temporary folders (uploads, job results)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, out
+    assert not [p for p in temp if p.exists()], "temporary folders left after the stop"
 
 
 def test_serve_errors(work, store_path):

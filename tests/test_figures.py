@@ -13,10 +13,22 @@ from dashboard.figures.embedding import color_kind, embedding_figure
 from dashboard.figures.genes import gene_traces, pack_rows
 from dashboard.figures.picker import picker_figure
 from dashboard.figures.selection import gains_figure, picks_figure
-from dashboard.figures.style import ASSAY_COLORS, CATEGORICAL, IMPUTED_LINE, assay_color, \
-    contrast_ratio
-from dashboard.figures.tracks import (Track, bucket_bounds, envelope, format_span, locus_figure,
-                                      ruler_ticks, tracks_table)
+from dashboard.figures.style import (
+    ASSAY_COLORS,
+    CATEGORICAL,
+    IMPUTED_LINE,
+    assay_color,
+    contrast_ratio,
+)
+from dashboard.figures.tracks import (
+    Track,
+    bucket_bounds,
+    envelope,
+    format_span,
+    locus_figure,
+    ruler_ticks,
+    tracks_table,
+)
 
 
 def values_of(array) -> np.ndarray:

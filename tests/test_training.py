@@ -239,10 +239,13 @@ def test_compiled_kernel_matches_torch_operations(sampling, n_nodes):
 
 @pytest.mark.parametrize("n_layers", [1, 2])
 def test_bf16_fast_path_follows_the_fp32_loss_curve(n_layers):
-    # bf16 activations and gradients in the MLP: the loss curve stays within a few percent of
-    # the fp32 plain port's (measured at most 3.3% with 1 hidden layer, 5.3% with 2; the
-    # autocast path this replaced: 3.7% and 22%). The parameters themselves drift apart, as
-    # Adam turns round-off of tiny gradients into full steps.
+    # bf16 activations and gradients in the MLP: the loss curve stays close to the fp32 plain
+    # port's. The parameters themselves drift apart, as Adam turns round-off of tiny
+    # gradients into full steps, so after a few dozen steps the two curves differ by chance
+    # (with 2 hidden layers, over 8 data seeds, the largest step-wise difference in 40 steps
+    # was 5-40% before the in-place backward and 9-30% after, in both directions): the
+    # first 20 steps must agree closely (measured at most 1.4%), the whole curve on average
+    # (measured 0.2-4.8% with either backward).
     rng = np.random.default_rng(0)
     wave = np.sin(np.arange(1003) / 15.0)
     tracks = [(1 + 0.4 * j) * wave + 0.1 * rng.normal(size=1003) for j in range(5)]
@@ -250,8 +253,41 @@ def test_bf16_fast_path_follows_the_fp32_loss_curve(n_layers):
     _, trainers = _trainer_pair(tracks, n_layers, 64,
                                 [{"optimizer": "dense"}, {"precision": "bf16"}])
     losses = np.array([[tr.step() for _ in range(40)] for tr in trainers])
-    assert losses[0, -5:].mean() < 0.5 * losses[0, :5].mean()  # it learns
-    np.testing.assert_allclose(losses[1], losses[0], rtol=0.08)
+    assert (losses[:, -5:].mean(1) < 0.5 * losses[:, :5].mean(1)).all()  # both learn
+    np.testing.assert_allclose(losses[1, :20], losses[0, :20], rtol=0.03)
+    assert np.abs(losses[1] / losses[0] - 1).mean() < 0.06
+
+
+@pytest.mark.parametrize("precision, tol", [("fp32", 1e-6), ("bf16", 0.12)])
+def test_in_place_backward_gives_the_gradients(monkeypatch, precision, tol):
+    # Three hidden layers, the backward through each hidden layer in chunks of 50 rows of the
+    # batch of 137 (50 + 50 + 37) written over the activations: the same gradients as
+    # autograd through the same network in fp32 (bf16: relative errors of 0.4-9.1%, the same
+    # as the out-of-place backward it replaced: the bf16 rounding of the activations dominates).
+    from avocado_core.training import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "BACKWARD_ROWS", 50)
+    rng = np.random.default_rng(0)
+    tracks = [rng.normal(size=1003).astype(np.float32) for _ in range(5)]
+    (net,), (tr,) = _trainer_pair(tracks, 3, 24, [{"precision": precision}])
+    gen = torch.Generator().manual_seed(0)
+    pre, y = torch.randn(137, 24, generator=gen), torch.randn(137, generator=gen)
+    head = [p for layer in [*net.hidden[1:], net.output] for p in (layer.weight, layer.bias)]
+    for p in head:
+        p.requires_grad_(True)
+    x = pre.clone().requires_grad_(True)
+    h = x.relu()
+    for layer in net.hidden[1:]:
+        h = layer(h).relu()
+    torch.sum((net.output(h)[:, 0] - y) ** 2).backward()
+    with torch.no_grad():
+        pred, acts = tr._mlp_forward(pre.clone())
+        g_pre, grads, scale = tr._mlp_backward(2 * (pred - y), acts, True)
+    g_pre = g_pre.float() * (1 if scale is None else scale)
+    for name, got, want in [("pre", g_pre, x.grad), *zip(range(6), grads,
+                                                          [p.grad for p in head])]:
+        err = float((got - want).norm() / want.norm())
+        assert err < tol, (name, err)
 
 
 def test_block_apply_adds_and_sums_groups():

@@ -17,7 +17,7 @@ from avocado_core.workspace import Workspace, build_workspace
 
 
 def test_create_then_open(tmp_path):
-    ws = Workspace.create(tmp_path / "ws", genome="hg38", annotations=None, title="My lab")
+    Workspace.create(tmp_path / "ws", genome="hg38", annotations=None, title="My lab")
     info = json.loads((tmp_path / "ws" / "workspace.json").read_text())
     assert info["genome"] == "hg38" and info["title"] == "My lab" and info["annotations"] is None
     again = Workspace(tmp_path / "ws")

@@ -27,14 +27,17 @@ def _fit_new_rows(
     max_memory: str | None,
     quiet: bool,
 ) -> None:
+    from .._paths import writable_dir
     from ..model import Avocado
     from ..store import TrackStore
 
+    writable_dir(output or model_path, "model folder")  # now, not after fitting
     store = TrackStore(store_path)
     model = Avocado.load(model_path, device=device)
     if int(model.n_positions) != int(store.n_bins):
         raise click.UsageError(
-            f"the model covers {model.n_positions:,} positions but {store_path} has {store.n_bins:,} bins"
+            f"the model covers {model.n_positions:,} positions but {store_path} has "
+            f"{store.n_bins:,} bins"
         )
     before = list(model.biosamples if kind == "biosample" else model.assays)
     pos = 0 if kind == "biosample" else 1
@@ -56,7 +59,8 @@ def _fit_new_rows(
             progress=not quiet,
             **{f"{kind}s": list(names) or None},
         )
-    added = [n for n in (model.biosamples if kind == "biosample" else model.assays) if n not in before]
+    after = model.biosamples if kind == "biosample" else model.assays
+    added = [n for n in after if n not in before]
     target = output or model_path
     model.save(target)
     loss = history.get("loss", [])
@@ -84,7 +88,10 @@ def _make(kind: str) -> click.Command:
     )
     @click.argument("store_path", metavar="STORE", type=EXISTING_DIR)
     @click.argument("model_path", metavar="MODEL", type=EXISTING_DIR)
-    @click.option(flag, "names", multiple=True, help=f"A new {kind} to add (repeatable) [default: all new ones].")
+    @click.option(
+        flag, "names", multiple=True,
+        help=f"A new {kind} to add (repeatable) [default: all new ones].",
+    )
     @click.option(
         "-o", "--output", type=NEW_DIR,
         help="Save the grown model here instead of over MODEL.",

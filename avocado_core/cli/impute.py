@@ -7,7 +7,11 @@ from pathlib import Path
 import click
 
 from ._common import (
-    EXISTING_DIR, EXISTING_FILE, NEW_DIR, parse_experiments, quiet_option,
+    EXISTING_DIR,
+    EXISTING_FILE,
+    NEW_DIR,
+    parse_experiments,
+    quiet_option,
     read_experiment_list,
 )
 
@@ -40,8 +44,14 @@ def choose_experiments(
     "--experiments-file", type=EXISTING_FILE,
     help="File of experiments, one 'BIOSAMPLE<TAB>ASSAY' per line.",
 )
-@click.option("--missing", is_flag=True, help="Every (biosample, assay) of the model not observed in STORE.")
-@click.option("--all", "every", is_flag=True, help="Every (biosample, assay) of the model, observed or not.")
+@click.option(
+    "--missing", is_flag=True,
+    help="Every (biosample, assay) of the model not observed in STORE.",
+)
+@click.option(
+    "--all", "every", is_flag=True,
+    help="Every (biosample, assay) of the model, observed or not.",
+)
 @click.option(
     "--store/--no-store", "into_store", default=True, show_default=True,
     help="Write the predictions into STORE as imputed tracks.",
@@ -111,7 +121,9 @@ def impute(
     if experiments_file is not None:
         chosen_input += read_experiment_list(experiments_file)
     if not chosen_input and not missing and not every:
-        raise click.UsageError("say what to impute: -e BIOSAMPLE:ASSAY, --experiments-file, --missing or --all")
+        raise click.UsageError(
+            "say what to impute: -e BIOSAMPLE:ASSAY, --experiments-file, --missing or --all"
+        )
     if not into_store and bigwig_dir is None:
         raise click.UsageError("--no-store needs --bigwig-dir, or nothing would be written")
     if calibrate_on and not spread:

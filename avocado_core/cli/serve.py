@@ -1,30 +1,91 @@
-"""``avocado serve``: the Dash app on a workspace, served by werkzeug (no debugger, no reloader)."""
+"""``avocado serve``: the app on a workspace, with several worker processes where there are cores.
+
+The library does not import the app: the app package registers its factory under the
+``avocado.apps`` entry point (see pyproject.toml), and :func:`find_app_factory` looks it up.
+With more than one worker the app is served by gunicorn: each worker process builds its own
+app (the workspace's store is memory-mapped, so the workers share its pages), and the master
+process never runs the model, so forking workers from it is safe. With one worker, werkzeug's
+threaded server runs in this process.
+"""
 
 from __future__ import annotations
 
 import errno
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ..errors import AvocadoValueError
 from ._common import EXISTING_DIR, EXISTING_FILE
-__all__ = ["serve", "serve_app", "open_app", "init_workspace", "host_option", "port_option"]
+
+__all__ = ["serve", "serve_app", "serve_workspace", "open_app", "find_app_factory",
+           "default_workers", "init_workspace", "host_option", "port_option", "workers_option",
+           "APP_ENTRY_POINTS"]
+
+#: The entry-point group under which an app registers ``create_app(workspace) -> Dash``.
+APP_ENTRY_POINTS = "avocado.apps"
 
 host_option = click.option(
     "--host", default="127.0.0.1", show_default=True,
     help="Interface to listen on (0.0.0.0 makes the app reachable from other machines).",
 )
 port_option = click.option("--port", type=int, default=8050, show_default=True, help="TCP port.")
+workers_option = click.option(
+    "--workers", type=click.IntRange(min=1), default=None,
+    help="Server processes (gunicorn when more than one) [default: one per CPU core, at most "
+         "4].",
+)
+
+
+def default_workers() -> int:
+    """One worker per CPU core this process may use, at most 4 (each holds a model)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def find_app_factory() -> Callable[..., Any]:
+    """The app factory registered under the ``avocado.apps`` entry point.
+
+    Set ``AVOCADO_APP`` to the entry point's name when several apps are installed.
+
+    Raises
+    ------
+    AvocadoValueError
+        When no app (or, without ``AVOCADO_APP``, more than one) is installed.
+    """
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep for ep in entry_points(group=APP_ENTRY_POINTS)}
+    wanted = os.environ.get("AVOCADO_APP")
+    if wanted:
+        if wanted not in found:
+            raise AvocadoValueError(
+                f"AVOCADO_APP={wanted!r} is not an installed app; installed: "
+                f"{', '.join(sorted(found)) or 'none'}")
+        return found[wanted].load()
+    if not found:
+        raise AvocadoValueError(
+            f"no app is installed: `avocado serve` serves the app registered under the "
+            f"{APP_ENTRY_POINTS!r} entry point (the project's dashboard package); install the "
+            "project with `pip install -e .` (or `make install`)")
+    if len(found) > 1:
+        raise AvocadoValueError(
+            f"several apps are installed ({', '.join(sorted(found))}); choose one with "
+            "AVOCADO_APP=NAME")
+    return next(iter(found.values())).load()
 
 
 def open_app(workspace_path: Path) -> Any:
-    """``dashboard.app.create_app(Workspace(path))``."""
-    from dashboard.app import create_app
-
+    """The installed app (see :func:`find_app_factory`) on the workspace at ``workspace_path``."""
     from ..workspace import Workspace
 
-    return create_app(Workspace(workspace_path))
+    return find_app_factory()(Workspace(workspace_path))
 
 
 def init_workspace(
@@ -51,10 +112,10 @@ def init_workspace(
 
 
 def serve_app(app: Any, host: str, port: int) -> None:
-    """Serve a Dash (or Flask / WSGI) app until Ctrl+C, printing its address first.
+    """Serve a Dash (or Flask / WSGI) app with werkzeug's threaded server until Ctrl+C.
 
-    werkzeug's threaded server is enough for one lab; for more users run gunicorn on
-    ``dashboard.wsgi:server``.
+    Prints its address first. When the app has a ``close()`` hook in its server config
+    (``AVOCADO_CLOSE``), it is called when the server stops (temporary files, job launcher).
     """
     from werkzeug.serving import make_server
 
@@ -75,6 +136,70 @@ def serve_app(app: Any, host: str, port: int) -> None:
         click.echo("Stopped.")
     finally:
         server.server_close()
+        close = getattr(wsgi, "config", {}).get("AVOCADO_CLOSE")
+        if close is not None:
+            close()
+
+
+def serve_workspace(workspace: Path, host: str, port: int, workers: int | None = None) -> None:
+    """Serve the installed app on a workspace: gunicorn workers, or werkzeug for one worker.
+
+    Parameters
+    ----------
+    workspace: Path
+    host, port:
+        Where to listen (port 0: any free port; the address is printed).
+    workers: int or None
+        Server processes. Default: :func:`default_workers`.
+    """
+    from ..workspace import Workspace
+
+    workers = default_workers() if workers is None else int(workers)
+    if workers <= 1:
+        serve_app(open_app(workspace), host, port)
+        return
+    Workspace(workspace).check()  # a bad workspace: one line now, not a worker boot loop
+    factory = find_app_factory()
+    _serve_gunicorn(lambda: factory(Workspace(workspace)).server, host, port, workers)
+
+
+def _serve_gunicorn(load: Callable[[], Any], host: str, port: int, workers: int) -> None:
+    """Run gunicorn in this process: ``workers`` processes, each calling ``load()`` once."""
+    from gunicorn.app.base import BaseApplication
+    from gunicorn.errors import HaltServer
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+    def when_ready(server) -> None:
+        bound = server.LISTENERS[0].sock.getsockname()[1]
+        click.echo(f"Serving the Avocado app at http://{shown}:{bound} with {workers} worker "
+                   "processes (Ctrl+C to stop)")
+
+    class Application(BaseApplication):
+        def load_config(self) -> None:
+            # gthread: 8 requests at a time per worker (numpy releases the GIL); no
+            # keep-alive, so that each callback goes to a free worker instead of staying on
+            # the one that accepted the browser's connection.
+            for key, value in {
+                "bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread",
+                "threads": 8, "keepalive": 0, "timeout": 300, "graceful_timeout": 10,
+                "preload_app": False, "accesslog": None, "loglevel": "warning",
+                "when_ready": when_ready, "proc_name": "avocado-serve",
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return load()
+
+    try:
+        Application().run()
+    except HaltServer as exc:
+        raise click.ClickException(f"the server stopped: {exc.reason}") from None
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise click.ClickException(
+                f"the server could not start on {host}:{port} (is the port in use?)") from None
+    click.echo("Stopped.")
 
 
 def _file(flag: str, text: str):
@@ -85,32 +210,43 @@ def _file(flag: str, text: str):
 @click.argument("workspace", type=EXISTING_DIR)
 @host_option
 @port_option
-@click.option("--genome", default="hg19", show_default=True, help="New workspace: assembly name shown in the app.")
-@click.option("--title", default=None, help="New workspace: title of the app [default: folder name].")
+@workers_option
+@click.option(
+    "--genome", default="hg19", show_default=True,
+    help="New workspace: assembly name shown in the app.",
+)
+@click.option(
+    "--title", default=None, help="New workspace: title of the app [default: folder name]."
+)
 @_file("--genes", "New workspace: genes BED.")
 @_file("--exons", "New workspace: exons BED.")
 @_file("--tss", "New workspace: TSS BED.")
 @_file("--cpg-islands", "New workspace: CpG islands BED.")
 @_file("--gtf", "New workspace: GENCODE GTF instead of the BED files.")
-@click.option("--hg19-annotations", "hg19", is_flag=True, help="New workspace: the bundled hg19 annotations.")
+@click.option(
+    "--hg19-annotations", "hg19", is_flag=True,
+    help="New workspace: the bundled hg19 annotations.",
+)
 def serve(
-    workspace: Path, host: str, port: int, genome: str, title: str | None, genes: Path | None,
-    exons: Path | None, tss: Path | None, cpg_islands: Path | None, gtf: Path | None, hg19: bool,
+    workspace: Path, host: str, port: int, workers: int | None, genome: str, title: str | None,
+    genes: Path | None, exons: Path | None, tss: Path | None, cpg_islands: Path | None,
+    gtf: Path | None, hg19: bool,
 ) -> None:
     """Serve the app (embeddings, locus browser, experimental design) on WORKSPACE.
 
     A workspace is a folder with store/, model/ and workspace.json, as `avocado demo` builds
     it. For your own data, ingest into WORKSPACE/store, train into WORKSPACE/model and serve:
-    the first serve writes workspace.json from the --genome / annotation options.
+    the first serve writes workspace.json from the --genome / annotation options. Where the
+    machine has several cores, several server processes answer requests (gunicorn).
 
     \b
     Examples:
       avocado serve workspace/
-      avocado serve workspace/ --host 0.0.0.0 --port 8080
+      avocado serve workspace/ --host 0.0.0.0 --port 8080 --workers 4
       avocado ingest ws/store --regions my.bed -m bigwigs.tsv
       avocado train ws/store ws/model && avocado impute ws/store ws/model --all
       avocado serve ws/ --genes genes.bed --tss tss.bed
     """
     if init_workspace(workspace, genome, title, genes, exons, tss, cpg_islands, gtf, hg19):
         click.echo(f"Created {workspace / 'workspace.json'}")
-    serve_app(open_app(workspace), host, port)
+    serve_workspace(workspace, host, port, workers)

@@ -61,9 +61,10 @@ def model_kwargs(options: dict[str, Any]) -> dict[str, Any]:
 def fit_options(func):
     """Decorate a command with the training-loop options (epochs, epoch size, sampling, seed)."""
     opts = [
-        click.option("--epochs", type=int, default=10, show_default=True, help="Training epochs."),
+        click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Training epochs."),
         click.option(
-            "--epoch-size", type=int, default=None,
+            "--epoch-size", type=click.IntRange(min=1), default=None,
             help="Batches per epoch [default: one pass over the positions].",
         ),
         click.option(
@@ -104,7 +105,8 @@ def memory_limit(max_memory: str | None):
 
 precision_option = click.option(
     "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-    help="Arithmetic precision of training (bf16: faster on recent CPUs / GPUs).",
+    help="Arithmetic precision of training (auto: bf16 for networks of two or more hidden "
+    "layers of >= 1024 nodes on a CPU with native bf16, AMX or AVX512-BF16; fp32 otherwise).",
 )
 
 
@@ -151,8 +153,10 @@ def _initial_model(init: Path | None, config: str, experiments: list[tuple[str, 
     "--holdout", "-x", "holdout", multiple=True, metavar="BIOSAMPLE:ASSAY",
     help="Leave this observed experiment out of training and report its MSE (repeatable).",
 )
-@click.option("--early-stopping", type=int, default=None, help="Stop after N epochs without a better validation MSE.")
-@click.option("--checkpoint-every", type=int, default=None, help="Save a checkpoint into MODEL/checkpoints every N epochs.")
+@click.option("--early-stopping", type=click.IntRange(min=1), default=None,
+              help="Stop after N epochs without a better validation MSE.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
+              help="Save a checkpoint into MODEL/checkpoints every N epochs.")
 @click.option("--overwrite", is_flag=True, help="Replace the model in MODEL (kept until the new one is saved).")
 @click.option("--init", type=EXISTING_DIR, default=None, metavar="MODEL",
               help="Start from this saved model (its configuration and weights) instead of a "
@@ -205,12 +209,14 @@ def train(
       torchrun --standalone --nproc-per-node 8 -m avocado_core train store/ model/ \\
           --distributed --config paper --batch-size 80000
     """
+    from .._paths import writable_dir
     from ..store import TrackStore
 
     if backend is not None and not distributed:
         raise click.UsageError("--backend is for --distributed training")
     if (model_path / "config.json").is_file() and not overwrite:
         raise click.UsageError(f"{model_path} holds a model already; use --overwrite to replace it")
+    writable_dir(model_path, "model folder")  # now, not after training
     store = TrackStore(store_path)
     held = parse_experiments(holdout)
     for b, a in held:

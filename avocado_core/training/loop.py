@@ -110,7 +110,8 @@ def train(
     for v in history["val_mse"]:
         best, since_best = (v, 0) if v < best else (best, since_best + 1)
 
-    bar = tqdm(total=(n_epochs - start) * epoch_size, disable=not progress, unit="batch")
+    bar = tqdm(total=(n_epochs - start) * epoch_size, disable=not progress, unit="batch",
+               desc=f"training ({trainer.precision})")
     old_threads = torch.get_num_threads()
     if getattr(trainer, "threads", None):
         torch.set_num_threads(trainer.threads)

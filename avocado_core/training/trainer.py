@@ -76,6 +76,11 @@ def tune_malloc(large_tensors: bool = False) -> bool:
 
 
 # ---------------------------------------------------------------------------------- trainer
+#: Rows per product of the backward pass through a hidden layer (its input gradient is built
+#: this many rows at a time in a buffer of rows x width, then written over the activations).
+BACKWARD_ROWS = 4096
+
+
 class Trainer:
     """Runs optimization steps of an :class:`AvocadoNetwork` with Adam.
 
@@ -221,6 +226,8 @@ class Trainer:
         # running mean of the trained parameters (stochastic weight averaging)
         self.average: dict[str, torch.Tensor] = {}
         self.n_averaged = 0
+        # batch x width arrays of the torch pass, allocated once and reused by every step
+        self._buffers: dict[str, torch.Tensor] = {}
         # the trained parameters' own values once ``apply_average`` replaced them by the mean
         self.trajectory: dict[str, torch.Tensor] = {}
 
@@ -284,6 +291,20 @@ class Trainer:
         experiments, positions = self.sampler.next_batch()
         return experiments, positions, self._pool.submit(self.source.values, experiments,
                                                          positions)
+
+    def _buffer(self, name: str, rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor:
+        """A rows x cols array kept from step to step (its contents are not kept).
+
+        The activations of a wide network are hundreds of MB; allocated afresh at every step
+        they cost page faults and, once smaller allocations have filled the holes they left,
+        a heap that grows by their size (measured +625 MB at the paper configuration's second
+        step). Kept, the step allocates nothing that large.
+        """
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != (rows, cols) or buf.dtype != dtype:
+            self._buffers.pop(name, None)
+            buf = self._buffers[name] = torch.empty(rows, cols, dtype=dtype, device=self.device)
+        return buf
 
     def _autocast(self):
         return torch.autocast(
@@ -356,13 +377,15 @@ class Trainer:
         if not net.hidden:
             return pre[:, 0], []
         low = self.precision == "bf16"
+        n = len(pre)
         h = pre.clamp_min_(0.0)
-        acts = [h.to(torch.bfloat16) if low else h]
-        for layer in net.hidden[1:]:
+        acts = [self._buffer("act0", n, h.shape[1], torch.bfloat16).copy_(h) if low else h]
+        for i, layer in enumerate(net.hidden[1:], 1):
             w, b = layer.weight, layer.bias
             if low:
                 w, b = w.to(torch.bfloat16), b.to(torch.bfloat16)
-            acts.append(torch.nn.functional.linear(acts[-1], w, b).clamp_min_(0.0))
+            dest = self._buffer(f"act{i}", n, w.shape[0], acts[0].dtype)
+            acts.append(torch.addmm(b, acts[-1], w.t(), out=dest).clamp_min_(0.0))
         w_out, b_out = net.output.weight, net.output.bias
         if net.output.out_features == 1 and not low:
             out = torch.mv(acts[-1], w_out[0]).add_(b_out)
@@ -375,15 +398,21 @@ class Trainer:
     def _mlp_backward(
         self, g_out: torch.Tensor, acts: list[torch.Tensor], want_params: bool
     ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
-        """Hand-written backward of :meth:`_mlp_forward`.
+        """Hand-written backward of :meth:`_mlp_forward`, in place.
 
         Returns the gradient of the first pre-activation (in the activations' dtype: bfloat16
         with ``precision="bf16"``), when ``want_params`` the fp32 gradients of
         ``[*hidden[1:], output]`` weights and biases (in that order), and a column scale: when
         it is not None, the true gradient is the returned one times it, column by column.
-        With one hidden layer and one output the gradient is ``relu'(h) * g_out * w_out``:
-        leaving ``w_out`` to the (small) products of the caller saves a pass over the
-        batch x width array.
+
+        The activations are not needed once their layer's gradients are known, so each
+        layer's input gradient is written over its input activations (``acts`` is consumed):
+        the backward pass allocates no batch x width array. Below a one-column output the
+        gradient is ``relu'(h) * g_out * w_out``; ``w_out`` is left as a column scale to the
+        small products that read it (this layer's weight gradient, the weight of the layer
+        below, or the caller's first-layer products), which saves a pass over the batch. The
+        product with a hidden layer's weight runs :data:`BACKWARD_ROWS` rows at a time into a
+        small buffer, then masked by the ReLU over the rows of the activations it replaces.
         """
         net = self.network
         if not net.hidden:
@@ -392,24 +421,39 @@ class Trainer:
         layers = [*net.hidden[1:], net.output]
         dtype = acts[0].dtype
         g = g_out[:, None].to(dtype)
+        scale: torch.Tensor | None = None  # the gradient of layers[i]'s output is g * scale
+        threshold_backward = torch.ops.aten.threshold_backward.grad_input
         for i in range(len(layers) - 1, -1, -1):
             layer, h_in = layers[i], acts[i]
             if want_params:
                 if g.shape[1] == 1:
                     g_w = torch.mv(h_in.t(), g[:, 0])[None, :]
                 elif dtype == torch.bfloat16:  # a transposed bf16 operand is 2x slower
-                    g_w = g.t().contiguous() @ h_in
+                    g_t = self._buffer("transposed", g.shape[1], g.shape[0], dtype)
+                    g_w = g_t.copy_(g.t()) @ h_in
                 else:
                     g_w = g.t() @ h_in
                 # (sums of bf16 accumulate in fp32)
-                grads = [g_w.float(), g.sum(0).float(), *grads]
-            if i == 0 and g.shape[1] == 1:
-                g = torch.ops.aten.threshold_backward(g.expand(h_in.shape), h_in, 0.0)
-                return g, grads, layer.weight[0]
-            w = layer.weight.to(dtype)
-            g_h = torch.outer(g[:, 0], w[0]) if g.shape[1] == 1 else g @ w
-            g = torch.ops.aten.threshold_backward(g_h, h_in, 0.0)
-        return g, grads, None
+                g_w, g_b = g_w.float(), g.sum(0).float()
+                if scale is not None:
+                    g_w.mul_(scale[:, None])
+                    g_b.mul_(scale)
+                grads = [g_w, g_b, *grads]
+            w = layer.weight if scale is None else layer.weight * scale[:, None]
+            if g.shape[1] == 1:  # relu'(h) * g, and w[0] becomes the column scale
+                threshold_backward(g.expand(h_in.shape), h_in, 0.0, grad_input=h_in)
+                scale = w[0]
+            else:
+                w = w.to(dtype)
+                rows = min(BACKWARD_ROWS, len(h_in))
+                buf = self._buffer("backward", rows, w.shape[1], dtype)
+                for lo in range(0, len(h_in), rows):
+                    part = h_in[lo : lo + rows]
+                    g_h = torch.mm(g[lo : lo + rows], w, out=buf[: len(part)])
+                    threshold_backward(g_h, part, 0.0, grad_input=part)
+                scale = None
+            g = h_in
+        return g, grads, scale
 
     def _pass_torch(
         self,
@@ -445,7 +489,8 @@ class Trainer:
             w_x = torch.cat([w25.t(), exp_term], dim=0)
         else:
             w_x = w25.t()
-        pre = x @ w_x  # fp32: a product this skinny is no faster in bf16
+        # fp32: a product this skinny is no faster in bf16
+        pre = torch.mm(x, w_x, out=self._buffer("pre", n_samples, w_x.shape[1], torch.float32))
         if not fold:
             pre.add_(exp_term.index_select(0, e))
         if inv250 is None:
@@ -627,9 +672,13 @@ class Trainer:
         return float(loss)
 
     def finalize(self) -> None:
-        """Bring every row of the catch-up tables up to date (before predicting or saving)."""
+        """Bring every row of the catch-up tables up to date (before predicting or saving).
+
+        Also lets go of the step's activation buffers: prediction may need the memory.
+        """
         for adam in self.row_adams.values():
             adam.finalize(self.step_count)
+        self._buffers.clear()
 
     # -------------------------------------------------------------- weight averaging
     def _trained_parameters(self) -> dict[str, torch.Tensor]:

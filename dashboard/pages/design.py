@@ -16,8 +16,16 @@ from avocado_core import selection
 from avocado_core.saved_selections import load_selection
 from avocado_core.workspace import Workspace
 
-from ..components import (alert, current_workspace, error_message, field, options,
-                          query_string, split_list, url_sync)
+from ..components import (
+    alert,
+    current_workspace,
+    error_message,
+    field,
+    options,
+    query_string,
+    split_list,
+    url_sync,
+)
 from ..figures.selection import gains_figure, picks_figure
 
 RESOLUTIONS = {"all": "all factors", "25bp": "25 bp", "250bp": "250 bp", "5kbp": "5 kbp"}
@@ -132,6 +140,30 @@ def decode_upload(contents: str | None, filename: str | None, limit: int) -> byt
         raise ValueError(f"{filename!r} is {len(data) / 1e6:.1f} MB; uploads are limited to "
                          f"{limit / 1e6:.0f} MB")
     return data
+
+
+def fit_uploaded_bigwig(ws: Workspace, data: bytes, filename: str | None, name: str,
+                        assay: str, temp_dir: str | None = None) -> pd.DataFrame:
+    """:func:`fit_new_biosample` on the bytes of an uploaded bigWig.
+
+    The bytes go to a temporary file in ``temp_dir`` (the app's temporary folder, removed
+    when the server stops even if the job is killed before it removes its file). An error
+    names the uploaded file, never the server's temporary path.
+
+    Raises
+    ------
+    ValueError
+        With the uploaded file's name in the message.
+    """
+    with tempfile.TemporaryDirectory(prefix="upload-", dir=temp_dir) as tmp:
+        path = os.path.join(tmp, "upload.bw")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        try:
+            return fit_new_biosample(ws, path, name, assay, n_epochs=FIT_EPOCHS)
+        except (ValueError, KeyError) as exc:
+            message = error_message(exc).replace(path, repr(filename or "the upload"))
+            raise ValueError(message) from None
 
 
 def fit_new_biosample(ws: Workspace, bigwig: str | os.PathLike, name: str, assay: str,
@@ -608,12 +640,9 @@ def register_callbacks(app, ws: Workspace) -> None:
         set_progress(("1", "3"))
         try:
             data = decode_upload(contents, filename, limit)
-            with tempfile.TemporaryDirectory(prefix="avocado-upload-") as tmp:
-                path = os.path.join(tmp, "upload.bw")
-                with open(path, "wb") as fh:
-                    fh.write(data)
-                set_progress(("2", "3"))
-                nearest = fit_new_biosample(ws, path, name, assay, n_epochs=FIT_EPOCHS)
+            set_progress(("2", "3"))
+            nearest = fit_uploaded_bigwig(ws, data, filename, name, assay,
+                                          app.server.config.get("AVOCADO_TEMP_DIR"))
         except (ValueError, KeyError) as exc:
             set_progress(("0", "3"))
             return None, alert(error_message(exc))

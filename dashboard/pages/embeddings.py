@@ -7,12 +7,25 @@ from dash.exceptions import PreventUpdate
 
 from avocado_core.projection import MIN_UMAP_POINTS
 from avocado_core.regions import GENOME_RESOLUTIONS
-from avocado_core.saved_selections import (load_selection, save_selection, selection_bed,
-                                           selection_intervals)
+from avocado_core.saved_selections import (
+    load_selection,
+    save_selection,
+    selection_bed,
+    selection_intervals,
+)
 from avocado_core.workspace import Workspace
 
-from ..components import (current_workspace, error_message, field, guarded, options,
-                          query_string, split_list, url_sync, alert)
+from ..components import (
+    alert,
+    current_workspace,
+    error_message,
+    field,
+    guarded,
+    options,
+    query_string,
+    split_list,
+    url_sync,
+)
 from ..figures.embedding import embedding_figure
 
 AXES = {"biosamples": "Biosamples", "assays": "Assays", "genome": "Genome positions"}
@@ -217,18 +230,21 @@ def layout(axis: str = "biosamples", method: str = "umap", res: str = "all",
             html.H2("Latent space", className="panel-title"),
             field("Axis", dcc.RadioItems(id="emb-axis", options=options(AXES, AXES), value=axis,
                                          className="radio-stack")),
-            field("Projection", dcc.RadioItems(id="emb-method", options=method_options(ws, axis),
-                                               value=method, inline=True, className="radio-inline")),
-            field("Genome factors", dcc.Dropdown(id="emb-res", options=options(RESOLUTIONS, RESOLUTIONS),
+            field("Projection", dcc.RadioItems(id="emb-method",
+                                               options=method_options(ws, axis), value=method,
+                                               inline=True, className="radio-inline")),
+            field("Genome factors", dcc.Dropdown(id="emb-res",
+                                                 options=options(RESOLUTIONS, RESOLUTIONS),
                                                  value=res, clearable=False),
                   id="emb-res-field", hidden=axis != "genome"),
             field("Colour by", dcc.Dropdown(id="emb-color", options=colors, value=color,
                                             clearable=True, placeholder="nothing")),
             html.Div(
                 [
-                    field("Biosample", dcc.Dropdown(id="emb-exp-biosample", options=options(biosamples),
-                                                    value=b or (biosamples[0] if biosamples else None),
-                                                    clearable=False)),
+                    field("Biosample", dcc.Dropdown(
+                        id="emb-exp-biosample", options=options(biosamples),
+                        value=b or (biosamples[0] if biosamples else None), clearable=False,
+                    )),
                     field("Assay", dcc.Dropdown(id="emb-exp-assay", options=options(assays),
                                                 value=a or (assays[0] if assays else None),
                                                 clearable=False)),
@@ -440,6 +456,16 @@ def register_callbacks(app, ws: Workspace) -> None:
         except (ValueError, KeyError) as exc:
             return no_update, alert(error_message(exc))
         return (version or 0) + 1, None
+
+
+    @app.callback(
+        Output("emb-missing", "children", allow_duplicate=True),
+        Input("emb-cancel", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def cancelled(n_clicks):
+        # the job's progress text ("Computing ...") would otherwise stay after a cancel
+        return "Cancelled: the projection was not computed." if n_clicks else no_update
 
 
 def _empty_figure() -> dict:
