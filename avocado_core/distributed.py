@@ -268,7 +268,9 @@ class DistributedTrainer(Trainer):
             for p in mlp:
                 p.requires_grad_(False)
 
-        flat = torch.cat([loss.detach().reshape(1).float(), *(g.reshape(-1).float() for g in grads)])
+        flat = torch.cat(
+            [loss.detach().reshape(1).float(), *(g.reshape(-1).float() for g in grads)]
+        )
         dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=self.group)
         reduced, at = [], 1
         for g in grads:
@@ -320,7 +322,9 @@ def data_parallel(group: Any = None) -> Iterator[None]:
             "(in a program started by torchrun)"
         )
     trainer = (
-        functools.partial(DistributedTrainer, group=group) if group is not None else DistributedTrainer
+        functools.partial(DistributedTrainer, group=group)
+        if group is not None
+        else DistributedTrainer
     )
     with training_scope(trainer=trainer):
         yield

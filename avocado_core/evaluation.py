@@ -491,7 +491,9 @@ def cross_validate(
 
 def _wins(results: pd.DataFrame, baseline: str, metric: str) -> tuple[int, int]:
     """Tracks where the model beats a baseline on a metric, and the number compared."""
-    wide = results.pivot_table(index=["biosample", "assay"], columns="method", values=metric, dropna=False)
+    wide = results.pivot_table(
+        index=["biosample", "assay"], columns="method", values=metric, dropna=False
+    )
     both = wide[[MODEL, baseline]].dropna()
     if metric in HIGHER_IS_BETTER:
         return int((both[MODEL] > both[baseline]).sum()), len(both)

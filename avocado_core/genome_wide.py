@@ -648,14 +648,17 @@ class GenomeModel:
             raise AvocadoValueError("export_bigwigs needs at least one (biosample, assay) pair")
         for b, a in experiments:
             if b not in self.biosamples:
-                raise AvocadoKeyError(f"unknown biosample {b!r}; known: {short_list(self.biosamples)}")
+                raise AvocadoKeyError(
+                    f"unknown biosample {b!r}; known: {short_list(self.biosamples)}"
+                )
             if a not in self.assays:
                 raise AvocadoKeyError(f"unknown assay {a!r}; known: {short_list(self.assays)}")
         inverse = None
         if invert_transform is not None:
             if invert_transform not in TRANSFORMS:
                 raise AvocadoValueError(
-                    f"unknown transform {invert_transform!r}; expected one of {short_list(TRANSFORMS)}"
+                    f"unknown transform {invert_transform!r}; "
+                    f"expected one of {short_list(TRANSFORMS)}"
                 )
             inverse = TRANSFORMS[invert_transform][1]
         iv = self.regions.intervals

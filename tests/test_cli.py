@@ -8,13 +8,13 @@ runs in well under a minute on two cores.
 
 from __future__ import annotations
 
-import click
 import shutil
 import sys
 import threading
 import urllib.request
 from pathlib import Path
 
+import click
 import numpy as np
 import pandas as pd
 import pyBigWig
@@ -51,7 +51,8 @@ def run(*args, ok: bool = True):
         import traceback
 
         tb = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else ""
-        pytest.fail(f"avocado {' '.join(map(str, args))} -> {result.exit_code}\n{result.output}\n{tb}")
+        command = " ".join(map(str, args))
+        pytest.fail(f"avocado {command} -> {result.exit_code}\n{result.output}\n{tb}")
     return result
 
 
@@ -90,7 +91,8 @@ def _pilot_store(path: Path, pilot_dir: Path, experiments) -> TrackStore:
     store = TrackStore.create(path, RegionSet.from_bed(bed))
     for b, a in experiments:
         store.add_track(b, a, _pilot(pilot_dir, b, a), source="roadmap pilot")
-    store.set_metadata(biosamples=meta.set_index(meta.columns[0]).loc[sorted({b for b, _ in experiments})])
+    biosamples = sorted({b for b, _ in experiments})
+    store.set_metadata(biosamples=meta.set_index(meta.columns[0]).loc[biosamples])
     return store
 
 
@@ -194,13 +196,15 @@ def test_ingest_matches_pybigwig_statistics(bigwig_store, data_mirror):
 
 def test_ingest_rerun_skips_and_single_file(bigwig_store, data_mirror, work):
     manifest = work / "manifest.tsv"
-    assert "0 tracks ingested, 2 already there" in run("ingest", bigwig_store, "-m", manifest, "-q").output
+    out = run("ingest", bigwig_store, "-m", manifest, "-q").output
+    assert "0 tracks ingested, 2 already there" in out
     bw = data_mirror / "bigwig-real" / "bigwig2_X_2.5e6_3.5e6.bw"
-    out = run("ingest", bigwig_store, bw, "-b", "fly2", "-a", "raw", "--transform", "none", "-q").output
+    out = run("ingest", bigwig_store, bw, "-b", "fly2", "-a", "raw",
+              "--transform", "none", "-q").output
     assert "1 tracks ingested" in out and "3 observed tracks" in out
     store = TrackStore(bigwig_store)
-    np.testing.assert_allclose(np.arcsinh(store.track("fly2", "raw")), store.track("fly2", "signal"),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.arcsinh(store.track("fly2", "raw")),
+                               store.track("fly2", "signal"), rtol=1e-5, atol=1e-6)
 
 
 def test_export_then_ingest_reproduces_the_track(bigwig_store, work):
@@ -213,7 +217,8 @@ def test_export_then_ingest_reproduces_the_track(bigwig_store, work):
     run("ingest", again, out, "-b", "fly1", "-a", "signal", "--transform", "none",
         "--regions", work / "fly.bed", "-q")
     np.testing.assert_allclose(TrackStore(again).track("fly1", "signal"),
-                               TrackStore(bigwig_store).track("fly1", "signal"), rtol=1e-6, atol=1e-7)
+                               TrackStore(bigwig_store).track("fly1", "signal"),
+                               rtol=1e-6, atol=1e-7)
 
 
 def test_ingest_errors_are_one_line(work, data_mirror):
@@ -291,7 +296,8 @@ def test_evaluate_nested_selection(work, store_path):
         "--select", "epochs=1,2", "--inner-folds", "2", "-q")
     results = pd.read_csv(out_dir / "evaluation.tsv", sep="\t")
     chosen = results[results["method"] == "avocado"]["selected"]
-    assert chosen.str.contains('"biosample_decay"').all() and chosen.str.contains('"n_epochs"').all()
+    assert chosen.str.contains('"biosample_decay"').all()
+    assert chosen.str.contains('"n_epochs"').all()
     grid = pd.read_csv(out_dir / "evaluation-selection.tsv", sep="\t")
     assert len(grid) == 2 * 4 and "### Nested model selection" in (
         out_dir / "evaluation.md").read_text()
@@ -346,7 +352,8 @@ def test_impute_one_into_store_equals_predict(work, store_path, model_path):
     model = Avocado.load(model_path, device="cpu")
     np.testing.assert_allclose(store.track("E116", "H3K27me3", kind="imputed"),
                                model.predict("E116", "H3K27me3"), rtol=1e-6, atol=1e-6)
-    assert "(1 already imputed, skipped)" in run("impute", store_copy, model_path, "--missing", "-q").output
+    out = run("impute", store_copy, model_path, "--missing", "-q").output
+    assert "(1 already imputed, skipped)" in out
     run("impute", store_copy, model_path, "--all", "-q")
     assert len(TrackStore(store_copy).experiments("imputed")) == 9
 
@@ -436,13 +443,15 @@ def test_fit_biosamples_and_assays(work, pilot_dir, model_path):
     np.testing.assert_array_equal(grown.predict("E003", "H3K4me3"), old.predict("E003", "H3K4me3"))
 
     new_a = _pilot_store(work / "k9", pilot_dir, [("E003", "H3K9me3"), ("E017", "H3K9me3")])
-    out = run("fit-assays", new_a.path, model_path, "-o", work / "m-k9", "--epochs", "1", "-q").output
+    out = run("fit-assays", new_a.path, model_path, "-o", work / "m-k9",
+              "--epochs", "1", "-q").output
     assert "Added 1 assays (H3K9me3)" in out
     assert_one_line_error(run("fit-biosamples", new_a.path, model_path, ok=False), "does not know")
 
 
 def test_fit_genome_per_chromosome(work, store_path, model_path):
-    args = ["fit-genome", model_path, store_path, work / "genome", "--chrom", "chr1", "--epochs", "1", "-q"]
+    args = ["fit-genome", model_path, store_path, work / "genome",
+            "--chrom", "chr1", "--epochs", "1", "-q"]
     assert "chr1: 2,000 positions" in run(*args).output
     part = work / "genome" / "chr1"
     new = Avocado.load(part, device="cpu")
@@ -452,7 +461,8 @@ def test_fit_genome_per_chromosome(work, store_path, model_path):
     mtime = (part / "config.json").stat().st_mtime_ns
     run(*args)  # a finished part of the same model is skipped
     assert (part / "config.json").stat().st_mtime_ns == mtime
-    run("assemble-genome", model_path, store_path, work / "genome-model", "-p", work / "genome", "-q")
+    run("assemble-genome", model_path, store_path, work / "genome-model",
+        "-p", work / "genome", "-q")
     text = run("info", work / "genome-model").output
     assert text.startswith("Genome model: ") and "Chromosomes: 1 (chr1)" in text
     assert_one_line_error(run("fit-positions", model_path, store_path, work / "genome", "--chrom",
@@ -607,9 +617,10 @@ def test_features_of_regions(work, store_path, model_path):
     assert "3 regions (2 covered by the model)" in text
     df = pd.read_csv(out, sep="\t")
     model = Avocado.load(model_path, device="cpu")
-    assert list(df["first_bin"]) == [79, 479, -1] and df.loc[2, "E003.H3K4me3"] != df.loc[2, "E003.H3K4me3"]
-    np.testing.assert_allclose(df.loc[0, "E003.H3K4me3"], model.predict("E003", "H3K4me3")[79:119].mean(),
-                               rtol=1e-5)
+    assert list(df["first_bin"]) == [79, 479, -1]
+    assert df.loc[2, "E003.H3K4me3"] != df.loc[2, "E003.H3K4me3"]  # NaN
+    np.testing.assert_allclose(df.loc[0, "E003.H3K4me3"],
+                               model.predict("E003", "H3K4me3")[79:119].mean(), rtol=1e-5)
     n_factors = model.genome_embedding(0, 1).shape[1]
     assert sum(c.startswith("factor_") for c in df.columns) == n_factors
 
@@ -629,7 +640,8 @@ def test_unexpected_errors_are_one_line_unless_debug(monkeypatch, store_path):
         raise RuntimeError("disk on fire\nsecond line")
 
     monkeypatch.setattr(avocado_core.cli.info, "describe_store", broken)
-    assert_one_line_error(run("info", store_path, ok=False), "RuntimeError: disk on fire second line", "--debug")
+    assert_one_line_error(run("info", store_path, ok=False),
+                          "RuntimeError: disk on fire second line", "--debug")
     result = run("--debug", "info", store_path, ok=False)
     assert isinstance(result.exception, RuntimeError)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from avocado_core import Avocado, RegionSet, TrackStore
+from avocado_core import Avocado, RegionSet
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
 from avocado_core.genome_wide import (
     GenomeModel,

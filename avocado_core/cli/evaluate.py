@@ -104,7 +104,8 @@ def _select_value(text: str) -> Any:
 @click.option("--tss", type=EXISTING_FILE, help="TSS BED (with --genes).")
 @click.option("--enhancers", type=EXISTING_FILE,
               help="Enhancer BED: adds mseenh.")
-@click.option("--hg19-annotations", "hg19", is_flag=True, help="Use the bundled hg19 genes for mseprom / msegene.")
+@click.option("--hg19-annotations", "hg19", is_flag=True,
+              help="Use the bundled hg19 genes for mseprom / msegene.")
 @click.option("--prefix", default="evaluation", show_default=True, help="Stem of the output files.")
 @click.option("--cache", "cache", type=NEW_DIR, default=None,
               help="Folder of finished folds, reused by a rerun with the same settings "

@@ -44,7 +44,9 @@ _MODEL_OPTIONS = [
 def model_options(func):
     """Decorate a command with --config and the architecture overrides."""
     for flag, name, typ, text in reversed(_MODEL_OPTIONS):
-        func = click.option(flag, name, type=typ, default=None, help=f"{text} [default: from --config]")(func)
+        func = click.option(
+            flag, name, type=typ, default=None, help=f"{text} [default: from --config]"
+        )(func)
     func = click.option(
         "--config", "config", type=click.Choice(["small", "paper"]), default="small",
         show_default=True,
@@ -55,7 +57,11 @@ def model_options(func):
 
 def model_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     """The architecture overrides the user gave (None = keep the config's value)."""
-    return {name: options[name] for _, name, _, _ in _MODEL_OPTIONS if options.get(name) is not None}
+    return {
+        name: options[name]
+        for _, name, _, _ in _MODEL_OPTIONS
+        if options.get(name) is not None
+    }
 
 
 def fit_options(func):
@@ -84,7 +90,8 @@ def fit_options(func):
 
 
 device_option = click.option(
-    "--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 [default: cuda if available]."
+    "--device", default=None,
+    help="torch device, e.g. cpu, cuda, cuda:1 [default: cuda if available].",
 )
 max_memory_option = click.option(
     "--max-memory", default=None, metavar="SIZE",
@@ -157,7 +164,8 @@ def _initial_model(init: Path | None, config: str, experiments: list[tuple[str, 
               help="Stop after N epochs without a better validation MSE.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
               help="Save a checkpoint into MODEL/checkpoints every N epochs.")
-@click.option("--overwrite", is_flag=True, help="Replace the model in MODEL (kept until the new one is saved).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the model in MODEL (kept until the new one is saved).")
 @click.option("--init", type=EXISTING_DIR, default=None, metavar="MODEL",
               help="Start from this saved model (its configuration and weights) instead of a "
                    "new one from --config; its optimizer state, when saved, is continued.")
@@ -221,7 +229,9 @@ def train(
     held = parse_experiments(holdout)
     for b, a in held:
         if not store.has_track(b, a):
-            raise click.BadParameter(f"{b}:{a} is not an observed track of {store_path}", param_hint="--holdout")
+            raise click.BadParameter(
+                f"{b}:{a} is not an observed track of {store_path}", param_hint="--holdout"
+            )
     tracks = store.tracks()
     train_keys = [k for k in store.experiments() if k not in set(held)]
     if not train_keys:

@@ -171,7 +171,9 @@ class Trainer:
     ) -> None:
         unknown = set(train_groups) - set(GROUPS)
         if unknown:
-            raise AvocadoValueError(f"unknown parameter groups {sorted(unknown)}; expected {GROUPS}")
+            raise AvocadoValueError(
+                f"unknown parameter groups {sorted(unknown)}; expected {GROUPS}"
+            )
         if precision not in ("fp32", "bf16"):
             raise AvocadoValueError(f"unknown precision {precision!r}; expected 'fp32' or 'bf16'")
         if optimizer not in ("catchup", "dense"):
