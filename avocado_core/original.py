@@ -324,7 +324,8 @@ def read_original(json_path_or_prefix: str | os.PathLike,
     Returns
     -------
     Avocado
-        ``model.experiments`` holds the original's list of training experiments.
+        ``model.experiments`` holds the original's list of training experiments, in its order;
+        ``model.trained_on`` records the same experiments (sorted, saved with the model).
 
     Raises
     ------
@@ -360,6 +361,9 @@ def read_original(json_path_or_prefix: str | os.PathLike,
     for p in model.network.parameters():
         p.requires_grad_(False)
     model.experiments = [tuple(e) for e in spec.get("experiments", [])]
+    # What the original trained on is what this project records as trained_on (the app marks
+    # those experiments' scores as training fit); it survives save / load, the order does not.
+    model.trained_on = sorted(set(model.experiments))
     return model
 
 
@@ -466,7 +470,8 @@ def write_original(model: Avocado, prefix: str | os.PathLike, experiments: Any =
         ``PREFIX.json`` and ``PREFIX.h5`` are written (a trailing ``.json`` / ``.h5`` is dropped).
     experiments: sequence of (str, str) or None, optional
         The ``experiments`` list of the ``.json``. Default is None: ``model.experiments`` when
-        the model was read from the original format, else an empty list.
+        the model was read from the original format, else the experiments the model was
+        trained on (``model.trained_on``).
 
     Returns
     -------
@@ -477,7 +482,7 @@ def write_original(model: Avocado, prefix: str | os.PathLike, experiments: Any =
     if prefix.suffix in (".json", ".h5"):
         prefix = prefix.with_suffix("")
     if experiments is None:
-        experiments = getattr(model, "experiments", [])
+        experiments = getattr(model, "experiments", None) or model.trained_on
     unknown = [e for e in experiments
                if e[0] not in model.biosamples or e[1] not in model.assays]
     if unknown:

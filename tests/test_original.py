@@ -122,6 +122,17 @@ def test_export_reproduces_the_originals_files(fixture, tmp_path: Path) -> None:
                 np.testing.assert_array_equal(a[layer][name][()], b[layer][name][()])
 
 
+def test_training_experiments_survive_save_and_export(fixture, tmp_path: Path) -> None:
+    model = Avocado.from_original(fixture["prefix"], device="cpu")
+    listed = json.loads(Path(f"{fixture['prefix']}.json").read_text())["experiments"]
+    assert model.trained_on == sorted((b, a) for b, a in listed)
+    model.save(tmp_path / "model")
+    loaded = Avocado.load(tmp_path / "model", device="cpu")
+    json_path, _ = write_original(loaded, tmp_path / "out")
+    written = json.loads(json_path.read_text())["experiments"]
+    assert sorted(map(tuple, written)) == sorted(map(tuple, listed))
+
+
 @pytest.mark.parametrize("n_layers, n_nodes", [(0, 1), (3, 24)])
 def test_round_trip_of_any_depth_and_width(tmp_path: Path, n_layers: int, n_nodes: int) -> None:
     model = Avocado.small(["b1", "b2", "b3"], ["a1", "a2"], 1_234, n_layers=n_layers,
