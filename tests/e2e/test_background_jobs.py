@@ -78,9 +78,10 @@ def test_umap_compute_on_a_server_that_served_the_locus_page(page, used_openmp,
     expect(page.locator("#global-alert")).to_be_empty()
 
 
-def test_a_job_killed_with_kill_9_becomes_an_alert(page, used_openmp, synthetic_workspace):
-    _forget(synthetic_workspace, "genome", "umap")
-    page.goto(f"{used_openmp}/?axis=genome&method=umap&res=all&color=class")
+def _start_genome_umap(page, url: str, workspace) -> list:
+    """Ask for the genome UMAP in the page; the one job process computing it."""
+    _forget(workspace, "genome", "umap")
+    page.goto(f"{url}/?axis=genome&method=umap&res=all&color=class")
     expect(page.locator("#emb-missing")).to_contain_text("has not been computed", timeout=30_000)
     settle(page)
     page.click("#emb-compute")
@@ -89,6 +90,11 @@ def test_a_job_killed_with_kill_9_becomes_an_alert(page, used_openmp, synthetic_
     while not (jobs := _job_processes()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert len(jobs) == 1
+    return jobs
+
+
+def test_a_job_killed_with_kill_9_becomes_an_alert(page, used_openmp, synthetic_workspace):
+    jobs = _start_genome_umap(page, used_openmp, synthetic_workspace)
     os.kill(jobs[0].pid, signal.SIGKILL)
     expect(page.locator("#global-alert [role=alert]")).to_contain_text(
         re.compile(r"background job .*stopped unexpectedly \(killed by SIGKILL\)"),
@@ -98,16 +104,7 @@ def test_a_job_killed_with_kill_9_becomes_an_alert(page, used_openmp, synthetic_
 
 def test_cancel_clears_the_computing_text_and_stops_the_job(page, used_openmp,
                                                              synthetic_workspace):
-    _forget(synthetic_workspace, "genome", "umap")
-    page.goto(f"{used_openmp}/?axis=genome&method=umap&res=all&color=class")
-    expect(page.locator("#emb-missing")).to_contain_text("has not been computed", timeout=30_000)
-    settle(page)
-    page.click("#emb-compute")
-    expect(page.locator("#emb-missing")).to_contain_text("Computing", timeout=30_000)
-    deadline = time.monotonic() + 60
-    while not (jobs := _job_processes()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert len(jobs) == 1
+    jobs = _start_genome_umap(page, used_openmp, synthetic_workspace)
     page.click("#emb-cancel")
     expect(page.locator("#emb-missing")).to_have_text(
         "Cancelled: the projection was not computed.", timeout=30_000)
