@@ -56,6 +56,16 @@ def test_the_library_never_imports_the_command_line():
     assert "avocado_core.errors.AvocadoError" in _imported_modules(PACKAGE / "cli" / "_common.py")
 
 
+def test_no_module_of_the_package_imports_the_app():
+    """Not even ``avocado serve``: it finds the app through the ``avocado.apps`` entry point."""
+    offenders = {str(p.relative_to(PACKAGE)): m for p in _modules(PACKAGE)
+                 for m in _imported_modules(p) if m == "dashboard" or m.startswith("dashboard.")}
+    assert offenders == {}
+    # and the resolver reads serve.py's imports
+    serve = _imported_modules(PACKAGE / "cli" / "serve.py")
+    assert "avocado_core.errors.AvocadoValueError" in serve
+
+
 def test_no_second_command_line_outside_cli():
     """``python -m avocado_core.evaluation`` / ``.distributed`` are gone: no ``main`` and no
     ``if __name__ == "__main__"`` in the library."""
