@@ -83,6 +83,18 @@ def post(client, text: str, tracks: list[list[str]]) -> dict:
     return body
 
 
+def open_or_build_workspace(path: str | None, prefix: str) -> Workspace:
+    """The workspace at ``path``, or a pilot workspace with a tiny model built in a temp dir."""
+    if path:
+        return Workspace(path)
+    sys.path.insert(0, str(REPO / "tests"))
+    from app_workspaces import PILOT_TEST_BUILD
+
+    built = Path(tempfile.mkdtemp(prefix=prefix)) / "pilot"
+    print(f"building a pilot workspace with a tiny model in {built} ...", flush=True)
+    return build_workspace(built, "roadmap-pilot", progress=False, **PILOT_TEST_BUILD)
+
+
 def percentiles(seconds: list[float]) -> str:
     ms = np.asarray(seconds) * 1000
     return (f"p50 {np.percentile(ms, 50):7.1f} ms   p95 {np.percentile(ms, 95):7.1f} ms   "
@@ -94,15 +106,7 @@ def main() -> None:
     parser.add_argument("workspace", nargs="?", help="workspace folder (default: build one)")
     parser.add_argument("--repeats", type=int, default=40)
     args = parser.parse_args()
-    if args.workspace:
-        ws = Workspace(args.workspace)
-    else:
-        sys.path.insert(0, str(REPO / "tests"))
-        from app_workspaces import PILOT_TEST_BUILD
-
-        path = Path(tempfile.mkdtemp(prefix="bench-locus-")) / "pilot"
-        print(f"building a pilot workspace with a tiny model in {path} ...", flush=True)
-        ws = build_workspace(path, "roadmap-pilot", progress=False, **PILOT_TEST_BUILD)
+    ws = open_or_build_workspace(args.workspace, "bench-locus-")
     experiments = [(b, a) for b in ws.biosamples[:2] for a in ws.assays[:5]]
     if len(experiments) < 10:
         experiments = [(b, a) for b in ws.biosamples for a in ws.assays][:10]

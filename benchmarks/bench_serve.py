@@ -25,7 +25,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,11 +37,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_locus import WINDOW, locus_payload  # noqa: E402
+from bench_locus import WINDOW, locus_payload, open_or_build_workspace  # noqa: E402
 
 from avocado_core.cli.serve import default_workers  # noqa: E402
 from avocado_core.regions import format_locus  # noqa: E402
-from avocado_core.workspace import Workspace, build_workspace  # noqa: E402
+from avocado_core.workspace import Workspace  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -159,15 +158,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=None,
                         help="server processes to compare [default: 1 and the default]")
     args = parser.parse_args()
-    if args.workspace:
-        ws = Workspace(args.workspace)
-    else:
-        sys.path.insert(0, str(REPO / "tests"))
-        from app_workspaces import PILOT_TEST_BUILD
-
-        path = Path(tempfile.mkdtemp(prefix="bench-serve-")) / "pilot"
-        print(f"building a pilot workspace with a tiny model in {path} ...", flush=True)
-        ws = build_workspace(path, "roadmap-pilot", progress=False, **PILOT_TEST_BUILD)
+    ws = open_or_build_workspace(args.workspace, "bench-serve-")
     experiments = [[b, a] for b in ws.biosamples[:2] for a in ws.assays[:5]][:10]
     bodies = [json.dumps(locus_payload(text, experiments)).encode()
               for text in random_windows(ws, 2000)]
