@@ -9,7 +9,12 @@ ReLU, the output, the ReLU's backward, the weight gradients). :func:`one_layer_s
 whole forward and backward pass of such a network one tile of samples at a time, with the
 tile's activations in the core's L1 cache: no batch x width array is ever written.
 
-The network kernel is specialized to the layer sizes (loops of known length vectorize and
+:func:`predict_positions` is a narrow network's whole forward pass over a range of positions
+in one call that holds no GIL: one tile of positions at a time, each 250 bp and 5 kbp row's
+first-layer term computed once, the hidden layers' products in blocks of positions that share
+each weight row.
+
+The network kernels are specialized to the layer sizes (loops of known length vectorize and
 unroll); every kernel is compiled once (a few seconds) and cached on disk by numba.
 """
 
@@ -20,26 +25,40 @@ import importlib.util
 import math
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from numba import njit
 
-__all__ = ["adam_rows", "catch_up_rows", "one_layer_step"]
+__all__ = ["adam_rows", "catch_up_rows", "one_layer_step", "predict_positions"]
 
-#: The line of the kernel template that :func:`_one_layer_kernel` fills in.
+#: The line of each kernel template that :func:`_compiled` fills in.
 _SIZES_LINE = "H, F = 128, 10  # replaced per network: hidden width, 25 bp factors\n"
 
 
 @lru_cache(maxsize=None)
 def _one_layer_kernel(width: int, n_factors: int) -> Callable:
-    """The compiled kernel for a hidden layer of ``width`` and ``n_factors`` 25 bp factors.
+    """The compiled training kernel for a hidden layer of ``width`` and ``n_factors`` 25 bp
+    factors (see :func:`_compiled`)."""
+    return _compiled("_one_layer_kernel", "avocado_one_layer", width, n_factors)
 
-    A copy of ``_one_layer_kernel.py`` with the sizes filled in is written to
-    ``<cache>/kernels/`` (``$AVOCADO_CACHE`` or ``~/.cache/avocado``), named by a hash of its
-    text, and run: numba caches its compiled code beside it. The folder is private (0700);
+
+@lru_cache(maxsize=None)
+def _predict_kernel(width: int, n_factors: int) -> Callable:
+    """The compiled prediction kernel for hidden layers of ``width`` and ``n_factors`` 25 bp
+    factors (see :func:`_compiled`)."""
+    return _compiled("_predict_kernel", "avocado_predict", width, n_factors)
+
+
+def _compiled(template: str, prefix: str, width: int, n_factors: int) -> Callable:
+    """The ``kernel`` of the template module ``avocado_core.<template>`` for these sizes.
+
+    A copy of the template with the sizes filled in is written to ``<cache>/kernels/``
+    (``$AVOCADO_CACHE`` or ``~/.cache/avocado``), named by ``prefix``, the sizes and a hash of
+    its text, and run: numba caches its compiled code beside it. The folder is private (0700);
     the cached file is compared with the expected text before each use and rewritten when it
     differs, and the module is compiled from that verified text (never from a ``.pyc``), so
     code added to the cached file never runs. Where the folder cannot be used, the kernel is
@@ -48,11 +67,11 @@ def _one_layer_kernel(width: int, n_factors: int) -> Callable:
     from ._io import write_text
     from .datasets import cache_dir
 
-    spec = importlib.util.find_spec("avocado_core._one_layer_kernel")
+    spec = importlib.util.find_spec(f"avocado_core.{template}")
     source = Path(spec.origin).read_text()
     source = source.replace(_SIZES_LINE, f"H, F = {int(width)}, {int(n_factors)}\n")
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    name = f"avocado_one_layer_{int(width)}_{int(n_factors)}_{digest}"
+    name = f"{prefix}_{int(width)}_{int(n_factors)}_{digest}"
     path = cache_dir() / "kernels" / f"{name}.py"
     try:
         _private_folder(path.parent)
@@ -137,6 +156,84 @@ def one_layer_step(
     sse, g_b = kernel(x, x_row, experiment, q_row, y, exp_term, q, w_x, w_out,
                       np.float32(b_out), np.float32(2.0 / n), g_w_x, g_exp, g_q, g_w_out, g_x)
     return float(sse), float(g_b), g_w_x, g_exp, g_q, g_w_out, g_x
+
+
+# -------------------------------------------------------------------------------- prediction
+#: Fewest positions of one thread's part of a :func:`predict_positions` call.
+_MIN_PART = 4096
+
+
+@lru_cache(maxsize=None)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """Worker threads of :func:`predict_positions` (kept for the process)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="avocado-predict")
+
+
+def predict_positions(
+    tables: Sequence[np.ndarray],
+    embeddings: Sequence[np.ndarray],
+    experiments: tuple[np.ndarray, np.ndarray],
+    layers: Sequence[tuple[np.ndarray, np.ndarray]],
+    start: int,
+    end: int,
+    activity: np.ndarray | None = None,
+    threads: int = 1,
+) -> np.ndarray:
+    """Forward pass of an Avocado network over positions ``[start, end)`` of experiments.
+
+    All of it (the weights' layout, the first layer's biosample + assay term) in one compiled
+    call per thread that holds no GIL. Position ``i`` uses rows ``i``, ``i // 10`` and
+    ``i // 200`` of the three genome tables, as :class:`~avocado_core.network.AvocadoNetwork`
+    does: the concatenated biosample, assay, 25 bp, 250 bp and 5 kbp factors (and the average
+    activity) through the first layer, each layer's ReLU, the output layer.
+
+    Parameters
+    ----------
+    tables: sequence of three numpy.ndarray of float32
+        The 25 bp, 250 bp and 5 kbp genome tables, shapes ``(n_rows, n_factors)``.
+    embeddings: sequence of two numpy.ndarray of float32
+        The biosample and assay tables.
+    experiments: (numpy.ndarray, numpy.ndarray) of int
+        Biosample and assay row of each experiment.
+    layers: sequence of (numpy.ndarray, numpy.ndarray) of float32
+        Weight ``(width, n_inputs)`` and bias ``(width,)`` of each layer as ``torch.nn.Linear``
+        holds them: the hidden layers (at least one, all of one width), then the output
+        layer ``(1, width)``.
+    start, end: int
+        Position range.
+    activity: numpy.ndarray of float32 or None, optional
+        Each experiment's average-activity input over the range, ``(n_experiments, end -
+        start)``, for a network with that input (the first layer's last input). Default is
+        None: none.
+    threads: int, optional
+        Threads that share the range, a few parts each. Default is 1 (the caller's thread).
+
+    Returns
+    -------
+    numpy.ndarray, shape=(n_experiments, end - start), dtype=float32
+    """
+    g25, g250, g5k = tables
+    b_idx, a_idx = (np.asarray(i, np.int64) for i in experiments)
+    act = np.empty((0, 0), np.float32) if activity is None else activity
+    out = np.empty((len(b_idx), end - start), np.float32)
+    weights = tuple(w for w, _ in layers)
+    biases = tuple(b for _, b in layers)
+    kernel = _predict_kernel(len(biases[0]), g25.shape[1])
+
+    def run(lo: int, hi: int) -> None:
+        kernel(g25, g250, g5k, embeddings[0], embeddings[1], b_idx, a_idx, weights, biases,
+               act, lo, hi, start, out)
+
+    # a few parts per thread: a thread whose core is busy with other work takes fewer of them
+    n_parts = 1 if threads <= 1 else min(4 * threads, (end - start) // _MIN_PART + 1)
+    if n_parts <= 1:
+        run(start, end)
+    else:
+        bounds = np.linspace(start, end, n_parts + 1).astype(int)
+        pool = _pool(threads)
+        for future in [pool.submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]:
+            future.result()
+    return out
 
 
 # ------------------------------------------------------------------------------- catch-up Adam

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, kernels
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .model_format import CONFIG_FILE, FORMAT, read_tensors_dir, write_tensors_dir
 from .network import GENOME_RESOLUTIONS, AvocadoNetwork
@@ -52,6 +52,10 @@ _PREDICT_BUDGET = 128 * 2**20
 #: The same on the CPU: chunks whose activations stay in cache (a 2 x 64 network predicts a
 #: chromosome about 3x faster than with 128 MiB chunks; benchmarks/bench_chromosome.py).
 _PREDICT_BUDGET_CPU = 2 * 2**20
+#: Widest hidden layers that the CPU predicts with the compiled kernel (kernels.py) when the
+#: network has two or more: wider products run faster in torch's GEMM (one hidden layer has no
+#: product between hidden layers: the kernel for every width; benchmarks/bench_predict.py).
+_KERNEL_MAX_WIDTH = 128
 #: Largest finiteness check read at once from a (memory-mapped) track.
 _CHECK_CHUNK = 1 << 22
 
@@ -116,6 +120,12 @@ def _continue(trainer: Trainer, carry: dict[str, Any], sampler_key: dict[str, An
         meta["n_averaged"] = 0
         tensors = {k: v for k, v in tensors.items() if not k.startswith("average.")}
     trainer.load_state(meta, tensors)
+
+
+def _kernel_fits(network: AvocadoNetwork) -> bool:
+    """Whether the CPU predicts ``network`` with the compiled kernel (see _KERNEL_MAX_WIDTH)."""
+    return len(network.hidden) == 1 or (
+        len(network.hidden) > 1 and network.hidden[0].out_features <= _KERNEL_MAX_WIDTH)
 
 
 class Avocado:
@@ -951,6 +961,42 @@ class Avocado:
         start: int,
         end: int,
     ) -> np.ndarray:
+        if self.device.type == "cpu" and _kernel_fits(network):
+            out = self._predict_kernel(network, b_idx, a_idx, start, end)
+        else:
+            out = self._predict_torch(network, b_idx, a_idx, start, end)
+        if self.average_activity == "residual" or self.activity_blend:
+            mean = self._require_activity().rows(a_idx, start, end, self.assays)
+            if self.average_activity == "residual":
+                out += mean
+            if self.activity_blend:
+                out *= 1.0 - self.activity_blend
+                out += self.activity_blend * mean
+        return out
+
+    def _predict_kernel(
+        self, network: AvocadoNetwork, b_idx: np.ndarray, a_idx: np.ndarray, start: int, end: int
+    ) -> np.ndarray:
+        """The network's output by :func:`kernels.predict_positions` (CPU: one compiled call
+        per thread that holds no GIL; as many threads as torch uses)."""
+        activity = None
+        if self.average_activity == "input":
+            activity = self._require_activity().rows(a_idx, start, end, self.assays)
+        return kernels.predict_positions(
+            [t.weight.detach().numpy() for t in network.genome_tables.values()],
+            [network.biosample_embedding.weight.detach().numpy(),
+             network.assay_embedding.weight.detach().numpy()],
+            (b_idx, a_idx),
+            [(layer.weight.detach().numpy(), layer.bias.detach().numpy())
+             for layer in [*network.hidden, network.output]],
+            start, end, activity,
+            threads=torch.get_num_threads(),
+        )
+
+    def _predict_torch(
+        self, network: AvocadoNetwork, b_idx: np.ndarray, a_idx: np.ndarray, start: int, end: int
+    ) -> np.ndarray:
+        """The network's output by torch, chunk by chunk (an accelerator, or wide layers)."""
         n_exp = len(b_idx)
         out = np.empty((n_exp, end - start), dtype=np.float32)
         width = network.hidden[0].out_features if network.hidden else 1
@@ -970,13 +1016,6 @@ class Avocado:
                     mean = self._require_activity().rows(a_idx, lo, hi, self.assays)
                     pre += torch.from_numpy(mean).to(dev)[:, :, None] * network.activity_weight()
                 out[:, lo - start : hi - start] = network.head(pre).float().cpu().numpy()
-        if self.average_activity == "residual" or self.activity_blend:
-            mean = self._require_activity().rows(a_idx, start, end, self.assays)
-            if self.average_activity == "residual":
-                out += mean
-            if self.activity_blend:
-                out *= 1.0 - self.activity_blend
-                out += self.activity_blend * mean
         return out
 
     def _check_range(self, start: int, end: int | None) -> tuple[int, int]:
