@@ -164,8 +164,9 @@ _MIN_PART = 4096
 
 
 @lru_cache(maxsize=None)
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """Worker threads of :func:`predict_positions` (kept for the process)."""
+def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
+    """Worker threads of :func:`predict_positions`, kept for the process ``pid`` (a forked child
+    has none of its parent's threads: it gets its own)."""
     return ThreadPoolExecutor(threads, thread_name_prefix="avocado-predict")
 
 
@@ -230,7 +231,7 @@ def predict_positions(
         run(start, end)
     else:
         bounds = np.linspace(start, end, n_parts + 1).astype(int)
-        pool = _pool(threads)
+        pool = _pool(threads, os.getpid())
         for future in [pool.submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]:
             future.result()
     return out

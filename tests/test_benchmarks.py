@@ -81,3 +81,10 @@ def test_bench_average_activity_prints_its_table():
     out = _run("benchmarks/bench_average_activity.py", "--epochs", "1", "--reps", "1",
                "--positions", "100000")
     assert "| input |" in out and "| residual |" in out and "CPU:" in out
+
+
+def test_bench_predict_prints_its_tables():
+    out = _run("benchmarks/bench_predict.py", "--scale", "0.01", "--reps", "1", "--shapes",
+               "2,1", "--gil-seconds", "0.2")
+    assert "| 2 x 64 (bench_chromosome) | 10,000 |" in out and "| 1 x 128 (small) |" in out
+    assert "| kernel |" in out and "| torch |" in out and "CPU:" in out
