@@ -159,8 +159,8 @@ def one_layer_step(
 
 
 # -------------------------------------------------------------------------------- prediction
-#: Fewest positions of one thread's part of a :func:`predict_positions` call.
-_MIN_PART = 4096
+#: Fewest and most positions of one part of a :func:`predict_positions` call.
+_MIN_PART, _MAX_PART = 4096, 1 << 20
 
 
 @lru_cache(maxsize=None)
@@ -225,15 +225,24 @@ def predict_positions(
         kernel(g25, g250, g5k, embeddings[0], embeddings[1], b_idx, a_idx, weights, biases,
                act, lo, hi, start, out)
 
-    # a few parts per thread: a thread whose core is busy with other work takes fewer of them
-    n_parts = 1 if threads <= 1 else min(4 * threads, (end - start) // _MIN_PART + 1)
-    if n_parts <= 1:
-        run(start, end)
-    else:
-        bounds = np.linspace(start, end, n_parts + 1).astype(int)
-        pool = _pool(threads, os.getpid())
-        for future in [pool.submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]:
+    # a few parts per thread (a thread whose core is busy with other work takes fewer of them),
+    # none longer than _MAX_PART (an interrupt waits for one part at most)
+    n = end - start
+    n_parts = max(-(-n // _MAX_PART), min(4 * threads, n // _MIN_PART) if threads > 1 else 1)
+    bounds = np.linspace(start, end, n_parts + 1).astype(int)
+    parts = list(zip(bounds[:-1], bounds[1:]))
+    if threads <= 1 or n_parts == 1:
+        for lo, hi in parts:
+            run(lo, hi)
+        return out
+    futures = [_pool(threads, os.getpid()).submit(run, lo, hi) for lo, hi in parts]
+    try:
+        for future in futures:
             future.result()
+    except BaseException:  # an interrupt: the parts not begun are dropped
+        for future in futures:
+            future.cancel()
+        raise
     return out
 
 

@@ -83,7 +83,7 @@ def test_networks_the_kernel_does_not_serve_predict_with_torch(n_layers, n_nodes
                                atol=1e-5 * np.abs(got).max())
 
 
-def test_threads_share_a_range_without_changing_a_value():
+def test_parts_and_threads_do_not_change_a_value(monkeypatch):
     model = _model(2, 24)
     net = model.network
     args = ([t.weight.detach().numpy() for t in net.genome_tables.values()],
@@ -92,8 +92,12 @@ def test_threads_share_a_range_without_changing_a_value():
             (np.array([0, 2, 1]), np.array([1, 0, 1])),
             [(la.weight.detach().numpy(), la.bias.detach().numpy())
              for la in [*net.hidden, net.output]], 13, 4_300)
-    one = kernels.predict_positions(*args, threads=1)
-    assert np.array_equal(kernels.predict_positions(*args, threads=3), one)
+    whole = kernels.predict_positions(*args, threads=1)
+    # parts of 64 to 1,000 positions (split within 250 bp and 5 kbp rows), in turn or on threads
+    monkeypatch.setattr(kernels, "_MIN_PART", 64)
+    monkeypatch.setattr(kernels, "_MAX_PART", 1_000)
+    assert np.array_equal(kernels.predict_positions(*args, threads=1), whole)
+    assert np.array_equal(kernels.predict_positions(*args, threads=3), whole)
 
 
 @pytest.mark.parametrize("mode", ["input", "residual"])
