@@ -18,6 +18,8 @@ zero = np.float32(0.0)
       cache=True)
 def kernel(g25, g250, g5k, emb_b, emb_a, b_idx, a_idx, weights, biases, act, lo, hi, base,
            out):  # pragma: no cover - compiled
+    """``predict_positions``' forward pass of positions ``[lo, hi)`` into columns ``lo - base``
+    to ``hi - base`` of ``out`` (and of ``act``, the average activity, when it has rows)."""
     n_exp = b_idx.shape[0]
     n_hidden = len(weights) - 2  # hidden layers after the first
     nb, na, n250, n5k = emb_b.shape[1], emb_a.shape[1], g250.shape[1], g5k.shape[1]

@@ -1,7 +1,8 @@
 """CPU imputation speed: the compiled kernel against torch's chunked forward pass, in one run.
 
 For several network shapes (the bench_chromosome / original-fixture network 2 x 64, the small
-configuration 1 x 128, narrow and wide two-layer networks and the paper's 2 x 2048), imputes
+configuration 1 x 128, narrow and wide two-layer networks, one wide layer and the paper's
+2 x 2048), imputes
 three experiments over positions ``[37, n - 13)`` (not aligned to 250 bp or 5 kbp rows) of a
 randomly initialised model with each of ``Avocado``'s two CPU paths, interleaved, ``--reps``
 rounds; prints the best rate of each in million experiment-bins per second of wall time and
