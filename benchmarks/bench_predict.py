@@ -2,13 +2,12 @@
 
 For several network shapes (the bench_chromosome / original-fixture network 2 x 64, the small
 configuration 1 x 128, narrow and wide two-layer networks, one wide layer and the paper's
-2 x 2048), imputes
-three experiments over positions ``[37, n - 13)`` (not aligned to 250 bp or 5 kbp rows) of a
-randomly initialised model with each of ``Avocado``'s two CPU paths, interleaved, ``--reps``
-rounds; prints the best rate of each in million experiment-bins per second of wall time and
-per CPU-second (all threads; steadier than wall time where other work shares the cores), the
-ratios, the largest difference between their predictions (relative to the largest value) and
-the path ``predict_many`` takes.
+2 x 2048), imputes three experiments over positions ``[37, n - 13)`` (not aligned to 250 bp
+or 5 kbp rows) of a randomly initialised model with each of ``Avocado``'s two CPU paths,
+interleaved, ``--reps`` rounds; prints the best rate of each in million experiment-bins per
+second of wall time and per CPU-second (all threads; steadier than wall time where other work
+shares the cores), the ratios, the largest difference between their predictions (relative to
+the largest value) and the path ``predict_many`` takes.
 
 Then the GIL: one thread imputes (one torch / kernel thread) while another runs a pure-Python
 busy loop; printed are each side's rate relative to running alone. A path that holds the GIL
