@@ -11,12 +11,14 @@ original-avocado fixtures' widths (6 / 8 biosample / assay factors, 5 / 7 / 9 ge
    chunk by chunk;
 3. pyBigWig alone: the same values, already computed (memory-mapped from disk), written with
    the fastest pyBigWig call (fixed-step ``addEntries`` of numpy chunks), i.e. the bound the
-   export's writing cannot beat;
-4. the bare interpreter with torch and avocado_core imported (the RSS floor).
+   export's writing had to beat;
+4. avocado_core's own writer alone (``write_bigwigs`` over the same precomputed values, same
+   chunks): the bound of the export now;
+5. the bare interpreter with torch and avocado_core imported (the RSS floor).
 
 The memory bound: one chromosome's genome factors (4 bytes x (n_25bp + n_250bp / 10 +
 n_5kbp / 200) per bin), one prediction chunk (``_PREDICT_BUDGET``, a few copies) and one export
-chunk (``_EXPORT_BUDGET`` of float32 plus its float64 copy for pyBigWig).
+chunk (``_EXPORT_BUDGET`` of float32) and the writer's compression queue.
 
 Full run (the README's numbers; a few minutes and ~2.5 GB of disk under ``--workdir``)::
 
@@ -104,6 +106,16 @@ def child(step: str, genome_dir: Path, workdir: Path, chunk_bins: int) -> dict:
             bw.addEntries(CHROM, lo * 25, values=chunk, span=25, step=25)
         bw.close()
         return {"seconds": time.perf_counter() - t0}
+    if step == "writer":
+        from avocado_core.bigwig import write_bigwigs
+        from avocado_core.regions import RegionSet
+
+        values = np.load(workdir / "values.npy", mmap_mode="r")
+        regions = RegionSet.from_chrom_sizes({CHROM: len(values) * 25})
+        t0 = time.perf_counter()
+        write_bigwigs([workdir / "writer-alone.bigWig"], regions, {CHROM: len(values) * 25},
+                      lambda lo, hi: values[None, lo:hi], chunk_bins=chunk_bins)
+        return {"seconds": time.perf_counter() - t0}
     from avocado_core.genome_wide import GenomeModel
 
     genome = GenomeModel.load(genome_dir, device="cpu")
@@ -161,9 +173,13 @@ def main() -> None:
     built = run_child("build", genome_dir, args.workdir, chunk)["seconds"]
     size = sum(f.stat().st_size for f in genome_dir.rglob("*") if f.is_file()) / 2**30
     rows = {step: run_child(step, genome_dir, args.workdir, chunk)
-            for step in ("floor", "predict", "export", "pybigwig")}
+            for step in ("floor", "predict", "export", "pybigwig", "writer")}
     ok = same_values(Path(rows["export"]["path"]), args.workdir / "pybigwig-alone.bigWig",
                      args.bins)
+    ok_writer = same_values(args.workdir / "writer-alone.bigWig",
+                            args.workdir / "pybigwig-alone.bigWig", args.bins)
+    mib = {k: (args.workdir / f).stat().st_size / 2**20 for k, f in
+           (("pybigwig", "pybigwig-alone.bigWig"), ("writer", "writer-alone.bigWig"))}
 
     print(f"CPU: {cpu_model()} ({os.cpu_count()} CPUs); one chromosome of {args.bins:,} bins "
           f"({args.bins * 25 / 1e9:.2f} Gb); genome model {size:.2f} GiB on disk (written in "
@@ -174,16 +190,21 @@ def main() -> None:
     names = {"floor": "python + torch + avocado_core imported",
              "predict": "impute the whole chromosome (GenomeModel.predict)",
              "export": "export-genome to bigWig (impute + write, chunked)",
-             "pybigwig": "pyBigWig alone, same values precomputed"}
+             "pybigwig": "pyBigWig alone, same values precomputed",
+             "writer": "avocado_core's writer alone, same values precomputed"}
     for step, name in names.items():
         r = rows[step]
         print(f"| {name} | {r['seconds']:.1f} | {r['peak_rss_gb']:.2f} |")
     export, alone = rows["export"]["seconds"], rows["pybigwig"]["seconds"]
+    writer = rows["writer"]["seconds"]
     serial = rows["predict"]["seconds"] + alone
     print()
-    print(f"export / pyBigWig alone: {export / alone:.2f}; export / (imputation + pyBigWig alone, "
-          f"one after the other): {export / serial:.2f}")
-    print(f"exported values equal the pyBigWig-only file's: {ok}")
+    print(f"export / pyBigWig alone: {export / alone:.2f}; writer alone / pyBigWig alone: "
+          f"{writer / alone:.2f}; export / (imputation + pyBigWig alone, one after the other): "
+          f"{export / serial:.2f}")
+    print(f"exported values equal the pyBigWig-only file's: {ok}; the writer-only file's: "
+          f"{ok_writer}; file sizes: pyBigWig {mib['pybigwig']:.1f} MiB, ours "
+          f"{mib['writer']:.1f} MiB")
 
 
 if __name__ == "__main__":
