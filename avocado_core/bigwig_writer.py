@@ -258,6 +258,14 @@ def _zoom_pass(size, state, acc, tid, starts, ends, values, span, i, s, out_i,
     return i, s, n_out
 
 
+def _finite(values: np.ndarray) -> np.ndarray:
+    """``values`` as contiguous float32; NaN is an error (a reader sees no data there)."""
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    if np.isnan(values).any():
+        raise AvocadoValueError("bigWig values must not be NaN; leave those items out")
+    return values
+
+
 def _compress_blocks(blocks: list[bytes]) -> list[bytes]:
     return [zlib.compress(b) for b in blocks]
 
@@ -464,7 +472,7 @@ class BigWigWriter:
         step: int or None, optional
             Bases between item starts. Default is None: ``span``.
         """
-        values = np.ascontiguousarray(values, dtype=np.float32)
+        values = _finite(values)
         n = len(values)
         if not n:
             return
@@ -495,7 +503,7 @@ class BigWigWriter:
         """
         starts = np.asarray(starts, dtype=np.int64)
         ends = np.asarray(ends, dtype=np.int64)
-        values = np.ascontiguousarray(values, dtype=np.float32)
+        values = _finite(values)
         n = len(values)
         if not n:
             return
@@ -515,8 +523,6 @@ class BigWigWriter:
 
     def _add(self, tid: int, starts: np.ndarray, ends: np.ndarray, values: np.ndarray,
              raw: list[tuple[bytes, tuple]], span: int = 0) -> None:
-        if np.isnan(values).any():
-            raise AvocadoValueError("bigWig values must not be NaN; leave those items out")
         for k in range(0, len(raw), _BLOCKS_PER_TASK):  # compression tasks, not items
             part = raw[k:k + _BLOCKS_PER_TASK]
             self._submit(None, [b for b, _ in part], [bounds for _, bounds in part])
