@@ -10,9 +10,11 @@ Chromosome names are matched with or without the ``chr`` prefix (``chrX`` in the
 reads ``X`` in the file and vice versa). A region-set chromosome absent from a file is an error
 naming both, unless ``allow_missing_chroms=True`` (then its bins are 0).
 
-Export writes fixed-step 25 bp entries per interval (``addEntries(..., span=, step=)``), with
-the chromosome sizes of the genome in the header; ingesting the exported file with
-``transform="none"`` gives back the stored values exactly.
+Export writes fixed-step 25 bp entries per interval with our own writer
+(:mod:`avocado_core.bigwig_writer`: vectorized, blocks compressed on a thread pool, the layout
+and zoom levels of pyBigWig's files), with the chromosome sizes of the genome in the header;
+ingesting the exported file with ``transform="none"`` gives back the stored values exactly.
+NaN bins are written as no data (a reader's NaN). Reading stays with pyBigWig.
 """
 
 from __future__ import annotations
@@ -420,9 +422,11 @@ def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
                   progress: bool = False) -> list[Path]:
     """Write several bigWigs over a region set chunk by chunk, asking for the values as it goes.
 
-    Memory holds one chunk of values of every file (plus pyBigWig's buffers), whatever the
-    size of the region set: ``values`` may compute them (e.g. a model's predictions) or slice
-    arrays. Each file is written under a temporary name and renamed when complete.
+    Memory holds one chunk of values of every file (and a few compressed blocks in flight),
+    whatever the size of the region set: ``values`` may compute them (e.g. a model's
+    predictions, on a thread of its own, while the last chunk is written) or slice arrays.
+    Each file is written under a temporary name and renamed when complete. NaN values are
+    left out (no data: a reader sees NaN there).
 
     Parameters
     ----------

@@ -526,15 +526,19 @@ class BigWigWriter:
         for k in range(0, len(raw), _BLOCKS_PER_TASK):  # compression tasks, not items
             part = raw[k:k + _BLOCKS_PER_TASK]
             self._submit(None, [b for b, _ in part], [bounds for _, bounds in part])
-        spans = ends - starts
-        self._n_bases += int(spans.sum())
         self._min = min(self._min, float(values.min()))
         self._max = max(self._max, float(values.max()))
-        # as libBigWig: span * value in float32, added up in float64
-        self._sum += float((spans.astype(np.float32) * values).sum(dtype=np.float64))
-        v64 = values.astype(np.float64)
-        self._sum_squares += float((spans * (v64 * v64)).sum())
-        total = int(spans.sum())
+        squares = np.einsum("i,i->i", values, values, dtype=np.float64)
+        if span:  # all items span wide: no per-item widths needed
+            total = span * len(values)
+            self._sum += float(values.sum(dtype=np.float64)) * span
+            self._sum_squares += float(squares.sum()) * span
+        else:
+            spans = ends - starts
+            total = int(spans.sum())
+            self._sum += float(np.dot(spans, values.astype(np.float64)))
+            self._sum_squares += float(np.dot(spans, squares))
+        self._n_bases += total
         for level, zoom in enumerate(self._zooms):
             cap = min(2 * len(values) + 8, total // zoom.size + 4096)
             out_i = np.empty((cap, 5), dtype=np.int64)

@@ -21,7 +21,7 @@ import pytest
 
 from avocado_core.bigwig import check_bigwig_file, write_bigwig, write_bigwigs
 from avocado_core.bigwig_writer import BigWigWriter, zoom_levels
-from avocado_core.errors import AvocadoKeyError, AvocadoValueError
+from avocado_core.errors import AvocadoDiskFullError, AvocadoKeyError, AvocadoValueError
 from avocado_core.regions import RegionSet
 
 ZOOM_RECORD = np.dtype([("chrom", "<u4"), ("start", "<u4"), ("end", "<u4"), ("valid", "<u4"),
@@ -285,3 +285,31 @@ def test_writer_errors(tmp_path):
     check_bigwig_file(tmp_path / "x.bw")
     with pyBigWig.open(str(tmp_path / "x.bw")) as bw:
         assert bw.intervals("chr1") == ((100, 125, 1.0), (125, 150, 1.0), (150, 175, 1.0))
+
+
+def test_a_full_disk_or_a_failing_chunk_leaves_nothing(synthetic, tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    regions, values = synthetic
+    target = tmp_path / "out" / "x.bw"
+
+    def full(src, dst, length=0):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfileobj", full)  # the zoom levels' copy at the end
+    with pytest.raises(AvocadoDiskFullError, match=f"no space left on device writing {target}"):
+        write_bigwig(values, regions, target, SIZES)
+    monkeypatch.undo()
+    assert list(target.parent.iterdir()) == []
+
+    def failing(lo: int, hi: int) -> np.ndarray:
+        if lo > 50_000:
+            raise RuntimeError("the model broke")
+        return values[None, lo:hi]
+
+    with pytest.raises(RuntimeError, match="the model broke"):
+        write_bigwigs([target], regions, SIZES, failing, chunk_bins=10_000)
+    assert list(target.parent.iterdir()) == []
+    write_bigwig(values, regions, target, SIZES)
+    assert [p.name for p in target.parent.iterdir()] == ["x.bw"]
