@@ -19,7 +19,9 @@ in the last record of each block), and the total summary's maximum is the true m
 from pyBigWig's own, except over those records, where it reads the right ones.
 
 Work per item is numpy (packing, summaries) or one compiled pass (the zoom records, whose
-rules are sequential); compression runs on a small thread pool (``zlib`` releases the GIL),
+rules are sequential); compression runs on a small thread pool (``zlib`` releases the GIL;
+blocks where string matching gains nothing, such as model predictions, are only
+entropy-coded, see :func:`_compress_blocks`),
 and compressed zoom blocks wait in unlinked temporary files beside the output, so memory
 holds one chunk of values whatever the size of the file.
 """
@@ -266,8 +268,24 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _compress_blocks(blocks: list[bytes]) -> list[bytes]:
-    return [zlib.compress(b) for b in blocks]
+def _entropy_coded(block: bytes) -> bytes:
+    """``block`` as a zlib stream of Huffman codes only (no LZ77 string matching)."""
+    codec = zlib.compressobj(6, zlib.DEFLATED, 15, 8, zlib.Z_HUFFMAN_ONLY)
+    return codec.compress(block) + codec.flush()
+
+
+def _compress_blocks(blocks: list[bytes], level: int) -> list[bytes]:
+    """zlib streams of ``blocks`` at ``level`` (any zlib reader inflates them).
+
+    Model predictions are noisy floats: string matching finds nothing in them and costs
+    two thirds of the time, so where it gains less than 5% on the first block, the task's
+    blocks are only entropy-coded (3x faster).
+    """
+    full = zlib.compress(blocks[0], level)
+    coded = _entropy_coded(blocks[0])
+    if len(coded) * 0.95 <= len(full):
+        return [coded] + [_entropy_coded(b) for b in blocks[1:]]
+    return [full] + [zlib.compress(b, level) for b in blocks[1:]]
 
 
 def _r_tree(items: np.ndarray, offset: int, end_of_data: int, items_per_slot: int) -> bytes:
@@ -556,7 +574,10 @@ class BigWigWriter:
 
     # ------------------------------------------------------------------ threads
     def _submit(self, level: int | None, blocks: list[bytes], bounds: list[tuple]) -> None:
-        self._queue.append((level, self._pool.submit(_compress_blocks, blocks), bounds))
+        # Data blocks at zlib's default level 6 (libBigWig's); zoom records at level 1: on
+        # them 2.6x faster than 6 and as small.
+        task = self._pool.submit(_compress_blocks, blocks, 6 if level is None else 1)
+        self._queue.append((level, task, bounds))
         limit = _TASKS_AHEAD * compression_threads()
         while self._queue and (len(self._queue) > limit or self._queue[0][1].done()):
             self._store(*self._queue.popleft())
