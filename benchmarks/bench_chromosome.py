@@ -201,7 +201,8 @@ def main() -> None:
     print()
     print(f"export / pyBigWig alone: {export / alone:.2f}; writer alone / pyBigWig alone: "
           f"{writer / alone:.2f}; export / (imputation + pyBigWig alone, one after the other): "
-          f"{export / serial:.2f}")
+          f"{export / serial:.2f}; export / (imputation + our writer alone): "
+          f"{export / (rows['predict']['seconds'] + writer):.2f}")
     print(f"exported values equal the pyBigWig-only file's: {ok}; the writer-only file's: "
           f"{ok_writer}; file sizes: pyBigWig {mib['pybigwig']:.1f} MiB, ours "
           f"{mib['writer']:.1f} MiB")
