@@ -14,7 +14,8 @@ Zoom records follow libBigWig's reduction exactly: a record starts at the first 
 at or past the end of the previous record's window (``level`` bases), records are grouped
 1,023 to a block, and the last record of a block holds one item's piece only. Unlike
 libBigWig (0.3.x), every record's sum and sum of squares is written (libBigWig leaves them 0
-in the last record of each block), and the total summary's maximum is the true maximum.
+in the last record of each block), and the total summary's maximum is the true maximum
+(libBigWig's misses a first value that is the maximum, and is 0 when all values are negative).
 ``pyBigWig.stats(..., exact=False)`` therefore reads the same numbers from these files as
 from pyBigWig's own, except over those records, where it reads the right ones.
 
