@@ -130,6 +130,21 @@ def interval_mask(df: pd.DataFrame, regions: RegionSet) -> np.ndarray:
     return mask
 
 
+def _interval_index(table: pd.DataFrame) -> dict[str, tuple]:
+    """Per chromosome: row positions sorted by (start, end) (ties in table order), their
+    starts and ends, and the longest feature's length."""
+    starts = table["start"].to_numpy(np.int64)
+    ends = table["end"].to_numpy(np.int64)
+    order = np.lexsort((ends, starts))
+    chroms = table["chrom"].astype(str).to_numpy()[order]
+    index = {}
+    for chrom in np.unique(chroms):
+        rows = order[chroms == chrom]
+        index[str(chrom)] = (rows, starts[rows], ends[rows],
+                             int((ends[rows] - starts[rows]).max(initial=0)))
+    return index
+
+
 class Annotations:
     """Genes, exons, TSSs and CpG islands of one genome assembly.
 
@@ -153,6 +168,7 @@ class Annotations:
                     else _tss_from_genes(self.genes))
         self.cpg_islands = _normalize(cpg_islands, ["chrom", "start", "end"], "cpg_islands")
         self._lower_names = self.genes["name"].astype(str).str.lower().to_numpy()
+        self._indexes: dict[str, dict] = {}  # interval look-up per table, built on first use
 
     # ------------------------------------------------------------------ readers
     @classmethod
@@ -260,23 +276,36 @@ class Annotations:
             )
         return self.genes.iloc[int(hits[0])]
 
-    @staticmethod
-    def _overlapping(table: pd.DataFrame, chrom: str, start: int, end: int) -> pd.DataFrame:
-        chrom = match_chrom(chrom, set(table["chrom"].unique())) or str(chrom)
-        hit = ((table["chrom"] == chrom) & (table["start"] < end) & (table["end"] > start))
-        return table[hit.to_numpy()].sort_values(["start", "end"], kind="stable")
+    def _overlapping(self, kind: str, chrom: str, start: int, end: int) -> pd.DataFrame:
+        """Rows of ``self.<kind>`` overlapping ``[start, end)``, sorted by start and end.
+
+        A binary search in the chromosome's rows sorted by start (built once per table): only
+        rows starting within the table's longest feature before ``start`` are looked at.
+        """
+        table = getattr(self, kind)
+        index = self._indexes.get(kind)
+        if index is None:
+            index = self._indexes[kind] = _interval_index(table)
+        chrom = match_chrom(chrom, index) or str(chrom)
+        if chrom not in index:
+            return table.iloc[:0]
+        rows, starts, ends, longest = index[chrom]
+        lo = np.searchsorted(starts, start - longest, side="right")
+        hi = np.searchsorted(starts, end, side="left")
+        hit = rows[lo:hi][ends[lo:hi] > start]
+        return table.iloc[hit]
 
     def genes_in(self, chrom: str | tuple, start: int | None = None,
                  end: int | None = None) -> pd.DataFrame:
         """Genes overlapping ``[start, end)`` on ``chrom`` (or a locus string / tuple first)."""
         chrom, start, end = self._window(chrom, start, end)
-        return self._overlapping(self.genes, chrom, start, end)
+        return self._overlapping("genes", chrom, start, end)
 
     def exons_in(self, chrom: str | tuple, start: int | None = None,
                  end: int | None = None) -> pd.DataFrame:
         """Exons overlapping ``[start, end)`` on ``chrom`` (or a locus string / tuple first)."""
         chrom, start, end = self._window(chrom, start, end)
-        return self._overlapping(self.exons, chrom, start, end)
+        return self._overlapping("exons", chrom, start, end)
 
     @staticmethod
     def _window(chrom, start, end) -> tuple[str, int, int]:

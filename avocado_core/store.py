@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ CATALOG_COLUMNS = ["biosample", "assay", "kind", "source", "transform", "n_bins"
 FORMAT_VERSION = 1
 #: Bytes of an ``.npy`` header (at most; numpy pads it to a multiple of 64).
 _NPY_HEADER = 128
+#: Most track files a store keeps memory-mapped at once.
+_OPEN_MAPS = 512
 
 
 def _check_kind(kind: str) -> str:
@@ -207,6 +210,9 @@ class TrackStore:
         #: The catalog last indexed and its (biosample, assay, kind) -> file dictionary.
         self._file_index: tuple[pd.DataFrame, dict[tuple[str, str, str], str]] | None = None
         self._meta_cache: dict[str, tuple[tuple[int, int, int], pd.DataFrame]] = {}
+        #: Open memory maps of track files, each with the file's stat key when it was opened
+        #: (a file replaced since, by an atomic rename, is opened again).
+        self._maps: OrderedDict[str, tuple[tuple[int, int, int], np.memmap]] = OrderedDict()
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -454,7 +460,17 @@ class TrackStore:
         file = self._file(biosample, assay, kind)
         if file is None:
             raise self._missing(biosample, assay, kind)
-        return np.load(self.path / file, mmap_mode="r")
+        path = self.path / file
+        key = self._stat_key(path)
+        cached = self._maps.get(file)
+        if cached is not None and cached[0] == key:
+            self._maps.move_to_end(file)
+            return cached[1]
+        values = np.load(path, mmap_mode="r")
+        self._maps[file] = (key, values)
+        if len(self._maps) > _OPEN_MAPS:
+            self._maps.popitem(last=False)
+        return values
 
     def _bin_range(self, region: str | tuple | None) -> tuple[int, int]:
         if region is None:

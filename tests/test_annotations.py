@@ -134,6 +134,29 @@ def test_genes_and_exons_in_window(ann):
         ann.genes_in("chr1", 5)
 
 
+def test_window_lookups_equal_a_full_scan(ann):
+    """The binary-search look-up returns exactly the rows a scan of the whole table finds, in
+    (start, end) order: windows of every size on every chromosome, around the longest genes."""
+    rng = np.random.default_rng(0)
+    lengths = ann.genes["end"] - ann.genes["start"]
+    longest = ann.genes.loc[lengths.nlargest(3).index]
+    windows = [(c, s - 10_000, s + 20_000) for c, s in zip(longest["chrom"], longest["start"])]
+    windows += [(c, e - 1, e + 5) for c, e in zip(longest["chrom"], longest["end"])]
+    for chrom in ann.genes["chrom"].unique()[:6]:
+        top = int(ann.genes.loc[ann.genes["chrom"] == chrom, "end"].max())
+        for span in (1, 1_000, 100_000, 5_000_000):
+            for start in rng.integers(0, top, 3):
+                windows.append((chrom, int(start), int(start) + span))
+    for kind in ("genes", "exons"):
+        table = getattr(ann, kind)
+        for chrom, start, end in windows:
+            hit = (table["chrom"] == chrom) & (table["start"] < end) & (table["end"] > start)
+            scan = table[hit.to_numpy()].sort_values(["start", "end"], kind="stable")
+            found = getattr(ann, f"{kind}_in")(chrom, start, end)
+            assert found.equals(scan), (kind, chrom, start, end)
+    assert ann.genes_in("chrUn_nowhere", 0, 10).empty
+
+
 def test_tss_defaults_to_gene_ends(data_mirror):
     d = data_mirror / "annotations-hg19"
     derived = Annotations.from_bed(genes=d / "gencode.v19.genes.bed.gz")

@@ -277,7 +277,7 @@ def test_locus_callback_draws_and_alerts(pilot_app):
     client = pilot_app.server.test_client()
     outputs = [("locus-graph", "figure"), ("locus-current", "data"), ("locus-input", "value"),
                ("locus-span", "children"), ("locus-metrics", "children"),
-               ("locus-alert", "children")]
+               ("locus-url", "data"), ("locus-alert", "children")]
     tracks = [["E003", "H3K4me3"], ["E017", "H3K4me3"]]
 
     def call(text, changed="locus-go.n_clicks", current=None):
@@ -288,11 +288,16 @@ def test_locus_callback_draws_and_alerts(pilot_app):
                   ("locus-tracks", "data", tracks), ("locus-sel-region", "value", None)]
         if changed == "locus-in.n_clicks":
             inputs[2] = ("locus-in", "n_clicks", 1)
-        state = [("locus-input", "value", text), ("locus-current", "data", current)]
+        state = [("locus-input", "value", text), ("locus-current", "data", current),
+                 ("locus-selection", "data", None)]
         return post_callback(client, outputs, inputs, state, [changed])
 
     out = call("chr1:151.2M-151.3M")
     assert out["locus-input"]["value"] == "chr1:151,200,000-151,300,000"
+    # the address bar follows in the same response
+    url = out["locus-url"]["data"]
+    assert url == {"path": "/locus", "query": "?locus=chr1:151,200,000-151,300,000&tracks="
+                                              "E003|H3K4me3,E017|H3K4me3"}
     assert len(out["locus-metrics"]["children"]) == 2
     assert "100 kb" in text_of(out["locus-span"]["children"])
     zoomed = call("ignored", "locus-in.n_clicks", out["locus-current"]["data"])
@@ -300,7 +305,7 @@ def test_locus_callback_draws_and_alerts(pilot_app):
     assert cur["end"] - cur["start"] == pytest.approx(100_000 / 3, abs=50)
     bad = call("chr1:151.3M-151.2M")
     assert "reversed" in text_of(bad["locus-alert"]["children"])
-    assert "locus-graph" not in bad  # the old view stays
+    assert "locus-graph" not in bad and "locus-url" not in bad  # the old view stays
     gene = call("NOSUCHGENE")
     assert "NOSUCHGENE" in text_of(gene["locus-alert"]["children"])
     wide = call("chr1:100,000,000-120,000,000")

@@ -26,6 +26,7 @@ from dashboard.figures.tracks import (
     envelope,
     format_span,
     locus_figure,
+    peaks,
     ruler_ticks,
     tracks_table,
 )
@@ -44,6 +45,24 @@ def test_envelope_keeps_each_pixels_min_and_max_in_order():
     index, kept = envelope(values, 3)  # 3 buckets of 4 bins
     np.testing.assert_array_equal(index, [0, 1, 4, 7, 8])  # a flat bucket gives one point
     np.testing.assert_array_equal(kept, [0, 5, 9, -1, 4])
+
+
+def test_peaks_keep_what_an_area_filled_to_zero_shows():
+    values = np.array([0, 3, 1, 2,  -1, -4, -2, -3,  -1, 2, 0, 0,  5, 5, 5, 5,  0, 0, 0, 0],
+                      dtype=np.float32)
+    index, kept = peaks(values, 5)  # 5 buckets of 4 bins
+    np.testing.assert_array_equal(index, [1, 5, 8, 9, 12, 16])
+    np.testing.assert_array_equal(kept, [3, -4, -1, 2, 5, 0])
+    # an area through the peaks covers each bucket's full-resolution span from zero
+    rng = np.random.default_rng(0)
+    signal = rng.gamma(0.5, 1.0, 40_000).astype(np.float32)
+    index, kept = peaks(signal, 1000)
+    assert len(index) == 1000 and np.all(np.diff(index) > 0)
+    np.testing.assert_array_equal(kept, signal.reshape(1000, 40).max(axis=1))
+    short = signal[:900]
+    np.testing.assert_array_equal(peaks(short, 1000)[1], short)
+    with pytest.raises(ValueError, match="n_px"):
+        peaks(signal, 0)
 
 
 def test_envelope_keeps_every_peak_of_a_long_window_within_two_points_per_pixel():
@@ -154,6 +173,9 @@ def test_locus_figure_rows_labels_and_shared_assay_scale():
     n_points = [len(values_of(t.x)) for t in fig.data if t.name in ("observed", "imputed")]
     assert 1000 < max(n_points) <= 2000
     assert fig.layout.xaxis.range == (0, 100_000)
+    # one x-axis shared by every row, the gene row included
+    assert {t.xaxis for t in fig.data} == {"x"} and "xaxis2" not in fig.to_dict()["layout"]
+    assert {t.yaxis for t in fig.data} == {"y", "y2", "y3", "y4"}
     assert fig.layout.meta["n_tracks"] == 3
     # legend: observed and imputed once each
     assert sorted(t.name for t in fig.data if t.showlegend) == ["imputed", "observed"]
@@ -183,8 +205,10 @@ def test_locus_figure_held_out_band_and_drawing_order():
     assert row1[2].fill == "tozeroy" and "0.5)" in row1[2].fillcolor  # translucent
     # arrays travel as typed arrays: exact values, a fraction of the JSON
     x = values_of(row1[2].x)
-    assert x.dtype == np.int32 and x[0] == 0 and np.all(np.diff(x) > 0)
-    np.testing.assert_array_equal(values_of(row1[2].y), envelope(obs, 500)[1])
+    assert x.dtype == np.int32 and x[0] == 175 and np.all(np.diff(x) > 0)  # bucket 0's peak
+    np.testing.assert_array_equal(values_of(row1[2].y), peaks(obs, 500)[1])
+    # one point per pixel for the observed area, two for the imputed line
+    assert len(x) == 500 and len(values_of(row1[1].x)) == 1000
     assert fig.layout.yaxis.range[1] == pytest.approx(4.5 * 1.08, rel=1e-3)
 
 

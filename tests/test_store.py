@@ -185,6 +185,18 @@ def test_overwrite(store, real_tracks):
     assert len(list((store.path / "tracks/observed").glob("*.npy"))) == 4
 
 
+def test_reader_keeps_maps_open_and_sees_another_writers_tracks(store, real_tracks):
+    """A store keeps its memory maps between reads (the app reads the same tracks on every
+    request) and opens a track again once another process has replaced its file."""
+    key = ("E003", "H3K4me3")
+    reader = TrackStore(store.path)
+    assert reader.track(*key) is reader.track(*key)
+    np.testing.assert_array_equal(reader.fetch(*key, (0, 5)), real_tracks[key][:5])
+    for value in (1.0, 2.0):  # the writer may reuse the file name: the stat key tells
+        TrackStore(store.path).add_track(*key, np.full(store.n_bins, value), overwrite=True)
+        np.testing.assert_array_equal(reader.fetch(*key, (0, 5)), np.full(5, value))
+
+
 def test_crash_mid_write_leaves_store_unchanged(store, monkeypatch):
     """Simulated crashes while writing values or the catalog leave every byte as it was."""
     before = _snapshot(store.path)

@@ -17,6 +17,7 @@ from .style import BAND, GRID, IMPUTED_LINE, MUTED, TEXT, assay_color, base_layo
 __all__ = [
     "Track",
     "envelope",
+    "peaks",
     "bucket_bounds",
     "SIGNAL_UNIT",
     "typed_array",
@@ -72,6 +73,29 @@ class Track:
         return "90% band" if self.calibrated else "members' range"
 
 
+def _buckets(values: np.ndarray, n_px: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split ``values`` into at most ``n_px`` equal buckets of consecutive bins.
+
+    Returns
+    -------
+    first, argmin, argmax: np.ndarray[int]
+        Bin index of each bucket's first bin, and of its minimum and maximum.
+    """
+    n = values.shape[0]
+    size = -(-n // n_px)  # bins per bucket
+    m = -(-n // size)
+    padded = np.concatenate([values, np.full(m * size - n, values[-1], dtype=np.float32)])
+    blocks = padded.reshape(m, size)
+    first = np.arange(m) * size
+    return first, np.minimum(first + blocks.argmin(axis=1), n - 1), \
+        np.minimum(first + blocks.argmax(axis=1), n - 1)
+
+
+def _check_px(n_px: int) -> None:
+    if n_px < 1:
+        raise ValueError(f"n_px must be >= 1, got {n_px}")
+
+
 def envelope(values: np.ndarray, n_px: int) -> tuple[np.ndarray, np.ndarray]:
     """At most two points per pixel: the minimum and the maximum of each pixel's bins.
 
@@ -91,23 +115,49 @@ def envelope(values: np.ndarray, n_px: int) -> tuple[np.ndarray, np.ndarray]:
     values: np.ndarray[float32], shape=(m,)
     """
     values = np.asarray(values, dtype=np.float32)
-    n = values.shape[0]
-    if n_px < 1:
-        raise ValueError(f"n_px must be >= 1, got {n_px}")
-    if n <= 2 * n_px:
-        return np.arange(n), values.copy()
-    size = -(-n // n_px)  # bins per bucket
-    m = -(-n // size)
-    padded = np.concatenate([values, np.full(m * size - n, values[-1], dtype=np.float32)])
-    blocks = padded.reshape(m, size)
-    lo, hi = blocks.argmin(axis=1), blocks.argmax(axis=1)
-    first, second = np.minimum(lo, hi), np.maximum(lo, hi)
-    base = np.arange(m) * size
-    index = np.stack([base + first, base + second], axis=1).ravel()
-    index = np.minimum(index, n - 1)
+    _check_px(n_px)
+    if values.shape[0] <= 2 * n_px:
+        return np.arange(values.shape[0]), values.copy()
+    _, lo, hi = _buckets(values, n_px)
+    index = np.stack([np.minimum(lo, hi), np.maximum(lo, hi)], axis=1).ravel()
     keep = np.ones(index.size, dtype=bool)
     keep[1::2] = index[1::2] != index[0::2]  # a flat bucket gives one point
     index = index[keep]
+    return index, values[index]
+
+
+def peaks(values: np.ndarray, n_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """One point per pixel for an area filled to zero: each pixel's value farthest from zero.
+
+    An area filled from zero to a line through these points covers, in every pixel, exactly
+    the span that the full-resolution area covers there (a bucket holding values on both sides
+    of zero keeps its minimum and its maximum, in order): half the points of
+    :func:`envelope` for the same picture.
+
+    Parameters
+    ----------
+    values: np.ndarray, shape=(n,)
+    n_px: int
+        The number of pixel buckets. When ``n <= n_px`` the values are returned unchanged.
+
+    Returns
+    -------
+    index: np.ndarray[int], shape=(m,)
+        Increasing bin indices.
+    values: np.ndarray[float32], shape=(m,)
+    """
+    values = np.asarray(values, dtype=np.float32)
+    _check_px(n_px)
+    if values.shape[0] <= n_px:
+        return np.arange(values.shape[0]), values.copy()
+    _, lo, hi = _buckets(values, n_px)
+    keep_lo, keep_hi = values[lo] < 0, values[hi] >= 0
+    pairs = np.stack([np.minimum(lo, hi), np.maximum(lo, hi)], axis=1)
+    keep = np.stack([np.where(lo < hi, keep_lo, keep_hi), np.where(lo < hi, keep_hi, keep_lo)],
+                    axis=1)
+    keep[:, 1] &= pairs[:, 1] != pairs[:, 0]
+    keep[:, 0] |= ~keep[:, 1] & ~keep[:, 0]  # never an empty bucket
+    index = pairs[keep]
     return index, values[index]
 
 
@@ -213,8 +263,9 @@ def locus_figure(
         Genes (chrom, start, end, name, strand) and exons (chrom, start, end, name) overlapping
         the window; a gene row is drawn under the tracks when ``genes`` is given.
     width_px: int
-        About the plot width in pixels: each series is reduced to at most two points per
-        pixel (:func:`envelope`), the band to one (:func:`bucket_bounds`).
+        About the plot width in pixels: the imputed line is reduced to at most two points per
+        pixel (:func:`envelope`), the observed area and the band to one (:func:`peaks`,
+        :func:`bucket_bounds`), so the browser draws as little as the picture allows.
     track_height: int
         Height of one track row in pixels.
 
@@ -256,7 +307,7 @@ def locus_figure(
     for t in tracks:
         row: dict = {}
         if t.observed is not None:
-            row["obs"] = envelope(t.observed, width_px)
+            row["obs"] = peaks(t.observed, width_px)
         if t.imputed is not None:
             row["imp"] = envelope(t.imputed, width_px)
         if t.low is not None and t.high is not None:
@@ -287,19 +338,18 @@ def locus_figure(
         annotations=[],
     )
     data: list[dict] = []
+    # One x-axis for every row (the ruler on top of the first): one axis to lay out and draw
+    # instead of one per row, and a zoom on any row moves them all.
+    layout["xaxis"] = dict(range=[start, end], showgrid=True, gridcolor=GRID, tickvals=ticks,
+                           ticktext=labels, showspikes=True, spikemode="across",
+                           spikethickness=1, spikecolor=MUTED, spikedash="dot", anchor="y",
+                           domain=[0, 1], side="top", ticks="outside",
+                           ticklabeloverflow="allow",
+                           title=dict(text=f"<b>{chrom}</b>", font=dict(size=12), standoff=4))
     for row in range(1, n_rows + 1):
-        xa = dict(range=[start, end], showgrid=True, gridcolor=GRID, tickvals=ticks,
-                  ticktext=labels, showspikes=True, spikemode="across", spikethickness=1,
-                  spikecolor=MUTED, spikedash="dot", anchor=_axis("y", row), domain=[0, 1],
-                  showticklabels=row == 1)
-        if row == 1:  # the ruler: tick labels on top of the first row, the chromosome above
-            xa.update(side="top", ticks="outside",
-                      title=dict(text=f"<b>{chrom}</b>", font=dict(size=12), standoff=4))
-        else:
-            xa["matches"] = "x"
-        layout[_axis("xaxis", row)] = xa
-        layout[_axis("yaxis", row)] = dict(anchor=_axis("x", row), domain=domains[row - 1],
-                                           fixedrange=True)
+        # ticklabeloverflow "allow": plotly measures no tick label to hide (a forced layout each).
+        layout[_axis("yaxis", row)] = dict(anchor="x", domain=domains[row - 1], fixedrange=True,
+                                           ticklabeloverflow="allow")
 
     assays = list(dict.fromkeys(t.assay for t in tracks))
     shown_legend = set()
@@ -315,7 +365,7 @@ def locus_figure(
     for row, (t, d) in enumerate(zip(tracks, drawn), start=1):
         color = assay_color(t.assay, assays.index(t.assay))
         hover = f"{t.label}<br>{chrom}:%{{x:,}}: %{{y:.2f}}<extra>%{{fullData.name}}</extra>"
-        axes = dict(xaxis=_axis("x", row), yaxis=_axis("y", row))
+        axes = dict(xaxis="x", yaxis=_axis("y", row))
         if "band" in d:  # one closed shape: along the upper bound and back along the lower
             idx, low, high = d["band"]
             x = start + idx * bin_size
@@ -365,7 +415,7 @@ def locus_figure(
     if has_genes:
         row = n_rows
         for trace in gene_traces(genes, exons, start, end):
-            data.append({**trace, "xaxis": _axis("x", row), "yaxis": _axis("y", row)})
+            data.append({**trace, "xaxis": "x", "yaxis": _axis("y", row)})
         layout[_axis("yaxis", row)].update(range=[-0.6 - max(gene_rows - 1, 0), 0.9],
                                            visible=False)
         if len(genes) == 0:

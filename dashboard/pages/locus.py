@@ -216,6 +216,15 @@ def locus_view(ws: Workspace, locus: str, experiments: list[tuple[str, str]],
     return fig, tracks, (chrom, start, end)
 
 
+def page_url(current: dict | None, chosen: list | None, selection: str | None) -> dict:
+    """The locus page's address for a drawn window, chosen tracks and saved selection."""
+    params = {"tracks": [f"{b}|{a}" for b, a in (chosen or [])], "selection": selection}
+    if current:
+        params = {"locus": format_locus(current["chrom"], current["start"], current["end"]),
+                  **params}
+    return {"path": "/locus", "query": query_string(params)}
+
+
 def metrics_rows(tracks: list[Track]) -> list:
     """Table rows: experiment, what is shown (held out or training fit), MSE, Pearson."""
     rows = []
@@ -435,6 +444,7 @@ def register_callbacks(app, ws: Workspace) -> None:
         Output("locus-input", "value"),
         Output("locus-span", "children"),
         Output("locus-metrics", "children"),
+        Output("locus-url", "data"),
         Output("locus-alert", "children"),
         Input("locus-go", "n_clicks"),
         Input("locus-input", "n_submit"),
@@ -448,10 +458,11 @@ def register_callbacks(app, ws: Workspace) -> None:
         Input("locus-sel-region", "value"),
         State("locus-input", "value"),
         State("locus-current", "data"),
+        State("locus-selection", "data"),
     )
-    @guarded(6)
+    @guarded(7)
     def draw(_go, _submit, _in, _out, _left, _right, gene, dragged, chosen, region, text,
-             current):
+             current, selection):
         trigger = ctx.triggered_id
         locus = text
         if trigger in ("locus-in", "locus-out", "locus-left", "locus-right") and current:
@@ -473,8 +484,10 @@ def register_callbacks(app, ws: Workspace) -> None:
         span = [html.B(format_span(end - start)), f" · {shown} · {len(tracks)} tracks · "
                 f"{(end - start) // ws.store.regions.bin_size:,} bins of "
                 f"{ws.store.regions.bin_size} bp"]
-        return (fig, {"chrom": chrom, "start": start, "end": end}, shown, span,
-                metrics_rows(tracks), None)
+        drawn = {"chrom": chrom, "start": start, "end": end}
+        # The address bar follows in the same response (not a second request after the draw).
+        return (fig, drawn, shown, span, metrics_rows(tracks),
+                page_url(drawn, experiments, selection), None)
 
     # Graph events go through stores so that a resize (relayoutData {"autosize": true}) or a
     # click on a track never re-runs (and so cancels) a draw that is in flight.
@@ -494,18 +507,16 @@ def register_callbacks(app, ws: Workspace) -> None:
             raise PreventUpdate
         return list(x)
 
+    # Tracks chosen while no window can be drawn (e.g. none) still reach the address bar.
     @app.callback(
-        Output("locus-url", "data"),
-        Input("locus-current", "data"),
+        Output("locus-url", "data", allow_duplicate=True),
         Input("locus-tracks", "data"),
+        State("locus-current", "data"),
         State("locus-selection", "data"),
+        prevent_initial_call=True,
     )
-    def url_state(current, chosen, selection):
-        params = {"tracks": [f"{b}|{a}" for b, a in (chosen or [])], "selection": selection}
-        if current:
-            params = {"locus": format_locus(current["chrom"], current["start"], current["end"]),
-                      **params}
-        return {"path": "/locus", "query": query_string(params)}
+    def url_state(chosen, current, selection):
+        return page_url(current, chosen, selection)
 
     @app.callback(
         Output("locus-sel-region", "value"),
