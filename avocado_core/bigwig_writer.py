@@ -63,6 +63,7 @@ MAX_ZOOMS = 10
 _BLOCKS_PER_TASK = 32  # data blocks (1 MiB) per compression task
 _TASKS_AHEAD = 3  # compression tasks in flight per thread, per file
 
+_NO_ITEMS = np.zeros(0, dtype=np.int64)
 _HEADER = struct.Struct("<IHHQQQHHQQIQ")
 _ZOOM_HEADER = struct.Struct("<IIQQ")
 _SUMMARY = struct.Struct("<Qdddd")
@@ -167,12 +168,13 @@ def _window(starts, ends, values, i, j):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
-def _zoom_pass(size, state, acc, tid, starts, ends, values, span, i, s, out_i,
+def _zoom_pass(size, state, acc, tid, starts, ends, values, first, step, span, i, s, out_i,
                out_f):  # pragma: no cover - compiled
     """One zoom level's records over items ``i...`` (from base ``s`` of item ``i``; -1: its start).
 
     The rules are libBigWig's and sequential, hence one compiled pass; whole items inside the
-    open record's window are added up in SIMD passes (``span > 0``: all items ``span`` wide).
+    open record's window are added up in SIMD passes. ``span > 0``: fixed-step items
+    ``[first + k * step, +span)`` (``starts`` and ``ends`` are not read); else bedGraph items.
 
     ``state`` (int64: open, chromId, start, end, records in block, block) and ``acc``
     (float64: validCount, min, max, sum, sumSquares) are the open record, carried between
@@ -183,13 +185,13 @@ def _zoom_pass(size, state, acc, tid, starts, ends, values, span, i, s, out_i,
     is_open, rtid, rstart, rend, count, block = state[0], state[1], state[2], state[3], \
         state[4], state[5]
     valid, mn, mx, sm, ssq = acc[0], acc[1], acc[2], acc[3], acc[4]
-    n = starts.shape[0]
+    n = values.shape[0]
     cap = out_i.shape[0]
     n_out = 0
     while i < n:
         if s < 0:
-            s = starts[i]
-        e = ends[i]
+            s = first + i * step if span > 0 else starts[i]
+        e = first + i * step + span if span > 0 else ends[i]
         v = values[i]
         while s < e:
             if n_out >= cap:
@@ -238,7 +240,10 @@ def _zoom_pass(size, state, acc, tid, starts, ends, values, span, i, s, out_i,
         if is_open == 1 and count < 1023:
             # The whole items inside the open record's window, in one tight (vectorized) loop.
             stop = rstart + size
-            j = i + np.searchsorted(ends[i:], stop, side="right")  # ends are sorted
+            if span > 0:  # the first item ending past the window
+                j = min(n, max(i, (stop - span - first) // step + 1))
+            else:
+                j = i + np.searchsorted(ends[i:], stop, side="right")  # ends are sorted
             if j > i:
                 if span > 0:
                     w_mn, w_mx, w_sum, w_ssq = _window_fixed(values, i, j)
@@ -253,7 +258,7 @@ def _zoom_pass(size, state, acc, tid, starts, ends, values, span, i, s, out_i,
                 mn, mx = w_mn, w_mx
                 sm += w_sum
                 ssq += w_ssq
-                rend = ends[j - 1]
+                rend = first + (j - 1) * step + span if span > 0 else ends[j - 1]
                 i = j
     state[0], state[1], state[2], state[3], state[4], state[5] = \
         is_open, rtid, rstart, rend, count, block
@@ -506,8 +511,7 @@ class BigWigWriter:
             end = s + (len(v) - 1) * step + span
             raw.append((_SECTION.pack(tid, s, end, step, span, 3, 0, len(v)) + v.tobytes(),
                         (tid, s, tid, end)))
-        starts = start + step * np.arange(n, dtype=np.int64)
-        self._add(tid, starts, starts + span, values, raw, span)
+        self._add(tid, _NO_ITEMS, _NO_ITEMS, values, raw, (start, step, span))
 
     def add_intervals(self, chrom: str, starts: np.ndarray, ends: np.ndarray,
                       values: np.ndarray) -> None:
@@ -538,10 +542,16 @@ class BigWigWriter:
             s, end = int(it["start"][0]), int(it["end"][-1])
             raw.append((_SECTION.pack(tid, s, end, 0, 0, 1, 0, len(it)) + it.tobytes(),
                         (tid, s, tid, end)))
-        self._add(tid, starts, ends, values, raw)
+        self._add(tid, starts, ends, values, raw, (0, 0, 0))
 
     def _add(self, tid: int, starts: np.ndarray, ends: np.ndarray, values: np.ndarray,
-             raw: list[tuple[bytes, tuple]], span: int = 0) -> None:
+             raw: list[tuple[bytes, tuple]], fixed: tuple[int, int, int]) -> None:
+        """Queue ``raw`` blocks for compression; add items to the summary and zoom records.
+
+        ``fixed``: (first, step, span) of fixed-step items (then ``starts`` and ``ends`` are
+        empty), or (0, 0, 0) for bedGraph items ``[starts, ends)``.
+        """
+        first, step, span = fixed
         for k in range(0, len(raw), _BLOCKS_PER_TASK):  # compression tasks, not items
             part = raw[k:k + _BLOCKS_PER_TASK]
             self._submit(None, [b for b, _ in part], [bounds for _, bounds in part])
@@ -565,7 +575,7 @@ class BigWigWriter:
             i, s = 0, -1
             while i < len(values):  # once, unless the output fills up
                 i, s, n_out = _zoom_pass(zoom.size, zoom.state, zoom.acc, tid, starts, ends,
-                                         values, span, i, s, out_i, out_f)
+                                         values, first, step, span, i, s, out_i, out_f)
                 self._zoom_blocks(level, zoom.take(out_i[:n_out], out_f[:n_out], False))
 
     def _zoom_blocks(self, level: int, blocks: list[tuple]) -> None:
