@@ -22,9 +22,9 @@ from pyBigWig's own, except over those records, where it reads the right ones.
 Work per item is numpy (packing, summaries) or one compiled pass (the zoom records, whose
 rules are sequential); compression runs on a small thread pool (``zlib`` releases the GIL;
 blocks where string matching gains nothing, such as model predictions, are only
-entropy-coded, see :func:`_compress_blocks`),
-and compressed zoom blocks wait in unlinked temporary files beside the output, so memory
-holds one chunk of values whatever the size of the file.
+entropy-coded, see :func:`_compress_blocks`; zoom blocks use zlib level 1), and compressed
+zoom blocks wait in unlinked temporary files beside the output, so memory holds one chunk of
+values whatever the size of the file.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ R_TREE_MAGIC = 0x2468ACE0
 #: Bytes of an uncompressed block at most (libBigWig's buffer): header + items.
 BUFFER_BYTES = 32768
 FIXED_STEP_ITEMS = (BUFFER_BYTES - 24) // 4  # 8,186 values of 4 bytes per data block
-BEDGRAPH_ITEMS = (BUFFER_BYTES - 24) // 12  # 2,730 (start, end, value) items per data block
+BEDGRAPH_ITEMS = (BUFFER_BYTES - 24) // 12  # 2,728 (start, end, value) items per data block
 ZOOM_RECORDS = BUFFER_BYTES // 32 - 1  # 1,023 zoom records per block, as libBigWig
 R_TREE_BLOCK = 64  # children per R-tree node, as libBigWig
 MAX_ZOOMS = 10
@@ -199,7 +199,7 @@ def _zoom_pass(size, state, acc, tid, starts, ends, values, first, step, span, i
                     is_open, rtid, rstart, rend, count, block
                 acc[0], acc[1], acc[2], acc[3], acc[4] = valid, mn, mx, sm, ssq
                 return i, s, n_out
-            if is_open == 1 and count == 1023:  # libBigWig's buffer is full: a new block
+            if is_open == 1 and count == ZOOM_RECORDS:  # libBigWig's buffer is full: new block
                 out_i[n_out, 0], out_i[n_out, 1], out_i[n_out, 2] = rtid, rstart, rend
                 out_i[n_out, 3], out_i[n_out, 4] = int(valid), block
                 out_f[n_out, 0], out_f[n_out, 1], out_f[n_out, 2], out_f[n_out, 3] = \
@@ -237,7 +237,7 @@ def _zoom_pass(size, state, acc, tid, starts, ends, values, first, step, span, i
             s += rv
         i += 1
         s = -1
-        if is_open == 1 and count < 1023:
+        if is_open == 1 and count < ZOOM_RECORDS:
             # The whole items inside the open record's window, in one tight (vectorized) loop.
             stop = rstart + size
             if span > 0:  # the first item ending past the window
