@@ -20,7 +20,7 @@ def _run(*args: str, timeout: int = 300) -> str:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     result = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
                             text=True, timeout=timeout)
-    assert result.returncode == 0, f"{args}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    assert result.returncode == 0, f"{args}\n{result.stdout[-2000:]}\n{result.stderr[-6000:]}"
     return result.stdout
 
 
