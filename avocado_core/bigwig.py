@@ -144,7 +144,8 @@ def _check_r_tree(read: Callable[[int, int], bytes], offset: int, size: int,
         seen.add(node)
         is_leaf, _, count = struct.unpack("<BBH", read(node, 4))
         width = 32 if is_leaf else 24
-        items = np.frombuffer(read(node + 4, width * count), dtype=np.uint64).reshape(count, -1)
+        items = np.frombuffer(read(node + 4, width * count), dtype=np.uint64).reshape(
+            count, width // 8)
         if is_leaf:
             ends = items[:, 2].astype(np.float64) + items[:, 3]  # data offset + size
             if count and ends.max() > size:

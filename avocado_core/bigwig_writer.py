@@ -649,8 +649,8 @@ class BigWigWriter:
         fh.write(_r_tree(data, index_offset, index_offset, 1))
         kept: list[tuple[int, int, int]] = []
         for k, zoom in enumerate(self._zooms):
-            if k and zoom.blocks == self._zooms[k - 1].blocks:
-                break  # as libBigWig: a level no coarser in blocks ends the list
+            if not zoom.blocks or (k and zoom.blocks == self._zooms[k - 1].blocks):
+                break  # no data; or, as libBigWig, a level no coarser in blocks ends the list
             data_offset = fh.tell()
             fh.write(struct.pack("<I", zoom.blocks))
             zoom.spill.seek(0)

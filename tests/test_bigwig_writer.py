@@ -331,3 +331,15 @@ def test_header_summary_known_answer(tmp_path):
         assert header["sumSquared"] == 25 * 25 + 25 + 4 * 25 + 90
         assert bw.stats("chr1", 0, 75, type="max", exact=False) == [5.0]
         assert bw.stats("chr1", 0, 1000, type="mean", exact=False) == [pytest.approx(8 / 3)]
+
+
+def test_an_all_nan_track_is_an_empty_readable_file(synthetic, tmp_path):
+    regions, values = synthetic
+    path = tmp_path / "empty.bw"
+    write_bigwig(np.full_like(values, np.nan), regions, path, SIZES)
+    check_bigwig_file(path)
+    with pyBigWig.open(str(path)) as bw:
+        assert bw.header()["nLevels"] == 0 and bw.header()["nBasesCovered"] == 0
+        assert bw.chroms() == SIZES and bw.intervals("chrA") is None
+        assert bw.stats("chrD", 0, SIZES["chrD"]) == [None]
+        assert np.isnan(bw.values("chrA", 0, 100, numpy=True)).all()
