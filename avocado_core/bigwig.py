@@ -480,6 +480,8 @@ def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
         j = max(k0, n_full)
         if j < n_kept:  # the last bin, clipped at the chromosome's end
             pieces.append((name, first + bs * j, offset + j, offset + j + 1, size))
+    # The zoom levels follow the mean item width, known here before the values are (NaN bins,
+    # left out later, count in it: widths differ only for the few clipped last bins).
     n_items = sum(p[3] - p[2] for p in pieces)
     n_bases = sum((p[3] - p[2]) * bs if p[4] is None else p[4] - p[1] for p in pieces)
     header = [(resolved[c], sizes[resolved[c]]) for c in regions.chroms]
