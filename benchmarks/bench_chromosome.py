@@ -10,15 +10,16 @@ original-avocado fixtures' widths (6 / 8 biosample / assay factors, 5 / 7 / 9 ge
 2. ``GenomeModel.export_bigwigs`` (``avocado export-genome``): imputation and bigWig writing,
    chunk by chunk;
 3. pyBigWig alone: the same values, already computed (memory-mapped from disk), written with
-   the fastest pyBigWig call (fixed-step ``addEntries`` of numpy chunks), i.e. the bound the
-   export's writing had to beat;
+   the fastest pyBigWig call (fixed-step ``addEntries`` of numpy chunks): the export's target;
 4. avocado_core's own writer alone (``write_bigwigs`` over the same precomputed values, same
-   chunks): the bound of the export now;
+   chunks): what the writing adds to the imputation where no core is free to overlap them;
 5. the bare interpreter with torch and avocado_core imported (the RSS floor).
 
 The memory bound: one chromosome's genome factors (4 bytes x (n_25bp + n_250bp / 10 +
 n_5kbp / 200) per bin), one prediction chunk (``_PREDICT_BUDGET``, a few copies) and one export
-chunk (``_EXPORT_BUDGET`` of float32) and the writer's compression queue.
+chunk (``_EXPORT_BUDGET`` of float32) and the writer's compression queue. How far the export
+overlaps imputing and writing depends on the free cores: the table's first line says how much
+faster two threads ran than one, before and after the steps.
 
 Full run (the README's numbers; a few minutes and ~2.5 GB of disk under ``--workdir``)::
 
