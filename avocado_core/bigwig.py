@@ -10,9 +10,11 @@ Chromosome names are matched with or without the ``chr`` prefix (``chrX`` in the
 reads ``X`` in the file and vice versa). A region-set chromosome absent from a file is an error
 naming both, unless ``allow_missing_chroms=True`` (then its bins are 0).
 
-Export writes fixed-step 25 bp entries per interval (``addEntries(..., span=, step=)``), with
-the chromosome sizes of the genome in the header; ingesting the exported file with
-``transform="none"`` gives back the stored values exactly.
+Export writes fixed-step 25 bp entries per interval with our own writer
+(:mod:`avocado_core.bigwig_writer`: vectorized, blocks compressed on a thread pool, the layout
+and zoom levels of pyBigWig's files), with the chromosome sizes of the genome in the header;
+ingesting the exported file with ``transform="none"`` gives back the stored values exactly.
+NaN bins are written as no data (a reader's NaN). Reading stays with pyBigWig.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import contextlib
 import io
 import os
 import struct
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -29,17 +30,16 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import _io
-from .errors import AvocadoDiskFullError, AvocadoKeyError, AvocadoValueError, short_list
+from .bigwig_writer import BigWigWriter, compression_threads, open_bigwig
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .regions import RegionSet, match_chrom, read_chrom_sizes
 from .store import TrackStore
 
-__all__ = ["TRANSFORMS", "bin_bigwig", "bigwig_writer", "check_bigwig_file", "ingest_bigwig",
-           "ingest_manifest", "export_bigwig", "write_bigwig", "write_bigwigs", "read_manifest",
+__all__ = ["TRANSFORMS", "bin_bigwig", "check_bigwig_file", "ingest_bigwig", "ingest_manifest",
+           "export_bigwig", "write_bigwig", "write_bigwigs", "read_manifest",
            "read_chrom_sizes", "resolve_chrom_sizes"]
 
 CHUNK_BINS = 400_000  # 10 Mb of 25 bp bins: ~40 MB of float32 base-pair values per read
-_WRITE_BINS = 1 << 16  # values per pyBigWig.addEntries call when writing
 
 
 def _arcsinh(x: np.ndarray) -> np.ndarray:
@@ -144,7 +144,8 @@ def _check_r_tree(read: Callable[[int, int], bytes], offset: int, size: int,
         seen.add(node)
         is_leaf, _, count = struct.unpack("<BBH", read(node, 4))
         width = 32 if is_leaf else 24
-        items = np.frombuffer(read(node + 4, width * count), dtype=np.uint64).reshape(count, -1)
+        items = np.frombuffer(read(node + 4, width * count), dtype=np.uint64).reshape(
+            count, width // 8)
         if is_leaf:
             ends = items[:, 2].astype(np.float64) + items[:, 3]  # data offset + size
             if count and ends.max() > size:
@@ -394,39 +395,6 @@ def _default_chrom_sizes(regions: RegionSet) -> dict[str, int] | None:
     return None
 
 
-@contextlib.contextmanager
-def bigwig_writer(target: str | os.PathLike) -> Iterator:
-    """A pyBigWig writer on a temporary file that replaces ``target`` when the block ends.
-
-    libBigWig crashes (a segmentation fault) on a file it cannot create, so the temporary
-    file is created from Python first (:func:`avocado_core._io.atomic_path`); a folder that
-    cannot be written is an error naming ``target``.
-
-    Raises
-    ------
-    AvocadoValueError
-        When ``target``'s folder cannot be written.
-    """
-    import pyBigWig
-
-    target = Path(target)
-    entered = False
-    try:
-        with _io.atomic_path(target) as tmp:
-            entered = True
-            bw = pyBigWig.open(str(tmp), "w")
-            if bw is None:
-                raise AvocadoValueError(f"cannot write the bigWig {target}")
-            with contextlib.closing(bw):
-                yield bw
-    except OSError as exc:
-        if entered or isinstance(exc, AvocadoDiskFullError):
-            raise
-        raise AvocadoValueError(
-            f"cannot write the bigWig {target}: its folder {target.parent} cannot be written "
-            f"({exc.strerror or exc})") from None
-
-
 def write_bigwig(values: np.ndarray, regions: RegionSet, path: str | os.PathLike,
                  chrom_sizes: str | os.PathLike | Mapping[str, int]) -> None:
     """Write per-bin values over a region set as a bigWig (atomically).
@@ -455,9 +423,11 @@ def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
                   progress: bool = False) -> list[Path]:
     """Write several bigWigs over a region set chunk by chunk, asking for the values as it goes.
 
-    Memory holds one chunk of values of every file (plus pyBigWig's buffers), whatever the
-    size of the region set: ``values`` may compute them (e.g. a model's predictions) or slice
-    arrays. Each file is written under a temporary name and renamed when complete.
+    Memory holds one chunk of values of every file (and a few compressed blocks in flight),
+    whatever the size of the region set: ``values`` may compute them (e.g. a model's
+    predictions, on a thread of its own, while the last chunk is written) or slice arrays.
+    Each file is written under a temporary name and renamed when complete. NaN values are
+    left out (no data: a reader sees NaN there).
 
     Parameters
     ----------
@@ -510,30 +480,48 @@ def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
         j = max(k0, n_full)
         if j < n_kept:  # the last bin, clipped at the chromosome's end
             pieces.append((name, first + bs * j, offset + j, offset + j + 1, size))
-    bar = tqdm(total=sum(p[3] - p[2] for p in pieces), disable=not progress,
-               desc="writing bigWig", unit="bin", unit_scale=True)
+    # The zoom levels follow the mean item width, known here before the values are (NaN bins,
+    # left out later, count in it: widths differ only for the few clipped last bins).
+    n_items = sum(p[3] - p[2] for p in pieces)
+    n_bases = sum((p[3] - p[2]) * bs if p[4] is None else p[4] - p[1] for p in pieces)
+    header = [(resolved[c], sizes[resolved[c]]) for c in regions.chroms]
+    bar = tqdm(total=n_items, disable=not progress, desc="writing bigWig", unit="bin",
+               unit_scale=True)
     with contextlib.ExitStack() as files:
-        writers = [files.enter_context(bigwig_writer(t)) for t in targets]
-        header = [(resolved[c], sizes[resolved[c]]) for c in regions.chroms]
-        for w in writers:
-            w.addHeader(header, maxZooms=10)
-        # The next piece's values are computed on a thread while this one is written; pyBigWig
-        # holds the GIL, so it gets slices of _WRITE_BINS and the thread runs between them.
-        with ThreadPoolExecutor(1) as pool, bar:
-            ahead = pool.submit(values, pieces[0][2], pieces[0][3]) if pieces else None
+        # Blocks are compressed on a pool shared by the files (zlib releases the GIL), and the
+        # next piece's values are computed on a thread of their own while this one is written.
+        pool = files.enter_context(ThreadPoolExecutor(compression_threads()))
+        writers = [files.enter_context(open_bigwig(t, header, n_bases / max(n_items, 1), pool))
+                   for t in targets]
+        with ThreadPoolExecutor(1) as ahead_pool, bar:
+            ahead = ahead_pool.submit(values, pieces[0][2], pieces[0][3]) if pieces else None
             for i, (name, start, lo, hi, clipped) in enumerate(pieces):
-                chunk = np.asarray(ahead.result())
+                chunk = np.asarray(ahead.result(), dtype=np.float32)
                 if i + 1 < len(pieces):
-                    ahead = pool.submit(values, pieces[i + 1][2], pieces[i + 1][3])
+                    ahead = ahead_pool.submit(values, pieces[i + 1][2], pieces[i + 1][3])
                 for w, v in zip(writers, chunk):
-                    if clipped is not None:
-                        w.addEntries([name], [start], ends=[clipped], values=[float(v[0])])
-                        continue
-                    for s in range(0, hi - lo, _WRITE_BINS):
-                        w.addEntries(name, start + bs * s, span=bs, step=bs,
-                                     values=v[s:s + _WRITE_BINS].astype(np.float64))
+                    _write_piece(w, name, start, bs, v, clipped)
                 bar.update(hi - lo)
     return targets
+
+
+def _write_piece(writer: BigWigWriter, chrom: str, start: int, bin_size: int, values: np.ndarray,
+                 clipped: int | None) -> None:
+    """Consecutive bins from ``start`` as one fixed-step run; NaN bins are left out (no data).
+
+    A piece with NaN bins is written as bedGraph items of its other bins; the last bin of a
+    chromosome (``clipped``: the chromosome's end) as one item of its own, shorter span.
+    """
+    missing = np.isnan(values)
+    if clipped is not None:
+        if not missing[0]:
+            writer.add_fixed_step(chrom, start, clipped - start, values[:1])
+    elif not missing.any():
+        writer.add_fixed_step(chrom, start, bin_size, values)
+    else:
+        keep = np.flatnonzero(~missing)
+        starts = start + bin_size * keep.astype(np.int64)
+        writer.add_intervals(chrom, starts, starts + bin_size, values[keep])
 
 
 def export_bigwig(store: TrackStore, biosample: str, assay: str, path: str | os.PathLike,

@@ -10,13 +10,16 @@ original-avocado fixtures' widths (6 / 8 biosample / assay factors, 5 / 7 / 9 ge
 2. ``GenomeModel.export_bigwigs`` (``avocado export-genome``): imputation and bigWig writing,
    chunk by chunk;
 3. pyBigWig alone: the same values, already computed (memory-mapped from disk), written with
-   the fastest pyBigWig call (fixed-step ``addEntries`` of numpy chunks), i.e. the bound the
-   export's writing cannot beat;
-4. the bare interpreter with torch and avocado_core imported (the RSS floor).
+   the fastest pyBigWig call (fixed-step ``addEntries`` of numpy chunks): the export's target;
+4. avocado_core's own writer alone (``write_bigwigs`` over the same precomputed values, same
+   chunks): what the writing adds to the imputation where no core is free to overlap them;
+5. the bare interpreter with torch and avocado_core imported (the RSS floor).
 
 The memory bound: one chromosome's genome factors (4 bytes x (n_25bp + n_250bp / 10 +
 n_5kbp / 200) per bin), one prediction chunk (``_PREDICT_BUDGET``, a few copies) and one export
-chunk (``_EXPORT_BUDGET`` of float32 plus its float64 copy for pyBigWig).
+chunk (``_EXPORT_BUDGET`` of float32) and the writer's compression queue. How far the export
+overlaps imputing and writing depends on the free cores: the table's first line says how much
+faster two threads ran than one, before and after the steps.
 
 Full run (the README's numbers; a few minutes and ~2.5 GB of disk under ``--workdir``)::
 
@@ -65,6 +68,30 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def parallel_speedup() -> float:
+    """How many cores two threads get now: zlib (which releases the GIL) on 8 MiB, once on
+    one thread and once on each of two; 2.0 on two idle cores, ~1 when others hold one."""
+    import threading
+    import zlib
+
+    data = np.random.default_rng(0).integers(0, 16, 8 << 20, dtype=np.uint8).tobytes()
+
+    def work() -> None:
+        for k in range(0, len(data), 1 << 15):
+            zlib.compress(data[k:k + (1 << 15)])
+
+    t0 = time.perf_counter()
+    work()
+    one = time.perf_counter() - t0
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return 2 * one / (time.perf_counter() - t0)
+
+
 def build(workdir: Path, n_bins: int) -> Path:
     """Write the synthetic one-chromosome genome model (once; reused when present)."""
     from avocado_core import Avocado
@@ -103,6 +130,16 @@ def child(step: str, genome_dir: Path, workdir: Path, chunk_bins: int) -> dict:
             chunk = np.asarray(values[lo:lo + chunk_bins], dtype=np.float64)
             bw.addEntries(CHROM, lo * 25, values=chunk, span=25, step=25)
         bw.close()
+        return {"seconds": time.perf_counter() - t0}
+    if step == "writer":
+        from avocado_core.bigwig import write_bigwigs
+        from avocado_core.regions import RegionSet
+
+        values = np.load(workdir / "values.npy", mmap_mode="r")
+        regions = RegionSet.from_chrom_sizes({CHROM: len(values) * 25})
+        t0 = time.perf_counter()
+        write_bigwigs([workdir / "writer-alone.bigWig"], regions, {CHROM: len(values) * 25},
+                      lambda lo, hi: values[None, lo:hi], chunk_bins=chunk_bins)
         return {"seconds": time.perf_counter() - t0}
     from avocado_core.genome_wide import GenomeModel
 
@@ -160,30 +197,43 @@ def main() -> None:
     genome_dir = args.workdir / f"genome-{args.bins}"
     built = run_child("build", genome_dir, args.workdir, chunk)["seconds"]
     size = sum(f.stat().st_size for f in genome_dir.rglob("*") if f.is_file()) / 2**30
+    speedup = parallel_speedup()
     rows = {step: run_child(step, genome_dir, args.workdir, chunk)
-            for step in ("floor", "predict", "export", "pybigwig")}
+            for step in ("floor", "predict", "export", "pybigwig", "writer")}
+    speedup = (speedup + parallel_speedup()) / 2
     ok = same_values(Path(rows["export"]["path"]), args.workdir / "pybigwig-alone.bigWig",
                      args.bins)
+    ok_writer = same_values(args.workdir / "writer-alone.bigWig",
+                            args.workdir / "pybigwig-alone.bigWig", args.bins)
+    mib = {k: (args.workdir / f).stat().st_size / 2**20 for k, f in
+           (("pybigwig", "pybigwig-alone.bigWig"), ("writer", "writer-alone.bigWig"))}
 
     print(f"CPU: {cpu_model()} ({os.cpu_count()} CPUs); one chromosome of {args.bins:,} bins "
           f"({args.bins * 25 / 1e9:.2f} Gb); genome model {size:.2f} GiB on disk (written in "
-          f"{built:.0f} s); export chunk {chunk:,} bins")
+          f"{built:.0f} s); export chunk {chunk:,} bins; two threads ran {speedup:.2f}x one "
+          "(zlib, before and after the steps: the cores the export's threads could share)")
     print()
     print("| step | seconds | peak RSS (GB) |")
     print("|---|---:|---:|")
     names = {"floor": "python + torch + avocado_core imported",
              "predict": "impute the whole chromosome (GenomeModel.predict)",
              "export": "export-genome to bigWig (impute + write, chunked)",
-             "pybigwig": "pyBigWig alone, same values precomputed"}
+             "pybigwig": "pyBigWig alone, same values precomputed",
+             "writer": "avocado_core's writer alone, same values precomputed"}
     for step, name in names.items():
         r = rows[step]
         print(f"| {name} | {r['seconds']:.1f} | {r['peak_rss_gb']:.2f} |")
     export, alone = rows["export"]["seconds"], rows["pybigwig"]["seconds"]
+    writer = rows["writer"]["seconds"]
     serial = rows["predict"]["seconds"] + alone
     print()
-    print(f"export / pyBigWig alone: {export / alone:.2f}; export / (imputation + pyBigWig alone, "
-          f"one after the other): {export / serial:.2f}")
-    print(f"exported values equal the pyBigWig-only file's: {ok}")
+    print(f"export / pyBigWig alone: {export / alone:.2f}; writer alone / pyBigWig alone: "
+          f"{writer / alone:.2f}; export / (imputation + pyBigWig alone, one after the other): "
+          f"{export / serial:.2f}; export / (imputation + our writer alone): "
+          f"{export / (rows['predict']['seconds'] + writer):.2f}")
+    print(f"exported values equal the pyBigWig-only file's: {ok}; the writer-only file's: "
+          f"{ok_writer}; file sizes: pyBigWig {mib['pybigwig']:.1f} MiB, ours "
+          f"{mib['writer']:.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -156,6 +156,9 @@ def child_ddp(store_path: str, steps: int, batch_size: int, out_json: str) -> No
             "peak_rss_mb": max(r["peak_rss_mb"] for r in rates),
             "peak_anon_mb": max(r["peak_anon_mb"] for r in rates),
         }))
+    # As `avocado train --distributed` does: no rank leaves (closing its gloo connections) while
+    # another still talks to it, which aborted rank 0 now and then.
+    dist.barrier()
     dist.destroy_process_group()
 
 
@@ -199,8 +202,8 @@ def run_torchrun(store: Path, nproc: int, steps: int, batch: int, work: Path) ->
            f"--nproc-per-node={nproc}", __file__, "--child", "ddp", "--store", str(store),
            "--steps", str(steps), "--batch-size", str(batch), "--json", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(1), check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"torchrun failed:\n{proc.stderr[-3000:]}")
+    if proc.returncode != 0:  # the ranks' own messages come first, torchrun's summary last
+        raise RuntimeError(f"torchrun failed:\n{proc.stderr[:3000]}\n...\n{proc.stderr[-1500:]}")
     return json.loads(out.read_text())
 
 
