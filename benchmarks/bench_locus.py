@@ -56,7 +56,8 @@ def windows(ws: Workspace, n: int) -> list[str]:
 def locus_payload(text: str, tracks: list[list[str]]) -> dict:
     """The body of the POST /_dash-update-component the browser sends for "Go" on a locus."""
     outputs = ["locus-graph.figure", "locus-current.data", "locus-input.value",
-               "locus-span.children", "locus-metrics.children", "locus-alert.children"]
+               "locus-span.children", "locus-metrics.children", "locus-url.data",
+               "locus-alert.children"]
     inputs = [("locus-go", "n_clicks", 1), ("locus-input", "n_submit", None),
               ("locus-in", "n_clicks", None), ("locus-out", "n_clicks", None),
               ("locus-left", "n_clicks", None), ("locus-right", "n_clicks", None),
@@ -67,7 +68,8 @@ def locus_payload(text: str, tracks: list[list[str]]) -> dict:
         "outputs": [{"id": o.split(".")[0], "property": o.split(".")[1]} for o in outputs],
         "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
         "state": [{"id": "locus-input", "property": "value", "value": text},
-                  {"id": "locus-current", "property": "data", "value": None}],
+                  {"id": "locus-current", "property": "data", "value": None},
+                  {"id": "locus-selection", "property": "data", "value": None}],
         "changedPropIds": ["locus-go.n_clicks"],
     }
     return payload
