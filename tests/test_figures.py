@@ -199,8 +199,8 @@ def test_locus_figure_held_out_band_and_drawing_order():
     # the band (one closed shape), then the imputed line, then the observed area on top
     assert [t.name for t in row1] == ["90% band", "imputed", "observed"]
     band_x, band_y = values_of(row1[0].x), values_of(row1[0].y)
-    assert row1[0].fill == "toself" and len(band_x) == 2 * 500
-    np.testing.assert_array_equal(band_x[:500], band_x[500:][::-1])  # out and back
+    assert row1[0].fill == "toself" and len(band_x) == 2 * 250  # one bucket per two pixels
+    np.testing.assert_array_equal(band_x[:250], band_x[250:][::-1])  # out and back
     assert band_y.max() == pytest.approx(4.5, rel=1e-3) and band_y[-1] == 0
     assert row1[2].fill == "tozeroy" and "0.5)" in row1[2].fillcolor  # translucent
     # arrays travel as typed arrays: exact values, a fraction of the JSON

@@ -264,8 +264,9 @@ def locus_figure(
         the window; a gene row is drawn under the tracks when ``genes`` is given.
     width_px: int
         About the plot width in pixels: the imputed line is reduced to at most two points per
-        pixel (:func:`envelope`), the observed area and the band to one (:func:`peaks`,
-        :func:`bucket_bounds`), so the browser draws as little as the picture allows.
+        pixel (:func:`envelope`), the observed area to one (:func:`peaks`) and the band to one
+        per two pixels (:func:`bucket_bounds`), so the browser draws as little as the picture
+        allows.
     track_height: int
         Height of one track row in pixels.
 
@@ -311,7 +312,9 @@ def locus_figure(
         if t.imputed is not None:
             row["imp"] = envelope(t.imputed, width_px)
         if t.low is not None and t.high is not None:
-            row["band"] = bucket_bounds(t.low, t.high, width_px)
+            # An interval, not a signal: one bucket per two pixels draws the same grey shape
+            # (never narrower) with half the points of the costliest series to fill.
+            row["band"] = bucket_bounds(t.low, t.high, max(1, width_px // 2))
         values = [v[-1] for v in (row.get("obs"), row.get("imp")) if v is not None]
         if "band" in row:
             values += [row["band"][1], row["band"][2]]
