@@ -66,7 +66,7 @@ _FORMAT = "avocado-genome-model"
 _INDEX = "genome.json"
 #: Positions of a chromosome whose genome factors are read at once when predicting.
 _WINDOW_BINS = 1_000_000
-#: Bytes of predictions held at once when exporting (pyBigWig gets them as float64: twice).
+#: Bytes of predictions (float32) imputed per export chunk; the writer holds one more chunk.
 _EXPORT_BUDGET = 8 * 2**20
 
 
