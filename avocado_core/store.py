@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -213,6 +214,7 @@ class TrackStore:
         #: Open memory maps of track files, each with the file's stat key when it was opened
         #: (a file replaced since, by an atomic rename, is opened again).
         self._maps: OrderedDict[str, tuple[tuple[int, int, int], np.memmap]] = OrderedDict()
+        self._maps_lock = threading.Lock()
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -462,14 +464,16 @@ class TrackStore:
             raise self._missing(biosample, assay, kind)
         path = self.path / file
         key = self._stat_key(path)
-        cached = self._maps.get(file)
-        if cached is not None and cached[0] == key:
-            self._maps.move_to_end(file)
-            return cached[1]
+        with self._maps_lock:  # the app's request threads share one store
+            cached = self._maps.get(file)
+            if cached is not None and cached[0] == key:
+                self._maps.move_to_end(file)
+                return cached[1]
         values = np.load(path, mmap_mode="r")
-        self._maps[file] = (key, values)
-        if len(self._maps) > _OPEN_MAPS:
-            self._maps.popitem(last=False)
+        with self._maps_lock:
+            self._maps[file] = (key, values)
+            if len(self._maps) > _OPEN_MAPS:
+                self._maps.popitem(last=False)
         return values
 
     def _bin_range(self, region: str | tuple | None) -> tuple[int, int]:

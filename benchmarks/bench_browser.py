@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import shutil
 import sys
 import threading
@@ -35,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
 from bench_locus import windows  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 from avocado_core.regions import parse_locus  # noqa: E402
 from avocado_core.workspace import Workspace  # noqa: E402
@@ -68,11 +68,6 @@ ENTER_TIME = """
 """
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def ten_tracks(ws: Workspace) -> list[str]:

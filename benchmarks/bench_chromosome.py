@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model
 
 CONFIG = {"n_layers": 2, "n_nodes": 64, "n_biosample_factors": 6, "n_assay_factors": 8,
           "n_25bp_factors": 5, "n_250bp_factors": 7, "n_5kbp_factors": 9, "batch_size": 40000}
@@ -58,14 +58,6 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def parallel_speedup() -> float:

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from bench_average_activity import cpu_model
+from machine import cpu_model
 
 from avocado_core import Avocado
 from avocado_core.model import _KERNEL_MAX_WIDTH, PRESETS, _kernel_fits

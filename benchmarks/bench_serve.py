@@ -38,17 +38,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_locus import WINDOW, locus_payload, open_or_build_workspace  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 from avocado_core.cli.serve import default_workers  # noqa: E402
 from avocado_core.regions import format_locus  # noqa: E402
 from avocado_core.workspace import Workspace  # noqa: E402
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def random_windows(ws: Workspace, n: int, seed: int = 0) -> list[str]:
