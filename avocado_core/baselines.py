@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import AvocadoKeyError, AvocadoValueError
 
-__all__ = ["as_track_mapping", "average_activity", "assay_mean", "mean_track"]
+__all__ = ["as_track_mapping", "average_activity", "assay_mean", "mean_track", "windowed_mean"]
 
 Experiment = tuple[str, str]
 
@@ -150,6 +150,40 @@ def mean_track(arrays: Sequence[np.ndarray], start: int = 0, end: int | None = N
         with np.errstate(invalid="ignore", divide="ignore"):
             out[s - start : e - start] = total / count
     return out
+
+
+def windowed_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving mean along the last axis, NaN values skipped.
+
+    Position ``p`` gets the mean of positions ``p - window // 2`` to ``p + (window - 1) // 2``
+    that exist (the window is cut at the ends) and are not NaN; NaN where none is.
+
+    Parameters
+    ----------
+    values: numpy.ndarray, shape=(..., n)
+        Rows of values (e.g. one track, or a table of tracks).
+    window: int
+        Width of the window in bins (1: the values themselves).
+
+    Returns
+    -------
+    numpy.ndarray, shape=(..., n), dtype=float32
+    """
+    window = int(window)
+    if window < 1:
+        raise AvocadoValueError(f"window must be a positive number of bins, got {window}")
+    values = np.asarray(values, dtype=np.float64)
+    n = values.shape[-1]
+    ok = ~np.isnan(values)
+    pad = [(0, 0)] * (values.ndim - 1) + [(1, 0)]
+    total = np.pad(np.cumsum(np.where(ok, values, 0.0), axis=-1), pad)
+    count = np.pad(np.cumsum(ok, axis=-1, dtype=np.int64), pad)
+    p = np.arange(n)
+    lo = np.maximum(p - window // 2, 0)
+    hi = np.minimum(p + (window - 1) // 2 + 1, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (total[..., hi] - total[..., lo]) / (count[..., hi] - count[..., lo])
+    return out.astype(np.float32)
 
 
 def assay_mean(

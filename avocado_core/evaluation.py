@@ -67,7 +67,7 @@ FIT_SETTINGS = ("average_from", "sampling", "epoch_size")
 
 #: Model settings that change predictions only: candidates that differ in these alone share
 #: one trained model during selection.
-PREDICT_SETTINGS = ("activity_blend",)
+PREDICT_SETTINGS = ("activity_blend", "smoothing")
 
 
 def make_folds(

@@ -573,12 +573,15 @@ class GenomeModel:
         out = np.empty((len(experiments), end - start), dtype=np.float32)
         step = GENOME_RESOLUTIONS["5kbp"]
         first = start - start % step
+        # a smoothing model reads half its window past each end (whole 5 kbp rows)
+        pad = step * -(-(int(self.config.get("smoothing", 1)) // 2) // step)
         for lo in range(first, end, _WINDOW_BINS):
             hi = min(end, lo + _WINDOW_BINS)
-            self._window = self._over(chrom, lo, hi, self._window)
+            w0, w1 = max(0, lo - pad), min(c1 - c0, hi + pad)
+            self._window = self._over(chrom, w0, w1, self._window)
             a = max(start, lo)
-            out[:, a - start: hi - start] = self._window.predict_many(experiments, a - lo,
-                                                                       hi - lo)
+            out[:, a - start: hi - start] = self._window.predict_many(experiments, a - w0,
+                                                                       hi - w0)
         return out
 
     def predict(self, biosample: str, assay: str, region: str | tuple) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from . import __version__, kernels
+from .baselines import windowed_mean
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .model_format import CONFIG_FILE, FORMAT, read_tensors_dir, write_tensors_dir
 from .network import GENOME_RESOLUTIONS, AvocadoNetwork
@@ -173,6 +174,13 @@ class Avocado:
         With ``average_activity``: predict ``(1 - activity_blend) * model + activity_blend *
         mean``, shrinking the imputation towards average activity (0: none). It changes
         predictions only, so it can be chosen after training. Default is 0.0.
+    smoothing: int, optional
+        Imputations are a centred moving mean over this many 25 bp bins of what the model
+        computes (1: none). Observed signal at 25 bp is noisy beyond what any model predicts,
+        and a few bins of smoothing lower the imputation's error against it (on the pilot's
+        validation tracks, a window of 5-9 bins by about 1%); within ``smoothing // 2`` bins of
+        the ends of the model's positions the mean is over the bins present. It changes
+        predictions only, so it can be chosen after training. Default is 1.
     device: str or torch.device, optional
         Where to compute. Default is None: CUDA when available, else CPU.
     precision: str, optional
@@ -218,6 +226,7 @@ class Avocado:
         biosample_decay: float = 0.0,
         average_activity: str | None = None,
         activity_blend: float = 0.0,
+        smoothing: int = 1,
         device: str | torch.device | None = None,
         precision: str = "auto",
         seed: int | None = None,
@@ -269,6 +278,7 @@ class Avocado:
         self.biosample_decay = float(biosample_decay)
         self.average_activity = average_activity
         self.activity_blend = activity_blend
+        self.smoothing = smoothing
         #: The per-assay means (with ``average_activity``), set by ``fit``.
         self.activity: AverageActivity | None = None
         self.precision = precision
@@ -386,6 +396,18 @@ class Avocado:
         self._activity_blend = float(value)
 
     @property
+    def smoothing(self) -> int:
+        """Width in bins of the moving mean applied to imputations (see the class parameters)."""
+        return self._smoothing
+
+    @smoothing.setter
+    def smoothing(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise AvocadoValueError(
+                f"smoothing must be a whole number of bins >= 1, got {value!r}")
+        self._smoothing = int(value)
+
+    @property
     def celltypes(self) -> list[str]:
         """Alias of :attr:`biosamples`."""
         return self.biosamples
@@ -403,6 +425,7 @@ class Avocado:
             "biosample_decay": self.biosample_decay,
             "average_activity": self.average_activity,
             "activity_blend": self.activity_blend,
+            "smoothing": self.smoothing,
             "precision": self.precision,
             "seed": self.seed,
         }
@@ -954,6 +977,21 @@ class Avocado:
         return total / len(keys)
 
     def _predict_indices(
+        self,
+        network: AvocadoNetwork,
+        b_idx: np.ndarray,
+        a_idx: np.ndarray,
+        start: int,
+        end: int,
+    ) -> np.ndarray:
+        if self.smoothing > 1:  # the moving mean of a range that reaches half a window further
+            lo = max(0, start - self.smoothing // 2)
+            hi = min(network.n_positions, end + (self.smoothing - 1) // 2)
+            wide = self._predict_unsmoothed(network, b_idx, a_idx, lo, hi)
+            return windowed_mean(wide, self.smoothing)[:, start - lo : end - lo]
+        return self._predict_unsmoothed(network, b_idx, a_idx, start, end)
+
+    def _predict_unsmoothed(
         self,
         network: AvocadoNetwork,
         b_idx: np.ndarray,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from avocado_core import baselines
+from avocado_core.baselines import windowed_mean
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
 
 
@@ -100,3 +101,18 @@ def test_real_track_store(tracks, tmp_path):
     np.testing.assert_array_equal(baselines.average_activity(store, "B2", "K4"),
                                   baselines.average_activity(clean, "B2", "K4"))
     np.testing.assert_allclose(baselines.average_activity(store, "B2", "K4"), [3, 3.5, 4, 4.5, 5])
+
+
+def test_windowed_mean_by_hand():
+    x = np.array([1.0, 2.0, np.nan, 4.0, 5.0, 9.0])
+    # window 3: the bins present of p - 1 .. p + 1 (cut at the ends, NaN skipped)
+    np.testing.assert_allclose(windowed_mean(x, 3), [1.5, 1.5, 3.0, 4.5, 6.0, 7.0])
+    # window 4: p - 2 .. p + 1
+    np.testing.assert_allclose(windowed_mean(x, 4), [1.5, 1.5, 7 / 3, 11 / 3, 6.0, 6.0])
+    np.testing.assert_array_equal(windowed_mean(x, 1)[[0, 1, 3]], x[[0, 1, 3]])
+    assert np.isnan(windowed_mean(np.full(3, np.nan), 3)).all()
+    # rows of a table are smoothed one by one
+    table = np.stack([x, 2 * x])
+    np.testing.assert_allclose(windowed_mean(table, 3)[1], 2 * windowed_mean(x, 3))
+    with pytest.raises(AvocadoValueError, match="window must be a positive number of bins, got 0"):
+        windowed_mean(x, 0)

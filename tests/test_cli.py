@@ -273,9 +273,10 @@ def test_train_biosample_decay_is_part_of_the_model(store_path, work):
 
 def test_train_with_average_activity(store_path, work):
     run("train", store_path, work / "aa", *TINY, "--epochs", "1", "--average-activity", "input",
-        "--activity-blend", "0.25", "-q")
+        "--activity-blend", "0.25", "--smoothing", "5", "-q")
     model = Avocado.load(work / "aa", device="cpu")
     assert model.config["average_activity"] == "input" and model.activity_blend == 0.25
+    assert model.smoothing == 5
     assert model.activity is not None
     assert model.predict("E003", "H3K4me3").shape == (model.n_positions,)
     assert_one_line_error(

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from avocado_core import evaluation
-from avocado_core.baselines import average_activity
+from avocado_core.baselines import average_activity, windowed_mean
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
 from avocado_core.metrics import score_track
 from avocado_core.regions import RegionSet
@@ -269,3 +269,29 @@ def test_blend_candidates_share_one_trained_model(compendium, monkeypatch):
                     for k in val])
     assert scores["val_mse"].iloc[2] == pytest.approx(want, rel=1e-5)
     assert best == {"activity_blend": [0.0, 0.5, 1.0][int(scores["val_mse"].argmin())]}
+
+
+def test_smoothing_candidates_share_one_trained_model(compendium, monkeypatch):
+    from avocado_core.model import Avocado
+
+    fits, models = [], []
+    original = Avocado.fit
+
+    def counting(self, *args, **kwargs):
+        fits.append(self.config["smoothing"])
+        models.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Avocado, "fit", counting)
+    train = dict(list(compendium.items())[:15])
+    best, scores = evaluation.select_hyperparameters(
+        train, {"smoothing": [1, 5]}, TINY, n_epochs=2, inner_folds=3, seed=1)
+    assert fits == [1]  # one model, two smoothings
+    # known answer: the second candidate scores the moving mean of the first one's imputations
+    model = models[0]
+    model.smoothing = 1
+    val = evaluation.make_folds(train.keys(), 3, seed=1)[0]
+    want = np.mean([np.mean((windowed_mean(model.predict(*k), 5).astype(np.float64)
+                             - train[k]) ** 2) for k in val])
+    assert scores["val_mse"].iloc[1] == pytest.approx(want, rel=1e-5)
+    assert best == {"smoothing": [1, 5][int(scores["val_mse"].argmin())]}

@@ -221,3 +221,18 @@ def test_average_activity_model_goes_genome_wide(setup: dict, tmp_path: Path) ->
     np.testing.assert_allclose(part.activity.mean[part.assays.index(a)], np.mean(same, axis=0),
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(genome.predict(b, a, "chrB"), part.predict(b, a))
+
+
+def test_smoothing_reads_past_each_window(setup: dict, monkeypatch) -> None:
+    from avocado_core import genome_wide
+
+    monkeypatch.setattr(genome_wide, "_WINDOW_BINS", 400)  # chrA in four windows
+    genome = GenomeModel.load(setup["out"])
+    genome.config["smoothing"] = 9
+    part = Avocado.load(setup["parts"] / "chrA", device="cpu")
+    part.smoothing = 9
+    b, a = setup["experiments"][1]
+    np.testing.assert_allclose(genome.predict(b, a, "chrA"), part.predict(b, a),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(genome.predict_many([(b, a)], "chrA", 395, 805)[0],
+                               part.predict(b, a, 395, 805), rtol=1e-5, atol=1e-6)

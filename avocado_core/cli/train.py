@@ -38,6 +38,8 @@ _MODEL_OPTIONS = [
      "as a baseline the network corrects (residual)."),
     ("--activity-blend", "activity_blend", float,
      "With --average-activity: predict (1 - B) x model + B x average activity (0: none)."),
+    ("--smoothing", "smoothing", click.IntRange(min=1),
+     "Impute a centred moving mean over this many 25 bp bins of the model's output (1: none)."),
 ]
 
 
