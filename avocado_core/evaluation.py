@@ -55,6 +55,7 @@ Experiment = tuple[str, str]
 #: Baselines scored next to the model: name -> f(training tracks, biosample, assay).
 BASELINES: dict[str, Callable[..., np.ndarray]] = {
     "average_activity": _baselines.average_activity,
+    "smoothed_average_activity": _baselines.smoothed_average_activity,
     "assay_mean": _baselines.assay_mean,
 }
 
@@ -426,9 +427,10 @@ def cross_validate(
     for i, fold in enumerate(bar):
         bar.set_description(f"fold {i + 1}/{len(folds)}")
         file = None if cache is None else cache / f"fold{i:03d}-{_fold_key(fold, settings)}.tsv"
-        # the selection (one model per candidate) does not depend on n_models: an ensemble
-        # run reuses a single-model run's
-        sel_key = _fold_key(fold, {k: v for k, v in settings.items() if k != "n_models"})
+        # the selection (one model per candidate) does not depend on n_models, the baselines
+        # or the masks: an ensemble run, or one with other baselines, reuses a run's selection
+        sel_key = _fold_key(fold, {k: v for k, v in settings.items()
+                                   if k not in ("n_models", "baselines", "masks")})
         sel_file = None if cache is None else cache / f"fold{i:03d}-{sel_key}.selection.tsv"
         if file is not None and file.is_file():
             frames.append(pd.read_csv(file, sep="\t"))

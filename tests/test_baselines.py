@@ -116,3 +116,24 @@ def test_windowed_mean_by_hand():
     np.testing.assert_allclose(windowed_mean(table, 3)[1], 2 * windowed_mean(x, 3))
     with pytest.raises(AvocadoValueError, match="window must be a positive number of bins, got 0"):
         windowed_mean(x, 0)
+
+
+def test_smoothed_average_activity_is_the_moving_mean_of_average_activity(tracks):
+    full = baselines.smoothed_average_activity(tracks, "B1", "K4", window=3)
+    np.testing.assert_allclose(
+        full, windowed_mean(baselines.average_activity(tracks, "B1", "K4"), 3))
+    # B2 and B3 give [4, 3.5, 3, 2.5, 5] (NaN skipped); its moving mean by hand
+    np.testing.assert_allclose(full, [3.75, 3.5, 3.0, 3.5, 3.75])
+    # a window of bins reads past its ends: the same values as the whole track's
+    np.testing.assert_allclose(
+        baselines.smoothed_average_activity(tracks, "B1", "K4", start=1, end=3, window=3),
+        full[1:3])
+    assert baselines.smoothed_average_activity(tracks, "B1", "K4").shape == (5,)
+
+
+def test_evaluate_offers_every_baseline():
+    from avocado_core.cli.evaluate import evaluate
+    from avocado_core.evaluation import BASELINES
+
+    choice = next(p for p in evaluate.params if p.name == "baselines").type.choices
+    assert sorted(choice) == sorted(BASELINES)

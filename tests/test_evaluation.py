@@ -222,6 +222,14 @@ def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path, 
                                          select=select, n_models=2, cache_dir=tmp_path / "c",
                                          progress=False)
     assert set(ensemble[ensemble["method"] == "avocado"]["selected"]) == {'{"n_epochs": 20}'}
+    # so does a run with other baselines (they choose nothing)
+    other = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=5,
+                                      select=select, cache_dir=tmp_path / "c", progress=False,
+                                      baselines=["smoothed_average_activity"])
+    assert set(other["method"]) == {"avocado", "smoothed_average_activity"}
+    pd.testing.assert_frame_equal(  # the same models (retrained: the fold files differ)
+        other[other["method"] == "avocado"].drop(columns="train_seconds").reset_index(drop=True),
+        model.drop(columns="train_seconds").reset_index(drop=True))
     monkeypatch.undo()
     md = evaluation.summarize(res)
     assert "### Nested model selection" in md and '{"n_epochs": 20}' in md

@@ -96,8 +96,11 @@ def _select_value(text: str) -> Any:
 )
 @device_option
 @click.option(
-    "--baseline", "baselines", multiple=True, type=click.Choice(["average_activity", "assay_mean"]),
-    help="Baselines to score beside the model (repeatable) [default: both].",
+    "--baseline", "baselines", multiple=True,
+    type=click.Choice(["average_activity", "smoothed_average_activity", "assay_mean"]),
+    help="Baselines to score beside the model (repeatable; smoothed_average_activity: its "
+         "moving mean over 9 bins, the fair reference for --smoothing) "
+         "[default: average_activity and assay_mean].",
 )
 @click.option("--genes", type=EXISTING_FILE,
               help="Genes BED (or GTF): adds mseprom / msegene.")
