@@ -154,7 +154,9 @@ def evaluate(
       avocado evaluate store/ evaluation/ --folds 5 --config small --hg19-annotations
       avocado evaluate store/ evaluation/ --epochs 45 --average-from 10 --models 3
       avocado evaluate store/ evaluation/ --average-activity input --average-from 10 \\
-          --select biosample-decay=0,0.1 --select epochs=30,45 --select activity-blend=0,0.25
+          --select biosample-decay=0,0.1 --select epochs=30,45 --select activity-blend=0,0.25 \\
+          --select smoothing=1,5,9 --baseline average_activity \\
+          --baseline smoothed_average_activity
       avocado fetch roadmap-pilot pilot/ && avocado evaluate pilot/ results/ --batch-size 40000
     """
     from ..evaluation import evaluate_to_dir
