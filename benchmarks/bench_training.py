@@ -183,7 +183,7 @@ def avocado(spec: dict) -> dict:
     biosamples = sorted({b for b, _ in tracks} | {HELD_OUT[0]})
     assays = sorted({a for _, a in tracks} | {HELD_OUT[1]})
     cfg = dict(SMALL if spec["config"] == "small" else PAPER)
-    model = Avocado(biosamples, assays, len(held), device="cpu", seed=0,
+    model = Avocado(biosamples, assays, len(held), device="cpu", seed=spec.get("seed", 0),
                     precision=spec["precision"], **cfg)
     bs = cfg["batch_size"]
     result = {}

@@ -16,7 +16,9 @@ Rows:
   (small config, the issue's protocol, both implementations) and, for our fp32 and bf16,
   after ``--paper-epochs`` epochs of ``--paper-epoch-size`` batches (paper config; 28 batches
   of 40,000 are one pass over the pilot's 1.13 M positions). The original is left out of the
-  paper accuracy rows: it needs ~15 s a batch here, an hour for a meaningful run.
+  paper accuracy rows: it needs ~15 s a batch here, an hour for a meaningful run. With
+  ``--seeds 0,1`` our accuracy rows run once per seed, and the table adds how far two seeds of
+  one contender land apart: the yardstick for the gap between bf16 and fp32.
 
 The original runs in a virtual environment of its own, outside the repository (default
 ``$AVOCADO_CACHE/original-venv``, else ``~/.cache/avocado-bench/original-venv``), built on first
@@ -107,6 +109,9 @@ def main() -> None:
                         help="epochs of the paper accuracy rows, ours fp32 vs bf16 (0: none)")
     parser.add_argument("--paper-epoch-size", type=int, default=28,
                         help="batches per epoch of the paper accuracy rows")
+    parser.add_argument("--seeds", default="0",
+                        help="seeds of our accuracy rows (e.g. 0,1: how far two seeds land "
+                             "apart, beside bf16 against fp32)")
     parser.add_argument("--ours-only", action="store_true", help="leave the original out")
     parser.add_argument("--venv", type=Path, default=default_venv(),
                         help="the original's virtual environment (built if missing)")
@@ -164,15 +169,19 @@ def main() -> None:
     # ---- accuracy
     accuracy: list[tuple[str, str, str, dict]] = []
     runs = []
-    if "small" in configs and args.small_epochs:
-        runs += [("small", label, command, precision, args.small_epochs, args.small_epoch_size)
-                 for label, command, precision in contenders("small")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if "small" in configs and args.small_epochs:  # the original's row: its own seed 0
+        runs += [("small", label, command, precision, args.small_epochs, args.small_epoch_size,
+                  seed) for label, command, precision in contenders("small")
+                 for seed in (seeds if command is None else [0])]
     if "paper" in configs and args.paper_epochs:
-        runs += [("paper", label, None, precision, args.paper_epochs, args.paper_epoch_size)
+        runs += [("paper", label, None, precision, args.paper_epochs, args.paper_epoch_size,
+                  seed) for seed in seeds
                  for label, command, precision in contenders("paper") if command is None]
-    for config, label, command, precision, epochs, size in runs:
-        res = run(spec_of(config, precision, epochs=epochs, warmup=0, epoch_size=size), command)
-        what = f"{epochs} x {size} batches"
+    for config, label, command, precision, epochs, size, seed in runs:
+        res = run(spec_of(config, precision, epochs=epochs, warmup=0, epoch_size=size,
+                          **({"seed": seed} if command is None else {})), command)
+        what = f"{epochs} x {size} batches" + (f", seed {seed}" if seeds != [0] else "")
         accuracy.append((config, label, what, res))
         print(f"#   {config} {label}, {what}: MSE {res['mse']:.4f}, r {res['r']:.3f} "
               f"(load {_load()})", flush=True)
@@ -218,11 +227,23 @@ def _accuracy_table(accuracy: list) -> None:
     for config, label, what, res in accuracy:
         print(f"| {config} | {label} | {what} | {res['samples_per_s']:,.0f} | "
               f"{res['peak_rss_mb']:,.0f} | {res['mse']:.4f} | {res['r']:.3f} |")
-    paper = {label.split()[1]: res for config, label, _, res in accuracy if config == "paper"}
-    if {"fp32", "bf16"} <= set(paper):
-        f, b = paper["fp32"], paper["bf16"]
-        print(f"# paper bf16 vs fp32 after the same batches: MSE "
-              f"{b['mse'] / f['mse'] - 1:+.2%}, Pearson r {b['r'] / f['r'] - 1:+.2%}")
+    paper: dict[str, dict[str, dict]] = {}  # training (with its seed) -> precision -> result
+    for config, label, what, res in accuracy:
+        if config == "paper":
+            paper.setdefault(what, {})[label.split()[1]] = res
+    for what, rows in paper.items():
+        if {"fp32", "bf16"} <= set(rows):
+            f, b = rows["fp32"], rows["bf16"]
+            print(f"# paper bf16 vs fp32 after the same batches ({what}): MSE "
+                  f"{b['mse'] / f['mse'] - 1:+.2%}, Pearson r {b['r'] / f['r'] - 1:+.2%}")
+    by_label: dict[tuple[str, str], list[tuple[str, dict]]] = {}
+    for config, label, what, res in accuracy:
+        by_label.setdefault((config, label), []).append((what, res))
+    for (config, label), rows in by_label.items():
+        if len(rows) > 1:  # the same contender, another seed: how far apart runs land anyway
+            (w0, r0), (w1, r1) = rows[0], rows[1]
+            print(f"# {config} {label}, {w1.split(', ')[-1]} vs {w0.split(', ')[-1]}: MSE "
+                  f"{r1['mse'] / r0['mse'] - 1:+.2%}, Pearson r {r1['r'] / r0['r'] - 1:+.2%}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from app_workspaces import pilot_workspace  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +79,19 @@ def test_bench_vs_original_runs_without_the_original():
     assert "precision='auto' (the default) picks here: small fp32" in out
     assert "| small | avocado_core fp32 (auto) |" in out  # speed row
     assert "| small | avocado_core fp32 (auto) | 1 x 3 batches |" in out  # accuracy row
+
+
+def test_bench_vs_original_compares_seeds():
+    out = _run("benchmarks/bench_vs_original.py", "--ours-only", "--configs", "small",
+               "--reps", "0", "--small-epochs", "1", "--small-epoch-size", "3", "--seeds", "0,1")
+    rows = [line.split("|") for line in out.splitlines()
+            if line.startswith("| small | avocado_core fp32 (auto) | 1 x 3 batches, seed ")]
+    mse = [float(r[-3]) for r in rows]
+    assert len(rows) == 2 and mse[0] != mse[1]  # two seeds, two held-out results
+    line = next(x for x in out.splitlines() if x.startswith("# small avocado_core fp32 (auto)"))
+    assert line.startswith("# small avocado_core fp32 (auto), seed 1 vs seed 0: MSE ")
+    printed = float(line.split("MSE ")[1].split("%")[0])  # from unrounded values
+    assert printed == pytest.approx(100 * (mse[1] / mse[0] - 1), abs=0.1)
 
 
 def test_bench_average_activity_prints_its_table():
