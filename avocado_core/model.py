@@ -178,7 +178,7 @@ class Avocado:
         Imputations are a centred moving mean over this many 25 bp bins of what the model
         computes (1: none). Observed signal at 25 bp is noisy beyond what any model predicts,
         and a few bins of smoothing lower the imputation's error against it (on the pilot's
-        validation tracks, a window of 5-9 bins by about 1%); within ``smoothing // 2`` bins of
+        validation tracks, a window of 5-9 bins by 1-2%); within ``smoothing // 2`` bins of
         the ends of the model's positions the mean is over the bins present. It changes
         predictions only, so it can be chosen after training. Default is 1.
     device: str or torch.device, optional
