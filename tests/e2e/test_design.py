@@ -70,9 +70,11 @@ def test_pilot_alerts_and_rerank(page, pilot_url):
     expect(alert).to_contain_text("k=2 exceeds the 1 candidate biosamples", timeout=60_000)
     rerank.check()
     page.fill("#design-k", "9")
+    expect(page).to_have_url(re.compile(r"k=9"))  # the app has the new k before the click
     page.click("#design-run")
     expect(alert).to_contain_text("k=9 exceeds the 5 candidate biosamples", timeout=60_000)
     page.fill("#design-k", "3")
+    expect(page).to_have_url(re.compile(r"k=3"))
     page.click("#design-run")
     expect(page.locator("#design-summary")).to_contain_text("3 biosamples picked for H3K4me3",
                                                             timeout=60_000)
