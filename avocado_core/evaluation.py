@@ -45,6 +45,8 @@ __all__ = [
     "candidates",
     "select_hyperparameters",
     "cross_validate",
+    "nested_selection",
+    "summarize_selection",
     "summarize",
     "plot_evaluation",
     "evaluate_to_dir",
@@ -397,41 +399,26 @@ def cross_validate(
 
     from .ensemble import check_n_models
 
-    tracks = _baselines.as_track_mapping(data)
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise AvocadoKeyError(f"unknown baseline(s) {unknown}; expected some of {list(BASELINES)}")
-    lengths = {len(v) for v in tracks.values()}
-    if len(lengths) != 1:
-        raise AvocadoValueError(f"tracks have lengths {sorted(lengths)}; expected one length")
-    n_positions = lengths.pop()
+    tracks = _tracks_of_one_length(data)
     folds = make_folds(tracks.keys(), n_folds, seed=seed)
-    settings = {
-        "config": config, "n_epochs": n_epochs, "epoch_size": epoch_size,
-        "fit_kwargs": dict(fit_kwargs or {}), "seed": seed, "baselines": list(baselines),
-        "masks": sorted(masks or {}), "n_positions": n_positions,
-        "experiments": sorted(map(list, tracks.keys())),
-    }
+    # the selection (one model per candidate) does not depend on n_models, the baselines or
+    # the masks: an ensemble run, or one with other baselines, reuses a run's selection
+    sel_settings = _selection_settings(tracks, folds, config, n_epochs, epoch_size, fit_kwargs,
+                                       seed, select, inner_folds, inner_splits)
+    settings = {**sel_settings, "baselines": list(baselines), "masks": sorted(masks or {})}
     if check_n_models(n_models) > 1:  # one model keeps the cache keys of earlier folds
         settings["n_models"] = int(n_models)
-    if select:  # no selection keeps the cache keys of earlier folds
-        candidates(select)  # bad names fail before any training
-        settings.update(select=dict(select), inner_folds=inner_folds, inner_splits=inner_splits)
     cache = None if cache_dir is None else Path(cache_dir)
-    if select:  # every fold's inner split exists, or fail before any training
-        for i, fold in enumerate(folds):
-            _inner_splits(set(tracks) - set(fold), inner_folds, inner_splits, seed + i)
 
     frames, selections = [], []
     bar = tqdm(folds, desc="folds", unit="fold", disable=not progress)
     for i, fold in enumerate(bar):
         bar.set_description(f"fold {i + 1}/{len(folds)}")
         file = None if cache is None else cache / f"fold{i:03d}-{_fold_key(fold, settings)}.tsv"
-        # the selection (one model per candidate) does not depend on n_models, the baselines
-        # or the masks: an ensemble run, or one with other baselines, reuses a run's selection
-        sel_key = _fold_key(fold, {k: v for k, v in settings.items()
-                                   if k not in ("n_models", "baselines", "masks")})
-        sel_file = None if cache is None else cache / f"fold{i:03d}-{sel_key}.selection.tsv"
+        sel_file = None if cache is None else _selection_file(cache, i, fold, sel_settings)
         if file is not None and file.is_file():
             frames.append(pd.read_csv(file, sep="\t"))
             if sel_file.is_file():
@@ -439,22 +426,12 @@ def cross_validate(
             continue
         held = set(fold)
         train = {k: v for k, v in tracks.items() if k not in held}
-        kw = dict(fit_kwargs or {})
-        if epoch_size is not None:
-            kw["epoch_size"] = epoch_size
+        kw = _fold_fit_kwargs(fit_kwargs, epoch_size)
         fold_config, fold_epochs, chosen = config, n_epochs, None
-        if select and sel_file is not None and sel_file.is_file():
-            scores = pd.read_csv(sel_file, sep="\t")
-            chosen = json.loads(scores.loc[scores["val_mse"].idxmin(), "params"])
-        elif select:
-            chosen, scores = select_hyperparameters(
-                train, select, config, n_epochs, kw, seed=seed + i, inner_folds=inner_folds,
-                inner_splits=inner_splits, experiments=tracks.keys(), device=device,
-                progress=False)
-            scores.insert(0, "fold", i)
-            if sel_file is not None:
-                _io.write_text(sel_file, scores.to_csv(sep="\t", index=False))
         if select:
+            chosen, scores = _fold_selection(i, train, tracks.keys(), sel_file, select, config,
+                                             n_epochs, kw, seed, inner_folds, inner_splits,
+                                             device)
             fold_config, fold_epochs, kw = _apply(config, n_epochs, kw, chosen)
             selections.append(scores)
             if progress:
@@ -489,6 +466,154 @@ def cross_validate(
     if selections:
         results.attrs["selection"] = pd.concat(selections, ignore_index=True)
     return results
+
+
+def _tracks_of_one_length(data) -> dict[Experiment, np.ndarray]:
+    tracks = _baselines.as_track_mapping(data)
+    lengths = {len(v) for v in tracks.values()}
+    if len(lengths) != 1:
+        raise AvocadoValueError(f"tracks have lengths {sorted(lengths)}; expected one length")
+    return tracks
+
+
+def _selection_settings(tracks, folds, config, n_epochs, epoch_size, fit_kwargs, seed, select,
+                        inner_folds, inner_splits) -> dict[str, Any]:
+    """The settings a fold's selection depends on (its cache key), checked before training."""
+    settings = {
+        "config": config, "n_epochs": n_epochs, "epoch_size": epoch_size,
+        "fit_kwargs": dict(fit_kwargs or {}), "seed": seed,
+        "n_positions": len(next(iter(tracks.values()))),
+        "experiments": sorted(map(list, tracks.keys())),
+    }
+    if select:  # no selection keeps the cache keys of earlier folds
+        candidates(select)  # bad names fail before any training
+        for i, fold in enumerate(folds):  # every fold's inner split exists
+            _inner_splits(set(tracks) - set(fold), inner_folds, inner_splits, seed + i)
+        settings.update(select=dict(select), inner_folds=inner_folds, inner_splits=inner_splits)
+    return settings
+
+
+def _selection_file(cache: Path, i: int, fold: Sequence[Experiment],
+                    sel_settings: Mapping[str, Any]) -> Path:
+    return cache / f"fold{i:03d}-{_fold_key(fold, sel_settings)}.selection.tsv"
+
+
+def _fold_fit_kwargs(fit_kwargs: Mapping[str, Any] | None, epoch_size: int | None
+                     ) -> dict[str, Any]:
+    kw = dict(fit_kwargs or {})
+    if epoch_size is not None:
+        kw["epoch_size"] = epoch_size
+    return kw
+
+
+def _fold_selection(i, train, experiments, sel_file, select, config, n_epochs, kw, seed,
+                    inner_folds, inner_splits, device) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Fold ``i``'s choice and every candidate's validation MSE (cached in ``sel_file``)."""
+    if sel_file is not None and sel_file.is_file():
+        scores = pd.read_csv(sel_file, sep="\t")
+        return json.loads(scores.loc[scores["val_mse"].idxmin(), "params"]), scores
+    chosen, scores = select_hyperparameters(
+        train, select, config, n_epochs, kw, seed=seed + i, inner_folds=inner_folds,
+        inner_splits=inner_splits, experiments=experiments, device=device, progress=False)
+    scores.insert(0, "fold", i)
+    if sel_file is not None:
+        _io.write_text(sel_file, scores.to_csv(sep="\t", index=False))
+    return chosen, scores
+
+
+def nested_selection(
+    data,
+    select: Mapping[str, Sequence[Any]],
+    n_folds: int | None = 5,
+    config: str | Mapping[str, Any] = "small",
+    n_epochs: int = 10,
+    epoch_size: int | None = None,
+    fit_kwargs: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    inner_folds: int = 5,
+    inner_splits: int = 1,
+    cache_dir: str | os.PathLike | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Only the nested selection of :func:`cross_validate`: study a grid without its test.
+
+    For each outer fold, every candidate of ``select`` is scored on validation tracks split
+    off the fold's *training* tracks, exactly as ``cross_validate(select=...)`` does (same
+    folds, seeds and cache files); no final model is trained and the held-out tracks are
+    never read. A later ``cross_validate`` with the same settings and ``cache_dir`` reuses
+    these selections and trains only the final models.
+
+    Parameters
+    ----------
+    data: TrackStore or Mapping[(biosample, assay)] -> numpy.ndarray
+        Observed tracks, all of one length.
+    select: dict[str, sequence]
+        Candidate values (see ``candidates``).
+    n_folds, config, n_epochs, epoch_size, fit_kwargs, seed, inner_folds, inner_splits,
+    cache_dir, device:
+        As in :func:`cross_validate`.
+    progress: bool, optional
+        Show one line per fold. Default is True.
+
+    Returns
+    -------
+    scores: pandas.DataFrame
+        One row per (fold, candidate): ``fold``, ``params`` (JSON), ``val_mse`` (mean over
+        the fold's validation tracks), ``val_tracks``.
+    """
+    from tqdm.auto import tqdm
+
+    if not select:
+        raise AvocadoValueError("nested_selection needs candidate values (select)")
+    tracks = _tracks_of_one_length(data)
+    folds = make_folds(tracks.keys(), n_folds, seed=seed)
+    sel_settings = _selection_settings(tracks, folds, config, n_epochs, epoch_size, fit_kwargs,
+                                       seed, select, inner_folds, inner_splits)
+    cache = None if cache_dir is None else Path(cache_dir)
+    kw = _fold_fit_kwargs(fit_kwargs, epoch_size)
+    frames = []
+    for i, fold in enumerate(tqdm(folds, desc="selection", unit="fold", disable=not progress)):
+        sel_file = None if cache is None else _selection_file(cache, i, fold, sel_settings)
+        held = set(fold)
+        train = {k: v for k, v in tracks.items() if k not in held}
+        chosen, scores = _fold_selection(i, train, tracks.keys(), sel_file, select, config,
+                                         n_epochs, kw, seed, inner_folds, inner_splits, device)
+        if progress:
+            tqdm.write(f"fold {i + 1}/{len(folds)}: best {json.dumps(chosen)} "
+                       f"(validation MSE {scores['val_mse'].min():.4f})")
+        frames.append(scores)
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarize_selection(scores: pd.DataFrame, command: str | None = None) -> str:
+    """Markdown of :func:`nested_selection`: each fold's best, and every candidate by mean.
+
+    Parameters
+    ----------
+    scores: pandas.DataFrame
+        Output of ``nested_selection``.
+    command: str, optional
+        The command that produced it, written as a comment at the top.
+
+    Returns
+    -------
+    markdown: str
+    """
+    wide = scores.pivot_table(index="params", columns="fold", values="val_mse", sort=False)
+    wide.columns = [f"fold {c} val MSE" for c in wide.columns]
+    wide.insert(0, "mean val MSE", wide.mean(axis=1))
+    wide = wide.sort_values("mean val MSE", kind="stable")
+    best = scores.loc[scores.groupby("fold")["val_mse"].idxmin(), ["fold", "params", "val_mse"]]
+    out = [f"<!-- {command} -->\n"] if command else []
+    out += ["Nested selection only: every candidate scored on validation tracks split off each "
+            "fold's training tracks. No final model was trained and no held-out track was "
+            "read.\n",
+            "### Each fold's best\n",
+            _md_table(best.rename(columns={"params": "best", "val_mse": "validation MSE"})),
+            "\n### Every candidate, by mean validation MSE over the folds\n",
+            _md_table(wide.reset_index().rename(columns={"params": "candidate"}))]
+    return "\n".join(out)
 
 
 def _wins(results: pd.DataFrame, baseline: str, metric: str) -> tuple[int, int]:

@@ -302,6 +302,17 @@ def test_evaluate_nested_selection(work, store_path):
     grid = pd.read_csv(out_dir / "evaluation-selection.tsv", sep="\t")
     assert len(grid) == 2 * 4 and "### Nested model selection" in (
         out_dir / "evaluation.md").read_text()
+    # the selection alone: the same scores, no held-out evaluation
+    study = work / "study"
+    out = run("evaluate", grid_store.path, study, "--folds", "2", *TINY, "--epochs", "1",
+              "--average-activity", "residual", "--select", "biosample-decay=0,0.1",
+              "--select", "epochs=1,2", "--inner-folds", "2", "-q", "--selection-only")
+    assert "Best candidates by mean validation MSE" in out.output
+    pd.testing.assert_frame_equal(pd.read_csv(study / "evaluation-selection.tsv", sep="\t"), grid)
+    assert "### Every candidate" in (study / "evaluation-selection.md").read_text()
+    assert not (study / "evaluation.tsv").exists()
+    assert_one_line_error(run("evaluate", store_path, work / "bad", *TINY, "--selection-only",
+                              ok=False), "--selection-only needs --select")
     for bad, fragment in (("decay=0,1", "cannot select ['decay']"),
                           ("biosample-decay", "expected NAME=V1,V2")):
         assert_one_line_error(run("evaluate", store_path, work / "bad", *TINY, "--select", bad,

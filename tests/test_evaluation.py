@@ -193,6 +193,20 @@ def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path, 
         best = g.loc[g["val_mse"].idxmin()]
         assert best["params"] == '{"n_epochs": 20}'
         assert model[model["fold"] == f]["val_mse"].iloc[0] == pytest.approx(best["val_mse"])
+    # the selection alone: the same scores from one model per candidate and split (no final
+    # model trains), and a summary that ranks the candidates
+    fits = []
+    real_fit = evaluation._fit_fold
+    monkeypatch.setattr(evaluation, "_fit_fold", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    alone = evaluation.nested_selection(compendium, select, n_folds=3, config=config, n_epochs=5,
+                                        cache_dir=tmp_path / "s", progress=False)
+    monkeypatch.undo()
+    assert len(fits) == 3 * 2
+    pd.testing.assert_frame_equal(alone, grid, check_dtype=False)
+    study = evaluation.summarize_selection(alone, command="avocado evaluate --selection-only")
+    assert study.startswith("<!-- avocado evaluate --selection-only -->")
+    ranked = study.split("### Every candidate")[1]
+    assert ranked.index('{"n_epochs": 20}') < ranked.index('{"n_epochs": 1}')
     plain = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=20,
                                       progress=False)
     mine = model.set_index(["biosample", "assay"])["mse"].sort_index()
@@ -222,6 +236,12 @@ def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path, 
                                          select=select, n_models=2, cache_dir=tmp_path / "c",
                                          progress=False)
     assert set(ensemble[ensemble["method"] == "avocado"]["selected"]) == {'{"n_epochs": 20}'}
+    # and so does a full run after the selection alone
+    after = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=5,
+                                      select=select, cache_dir=tmp_path / "s", progress=False)
+    pd.testing.assert_frame_equal(
+        after[after["method"] == "avocado"].drop(columns="train_seconds").reset_index(drop=True),
+        model.drop(columns="train_seconds").reset_index(drop=True))
     # so does a run with other baselines (they choose nothing)
     other = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=5,
                                       select=select, cache_dir=tmp_path / "c", progress=False,

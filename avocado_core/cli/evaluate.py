@@ -94,6 +94,12 @@ def _select_value(text: str) -> Any:
     "--inner-splits", type=click.IntRange(min=1), default=1, show_default=True,
     help="With --select: inner folds that validate in turn (each costs a model per candidate).",
 )
+@click.option(
+    "--selection-only", is_flag=True,
+    help="With --select: run only the nested selection (every candidate's validation MSE "
+         "per fold, in PREFIX-selection.tsv / .md); train no final model and read no held-out "
+         "track. A later run with the same settings and cache reuses it.",
+)
 @device_option
 @click.option(
     "--baseline", "baselines", multiple=True,
@@ -129,6 +135,7 @@ def evaluate(
     select: tuple[str, ...],
     inner_folds: int,
     inner_splits: int,
+    selection_only: bool,
     device: str | None,
     baselines: tuple[str, ...],
     genes: Path | None,
@@ -146,7 +153,9 @@ def evaluate(
     Writes OUT_DIR/PREFIX.tsv (one row per experiment and method), PREFIX.md (means per method
     and assay, and the tracks where the model beats each baseline) and PREFIX.png; with
     --select also PREFIX-selection.tsv (every candidate's validation MSE per fold). Finished
-    folds are kept in OUT_DIR/folds/, so a rerun with the same settings resumes.
+    folds are kept in OUT_DIR/folds/, so a rerun with the same settings resumes. With
+    --select and --selection-only, only the selection runs (PREFIX-selection.tsv and .md):
+    a grid can be studied without ever scoring the held-out tracks.
 
     \b
     Examples:
@@ -157,11 +166,15 @@ def evaluate(
           --select biosample-decay=0,0.1 --select epochs=30,45 --select activity-blend=0,0.25 \\
           --select smoothing=1,5,9 --baseline average_activity \\
           --baseline smoothed_average_activity
+      avocado evaluate store/ study/ --average-activity input --select n-nodes=64,128 \\
+          --select activity-blend=0.25,0.5 --inner-splits 2 --selection-only
       avocado fetch roadmap-pilot pilot/ && avocado evaluate pilot/ results/ --batch-size 40000
     """
     from ..evaluation import evaluate_to_dir
     from ..store import TrackStore
 
+    if selection_only and not select:
+        raise click.UsageError("--selection-only needs --select (the candidates to score)")
     store = TrackStore(store_path)
     masks: dict[str, Any] = {}
     annotations = load_annotations(genes, tss, None, hg19)
@@ -178,29 +191,53 @@ def evaluate(
     # Record the command line in the summary when run as `avocado` (not inside a test runner).
     from_shell = Path(sys.argv[0]).name in ("avocado", "__main__.py")
     command = command_line(sys.argv[1:]) if from_shell else None
-    results = evaluate_to_dir(
-        store,
-        out_dir,
-        prefix=prefix,
-        command=command,
-        notes=notes,
+    common = dict(
         n_folds=None if folds == 0 else folds,
         config=model_config,
         n_epochs=epochs,
         epoch_size=epoch_size,
         fit_kwargs={"sampling": sampling, "average_from": average_from},
         seed=seed,
-        n_models=n_models,
-        baselines=baselines or ("average_activity", "assay_mean"),
-        masks=masks or None,
-        cache_dir=cache if cache is not None else out_dir / "folds",
-        device=device,
-        progress=not quiet,
         select=parse_select(select),
         inner_folds=inner_folds,
         inner_splits=inner_splits,
+        cache_dir=cache if cache is not None else out_dir / "folds",
+        device=device,
+        progress=not quiet,
+    )
+    if selection_only:
+        _selection_only(store, out_dir, prefix, command, **common)
+        return
+    results = evaluate_to_dir(
+        store,
+        out_dir,
+        prefix=prefix,
+        command=command,
+        notes=notes,
+        n_models=n_models,
+        baselines=baselines or ("average_activity", "assay_mean"),
+        masks=masks or None,
+        **common,
     )
     means = results.groupby("method")[["mse", "pearson"]].mean()
     for method, row in means.iterrows():
         click.echo(f"{method:<18} mean MSE {row['mse']:.4f}  mean Pearson {row['pearson']:.3f}")
     click.echo(f"Results in {out_dir / (prefix + '.tsv')}, summary in {out_dir / (prefix + '.md')}")
+
+
+def _selection_only(store, out_dir: Path, prefix: str, command: str | None,
+                    **kwargs: Any) -> None:
+    """``--selection-only``: write PREFIX-selection.tsv / .md and print the best candidates."""
+    from .. import _io
+    from ..evaluation import nested_selection, summarize_selection
+
+    scores = nested_selection(store, **kwargs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _io.write_text(out_dir / f"{prefix}-selection.tsv",
+                   scores.to_csv(sep="\t", index=False, float_format="%.6g"))
+    _io.write_text(out_dir / f"{prefix}-selection.md", summarize_selection(scores, command))
+    means = scores.groupby("params", sort=False)["val_mse"].mean().sort_values(kind="stable")
+    click.echo("Best candidates by mean validation MSE over the folds:")
+    for params, mse in means.head(5).items():
+        click.echo(f"  {mse:.4f}  {params}")
+    click.echo(f"Every candidate in {out_dir / (prefix + '-selection.md')}")
