@@ -13,6 +13,8 @@ evaluation is nested: inside each fold, the fold's *training* tracks are split a
 (``make_folds``), a model per candidate is trained on the inner training tracks and scored
 (mean MSE) on the inner validation tracks, and the best candidate is then trained on all of the
 fold's training tracks and scored on its held-out tracks. The held-out tracks choose nothing.
+``nested_selection`` runs that selection alone (``avocado evaluate --selection-only``), to
+study a grid without reading the held-out tracks; ``summarize_selection`` ranks its candidates.
 
 ``summarize`` writes the markdown summary (means per method and per assay, and for each
 baseline how many tracks the model wins), ``plot_evaluation`` the per-track figure, and
