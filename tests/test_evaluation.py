@@ -197,7 +197,12 @@ def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path, 
     # model trains), and a summary that ranks the candidates
     fits = []
     real_fit = evaluation._fit_fold
-    monkeypatch.setattr(evaluation, "_fit_fold", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+
+    def counted_fit(*args, **kwargs):
+        fits.append(1)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "_fit_fold", counted_fit)
     alone = evaluation.nested_selection(compendium, select, n_folds=3, config=config, n_epochs=5,
                                         cache_dir=tmp_path / "s", progress=False)
     monkeypatch.undo()
