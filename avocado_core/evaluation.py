@@ -602,8 +602,7 @@ def summarize_selection(scores: pd.DataFrame, command: str | None = None) -> str
     -------
     markdown: str
     """
-    wide = scores.pivot_table(index="params", columns="fold", values="val_mse", sort=False)
-    wide.columns = [f"fold {c} val MSE" for c in wide.columns]
+    wide = _candidate_table(scores)
     wide.insert(0, "mean val MSE", wide.mean(axis=1))
     wide = wide.sort_values("mean val MSE", kind="stable")
     best = scores.loc[scores.groupby("fold")["val_mse"].idxmin(), ["fold", "params", "val_mse"]]
@@ -614,7 +613,7 @@ def summarize_selection(scores: pd.DataFrame, command: str | None = None) -> str
             "### Each fold's best\n",
             _md_table(best.rename(columns={"params": "best", "val_mse": "validation MSE"})),
             "\n### Every candidate, by mean validation MSE over the folds\n",
-            _md_table(wide.reset_index().rename(columns={"params": "candidate"}))]
+            _md_table(wide.reset_index())]
     return "\n".join(out)
 
 
@@ -724,11 +723,16 @@ def _selection_section(results: pd.DataFrame) -> str:
                columns={"selected": "chosen", "val_mse": "validation MSE"}))]
     grid = results.attrs.get("selection")
     if grid is not None and len(grid):
-        wide = grid.pivot_table(index="params", columns="fold", values="val_mse", sort=False)
-        wide.columns = [f"fold {c} val MSE" for c in wide.columns]
         out.append("\nValidation MSE of every candidate:\n")
-        out.append(_md_table(wide.reset_index().rename(columns={"params": "candidate"})))
+        out.append(_md_table(_candidate_table(grid).reset_index()))
     return "\n".join(out)
+
+
+def _candidate_table(grid: pd.DataFrame) -> pd.DataFrame:
+    """Validation MSE of every candidate (rows, index "candidate") in every fold (columns)."""
+    wide = grid.pivot_table(index="params", columns="fold", values="val_mse", sort=False)
+    wide.columns = [f"fold {c} val MSE" for c in wide.columns]
+    return wide.rename_axis("candidate")
 
 
 def _md_table(df: pd.DataFrame, float_format: str = "{:.4f}") -> str:

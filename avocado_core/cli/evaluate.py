@@ -176,16 +176,6 @@ def evaluate(
     if selection_only and not select:
         raise click.UsageError("--selection-only needs --select (the candidates to score)")
     store = TrackStore(store_path)
-    masks: dict[str, Any] = {}
-    annotations = load_annotations(genes, tss, None, hg19)
-    if annotations is not None:
-        masks["promoter"] = annotations.promoter_bins(store.regions)
-        masks["gene"] = annotations.gene_body_bins(store.regions)
-    if enhancers is not None:
-        from ..annotations import interval_mask
-        from ..downstream import read_regions
-
-        masks["enhancer"] = interval_mask(read_regions(enhancers), store.regions)
     overrides = model_kwargs(arch)
     model_config: Any = {"preset": config, **overrides} if overrides else config
     # Record the command line in the summary when run as `avocado` (not inside a test runner).
@@ -208,6 +198,17 @@ def evaluate(
     if selection_only:
         _selection_only(store, out_dir, prefix, command, **common)
         return
+    # the masks only score held-out tracks: the selection alone needs none
+    masks: dict[str, Any] = {}
+    annotations = load_annotations(genes, tss, None, hg19)
+    if annotations is not None:
+        masks["promoter"] = annotations.promoter_bins(store.regions)
+        masks["gene"] = annotations.gene_body_bins(store.regions)
+    if enhancers is not None:
+        from ..annotations import interval_mask
+        from ..downstream import read_regions
+
+        masks["enhancer"] = interval_mask(read_regions(enhancers), store.regions)
     results = evaluate_to_dir(
         store,
         out_dir,
