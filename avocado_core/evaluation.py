@@ -72,7 +72,6 @@ FIT_SETTINGS = ("average_from", "sampling", "epoch_size")
 
 #: Model settings that change predictions only: candidates that differ in these alone share
 #: one trained model during selection.
-PREDICT_SETTINGS = ("activity_blend", "smoothing")
 
 
 def make_folds(
@@ -253,6 +252,7 @@ def select_hyperparameters(
     experiments: Iterable[Experiment] | None = None,
     device: str | None = None,
     progress: bool = False,
+    per_biosample: bool = False,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Choose hyperparameters on validation tracks split off ``train`` (inner folds).
 
@@ -277,25 +277,39 @@ def select_hyperparameters(
         Torch device of the models.
     progress: bool, optional
         Show training progress. Default is False.
+    per_biosample: bool, optional
+        Also choose the prediction settings (``activity_blend``, ``smoothing``) per biosample:
+        among the candidates that train the best candidate's model, each biosample with
+        validation tracks gets the settings with the lowest MSE on its own validation tracks
+        (``best["biosample_settings"]``; see ``Avocado(biosample_settings=...)``). Use enough
+        inner splits that every biosample has some (all of them: ``inner_splits =
+        inner_folds``). Default is False.
 
     Returns
     -------
     best: dict
-        The candidate with the lowest mean validation MSE (the first on ties).
+        The candidate with the lowest mean validation MSE (the first on ties), with
+        ``per_biosample`` also its ``"biosample_settings"``.
     scores: pandas.DataFrame
         One row per candidate: ``params`` (JSON), ``val_mse`` (mean over every validation
-        track of the used splits), ``val_tracks``.
+        track of the used splits), ``val_tracks`` and ``val_mse_by_biosample`` (JSON:
+        biosample -> mean MSE over its validation tracks).
     """
+    from .model import PREDICTION_SETTINGS
+
     grid = candidates(select)
+    if per_biosample and not set(PREDICTION_SETTINGS) & set(select):
+        raise AvocadoValueError(
+            f"per_biosample chooses {' and '.join(PREDICTION_SETTINGS)} per biosample; select "
+            f"candidate values of at least one (got {sorted(select)})")
     experiments = list(train if experiments is None else experiments)
     splits = _inner_splits(train.keys(), inner_folds, inner_splits, seed)
-    errors: list[list[float]] = [[] for _ in grid]
+    errors: list[list[tuple[str, float]]] = [[] for _ in grid]  # (biosample, MSE) per track
     groups: dict[str, list[int]] = {}  # candidates that train the same model
     for c, params in enumerate(grid):
-        trained = {k: v for k, v in params.items() if k not in PREDICT_SETTINGS}
-        groups.setdefault(json.dumps(trained, sort_keys=True, default=str), []).append(c)
+        groups.setdefault(_trained_key(params), []).append(c)
     for members in groups.values():
-        trained = {k: v for k, v in grid[members[0]].items() if k not in PREDICT_SETTINGS}
+        trained = {k: v for k, v in grid[members[0]].items() if k not in PREDICTION_SETTINGS}
         cfg, epochs, fit = _apply(config, n_epochs, dict(fit_kwargs or {}), trained)
         for val in splits:  # a loop over inner splits, each a model
             held = set(val)
@@ -304,16 +318,51 @@ def select_hyperparameters(
                                  progress)
             for c in members:
                 for m in model.models:
-                    for name in PREDICT_SETTINGS:
+                    for name in PREDICTION_SETTINGS:
                         if name in grid[c]:
                             setattr(m, name, grid[c][name])
                 for k in val:
                     d = model.predict(*k).astype(np.float64) - np.asarray(train[k], np.float64)
-                    errors[c].append(float(np.dot(d, d) / d.size))
+                    errors[c].append((k[0], float(np.dot(d, d) / d.size)))
+    by_biosample = [pd.DataFrame(e, columns=["biosample", "mse"]).groupby("biosample")["mse"]
+                    .mean() for e in errors]
     scores = pd.DataFrame({"params": [json.dumps(p, sort_keys=True) for p in grid],
-                           "val_mse": [np.mean(e) for e in errors],
-                           "val_tracks": [len(e) for e in errors]})
-    return grid[int(np.argmin(scores["val_mse"].to_numpy()))], scores
+                           "val_mse": [np.mean([mse for _, mse in e]) for e in errors],
+                           "val_tracks": [len(e) for e in errors],
+                           "val_mse_by_biosample": [json.dumps(b.to_dict(), sort_keys=True)
+                                                    for b in by_biosample]})
+    return _chosen(scores, per_biosample), scores
+
+
+def _trained_key(params: Mapping[str, Any]) -> str:
+    """What of a candidate's settings trains a model (JSON): all but the prediction settings."""
+    from .model import PREDICTION_SETTINGS
+
+    return json.dumps({k: v for k, v in params.items() if k not in PREDICTION_SETTINGS},
+                      sort_keys=True, default=str)
+
+
+def _chosen(scores: pd.DataFrame, per_biosample: bool) -> dict[str, Any]:
+    """The choice of a selection (``select_hyperparameters``) from its scores.
+
+    The candidate with the lowest validation MSE (the first on ties); with ``per_biosample``,
+    also each biosample's prediction settings: those of the candidate, among the ones that
+    train the same model, with the lowest MSE on the biosample's validation tracks.
+    """
+    from .model import PREDICTION_SETTINGS
+
+    best = json.loads(scores.loc[scores["val_mse"].idxmin(), "params"])
+    if not per_biosample:
+        return best
+    same = [(params, json.loads(by)) for params, by in
+            zip(map(json.loads, scores["params"]), scores["val_mse_by_biosample"])
+            if _trained_key(params) == _trained_key(best)]
+    settings = {}
+    for biosample in sorted({b for _, by in same for b in by}):
+        params, _ = min(((p, by) for p, by in same if biosample in by),
+                        key=lambda p_by: p_by[1][biosample])
+        settings[biosample] = {k: params[k] for k in PREDICTION_SETTINGS if k in params}
+    return {**best, "biosample_settings": settings}
 
 
 def _fold_key(fold: Sequence[Experiment], settings: Mapping[str, Any]) -> str:
@@ -339,6 +388,7 @@ def cross_validate(
     select: Mapping[str, Sequence[Any]] | None = None,
     inner_folds: int = 5,
     inner_splits: int = 1,
+    per_biosample: bool = False,
 ) -> pd.DataFrame:
     """Held-out evaluation of Avocado and baselines, fold by fold (resumable).
 
@@ -387,6 +437,10 @@ def cross_validate(
     inner_folds, inner_splits: int, optional
         The inner split of each fold's training tracks, and how many inner folds validate
         (see ``select_hyperparameters``). Defaults are 5 and 1.
+    per_biosample: bool, optional
+        With ``select``: choose the prediction settings (``activity_blend``, ``smoothing``)
+        per biosample on its own validation tracks (see ``select_hyperparameters``; use
+        ``inner_splits=inner_folds``). Default is False.
 
     Returns
     -------
@@ -409,7 +463,7 @@ def cross_validate(
     # the selection (one model per candidate) does not depend on n_models, the baselines or
     # the masks: an ensemble run, or one with other baselines, reuses a run's selection
     sel_settings = _selection_settings(tracks, folds, config, n_epochs, epoch_size, fit_kwargs,
-                                       seed, select, inner_folds, inner_splits)
+                                       seed, select, inner_folds, inner_splits, per_biosample)
     settings = {**sel_settings, "baselines": list(baselines), "masks": sorted(masks or {})}
     if check_n_models(n_models) > 1:  # one model keeps the cache keys of earlier folds
         settings["n_models"] = int(n_models)
@@ -433,7 +487,7 @@ def cross_validate(
         if select:
             chosen, scores = _fold_selection(i, train, tracks.keys(), sel_file, select, config,
                                              n_epochs, kw, seed, inner_folds, inner_splits,
-                                             device)
+                                             per_biosample, device)
             fold_config, fold_epochs, kw = _apply(config, n_epochs, kw, chosen)
             selections.append(scores)
             if progress:
@@ -479,7 +533,7 @@ def _tracks_of_one_length(data) -> dict[Experiment, np.ndarray]:
 
 
 def _selection_settings(tracks, folds, config, n_epochs, epoch_size, fit_kwargs, seed, select,
-                        inner_folds, inner_splits) -> dict[str, Any]:
+                        inner_folds, inner_splits, per_biosample) -> dict[str, Any]:
     """The settings a fold's selection depends on (its cache key), checked before training."""
     settings = {
         "config": config, "n_epochs": n_epochs, "epoch_size": epoch_size,
@@ -492,6 +546,8 @@ def _selection_settings(tracks, folds, config, n_epochs, epoch_size, fit_kwargs,
         for i, fold in enumerate(folds):  # every fold's inner split exists
             _inner_splits(set(tracks) - set(fold), inner_folds, inner_splits, seed + i)
         settings.update(select=dict(select), inner_folds=inner_folds, inner_splits=inner_splits)
+        if per_biosample:  # without it, the cache keys of earlier selections
+            settings["per_biosample"] = True
     return settings
 
 
@@ -509,14 +565,16 @@ def _fold_fit_kwargs(fit_kwargs: Mapping[str, Any] | None, epoch_size: int | Non
 
 
 def _fold_selection(i, train, experiments, sel_file, select, config, n_epochs, kw, seed,
-                    inner_folds, inner_splits, device) -> tuple[dict[str, Any], pd.DataFrame]:
+                    inner_folds, inner_splits, per_biosample, device
+                    ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Fold ``i``'s choice and every candidate's validation MSE (cached in ``sel_file``)."""
     if sel_file is not None and sel_file.is_file():
         scores = pd.read_csv(sel_file, sep="\t")
-        return json.loads(scores.loc[scores["val_mse"].idxmin(), "params"]), scores
+        return _chosen(scores, per_biosample), scores
     chosen, scores = select_hyperparameters(
         train, select, config, n_epochs, kw, seed=seed + i, inner_folds=inner_folds,
-        inner_splits=inner_splits, experiments=experiments, device=device, progress=False)
+        inner_splits=inner_splits, experiments=experiments, device=device, progress=False,
+        per_biosample=per_biosample)
     scores.insert(0, "fold", i)
     if sel_file is not None:
         _io.write_text(sel_file, scores.to_csv(sep="\t", index=False))
@@ -534,6 +592,7 @@ def nested_selection(
     seed: int = 0,
     inner_folds: int = 5,
     inner_splits: int = 1,
+    per_biosample: bool = False,
     cache_dir: str | os.PathLike | None = None,
     device: str | None = None,
     progress: bool = True,
@@ -553,7 +612,7 @@ def nested_selection(
     select: dict[str, sequence]
         Candidate values (see ``candidates``).
     n_folds, config, n_epochs, epoch_size, fit_kwargs, seed, inner_folds, inner_splits,
-    cache_dir, device:
+    per_biosample, cache_dir, device:
         As in :func:`cross_validate`.
     progress: bool, optional
         Show one line per fold. Default is True.
@@ -562,7 +621,9 @@ def nested_selection(
     -------
     scores: pandas.DataFrame
         One row per (fold, candidate): ``fold``, ``params`` (JSON), ``val_mse`` (mean over
-        the fold's validation tracks), ``val_tracks``.
+        the fold's validation tracks), ``val_tracks``, ``val_mse_by_biosample`` (JSON). With
+        ``per_biosample``, ``scores.attrs["biosample_settings"]`` holds each fold's
+        per-biosample choice (fold -> biosample -> settings).
     """
     from tqdm.auto import tqdm
 
@@ -571,21 +632,27 @@ def nested_selection(
     tracks = _tracks_of_one_length(data)
     folds = make_folds(tracks.keys(), n_folds, seed=seed)
     sel_settings = _selection_settings(tracks, folds, config, n_epochs, epoch_size, fit_kwargs,
-                                       seed, select, inner_folds, inner_splits)
+                                       seed, select, inner_folds, inner_splits, per_biosample)
     cache = None if cache_dir is None else Path(cache_dir)
     kw = _fold_fit_kwargs(fit_kwargs, epoch_size)
-    frames = []
+    frames, per_fold = [], {}
     for i, fold in enumerate(tqdm(folds, desc="selection", unit="fold", disable=not progress)):
         sel_file = None if cache is None else _selection_file(cache, i, fold, sel_settings)
         held = set(fold)
         train = {k: v for k, v in tracks.items() if k not in held}
         chosen, scores = _fold_selection(i, train, tracks.keys(), sel_file, select, config,
-                                         n_epochs, kw, seed, inner_folds, inner_splits, device)
+                                         n_epochs, kw, seed, inner_folds, inner_splits,
+                                         per_biosample, device)
         if progress:
             tqdm.write(f"fold {i + 1}/{len(folds)}: best {json.dumps(chosen)} "
                        f"(validation MSE {scores['val_mse'].min():.4f})")
         frames.append(scores)
-    return pd.concat(frames, ignore_index=True)
+        if per_biosample:
+            per_fold[i] = chosen["biosample_settings"]
+    scores = pd.concat(frames, ignore_index=True)
+    if per_biosample:
+        scores.attrs["biosample_settings"] = per_fold
+    return scores
 
 
 def summarize_selection(scores: pd.DataFrame, command: str | None = None) -> str:
@@ -614,6 +681,12 @@ def summarize_selection(scores: pd.DataFrame, command: str | None = None) -> str
             _md_table(best.rename(columns={"params": "best", "val_mse": "validation MSE"})),
             "\n### Every candidate, by mean validation MSE over the folds\n",
             _md_table(wide.reset_index())]
+    per_fold = scores.attrs.get("biosample_settings")
+    if per_fold:
+        rows = [{"fold": i, "biosample": b, "settings": json.dumps(s, sort_keys=True)}
+                for i, chosen in per_fold.items() for b, s in chosen.items()]
+        out += ["\n### Prediction settings chosen per biosample (on its own validation "
+                "tracks)\n", _md_table(pd.DataFrame(rows))]
     return "\n".join(out)
 
 

@@ -29,7 +29,7 @@ from .precision import PRECISIONS, resolve_precision
 from .residual import AVERAGE_ACTIVITY_MODES, AverageActivity, ResidualSource
 from .training import SAMPLINGS, Checkpointer, FitOptions, Trainer, check_schedule, train
 
-__all__ = ["Avocado", "PRESETS"]
+__all__ = ["Avocado", "PREDICTION_SETTINGS", "PRESETS"]
 
 #: Key of the optimizer state in a saved model (JSON) and prefix of its tensors.
 _OPTIMIZER = "optimizer"
@@ -48,6 +48,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         batch_size=10000,
     ),
 }
+#: Settings that change predictions only (chosen after training, per biosample if wished).
+PREDICTION_SETTINGS = ("activity_blend", "smoothing")
 #: Bytes of first-layer activations one prediction chunk may hold (on an accelerator).
 _PREDICT_BUDGET = 128 * 2**20
 #: The same on the CPU: chunks whose activations stay in cache (a 2 x 64 network predicts a
@@ -181,6 +183,13 @@ class Avocado:
         validation tracks, a window of 5-9 bins by 1-2%); within ``smoothing // 2`` bins of
         the ends of the model's positions the mean is over the bins present. It changes
         predictions only, so it can be chosen after training. Default is 1.
+    biosample_settings: dict, optional
+        Per-biosample values of the prediction settings, ``{biosample: {"activity_blend": s,
+        "smoothing": n}}`` (either key or both), overriding ``activity_blend`` and
+        ``smoothing`` for that biosample's imputations. Biosamples differ in how closely they
+        follow the other biosamples' mean, and so in the best blend (``avocado evaluate
+        --per-biosample`` chooses them on each biosample's own validation tracks). Biosamples
+        not named use the model's settings. Default is None (the same for every biosample).
     device: str or torch.device, optional
         Where to compute. Default is None: CUDA when available, else CPU.
     precision: str, optional
@@ -227,6 +236,7 @@ class Avocado:
         average_activity: str | None = None,
         activity_blend: float = 0.0,
         smoothing: int = 1,
+        biosample_settings: Mapping[str, Mapping[str, float]] | None = None,
         device: str | torch.device | None = None,
         precision: str = "auto",
         seed: int | None = None,
@@ -279,6 +289,7 @@ class Avocado:
         self.average_activity = average_activity
         self.activity_blend = activity_blend
         self.smoothing = smoothing
+        self.biosample_settings = biosample_settings
         #: The per-assay means (with ``average_activity``), set by ``fit``.
         self.activity: AverageActivity | None = None
         self.precision = precision
@@ -387,13 +398,7 @@ class Avocado:
 
     @activity_blend.setter
     def activity_blend(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise AvocadoValueError(f"activity_blend must be in [0, 1], got {value!r}")
-        if value and self.average_activity is None:
-            raise AvocadoValueError(
-                f"activity_blend={value!r} needs average_activity ('input' or 'residual')"
-            )
-        self._activity_blend = float(value)
+        self._activity_blend = self._checked_setting("activity_blend", value)
 
     @property
     def smoothing(self) -> int:
@@ -402,10 +407,49 @@ class Avocado:
 
     @smoothing.setter
     def smoothing(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        self._smoothing = self._checked_setting("smoothing", value)
+
+    @property
+    def biosample_settings(self) -> dict[str, dict[str, float | int]]:
+        """Per-biosample prediction settings (a copy; see the class parameters)."""
+        return {b: dict(s) for b, s in self._biosample_settings.items()}
+
+    @biosample_settings.setter
+    def biosample_settings(self, value: Mapping[str, Mapping[str, float]] | None) -> None:
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
             raise AvocadoValueError(
-                f"smoothing must be a whole number of bins >= 1, got {value!r}")
-        self._smoothing = int(value)
+                f"biosample_settings must be a dict of biosample -> settings, got {value!r}")
+        checked = {}
+        for biosample, settings in value.items():
+            if biosample not in self.biosamples:
+                raise AvocadoKeyError(
+                    f"biosample_settings: unknown biosample {biosample!r}; the model's "
+                    f"biosamples are {short_list(self.biosamples)}")
+            if not isinstance(settings, Mapping) or not settings or (
+                    set(settings) - set(PREDICTION_SETTINGS)):
+                raise AvocadoValueError(
+                    f"biosample_settings[{biosample!r}] = {settings!r}; expected a dict with "
+                    f"some of {', '.join(PREDICTION_SETTINGS)}")
+            checked[biosample] = {name: self._checked_setting(name, v)
+                                  for name, v in settings.items()}
+        self._biosample_settings = checked
+
+    def _checked_setting(self, name: str, value: Any) -> float | int:
+        """A prediction setting's value, checked (``activity_blend`` or ``smoothing``)."""
+        if name == "smoothing":
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise AvocadoValueError(
+                    f"smoothing must be a whole number of bins >= 1, got {value!r}")
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise AvocadoValueError(f"activity_blend must be in [0, 1], got {value!r}")
+        if value and self.average_activity is None:
+            raise AvocadoValueError(
+                f"activity_blend={value!r} needs average_activity ('input' or 'residual')"
+            )
+        return float(value)
 
     @property
     def celltypes(self) -> list[str]:
@@ -426,6 +470,7 @@ class Avocado:
             "average_activity": self.average_activity,
             "activity_blend": self.activity_blend,
             "smoothing": self.smoothing,
+            "biosample_settings": self.biosample_settings,
             "precision": self.precision,
             "seed": self.seed,
         }
@@ -984,12 +1029,48 @@ class Avocado:
         start: int,
         end: int,
     ) -> np.ndarray:
-        if self.smoothing > 1:  # the moving mean of a range that reaches half a window further
-            lo = max(0, start - self.smoothing // 2)
-            hi = min(network.n_positions, end + (self.smoothing - 1) // 2)
-            wide = self._predict_unsmoothed(network, b_idx, a_idx, lo, hi)
-            return windowed_mean(wide, self.smoothing)[:, start - lo : end - lo]
-        return self._predict_unsmoothed(network, b_idx, a_idx, start, end)
+        groups = self._setting_groups(b_idx)
+        if len(groups) == 1:
+            blend, smoothing, _ = groups[0]
+            return self._predict_rows(network, b_idx, a_idx, start, end, blend, smoothing)
+        out = None
+        for blend, smoothing, rows in groups:
+            part = self._predict_rows(network, b_idx[rows], a_idx[rows], start, end, blend,
+                                      smoothing)
+            if out is None:
+                out = np.empty((len(b_idx), part.shape[1]), part.dtype)
+            out[rows] = part
+        return out
+
+    def _setting_groups(self, b_idx: np.ndarray) -> list[tuple[float, int, np.ndarray]]:
+        """The rows of ``b_idx`` that share prediction settings: (blend, smoothing, rows)."""
+        if not self._biosample_settings:
+            return [(self.activity_blend, self.smoothing, np.arange(len(b_idx)))]
+        by_index = {self._biosample_index(b): s for b, s in self._biosample_settings.items()}
+        keys = [(by_index.get(int(i), {}).get("activity_blend", self.activity_blend),
+                 by_index.get(int(i), {}).get("smoothing", self.smoothing)) for i in b_idx]
+        groups: dict[tuple[float, int], list[int]] = {}
+        for row, key in enumerate(keys):
+            groups.setdefault(key, []).append(row)
+        return [(blend, smoothing, np.array(rows)) for (blend, smoothing), rows in groups.items()]
+
+    def _predict_rows(
+        self,
+        network: AvocadoNetwork,
+        b_idx: np.ndarray,
+        a_idx: np.ndarray,
+        start: int,
+        end: int,
+        blend: float,
+        smoothing: int,
+    ) -> np.ndarray:
+        """Imputations of rows that share the blend and the smoothing."""
+        if smoothing > 1:  # the moving mean of a range that reaches half a window further
+            lo = max(0, start - smoothing // 2)
+            hi = min(network.n_positions, end + (smoothing - 1) // 2)
+            wide = self._predict_unsmoothed(network, b_idx, a_idx, lo, hi, blend)
+            return windowed_mean(wide, smoothing)[:, start - lo : end - lo]
+        return self._predict_unsmoothed(network, b_idx, a_idx, start, end, blend)
 
     def _predict_unsmoothed(
         self,
@@ -998,18 +1079,19 @@ class Avocado:
         a_idx: np.ndarray,
         start: int,
         end: int,
+        blend: float,
     ) -> np.ndarray:
         if self.device.type == "cpu" and _kernel_fits(network):
             out = self._predict_kernel(network, b_idx, a_idx, start, end)
         else:
             out = self._predict_torch(network, b_idx, a_idx, start, end)
-        if self.average_activity == "residual" or self.activity_blend:
+        if self.average_activity == "residual" or blend:
             mean = self._require_activity().rows(a_idx, start, end, self.assays)
             if self.average_activity == "residual":
                 out += mean
-            if self.activity_blend:
-                out *= 1.0 - self.activity_blend
-                out += self.activity_blend * mean
+            if blend:
+                out *= 1.0 - blend
+                out += blend * mean
         return out
 
     def _predict_kernel(

@@ -95,6 +95,12 @@ def _select_value(text: str) -> Any:
     help="With --select: inner folds that validate in turn (each costs a model per candidate).",
 )
 @click.option(
+    "--per-biosample", is_flag=True,
+    help="With --select: choose the prediction settings (activity-blend, smoothing) per "
+         "biosample, on that biosample's own validation tracks (use --inner-splits equal to "
+         "--inner-folds, so that every biosample has some).",
+)
+@click.option(
     "--selection-only", is_flag=True,
     help="With --select: run only the nested selection (every candidate's validation MSE "
          "per fold, in PREFIX-selection.tsv / .md); train no final model and read no held-out "
@@ -135,6 +141,7 @@ def evaluate(
     select: tuple[str, ...],
     inner_folds: int,
     inner_splits: int,
+    per_biosample: bool,
     selection_only: bool,
     device: str | None,
     baselines: tuple[str, ...],
@@ -168,6 +175,9 @@ def evaluate(
           --baseline smoothed_average_activity
       avocado evaluate store/ study/ --average-activity input --select n-nodes=64,128 \\
           --select activity-blend=0.25,0.5 --inner-splits 2 --selection-only
+      avocado evaluate store/ evaluation/ --average-activity input --select average-from=2,5 \\
+          --select activity-blend=0.25,0.5,0.75 --select smoothing=5,9,13 --inner-splits 5 \\
+          --per-biosample
       avocado fetch roadmap-pilot pilot/ && avocado evaluate pilot/ results/ --batch-size 40000
     """
     from ..evaluation import evaluate_to_dir
@@ -175,6 +185,9 @@ def evaluate(
 
     if selection_only and not select:
         raise click.UsageError("--selection-only needs --select (the candidates to score)")
+    if per_biosample and not select:
+        raise click.UsageError("--per-biosample needs --select (activity-blend and / or "
+                               "smoothing candidates to choose from per biosample)")
     store = TrackStore(store_path)
     overrides = model_kwargs(arch)
     model_config: Any = {"preset": config, **overrides} if overrides else config
@@ -191,6 +204,7 @@ def evaluate(
         select=parse_select(select),
         inner_folds=inner_folds,
         inner_splits=inner_splits,
+        per_biosample=per_biosample,
         cache_dir=cache if cache is not None else out_dir / "folds",
         device=device,
         progress=not quiet,

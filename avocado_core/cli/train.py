@@ -17,8 +17,8 @@ import click
 
 from ._common import EXISTING_DIR, NEW_DIR, parse_experiments, quiet_option
 
-__all__ = ["train", "model_options", "model_kwargs", "fit_options", "device_option",
-           "precision_option", "max_memory_option", "memory_limit"]
+__all__ = ["train", "model_options", "model_kwargs", "parse_biosample_settings", "fit_options",
+           "device_option", "precision_option", "max_memory_option", "memory_limit"]
 
 #: Architecture / optimizer options shared by ``train`` and ``evaluate``: (flag, kwarg, type, help).
 _MODEL_OPTIONS = [
@@ -64,6 +64,29 @@ def model_kwargs(options: dict[str, Any]) -> dict[str, Any]:
         for _, name, _, _ in _MODEL_OPTIONS
         if options.get(name) is not None
     }
+
+
+def parse_biosample_settings(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``("E017:activity-blend=0.75", "E017:smoothing=13")`` -> ``{"E017": {...: 0.75, ...}}``."""
+    from ..model import PREDICTION_SETTINGS
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        biosample, _, setting = item.partition(":")
+        name, sep, value = setting.partition("=")
+        name = name.strip().replace("-", "_")
+        if not biosample or not sep or name not in PREDICTION_SETTINGS:
+            raise click.BadParameter(
+                f"{item!r}; expected BIOSAMPLE:NAME=VALUE with NAME one of "
+                f"{', '.join(n.replace('_', '-') for n in PREDICTION_SETTINGS)} "
+                f"(e.g. E017:activity-blend=0.75)", param_hint="--biosample-setting")
+        try:
+            number = float(value) if name == "activity_blend" else int(value)
+        except ValueError:
+            raise click.BadParameter(f"{item!r}: {value!r} is not a number",
+                                     param_hint="--biosample-setting") from None
+        out.setdefault(biosample, {})[name] = number
+    return out
 
 
 def fit_options(func):
@@ -162,6 +185,13 @@ def _initial_model(init: Path | None, config: str, experiments: list[tuple[str, 
     "--holdout", "-x", "holdout", multiple=True, metavar="BIOSAMPLE:ASSAY",
     help="Leave this observed experiment out of training and report its MSE (repeatable).",
 )
+@click.option(
+    "--biosample-setting", "biosample_setting", multiple=True,
+    metavar="BIOSAMPLE:NAME=VALUE",
+    help="A prediction setting (activity-blend or smoothing) for one biosample's imputations, "
+         "e.g. E017:activity-blend=0.75 (repeatable; as avocado evaluate --per-biosample "
+         "chooses them).",
+)
 @click.option("--early-stopping", type=click.IntRange(min=1), default=None,
               help="Stop after N epochs without a better validation MSE.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
@@ -193,6 +223,7 @@ def train(
     precision: str,
     max_memory: str | None,
     holdout: tuple[str, ...],
+    biosample_setting: tuple[str, ...],
     early_stopping: int | None,
     checkpoint_every: int | None,
     overwrite: bool,
@@ -213,6 +244,8 @@ def train(
       avocado train store/ model/ --config small --epochs 10
       avocado train store/ model/ --holdout E065:H3K4me3 --epochs 20 --seed 1
       avocado train store/ model/ --epochs 60 --average-from 30
+      avocado train store/ model/ --average-activity input --activity-blend 0.5 \\
+          --smoothing 9 --biosample-setting E017:activity-blend=0.75
       avocado train store/ model/ --epochs 5 --save-optimizer
       avocado train store/ model2/ --init model/ --epochs 5
       avocado train store/ model/ --config paper --device cuda --precision bf16
@@ -234,6 +267,9 @@ def train(
             raise click.BadParameter(
                 f"{b}:{a} is not an observed track of {store_path}", param_hint="--holdout"
             )
+    overrides = model_kwargs(arch)
+    if biosample_setting:
+        overrides["biosample_settings"] = parse_biosample_settings(biosample_setting)
     tracks = store.tracks()
     train_keys = [k for k in store.experiments() if k not in set(held)]
     if not train_keys:
@@ -248,7 +284,7 @@ def train(
             if checkpoints is not None:  # identical on every rank; no shared file system needed
                 checkpoints = checkpoints / f"rank-{rank.rank}"
         is_main = rank is None or rank.is_main
-        model = _initial_model(init, config, train_keys, store.n_bins, model_kwargs(arch),
+        model = _initial_model(init, config, train_keys, store.n_bins, overrides,
                                seed=seed, device=device, precision=precision)
         continued = None if init is None else _continuation(init, model.optimizer_steps)
         if continued is not None and is_main and not quiet:

@@ -1,0 +1,210 @@
+"""Prediction settings per biosample: ``Avocado(biosample_settings=...)`` and their selection."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from avocado_core import Avocado, evaluation
+from avocado_core.baselines import average_activity, windowed_mean
+from avocado_core.cli import main
+from avocado_core.errors import AvocadoKeyError, AvocadoValueError
+
+B, A, N = ["B0", "B1", "B2"], ["A0", "A1"], 1000
+TINY = {"preset": "small", "n_nodes": 16, "n_biosample_factors": 4, "n_assay_factors": 4,
+        "n_25bp_factors": 2, "n_250bp_factors": 2, "n_5kbp_factors": 2, "batch_size": 256,
+        "average_activity": "input"}
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[tuple[str, str], np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {(b, a): rng.gamma(1.0, 1.0, N).astype(np.float32) for b in B for a in A
+            if (b, a) != ("B2", "A1")}
+
+
+@pytest.fixture(scope="module")
+def model(data) -> Avocado:
+    m = Avocado.small(B, A, N, n_nodes=16, batch_size=200, seed=0, device="cpu",
+                      average_activity="input", activity_blend=0.25)
+    m.fit(data, n_epochs=2, progress=False)
+    return m
+
+
+def test_each_biosample_is_imputed_with_its_own_settings(model, data, tmp_path):
+    pairs = [("B2", "A1"), ("B0", "A1"), ("B1", "A0")]
+    plain = model.predict_many(pairs)
+    model.biosample_settings = {"B2": {"activity_blend": 1.0, "smoothing": 5},
+                                "B1": {"smoothing": 3}}
+    try:
+        mixed = model.predict_many(pairs)
+        # known answer: a blend of 1 imputes average activity (the mean of A1's training
+        # tracks), here smoothed over 5 bins
+        mean_a1 = np.mean([data["B0", "A1"], data["B1", "A1"]], axis=0)
+        np.testing.assert_allclose(mixed[0], windowed_mean(mean_a1, 5), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(mixed[1], plain[1])  # B0: the model's own settings
+        np.testing.assert_allclose(mixed[2], windowed_mean(plain[2], 3), rtol=1e-5, atol=1e-6)
+        # one pair alone, or a range of it, gives the same values
+        np.testing.assert_allclose(model.predict("B1", "A0", 100, 300), mixed[2, 100:300],
+                                   rtol=1e-6)
+        model.save(tmp_path / "m")
+        loaded = Avocado.load(tmp_path / "m", device="cpu")
+        assert loaded.biosample_settings == {"B2": {"activity_blend": 1.0, "smoothing": 5},
+                                             "B1": {"smoothing": 3}}
+        np.testing.assert_array_equal(loaded.predict_many(pairs), mixed)
+    finally:
+        model.biosample_settings = None
+    np.testing.assert_array_equal(model.predict_many(pairs), plain)
+
+
+@pytest.mark.parametrize("settings, error, message", [
+    ({"B9": {"smoothing": 3}}, AvocadoKeyError, "unknown biosample 'B9'"),
+    ({"B0": {"blend": 0.5}}, AvocadoValueError, "expected a dict with some of activity_blend"),
+    ({"B0": {}}, AvocadoValueError, "expected a dict with some of"),
+    ({"B0": {"smoothing": 0}}, AvocadoValueError, "smoothing must be a whole number"),
+    ({"B0": {"activity_blend": 1.5}}, AvocadoValueError, r"activity_blend must be in \[0, 1\]"),
+    ([("B0", 3)], AvocadoValueError, "must be a dict of biosample -> settings"),
+])
+def test_bad_biosample_settings_are_refused(settings, error, message):
+    with pytest.raises(error, match=message):
+        Avocado.small(B, A, N, average_activity="input", biosample_settings=settings)
+
+
+def test_a_blend_needs_average_activity_for_one_biosample_too():
+    with pytest.raises(AvocadoValueError, match="needs average_activity"):
+        Avocado.small(B, A, N, biosample_settings={"B0": {"activity_blend": 0.5}})
+
+
+def test_choice_per_biosample_among_candidates_of_the_best_model():
+    rows = [  # two trained models (average_from 2 or 5), two blends each
+        ({"average_from": 2, "activity_blend": 0.0}, 0.30, {"X": 0.20, "Y": 0.40}),
+        ({"average_from": 2, "activity_blend": 0.5}, 0.25, {"X": 0.30, "Y": 0.20}),
+        ({"average_from": 5, "activity_blend": 0.0}, 0.27, {"X": 0.10, "Y": 0.44}),
+        ({"average_from": 5, "activity_blend": 0.5}, 0.26, {"X": 0.12, "Y": 0.40}),
+    ]
+    scores = pd.DataFrame({"params": [json.dumps(p, sort_keys=True) for p, _, _ in rows],
+                           "val_mse": [v for _, v, _ in rows],
+                           "val_mse_by_biosample": [json.dumps(b) for _, _, b in rows]})
+    assert evaluation._chosen(scores, per_biosample=False) == rows[1][0]
+    # X is best with average_from 5, but the fold trains one model: X chooses among the
+    # blends of the best candidate's model (average_from 2)
+    assert evaluation._chosen(scores, per_biosample=True) == {
+        **rows[1][0], "biosample_settings": {"X": {"activity_blend": 0.0},
+                                             "Y": {"activity_blend": 0.5}}}
+
+
+@pytest.fixture(scope="module")
+def compendium() -> dict[tuple[str, str], np.ndarray]:
+    """5 biosamples x 3 assays; B4's tracks are the mean of the others' (average activity's)."""
+    rng = np.random.default_rng(1)
+    n = 1500
+    patterns = np.cumsum(rng.normal(size=(4, n)), axis=1) / 10
+    tracks = {(f"B{i}", f"A{j}"): np.log1p(np.exp((1 + j) * patterns[i] + j))
+              for i in range(4) for j in range(3)}
+    for j in range(3):
+        tracks["B4", f"A{j}"] = np.mean([tracks[f"B{i}", f"A{j}"] for i in range(4)], axis=0)
+    return {k: (v + 0.05 * rng.normal(size=n)).astype(np.float32) for k, v in tracks.items()}
+
+
+def test_per_biosample_selection_scores_each_biosample_on_its_own_tracks(compendium,
+                                                                       monkeypatch):
+    models = []
+    original = Avocado.fit
+
+    def keep(self, *args, **kwargs):
+        models.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Avocado, "fit", keep)
+    select = {"activity_blend": [0.0, 1.0], "smoothing": [1, 5]}
+    best, scores = evaluation.select_hyperparameters(
+        compendium, select, TINY, n_epochs=3, inner_folds=3, inner_splits=3, seed=1,
+        per_biosample=True)
+    assert len(models) == 3  # one model per inner split, scored with all four settings
+    # known answer: with a blend of 1 (no smoothing) each biosample's validation MSE is that
+    # of average activity over the inner training tracks, on its own validation tracks
+    splits = evaluation.make_folds(compendium.keys(), 3, seed=1)
+    errors: dict[str, list[float]] = {}
+    for val in splits:
+        inner = {k: v for k, v in compendium.items() if k not in set(val)}
+        for b, a in val:
+            d = average_activity(inner, b, a).astype(np.float64) - compendium[b, a]
+            errors.setdefault(b, []).append(float(np.mean(d ** 2)))
+    by = json.loads(scores.set_index("params").loc[
+        json.dumps({"activity_blend": 1.0, "smoothing": 1}, sort_keys=True),
+        "val_mse_by_biosample"])
+    assert set(by) == {f"B{i}" for i in range(5)}  # every biosample validated
+    for b, e in errors.items():
+        assert by[b] == pytest.approx(np.mean(e), rel=1e-5)
+    # each biosample's settings are its own best among the four
+    table = {json.dumps({k: p[k] for k in ("activity_blend", "smoothing")}):
+             json.loads(v) for p, v in zip(map(json.loads, scores["params"]),
+                                           scores["val_mse_by_biosample"])}
+    for b, settings in best["biosample_settings"].items():
+        mine = table[json.dumps(settings)][b]
+        assert mine == min(t[b] for t in table.values())
+    # B4 is the others' mean: average activity (blend 1) imputes it best
+    assert best["biosample_settings"]["B4"]["activity_blend"] == 1.0
+
+
+def test_cross_validation_trains_the_final_model_with_the_per_biosample_choice(
+        compendium, tmp_path):
+    select = {"activity_blend": [0.0, 1.0]}
+    res = evaluation.cross_validate(compendium, n_folds=3, config=TINY, n_epochs=3,
+                                    select=select, inner_folds=3, inner_splits=3,
+                                    per_biosample=True, cache_dir=tmp_path / "c",
+                                    baselines=["average_activity"], progress=False)
+    model = res[res["method"] == "avocado"]
+    aa = res[res["method"] == "average_activity"].set_index(["biosample", "assay"])["mse"]
+    for _, row in model.iterrows():
+        chosen = json.loads(row["selected"])
+        settings = chosen["biosample_settings"]
+        assert set(settings) == {f"B{i}" for i in range(5)}
+        if settings[row["biosample"]]["activity_blend"] == 1.0:
+            # the held-out track was imputed by average activity of the fold's training tracks
+            assert row["mse"] == pytest.approx(aa[row["biosample"], row["assay"]], rel=1e-5)
+    # the selection alone, from the same cache, reports the same choices
+    alone = evaluation.nested_selection(compendium, select, n_folds=3, config=TINY, n_epochs=3,
+                                        inner_folds=3, inner_splits=3, per_biosample=True,
+                                        cache_dir=tmp_path / "c", progress=False)
+    per_fold = alone.attrs["biosample_settings"]
+    for f, g in model.groupby("fold"):
+        assert per_fold[f] == json.loads(g["selected"].iloc[0])["biosample_settings"]
+    md = evaluation.summarize_selection(alone)
+    assert "### Prediction settings chosen per biosample" in md and "| 2 | B4 |" in md
+    with pytest.raises(AvocadoValueError, match="select candidate values of at least one"):
+        evaluation.cross_validate(compendium, n_folds=3, config=TINY, n_epochs=1,
+                                  select={"n_epochs": [1]}, per_biosample=True, progress=False)
+
+
+def test_cli_trains_with_per_biosample_settings(tmp_path):
+    from avocado_core import TrackStore
+
+    rng = np.random.default_rng(2)
+    store = TrackStore.create(tmp_path / "store", _regions(600))
+    for b in B:
+        for a in A:
+            store.add_track(b, a, rng.gamma(1.0, 1.0, 600).astype(np.float32))
+    runner = CliRunner()
+    args = ["train", str(tmp_path / "store"), str(tmp_path / "model"), "--epochs", "1",
+            "--n-nodes", "8", "--batch-size", "100", "--average-activity", "input",
+            "--biosample-setting", "B1:activity-blend=0.75", "--biosample-setting",
+            "B1:smoothing=5", "--quiet"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    loaded = Avocado.load(tmp_path / "model", device="cpu")
+    assert loaded.biosample_settings == {"B1": {"activity_blend": 0.75, "smoothing": 5}}
+    bad = runner.invoke(main, [*args[:-5], "--biosample-setting", "B1:blend=1", "--overwrite"])
+    assert bad.exit_code == 2
+    assert "expected BIOSAMPLE:NAME=VALUE with NAME one of activity-blend, smoothing" in \
+        bad.output
+
+
+def _regions(n_bins: int):
+    from avocado_core.regions import RegionSet
+
+    return RegionSet.from_chrom_sizes({"chr1": n_bins * 25})
