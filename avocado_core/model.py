@@ -1064,34 +1064,26 @@ class Avocado:
         blend: float,
         smoothing: int,
     ) -> np.ndarray:
-        """Imputations of rows that share the blend and the smoothing."""
-        if smoothing > 1:  # the moving mean of a range that reaches half a window further
-            lo = max(0, start - smoothing // 2)
-            hi = min(network.n_positions, end + (smoothing - 1) // 2)
-            wide = self._predict_unsmoothed(network, b_idx, a_idx, lo, hi, blend)
-            return windowed_mean(wide, smoothing)[:, start - lo : end - lo]
-        return self._predict_unsmoothed(network, b_idx, a_idx, start, end, blend)
+        """Imputations of rows that share the blend and the smoothing.
 
-    def _predict_unsmoothed(
-        self,
-        network: AvocadoNetwork,
-        b_idx: np.ndarray,
-        a_idx: np.ndarray,
-        start: int,
-        end: int,
-        blend: float,
-    ) -> np.ndarray:
+        A moving mean reads the model half a window past each end of the range (as far as
+        there are positions), so a range gives the values of a whole prediction.
+        """
+        lo = max(0, start - smoothing // 2)
+        hi = min(network.n_positions, end + (smoothing - 1) // 2)
         if self.device.type == "cpu" and _kernel_fits(network):
-            out = self._predict_kernel(network, b_idx, a_idx, start, end)
+            out = self._predict_kernel(network, b_idx, a_idx, lo, hi)
         else:
-            out = self._predict_torch(network, b_idx, a_idx, start, end)
+            out = self._predict_torch(network, b_idx, a_idx, lo, hi)
         if self.average_activity == "residual" or blend:
-            mean = self._require_activity().rows(a_idx, start, end, self.assays)
+            mean = self._require_activity().rows(a_idx, lo, hi, self.assays)
             if self.average_activity == "residual":
                 out += mean
             if blend:
                 out *= 1.0 - blend
                 out += blend * mean
+        if smoothing > 1:
+            out = windowed_mean(out, smoothing)[:, start - lo : end - lo]
         return out
 
     def _predict_kernel(
