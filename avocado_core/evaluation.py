@@ -70,9 +70,6 @@ MODEL = "avocado"
 #: keyword arguments of ``Avocado(...)``).
 FIT_SETTINGS = ("average_from", "sampling", "epoch_size")
 
-#: Model settings that change predictions only: candidates that differ in these alone share
-#: one trained model during selection.
-
 
 def make_folds(
     experiments: Iterable[Experiment],

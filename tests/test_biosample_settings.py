@@ -198,6 +198,9 @@ def test_cli_trains_with_per_biosample_settings(tmp_path):
     assert result.exit_code == 0, result.output
     loaded = Avocado.load(tmp_path / "model", device="cpu")
     assert loaded.biosample_settings == {"B1": {"activity_blend": 0.75, "smoothing": 5}}
+    info = runner.invoke(main, ["info", str(tmp_path / "model"), "--json"])
+    assert json.loads(info.output)["config"]["biosample_settings"] == {
+        "B1": {"activity_blend": 0.75, "smoothing": 5}}
     bad = runner.invoke(main, [*args[:-5], "--biosample-setting", "B1:blend=1", "--overwrite"])
     assert bad.exit_code == 2
     assert "expected BIOSAMPLE:NAME=VALUE with NAME one of activity-blend, smoothing" in \

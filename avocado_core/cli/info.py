@@ -70,7 +70,7 @@ def describe_model(model: Any) -> dict[str, Any]:
     """A JSON-able summary of an Avocado model."""
     history = dict(getattr(model, "history", {}) or {})
     config = {
-        k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
+        k: (v if isinstance(v, (int, float, str, bool, dict, type(None))) else str(v))
         for k, v in dict(getattr(model, "config", {}) or {}).items()
         if k not in ("biosamples", "assays", "celltypes")
     }
