@@ -29,6 +29,7 @@ import itertools
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ import pandas as pd
 
 from . import _io
 from . import baselines as _baselines
-from .errors import AvocadoKeyError, AvocadoValueError
+from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .metrics import HIGHER_IS_BETTER, score_track
 
 __all__ = [
@@ -301,6 +302,12 @@ def select_hyperparameters(
             f"candidate values of at least one (got {sorted(select)})")
     experiments = list(train if experiments is None else experiments)
     splits = _inner_splits(train.keys(), inner_folds, inner_splits, seed)
+    unvalidated = sorted({b for b, _ in train} - {b for val in splits for b, _ in val})
+    if per_biosample and unvalidated:
+        warnings.warn(f"per_biosample: {short_list(unvalidated)} have no validation track in "
+                      f"{inner_splits} of {inner_folds} inner splits and keep the overall "
+                      f"choice; validate on all of them (inner_splits={inner_folds})",
+                      stacklevel=2)
     errors: list[list[tuple[str, float]]] = [[] for _ in grid]  # (biosample, MSE) per track
     groups: dict[str, list[int]] = {}  # candidates that train the same model
     for c, params in enumerate(grid):

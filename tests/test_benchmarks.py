@@ -34,7 +34,7 @@ def test_bench_training_prints_its_table():
 
 def test_bench_scale_prints_its_tables(tmp_path):
     out = _run("benchmarks/bench_scale.py", "--workdir", str(tmp_path), "--positions", "20000",
-               "--tracks", "8", "--sizes", "1,2", "--steps", "3")
+               "--tracks", "8", "--sizes", "1", "--steps", "3")
     assert "streamed" in out and "torchrun data-parallel, 2 processes" in out
 
 

@@ -176,6 +176,12 @@ def test_cross_validation_trains_the_final_model_with_the_per_biosample_choice(
         assert per_fold[f] == json.loads(g["selected"].iloc[0])["biosample_settings"]
     md = evaluation.summarize_selection(alone)
     assert "### Prediction settings chosen per biosample" in md and "| 2 | B4 |" in md
+    # with one inner split of 3, some biosamples have no validation track: said, not hidden
+    with pytest.warns(UserWarning, match="have no validation track in 1 of 5 inner splits"):
+        best, _ = evaluation.select_hyperparameters(
+            {k: v for k, v in compendium.items() if k[1] != "A2"}, select, TINY, n_epochs=1,
+            inner_folds=5, inner_splits=1, per_biosample=True)
+    assert 0 < len(best["biosample_settings"]) < 5
     with pytest.raises(AvocadoValueError, match="select candidate values of at least one"):
         evaluation.cross_validate(compendium, n_folds=3, config=TINY, n_epochs=1,
                                   select={"n_epochs": [1]}, per_biosample=True, progress=False)
