@@ -320,13 +320,15 @@ def select_hyperparameters(
             inner = {k: v for k, v in train.items() if k not in held}
             model, _ = _fit_fold(inner, cfg, epochs, fit, 1, seed, experiments, device,
                                  progress)
-            for c in members:
-                for m in model.models:
-                    for name in PREDICTION_SETTINGS:
-                        if name in grid[c]:
-                            setattr(m, name, grid[c][name])
-                for k in val:
-                    d = model.predict(*k).astype(np.float64) - np.asarray(train[k], np.float64)
+            # the candidates of one model differ in prediction settings only: one network
+            # pass per validation track scores them all
+            settings = [{n: grid[c][n] for n in PREDICTION_SETTINGS if n in grid[c]}
+                        for c in members]
+            (member,) = model.models
+            for k in val:
+                y = np.asarray(train[k], np.float64)
+                for c, pred in zip(members, member.predict_settings(*k, settings)):
+                    d = pred.astype(np.float64) - y
                     errors[c].append((k[0], float(np.dot(d, d) / d.size)))
     by_biosample = [pd.DataFrame(e, columns=["biosample", "mse"]).groupby("biosample")["mse"]
                     .mean() for e in errors]

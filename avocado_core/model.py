@@ -131,6 +131,18 @@ def _kernel_fits(network: AvocadoNetwork) -> bool:
         len(network.hidden) > 1 and network.hidden[0].out_features <= _KERNEL_MAX_WIDTH)
 
 
+def _blend_and_smooth(out: np.ndarray, mean: np.ndarray | None, blend: float,
+                      smoothing: int) -> np.ndarray:
+    """``(1 - blend) out + blend mean``, then its moving mean over ``smoothing`` bins (a new
+    array where either applies; ``out`` is left as it is)."""
+    if blend:
+        out = out * (1.0 - blend)
+        out += blend * mean
+    if smoothing > 1:
+        out = windowed_mean(out, smoothing)
+    return out
+
+
 class Avocado:
     """Multi-scale deep tensor factorization of epigenomic data (Schreiber et al. 2020).
 
@@ -1071,20 +1083,30 @@ class Avocado:
         """
         lo = max(0, start - smoothing // 2)
         hi = min(network.n_positions, end + (smoothing - 1) // 2)
+        out, mean = self._network_rows(network, b_idx, a_idx, lo, hi, bool(blend))
+        return _blend_and_smooth(out, mean, blend, smoothing)[:, start - lo : end - lo]
+
+    def _network_rows(
+        self,
+        network: AvocadoNetwork,
+        b_idx: np.ndarray,
+        a_idx: np.ndarray,
+        lo: int,
+        hi: int,
+        with_mean: bool,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model's output before any blend or smoothing, and (if ``with_mean``) the rows'
+        average activity."""
         if self.device.type == "cpu" and _kernel_fits(network):
             out = self._predict_kernel(network, b_idx, a_idx, lo, hi)
         else:
             out = self._predict_torch(network, b_idx, a_idx, lo, hi)
-        if self.average_activity == "residual" or blend:
+        mean = None
+        if self.average_activity == "residual" or with_mean:
             mean = self._require_activity().rows(a_idx, lo, hi, self.assays)
             if self.average_activity == "residual":
                 out += mean
-            if blend:
-                out *= 1.0 - blend
-                out += blend * mean
-        if smoothing > 1:
-            out = windowed_mean(out, smoothing)[:, start - lo : end - lo]
-        return out
+        return out, mean
 
     def _predict_kernel(
         self, network: AvocadoNetwork, b_idx: np.ndarray, a_idx: np.ndarray, start: int, end: int
@@ -1182,6 +1204,47 @@ class Avocado:
         b_idx = np.array([self._biosample_index(b) for b, _ in experiments])
         a_idx = np.array([self._assay_index(a) for _, a in experiments])
         return self._predict_indices(self.network, b_idx, a_idx, start, end)
+
+    def predict_settings(
+        self, biosample: str, assay: str, settings: Sequence[Mapping[str, Any]]
+    ) -> np.ndarray:
+        """One experiment's imputation under several prediction settings, from one network pass.
+
+        What :meth:`predict` returns with ``activity_blend`` and ``smoothing`` set to each
+        entry's values in turn (the same numbers), at the cost of one prediction and a blend
+        and a moving mean per entry: model selection scores a grid of these settings this way.
+
+        Parameters
+        ----------
+        biosample, assay: str
+            The experiment.
+        settings: sequence of dict
+            Each a dict with some of ``activity_blend`` and ``smoothing``
+            (:data:`PREDICTION_SETTINGS`); what an entry leaves out is the biosample's own
+            setting (``biosample_settings``, else the model's).
+
+        Returns
+        -------
+        numpy.ndarray, shape=(len(settings), n_positions), dtype=float32
+        """
+        b_idx = np.array([self._biosample_index(biosample)])
+        a_idx = np.array([self._assay_index(assay)])
+        own_blend, own_smoothing, _ = self._setting_groups(b_idx)[0]
+        chosen = []
+        for entry in settings:
+            if not isinstance(entry, Mapping) or set(entry) - set(PREDICTION_SETTINGS):
+                raise AvocadoValueError(f"settings entry {entry!r}; expected a dict with some of "
+                                        f"{', '.join(PREDICTION_SETTINGS)}")
+            chosen.append((
+                self._checked_setting("activity_blend",
+                                      entry.get("activity_blend", own_blend)),
+                self._checked_setting("smoothing", entry.get("smoothing", own_smoothing))))
+        if not chosen:
+            raise AvocadoValueError("predict_settings needs at least one settings entry")
+        out, mean = self._network_rows(self.network, b_idx, a_idx, 0, self.n_positions,
+                                       any(blend for blend, _ in chosen))
+        return np.concatenate([_blend_and_smooth(out, mean, blend, smoothing)
+                               for blend, smoothing in chosen])
 
     # ------------------------------------------------------------------ embeddings
     def biosample_embedding(self) -> np.ndarray:

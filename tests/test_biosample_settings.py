@@ -61,6 +61,29 @@ def test_each_biosample_is_imputed_with_its_own_settings(model, data, tmp_path):
     np.testing.assert_array_equal(model.predict_many(pairs), plain)
 
 
+def test_several_settings_from_one_pass_equal_predict(model):
+    grid = [{}, {"activity_blend": 0.5}, {"smoothing": 7}, {"activity_blend": 1.0, "smoothing": 3}]
+    model.biosample_settings = {"B2": {"smoothing": 5}}
+    try:
+        many = model.predict_settings("B2", "A1", grid)
+        assert many.shape == (4, N) and many.dtype == np.float32
+        for entry, got in zip(grid, many):
+            saved = model.activity_blend, model.biosample_settings
+            # what an entry leaves out is the biosample's own setting (smoothing 5 for B2)
+            model.activity_blend = entry.get("activity_blend", model.activity_blend)
+            model.biosample_settings = {"B2": {"smoothing": entry.get("smoothing", 5)}}
+            np.testing.assert_array_equal(got, model.predict("B2", "A1"))
+            model.activity_blend, model.biosample_settings = saved
+    finally:
+        model.biosample_settings = None
+    with pytest.raises(AvocadoValueError, match="expected a dict with some of activity_blend"):
+        model.predict_settings("B2", "A1", [{"blend": 1}])
+    with pytest.raises(AvocadoValueError, match="smoothing must be a whole number"):
+        model.predict_settings("B2", "A1", [{"smoothing": 0}])
+    with pytest.raises(AvocadoValueError, match="at least one settings entry"):
+        model.predict_settings("B2", "A1", [])
+
+
 @pytest.mark.parametrize("settings, error, message", [
     ({"B9": {"smoothing": 3}}, AvocadoKeyError, "unknown biosample 'B9'"),
     ({"B0": {"blend": 0.5}}, AvocadoValueError, "expected a dict with some of activity_blend"),
