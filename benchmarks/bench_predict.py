@@ -14,6 +14,11 @@ busy loop; printed are each side's rate relative to running alone. A path that h
 between many small operations is starved by the busy loop (or starves it); one compiled call
 per range that releases the GIL lets both run on their own cores.
 
+Last, model selection's scoring: one experiment imputed under a grid of 9 prediction settings
+(blend 0.25 / 0.5 / 0.75 x smoothing 5 / 9 / 13, the small configuration with average activity
+as an input) by ``predict`` once per setting, against ``predict_settings`` (one network pass
+for the grid), and whether the two give the same numbers.
+
 Wall times on a shared machine move; the ratios within one run are what count.
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_predict.py
@@ -33,6 +38,7 @@ from machine import cpu_model
 
 from avocado_core import Avocado
 from avocado_core.model import _KERNEL_MAX_WIDTH, PRESETS, _kernel_fits
+from avocado_core.residual import AverageActivity
 
 FIXTURE = dict(n_layers=2, n_nodes=64, n_biosample_factors=6, n_assay_factors=8,
                n_25bp_factors=5, n_250bp_factors=7, n_5kbp_factors=9)
@@ -117,6 +123,36 @@ def _gil_table(model: Avocado, seconds: float) -> None:
         print(f"| {name} | {together / alone:.2f} | {busy / alone_busy:.2f} |")
 
 
+def _settings_table(n: int, reps: int) -> None:
+    """``predict`` once per prediction setting against ``predict_settings`` for the grid."""
+    grid = [{"activity_blend": b, "smoothing": w} for b in (0.25, 0.5, 0.75) for w in (5, 9, 13)]
+    model = Avocado(["B1", "B2", "B3"], ["A1", "A2", "A3"], n, seed=0, device="cpu",
+                    average_activity="input", **PRESETS["small"])
+    rng = np.random.default_rng(0)
+    model.activity = AverageActivity(rng.gamma(1.0, 1.0, (3, n)).astype(np.float32),
+                                     np.full(3, 4))
+
+    def one_by_one() -> np.ndarray:
+        out = []
+        for entry in grid:
+            model.activity_blend, model.smoothing = entry["activity_blend"], entry["smoothing"]
+            out.append(model.predict("B2", "A1"))
+        return np.stack(out)
+
+    best = {"predict per setting": np.inf, "predict_settings": np.inf}
+    results = {}
+    for _ in range(reps):  # interleaved rounds; the best of each
+        for name, run in (("predict per setting", one_by_one),
+                          ("predict_settings", lambda: model.predict_settings("B2", "A1", grid))):
+            t0 = time.perf_counter()
+            results[name] = run()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    same = np.array_equal(results["predict per setting"], results["predict_settings"])
+    print(f"| {len(grid)} settings | {n:,} | {best['predict per setting']:.3f} | "
+          f"{best['predict_settings']:.3f} | "
+          f"{best['predict per setting'] / best['predict_settings']:.1f} | {same} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--reps", type=int, default=3, help="rounds of each path [3]")
@@ -154,6 +190,14 @@ def main() -> None:
     print()
     if gil_model is not None:
         _gil_table(gil_model, args.gil_seconds)
+    print()
+    print("Model selection's scoring: one experiment under a grid of prediction settings "
+          "(small configuration, average activity as an input; seconds, best of the rounds):")
+    print()
+    print("| grid | positions | predict per setting (s) | predict_settings (s) | ratio | "
+          "identical |")
+    print("|---|---:|---:|---:|---:|---|")
+    _settings_table(max(1_000, int(1_000_000 * args.scale)), args.reps)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

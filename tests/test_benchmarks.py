@@ -100,3 +100,5 @@ def test_bench_predict_prints_its_tables():
                "2,1", "--gil-seconds", "0.2")
     assert "| 2 x 64 (bench_chromosome) | 10,000 |" in out and "| 1 x 128 (small) |" in out
     assert "| kernel |" in out and "| torch |" in out and "CPU:" in out
+    row = next(line for line in out.splitlines() if line.startswith("| 9 settings |"))
+    assert row.startswith("| 9 settings | 10,000 |") and row.endswith("| True |")
