@@ -313,8 +313,8 @@ def select_hyperparameters(
     for c, params in enumerate(grid):
         groups.setdefault(_trained_key(params), []).append(c)
     for members in groups.values():
-        trained = {k: v for k, v in grid[members[0]].items() if k not in PREDICTION_SETTINGS}
-        cfg, epochs, fit = _apply(config, n_epochs, dict(fit_kwargs or {}), trained)
+        cfg, epochs, fit = _apply(config, n_epochs, dict(fit_kwargs or {}),
+                                  _trained_part(grid[members[0]]))
         for val in splits:  # a loop over inner splits, each a model
             held = set(val)
             inner = {k: v for k, v in train.items() if k not in held}
@@ -340,12 +340,16 @@ def select_hyperparameters(
     return _chosen(scores, per_biosample), scores
 
 
-def _trained_key(params: Mapping[str, Any]) -> str:
-    """What of a candidate's settings trains a model (JSON): all but the prediction settings."""
+def _trained_part(params: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a candidate's settings trains a model: all but the prediction settings."""
     from .model import PREDICTION_SETTINGS
 
-    return json.dumps({k: v for k, v in params.items() if k not in PREDICTION_SETTINGS},
-                      sort_keys=True, default=str)
+    return {k: v for k, v in params.items() if k not in PREDICTION_SETTINGS}
+
+
+def _trained_key(params: Mapping[str, Any]) -> str:
+    """:func:`_trained_part` as JSON (candidates with one key share a trained model)."""
+    return json.dumps(_trained_part(params), sort_keys=True, default=str)
 
 
 def _chosen(scores: pd.DataFrame, per_biosample: bool) -> dict[str, Any]:

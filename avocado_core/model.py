@@ -439,14 +439,18 @@ class Avocado:
                 raise AvocadoKeyError(
                     f"biosample_settings: unknown biosample {biosample!r}; the model's "
                     f"biosamples are {short_list(self.biosamples)}")
-            if not isinstance(settings, Mapping) or not settings or (
-                    set(settings) - set(PREDICTION_SETTINGS)):
-                raise AvocadoValueError(
-                    f"biosample_settings[{biosample!r}] = {settings!r}; expected a dict with "
-                    f"some of {', '.join(PREDICTION_SETTINGS)}")
-            checked[biosample] = {name: self._checked_setting(name, v)
-                                  for name, v in settings.items()}
+            checked[biosample] = self._checked_settings(
+                f"biosample_settings[{biosample!r}]", settings, allow_empty=False)
         self._biosample_settings = checked
+
+    def _checked_settings(self, label: str, settings: Any, allow_empty: bool
+                          ) -> dict[str, float | int]:
+        """A dict of prediction settings, each value checked (``label`` names it in errors)."""
+        if not isinstance(settings, Mapping) or not (settings or allow_empty) or (
+                set(settings) - set(PREDICTION_SETTINGS)):
+            raise AvocadoValueError(f"{label} = {settings!r}; expected a dict with some of "
+                                    f"{', '.join(PREDICTION_SETTINGS)}")
+        return {name: self._checked_setting(name, v) for name, v in settings.items()}
 
     def _checked_setting(self, name: str, value: Any) -> float | int:
         """A prediction setting's value, checked (``activity_blend`` or ``smoothing``)."""
@@ -1058,13 +1062,16 @@ class Avocado:
         """The rows of ``b_idx`` that share prediction settings: (blend, smoothing, rows)."""
         if not self._biosample_settings:
             return [(self.activity_blend, self.smoothing, np.arange(len(b_idx)))]
-        by_index = {self._biosample_index(b): s for b, s in self._biosample_settings.items()}
-        keys = [(by_index.get(int(i), {}).get("activity_blend", self.activity_blend),
-                 by_index.get(int(i), {}).get("smoothing", self.smoothing)) for i in b_idx]
         groups: dict[tuple[float, int], list[int]] = {}
-        for row, key in enumerate(keys):
-            groups.setdefault(key, []).append(row)
+        for row, index in enumerate(b_idx):
+            groups.setdefault(self._own_settings(int(index)), []).append(row)
         return [(blend, smoothing, np.array(rows)) for (blend, smoothing), rows in groups.items()]
+
+    def _own_settings(self, index: int) -> tuple[float, int]:
+        """The blend and smoothing of biosample ``index``'s imputations."""
+        own = self._biosample_settings.get(self.biosamples[index], {})
+        return (own.get("activity_blend", self.activity_blend),
+                own.get("smoothing", self.smoothing))
 
     def _predict_rows(
         self,
@@ -1229,16 +1236,12 @@ class Avocado:
         """
         b_idx = np.array([self._biosample_index(biosample)])
         a_idx = np.array([self._assay_index(assay)])
-        own_blend, own_smoothing, _ = self._setting_groups(b_idx)[0]
+        own_blend, own_smoothing = self._own_settings(int(b_idx[0]))
         chosen = []
         for entry in settings:
-            if not isinstance(entry, Mapping) or set(entry) - set(PREDICTION_SETTINGS):
-                raise AvocadoValueError(f"settings entry {entry!r}; expected a dict with some of "
-                                        f"{', '.join(PREDICTION_SETTINGS)}")
-            chosen.append((
-                self._checked_setting("activity_blend",
-                                      entry.get("activity_blend", own_blend)),
-                self._checked_setting("smoothing", entry.get("smoothing", own_smoothing))))
+            entry = self._checked_settings("settings entry", entry, allow_empty=True)
+            chosen.append((entry.get("activity_blend", own_blend),
+                           entry.get("smoothing", own_smoothing)))
         if not chosen:
             raise AvocadoValueError("predict_settings needs at least one settings entry")
         out, mean = self._network_rows(self.network, b_idx, a_idx, 0, self.n_positions,
