@@ -11,8 +11,9 @@ With ``select`` (candidate values of hyperparameters: model settings such as
 ``biosample_decay``, ``fit`` settings such as ``average_from``, and ``n_epochs``) the
 evaluation is nested: inside each fold, the fold's *training* tracks are split again
 (``make_folds``), a model per candidate is trained on the inner training tracks and scored
-(mean MSE) on the inner validation tracks, and the best candidate is then trained on all of the
-fold's training tracks and scored on its held-out tracks. The held-out tracks choose nothing.
+on the inner validation tracks (mean MSE, or another metric: ``select_by``), and the best
+candidate is then trained on all of the fold's training tracks and scored on its held-out
+tracks. The held-out tracks choose nothing.
 ``nested_selection`` runs that selection alone (``avocado evaluate --selection-only``), to
 study a grid without reading the held-out tracks; ``summarize_selection`` ranks its candidates.
 
@@ -39,11 +40,13 @@ import pandas as pd
 
 from . import _io
 from . import baselines as _baselines
+from . import metrics as _metrics
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .metrics import HIGHER_IS_BETTER, score_track
 
 __all__ = [
     "BASELINES",
+    "SELECTION_METRICS",
     "make_folds",
     "candidates",
     "select_hyperparameters",
@@ -70,6 +73,13 @@ MODEL = "avocado"
 #: Selectable ``Avocado.fit`` settings (the other selectable names are ``n_epochs`` and
 #: keyword arguments of ``Avocado(...)``).
 FIT_SETTINGS = ("average_from", "sampling", "epoch_size")
+
+#: Metrics a nested selection can choose by (``select_by``) and their labels: the mean over
+#: validation tracks of a function of ``avocado_core.metrics``, the error everywhere
+#: (``"mse"``), the correlation, or the error and the overlap on the top 1% of observed bins
+#: (the peaks).
+SELECTION_METRICS: dict[str, str] = {"mse": "MSE", "pearson": "Pearson", "mse1obs": "MSE1obs",
+                                     "match1": "Match1"}
 
 
 def make_folds(
@@ -251,6 +261,7 @@ def select_hyperparameters(
     device: str | None = None,
     progress: bool = False,
     per_biosample: bool = False,
+    select_by: str = "mse",
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Choose hyperparameters on validation tracks split off ``train`` (inner folds).
 
@@ -282,19 +293,25 @@ def select_hyperparameters(
         (``best["biosample_settings"]``; see ``Avocado(biosample_settings=...)``). Use enough
         inner splits that every biosample has some (all of them: ``inner_splits =
         inner_folds``). Default is False.
+    select_by: str, optional
+        The metric that chooses, one of :data:`SELECTION_METRICS`: ``"mse"`` (the default),
+        ``"pearson"``, or the top 1% of observed bins, ``"mse1obs"`` / ``"match1"``, for a
+        user who cares most about the peaks. The per-biosample choice uses it too.
 
     Returns
     -------
     best: dict
-        The candidate with the lowest mean validation MSE (the first on ties), with
+        The candidate with the best mean validation ``select_by`` (the first on ties), with
         ``per_biosample`` also its ``"biosample_settings"``.
     scores: pandas.DataFrame
         One row per candidate: ``params`` (JSON), ``val_mse`` (mean over every validation
         track of the used splits), ``val_tracks`` and ``val_mse_by_biosample`` (JSON:
-        biosample -> mean MSE over its validation tracks).
+        biosample -> mean MSE over its validation tracks); with another ``select_by``, also
+        ``val_<select_by>`` and ``val_<select_by>_by_biosample``.
     """
     from .model import PREDICTION_SETTINGS
 
+    score = _selection_metric(select_by)
     grid = candidates(select)
     if per_biosample and not set(PREDICTION_SETTINGS) & set(select):
         raise AvocadoValueError(
@@ -308,7 +325,8 @@ def select_hyperparameters(
                       f"{inner_splits} of {inner_folds} inner splits and keep the overall "
                       f"choice; validate on all of them (inner_splits={inner_folds})",
                       stacklevel=2)
-    errors: list[list[tuple[str, float]]] = [[] for _ in grid]  # (biosample, MSE) per track
+    # (biosample, MSE, the select_by score) per validation track, per candidate
+    errors: list[list[tuple[str, float, float]]] = [[] for _ in grid]
     groups: dict[str, list[int]] = {}  # candidates that train the same model
     for c, params in enumerate(grid):
         groups.setdefault(_trained_key(params), []).append(c)
@@ -329,15 +347,53 @@ def select_hyperparameters(
                 y = np.asarray(train[k], np.float64)
                 for c, pred in zip(members, member.predict_settings(*k, settings)):
                     d = pred.astype(np.float64) - y
-                    errors[c].append((k[0], float(np.dot(d, d) / d.size)))
-    by_biosample = [pd.DataFrame(e, columns=["biosample", "mse"]).groupby("biosample")["mse"]
-                    .mean() for e in errors]
+                    mse = float(np.dot(d, d) / d.size)
+                    errors[c].append((k[0], mse, mse if score is None else score(y, pred)))
+    frames = [pd.DataFrame(e, columns=["biosample", "mse", "score"]) for e in errors]
+
+    def by_biosample(column: str) -> list[str]:
+        return [json.dumps(f.groupby("biosample")[column].mean().to_dict(), sort_keys=True)
+                for f in frames]
+
     scores = pd.DataFrame({"params": [json.dumps(p, sort_keys=True) for p in grid],
-                           "val_mse": [np.mean([mse for _, mse in e]) for e in errors],
-                           "val_tracks": [len(e) for e in errors],
-                           "val_mse_by_biosample": [json.dumps(b.to_dict(), sort_keys=True)
-                                                    for b in by_biosample]})
-    return _chosen(scores, per_biosample), scores
+                           "val_mse": [f["mse"].mean() for f in frames],
+                           "val_tracks": [len(f) for f in frames],
+                           "val_mse_by_biosample": by_biosample("mse")})
+    if score is not None:
+        scores[f"val_{select_by}"] = [f["score"].mean() for f in frames]
+        scores[f"val_{select_by}_by_biosample"] = by_biosample("score")
+    return _chosen(scores, per_biosample, select_by), scores
+
+
+def _selection_metric(select_by: str) -> Callable[[np.ndarray, np.ndarray], float] | None:
+    """The per-track function of a ``select_by`` name (None for MSE, computed anyway)."""
+    if select_by not in SELECTION_METRICS:
+        raise AvocadoValueError(
+            f"select_by={select_by!r}; expected one of {', '.join(SELECTION_METRICS)}")
+    return None if select_by == "mse" else getattr(_metrics, select_by)
+
+
+def _criterion(columns: Iterable[str]) -> str:
+    """The column a selection chose by: ``val_<select_by>`` (``val_mse`` unless another)."""
+    named = [c for c in columns if c.startswith("val_") and c not in ("val_mse", "val_tracks")
+             and not c.endswith("_by_biosample")]
+    return named[0] if named else "val_mse"
+
+
+def _sign(column: str) -> int:
+    """+1 where lower is better for a ``val_<metric>`` column, -1 where higher is."""
+    return -1 if column.removeprefix("val_") in HIGHER_IS_BETTER else 1
+
+
+def _label(column: str) -> str:
+    """``"val_mse1obs"`` -> ``"MSE1obs"``."""
+    return SELECTION_METRICS[column.removeprefix("val_")]
+
+
+def _best_score(scores: pd.DataFrame) -> float:
+    """The best candidate's validation score, in the metric the selection chose by."""
+    column = _criterion(scores.columns)
+    return float(scores[column].max() if _sign(column) < 0 else scores[column].min())
 
 
 def _trained_part(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -352,25 +408,29 @@ def _trained_key(params: Mapping[str, Any]) -> str:
     return json.dumps(_trained_part(params), sort_keys=True, default=str)
 
 
-def _chosen(scores: pd.DataFrame, per_biosample: bool) -> dict[str, Any]:
+def _chosen(scores: pd.DataFrame, per_biosample: bool, select_by: str = "mse"
+            ) -> dict[str, Any]:
     """The choice of a selection (``select_hyperparameters``) from its scores.
 
-    The candidate with the lowest validation MSE (the first on ties); with ``per_biosample``,
-    also each biosample's prediction settings: those of the candidate, among the ones that
-    train the same model, with the lowest MSE on the biosample's validation tracks.
+    The candidate with the best validation ``select_by`` (the first on ties); with
+    ``per_biosample``, also each biosample's prediction settings: those of the candidate,
+    among the ones that train the same model, with the best ``select_by`` on the biosample's
+    validation tracks.
     """
     from .model import PREDICTION_SETTINGS
 
-    best = json.loads(scores.loc[scores["val_mse"].idxmin(), "params"])
+    column = f"val_{select_by}"
+    sign = _sign(column)
+    best = json.loads(scores.loc[(sign * scores[column]).idxmin(), "params"])
     if not per_biosample:
         return best
     same = [(params, json.loads(by)) for params, by in
-            zip(map(json.loads, scores["params"]), scores["val_mse_by_biosample"])
+            zip(map(json.loads, scores["params"]), scores[f"{column}_by_biosample"])
             if _trained_key(params) == _trained_key(best)]
     settings = {}
     for biosample in sorted({b for _, by in same for b in by}):
         params, _ = min(((p, by) for p, by in same if biosample in by),
-                        key=lambda p_by: p_by[1][biosample])
+                        key=lambda p_by: sign * p_by[1][biosample])
         settings[biosample] = {k: params[k] for k in PREDICTION_SETTINGS if k in params}
     return {**best, "biosample_settings": settings}
 
@@ -399,6 +459,7 @@ def cross_validate(
     inner_folds: int = 5,
     inner_splits: int = 1,
     per_biosample: bool = False,
+    select_by: str = "mse",
 ) -> pd.DataFrame:
     """Held-out evaluation of Avocado and baselines, fold by fold (resumable).
 
@@ -439,7 +500,8 @@ def cross_validate(
     select: dict[str, sequence], optional
         Nested model selection: candidate values of settings (``n_epochs``, ``average_from``,
         ``biosample_decay``, ``average_activity``, ...; see ``candidates``). Each fold chooses
-        the combination with the lowest validation MSE on its own training tracks
+        the combination with the best validation score (``select_by``) on its own training
+        tracks
         (``select_hyperparameters``, one model per candidate, not an ensemble) and trains
         the fold's model with it; the values given as ``config`` / ``n_epochs`` /
         ``fit_kwargs`` are the defaults of what is not selected. Default is None (no
@@ -451,6 +513,9 @@ def cross_validate(
         With ``select``: choose the prediction settings (``activity_blend``, ``smoothing``)
         per biosample on its own validation tracks (see ``select_hyperparameters``; use
         ``inner_splits=inner_folds``). Default is False.
+    select_by: str, optional
+        With ``select``: the validation metric that chooses (see ``select_hyperparameters``
+        and :data:`SELECTION_METRICS`). Default is "mse".
 
     Returns
     -------
@@ -458,8 +523,8 @@ def cross_validate(
         One row per (held-out experiment, method): fold, biosample, assay, method, the metrics,
         and train_seconds (the fold's model training time, all members together; NaN for
         baselines). With ``select``, also ``selected`` (the chosen settings, JSON) and
-        ``val_mse`` (their validation MSE) on the model's rows, and ``results.attrs
-        ["selection"]``: every candidate's validation MSE per fold.
+        ``val_<select_by>`` (the best candidate's validation score) on the model's rows, and
+        ``results.attrs["selection"]``: every candidate's validation scores per fold.
     """
     from tqdm.auto import tqdm
 
@@ -473,7 +538,8 @@ def cross_validate(
     # the selection (one model per candidate) does not depend on n_models, the baselines or
     # the masks: an ensemble run, or one with other baselines, reuses a run's selection
     sel_settings = _selection_settings(tracks, folds, config, n_epochs, epoch_size, fit_kwargs,
-                                       seed, select, inner_folds, inner_splits, per_biosample)
+                                       seed, select, inner_folds, inner_splits, per_biosample,
+                                       select_by)
     settings = {**sel_settings, "baselines": list(baselines), "masks": sorted(masks or {})}
     if check_n_models(n_models) > 1:  # one model keeps the cache keys of earlier folds
         settings["n_models"] = int(n_models)
@@ -497,12 +563,12 @@ def cross_validate(
         if select:
             chosen, scores = _fold_selection(i, train, tracks.keys(), sel_file, select, config,
                                              n_epochs, kw, seed, inner_folds, inner_splits,
-                                             per_biosample, device)
+                                             per_biosample, select_by, device)
             fold_config, fold_epochs, kw = _apply(config, n_epochs, kw, chosen)
             selections.append(scores)
             if progress:
                 tqdm.write(f"fold {i + 1}/{len(folds)}: chose {json.dumps(chosen)} "
-                           f"(validation MSE {scores['val_mse'].min():.4f})")
+                           f"(validation {select_by} {_best_score(scores):.4f})")
         model, seconds = _fit_fold(train, fold_config, fold_epochs, kw, n_models, seed + i,
                                    tracks.keys(), device, progress)
         rows = []
@@ -517,7 +583,7 @@ def cross_validate(
                        "train_seconds": seconds if method == MODEL else np.nan}
                 if chosen is not None:
                     row["selected"] = json.dumps(chosen, sort_keys=True) if method == MODEL else ""
-                    row["val_mse"] = scores["val_mse"].min() if method == MODEL else np.nan
+                    row[f"val_{select_by}"] = _best_score(scores) if method == MODEL else np.nan
                 rows.append(row)
         frame = pd.DataFrame(rows)
         if file is not None:
@@ -543,7 +609,7 @@ def _tracks_of_one_length(data) -> dict[Experiment, np.ndarray]:
 
 
 def _selection_settings(tracks, folds, config, n_epochs, epoch_size, fit_kwargs, seed, select,
-                        inner_folds, inner_splits, per_biosample) -> dict[str, Any]:
+                        inner_folds, inner_splits, per_biosample, select_by) -> dict[str, Any]:
     """The settings a fold's selection depends on (its cache key), checked before training."""
     settings = {
         "config": config, "n_epochs": n_epochs, "epoch_size": epoch_size,
@@ -553,11 +619,14 @@ def _selection_settings(tracks, folds, config, n_epochs, epoch_size, fit_kwargs,
     }
     if select:  # no selection keeps the cache keys of earlier folds
         candidates(select)  # bad names fail before any training
+        _selection_metric(select_by)
         for i, fold in enumerate(folds):  # every fold's inner split exists
             _inner_splits(set(tracks) - set(fold), inner_folds, inner_splits, seed + i)
         settings.update(select=dict(select), inner_folds=inner_folds, inner_splits=inner_splits)
         if per_biosample:  # without it, the cache keys of earlier selections
             settings["per_biosample"] = True
+        if select_by != "mse":  # the same
+            settings["select_by"] = select_by
     return settings
 
 
@@ -575,16 +644,16 @@ def _fold_fit_kwargs(fit_kwargs: Mapping[str, Any] | None, epoch_size: int | Non
 
 
 def _fold_selection(i, train, experiments, sel_file, select, config, n_epochs, kw, seed,
-                    inner_folds, inner_splits, per_biosample, device
+                    inner_folds, inner_splits, per_biosample, select_by, device
                     ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Fold ``i``'s choice and every candidate's validation MSE (cached in ``sel_file``)."""
+    """Fold ``i``'s choice and every candidate's validation scores (cached in ``sel_file``)."""
     if sel_file is not None and sel_file.is_file():
         scores = pd.read_csv(sel_file, sep="\t")
-        return _chosen(scores, per_biosample), scores
+        return _chosen(scores, per_biosample, select_by), scores
     chosen, scores = select_hyperparameters(
         train, select, config, n_epochs, kw, seed=seed + i, inner_folds=inner_folds,
         inner_splits=inner_splits, experiments=experiments, device=device, progress=False,
-        per_biosample=per_biosample)
+        per_biosample=per_biosample, select_by=select_by)
     scores.insert(0, "fold", i)
     if sel_file is not None:
         _io.write_text(sel_file, scores.to_csv(sep="\t", index=False))
@@ -603,6 +672,7 @@ def nested_selection(
     inner_folds: int = 5,
     inner_splits: int = 1,
     per_biosample: bool = False,
+    select_by: str = "mse",
     cache_dir: str | os.PathLike | None = None,
     device: str | None = None,
     progress: bool = True,
@@ -622,7 +692,7 @@ def nested_selection(
     select: dict[str, sequence]
         Candidate values (see ``candidates``).
     n_folds, config, n_epochs, epoch_size, fit_kwargs, seed, inner_folds, inner_splits,
-    per_biosample, cache_dir, device:
+    per_biosample, select_by, cache_dir, device:
         As in :func:`cross_validate`.
     progress: bool, optional
         Show one line per fold. Default is True.
@@ -631,7 +701,8 @@ def nested_selection(
     -------
     scores: pandas.DataFrame
         One row per (fold, candidate): ``fold``, ``params`` (JSON), ``val_mse`` (mean over
-        the fold's validation tracks), ``val_tracks``, ``val_mse_by_biosample`` (JSON). With
+        the fold's validation tracks), ``val_tracks``, ``val_mse_by_biosample`` (JSON), and
+        with another ``select_by`` its ``val_<select_by>`` columns. With
         ``per_biosample``, ``scores.attrs["biosample_settings"]`` holds each fold's
         per-biosample choice (fold -> biosample -> settings).
     """
@@ -642,7 +713,8 @@ def nested_selection(
     tracks = _tracks_of_one_length(data)
     folds = make_folds(tracks.keys(), n_folds, seed=seed)
     sel_settings = _selection_settings(tracks, folds, config, n_epochs, epoch_size, fit_kwargs,
-                                       seed, select, inner_folds, inner_splits, per_biosample)
+                                       seed, select, inner_folds, inner_splits, per_biosample,
+                                       select_by)
     cache = None if cache_dir is None else Path(cache_dir)
     kw = _fold_fit_kwargs(fit_kwargs, epoch_size)
     frames, per_fold = [], {}
@@ -652,10 +724,10 @@ def nested_selection(
         train = {k: v for k, v in tracks.items() if k not in held}
         chosen, scores = _fold_selection(i, train, tracks.keys(), sel_file, select, config,
                                          n_epochs, kw, seed, inner_folds, inner_splits,
-                                         per_biosample, device)
+                                         per_biosample, select_by, device)
         if progress:
             tqdm.write(f"fold {i + 1}/{len(folds)}: best {json.dumps(chosen)} "
-                       f"(validation MSE {scores['val_mse'].min():.4f})")
+                       f"(validation {select_by} {_best_score(scores):.4f})")
         frames.append(scores)
         if per_biosample:
             per_fold[i] = chosen["biosample_settings"]
@@ -679,17 +751,20 @@ def summarize_selection(scores: pd.DataFrame, command: str | None = None) -> str
     -------
     markdown: str
     """
+    column = _criterion(scores.columns)
+    label, sign = _label(column), _sign(column)
     wide = _candidate_table(scores)
-    wide.insert(0, "mean val MSE", wide.mean(axis=1))
-    wide = wide.sort_values("mean val MSE", kind="stable")
-    best = scores.loc[scores.groupby("fold")["val_mse"].idxmin(), ["fold", "params", "val_mse"]]
+    wide.insert(0, f"mean val {label}", wide.mean(axis=1))
+    wide = wide.sort_values(f"mean val {label}", ascending=sign > 0, kind="stable")
+    best = scores.loc[(sign * scores[column]).groupby(scores["fold"]).idxmin(),
+                      ["fold", "params", column]]
     out = [f"<!-- {command} -->\n"] if command else []
     out += ["Nested selection only: every candidate scored on validation tracks split off each "
             "fold's training tracks. No final model was trained and no held-out track was "
             "read.\n",
             "### Each fold's best\n",
-            _md_table(best.rename(columns={"params": "best", "val_mse": "validation MSE"})),
-            "\n### Every candidate, by mean validation MSE over the folds\n",
+            _md_table(best.rename(columns={"params": "best", column: f"validation {label}"})),
+            f"\n### Every candidate, by mean validation {label} over the folds\n",
             _md_table(wide.reset_index())]
     per_fold = scores.attrs.get("biosample_settings")
     if per_fold:
@@ -732,7 +807,8 @@ def summarize(results: pd.DataFrame, command: str | None = None,
         table of MSE and Pearson.
     """
     metrics = [c for c in results.columns if c not in (
-        "fold", "biosample", "assay", "method", "train_seconds", "selected", "val_mse")]
+        "fold", "biosample", "assay", "method", "train_seconds", "selected")
+        and not c.startswith("val_")]
     methods = list(dict.fromkeys(results["method"]))
     n_tracks = results[["biosample", "assay"]].drop_duplicates().shape[0]
     out = []
@@ -799,22 +875,26 @@ def summarize(results: pd.DataFrame, command: str | None = None,
 def _selection_section(results: pd.DataFrame) -> str:
     """Markdown of the nested selection: each fold's choice, and every candidate's score."""
     chosen = results[results["method"] == MODEL].drop_duplicates("fold")
+    column = _criterion(results.columns)
+    label = _label(column)
     out = ["### Nested model selection\n",
-           "Each fold chose its settings by the mean MSE on validation tracks split off its "
-           "own training tracks; its held-out tracks chose nothing.\n",
-           _md_table(chosen[["fold", "selected", "val_mse"]].rename(
-               columns={"selected": "chosen", "val_mse": "validation MSE"}))]
+           f"Each fold chose its settings by the mean {label} on validation tracks split off "
+           "its own training tracks; its held-out tracks chose nothing.\n",
+           _md_table(chosen[["fold", "selected", column]].rename(
+               columns={"selected": "chosen", column: f"validation {label}"}))]
     grid = results.attrs.get("selection")
     if grid is not None and len(grid):
-        out.append("\nValidation MSE of every candidate:\n")
+        out.append(f"\nValidation {label} of every candidate:\n")
         out.append(_md_table(_candidate_table(grid).reset_index()))
     return "\n".join(out)
 
 
 def _candidate_table(grid: pd.DataFrame) -> pd.DataFrame:
-    """Validation MSE of every candidate (rows, index "candidate") in every fold (columns)."""
-    wide = grid.pivot_table(index="params", columns="fold", values="val_mse", sort=False)
-    wide.columns = [f"fold {c} val MSE" for c in wide.columns]
+    """Validation score of every candidate (rows, index "candidate") in every fold (columns),
+    in the metric the selection chose by."""
+    column = _criterion(grid.columns)
+    wide = grid.pivot_table(index="params", columns="fold", values=column, sort=False)
+    wide.columns = [f"fold {c} val {_label(column)}" for c in wide.columns]
     return wide.rename_axis("candidate")
 
 

@@ -240,3 +240,98 @@ def _regions(n_bins: int):
     from avocado_core.regions import RegionSet
 
     return RegionSet.from_chrom_sizes({"chr1": n_bins * 25})
+
+
+def test_choice_by_another_metric_on_a_hand_made_table():
+    rows = [  # one trained model, two blends; Match1 is higher-is-better
+        ({"activity_blend": 0.0}, 0.30, 0.40, {"X": 0.50, "Y": 0.30}),
+        ({"activity_blend": 0.5}, 0.25, 0.35, {"X": 0.20, "Y": 0.50}),
+    ]
+    scores = pd.DataFrame({"params": [json.dumps(p, sort_keys=True) for p, *_ in rows],
+                           "val_mse": [v for _, v, _, _ in rows],
+                           "val_match1": [m for _, _, m, _ in rows],
+                           "val_match1_by_biosample": [json.dumps(b) for *_, b in rows]})
+    assert evaluation._chosen(scores, False) == rows[1][0]  # the lower MSE
+    assert evaluation._chosen(scores, False, "match1") == rows[0][0]  # the higher Match1
+    assert evaluation._chosen(scores, True, "match1")["biosample_settings"] == {
+        "X": {"activity_blend": 0.0}, "Y": {"activity_blend": 0.5}}
+    best, every = evaluation.summarize_selection(scores.assign(fold=0)).split(
+        "### Every candidate, by mean validation Match1 over the folds")
+    assert '| 0 | {"activity_blend": 0.0} | 0.4000 |' in best  # the fold's best: the highest
+    assert every.index('{"activity_blend": 0.0}') < every.index('{"activity_blend": 0.5}')
+
+
+def test_selection_by_the_peaks_scores_every_candidate_with_mse1obs(compendium):
+    from avocado_core.metrics import mse1obs, pearson
+
+    select = {"activity_blend": [0.0, 1.0]}
+    best, scores = evaluation.select_hyperparameters(
+        compendium, select, TINY, n_epochs=2, inner_folds=3, inner_splits=3, seed=1,
+        per_biosample=True, select_by="mse1obs")
+    # known answer: a blend of 1 imputes average activity of the inner training tracks
+    peaks: dict[str, list[float]] = {}
+    for val in evaluation.make_folds(compendium.keys(), 3, seed=1):
+        inner = {k: v for k, v in compendium.items() if k not in set(val)}
+        for b, a in val:
+            peaks.setdefault(b, []).append(mse1obs(compendium[b, a],
+                                                   average_activity(inner, b, a)))
+    table = scores.set_index("params")
+    row = table.loc[json.dumps({"activity_blend": 1.0})]
+    assert row["val_mse1obs"] == pytest.approx(np.mean(sum(peaks.values(), [])), rel=1e-5)
+    by = json.loads(row["val_mse1obs_by_biosample"])
+    for b, values in peaks.items():
+        assert by[b] == pytest.approx(np.mean(values), rel=1e-5)
+    assert {"val_mse", "val_mse_by_biosample"} <= set(scores.columns)  # MSE is kept
+    # the choice, overall and per biosample, is the lower MSE1obs
+    assert best["activity_blend"] == [0.0, 1.0][int(scores["val_mse1obs"].argmin())]
+    per_b = [json.loads(v) for v in scores["val_mse1obs_by_biosample"]]
+    for b, settings in best["biosample_settings"].items():
+        assert settings["activity_blend"] == [0.0, 1.0][int(np.argmin([t[b] for t in per_b]))]
+    # Pearson: higher is better
+    best, scores = evaluation.select_hyperparameters(
+        compendium, select, TINY, n_epochs=2, inner_folds=3, seed=1, select_by="pearson")
+    assert best == {"activity_blend": [0.0, 1.0][int(scores["val_pearson"].argmax())]}
+    val = evaluation.make_folds(compendium.keys(), 3, seed=1)[0]
+    inner = {k: v for k, v in compendium.items() if k not in set(val)}
+    assert scores["val_pearson"].iloc[1] == pytest.approx(np.mean(
+        [pearson(compendium[k], average_activity(inner, *k)) for k in val]), rel=1e-5)
+
+
+def test_a_bad_selection_metric_fails_before_any_training(compendium, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(Avocado, "fit", no_training)
+    with pytest.raises(AvocadoValueError,
+                       match="select_by='mse1imp'; expected one of mse, pearson, mse1obs"):
+        evaluation.cross_validate(compendium, n_folds=3, config=TINY, select={
+            "activity_blend": [0.0, 1.0]}, select_by="mse1imp", progress=False)
+
+
+def test_cli_evaluates_with_a_selection_by_the_peaks(compendium, tmp_path):
+    from avocado_core import TrackStore
+    from avocado_core.cli.evaluate import evaluate as command
+
+    option = next(p for p in command.params if p.name == "select_by")
+    assert list(option.type.choices) == list(evaluation.SELECTION_METRICS)
+    store = TrackStore.create(tmp_path / "store", _regions(1500))
+    for (b, a), y in compendium.items():
+        store.add_track(b, a, y)
+    runner = CliRunner()
+    args = ["evaluate", str(tmp_path / "store"), str(tmp_path / "out"), "--folds", "3",
+            "--inner-folds", "3", "--epochs", "1", "--n-nodes", "8", "--batch-size", "300",
+            "--average-activity", "input", "--select", "activity-blend=0,1", "--quiet"]
+    result = runner.invoke(main, [*args, "--select-by", "mse1obs"])
+    assert result.exit_code == 0, result.output
+    res = pd.read_csv(tmp_path / "out" / "evaluation.tsv", sep="\t")
+    model = res[res["method"] == "avocado"]
+    assert model["val_mse1obs"].notna().all() and "val_mse" not in res
+    md = (tmp_path / "out" / "evaluation.md").read_text()
+    assert "chose its settings by the mean MSE1obs" in md and "fold 0 val MSE1obs" in md
+    # the choice by MSE is another selection (its own cache key), not a reuse of this one
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "out" / "folds").glob("*.selection.tsv"))) == 6
+    bad = runner.invoke(main, ["evaluate", str(tmp_path / "store"), str(tmp_path / "o2"),
+                               "--select-by", "pearson"])
+    assert bad.exit_code == 2 and "--select-by needs --select" in bad.output

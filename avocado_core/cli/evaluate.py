@@ -83,8 +83,8 @@ def _select_value(text: str) -> Any:
     "--select", "select", multiple=True, metavar="NAME=V1,V2,...",
     help="Nested model selection (repeatable): candidate values of a setting (epochs, "
          "average-from, biosample-decay, average-activity, or another model option), chosen "
-         "per fold by the validation MSE on a split of that fold's training tracks; every "
-         "combination is tried.",
+         "per fold by the validation MSE (or --select-by) on a split of that fold's training "
+         "tracks; every combination is tried.",
 )
 @click.option(
     "--inner-folds", type=click.IntRange(min=2), default=5, show_default=True,
@@ -99,6 +99,13 @@ def _select_value(text: str) -> Any:
     help="With --select: choose the prediction settings (activity-blend, smoothing) per "
          "biosample, on that biosample's own validation tracks (use --inner-splits equal to "
          "--inner-folds, so that every biosample has some).",
+)
+@click.option(
+    "--select-by", type=click.Choice(["mse", "pearson", "mse1obs", "match1"]), default="mse",
+    show_default=True,
+    help="With --select: the validation metric that chooses (also per biosample): the error "
+         "everywhere, the correlation, or the error / overlap on the top 1% of observed bins "
+         "(the peaks).",
 )
 @click.option(
     "--selection-only", is_flag=True,
@@ -142,6 +149,7 @@ def evaluate(
     inner_folds: int,
     inner_splits: int,
     per_biosample: bool,
+    select_by: str,
     selection_only: bool,
     device: str | None,
     baselines: tuple[str, ...],
@@ -178,6 +186,8 @@ def evaluate(
       avocado evaluate store/ evaluation/ --average-activity input --select average-from=2,5 \\
           --select activity-blend=0.25,0.5,0.75 --select smoothing=5,9,13 --inner-splits 5 \\
           --per-biosample
+      avocado evaluate store/ peaks/ --average-activity input --select average-from=2,10 \\
+          --select activity-blend=0,0.5 --select smoothing=1,5 --select-by mse1obs
       avocado fetch roadmap-pilot pilot/ && avocado evaluate pilot/ results/ --batch-size 40000
     """
     from ..evaluation import evaluate_to_dir
@@ -185,6 +195,8 @@ def evaluate(
 
     if selection_only and not select:
         raise click.UsageError("--selection-only needs --select (the candidates to score)")
+    if select_by != "mse" and not select:
+        raise click.UsageError("--select-by needs --select (the candidates to choose from)")
     if per_biosample and not select:
         raise click.UsageError("--per-biosample needs --select (activity-blend and / or "
                                "smoothing candidates to choose from per biosample)")
@@ -205,6 +217,7 @@ def evaluate(
         inner_folds=inner_folds,
         inner_splits=inner_splits,
         per_biosample=per_biosample,
+        select_by=select_by,
         cache_dir=cache if cache is not None else out_dir / "folds",
         device=device,
         progress=not quiet,
@@ -244,15 +257,18 @@ def _selection_only(store, out_dir: Path, prefix: str, command: str | None,
                     **kwargs: Any) -> None:
     """``--selection-only``: write PREFIX-selection.tsv / .md and print the best candidates."""
     from .. import _io
-    from ..evaluation import nested_selection, summarize_selection
+    from ..evaluation import SELECTION_METRICS, nested_selection, summarize_selection
+    from ..metrics import HIGHER_IS_BETTER
 
     scores = nested_selection(store, **kwargs)
     out_dir.mkdir(parents=True, exist_ok=True)
     _io.write_text(out_dir / f"{prefix}-selection.tsv",
                    scores.to_csv(sep="\t", index=False, float_format="%.6g"))
     _io.write_text(out_dir / f"{prefix}-selection.md", summarize_selection(scores, command))
-    means = scores.groupby("params", sort=False)["val_mse"].mean().sort_values(kind="stable")
-    click.echo("Best candidates by mean validation MSE over the folds:")
-    for params, mse in means.head(5).items():
-        click.echo(f"  {mse:.4f}  {params}")
+    metric = kwargs["select_by"]
+    means = scores.groupby("params", sort=False)[f"val_{metric}"].mean().sort_values(
+        ascending=metric not in HIGHER_IS_BETTER, kind="stable")
+    click.echo(f"Best candidates by mean validation {SELECTION_METRICS[metric]} over the folds:")
+    for params, value in means.head(5).items():
+        click.echo(f"  {value:.4f}  {params}")
     click.echo(f"Every candidate in {out_dir / (prefix + '-selection.md')}")
