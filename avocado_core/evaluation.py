@@ -501,9 +501,8 @@ def cross_validate(
         Nested model selection: candidate values of settings (``n_epochs``, ``average_from``,
         ``biosample_decay``, ``average_activity``, ...; see ``candidates``). Each fold chooses
         the combination with the best validation score (``select_by``) on its own training
-        tracks
-        (``select_hyperparameters``, one model per candidate, not an ensemble) and trains
-        the fold's model with it; the values given as ``config`` / ``n_epochs`` /
+        tracks (``select_hyperparameters``, one model per candidate, not an ensemble) and
+        trains the fold's model with it; the values given as ``config`` / ``n_epochs`` /
         ``fit_kwargs`` are the defaults of what is not selected. Default is None (no
         selection).
     inner_folds, inner_splits: int, optional
