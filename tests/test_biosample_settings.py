@@ -332,6 +332,15 @@ def test_cli_evaluates_with_a_selection_by_the_peaks(compendium, tmp_path):
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "out" / "folds").glob("*.selection.tsv"))) == 6
+    # the selection alone, by a higher-is-better metric: the best candidates come first
+    result = runner.invoke(main, [*args[:2], str(tmp_path / "study"), *args[3:], "--select-by",
+                                  "pearson", "--selection-only"])
+    assert result.exit_code == 0, result.output
+    assert "Best candidates by mean validation Pearson over the folds:" in result.output
+    scores = pd.read_csv(tmp_path / "study" / "evaluation-selection.tsv", sep="\t")
+    means = scores.groupby("params")["val_pearson"].mean()
+    first = result.output.split("over the folds:\n")[1].splitlines()[0].split(maxsplit=1)
+    assert float(first[0]) == pytest.approx(means.max(), abs=1e-4)
     bad = runner.invoke(main, ["evaluate", str(tmp_path / "store"), str(tmp_path / "o2"),
                                "--select-by", "pearson"])
     assert bad.exit_code == 2 and "--select-by needs --select" in bad.output
