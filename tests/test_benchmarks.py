@@ -56,6 +56,14 @@ def test_bench_ensemble_prints_its_table():
     assert "| 1 | 2 |" in out and "| 2 | 1 |" in out
 
 
+def test_bench_peaks_prints_its_tables():
+    out = _run("benchmarks/bench_peaks.py", "--epochs", "2", "--average-from", "1",
+               "--positions", "3000")
+    assert "100 out-of-fold imputations of validation tracks" in out
+    assert "| average activity | " in out and "chosen by mse1obs |" in out
+    assert "| shared (in average activity's top 5%) | " in out and "| 99.9-100 | " in out
+
+
 def test_bench_continue_prints_its_table():
     out = _run("benchmarks/bench_continue.py", "--epochs", "2", "--epoch-size", "1",
                "--positions", "20000")
