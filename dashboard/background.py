@@ -33,6 +33,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+import psutil
 from dash import DiskcacheManager
 
 __all__ = ["JobManager", "ORPHAN_AFTER_S"]
@@ -41,6 +42,8 @@ log = logging.getLogger("dashboard")
 
 #: A job whose page has not asked for it for this long (its tab was closed) is stopped.
 ORPHAN_AFTER_S = 30.0
+#: Tries to stop a job whose processes exit while they are being listed.
+_TERMINATE_ATTEMPTS = 3
 
 
 def _heartbeat_key(key: str) -> str:
@@ -118,7 +121,14 @@ class JobManager(DiskcacheManager):
         if job is not None:
             # on purpose (Cancel, a newer request, a result already read): not an error
             self.handle.set(_cancelled_key(job), True, expire=3600)
-        super().terminate_job(job)
+        for attempt in range(_TERMINATE_ATTEMPTS):
+            try:
+                return super().terminate_job(job)
+            except psutil.NoSuchProcess:
+                # the job, or a child of it, exited between being listed and being looked
+                # at (psutil's children()): list again; a job that is gone is done
+                if attempt == _TERMINATE_ATTEMPTS - 1:
+                    log.warning("job %s: its processes kept exiting while being stopped", job)
 
     def _connection(self) -> Connection:
         if self._conn is not None and self._launcher is not None \

@@ -329,3 +329,30 @@ def test_a_manifest_path_with_a_hash_is_kept(work, data_mirror):
     bed.write_text("chrX\t2600000\t2700000\n")
     out = run("ingest", work / "hash-store", "--regions", bed, "-m", manifest, "-q").output
     assert "1 tracks ingested" in out
+
+
+def test_stopping_a_job_survives_a_process_that_exits_while_listed(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import diskcache
+    import psutil
+    from dash import DiskcacheManager
+
+    from dashboard.background import JobManager
+
+    manager = JobManager(diskcache.Cache(str(tmp_path / "cache")), app_spec=None)
+    job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    original = DiskcacheManager.terminate_job
+    calls = []
+
+    def racing(self, pid):
+        calls.append(pid)
+        if len(calls) == 1:  # as psutil's children() does when a child exits meanwhile
+            raise psutil.NoSuchProcess(pid)
+        return original(self, pid)
+
+    monkeypatch.setattr(DiskcacheManager, "terminate_job", racing)
+    manager.terminate_job(job.pid)
+    job.wait(5)  # listed again, and stopped (Dash's psutil reaps it, so no exit code here)
+    assert not psutil.pid_exists(job.pid) and calls == [job.pid, job.pid]
