@@ -18,8 +18,9 @@ import time
 import numpy as np
 import torch
 from machine import cpu_model
+from pilot import add_positions_option, pilot_tracks
 
-from avocado_core import Avocado, datasets
+from avocado_core import Avocado
 
 VARIANTS = (None, "input", "residual")
 
@@ -30,13 +31,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=3, help="epochs per timed fit")
     p.add_argument("--reps", type=int, default=3, help="interleaved rounds")
-    p.add_argument("--positions", type=int, default=None,
-                   help="only the first N bins (smoke runs) [default: all 1,126,469]")
+    add_positions_option(p)
     args = p.parse_args()
 
-    tracks = datasets.roadmap_pilot().tracks("observed")
-    train = {k: np.asarray(v[: args.positions]) for k, v in tracks.items()
-             if k != ("E065", "H3K4me3")}
+    tracks = pilot_tracks(args.positions)
+    train = {k: v for k, v in tracks.items() if k != ("E065", "H3K4me3")}
     n = len(next(iter(train.values())))
     biosamples = sorted({b for b, _ in tracks})
     assays = sorted({a for _, a in tracks})

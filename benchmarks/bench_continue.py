@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from pilot import add_positions_option, pilot_tracks
 
-from avocado_core import Avocado, datasets
+from avocado_core import Avocado
 
 HELD_OUT = ("E065", "H3K4me3")
 
@@ -25,13 +26,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--epoch-size", type=int, default=113, help="batches per epoch")
-    p.add_argument("--positions", type=int, default=None,
-                   help="only the first N bins (smoke runs) [default: all 1,126,469]")
+    add_positions_option(p)
     args = p.parse_args()
 
-    tracks = datasets.roadmap_pilot().tracks("observed")
-    if args.positions is not None:
-        tracks = {k: v[: args.positions] for k, v in tracks.items()}
+    tracks = pilot_tracks(args.positions)
     n = len(next(iter(tracks.values())))
     train = {k: v for k, v in tracks.items() if k != HELD_OUT}
     truth = np.asarray(tracks[HELD_OUT], dtype=np.float64)

@@ -22,8 +22,9 @@ import json
 import time
 
 import numpy as np
+from pilot import add_positions_option, pilot_tracks
 
-from avocado_core import Avocado, AvocadoEnsemble, average_activity, datasets, evaluation
+from avocado_core import Avocado, AvocadoEnsemble, average_activity, evaluation
 
 CONFIG = {"batch_size": 40000, "learning_rate": 0.002, "biosample_decay": 0.1}
 
@@ -33,16 +34,13 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=6, help="members trained per fold")
     p.add_argument("--epochs", type=int, default=45)
     p.add_argument("--average-from", type=int, default=10)
-    p.add_argument("--positions", type=int, default=None,
-                   help="only the first N bins (smoke runs) [default: all 1,126,469]")
+    add_positions_option(p)
     p.add_argument("--config", default=json.dumps(CONFIG),
                    help="JSON keyword arguments of Avocado.small")
     args = p.parse_args()
     config = json.loads(args.config)
 
-    tracks = datasets.roadmap_pilot().tracks("observed")
-    if args.positions is not None:
-        tracks = {k: np.asarray(v[: args.positions]) for k, v in tracks.items()}
+    tracks = pilot_tracks(args.positions)
     n = len(next(iter(tracks.values())))
     biosamples = sorted({b for b, _ in tracks})
     assays = sorted({a for _, a in tracks})

@@ -35,8 +35,9 @@ import time
 import numpy as np
 import pandas as pd
 from machine import cpu_model
+from pilot import add_positions_option, pilot_tracks
 
-from avocado_core import Avocado, datasets, evaluation
+from avocado_core import Avocado, evaluation
 from avocado_core.baselines import windowed_mean
 from avocado_core.metrics import top_mask
 
@@ -94,16 +95,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--average-from", type=int, default=2)
-    p.add_argument("--positions", type=int, default=None,
-                   help="only the first N bins (smoke runs) [default: all 1,126,469]")
+    add_positions_option(p)
     p.add_argument("--config", default=json.dumps(CONFIG),
                    help="JSON: Avocado.from_preset's config")
     args = p.parse_args()
     config = json.loads(args.config)
 
-    tracks = datasets.roadmap_pilot().tracks("observed")
-    if args.positions is not None:
-        tracks = {k: np.asarray(v[: args.positions]) for k, v in tracks.items()}
+    tracks = pilot_tracks(args.positions)
     n = len(next(iter(tracks.values())))
     grid, split, bands = [], [], []
     t0 = time.perf_counter()
@@ -143,20 +141,20 @@ def main() -> None:
               f"{r['mse1obs']:.3f} | {r['bias1obs']:.2f} |")
 
     print("\nThe top 1% of observed bins (means over the imputations; the model unblended):\n")
-    table = pd.DataFrame(split).groupby("peaks", sort=False).mean()
-    print("| peaks | share | observed | average activity | model |")
-    print("|---|---:|---:|---:|---:|")
-    for name, r in table.iterrows():
-        print(f"| {name} | {r['share']:.0%} | {r['observed']:.2f} | "
-              f"{r['average activity']:.2f} | {r['model']:.2f} |")
-
+    _print_means(split, "peaks")
     print("\nEvery bin, by average activity's percentile (means over the imputations):\n")
-    table = pd.DataFrame(bands).groupby("average activity percentile", sort=False).mean()
-    print("| average activity percentile | observed | average activity | model |")
-    print("|---|---:|---:|---:|")
+    _print_means(bands, "average activity percentile")
+
+
+def _print_means(rows: list[dict], by: str) -> None:
+    """A markdown table of the mean of every other column per value of ``by`` (a share as
+    a percentage)."""
+    table = pd.DataFrame(rows).groupby(by, sort=False).mean()
+    print(f"| {by} | " + " | ".join(table.columns) + " |")
+    print("|---|" + "---:|" * len(table.columns))
     for name, r in table.iterrows():
-        print(f"| {name} | {r['observed']:.2f} | {r['average activity']:.2f} | "
-              f"{r['model']:.2f} |")
+        cells = [f"{v:.0%}" if c == "share" else f"{v:.2f}" for c, v in r.items()]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,22 @@
+"""The real pilot tracks that the accuracy and training benchmarks use, cut short for smoke runs."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from avocado_core import datasets
+
+
+def add_positions_option(parser: argparse.ArgumentParser) -> None:
+    """``--positions N``: only the first N bins of every track (smoke runs)."""
+    parser.add_argument("--positions", type=int, default=None,
+                        help="only the first N bins (smoke runs) [default: all 1,126,469]")
+
+
+def pilot_tracks(positions: int | None = None) -> dict[tuple[str, str], np.ndarray]:
+    """The 25 observed pilot tracks, ``(biosample, assay) -> values``, the first ``positions``
+    bins of each (all of them for None)."""
+    tracks = datasets.roadmap_pilot().tracks("observed")
+    return {k: np.asarray(v[:positions]) for k, v in tracks.items()}
