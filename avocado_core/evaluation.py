@@ -567,7 +567,7 @@ def cross_validate(
             selections.append(scores)
             if progress:
                 tqdm.write(f"fold {i + 1}/{len(folds)}: chose {json.dumps(chosen)} "
-                           f"(validation {select_by} {_best_score(scores):.4f})")
+                           f"(validation {SELECTION_METRICS[select_by]} {_best_score(scores):.4f})")
         model, seconds = _fit_fold(train, fold_config, fold_epochs, kw, n_models, seed + i,
                                    tracks.keys(), device, progress)
         rows = []
@@ -726,7 +726,7 @@ def nested_selection(
                                          per_biosample, select_by, device)
         if progress:
             tqdm.write(f"fold {i + 1}/{len(folds)}: best {json.dumps(chosen)} "
-                       f"(validation {select_by} {_best_score(scores):.4f})")
+                       f"(validation {SELECTION_METRICS[select_by]} {_best_score(scores):.4f})")
         frames.append(scores)
         if per_biosample:
             per_fold[i] = chosen["biosample_settings"]
