@@ -18,7 +18,7 @@ _EXPORTS: dict[str, str] = {
     "Annotations": "annotations",
     "bin_bigwig": "bigwig", "ingest_bigwig": "bigwig", "ingest_manifest": "bigwig",
     "export_bigwig": "bigwig", "write_bigwig": "bigwig",
-    "Avocado": "model", "AvocadoEnsemble": "ensemble",
+    "Avocado": "model", "AvocadoEnsemble": "ensemble", "read_original": "original",
     "impute_experiments": "imputation",
     "score_track": "metrics",
     "average_activity": "baselines", "assay_mean": "baselines",

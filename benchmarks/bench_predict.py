@@ -37,7 +37,8 @@ import torch
 from machine import cpu_model
 
 from avocado_core import Avocado
-from avocado_core.model import _KERNEL_MAX_WIDTH, PRESETS, _kernel_fits
+from avocado_core.model import PRESETS
+from avocado_core.prediction import KERNEL_MAX_WIDTH, kernel_fits
 from avocado_core.residual import AverageActivity
 
 FIXTURE = dict(n_layers=2, n_nodes=64, n_biosample_factors=6, n_assay_factors=8,
@@ -166,7 +167,7 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(f"CPU: {cpu_model()} ({os.cpu_count()} CPUs, {threads} torch threads); load average "
           f"{os.getloadavg()[0]:.2f}; three experiments; rates in M experiment-bins/s; "
-          f"predict_many's CPU kernel: one hidden layer, or widths <= {_KERNEL_MAX_WIDTH}")
+          f"predict_many's CPU kernel: one hidden layer, or widths <= {KERNEL_MAX_WIDTH}")
     print()
     print("| network | positions | torch | kernel | kernel / torch | torch per CPU-s | "
           "kernel per CPU-s | kernel / torch per CPU-s | max rel. diff | predict_many |")
@@ -179,7 +180,7 @@ def main() -> None:
         model = Avocado(["B1", "B2", "B3"], ["A1", "A2", "A3"], n, seed=0, device="cpu",
                         **config)
         wall, cpu, diff = _best_rates(model, n, args.reps)
-        used = "kernel" if _kernel_fits(model.network) else "torch"
+        used = "kernel" if kernel_fits(model.network) else "torch"
         print(f"| {name} | {n:,} | {wall['torch']:.2f} | {wall['kernel']:.2f} | "
               f"{wall['kernel'] / wall['torch']:.2f} | {cpu['torch']:.2f} | {cpu['kernel']:.2f} | "
               f"{cpu['kernel'] / cpu['torch']:.2f} | {diff:.1e} | {used} |", flush=True)

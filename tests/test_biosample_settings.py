@@ -13,6 +13,7 @@ from avocado_core import Avocado, evaluation
 from avocado_core.baselines import average_activity, windowed_mean
 from avocado_core.cli import main
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
+from avocado_core.evaluation import nested
 
 B, A, N = ["B0", "B1", "B2"], ["A0", "A1"], 1000
 TINY = {"preset": "small", "n_nodes": 16, "n_biosample_factors": 4, "n_assay_factors": 4,
@@ -112,10 +113,10 @@ def test_choice_per_biosample_among_candidates_of_the_best_model():
     scores = pd.DataFrame({"params": [json.dumps(p, sort_keys=True) for p, _, _ in rows],
                            "val_mse": [v for _, v, _ in rows],
                            "val_mse_by_biosample": [json.dumps(b) for _, _, b in rows]})
-    assert evaluation._chosen(scores, per_biosample=False) == rows[1][0]
+    assert nested.choose(scores, per_biosample=False) == rows[1][0]
     # X is best with average_from 5, but the fold trains one model: X chooses among the
     # blends of the best candidate's model (average_from 2)
-    assert evaluation._chosen(scores, per_biosample=True) == {
+    assert nested.choose(scores, per_biosample=True) == {
         **rows[1][0], "biosample_settings": {"X": {"activity_blend": 0.0},
                                              "Y": {"activity_blend": 0.5}}}
 
@@ -251,9 +252,9 @@ def test_choice_by_another_metric_on_a_hand_made_table():
                            "val_mse": [v for _, v, _, _ in rows],
                            "val_match1": [m for _, _, m, _ in rows],
                            "val_match1_by_biosample": [json.dumps(b) for *_, b in rows]})
-    assert evaluation._chosen(scores, False) == rows[1][0]  # the lower MSE
-    assert evaluation._chosen(scores, False, "match1") == rows[0][0]  # the higher Match1
-    assert evaluation._chosen(scores, True, "match1")["biosample_settings"] == {
+    assert nested.choose(scores, False) == rows[1][0]  # the lower MSE
+    assert nested.choose(scores, False, "match1") == rows[0][0]  # the higher Match1
+    assert nested.choose(scores, True, "match1")["biosample_settings"] == {
         "X": {"activity_blend": 0.0}, "Y": {"activity_blend": 0.5}}
     best, every = evaluation.summarize_selection(scores.assign(fold=0)).split(
         "### Every candidate, by mean validation Match1 over the folds")

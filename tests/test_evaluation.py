@@ -9,6 +9,7 @@ import pytest
 from avocado_core import evaluation
 from avocado_core.baselines import average_activity, windowed_mean
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
+from avocado_core.evaluation import nested, reports
 from avocado_core.metrics import score_track
 from avocado_core.regions import RegionSet
 
@@ -110,7 +111,7 @@ def test_cross_validate_scores_resumes_and_summarizes(compendium, tmp_path, monk
 
     md = evaluation.summarize(res, command="python -m avocado_core.evaluation --pilot")
     assert md.startswith("<!-- python -m avocado_core.evaluation --pilot -->")
-    wins, n = evaluation._wins(res, "average_activity", "mse")
+    wins, n = reports.wins(res, "average_activity", "mse")
     assert f"| average_activity | {wins}/{n} |" in md and n == 18
     assert "### Mean per assay" in md and "| A2 |" in md
     top = md.split("### Top 1% of bins per assay")[1].split("###")[0]
@@ -196,13 +197,13 @@ def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path, 
     # the selection alone: the same scores from one model per candidate and split (no final
     # model trains), and a summary that ranks the candidates
     fits = []
-    real_fit = evaluation._fit_fold
+    real_fit = nested.fit_models
 
     def counted_fit(*args, **kwargs):
         fits.append(1)
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(evaluation, "_fit_fold", counted_fit)
+    monkeypatch.setattr(nested, "fit_models", counted_fit)
     alone = evaluation.nested_selection(compendium, select, n_folds=3, config=config, n_epochs=5,
                                         cache_dir=tmp_path / "s", progress=False)
     monkeypatch.undo()
@@ -272,7 +273,7 @@ def test_selection_grid_and_errors():
         evaluation.candidates({"n_epoch": [1]})
     with pytest.raises(AvocadoValueError, match="non-empty list"):
         evaluation.candidates({"n_epochs": []})
-    cfg, epochs, fit = evaluation._apply(
+    cfg, epochs, fit = nested.apply_candidate(
         "small", 10, {"sampling": "random"},
         {"n_epochs": 30, "average_from": 5, "average_activity": "residual"})
     assert cfg == {"preset": "small", "average_activity": "residual"} and epochs == 30

@@ -1,6 +1,8 @@
 """Where things live: every command in ``avocado_core/cli/``, which the library never imports;
-no module takes another's private names; one preset constructor, one resolution table and one
-home for atomic writes (``_io``). Checked on the source's syntax trees."""
+no module takes another's private names; no import loop, not even through an import inside a
+function; no module longer than a newcomer can read (``MAX_LINES``); one preset constructor, one
+resolution table and one home for atomic writes (``_io``). Checked on the source's syntax
+trees."""
 
 from __future__ import annotations
 
@@ -30,8 +32,10 @@ def _tree(path: Path) -> ast.Module:
 
 
 def _imported_modules(path: Path) -> list[str]:
-    """Absolute dotted names of every module ``path`` imports (relative imports resolved)."""
-    package = ["avocado_core", *path.relative_to(PACKAGE).parent.parts]
+    """Absolute dotted names of every module ``path`` imports (relative imports resolved), at
+    the top of the module or inside a function alike."""
+    root = PACKAGE if path.is_relative_to(PACKAGE) else APP
+    package = [root.name, *path.relative_to(root).parent.parts]
     out = []
     for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Import):
@@ -113,7 +117,7 @@ def test_models_are_built_from_names_only_by_the_preset_constructor():
     assert found == []
     users = {p.relative_to(PACKAGE).as_posix() for p in _modules(PACKAGE)
              for func, _ in _calls(p) if func.endswith("from_preset")}
-    assert {"cli/train.py", "evaluation.py", "workspace.py"} <= users
+    assert {"cli/train.py", "evaluation/nested.py", "workspace.py"} <= users
 
 
 def test_one_resolution_table():
@@ -137,3 +141,78 @@ def test_atomic_writes_live_in_io(call):
     found = [p.relative_to(PACKAGE).as_posix() for p in _modules(PACKAGE) if p.name != "_io.py"
              for func, _ in _calls(p) if func == call]
     assert found == []
+
+
+#: The longest a module may be: past it, a module holds more than one job (split it by job).
+MAX_LINES = 800
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the modules of the project it imports (a package's ``__init__`` counts as the
+    package; an import of a name inside a module counts as the module)."""
+    paths = [*_modules(PACKAGE), *_modules(APP)]
+    names = {_module_name(p) for p in paths}
+
+    def owner(dotted: str) -> str | None:
+        while dotted and dotted not in names:
+            dotted = dotted.rpartition(".")[0]
+        return dotted or None
+
+    graph = {}
+    for path in paths:
+        me = _module_name(path)
+        graph[me] = {o for m in _imported_modules(path) if (o := owner(m)) and o != me
+                     and not me.startswith(f"{o}.")}  # a submodule's import of its package
+    return graph
+
+
+def _loops(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import loops of ``graph``: its strongly connected parts of two or more modules."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    loops = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            part = []
+            while not part or part[-1] != node:
+                part.append(stack.pop())
+            if len(part) > 1:
+                loops.append(sorted(part))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return loops
+
+
+def test_no_import_loops_even_through_imports_inside_functions():
+    """A lazy import that closes a loop is a loop: the model never imports what imports it,
+    and the app's background launcher never imports the app."""
+    graph = _import_graph()
+    assert _loops(graph) == []
+    # the resolver sees lazy imports and their targets
+    assert "avocado_core.model" in graph["avocado_core.evaluation.nested"]
+    assert "avocado_core.genome_wide" in graph["avocado_core.original"]
+    assert _loops({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_module_is_longer_than_max_lines():
+    long = {p.relative_to(PACKAGE.parent).as_posix(): n
+            for p in [*_modules(PACKAGE), *_modules(APP)]
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert long == {}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import inspect
 import json
 
 import numpy as np
@@ -11,6 +13,7 @@ import torch
 
 from avocado_core import Avocado
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
+from avocado_core.training import FitKwargs, FitOptions
 
 NB, NA, N = 8, 6, 2000
 HELD = [(0, 0), (3, 2), (5, 4)]
@@ -397,3 +400,15 @@ def test_bf16_training_learns_and_threads_are_restored(data):
     assert model.predict("B0", "A0").dtype == np.float32
     with pytest.raises(AvocadoValueError, match="'fp16'"):
         _model(precision="fp16")
+
+
+@pytest.mark.parametrize("method", ["fit", "fit_biosamples", "fit_assays", "fit_positions"])
+def test_fit_signatures_show_every_fit_option(method):
+    """help(), editors and a script that checks a parameter see every FitOptions field, with
+    its default; the keyword names editors complete (FitKwargs) are the same fields."""
+    params = inspect.signature(getattr(Avocado, method)).parameters
+    for field in dataclasses.fields(FitOptions):
+        assert params[field.name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert params[field.name].default == field.default
+    assert "kwargs" not in params and {"seed", "progress", "n_epochs"} <= set(params)
+    assert set(FitKwargs.__annotations__) == {f.name for f in dataclasses.fields(FitOptions)}

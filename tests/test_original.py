@@ -53,7 +53,7 @@ def _max_difference(model: Avocado, predictions: dict) -> float:
 
 # ---------------------------------------------------------------------------------- reading
 def test_imports_and_predicts_the_originals_values(fixture) -> None:
-    model = Avocado.from_original(fixture["prefix"], device="cpu")
+    model = read_original(fixture["prefix"], device="cpu")
     spec = json.loads(Path(f"{fixture['prefix']}.json").read_text())
     assert model.biosamples == spec["celltypes"] and model.assays == spec["assays"]
     assert model.n_positions == N and model.batch_size == spec["batch_size"]
@@ -70,7 +70,7 @@ def test_imports_and_predicts_the_originals_values(fixture) -> None:
 
 
 def test_genome_factors_keep_the_originals_three_scales(fixture) -> None:
-    model = Avocado.from_original(fixture["prefix"], device="cpu")
+    model = read_original(fixture["prefix"], device="cpu")
     with h5py.File(f"{fixture['prefix']}.h5") as f:
         w = {n: f[f"model_weights/{n}/{n}/embeddings:0"][()] for n in EMBEDDINGS[2:]}
     pos = np.array([0, 9, 10, 199, 200, 12_345, N - 1])
@@ -83,7 +83,7 @@ def test_genome_factors_keep_the_originals_three_scales(fixture) -> None:
 
 def test_imported_model_saves_and_trains_further(fixture, tmp_path: Path, pilot_dir: Path
                                                  ) -> None:
-    model = Avocado.from_original(fixture["prefix"], device="cpu")
+    model = read_original(fixture["prefix"], device="cpu")
     model.save(tmp_path / "model")
     loaded = Avocado.load(tmp_path / "model", device="cpu")
     np.testing.assert_array_equal(loaded.predict("E065", "H3K4me3"),
@@ -105,7 +105,7 @@ def test_imported_model_saves_and_trains_further(fixture, tmp_path: Path, pilot_
 
 # ---------------------------------------------------------------------------------- writing
 def test_export_reproduces_the_originals_files(fixture, tmp_path: Path) -> None:
-    model = Avocado.from_original(fixture["prefix"], device="cpu")
+    model = read_original(fixture["prefix"], device="cpu")
     json_path, h5_path = write_original(model, tmp_path / "out")
     assert json_path.read_text() == Path(f"{fixture['prefix']}.json").read_text()
     with h5py.File(h5_path) as mine, h5py.File(f"{fixture['prefix']}.h5") as theirs:
@@ -123,7 +123,7 @@ def test_export_reproduces_the_originals_files(fixture, tmp_path: Path) -> None:
 
 
 def test_training_experiments_survive_save_and_export(fixture, tmp_path: Path) -> None:
-    model = Avocado.from_original(fixture["prefix"], device="cpu")
+    model = read_original(fixture["prefix"], device="cpu")
     listed = json.loads(Path(f"{fixture['prefix']}.json").read_text())["experiments"]
     assert model.trained_on == sorted((b, a) for b, a in listed)
     model.save(tmp_path / "model")
@@ -410,7 +410,7 @@ def test_imported_model_serves_in_a_workspace(tmp_path: Path, pilot_dir: Path,
                      for p in sorted(pilot_dir.glob("*.pilot.arcsinh.npz"))
                      if not p.name.startswith("E065.H3K4me3"))
     folder = data_mirror / "original-avocado" / "two-layer"
-    Avocado.from_original(folder / "avocado-pilot40k", device="cpu").save(ws.model_path)
+    read_original(folder / "avocado-pilot40k", device="cpu").save(ws.model_path)
     ws = Workspace(ws.path)
     assert ws.status().loc["E065", "H3K4me3"] != "observed"
     start, end = store.regions.locus_bins("chr1:151,200,000-151,210,000")

@@ -15,7 +15,7 @@ from ..model_format import read_tensors_dir, write_tensors_dir
 from .checkpoints import Checkpointer
 from .loop import check_schedule, train
 from .optimizer import CatchUpAdam
-from .options import FitOptions, training_scope
+from .options import FitKwargs, FitOptions, shows_fit_options, training_scope
 from .sampling import SAMPLINGS, Sampler
 from .sources import TrackSource
 from .trainer import GROUPS, Trainer, tune_malloc
@@ -25,11 +25,13 @@ __all__ = [
     "SAMPLINGS",
     "CatchUpAdam",
     "Checkpointer",
+    "FitKwargs",
     "FitOptions",
     "Sampler",
     "TrackSource",
     "Trainer",
     "check_schedule",
+    "shows_fit_options",
     "read_tensors_dir",
     "train",
     "training_scope",

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypedDict, TypeVar
 
 import numpy as np
 
 from .sources import TrackSource
 from .trainer import Trainer
 
-__all__ = ["FitOptions", "training_scope"]
+__all__ = ["FitKwargs", "FitOptions", "shows_fit_options", "training_scope"]
 
 #: The data source and trainer factories of the innermost :func:`training_scope`.
 _SCOPE: ContextVar[dict[str, Callable[..., Any]]] = ContextVar("avocado_training_scope")
@@ -129,6 +130,42 @@ class FitOptions:
         """The trainer, built with :class:`~avocado_core.training.Trainer`'s arguments."""
         factory = self.trainer or _SCOPE.get({}).get("trainer", Trainer)
         return factory(*args, **kwargs)
+
+
+class FitKwargs(TypedDict, total=False):
+    """The fields of :class:`FitOptions` as keyword arguments (``**kwargs: Unpack[FitKwargs]``
+    lets editors complete and check them; :func:`shows_fit_options` shows them to ``help()``)."""
+
+    n_epochs: int
+    epoch_size: int | None
+    sampling: str
+    validation: Any
+    seed: int | None
+    early_stopping: int | None
+    checkpoint_dir: str | os.PathLike | None
+    checkpoint_every: int | None
+    progress: bool
+    resume: bool
+    average_from: int | None
+    reset_optimizer: bool
+    source: Callable[[Sequence[np.ndarray]], Any] | None
+    trainer: Callable[..., Trainer] | None
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def shows_fit_options(method: _Method) -> _Method:
+    """Decorate a method that takes ``**kwargs`` of :class:`FitOptions`: its signature (what
+    ``help()``, ``inspect.signature`` and interactive editors show) lists every field of
+    :class:`FitOptions` as a keyword-only parameter with its default, in place of ``**kwargs``.
+    """
+    signature = inspect.signature(method)
+    given = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    fields = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                annotation=f.type) for f in dataclasses.fields(FitOptions)]
+    method.__signature__ = signature.replace(parameters=[*given, *fields])
+    return method
 
 
 @contextlib.contextmanager
