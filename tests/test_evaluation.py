@@ -107,6 +107,15 @@ def test_cross_validate_scores_resumes_and_summarizes(compendium, tmp_path, monk
     with pytest.raises(AssertionError, match="retrained"):
         evaluation.cross_validate(compendium, n_folds=3, config=TINY, n_epochs=3,
                                   cache_dir=cache, progress=False)
+    # and so are other values in the same tracks (same names, same length): a rerun over
+    # changed data never reuses stale folds
+    changed = dict(compendium)
+    key = next(iter(changed))
+    changed[key] = changed[key].copy()
+    changed[key][7] += 0.5
+    with pytest.raises(AssertionError, match="retrained"):
+        evaluation.cross_validate(changed, n_folds=3, config=TINY, n_epochs=2,
+                                  cache_dir=cache, progress=False)
     monkeypatch.undo()
 
     md = evaluation.summarize(res, command="python -m avocado_core.evaluation --pilot")

@@ -27,7 +27,13 @@ from .. import _io
 from .. import metrics as _metrics
 from ..errors import AvocadoKeyError, AvocadoValueError, short_list
 from ..metrics import HIGHER_IS_BETTER
-from .folds import Experiment, make_folds, tracks_of_one_length, validation_folds
+from .folds import (
+    Experiment,
+    data_fingerprint,
+    make_folds,
+    tracks_of_one_length,
+    validation_folds,
+)
 
 __all__ = [
     "FIT_SETTINGS",
@@ -314,6 +320,7 @@ def selection_settings(tracks, folds, config, n_epochs, epoch_size, fit_kwargs, 
         "fit_kwargs": dict(fit_kwargs or {}), "seed": seed,
         "n_positions": len(next(iter(tracks.values()))),
         "experiments": sorted(map(list, tracks.keys())),
+        "data": data_fingerprint(tracks),
     }
     if select:  # no selection keeps the cache keys of earlier folds
         candidates(select)  # bad names fail before any training
