@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from . import _io
 from .errors import AvocadoValueError, short_list
 from .model import Avocado
 
-__all__ = ["AvocadoEnsemble", "check_n_models", "member_seed"]
+__all__ = ["AvocadoEnsemble", "MEMBERS_DIR", "check_n_models", "load_model", "member_paths",
+           "member_seed"]
+
+#: Subfolder of a model folder that holds an ensemble's further members (``members/1``, ...):
+#: the folder itself is member 0, an ordinary model that :meth:`Avocado.load` reads.
+MEMBERS_DIR = "members"
 
 #: Seed offset between the members of an ensemble (see :func:`member_seed`).
 SEED_STRIDE = 100
@@ -84,6 +91,10 @@ class AvocadoEnsemble:
     ) -> AvocadoEnsemble:
         """Train ``n_models`` models, each from its own seed (:func:`member_seed`).
 
+        The settings that ``fit`` chooses on validation tracks (``choose_settings``) are
+        chosen once, by member 0, and the other members train with them. With a
+        ``checkpoint_dir``, member k checkpoints into its ``member-k`` subfolder.
+
         Parameters
         ----------
         make_model: callable
@@ -101,31 +112,45 @@ class AvocadoEnsemble:
         -------
         AvocadoEnsemble
         """
-        models = []
-        for k in range(check_n_models(n_models)):
+        models: list[Avocado] = []
+        n_models = check_n_models(n_models)
+        checkpoints = fit_kwargs.pop("checkpoint_dir", None)
+        for k in range(n_models):
             s = member_seed(seed, k)
             model = make_model(s)
-            model.fit(data, seed=s, **fit_kwargs)
+            if checkpoints is not None:  # each member resumes its own run
+                fit_kwargs["checkpoint_dir"] = (Path(checkpoints) / f"member-{k}"
+                                                if n_models > 1 else checkpoints)
+            first = models[0] if models else None
+            if first is not None and first.choice is not None:  # member 0's choice, shared
+                model.biosample_settings = first.biosample_settings
+                model.choice = first.choice
+                model.fit(data, seed=s, **{**fit_kwargs, "choose_settings": False,
+                                           "average_from": first.choice["average_from"]})
+            else:
+                model.fit(data, seed=s, **fit_kwargs)
             models.append(model)
         return cls(models)
 
     @classmethod
     def load(
-        cls, paths: Sequence[str | os.PathLike], device: str | torch.device | None = None
+        cls, paths: str | os.PathLike | Sequence[str | os.PathLike],
+        device: str | torch.device | None = None,
     ) -> AvocadoEnsemble:
-        """Load the models saved in ``paths`` (see :meth:`Avocado.save`) as one ensemble."""
-        return cls([Avocado.load(p, device=device) for p in paths])
+        """Load an ensemble saved with :meth:`save` (one folder), or one model per path of a
+        list (an ensemble of models saved apart; a folder with members adds all of them)."""
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        return cls([Avocado.load(p, device=device) for path in paths
+                    for p in member_paths(path)])
 
-    def save(self, paths: Sequence[str | os.PathLike]) -> None:
-        """Save member i to ``paths[i]`` (one model directory each, written atomically)."""
-        paths = list(paths)
-        if len(paths) != len(self.models):
-            raise AvocadoValueError(
-                f"{len(paths)} path(s) for an ensemble of {len(self.models)} models; "
-                "expected one per model"
-            )
-        for model, path in zip(self.models, paths):
-            model.save(path)
+    def save(self, path: str | os.PathLike, optimizer: bool = False) -> None:
+        """Save to one model folder: member 0 as an ordinary model (what :meth:`Avocado.load`
+        reads), the others under ``members/1``, ``members/2``, ...; the folder is replaced
+        as a whole, atomically. ``optimizer`` as in :meth:`Avocado.save`, for every member."""
+        with _io.atomic_dir(path) as tmp:
+            for k, model in enumerate(self.models):
+                model.save(tmp / MEMBERS_DIR / str(k) if k else tmp, optimizer=optimizer)
 
     @property
     def biosamples(self) -> list[str]:
@@ -196,6 +221,24 @@ class AvocadoEnsemble:
             return mean.astype(np.float32), None
         var = np.maximum(squares / len(self.models) - mean**2, 0.0)
         return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
+
+
+def member_paths(path: str | os.PathLike) -> list[Path]:
+    """The model folders of the ensemble saved in ``path``: ``path`` itself (member 0) and its
+    ``members/1``, ``members/2``, ... in order ([path] for a single model)."""
+    path = Path(path)
+    extra = [p for p in (path / MEMBERS_DIR).glob("*") if p.is_dir() and p.name.isdigit()]
+    return [path, *sorted(extra, key=lambda p: int(p.name))]
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device | None = None
+               ) -> Avocado | AvocadoEnsemble:
+    """The model saved in ``path``: an :class:`AvocadoEnsemble` when the folder holds members
+    (``avocado train`` saves 3 by default), else the one :class:`Avocado`."""
+    paths = member_paths(path)
+    if len(paths) == 1:
+        return Avocado.load(path, device=device)
+    return AvocadoEnsemble([Avocado.load(p, device=device) for p in paths])
 
 
 def _brief(value: Any) -> str:

@@ -11,15 +11,19 @@ fields, documented there once and shown in each signature.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from .choice import choose_fit_settings, describe_choice
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .network import GENOME_RESOLUTIONS, AvocadoNetwork
 from .residual import AverageActivity, ResidualSource
@@ -308,16 +312,22 @@ class FittingMixin:
             Fields of :class:`~avocado_core.training.FitOptions` (``n_epochs``,
             ``epoch_size``, ``sampling``, ``validation``, ``seed``, ``early_stopping``,
             ``checkpoint_dir``, ``checkpoint_every``, ``progress``, ``resume``,
-            ``average_from``, ``reset_optimizer``, ``source``, ``trainer``), replacing those
-            of ``options``.
+            ``average_from``, ``reset_optimizer``, ``choose_settings``, ``source``,
+            ``trainer``), replacing those of ``options``; the signature lists them with their
+            defaults.
 
         Returns
         -------
         dict
-            ``{"loss": [...], "val_mse": [...]}`` of this call, one value per epoch.
+            ``{"loss": [...], "val_mse": [...]}`` of this call, one value per epoch (of the
+            final training on all tracks, after the settings were chosen).
         """
         options = FitOptions.of(options, **kwargs)
         keys, arrays = self._experiments(data, self.n_positions)
+        fresh = self._train_state is None or self._train_state["phase"] != "fit" or (
+            options.reset_optimizer)
+        if options.choose_settings and fresh:
+            options = self._choose_settings(dict(zip(keys, arrays)), options)
         if self.average_activity is not None:
             self.activity = self._activity_of(keys, arrays, self.assays)
         history, self._train_state = self._fit_network(
@@ -333,6 +343,26 @@ class FittingMixin:
         self._extend_history(history)
         self._record_training(keys)
         return history
+
+    def _choose_settings(self, tracks: dict[tuple[str, str], np.ndarray], options: FitOptions
+                         ) -> FitOptions:
+        """Choose the averaging window and each biosample's prediction settings on validation
+        tracks split off ``tracks`` (:func:`avocado_core.choice.choose_fit_settings`), set them
+        and record the choice; the options the final training runs with."""
+        seed = options.seed if options.seed is not None else (self.seed or 0)
+        try:
+            chosen = choose_fit_settings(self, tracks, options, seed)
+        except AvocadoValueError as exc:  # too few tracks to split off validation tracks
+            warnings.warn(f"choose_settings: {exc}; training with the settings as given "
+                          "(pass choose_settings=False to skip the choice)", stacklevel=4)
+            return dataclasses.replace(options, choose_settings=False)
+        self.biosample_settings = chosen["biosample_settings"]
+        self.choice = {**chosen, "seed": seed}
+        if options.progress:
+            tqdm.write(f"chosen on validation tracks: {describe_choice(self.choice)}",
+                       file=sys.stderr)
+        return dataclasses.replace(options, average_from=chosen["average_from"],
+                                   choose_settings=False)
 
     def _activity_of(self, keys: list[tuple[str, str]], arrays: list[np.ndarray],
                      assays: Sequence[str]) -> AverageActivity:
@@ -581,5 +611,6 @@ class FittingMixin:
         )
         other._extend_history(history)
         other.trained_on = list(self.trained_on)
+        other.choice = self.choice
         other._record_training(keys)
         return other

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -477,7 +478,28 @@ def write_original(model: Avocado, prefix: str | os.PathLike, experiments: Any =
     -------
     (pathlib.Path, pathlib.Path)
         The ``.json`` and ``.h5``.
+
+    Raises
+    ------
+    AvocadoValueError
+        The model uses average activity (the ``"small"`` preset does), which the original's
+        network has no input for, or ``experiments`` are not the model's.
+
+    Warns
+    -----
+    UserWarning
+        The model smooths or blends its imputations (prediction settings): the original
+        package predicts the network's output as it is.
     """
+    if model.average_activity is not None:
+        raise AvocadoValueError(
+            f"the model uses average activity ({model.average_activity!r}), which the original "
+            "package's network has no input for; train one without it to export (avocado train "
+            "--config original-small, or average_activity=None)")
+    if model.smoothing > 1 or model.biosample_settings:
+        warnings.warn("the model's prediction settings (smoothing, per-biosample settings) are "
+                      "not part of the original format: the written model predicts the "
+                      "network's output without them", stacklevel=2)
     prefix = Path(prefix)
     if prefix.suffix in (".json", ".h5"):
         prefix = prefix.with_suffix("")

@@ -245,13 +245,15 @@ class PredictionMixin:
         return self._predict_indices(self.network, b_idx, a_idx, start, end)
 
     def predict_settings(
-        self, biosample: str, assay: str, settings: Sequence[Mapping[str, Any]]
+        self, biosample: str, assay: str, settings: Sequence[Mapping[str, Any]],
+        start: int = 0, end: int | None = None,
     ) -> np.ndarray:
         """One experiment's imputation under several prediction settings, from one network pass.
 
         What :meth:`predict` returns with ``activity_blend`` and ``smoothing`` set to each
-        entry's values in turn (the same numbers), at the cost of one prediction and a blend
-        and a moving mean per entry: model selection scores a grid of these settings this way.
+        entry's values in turn (the same numbers; over part of the positions, to float32
+        rounding), at the cost of one prediction and a blend and a moving mean per entry:
+        model selection scores a grid of these settings this way.
 
         Parameters
         ----------
@@ -261,11 +263,14 @@ class PredictionMixin:
             Each a dict with some of ``activity_blend`` and ``smoothing``
             (:data:`PREDICTION_SETTINGS`); what an entry leaves out is the biosample's own
             setting (``biosample_settings``, else the model's).
+        start, end: int, optional
+            Position range, as in :meth:`predict`. Default: every position.
 
         Returns
         -------
-        numpy.ndarray, shape=(len(settings), n_positions), dtype=float32
+        numpy.ndarray, shape=(len(settings), end - start), dtype=float32
         """
+        start, end = self._check_range(start, end)
         b_idx = np.array([self._biosample_index(biosample)])
         a_idx = np.array([self._assay_index(assay)])
         own_blend, own_smoothing = self._own_settings(int(b_idx[0]))
@@ -276,7 +281,11 @@ class PredictionMixin:
                            entry.get("smoothing", own_smoothing)))
         if not chosen:
             raise AvocadoValueError("predict_settings needs at least one settings entry")
-        out, mean = self._network_rows(self.network, b_idx, a_idx, 0, self.n_positions,
+        # the widest moving mean reads half its window past each end (as predict does)
+        widest = max(smoothing for _, smoothing in chosen)
+        lo = max(0, start - widest // 2)
+        hi = min(self.n_positions, end + (widest - 1) // 2)
+        out, mean = self._network_rows(self.network, b_idx, a_idx, lo, hi,
                                        any(blend for blend, _ in chosen))
         return np.concatenate([_blend_and_smooth(out, mean, blend, smoothing)
-                               for blend, smoothing in chosen])
+                               [:, start - lo : end - lo] for blend, smoothing in chosen])

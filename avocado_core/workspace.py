@@ -4,8 +4,8 @@ Layout of a workspace directory::
 
     workspace.json     genome, annotation source, model fingerprint, how it was built
     store/             a TrackStore (observed tracks, and the model's imputations as "imputed")
-    model/             an Avocado model (``Avocado.save``)
-    ensemble/          more members of an ensemble with model/ (member-1/, member-2/, ...)
+    model/             an Avocado model, or an ensemble's (``AvocadoEnsemble.save``: its
+                       further members in model/members/1, ...)
     projections/       cached 2-D projections (``ProjectionCache``)
 
 :class:`Workspace` is a read model: it opens the parts once and answers the app's questions
@@ -52,11 +52,11 @@ DEFAULT_PROJECTIONS: tuple[tuple[str, str, str], ...] = (
     ("genome", "pca", "all"),
     ("genome", "umap", "all"),
 )
-#: Training of the demo models on the pilot tracks: an ensemble of 3 ``Avocado.small`` models
-#: (seeds 0, 100, 200), each epoch one pass over the positions, weights averaged over epochs
-#: 11-20 (a few minutes on two CPU cores).
-PILOT_TRAINING: dict[str, Any] = {"n_epochs": 20, "model": {}, "n_models": 3,
-                                  "average_from": 10}
+#: Training of the demo models on the pilot tracks: what ``avocado train`` does by default, an
+#: ensemble of 3 models of the ``"small"`` preset (seeds 0, 100, 200) with ``fit``'s defaults
+#: (30 epochs, the averaging window and each biosample's prediction settings chosen once on
+#: validation tracks split off the training tracks).
+PILOT_TRAINING: dict[str, Any] = {"model": {}, "n_models": 3}
 #: The demo's held-out experiments: the Latin square (see :func:`holdout.latin_square`) of
 #: this shift over the sorted pilot biosamples and assays is never trained on, and the app
 #: shows their real signal beside the imputation with held-out scores.
@@ -65,6 +65,7 @@ PILOT_HELD_OUT_SHIFT = 0
 #: not trained on, used to calibrate the uncertainty band, then removed from the demo store
 #: so that the app shows them as never-performed experiments (imputation only).
 PILOT_CALIBRATION_SHIFT = 1
+#: Where workspaces built before members lived in the model folder keep them (member-k/).
 ENSEMBLE_DIR = "ensemble"
 
 
@@ -191,10 +192,15 @@ class Workspace:
 
     @property
     def member_paths(self) -> list[Path]:
-        """model/ and the further ensemble members under ensemble/ (member-1, member-2, ...)."""
-        extra = sorted((self.path / ENSEMBLE_DIR).glob("member-*"),
+        """model/ and the further members of its ensemble (model/members/1, ...; in a
+        workspace built before members lived in the model folder, ensemble/member-k)."""
+        if not self.has_model:
+            return []
+        from .ensemble import member_paths
+
+        older = sorted((self.path / ENSEMBLE_DIR).glob("member-*"),
                        key=lambda p: int(p.name.split("-", 1)[1]))
-        return ([self.model_path] if self.has_model else []) + [p for p in extra if p.is_dir()]
+        return member_paths(self.model_path) + [p for p in older if p.is_dir()]
 
     @cached_property
     def store(self):
@@ -582,13 +588,12 @@ def _provenance(store) -> dict:
             "bands": {k: v for k, v in bands.items() if v is not None}}
 
 
-def _train(ws: Workspace, *, n_epochs: int, epoch_size: int | None,
-           model_kwargs: Mapping[str, Any], seed: int, progress: bool,
-           held_out: Iterable[tuple[str, str]] = (), n_models: int = 1,
-           average_from: int | None = None) -> None:
+def _train(ws: Workspace, *, fit: Mapping[str, Any], model_kwargs: Mapping[str, Any],
+           seed: int, progress: bool, held_out: Iterable[tuple[str, str]] = (),
+           n_models: int = 1) -> None:
     """Train ``Avocado.small`` (an ensemble of ``n_models``, seeds ``seed``, ``seed + 100``,
-    ...) on the store's observed tracks but ``held_out``; save member 0 to ``ws.model_path``
-    and the others to ensemble/member-k/."""
+    ...) on the store's observed tracks but ``held_out``, and save it to ``ws.model_path``
+    (its members under members/)."""
     from .ensemble import AvocadoEnsemble, check_n_models
     from .model import Avocado
     from .projection import model_fingerprint
@@ -608,20 +613,15 @@ def _train(ws: Workspace, *, n_epochs: int, epoch_size: int | None,
     ensemble = AvocadoEnsemble.fit(
         lambda s: Avocado.from_preset({"preset": "small", **model_kwargs}, experiments,
                                       store.n_bins, seed=s),
-        training, n_models, seed=seed, n_epochs=n_epochs, epoch_size=epoch_size,
-        average_from=average_from, progress=progress)
+        training, n_models, seed=seed, progress=progress, **fit)
     seconds = time.perf_counter() - t0
-    for k, member in reversed(list(enumerate(ensemble.models))):  # model/ last: the commit
-        with _io.atomic_dir(ws.model_path if k == 0
-                            else ws.path / ENSEMBLE_DIR / f"member-{k}") as tmp:
-            member.save(tmp)
+    ensemble.save(ws.model_path)
     model = ensemble.models[0]
     loss = model.history.get("loss", [])
     ws.update_info(
         model_fingerprint=model_fingerprint(model),
-        training={"n_epochs": n_epochs, "epoch_size": epoch_size, "seed": seed,
-                  "model_kwargs": dict(model_kwargs), "seconds": round(seconds, 1),
-                  "n_models": n_models, "average_from": average_from,
+        training={**fit, "seed": seed, "model_kwargs": dict(model_kwargs),
+                  "seconds": round(seconds, 1), "n_models": n_models,
                   "held_out": [list(e) for e in held_out],
                   "final_loss": float(loss[-1]) if len(loss) else None},
     )
@@ -629,7 +629,7 @@ def _train(ws: Workspace, *, n_epochs: int, epoch_size: int | None,
 
 def _impute(ws: Workspace, progress: bool) -> None:
     """Impute every experiment of the tensor into the store: the model's imputation, or the
-    ensemble's mean and the members' spread when ensemble/ holds more members."""
+    ensemble's mean and the members' spread when the model has more members."""
     from .ensemble import AvocadoEnsemble
     from .imputation import impute_experiments
 
@@ -650,7 +650,7 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
                     projections: Sequence[tuple[str, str, str]] | None = None,
                     genome_points: int = 100_000, seed: int = 0,
                     n_models: int | None = None, average_from: int | None = None,
-                    hold_out: bool | None = None,
+                    choose_settings: bool = True, hold_out: bool | None = None,
                     progress: bool = True) -> Workspace:
     """Build (or finish building) a workspace the app can serve.
 
@@ -672,7 +672,7 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
     source: {"roadmap-pilot", "synthetic"}
         Where the tracks come from. Default is "roadmap-pilot".
     n_epochs, epoch_size: int or None
-        Training length; default :data:`PILOT_TRAINING`.
+        Training length; default: ``Avocado.fit``'s.
     model_kwargs: mapping or None
         Passed to ``Avocado.small`` (e.g. smaller factors for a quick test model).
     synthetic: mapping or None
@@ -688,9 +688,12 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
         Size of the stratified sample of genome positions. Default is 100,000.
     seed: int
     n_models, average_from: int or None
-        Ensemble size and weight averaging (``Avocado.fit``); default :data:`PILOT_TRAINING`
-        for the pilot (averaging only when training is longer), one model without averaging
-        otherwise.
+        Ensemble size (default: :data:`PILOT_TRAINING`'s for the pilot, else one model) and
+        weight averaging (``Avocado.fit``'s ``average_from``; default: chosen).
+    choose_settings: bool
+        ``Avocado.fit``'s: choose the averaging window and each biosample's prediction
+        settings on validation tracks split off the training tracks (the held-out and
+        calibration experiments are not among them). Default is True.
     hold_out: bool or None
         Keep the Latin squares described above out of training. Default (None): for the
         pilot. It needs a stored imputation (``impute``) and, for the band, ``n_models >= 2``.
@@ -730,14 +733,13 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
     hold_out = pilot if hold_out is None else bool(hold_out)
     held_out, calibration = _holdout_design(ws) if hold_out else ([], [])
     if not ws.has_model:
-        epochs = int(n_epochs or PILOT_TRAINING["n_epochs"])
-        if average_from is None and pilot and epochs > PILOT_TRAINING["average_from"]:
-            average_from = PILOT_TRAINING["average_from"]
-        _train(ws, n_epochs=epochs, epoch_size=epoch_size,
+        fit = {k: v for k, v in (("n_epochs", n_epochs), ("epoch_size", epoch_size),
+                                 ("average_from", average_from)) if v is not None}
+        _train(ws, fit={**fit, "choose_settings": choose_settings},
                model_kwargs={**PILOT_TRAINING["model"], **dict(model_kwargs or {})},
                seed=seed, progress=progress, held_out=held_out + calibration,
-               n_models=n_models or (PILOT_TRAINING["n_models"] if pilot else 1),
-               average_from=average_from)  # ws.model then loads what was saved
+               n_models=n_models or (PILOT_TRAINING["n_models"] if pilot else 1))
+        # ws.model then loads what was saved
     if impute if impute is not None else pilot:
         _impute(ws, progress)
     if calibration:

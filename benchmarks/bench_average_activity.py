@@ -46,7 +46,8 @@ def main() -> None:
             model = Avocado.small(biosamples, assays, n, batch_size=40000, learning_rate=0.002,
                                   average_activity=variant, seed=rep, device="cpu")
             t0 = time.perf_counter()
-            model.fit(train, n_epochs=args.epochs if rep else 1, progress=False)
+            model.fit(train, n_epochs=args.epochs if rep else 1, progress=False,
+                      choose_settings=False)
             seconds = time.perf_counter() - t0
             if rep:
                 samples = args.epochs * -(-n // model.batch_size) * model.batch_size

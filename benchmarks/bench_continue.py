@@ -33,11 +33,10 @@ def main() -> None:
     n = len(next(iter(tracks.values())))
     train = {k: v for k, v in tracks.items() if k != HELD_OUT}
     truth = np.asarray(tracks[HELD_OUT], dtype=np.float64)
-    biosamples, assays = sorted({b for b, _ in tracks}), sorted({a for _, a in tracks})
-    fit = {"epoch_size": args.epoch_size, "seed": 0, "progress": False}
+    fit = {"epoch_size": args.epoch_size, "seed": 0, "progress": False, "choose_settings": False}
 
-    def model() -> Avocado:
-        return Avocado.small(biosamples, assays, n, seed=0, device="cpu")
+    def model() -> Avocado:  # the original tutorial's configuration, as documented
+        return Avocado.from_preset("original-small", tracks, n, seed=0, device="cpu")
 
     one = model()
     one.fit(train, n_epochs=args.epochs, **fit)

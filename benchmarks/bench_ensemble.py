@@ -26,7 +26,8 @@ from pilot import add_positions_option, pilot_tracks
 
 from avocado_core import Avocado, AvocadoEnsemble, average_activity, evaluation
 
-CONFIG = {"batch_size": 40000, "learning_rate": 0.002, "biosample_decay": 0.1}
+CONFIG = {"batch_size": 40000, "learning_rate": 0.002, "biosample_decay": 0.1,
+          "average_activity": None}
 
 
 def main() -> None:
@@ -56,7 +57,7 @@ def main() -> None:
         ensemble = AvocadoEnsemble.fit(
             lambda s: Avocado.small(biosamples, assays, n, seed=s, **config), train,
             args.seeds, seed=i, n_epochs=args.epochs, average_from=args.average_from,
-            progress=False)
+            progress=False, choose_settings=False)
         seconds += time.perf_counter() - t0
         for b, a in fold:
             y = np.asarray(tracks[b, a], dtype=np.float64)

@@ -111,7 +111,7 @@ def main() -> None:
             inner = {k: v for k, v in train.items() if k not in set(val)}
             model = Avocado.from_preset(config, tracks.keys(), n, seed=i)
             model.fit(inner, n_epochs=args.epochs, average_from=args.average_from,
-                      progress=False)
+                      progress=False, choose_settings=False)
             for b, a in val:
                 y = np.asarray(tracks[b, a], np.float64)
                 raw, mean = model.predict_settings(b, a, [{"activity_blend": 0.0},

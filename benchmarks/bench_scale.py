@@ -114,7 +114,7 @@ def child_fit(store_path: str, mode: str, steps: int, batch_size: int, budget: s
         model = _model(store, "cpu", batch_size)
         scope = memory_budget(budget) if mode == "streamed" else contextlib.nullcontext()
         with scope:
-            model.fit(store, n_epochs=1, epoch_size=steps, progress=False,
+            model.fit(store, n_epochs=1, epoch_size=steps, progress=False, choose_settings=False,
                       trainer=_timed(Trainer, timings))
         out = {"fit_samples_per_s": _rate(timings, batch_size)}
         if mode == "streamed":
@@ -144,7 +144,7 @@ def child_ddp(store_path: str, steps: int, batch_size: int, out_json: str) -> No
         store = TrackStore(store_path)
         timings: list[float] = []
         model = _model(store, str(ctx.device), batch_size)
-        model.fit(store, n_epochs=1, epoch_size=steps, progress=False,
+        model.fit(store, n_epochs=1, epoch_size=steps, progress=False, choose_settings=False,
                   trainer=_timed(DistributedTrainer, timings))
     rates = [None] * ctx.world_size
     dist.all_gather_object(rates, {"rate": _rate(timings, batch_size),

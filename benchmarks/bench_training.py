@@ -189,11 +189,13 @@ def avocado(spec: dict) -> dict:
     result = {}
     if spec["warmup"]:
         model.fit(tracks, n_epochs=1, epoch_size=spec["warmup"], progress=False,
+                  choose_settings=False,
                   **fit_options)
     if spec["epochs"]:
         epoch_size = spec.get("epoch_size", EPOCH_BATCHES)
         t0 = time.perf_counter()
         model.fit(tracks, n_epochs=spec["epochs"], epoch_size=epoch_size, progress=False,
+                  choose_settings=False,
                   **fit_options)
         elapsed = time.perf_counter() - t0
         n_steps = spec["epochs"] * epoch_size
@@ -202,6 +204,7 @@ def avocado(spec: dict) -> dict:
     else:
         t0 = time.perf_counter()
         model.fit(tracks, n_epochs=1, epoch_size=spec["steps"], progress=False,
+                  choose_settings=False,
                   **fit_options)
         elapsed = time.perf_counter() - t0
         n_steps = spec["steps"]

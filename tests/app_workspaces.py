@@ -14,8 +14,9 @@ import pytest
 from avocado_core.workspace import build_workspace
 
 #: The pilot (5 real biosamples x 5 marks): two passes over the positions with an ensemble of
-#: two narrow Avocado.small models (about 15 s of training), holding out the demo's Latin
-#: squares (one held out, one calibrating the band and then removed from the store).
+#: two narrow small models, holding out the demo's Latin squares (one held out, one
+#: calibrating the band and then removed from the store), and the prediction settings chosen
+#: on validation tracks as by default (5 more narrow models; about 30 s of training in all).
 PILOT_TEST_BUILD = dict(
     n_epochs=2,
     n_models=2,
@@ -32,6 +33,7 @@ SYNTHETIC_TEST_BUILD = dict(
     model_kwargs=dict(batch_size=4_000),
     synthetic=dict(n_biosamples=240, n_assays=8, n_positions=4_000, seed=0),
     impute=False,
+    choose_settings=False,
     projections=(("biosamples", "umap", "all"), ("biosamples", "pca", "all"),
                  ("assays", "pca", "all"), ("genome", "pca", "all")),
     genome_points=4_000,

@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from avocado_core.cli import main
+from avocado_core.ensemble import load_model
 from avocado_core.model import Avocado
 from avocado_core.regions import RegionSet
 from avocado_core.store import TrackStore
@@ -37,6 +38,9 @@ TINY = [
     "--n-5kbp-factors", "4", "--n-assay-factors", "4", "--n-biosample-factors", "4",
     "--batch-size", "500",
 ]
+#: Training as given: one model, no settings chosen on validation tracks (for tests whose
+#: subject is something else; the defaults are tested on their own).
+PLAIN = ["--no-choose", "--models", "1"]
 HG19_SIZES = "chr1\t249250621\nchr2\t243199373\n"
 
 
@@ -122,8 +126,12 @@ def test_train_builds_the_model_with_the_preset_constructor(store_path, model_pa
     overrides = dict(zip(TINY[::2], TINY[1::2]))
     config = {"preset": "small", **{k[2:].replace("-", "_"): int(v) for k, v in overrides.items()}}
     fresh = Avocado.from_preset(config, TrackStore(store_path).experiments(), N_BINS, seed=0)
-    assert {k: v for k, v in fresh.config.items() if k not in ("precision",)} == {
-        k: v for k, v in model.config.items() if k not in ("precision",)}
+    chosen = ("precision", "biosample_settings")  # the settings training chose
+    assert {k: v for k, v in fresh.config.items() if k not in chosen} == {
+        k: v for k, v in model.config.items() if k not in chosen}
+    # by default: 3 models (the others under members/), settings chosen on validation tracks
+    assert model.biosample_settings == model.choice["biosample_settings"]
+    assert sorted(p.name for p in (model_path / "members").iterdir()) == ["1", "2"]
 
 
 # ---------------------------------------------------------------------- help and entry points
@@ -272,7 +280,8 @@ def test_train_biosample_decay_is_part_of_the_model(store_path, work):
 
 
 def test_train_with_average_activity(store_path, work):
-    run("train", store_path, work / "aa", *TINY, "--epochs", "1", "--average-activity", "input",
+    run("train", store_path, work / "aa", *TINY, *PLAIN, "--epochs", "1",
+        "--average-activity", "input",
         "--activity-blend", "0.25", "--smoothing", "5", "-q")
     model = Avocado.load(work / "aa", device="cpu")
     assert model.config["average_activity"] == "input" and model.activity_blend == 0.25
@@ -280,7 +289,8 @@ def test_train_with_average_activity(store_path, work):
     assert model.activity is not None
     assert model.predict("E003", "H3K4me3").shape == (model.n_positions,)
     assert_one_line_error(
-        run("train", store_path, work / "bad", *TINY, "--activity-blend", "0.5", ok=False),
+        run("train", store_path, work / "bad", *TINY, *PLAIN, "--average-activity", "none",
+            "--activity-blend", "0.5", ok=False),
         "activity_blend=0.5 needs average_activity")
 
 
@@ -324,7 +334,7 @@ def test_evaluate_nested_selection(work, store_path):
 
 
 def test_train_average_from_averages_epochs(store_path, work):
-    args = (*TINY, "--epochs", "3", "--seed", "0", "-q")
+    args = (*TINY, *PLAIN, "--epochs", "3", "--seed", "0", "-q")
     run("train", store_path, work / "last", *args)
     run("train", store_path, work / "averaged", *args, "--average-from", "1")
     last, averaged = (Avocado.load(work / n, device="cpu") for n in ("last", "averaged"))
@@ -361,7 +371,8 @@ def test_impute_one_into_store_equals_predict(work, store_path, model_path):
     out = run("impute", store_copy, model_path, "-e", "E116:H3K27me3", "-q").output
     assert "Imputed 1 experiments" in out
     store = TrackStore(store_copy)
-    model = Avocado.load(model_path, device="cpu")
+    model = load_model(model_path, device="cpu")  # the 3 models avocado train saves
+    assert len(model) == 3
     np.testing.assert_allclose(store.track("E116", "H3K27me3", kind="imputed"),
                                model.predict("E116", "H3K27me3"), rtol=1e-6, atol=1e-6)
     out = run("impute", store_copy, model_path, "--missing", "-q").output
@@ -372,20 +383,20 @@ def test_impute_one_into_store_equals_predict(work, store_path, model_path):
 
 def test_impute_with_several_models_writes_their_mean(work, store_path, model_path, pilot_dir):
     second = work / "model-s100"
-    run("train", store_path, second, *TINY, "--epochs", "1", "--seed", "100", "-q")
+    run("train", store_path, second, *TINY, *PLAIN, "--epochs", "1", "--seed", "100", "-q")
     store_copy = work / "ensemble-store"
     shutil.copytree(store_path, store_copy)
     run("impute", store_copy, model_path, second, "-e", "E116:H3K27me3", "-q")
-    members = [Avocado.load(p, device="cpu").predict("E116", "H3K27me3")
-               for p in (model_path, second)]
+    members = [m.predict("E116", "H3K27me3")
+               for m in load_model(model_path, device="cpu").models + [Avocado.load(second)]]
     assert np.abs(members[0] - members[1]).max() > 1e-3
     got = TrackStore(store_copy).track("E116", "H3K27me3", kind="imputed")
     np.testing.assert_allclose(got, np.mean(members, axis=0), rtol=1e-5, atol=1e-6)
     other = work / "model-other-assays"
     _pilot_store(work / "store-other", pilot_dir,
                  [(b, a) for b in BIOSAMPLES for a in ("H3K4me3", "H3K4me1")])
-    run("train", work / "store-other", other, *TINY, "--epochs", "1", "-q")
-    assert_one_line_error(run("impute", store_copy, model_path, other, "--missing", ok=False),
+    run("train", work / "store-other", other, *TINY, *PLAIN, "--epochs", "1", "-q")
+    assert_one_line_error(run("impute", store_copy, second, other, "--missing", ok=False),
                           "model 1 of the ensemble has assays")
 
 
@@ -393,7 +404,8 @@ def test_impute_spread_and_a_band_calibrated_on_held_out_tracks(work, store_path
     held = ("-x", "E003:H3K36me3")
     members = [work / f"band-m{s}" for s in (0, 100)]
     for path, seed in zip(members, (0, 100)):
-        run("train", store_path, path, *TINY, "--epochs", "1", "--seed", str(seed), *held, "-q")
+        run("train", store_path, path, *TINY, *PLAIN, "--epochs", "1", "--seed", str(seed),
+            *held, "-q")
     assert ("E003", "H3K36me3") not in Avocado.load(members[0], device="cpu").trained_on
     store_copy = work / "band-store"
     shutil.copytree(store_path, store_copy)
@@ -415,7 +427,7 @@ def test_impute_spread_and_a_band_calibrated_on_held_out_tracks(work, store_path
     assert_one_line_error(run("impute", store_copy, *members, "--all", "--calibrate-on",
                               "E003:H3K36me3", ok=False), "--spread")
     assert_one_line_error(run("impute", store_copy, members[0], "--all", "--spread", ok=False),
-                          "at least 2 MODELs")
+                          "--spread needs an ensemble")
 
 
 def test_impute_all_to_bigwig(work, store_path, model_path, sizes_file):
@@ -428,7 +440,7 @@ def test_impute_all_to_bigwig(work, store_path, model_path, sizes_file):
     assert not TrackStore(store_path).experiments("imputed")
     bw = pyBigWig.open(str(out_dir / "E003.H3K4me3.imputed.bw"))
     values = np.array(bw.values("chr1", 151158025, 151158025 + N_BINS * 25))[::25]
-    expected = Avocado.load(model_path, device="cpu").predict("E003", "H3K4me3")
+    expected = load_model(model_path, device="cpu").predict("E003", "H3K4me3")
     np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-5)
 
 

@@ -47,7 +47,7 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
     model = Avocado.load(root_p / "init", device=ctx.device)
     with data_parallel():
         model.fit(store, n_epochs=EPOCHS, epoch_size=EPOCH_SIZE, sampling="random", seed=SEED,
-                  progress=False)
+                  progress=False, choose_settings=False)
         part = model.fit_positions({k: v[:1000] for k, v in store.tracks().items()}, 1000,
                                    n_epochs=1, epoch_size=4, seed=SEED, progress=False)
     if ctx.is_main:
@@ -58,14 +58,14 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
     with data_parallel():
         for _ in range(EPOCHS):
             looped.fit(store, n_epochs=1, epoch_size=EPOCH_SIZE, sampling="random", seed=SEED,
-                       progress=False)
+                       progress=False, choose_settings=False)
     if ctx.is_main:
         looped.save(root_p / "ddp-loop")
     # 4) average activity as an input of the network, data-parallel
     aware = Avocado.load(root_p / "init-aa", device=ctx.device)
     with data_parallel():
         aware.fit(store, n_epochs=EPOCHS, epoch_size=EPOCH_SIZE, sampling="random", seed=SEED,
-                  progress=False)
+                  progress=False, choose_settings=False)
     if ctx.is_main:
         aware.save(root_p / "ddp-aa")
     # 2) the command line torchrun runs (it destroys the process group at the end)
@@ -113,7 +113,8 @@ def _assert_same(single: Avocado, ddp: Avocado, init: Avocado) -> None:
 def test_cli_two_processes_match_one(runs: Path) -> None:
     store = TrackStore(runs / "store")
     single = Avocado.load(runs / "init", device="cpu")
-    single.fit(store, n_epochs=EPOCHS, epoch_size=EPOCH_SIZE, seed=SEED, progress=False)
+    single.fit(store, n_epochs=EPOCHS, epoch_size=EPOCH_SIZE, seed=SEED, progress=False,
+               choose_settings=False)
     ddp = Avocado.load(runs / "ddp-cli", device="cpu")
     assert len(ddp.history["loss"]) == EPOCHS
     _assert_same(single, ddp, Avocado.load(runs / "init", device="cpu"))
@@ -123,7 +124,7 @@ def test_random_sampling_and_fit_positions_match_one(runs: Path) -> None:
     store = TrackStore(runs / "store")
     single = Avocado.load(runs / "init", device="cpu")
     single.fit(store, n_epochs=EPOCHS, epoch_size=EPOCH_SIZE, sampling="random", seed=SEED,
-               progress=False)
+               progress=False, choose_settings=False)
     init = Avocado.load(runs / "init", device="cpu")
     ddp = Avocado.load(runs / "ddp-random", device="cpu")
     _assert_same(single, ddp, init)
@@ -184,7 +185,7 @@ def test_distributed_is_an_option_of_avocado_train(tmp_path, monkeypatch) -> Non
 def test_average_activity_input_matches_one(runs: Path) -> None:
     single = Avocado.load(runs / "init-aa", device="cpu")
     single.fit(TrackStore(runs / "store"), n_epochs=EPOCHS, epoch_size=EPOCH_SIZE,
-               sampling="random", seed=SEED, progress=False)
+               sampling="random", seed=SEED, progress=False, choose_settings=False)
     ddp = Avocado.load(runs / "ddp-aa", device="cpu")
     _assert_same(single, ddp, Avocado.load(runs / "init-aa", device="cpu"))
     np.testing.assert_array_equal(ddp.activity.mean, single.activity.mean)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from avocado_core import evaluation
-from avocado_core.ensemble import AvocadoEnsemble, member_seed
+from avocado_core.ensemble import AvocadoEnsemble, load_model, member_paths, member_seed
 from avocado_core.errors import AvocadoValueError
 from avocado_core.model import Avocado
 
@@ -30,7 +30,8 @@ def _model(seed: int, biosamples=BIOSAMPLES) -> Avocado:
 @pytest.fixture(scope="module")
 def ensemble(tracks) -> AvocadoEnsemble:
     train = {k: v for k, v in tracks.items() if k != ("E116", "H3K27me3")}
-    return AvocadoEnsemble.fit(_model, train, 3, seed=7, n_epochs=2, progress=False)
+    return AvocadoEnsemble.fit(_model, train, 3, seed=7, n_epochs=2, progress=False,
+                               choose_settings=False)
 
 
 def test_member_seeds_start_at_the_given_seed():
@@ -53,21 +54,35 @@ def test_prediction_is_the_mean_of_the_members(ensemble):
 
 
 def test_one_member_is_the_plain_model(tracks):
-    alone = AvocadoEnsemble.fit(_model, tracks, 1, seed=3, n_epochs=1, progress=False)
+    alone = AvocadoEnsemble.fit(_model, tracks, 1, seed=3, n_epochs=1, progress=False,
+                                choose_settings=False)
     plain = _model(3)
-    plain.fit(tracks, n_epochs=1, seed=3, progress=False)
+    plain.fit(tracks, n_epochs=1, seed=3, progress=False, choose_settings=False)
     np.testing.assert_array_equal(alone.predict("E017", "H3K36me3"),
                                   plain.predict("E017", "H3K36me3"))
 
 
 def test_save_and_load(ensemble, tmp_path):
-    paths = [tmp_path / f"m{k}" for k in range(3)]
-    ensemble.save(paths)
-    again = AvocadoEnsemble.load(paths, device="cpu")
-    np.testing.assert_array_equal(again.predict("E116", "H3K27me3"),
-                                  ensemble.predict("E116", "H3K27me3"))
-    with pytest.raises(AvocadoValueError, match="2 path.*ensemble of 3 models"):
-        ensemble.save(paths[:2])
+    """One folder: member 0 is an ordinary model, the others under members/; load_model gives
+    the ensemble, Avocado.load member 0; a list of folders loads their members in order."""
+    ensemble.save(tmp_path / "m")
+    assert member_paths(tmp_path / "m") == [tmp_path / "m", tmp_path / "m" / "members" / "1",
+                                            tmp_path / "m" / "members" / "2"]
+    for again in (AvocadoEnsemble.load(tmp_path / "m", device="cpu"),
+                  load_model(tmp_path / "m", device="cpu")):
+        assert isinstance(again, AvocadoEnsemble) and len(again) == 3
+        np.testing.assert_array_equal(again.predict("E116", "H3K27me3"),
+                                      ensemble.predict("E116", "H3K27me3"))
+    first = Avocado.load(tmp_path / "m", device="cpu")
+    np.testing.assert_array_equal(first.predict("E116", "H3K27me3"),
+                                  ensemble.models[0].predict("E116", "H3K27me3"))
+    # a smaller ensemble saved over it replaces the whole folder: no stale member is left
+    AvocadoEnsemble(ensemble.models[:2]).save(tmp_path / "m")
+    assert len(load_model(tmp_path / "m", device="cpu")) == 2
+    ensemble.models[0].save(tmp_path / "one")
+    assert isinstance(load_model(tmp_path / "one", device="cpu"), Avocado)
+    both = AvocadoEnsemble.load([tmp_path / "one", tmp_path / "m"], device="cpu")
+    assert len(both) == 3
 
 
 def test_errors(ensemble):
@@ -86,14 +101,15 @@ def test_cross_validate_scores_the_members_mean(tracks):
     """Fold i's model is the mean of models seeded seed + i + 100 k, trained on the fold."""
     config = dict(TINY, preset="small")
     res = evaluation.cross_validate(tracks, n_folds=3, config=config, n_epochs=1, seed=5,
-                                    n_models=2, baselines=(), progress=False, device="cpu")
+                                    n_models=2, baselines=(), progress=False, device="cpu",
+                                    fit_kwargs={"choose_settings": False})
     folds = evaluation.make_folds(tracks.keys(), 3, seed=5)
     held = folds[1][0]
     train = {k: v for k, v in tracks.items() if k not in set(folds[1])}
     members = []
     for s in (5 + 1, 5 + 1 + 100):
         m = Avocado.small(sorted(BIOSAMPLES), sorted(ASSAYS), N, seed=s, device="cpu", **TINY)
-        m.fit(train, n_epochs=1, seed=s, progress=False)
+        m.fit(train, n_epochs=1, seed=s, progress=False, choose_settings=False)
         members.append(m.predict(*held).astype(np.float64))
     want = np.mean((tracks[held] - np.mean(members, 0)) ** 2)
     row = res[(res["biosample"] == held[0]) & (res["assay"] == held[1])]

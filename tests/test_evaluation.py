@@ -184,7 +184,8 @@ def test_the_cli_records_the_command_without_the_notes(compendium, tmp_path, mon
         "--average-from 1 --cache cache -q")
     assert seen["notes"] == "A paragraph.\n\nAnother one."
     assert seen["config"] == {"preset": "small", "batch_size": 40000}
-    assert seen["fit_kwargs"] == {"sampling": "sequential", "average_from": 1}
+    assert seen["fit_kwargs"] == {"sampling": "sequential", "average_from": 1,
+                                  "choose_settings": True}
     assert seen["n_epochs"] == 3 and str(seen["cache_dir"]) == "cache"
 
 
@@ -223,7 +224,7 @@ def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path, 
     ranked = study.split("### Every candidate")[1]
     assert ranked.index('{"n_epochs": 20}') < ranked.index('{"n_epochs": 1}')
     plain = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=20,
-                                      progress=False)
+                                      fit_kwargs={"choose_settings": False}, progress=False)
     mine = model.set_index(["biosample", "assay"])["mse"].sort_index()
     theirs = plain[plain["method"] == "avocado"].set_index(["biosample", "assay"])["mse"]
     np.testing.assert_allclose(mine, theirs.sort_index(), rtol=1e-6)
@@ -246,7 +247,7 @@ def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path, 
     def no_selection(*args, **kwargs):
         raise AssertionError("the selection was run again")
 
-    monkeypatch.setattr(evaluation, "select_hyperparameters", no_selection)
+    monkeypatch.setattr(nested, "select_hyperparameters", no_selection)
     ensemble = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=5,
                                          select=select, n_models=2, cache_dir=tmp_path / "c",
                                          progress=False)

@@ -40,7 +40,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     model = Avocado.small(biosamples, assays, 1000, n_nodes=16, batch_size=300, seed=1,
                           device="cpu")
     model.fit({k: v[:1000] for k, v in store.tracks().items()}, n_epochs=2, epoch_size=4,
-              progress=False)
+              progress=False, choose_settings=False)
     model.save(root / "model")
     parts = root / "parts"
     fit_chromosome(model, store, "chrA", parts, **FIT)
@@ -208,7 +208,7 @@ def test_average_activity_model_goes_genome_wide(setup: dict, tmp_path: Path) ->
                           list(dict.fromkeys(a for _, a in exps)), 1000, n_nodes=16,
                           batch_size=300, seed=1, device="cpu", average_activity="input")
     model.fit({k: v[:1000] for k, v in store.tracks().items()}, n_epochs=2, epoch_size=4,
-              progress=False)
+              progress=False, choose_settings=False)
     for chrom in ("chrA", "chrB", "chrC"):
         fit_chromosome(model, store, chrom, tmp_path / "parts", **FIT)
     genome = GenomeModel.load(assemble(model, store, [tmp_path / "parts"], tmp_path / "gm",

@@ -51,7 +51,7 @@ def _model(**kw) -> Avocado:
 @pytest.fixture(scope="module")
 def trained(data) -> Avocado:
     model = _model()
-    model.fit(data, n_epochs=40, progress=False)
+    model.fit(data, n_epochs=40, progress=False, choose_settings=False)
     return model
 
 
@@ -71,7 +71,7 @@ def test_recovers_held_out_entries_of_a_planted_tensor(trained, tensor):
 def test_history_and_validation(data, tensor):
     model = _model()
     val = {(B_NAMES[i], A_NAMES[j]): tensor[i, j] for i, j in HELD}
-    hist = model.fit(data, n_epochs=6, validation=val, progress=False)
+    hist = model.fit(data, n_epochs=6, validation=val, progress=False, choose_settings=False)
     assert len(hist["loss"]) == 6 and len(hist["val_mse"]) == 6
     assert hist["val_mse"][-1] < hist["val_mse"][0]
     direct = np.mean([np.mean((model.predict(b, a) - y) ** 2) for (b, a), y in val.items()])
@@ -82,7 +82,8 @@ def test_history_and_validation(data, tensor):
 def test_early_stopping_stops(data, tensor):
     model = _model(learning_rate=0.2)  # diverging on purpose: validation never improves
     val = {(B_NAMES[0], A_NAMES[0]): tensor[0, 0]}
-    hist = model.fit(data, n_epochs=30, validation=val, early_stopping=2, progress=False)
+    hist = model.fit(data, n_epochs=30, validation=val, early_stopping=2, progress=False,
+                     choose_settings=False)
     best = int(np.argmin(hist["val_mse"]))
     assert len(hist["val_mse"]) == best + 3 < 30
 
@@ -90,14 +91,14 @@ def test_early_stopping_stops(data, tensor):
 @pytest.mark.parametrize("sampling", ["permuted", "random"])
 def test_other_samplings_learn(data, sampling):
     model = _model()
-    hist = model.fit(data, n_epochs=8, sampling=sampling, progress=False)
+    hist = model.fit(data, n_epochs=8, sampling=sampling, progress=False, choose_settings=False)
     assert hist["loss"][-1] < 0.6 * hist["loss"][0]
 
 
 def test_same_seed_same_losses(data):
-    one = _model(seed=5).fit(data, n_epochs=3, progress=False)
-    two = _model(seed=5).fit(data, n_epochs=3, progress=False)
-    other = _model(seed=6).fit(data, n_epochs=3, progress=False)
+    one = _model(seed=5).fit(data, n_epochs=3, progress=False, choose_settings=False)
+    two = _model(seed=5).fit(data, n_epochs=3, progress=False, choose_settings=False)
+    other = _model(seed=6).fit(data, n_epochs=3, progress=False, choose_settings=False)
     assert one["loss"] == two["loss"]
     assert one["loss"] != other["loss"]
 
@@ -126,8 +127,15 @@ def test_celltypes_alias_and_small_config():
     assert m.celltypes == m.biosamples == ["x", "y"]
     assert m.config["n_nodes"] == 2048 and m.config["n_assay_factors"] == 256
     s = Avocado.small(["x"], ["k"], 10, device="cpu")
-    assert (s.config["n_layers"], s.config["n_nodes"], s.config["batch_size"]) == (1, 128, 10000)
+    # the tutorial's network with the recipe measured best: batches of 40,000 at lr 0.002,
+    # average activity as an input; "original-small" is the tutorial's exactly
+    assert (s.config["n_layers"], s.config["n_nodes"], s.config["batch_size"],
+            s.config["learning_rate"], s.config["average_activity"]) == (
+                1, 128, 40000, 0.002, "input")
     assert s.device.type == "cpu"
+    o = Avocado.from_preset("original-small", [("x", "k")], 10, device="cpu")
+    assert (o.config["n_nodes"], o.config["batch_size"], o.config["learning_rate"],
+            o.config["average_activity"]) == (128, 10000, 0.001, None)
 
 
 def test_from_preset_is_one_rule_for_names_and_configs():
@@ -150,7 +158,8 @@ def test_from_preset_is_one_rule_for_names_and_configs():
     assert (tuned.batch_size, tuned.config["n_nodes"], tuned.config["n_layers"],
             tuned.learning_rate) == (123, 16, 1, 0.01)
     assert Avocado.from_preset({"n_nodes": 16}, experiments, 10).config["n_assay_factors"] == 256
-    with pytest.raises(AvocadoValueError, match="config='huge'; expected one of 'paper', 'small'"):
+    with pytest.raises(AvocadoValueError,
+                       match="config='huge'; expected one of 'small', 'paper', 'original-small'"):
         Avocado.from_preset("huge", experiments, 10)
     with pytest.raises(AvocadoValueError, match="no experiments"):
         Avocado.from_preset("small", [], 10)
@@ -254,20 +263,21 @@ def test_load_errors(trained, tmp_path):
 
 
 def test_resume_continues_the_same_loss_curve(data, tmp_path):
-    straight = _model(seed=3).fit(data, n_epochs=5, progress=False)
+    straight = _model(seed=3).fit(data, n_epochs=5, progress=False, choose_settings=False)
     ckpt = tmp_path / "ckpt"
     first = _model(seed=3)
-    first.fit(data, n_epochs=2, checkpoint_dir=ckpt, checkpoint_every=1, progress=False)
+    first.fit(data, n_epochs=2, checkpoint_dir=ckpt, checkpoint_every=1, progress=False,
+              choose_settings=False)
     # a "crash" after epoch 2: a fresh process builds a fresh model and calls fit again
     second = _model(seed=3)
-    hist = second.fit(data, n_epochs=5, checkpoint_dir=ckpt, progress=False)
+    hist = second.fit(data, n_epochs=5, checkpoint_dir=ckpt, progress=False, choose_settings=False)
     assert hist["loss"] == straight["loss"]
     fresh = _model(seed=3)
-    fresh.fit(data, n_epochs=5, progress=False)
+    fresh.fit(data, n_epochs=5, progress=False, choose_settings=False)
     assert np.array_equal(second.predict("B0", "A0"), fresh.predict("B0", "A0"))
     with pytest.raises(AvocadoValueError, match="different training run"):
         _model(seed=3).fit(data, n_epochs=5, sampling="random", checkpoint_dir=ckpt,
-                           progress=False)
+                           progress=False, choose_settings=False)
 
 
 def test_weight_averaging_is_the_mean_of_epoch_end_parameters(data, monkeypatch):
@@ -283,7 +293,8 @@ def test_weight_averaging_is_the_mean_of_epoch_end_parameters(data, monkeypatch)
     monkeypatch.setattr(Avocado, "_validation_mse", record)
     val = {("B0", "A1"): data[("B0", "A1")]}
     model = _model(seed=4)
-    model.fit(data, n_epochs=5, average_from=2, validation=val, progress=False)
+    model.fit(data, n_epochs=5, average_from=2, validation=val, progress=False,
+              choose_settings=False)
     assert len(snapshots) == 5
     final = model.network.state_dict()
     for key, value in final.items():
@@ -291,7 +302,7 @@ def test_weight_averaging_is_the_mean_of_epoch_end_parameters(data, monkeypatch)
         torch.testing.assert_close(value, mean, rtol=1e-5, atol=1e-6, msg=key)
         assert not torch.equal(value, snapshots[-1][key]), key  # not the last epoch's
     with pytest.raises(AvocadoValueError, match="average_from=5 averages no epoch"):
-        _model().fit(data, n_epochs=5, average_from=5, progress=False)
+        _model().fit(data, n_epochs=5, average_from=5, progress=False, choose_settings=False)
 
 
 def test_weight_averaging_keeps_frozen_rows_and_resumes(trained, data, tensor, tmp_path):
@@ -304,11 +315,13 @@ def test_weight_averaging_keeps_frozen_rows_and_resumes(trained, data, tensor, t
         assert torch.equal(after[k][: len(v)], v), k  # bit for bit, the new row aside
     # an interrupted averaged run resumes to the same model
     straight = _model(seed=5)
-    straight.fit(data, n_epochs=5, average_from=1, progress=False)
+    straight.fit(data, n_epochs=5, average_from=1, progress=False, choose_settings=False)
     ckpt = tmp_path / "ckpt"
-    _model(seed=5).fit(data, n_epochs=3, average_from=1, checkpoint_dir=ckpt, progress=False)
+    _model(seed=5).fit(data, n_epochs=3, average_from=1, checkpoint_dir=ckpt, progress=False,
+                       choose_settings=False)
     resumed = _model(seed=5)
-    resumed.fit(data, n_epochs=5, average_from=1, checkpoint_dir=ckpt, progress=False)
+    resumed.fit(data, n_epochs=5, average_from=1, checkpoint_dir=ckpt, progress=False,
+                choose_settings=False)
     assert np.array_equal(resumed.predict("B0", "A0"), straight.predict("B0", "A0"))
 
 
@@ -318,20 +331,20 @@ def test_clear_errors(data):
     bad = dict(data)
     bad[("B0", "A0")] = np.zeros(N - 1, dtype=np.float32)
     with pytest.raises(AvocadoValueError, match=r"\('B0', 'A0'\) has 1999 positions.*2000"):
-        model.fit(bad, n_epochs=1, progress=False)
+        model.fit(bad, n_epochs=1, progress=False, choose_settings=False)
     for value in (np.nan, np.inf):
         bad = dict(data)
         track = np.zeros(N, dtype=np.float32)
         track[1234] = value
         bad[("B0", "A0")] = track
         with pytest.raises(AvocadoValueError, match="non-finite.*position 1234"):
-            model.fit(bad, n_epochs=1, progress=False)
+            model.fit(bad, n_epochs=1, progress=False, choose_settings=False)
     with pytest.raises(AvocadoKeyError, match="biosample 'E999'.*B0, B1"):
-        model.fit({("E999", "A0"): np.zeros(N)}, n_epochs=1, progress=False)
+        model.fit({("E999", "A0"): np.zeros(N)}, n_epochs=1, progress=False, choose_settings=False)
     with pytest.raises(AvocadoKeyError, match="assay 'H3K99'.*A0, A1"):
-        model.fit({("B0", "H3K99"): np.zeros(N)}, n_epochs=1, progress=False)
+        model.fit({("B0", "H3K99"): np.zeros(N)}, n_epochs=1, progress=False, choose_settings=False)
     with pytest.raises(AvocadoValueError, match="empty"):
-        model.fit({}, n_epochs=1, progress=False)
+        model.fit({}, n_epochs=1, progress=False, choose_settings=False)
     with pytest.raises(AvocadoKeyError, match="unknown biosample 'E999'"):
         model.predict("E999", "A0")
     with pytest.raises(AvocadoKeyError, match="unknown assay 'nope'"):
@@ -339,7 +352,7 @@ def test_clear_errors(data):
     with pytest.raises(AvocadoValueError, match=r"\[10, 5\)"):
         model.predict("B0", "A0", 10, 5)
     with pytest.raises(AvocadoValueError, match="'shuffled'"):
-        model.fit(data, n_epochs=1, sampling="shuffled", progress=False)
+        model.fit(data, n_epochs=1, sampling="shuffled", progress=False, choose_settings=False)
     with pytest.raises(AvocadoValueError, match="duplicate"):
         Avocado(["a", "a"], ["k"], 10)
     with pytest.raises(AvocadoValueError, match="n_positions"):
@@ -354,7 +367,7 @@ def test_accepts_a_track_store_by_duck_typing(data):
             assert kind == "observed"
             return data
 
-    hist = _model().fit(Store(), n_epochs=1, progress=False)
+    hist = _model().fit(Store(), n_epochs=1, progress=False, choose_settings=False)
     assert len(hist["loss"]) == 1
 
 
@@ -371,7 +384,7 @@ def test_real_pilot_beats_a_constant(pilot_dir):
     biosamples = sorted({b for b, _ in tracks})
     assays = sorted({a for _, a in tracks})
     model = Avocado.small(biosamples, assays, n, seed=0, device="cpu", learning_rate=0.003)
-    model.fit(tracks, n_epochs=20, progress=False)
+    model.fit(tracks, n_epochs=20, progress=False, choose_settings=False)
     pred = model.predict("E065", "H3K4me3")
     mse = float(np.mean((pred - held) ** 2))
     constant = float(np.mean((held - held.mean()) ** 2))  # the best constant, with hindsight
@@ -394,7 +407,7 @@ def test_device_defaults_to_cuda_when_available(monkeypatch):
 def test_bf16_training_learns_and_threads_are_restored(data):
     threads = torch.get_num_threads()
     model = _model(precision="bf16", n_layers=2)
-    hist = model.fit(data, n_epochs=6, progress=False)
+    hist = model.fit(data, n_epochs=6, progress=False, choose_settings=False)
     assert hist["loss"][-1] < 0.5 * hist["loss"][0]
     assert torch.get_num_threads() == threads
     assert model.predict("B0", "A0").dtype == np.float32

@@ -92,7 +92,8 @@ def test_imported_model_saves_and_trains_further(fixture, tmp_path: Path, pilot_
               for p in sorted(pilot_dir.glob("*.pilot.arcsinh.npz"))}
     training = {k: v for k, v in tracks.items() if k != ("E065", "H3K4me3")}
     before = loaded.network.output.bias.clone()
-    history = loaded.fit(training, n_epochs=1, epoch_size=3, seed=0, progress=False)
+    history = loaded.fit(training, n_epochs=1, epoch_size=3, seed=0, progress=False,
+                         choose_settings=False)
     assert np.isfinite(history["loss"]).all()
     assert not torch.equal(before, loaded.network.output.bias)
     # a new biosample learns only its own row
@@ -135,10 +136,11 @@ def test_training_experiments_survive_save_and_export(fixture, tmp_path: Path) -
 
 @pytest.mark.parametrize("n_layers, n_nodes", [(0, 1), (3, 24)])
 def test_round_trip_of_any_depth_and_width(tmp_path: Path, n_layers: int, n_nodes: int) -> None:
-    model = Avocado.small(["b1", "b2", "b3"], ["a1", "a2"], 1_234, n_layers=n_layers,
-                          n_nodes=n_nodes, n_biosample_factors=3, n_assay_factors=4,
-                          n_25bp_factors=2, n_250bp_factors=3, n_5kbp_factors=5, seed=1,
-                          device="cpu")
+    model = Avocado.from_preset(
+        {"preset": "original-small", "n_layers": n_layers, "n_nodes": n_nodes,
+         "n_biosample_factors": 3, "n_assay_factors": 4, "n_25bp_factors": 2,
+         "n_250bp_factors": 3, "n_5kbp_factors": 5},
+        [(b, a) for b in ("b1", "b2", "b3") for a in ("a1", "a2")], 1_234, seed=1, device="cpu")
     write_original(model, tmp_path / "x", experiments=[("b1", "a2")])
     back = read_original(tmp_path / "x", device="cpu")
     assert back.config == {**model.config, "seed": None}
@@ -149,6 +151,20 @@ def test_round_trip_of_any_depth_and_width(tmp_path: Path, n_layers: int, n_node
 
 
 # ---------------------------------------------------------------------------------- errors
+def test_a_model_the_original_cannot_represent_is_refused(tmp_path: Path) -> None:
+    """Average activity is an input of our network that the original's has not: refused, with
+    what to train instead; prediction settings are dropped with a warning."""
+    aware = Avocado.small(["b1"], ["a1"], 100, device="cpu")
+    with pytest.raises(AvocadoValueError, match="average activity.*--config original-small"):
+        write_original(aware, tmp_path / "x")
+    assert not list(tmp_path.iterdir())
+    smoothed = Avocado.small(["b1"], ["a1"], 100, device="cpu", average_activity=None,
+                             smoothing=9)
+    with pytest.warns(UserWarning, match="prediction settings .* not part of the original"):
+        write_original(smoothed, tmp_path / "y", experiments=[])
+    assert read_original(tmp_path / "y", device="cpu").smoothing == 1
+
+
 def _edit_h5(prefix: Path, edit) -> None:
     with h5py.File(f"{prefix}.h5", "r+") as f:
         edit(f)

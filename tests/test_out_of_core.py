@@ -96,7 +96,7 @@ def test_fit_under_a_budget_streams_and_trains_identically(
     small_store: TrackStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     in_memory = _small_model(small_store)
-    in_memory.fit(small_store, n_epochs=2, epoch_size=4, progress=False)
+    in_memory.fit(small_store, n_epochs=2, epoch_size=4, progress=False, choose_settings=False)
 
     calls = []
     original = StreamingSource.values
@@ -104,7 +104,7 @@ def test_fit_under_a_budget_streams_and_trains_identically(
                         lambda self, e, p: calls.append(len(p)) or original(self, e, p))
     streamed = _small_model(small_store)
     with memory_budget("16k"):
-        streamed.fit(small_store, n_epochs=2, epoch_size=4, progress=False)
+        streamed.fit(small_store, n_epochs=2, epoch_size=4, progress=False, choose_settings=False)
     # every batch came from the memory maps, batch by batch: 8 trained, and a 9th read ahead
     # (on a helper thread, which may not have started it yet) while the last step computed
     assert calls[:8] == [500] * 8 and len(calls) <= 9
@@ -113,10 +113,11 @@ def test_fit_under_a_budget_streams_and_trains_identically(
     assert in_memory.history == streamed.history
     # the budget is scoped to the block (a fit after it streams nothing); the explicit option
     # does what the block does
-    _small_model(small_store).fit(small_store, n_epochs=1, epoch_size=2, progress=False)
+    _small_model(small_store).fit(small_store, n_epochs=1, epoch_size=2, progress=False,
+                                  choose_settings=False)
     assert len(calls) <= 9
     explicit = _small_model(small_store)
-    explicit.fit(small_store, n_epochs=2, epoch_size=4, progress=False,
+    explicit.fit(small_store, n_epochs=2, epoch_size=4, progress=False, choose_settings=False,
                  source=functools.partial(make_source, max_memory="16k"))
     assert len(calls) >= 16 and set(calls) == {500}
     assert explicit.history == streamed.history
@@ -126,13 +127,14 @@ def test_streamed_fit_resumes_the_same_loss_curve(small_store: TrackStore, tmp_p
     # The checkpoint records the sampler as it was before the batch read ahead.
     with memory_budget("16k"):
         straight = _small_model(small_store)
-        full = straight.fit(small_store, n_epochs=4, epoch_size=3, progress=False)
+        full = straight.fit(small_store, n_epochs=4, epoch_size=3, progress=False,
+                            choose_settings=False)
         first = _small_model(small_store)
         first.fit(small_store, n_epochs=2, epoch_size=3, checkpoint_dir=tmp_path / "ckpt",
-                  progress=False)
+                  progress=False, choose_settings=False)
         resumed = _small_model(small_store)
         hist = resumed.fit(small_store, n_epochs=4, epoch_size=3,
-                           checkpoint_dir=tmp_path / "ckpt", progress=False)
+                           checkpoint_dir=tmp_path / "ckpt", progress=False, choose_settings=False)
     assert hist["loss"] == full["loss"]
     for name, value in straight.network.state_dict().items():
         assert torch.equal(value, resumed.network.state_dict()[name]), name
@@ -145,11 +147,11 @@ def test_streamed_fit_calls_continue_one_trajectory(small_store: TrackStore) -> 
     with memory_budget("16k"):
         one = _small_model(small_store)
         one.fit(small_store, n_epochs=3, epoch_size=3, sampling="permuted",
-                validation=validation, progress=False)
+                validation=validation, progress=False, choose_settings=False)
         loop = _small_model(small_store)
         for _ in range(3):
             loop.fit(small_store, n_epochs=1, epoch_size=3, sampling="permuted",
-                     validation=validation, progress=False)
+                     validation=validation, progress=False, choose_settings=False)
     assert loop.history == one.history
     for name, value in one.network.state_dict().items():
         assert torch.equal(value, loop.network.state_dict()[name]), name
@@ -188,7 +190,7 @@ _CHILD = textwrap.dedent(
         m = Avocado.small(sorted({b for b, _ in exps}), sorted({a for _, a in exps}), n,
                           n_nodes=8, n_25bp_factors=2, n_250bp_factors=2, n_5kbp_factors=2,
                           batch_size=2000, seed=0, device="cpu")
-        m.fit(data, n_epochs=1, epoch_size=20, progress=False)
+        m.fit(data, n_epochs=1, epoch_size=20, progress=False, choose_settings=False)
     # torch's one-time set-up (allocator arenas, kernels) is not the data's
     fit({k: v[:4000] for k, v in store.tracks().items()}, 4000)
     def streamed():

@@ -51,7 +51,7 @@ def _model(**kw) -> Avocado:
 @pytest.fixture(scope="module")
 def trained(data) -> Avocado:
     model = _model()
-    model.fit(data, n_epochs=30, progress=False)
+    model.fit(data, n_epochs=30, progress=False, choose_settings=False)
     return model
 
 
@@ -163,7 +163,7 @@ def test_activity_blend_shrinks_towards_average_activity(trained, tmp_path):
     with pytest.raises(AvocadoValueError, match=r"activity_blend must be in \[0, 1\], got 1.5"):
         model.activity_blend = 1.5
     with pytest.raises(AvocadoValueError, match="needs average_activity"):
-        Avocado.small(B_NAMES, A_NAMES, N, activity_blend=0.5)
+        Avocado.small(B_NAMES, A_NAMES, N, average_activity=None, activity_blend=0.5)
 
 
 @pytest.mark.parametrize("variant", [{"kernel": False}, {"optimizer": "dense"}])
@@ -173,9 +173,10 @@ def test_input_mode_gives_the_fast_path_results(data, variant):
     from avocado_core.training import Trainer
 
     fast = _model(average_activity="input")
-    fast.fit(data, n_epochs=3, progress=False)
+    fast.fit(data, n_epochs=3, progress=False, choose_settings=False)
     other = _model(average_activity="input")
-    other.fit(data, n_epochs=3, progress=False, trainer=functools.partial(Trainer, **variant))
+    other.fit(data, n_epochs=3, progress=False,
+              choose_settings=False, trainer=functools.partial(Trainer, **variant))
     np.testing.assert_allclose(other.history["loss"], fast.history["loss"], rtol=1e-4)
     np.testing.assert_allclose(other.network.activity_weight(), fast.network.activity_weight(),
                                rtol=1e-3, atol=1e-5)
@@ -184,7 +185,7 @@ def test_input_mode_gives_the_fast_path_results(data, variant):
 
 def test_input_mode_feeds_the_mean_to_the_network(data, tensor, tmp_path):
     model = _model(average_activity="input")
-    model.fit(data, n_epochs=30, progress=False)
+    model.fit(data, n_epochs=30, progress=False, choose_settings=False)
     # the prediction is the network's forward pass with each position's mean as the input
     b, a = B_NAMES.index("B5"), A_NAMES.index("A3")
     pos = torch.arange(100, 400)

@@ -292,10 +292,10 @@ def test_epochs_zero_and_negative_checkpoints_are_refused(work, pwn_store):
     model = Avocado.small(["E003"], ["H3K4me3"], 100, n_nodes=8, device="cpu")
     data = {("E003", "H3K4me3"): np.ones(100, np.float32)}
     with pytest.raises(AvocadoValueError, match="n_epochs must be a positive integer, got 0"):
-        model.fit(data, n_epochs=0, progress=False)
+        model.fit(data, n_epochs=0, progress=False, choose_settings=False)
     with pytest.raises(AvocadoValueError, match="checkpoint_every .* got -1"):
         model.fit(data, n_epochs=1, checkpoint_dir=work / "ck", checkpoint_every=-1,
-                  progress=False)
+                  progress=False, choose_settings=False)
 
 
 def test_a_config_field_of_the_wrong_type_is_a_corrupted_model(work, pwn_model):

@@ -12,7 +12,7 @@ import click
 
 from ._common import EXISTING_DIR, EXISTING_FILE, NEW_DIR, quiet_option
 from .embed import load_annotations
-from .train import device_option, fit_options, model_kwargs, model_options
+from .train import check_fixed_settings, device_option, fit_options, model_kwargs, model_options
 
 __all__ = ["evaluate", "command_line", "parse_select"]
 
@@ -75,9 +75,10 @@ def _select_value(text: str) -> Any:
 @model_options
 @fit_options
 @click.option(
-    "--models", "n_models", type=click.IntRange(min=1), default=1, show_default=True,
-    help="Models trained per fold from seeds SEED, SEED+100, ...; the imputation scored is "
-         "their mean (an ensemble).",
+    "--models", "n_models", type=click.IntRange(min=1), default=3, show_default=True,
+    help="Models trained per fold from seeds SEED, SEED+100, ... (the settings chosen once, "
+         "by the first), as avocado train does; the imputation scored is their mean (an "
+         "ensemble).",
 )
 @click.option(
     "--select", "select", multiple=True, metavar="NAME=V1,V2,...",
@@ -144,6 +145,7 @@ def evaluate(
     sampling: str,
     seed: int,
     average_from: int | None,
+    choose: bool,
     n_models: int,
     select: tuple[str, ...],
     inner_folds: int,
@@ -202,6 +204,8 @@ def evaluate(
                                "smoothing candidates to choose from per biosample)")
     store = TrackStore(store_path)
     overrides = model_kwargs(arch)
+    if not select:  # a selection of them turns the choice off
+        check_fixed_settings(choose, overrides)
     model_config: Any = {"preset": config, **overrides} if overrides else config
     # Record the command line in the summary when run as `avocado` (not inside a test runner).
     from_shell = Path(sys.argv[0]).name in ("avocado", "__main__.py")
@@ -211,7 +215,8 @@ def evaluate(
         config=model_config,
         n_epochs=epochs,
         epoch_size=epoch_size,
-        fit_kwargs={"sampling": sampling, "average_from": average_from},
+        fit_kwargs={"sampling": sampling, "average_from": average_from,
+                    "choose_settings": choose},
         seed=seed,
         select=parse_select(select),
         inner_folds=inner_folds,

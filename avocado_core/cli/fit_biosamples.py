@@ -96,7 +96,7 @@ def _make(kind: str) -> click.Command:
         "-o", "--output", type=NEW_DIR,
         help="Save the grown model here instead of over MODEL.",
     )
-    @fit_options
+    @fit_options(epochs=10, choose=False)
     @device_option
     @max_memory_option
     @quiet_option

@@ -36,7 +36,7 @@ __all__ = ["fit_genome"]
     "--threads-per-job", type=int, default=1, show_default=True,
     help="torch threads of each job (with --jobs).",
 )
-@fit_options
+@fit_options(epochs=10, choose=False)
 @device_option
 @max_memory_option
 @click.option(

@@ -94,10 +94,11 @@ def impute(
 ) -> None:
     """Impute experiments with MODEL over the region set of STORE.
 
-    With several MODEL directories (models of one tensor trained from different seeds) the
-    imputation is the mean of theirs: an ensemble, whose squared error is never above the
-    members' average. --spread also stores how far the members disagree, and --calibrate-on
-    turns that into a 90% band calibrated on held-out experiments (the app draws it).
+    A MODEL saved as an ensemble (avocado train saves 3 models by default) imputes the mean
+    of its members, and so do several MODEL directories (models of one tensor trained from
+    different seeds): an ensemble, whose squared error is never above the members' average.
+    --spread also stores how far the members disagree, and --calibrate-on turns that into a
+    90% band calibrated on held-out experiments (the app draws it).
 
     Choose one experiment or a list (-e, --experiments-file), every missing one (--missing) or
     the whole tensor (--all). Predictions go into STORE as "imputed" tracks beside the observed
@@ -110,9 +111,9 @@ def impute(
       avocado impute store/ model/ --missing --bigwig-dir imputed/
       avocado impute store/ model/ --all --no-store --bigwig-dir imputed/
       avocado impute store/ model-s0/ model-s100/ model-s200/ --missing
-      avocado impute store/ m0/ m1/ m2/ --all --spread --calibrate-on E017:H3K4me1
+      avocado impute store/ model/ --all --spread --calibrate-on E017:H3K4me1
     """
-    from ..ensemble import AvocadoEnsemble
+    from ..ensemble import AvocadoEnsemble, member_paths
     from ..imputation import impute_experiments
     from ..model import Avocado
     from ..store import TrackStore
@@ -128,14 +129,16 @@ def impute(
         raise click.UsageError("--no-store needs --bigwig-dir, or nothing would be written")
     if calibrate_on and not spread:
         raise click.UsageError("--calibrate-on needs --spread (the band is built from it)")
-    if spread and (len(model_paths) < 2 or not into_store):
-        raise click.UsageError("--spread needs at least 2 MODELs and the store (no --no-store)")
+    members = [p for path in model_paths for p in member_paths(path)]
+    if spread and (len(members) < 2 or not into_store):
+        raise click.UsageError("--spread needs an ensemble (2 or more models) and the store "
+                               "(no --no-store)")
 
     store = TrackStore(store_path)
-    if len(model_paths) == 1:
-        model = Avocado.load(model_paths[0], device=device)
+    if len(members) == 1:
+        model = Avocado.load(members[0], device=device)
     else:
-        model = AvocadoEnsemble.load(model_paths, device=device)
+        model = AvocadoEnsemble.load(model_paths, device=device)  # each with its members
     chosen = choose_experiments(model, store, chosen_input, missing, every)
     done = impute_experiments(
         model, store, chosen, into_store=into_store, bigwig_dir=bigwig_dir,

@@ -82,6 +82,7 @@ def describe_model(model: Any) -> dict[str, Any]:
         "config": config,
         "epochs_trained": len(history.get("loss", [])),
         "history": {k: [float(x) for x in v][-5:] for k, v in history.items() if len(v)},
+        "choice": getattr(model, "choice", None),
     }
 
 
@@ -122,12 +123,19 @@ def _print_model(d: dict[str, Any]) -> None:
         ("Assays", f"{len(d['assays'])} ({_names(d['assays'])})"),
         ("Positions", f"{d['n_positions']:,}"),
     ]
+    if d.get("models", 1) > 1:
+        rows.append(("Models", f"{d['models']}: an ensemble (the others in members/); "
+                               "the rest of this summary is the first's"))
     if "chroms" in d:
         rows.append(("Chromosomes", f"{len(d['chroms'])} ({_names(d['chroms'], 12)})"))
     else:
         rows.append(("Epochs trained", d["epochs_trained"]))
     for key, values in d["history"].items():
         rows.append((f"Last {key}", f"{values[-1]:.4g}"))
+    if d.get("choice"):
+        from ..choice import describe_choice
+
+        rows.append(("Settings", f"chosen on validation tracks: {describe_choice(d['choice'])}"))
     echo_table(rows)
     if d["config"]:
         click.echo("Config:")
@@ -168,9 +176,11 @@ def info(path: Path, show_tracks: bool, as_json: bool) -> None:
 
         out.update(describe_genome_model(GenomeModel.load(path, device="cpu")))
     else:
+        from ..ensemble import member_paths
         from ..model import Avocado
 
         out.update(describe_model(Avocado.load(path, device="cpu")))
+        out["models"] = len(member_paths(path))
     out["path"], out["kind"] = str(path), kind
 
     if as_json:

@@ -18,8 +18,11 @@ import click
 from ._common import EXISTING_DIR, NEW_DIR, parse_experiments, quiet_option
 
 __all__ = ["train", "model_options", "model_kwargs", "parse_biosample_settings", "fit_options",
-           "device_option", "precision_option", "max_memory_option", "memory_limit"]
+           "device_option", "precision_option", "max_memory_option", "memory_limit",
+           "check_fixed_settings", "PRESET_NAMES"]
 
+#: The names of ``avocado_core.model.PRESETS`` (written out: the CLI starts without torch).
+PRESET_NAMES = ["small", "paper", "original-small"]
 #: Architecture / optimizer options shared by ``train`` and ``evaluate``: (flag, kwarg, type, help).
 _MODEL_OPTIONS = [
     ("--n-layers", "n_layers", int, "Hidden layers of the network."),
@@ -33,9 +36,9 @@ _MODEL_OPTIONS = [
     ("--learning-rate", "learning_rate", float, "Adam learning rate."),
     ("--biosample-decay", "biosample_decay", float,
      "Weight decay of the biosample embedding per step (0: none)."),
-    ("--average-activity", "average_activity", click.Choice(["input", "residual"]),
+    ("--average-activity", "average_activity", click.Choice(["input", "residual", "none"]),
      "Use each assay's mean over the training biosamples: as an input of the network, or "
-     "as a baseline the network corrects (residual)."),
+     "as a baseline the network corrects (residual); none: not at all."),
     ("--activity-blend", "activity_blend", float,
      "With --average-activity: predict (1 - B) x model + B x average activity (0: none)."),
     ("--smoothing", "smoothing", click.IntRange(min=1),
@@ -50,17 +53,20 @@ def model_options(func):
             flag, name, type=typ, default=None, help=f"{text} [default: from --config]"
         )(func)
     func = click.option(
-        "--config", "config", type=click.Choice(["small", "paper"]), default="small",
+        "--config", "config", type=click.Choice(PRESET_NAMES), default="small",
         show_default=True,
-        help="small: the CPU-friendly tutorial model; paper: the published architecture.",
+        help="small: the best recipe measured here (the tutorial's CPU-sized network, average "
+        "activity as an input, batches of 40,000 at lr 0.002); paper: the published "
+        "configuration; original-small: the original tutorial's exactly.",
     )(func)
     return func
 
 
 def model_kwargs(options: dict[str, Any]) -> dict[str, Any]:
-    """The architecture overrides the user gave (None = keep the config's value)."""
+    """The architecture overrides the user gave (None = keep the config's value; the word
+    ``none`` of --average-activity is None, the model without average activity)."""
     return {
-        name: options[name]
+        name: None if options[name] == "none" else options[name]
         for _, name, _, _ in _MODEL_OPTIONS
         if options.get(name) is not None
     }
@@ -89,10 +95,16 @@ def parse_biosample_settings(items: tuple[str, ...]) -> dict[str, dict[str, Any]
     return out
 
 
-def fit_options(func):
-    """Decorate a command with the training-loop options (epochs, epoch size, sampling, seed)."""
+def fit_options(func=None, *, epochs: int = 30, choose: bool = True):
+    """Decorate a command with the training-loop options (epochs, epoch size, sampling, seed,
+    averaging window) and, with ``choose``, ``--choose/--no-choose`` (``fit``'s automatic
+    choice of settings). ``@fit_options`` or ``@fit_options(epochs=10, choose=False)``."""
+    if func is None:
+        return lambda f: fit_options(f, epochs=epochs, choose=choose)
+    averaging = ("[default: chosen on validation tracks, or the last epoch's with --no-choose]"
+                 if choose else "[default: the last epoch's]")
     opts = [
-        click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
+        click.option("--epochs", type=click.IntRange(min=1), default=epochs, show_default=True,
                      help="Training epochs."),
         click.option(
             "--epoch-size", type=click.IntRange(min=1), default=None,
@@ -106,9 +118,17 @@ def fit_options(func):
         click.option(
             "--average-from", type=int, default=None, metavar="N",
             help="End with the mean of the parameters of every epoch after the N-th "
-            "(stochastic weight averaging) [default: the last epoch's].",
+            f"(stochastic weight averaging) {averaging}.",
         ),
     ]
+    if choose:
+        opts.append(click.option(
+            "--choose/--no-choose", "choose", default=True, show_default=True,
+            help="Choose the averaging window (unless --average-from) and each biosample's "
+            "blend towards average activity and smoothing on validation tracks split off the "
+            "training tracks (5 folds: 10 quick models) before the final training; "
+            "--no-choose trains with the settings as given.",
+        ))
     for opt in reversed(opts):
         func = opt(func)
     return func
@@ -192,6 +212,10 @@ def _initial_model(init: Path | None, config: str, experiments: list[tuple[str, 
          "e.g. E017:activity-blend=0.75 (repeatable; as avocado evaluate --per-biosample "
          "chooses them).",
 )
+@click.option("--models", "n_models", type=click.IntRange(min=1), default=None,
+              help="Models trained from seeds SEED, SEED+100, ... (the settings chosen once, "
+                   "by the first); MODEL imputes their mean, an ensemble (MODEL holds the "
+                   "first, members/ the others) [default: 3; 1 with --init].")
 @click.option("--early-stopping", type=click.IntRange(min=1), default=None,
               help="Stop after N epochs without a better validation MSE.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
@@ -219,11 +243,13 @@ def train(
     sampling: str,
     seed: int,
     average_from: int | None,
+    choose: bool,
     device: str | None,
     precision: str,
     max_memory: str | None,
     holdout: tuple[str, ...],
     biosample_setting: tuple[str, ...],
+    n_models: int | None,
     early_stopping: int | None,
     checkpoint_every: int | None,
     overwrite: bool,
@@ -239,13 +265,17 @@ def train(
     With --checkpoint-every, an interrupted run resumes from its last checkpoint when the same
     command is run again. Biosamples and assays of a new model are sorted by name.
 
+    By default the averaging window and each biosample's blend and smoothing are chosen on
+    validation tracks split off the training tracks, then the model trains on all of them;
+    what was chosen is printed and saved with the model (avocado info MODEL).
+
     \b
     Examples:
-      avocado train store/ model/ --config small --epochs 10
-      avocado train store/ model/ --holdout E065:H3K4me3 --epochs 20 --seed 1
+      avocado train store/ model/
+      avocado train store/ model/ --holdout E065:H3K4me3 --seed 1
       avocado train store/ model/ --epochs 60 --average-from 30
-      avocado train store/ model/ --average-activity input --activity-blend 0.5 \\
-          --smoothing 9 --biosample-setting E017:activity-blend=0.75
+      avocado train store/ model/ --no-choose --activity-blend 0.5 --smoothing 9 \\
+          --biosample-setting E017:activity-blend=0.75
       avocado train store/ model/ --epochs 5 --save-optimizer
       avocado train store/ model2/ --init model/ --epochs 5
       avocado train store/ model/ --config paper --device cuda --precision bf16
@@ -270,6 +300,7 @@ def train(
     overrides = model_kwargs(arch)
     if biosample_setting:
         overrides["biosample_settings"] = parse_biosample_settings(biosample_setting)
+    check_fixed_settings(choose, overrides)
     tracks = store.tracks()
     train_keys = [k for k in store.experiments() if k not in set(held)]
     if not train_keys:
@@ -278,42 +309,68 @@ def train(
     validation = {k: tracks[k] for k in held} or None
 
     checkpoints = model_path / "checkpoints" if checkpoint_every else None
+    if n_models is None:
+        n_models = 3 if init is None else 1
+    if init is not None and n_models > 1:
+        raise click.UsageError("--init continues one saved model; --models must be 1")
     with _parallel(distributed, backend, device) as rank:
         if rank is not None:
             device = rank.device
             if checkpoints is not None:  # identical on every rank; no shared file system needed
                 checkpoints = checkpoints / f"rank-{rank.rank}"
         is_main = rank is None or rank.is_main
-        model = _initial_model(init, config, train_keys, store.n_bins, overrides,
-                               seed=seed, device=device, precision=precision)
-        continued = None if init is None else _continuation(init, model.optimizer_steps)
-        if continued is not None and is_main and not quiet:
-            click.echo(continued)
+        fit = dict(n_epochs=epochs, epoch_size=epoch_size, sampling=sampling,
+                   validation=validation, early_stopping=early_stopping,
+                   average_from=average_from, choose_settings=choose,
+                   checkpoint_dir=checkpoints, checkpoint_every=checkpoint_every,
+                   progress=not quiet and is_main)
+
+        def new_model(s: int) -> Any:
+            return _initial_model(init, config, train_keys, store.n_bins, overrides, seed=s,
+                                  device=device, precision=precision)
+
+        continued = None
         with memory_limit(max_memory):
-            history = model.fit(
-                data,
-                n_epochs=epochs,
-                epoch_size=epoch_size,
-                sampling=sampling,
-                validation=validation,
-                seed=seed,
-                early_stopping=early_stopping,
-                average_from=average_from,
-                checkpoint_dir=checkpoints,
-                checkpoint_every=checkpoint_every,
-                progress=not quiet and is_main,
-            )
+            if n_models == 1:
+                model = new_model(seed)
+                continued = None if init is None else _continuation(init, model.optimizer_steps)
+                if continued is not None and is_main and not quiet:
+                    click.echo(continued)
+                model.fit(data, seed=seed, **fit)
+                first = model
+            else:
+                from ..ensemble import AvocadoEnsemble
+
+                model = AvocadoEnsemble.fit(new_model, data, n_models, seed=seed, **fit)
+                first = model.models[0]
         if is_main:
             model.save(model_path, optimizer=save_optimizer)
     if not is_main:
         return
-    summary = f"{len(train_keys)} tracks, {len(history.get('loss', []))} epochs"
-    if history.get("loss"):
-        summary += f", final loss {history['loss'][-1]:.4f}"
-    if history.get("val_mse"):
-        summary += f", held-out MSE {history['val_mse'][-1]:.4f}"
+    loss = first.history.get("loss", [])
+    summary = f"{len(train_keys)} tracks, {len(loss)} epochs"
+    if n_models > 1:
+        summary += f", {n_models} models"
+    if loss:
+        summary += f", final loss {loss[-1]:.4f}" + (" (model 1)" if n_models > 1 else "")
+    if validation:
+        import numpy as np
+
+        mse = np.mean([np.mean((model.predict(b, a).astype(np.float64) - y) ** 2)
+                       for (b, a), y in validation.items()])
+        summary += f", held-out MSE {mse:.4f}"
     click.echo(f"Saved model to {model_path} ({summary})"
                + (f"; {continued[0].lower()}{continued[1:]}" if continued else ""))
+
+
+def check_fixed_settings(choose: bool, overrides: dict[str, Any]) -> None:
+    """Refuse prediction settings given by hand while training chooses them (--choose)."""
+    fixed = [k for k in ("activity_blend", "smoothing", "biosample_settings") if k in overrides]
+    if choose and fixed:
+        flag = {"biosample_settings": "--biosample-setting"}.get(
+            fixed[0], f"--{fixed[0].replace('_', '-')}")
+        raise click.UsageError(f"{flag} fixes a setting that training chooses on validation "
+                               "tracks by default; add --no-choose to set it by hand")
 
 
 def _continuation(init: Path, steps: int | None) -> str:

@@ -22,15 +22,10 @@ baseline how many tracks the model wins), ``plot_evaluation`` the per-track figu
 ``evaluate_to_dir`` all three plus the TSV. ``avocado evaluate`` runs it from the shell.
 """
 
+from ..choice import SELECTION_METRICS
+from ..folds import make_folds
 from .cross_validation import BASELINES, MODEL, cross_validate
-from .folds import make_folds
-from .nested import (
-    FIT_SETTINGS,
-    SELECTION_METRICS,
-    candidates,
-    nested_selection,
-    select_hyperparameters,
-)
+from .nested import FIT_SETTINGS, candidates, nested_selection, select_hyperparameters
 from .reports import evaluate_to_dir, plot_evaluation, summarize, summarize_selection
 
 __all__ = [

@@ -20,13 +20,13 @@ import pandas as pd
 
 from .. import _io
 from .. import baselines as _baselines
+from ..choice import SELECTION_METRICS, best_score
 from ..errors import AvocadoKeyError
+from ..folds import make_folds
 from ..metrics import score_track
-from .folds import make_folds, tracks_of_one_length
+from .inputs import tracks_of_one_length
 from .nested import (
-    SELECTION_METRICS,
     apply_candidate,
-    best_score,
     fit_models,
     fold_fit_kwargs,
     fold_key,
@@ -132,9 +132,12 @@ def cross_validate(
     results: pandas.DataFrame
         One row per (held-out experiment, method): fold, biosample, assay, method, the metrics,
         and train_seconds (the fold's model training time, all members together; NaN for
-        baselines). With ``select``, also ``selected`` (the chosen settings, JSON) and
-        ``val_<select_by>`` (the best candidate's validation score) on the model's rows, and
-        ``results.attrs["selection"]``: every candidate's validation scores per fold.
+        baselines). Where the fold's training chose its settings (``choose_settings``, the
+        default without ``select``), ``chosen`` (JSON: the averaging window and each
+        biosample's prediction settings) on the model's rows. With ``select``, ``selected``
+        (the chosen settings, JSON) and ``val_<select_by>`` (the best candidate's validation
+        score) on the model's rows, and ``results.attrs["selection"]``: every candidate's
+        validation scores per fold.
     """
     from tqdm.auto import tqdm
 
@@ -175,6 +178,7 @@ def cross_validate(
                                              n_epochs, kw, seed, inner_folds, inner_splits,
                                              per_biosample, select_by, device)
             fold_config, fold_epochs, kw = apply_candidate(config, n_epochs, kw, chosen)
+            kw["choose_settings"] = False  # the selection chose
             selections.append(scores)
             if progress:
                 tqdm.write(f"fold {i + 1}/{len(folds)}: chose {json.dumps(chosen)} "
@@ -182,6 +186,7 @@ def cross_validate(
         model, seconds = fit_models(train, fold_config, fold_epochs, kw, n_models, seed + i,
                                    tracks.keys(), device, progress)
         rows = []
+        choice = model.models[0].choice  # what the fold's training chose on validation tracks
         for b, a in fold:
             y = np.asarray(tracks[b, a])
             preds = {MODEL: model.predict(b, a)}
@@ -194,6 +199,10 @@ def cross_validate(
                 if chosen is not None:
                     row["selected"] = json.dumps(chosen, sort_keys=True) if method == MODEL else ""
                     row[f"val_{select_by}"] = best_score(scores) if method == MODEL else np.nan
+                if choice is not None:
+                    row["chosen"] = json.dumps(
+                        {k: choice[k] for k in ("average_from", "biosample_settings")},
+                        sort_keys=True) if method == MODEL else np.nan
                 rows.append(row)
         frame = pd.DataFrame(rows)
         if file is not None:

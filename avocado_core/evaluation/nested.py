@@ -15,8 +15,7 @@ import itertools
 import json
 import os
 import time
-import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +23,20 @@ import numpy as np
 import pandas as pd
 
 from .. import _io
-from .. import metrics as _metrics
-from ..errors import AvocadoKeyError, AvocadoValueError, short_list
-from ..metrics import HIGHER_IS_BETTER
-from .folds import (
-    Experiment,
-    data_fingerprint,
-    make_folds,
-    tracks_of_one_length,
-    validation_folds,
+from ..choice import (
+    SELECTION_METRICS,
+    best_score,
+    choose,
+    score_candidates,
+    selection_metric,
+    warn_unvalidated,
 )
+from ..errors import AvocadoKeyError, AvocadoValueError
+from ..folds import Experiment, make_folds, validation_folds
+from .inputs import data_fingerprint, tracks_of_one_length
 
 __all__ = [
     "FIT_SETTINGS",
-    "SELECTION_METRICS",
     "candidates",
     "nested_selection",
     "select_hyperparameters",
@@ -47,12 +46,6 @@ __all__ = [
 #: keyword arguments of ``Avocado(...)``).
 FIT_SETTINGS = ("average_from", "sampling", "epoch_size")
 
-#: Metrics a nested selection can choose by (``select_by``) and their labels: the mean over
-#: validation tracks of a function of ``avocado_core.metrics``, the error everywhere
-#: (``"mse"``), the correlation, or the error and the overlap on the top 1% of observed bins
-#: (the peaks).
-SELECTION_METRICS: dict[str, str] = {"mse": "MSE", "pearson": "Pearson", "mse1obs": "MSE1obs",
-                                     "match1": "Match1"}
 
 
 def _model_settings() -> set[str]:
@@ -182,7 +175,7 @@ def select_hyperparameters(
     """
     from ..prediction import PREDICTION_SETTINGS
 
-    score = selection_metric(select_by)
+    selection_metric(select_by)  # a bad name fails before any training
     grid = candidates(select)
     if per_biosample and not set(PREDICTION_SETTINGS) & set(select):
         raise AvocadoValueError(
@@ -190,120 +183,18 @@ def select_hyperparameters(
             f"candidate values of at least one (got {sorted(select)})")
     experiments = list(train if experiments is None else experiments)
     splits = validation_folds(train.keys(), inner_folds, inner_splits, seed)
-    unvalidated = sorted({b for b, _ in train} - {b for val in splits for b, _ in val})
-    if per_biosample and unvalidated:
-        warnings.warn(f"per_biosample: {short_list(unvalidated)} have no validation track in "
-                      f"{inner_splits} of {inner_folds} inner splits and keep the overall "
-                      f"choice; validate on all of them (inner_splits={inner_folds})",
-                      stacklevel=2)
-    # (biosample, MSE, the select_by score) per validation track, per candidate
-    errors: list[list[tuple[str, float, float]]] = [[] for _ in grid]
-    groups: dict[str, list[int]] = {}  # candidates that train the same model
-    for c, params in enumerate(grid):
-        groups.setdefault(_trained_key(params), []).append(c)
-    for members in groups.values():
-        cfg, epochs, fit = apply_candidate(config, n_epochs, dict(fit_kwargs or {}),
-                                  _trained_part(grid[members[0]]))
-        for val in splits:  # a loop over inner splits, each a model
-            held = set(val)
-            inner = {k: v for k, v in train.items() if k not in held}
-            model, _ = fit_models(inner, cfg, epochs, fit, 1, seed, experiments, device,
-                                 progress)
-            # the candidates of one model differ in prediction settings only: one network
-            # pass per validation track scores them all
-            settings = [{n: grid[c][n] for n in PREDICTION_SETTINGS if n in grid[c]}
-                        for c in members]
-            (member,) = model.models
-            for k in val:
-                y = np.asarray(train[k], np.float64)
-                for c, pred in zip(members, member.predict_settings(*k, settings)):
-                    d = pred.astype(np.float64) - y
-                    mse = float(np.dot(d, d) / d.size)
-                    errors[c].append((k[0], mse, mse if score is None else score(y, pred)))
-    frames = [pd.DataFrame(e, columns=["biosample", "mse", "score"]) for e in errors]
+    if per_biosample:
+        warn_unvalidated(train, splits, f"per_biosample ({inner_splits} of {inner_folds} "
+                                        f"inner splits validate; all: inner_splits={inner_folds})")
 
-    def by_biosample(column: str) -> list[str]:
-        return [json.dumps(f.groupby("biosample")[column].mean().to_dict(), sort_keys=True)
-                for f in frames]
+    def fit_candidate(inner, trained):
+        cfg, epochs, fit = apply_candidate(config, n_epochs, dict(fit_kwargs or {}), trained)
+        model, _ = fit_models(inner, cfg, epochs, {**fit, "choose_settings": False}, 1, seed,
+                              experiments, device, progress)
+        return model.models[0]
 
-    scores = pd.DataFrame({"params": [json.dumps(p, sort_keys=True) for p in grid],
-                           "val_mse": [f["mse"].mean() for f in frames],
-                           "val_tracks": [len(f) for f in frames],
-                           "val_mse_by_biosample": by_biosample("mse")})
-    if score is not None:
-        scores[f"val_{select_by}"] = [f["score"].mean() for f in frames]
-        scores[f"val_{select_by}_by_biosample"] = by_biosample("score")
+    scores = score_candidates(train, grid, splits, fit_candidate, select_by)
     return choose(scores, per_biosample, select_by), scores
-
-
-def selection_metric(select_by: str) -> Callable[[np.ndarray, np.ndarray], float] | None:
-    """The per-track function of a ``select_by`` name (None for MSE, computed anyway)."""
-    if select_by not in SELECTION_METRICS:
-        raise AvocadoValueError(
-            f"select_by={select_by!r}; expected one of {', '.join(SELECTION_METRICS)}")
-    return None if select_by == "mse" else getattr(_metrics, select_by)
-
-
-def criterion_of(columns: Iterable[str]) -> str:
-    """The column a selection chose by: ``val_<select_by>`` (``val_mse`` unless another)."""
-    named = [c for c in columns if c.startswith("val_") and c not in ("val_mse", "val_tracks")
-             and not c.endswith("_by_biosample")]
-    return named[0] if named else "val_mse"
-
-
-def sign_of(column: str) -> int:
-    """+1 where lower is better for a ``val_<metric>`` column, -1 where higher is."""
-    return -1 if column.removeprefix("val_") in HIGHER_IS_BETTER else 1
-
-
-def label_of(column: str) -> str:
-    """``"val_mse1obs"`` -> ``"MSE1obs"``."""
-    return SELECTION_METRICS[column.removeprefix("val_")]
-
-
-def best_score(scores: pd.DataFrame) -> float:
-    """The best candidate's validation score, in the metric the selection chose by."""
-    column = criterion_of(scores.columns)
-    return float(scores[column].max() if sign_of(column) < 0 else scores[column].min())
-
-
-def _trained_part(params: Mapping[str, Any]) -> dict[str, Any]:
-    """What of a candidate's settings trains a model: all but the prediction settings."""
-    from ..prediction import PREDICTION_SETTINGS
-
-    return {k: v for k, v in params.items() if k not in PREDICTION_SETTINGS}
-
-
-def _trained_key(params: Mapping[str, Any]) -> str:
-    """:func:`_trained_part` as JSON (candidates with one key share a trained model)."""
-    return json.dumps(_trained_part(params), sort_keys=True, default=str)
-
-
-def choose(scores: pd.DataFrame, per_biosample: bool, select_by: str = "mse"
-            ) -> dict[str, Any]:
-    """The choice of a selection (``select_hyperparameters``) from its scores.
-
-    The candidate with the best validation ``select_by`` (the first on ties); with
-    ``per_biosample``, also each biosample's prediction settings: those of the candidate,
-    among the ones that train the same model, with the best ``select_by`` on the biosample's
-    validation tracks.
-    """
-    from ..prediction import PREDICTION_SETTINGS
-
-    column = f"val_{select_by}"
-    sign = sign_of(column)
-    best = json.loads(scores.loc[(sign * scores[column]).idxmin(), "params"])
-    if not per_biosample:
-        return best
-    same = [(params, json.loads(by)) for params, by in
-            zip(map(json.loads, scores["params"]), scores[f"{column}_by_biosample"])
-            if _trained_key(params) == _trained_key(best)]
-    settings = {}
-    for biosample in sorted({b for _, by in same for b in by}):
-        params, _ = min(((p, by) for p, by in same if biosample in by),
-                        key=lambda p_by: sign * p_by[1][biosample])
-        settings[biosample] = {k: params[k] for k in PREDICTION_SETTINGS if k in params}
-    return {**best, "biosample_settings": settings}
 
 
 def fold_key(fold: Sequence[Experiment], settings: Mapping[str, Any]) -> str:

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from .. import _io
+from ..choice import criterion_of, label_of, sign_of
 from ..errors import AvocadoKeyError
 from ..metrics import HIGHER_IS_BETTER
 from .cross_validation import MODEL, cross_validate
-from .nested import criterion_of, label_of, sign_of
 
 __all__ = [
     "evaluate_to_dir",
@@ -100,7 +100,7 @@ def summarize(results: pd.DataFrame, command: str | None = None,
         table of MSE and Pearson.
     """
     metrics = [c for c in results.columns if c not in (
-        "fold", "biosample", "assay", "method", "train_seconds", "selected")
+        "fold", "biosample", "assay", "method", "train_seconds", "selected", "chosen")
         and not c.startswith("val_")]
     methods = list(dict.fromkeys(results["method"]))
     n_tracks = results[["biosample", "assay"]].drop_duplicates().shape[0]
@@ -115,6 +115,8 @@ def summarize(results: pd.DataFrame, command: str | None = None,
         out.append(notes.strip() + "\n")
     if "selected" in results:
         out.append(_selection_section(results))
+    if "chosen" in results:
+        out.append(_choice_section(results))
 
     means = results.groupby("method", sort=False)[metrics].mean().loc[methods]
     out.append("### Mean over held-out tracks\n")
@@ -180,6 +182,26 @@ def _selection_section(results: pd.DataFrame) -> str:
         out.append(f"\nValidation {label} of every candidate:\n")
         out.append(md_table(_candidate_table(grid).reset_index()))
     return "\n".join(out)
+
+
+def _choice_section(results: pd.DataFrame) -> str:
+    """Markdown of what each fold's training chose on validation tracks (``choose_settings``)."""
+    rows = []
+    for _, row in results[results["method"] == MODEL].drop_duplicates("fold").iterrows():
+        chosen = json.loads(row["chosen"])
+        window = chosen["average_from"]
+        rows.append({"fold": row["fold"],
+                     "weights averaged from epoch": "last only" if window is None else window + 1,
+                     **{b: ", ".join(f"{k.removeprefix('activity_')} {v:g}"
+                                     for k, v in sorted(s.items()))
+                        for b, s in sorted(chosen["biosample_settings"].items())}})
+    return "\n".join([
+        "### Settings chosen by each fold's training\n",
+        "Each fold's model chose its averaging window and each biosample's blend towards "
+        "average activity and smoothing on validation tracks split off the fold's training "
+        "tracks (5 folds, each training track validated once); the held-out tracks chose "
+        "nothing.\n",
+        md_table(pd.DataFrame(rows))])
 
 
 def _candidate_table(grid: pd.DataFrame) -> pd.DataFrame:
