@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
 
+from app_workspaces import ENCODE_LAYOUT_TEST_BUILD, encode_layout_workspace  # noqa: F401
 from avocado_core import datasets
 from avocado_core.encode_layout import (
     BIOSAMPLE_TYPES,
@@ -17,7 +21,9 @@ from avocado_core.encode_layout import (
     read_layout,
 )
 from avocado_core.errors import AvocadoValueError
+from avocado_core.model import Avocado
 from avocado_core.synthetic import ASSAY_FAMILIES, layout_compendium
+from avocado_core.workspace import Workspace
 from test_cli import assert_one_line_error, run
 
 CORE = "encode2018/ENCODE2018Core.tsv"
@@ -191,3 +197,76 @@ def test_generator_has_exactly_the_layout(core):
     assert dict(zip(comp.biosamples["type"], comp.biosamples["group"])) == {
         t: i for i, t in enumerate(sorted(BIOSAMPLE_TYPES))}
     assert "synthetic signal" in comp.description and "ENCODE 2018 core" in comp.description
+
+
+def test_planted_biosample_types_are_recovered_by_the_model(core):
+    """The full layout at 4,000 bins (the workspace's training, without its store): k-means
+    on the learned biosample factors finds the planted types; on a random embedding it
+    does not."""
+    comp = layout_compendium(core.planted(), n_positions=4_000, seed=0)
+    model = Avocado.small(list(comp.biosamples["name"]), list(comp.assays["name"]), 4_000,
+                          seed=0, batch_size=4_000, n_nodes=32, n_biosample_factors=8,
+                          n_assay_factors=8, n_25bp_factors=4, n_250bp_factors=4,
+                          n_5kbp_factors=4)
+    model.fit(comp.observed_tracks, n_epochs=80, epoch_size=25, progress=False)
+    types = comp.biosamples["group"].to_numpy()
+
+    def ari(embedding: np.ndarray) -> float:
+        return adjusted_rand_score(types, KMeans(4, n_init=10, random_state=0)
+                                   .fit_predict(embedding))
+
+    random = np.random.default_rng(0).standard_normal(model.biosample_embedding().shape)
+    assert ari(model.biosample_embedding()) > 0.4
+    assert ari(random) < 0.1
+
+
+# ---------------------------------------------------------------------- workspace
+def test_demo_builds_the_encode_layout_workspace(tmp_path):
+    # The projections recorded before the first build are the ones it computes (PCA: no
+    # UMAP compilation in a unit test); everything else is the command's own path.
+    Workspace.create(tmp_path / "ws", annotations=None).update_info(
+        projections=[list(p) for p in ENCODE_LAYOUT_TEST_BUILD["projections"]])
+    out = run("demo", tmp_path / "ws", "--source", "encode-layout", "--no-serve", "-q",
+              "--bins", "500", "--biosamples", "20", "--epochs", "1", "--genome-points",
+              "500").output
+    assert "Ready in" in out and "peak memory" in out and "load average" in out
+    assert "build steps: store" in out and "training" in out and "projections" in out
+    assert "Signal: synthetic signal" in out and "20 of its 400 biosamples" in out
+    ws = Workspace(tmp_path / "ws")
+    assert len(ws.biosamples) == 20 and ws.store.n_bins == 500
+    assert set(ws.info["build_seconds"]) == {"store", "training", "projections"}
+    assert ws.info["training"]["max_memory"] == "1G"
+    # a second run builds nothing and says so again
+    again = run("demo", tmp_path / "ws", "--source", "encode-layout", "--no-serve", "-q").output
+    assert "Signal: synthetic signal" in again
+    info = run("info", tmp_path / "ws").output
+    assert "Signal:" in info and "SYNTHETIC" in info
+    stored = json.loads(run("info", tmp_path / "ws" / "store", "--json").output)
+    assert stored["synthetic"]["layout"].startswith("ENCODE 2018 core")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--source", "roadmap-pilot", "--biosamples", "20"], "--biosamples takes part of"),
+    (["--source", "roadmap-pilot", "--bins", "500"], "--bins sets the length"),
+])
+def test_demo_options_that_do_not_fit_the_source(tmp_path, args, message):
+    result = run("demo", tmp_path / "ws", "--no-serve", *args, ok=False)
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "ws").exists()
+
+
+def test_workspace_metadata_is_the_layout(encode_layout_workspace, core):  # noqa: F811
+    ws = encode_layout_workspace
+    assert ws.title == "ENCODE 2018 layout (synthetic signal)" and ws.genome == "synthetic"
+    meta = ws.biosample_metadata()
+    expected = core.subset(40).biosamples
+    pd.testing.assert_frame_equal(meta[["term", "summary", "type"]],
+                                  expected.loc[meta.index, ["term", "summary", "type"]])
+    assert ws.assay_metadata().loc["ChIP-seq_H3K4me3_signal_p-value", "kind"] == "active mark"
+    assert ws.synthetic.startswith("synthetic signal")
+    # no stored imputation: the locus page's imputations come from the model
+    assert not ws.store.experiments("imputed")
+    b, a = next((b, a) for b in ws.biosamples for a in ws.assays
+                if not ws.has_track(b, a))
+    observed, imputed = ws.window(b, a, 0, 100)
+    assert observed is None and imputed.shape == (100,)
