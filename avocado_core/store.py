@@ -3,7 +3,8 @@
 Layout of a store directory::
 
     store/
-      store.json                      format version, bin size, number of bins
+      store.json                      format version, bin size, number of bins (and what
+                                      update_info adds, e.g. ``synthetic``)
       regions.tsv                     the RegionSet (RegionSet.write)
       catalog.tsv                     one row per track: biosample, assay, kind, source,
                                       transform, n_bins, file
@@ -395,6 +396,24 @@ class TrackStore:
                     order = list(old.index) + [n for n in new.index if n not in old.index]
                     new = new.loc[order, list(dict.fromkeys([*old.columns, *new.columns]))]
                 _io.write_text(self.path / f"{name}.tsv", new.to_csv(sep="\t"))
+
+    @property
+    def info(self) -> dict:
+        """The store's own record (``store.json``): format version, bin size, number of bins,
+        and the fields :meth:`update_info` added (e.g. ``synthetic``: how generated signal was
+        made, so that nothing built on it passes for measured data)."""
+        file = self.path / "store.json"
+        return json.loads(file.read_text()) if file.is_file() else {}
+
+    def update_info(self, **fields: Any) -> None:
+        """Add or replace fields of ``store.json`` (atomic); its format fields cannot change."""
+        fixed = sorted({"format_version", "bin_size", "n_bins"} & set(fields))
+        if fixed:
+            raise AvocadoValueError(f"{', '.join(fixed)} of store {self.path} are fixed when it "
+                                    "is created; expected other fields")
+        with self._locked():
+            info = {**self.info, **fields}
+            _io.write_text(self.path / "store.json", json.dumps(info, indent=2) + "\n")
 
     @property
     def chrom_sizes(self) -> dict[str, int] | None:

@@ -35,7 +35,8 @@ import pandas as pd
 
 from .errors import AvocadoKeyError, AvocadoValueError
 
-__all__ = ["synthetic_compendium", "SyntheticCompendium", "STATES", "ANATOMIES", "ASSAY_FAMILIES"]
+__all__ = ["synthetic_compendium", "layout_compendium", "SyntheticCompendium", "PlantedLayout",
+           "STATES", "ANATOMIES", "ASSAY_FAMILIES"]
 
 #: Chromatin states, their mean segment length in 25 bp bins, genome fraction of segments,
 #: whether a segment's activity varies between biosamples, and its activity offset.
@@ -124,15 +125,16 @@ class _Tracks(Mapping):
 
 @dataclass
 class SyntheticCompendium:
-    """A generated compendium; build it with :func:`synthetic_compendium`.
+    """A generated compendium; build it with :func:`synthetic_compendium` or
+    :func:`layout_compendium`.
 
     Attributes
     ----------
     biosamples: pandas.DataFrame
-        Columns ``name``, ``group`` (planted group, int), ``anatomy`` (its label),
-        ``description``.
+        Columns ``name``, ``group`` (planted group, int), and its label and metadata:
+        ``anatomy``, ``description`` (:func:`synthetic_compendium`) or the layout's columns.
     assays: pandas.DataFrame
-        Columns ``name``, ``family``.
+        Columns ``name``, ``family`` (and the layout's columns).
     n_positions: int
         Track length in 25 bp bins.
     observed_mask: numpy.ndarray, shape=(n_biosamples, n_assays), bool
@@ -143,6 +145,9 @@ class SyntheticCompendium:
         ``state`` (n_positions,) int, ``position`` (n_positions, 8) element factors,
         ``amplitude`` (n_positions,), ``state_names``.
     seed: int
+    origin: str
+        Whose layout the signal was generated over ("random layout" for
+        :func:`synthetic_compendium`).
     """
 
     biosamples: pd.DataFrame
@@ -151,8 +156,12 @@ class SyntheticCompendium:
     observed_mask: np.ndarray
     truth: dict
     seed: int
+    origin: str = "random layout"
     _b_index: dict = field(default_factory=dict, repr=False)
     _a_index: dict = field(default_factory=dict, repr=False)
+    #: The last biosample's activity: tracks are generated biosample by biosample (``observed``
+    #: is biosample-major), and the activity is most of a track's cost.
+    _last_activity: tuple = field(default=(None, None), repr=False)
 
     def __post_init__(self) -> None:
         self._b_index = {b: i for i, b in enumerate(self.biosamples["name"])}
@@ -162,6 +171,12 @@ class SyntheticCompendium:
         return (f"SyntheticCompendium({len(self.biosamples)} biosamples in "
                 f"{self.biosamples['group'].nunique()} groups, {len(self.assays)} assays, "
                 f"{self.n_positions:,} positions, {len(self.observed)} observed experiments)")
+
+    @property
+    def description(self) -> str:
+        """One line saying what the signal is, for labels (stores, workspaces, the app)."""
+        return (f"synthetic signal (avocado_core.synthetic, seed {self.seed}; layout: "
+                f"{self.origin}), not measured data")
 
     @property
     def observed(self) -> list[tuple[str, str]]:
@@ -196,11 +211,16 @@ class SyntheticCompendium:
     def activity(self, biosample: str) -> np.ndarray:
         """Activity in [0, 1] of each position's element in a biosample (the planted truth)."""
         i = self._biosample_index(biosample)
+        cached, act = self._last_activity
+        if cached == i:
+            return act.copy()
         t = self.truth
         offset = STATES["offset"].to_numpy()[t["state"]]
         logit = t["position"] @ t["biosample"][i] * (3.0 / np.sqrt(_N_BIOSAMPLE_FACTORS)) + offset
         act = 1.0 / (1.0 + np.exp(-logit))
-        return np.where(STATES["variable"].to_numpy()[t["state"]], act, 1.0)
+        act = np.where(STATES["variable"].to_numpy()[t["state"]], act, 1.0)
+        self._last_activity = (i, act)  # one tuple: a concurrent reader sees old or new
+        return act.copy()
 
     def _biosample_index(self, biosample: str) -> int:
         try:
@@ -265,6 +285,9 @@ class SyntheticCompendium:
                     progress: bool = True) -> Any:
         """Write the observed tracks, with biosample and assay metadata, into a new TrackStore.
 
+        The store records that its signal is synthetic (``store.info["synthetic"]``: the
+        :attr:`description`, the layout's origin and the seed).
+
         Parameters
         ----------
         path: str or os.PathLike
@@ -293,6 +316,8 @@ class SyntheticCompendium:
         assays = self.assays.set_index("name")
         store = TrackStore.create(path, regions, biosamples=biosamples, assays=assays,
                                   exist_ok=exist_ok)
+        store.update_info(synthetic={"description": self.description, "layout": self.origin,
+                                     "seed": self.seed})
         observed = self.observed
         if progress:
             from tqdm.auto import tqdm
@@ -358,6 +383,63 @@ def _observed_mask(rng: np.random.Generator, n_b: int, n_a: int, fraction: float
     return mask
 
 
+def _check_positive(**values: Any) -> None:
+    for name, value in values.items():
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise AvocadoValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def _check_spread(group_spread: float) -> None:
+    if group_spread < 0:
+        raise AvocadoValueError(f"group_spread must be >= 0, got {group_spread}")
+
+
+def _plant(rng: np.random.Generator, group: np.ndarray, n_groups: int, families: list[str],
+           n_positions: int, group_spread: float, subgroup: np.ndarray | None = None) -> dict:
+    """The generating factors (``SyntheticCompendium.truth``) of planted groups and families.
+
+    A biosample's factor is its group centre plus ``group_spread`` times noise; with
+    ``subgroup``, the biosamples of one subgroup share a draw of that noise and keep a half-size
+    one of their own, so they sit together inside their group.
+    """
+    D = _N_BIOSAMPLE_FACTORS
+    centers = rng.standard_normal((n_groups, D))
+    offset = group_spread * rng.standard_normal((len(group), D))
+    if subgroup is not None:
+        shared = group_spread * rng.standard_normal((int(subgroup.max()) + 1, D))
+        offset = shared[subgroup] + 0.5 * offset
+    B = centers[group] + offset
+
+    # Assays: their family's response with per-assay jitter.
+    n_assays = len(families)
+    jitter = lambda shape: np.exp(0.2 * rng.standard_normal(shape))  # noqa: E731
+    active = np.array([_ACTIVE[f] for f in families]) * jitter((n_assays, len(STATES)))
+    inactive = np.array([_INACTIVE[f] for f in families]) * jitter((n_assays, len(STATES)))
+    bias = _BACKGROUND + 0.25 * rng.standard_normal(n_assays)
+
+    # Positions: state segments with element factors and peak-shaped amplitudes.
+    seg_state, seg_start, seg_len = _segments(rng, n_positions)
+    seg_of = np.repeat(np.arange(len(seg_state)), seg_len)
+    state = seg_state[seg_of]
+    seg_factor = rng.standard_normal((len(seg_state), D))
+    seg_amp = np.exp(0.3 * rng.standard_normal(len(seg_state)))
+    t = (np.arange(n_positions) - seg_start[seg_of] + 0.5) / seg_len[seg_of]
+    shape = np.where(_PEAKED[state], 0.3 + 0.7 * np.sin(np.pi * t), 1.0)
+    amplitude = seg_amp[seg_of] * shape
+
+    return {
+        "biosample": B.astype(np.float32),
+        "group_centers": centers.astype(np.float32),
+        "assay_active": active.astype(np.float32),
+        "assay_inactive": inactive.astype(np.float32),
+        "assay_bias": bias.astype(np.float32),
+        "state": state.astype(np.int8),
+        "state_names": list(STATES["state"]),
+        "position": seg_factor[seg_of].astype(np.float32),
+        "amplitude": amplitude.astype(np.float32),
+    }
+
+
 def synthetic_compendium(n_biosamples: int = 300, n_assays: int = 24, n_positions: int = 100_000,
                          n_groups: int = 8, observed_fraction: float = 0.3, seed: int = 0,
                          group_spread: float = 0.35) -> SyntheticCompendium:
@@ -387,27 +469,25 @@ def synthetic_compendium(n_biosamples: int = 300, n_assays: int = 24, n_position
     Returns
     -------
     compendium: SyntheticCompendium
+
+    See Also
+    --------
+    layout_compendium: the same signal over a given layout (names, groups, observed pattern).
     """
-    for name, value, low in (("n_biosamples", n_biosamples, 1), ("n_assays", n_assays, 1),
-                             ("n_positions", n_positions, 1), ("n_groups", n_groups, 1)):
-        if not isinstance(value, (int, np.integer)) or value < low:
-            raise AvocadoValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    _check_positive(n_biosamples=n_biosamples, n_assays=n_assays, n_positions=n_positions,
+                    n_groups=n_groups)
     if n_groups > n_biosamples:
         raise AvocadoValueError(f"n_groups={n_groups} exceeds n_biosamples={n_biosamples}; "
                                 f"expected at most one group per biosample")
     if not 0.0 < observed_fraction <= 1.0:
         raise AvocadoValueError(f"observed_fraction must be in (0, 1], got {observed_fraction}")
-    if group_spread < 0:
-        raise AvocadoValueError(f"group_spread must be >= 0, got {group_spread}")
+    _check_spread(group_spread)
 
     rng = np.random.default_rng([seed, 0])
-    D = _N_BIOSAMPLE_FACTORS
 
     # Biosamples: planted groups, shuffled so that groups are not contiguous.
     sizes = _group_sizes(rng, n_biosamples, n_groups)
     group = rng.permutation(np.repeat(np.arange(n_groups), sizes))
-    centers = rng.standard_normal((n_groups, D))
-    B = centers[group] + group_spread * rng.standard_normal((n_biosamples, D))
     labels = [ANATOMIES[g % len(ANATOMIES)]
               + ("" if g < len(ANATOMIES) else f"_{g // len(ANATOMIES) + 1}")
               for g in range(n_groups)]
@@ -420,7 +500,7 @@ def synthetic_compendium(n_biosamples: int = 300, n_assays: int = 24, n_position
     biosamples["description"] = [f"synthetic {a.lower().replace('_', ' ')} biosample"
                                  for a in biosamples["anatomy"]]
 
-    # Assays: families with per-assay jitter of the family response.
+    # Assays: Roadmap-like names first, then one per family in turn.
     names, families = [], []
     for j in range(n_assays):
         if j < len(_ASSAY_NAMES):
@@ -431,32 +511,104 @@ def synthetic_compendium(n_biosamples: int = 300, n_assays: int = 24, n_position
         names.append(nm)
         families.append(fam)
     assays = pd.DataFrame({"name": names, "family": families})
-    jitter = lambda shape: np.exp(0.2 * rng.standard_normal(shape))  # noqa: E731
-    active = np.array([_ACTIVE[f] for f in families]) * jitter((n_assays, len(STATES)))
-    inactive = np.array([_INACTIVE[f] for f in families]) * jitter((n_assays, len(STATES)))
-    bias = _BACKGROUND + 0.25 * rng.standard_normal(n_assays)
 
-    # Positions: state segments with element factors and peak-shaped amplitudes.
-    seg_state, seg_start, seg_len = _segments(rng, n_positions)
-    seg_of = np.repeat(np.arange(len(seg_state)), seg_len)
-    state = seg_state[seg_of]
-    seg_factor = rng.standard_normal((len(seg_state), D))
-    seg_amp = np.exp(0.3 * rng.standard_normal(len(seg_state)))
-    t = (np.arange(n_positions) - seg_start[seg_of] + 0.5) / seg_len[seg_of]
-    shape = np.where(_PEAKED[state], 0.3 + 0.7 * np.sin(np.pi * t), 1.0)
-    amplitude = seg_amp[seg_of] * shape
-
-    truth = {
-        "biosample": B.astype(np.float32),
-        "group_centers": centers.astype(np.float32),
-        "assay_active": active.astype(np.float32),
-        "assay_inactive": inactive.astype(np.float32),
-        "assay_bias": bias.astype(np.float32),
-        "state": state.astype(np.int8),
-        "state_names": list(STATES["state"]),
-        "position": seg_factor[seg_of].astype(np.float32),
-        "amplitude": amplitude.astype(np.float32),
-    }
+    truth = _plant(rng, group, n_groups, families, n_positions, group_spread)
     mask = _observed_mask(rng, n_biosamples, n_assays, observed_fraction)
     return SyntheticCompendium(biosamples=biosamples, assays=assays, n_positions=int(n_positions),
                                observed_mask=mask, truth=truth, seed=int(seed))
+
+
+@dataclass(frozen=True)
+class PlantedLayout:
+    """A given layout for :func:`layout_compendium`: names, planted groups, observed pattern.
+
+    Attributes
+    ----------
+    biosamples: pandas.DataFrame
+        Indexed by biosample name; the column named by ``group`` holds each biosample's planted
+        group label (e.g. its type), the one named by ``subgroup`` (if any) a finer label whose
+        biosamples share most of their factor (e.g. the donors of one tissue). Every column is
+        kept as metadata.
+    assays: pandas.DataFrame
+        Indexed by assay name; column ``family``: one of :data:`ASSAY_FAMILIES`, the signal's
+        response to the chromatin states. Every column is kept as metadata.
+    observed_mask: numpy.ndarray, shape=(n_biosamples, n_assays), bool
+        Which experiments are observed.
+    group: str
+        The column of planted group labels.
+    subgroup: str or None
+        The column of subgroup labels. Default is None.
+    origin: str
+        What the layout is (recorded with the stores written from it). Default is "given
+        layout".
+    """
+
+    biosamples: pd.DataFrame
+    assays: pd.DataFrame
+    observed_mask: np.ndarray
+    group: str
+    subgroup: str | None = None
+    origin: str = "given layout"
+
+    def check(self) -> None:
+        """Raise AvocadoValueError when the tables and the mask do not fit together."""
+        shape = (len(self.biosamples), len(self.assays))
+        if np.shape(self.observed_mask) != shape:
+            raise AvocadoValueError(f"observed_mask has shape {np.shape(self.observed_mask)}; "
+                                    f"expected {shape} (biosamples x assays)")
+        for what, table in (("biosample", self.biosamples), ("assay", self.assays)):
+            if not table.index.is_unique:
+                dup = table.index[table.index.duplicated()][0]
+                raise AvocadoValueError(f"{what} name {dup!r} appears twice in the layout")
+        for column in (self.group, self.subgroup):
+            if column is not None and column not in self.biosamples.columns:
+                raise AvocadoValueError(f"the layout's biosamples have no column {column!r}; "
+                                        f"columns: {list(self.biosamples.columns)}")
+        bad = sorted(set(self.assays.get("family", pd.Series(["(no family column)"])))
+                     - set(ASSAY_FAMILIES))
+        if bad:
+            raise AvocadoValueError(f"unknown assay families {bad}; expected {ASSAY_FAMILIES}")
+
+
+def layout_compendium(layout: PlantedLayout, n_positions: int = 100_000, seed: int = 0,
+                      group_spread: float = 0.35) -> SyntheticCompendium:
+    """Generate a compendium over a given layout: its names, groups and observed pattern.
+
+    The signal is that of :func:`synthetic_compendium` (chromatin-state segments, group-specific
+    element activity, family responses, arcsinh-like noise); the biosamples, their planted
+    groups, the assays, their families and which experiments are observed come from
+    ``layout`` (e.g. :meth:`avocado_core.encode_layout.EncodeLayout.planted`).
+
+    Parameters
+    ----------
+    layout: PlantedLayout
+    n_positions: int, optional
+        Track length in 25 bp bins. Default is 100,000 (2.5 Mb).
+    seed: int, optional
+        Everything is a deterministic function of the arguments. Default is 0.
+    group_spread: float, optional
+        As in :func:`synthetic_compendium`. Default is 0.35.
+
+    Returns
+    -------
+    compendium: SyntheticCompendium
+        ``biosamples``: name, group (int code of the sorted group labels) and the layout's
+        columns; ``assays``: name and the layout's columns.
+    """
+    layout.check()
+    _check_positive(n_positions=n_positions)
+    _check_spread(group_spread)
+    rng = np.random.default_rng([seed, 0])
+    group, labels = pd.factorize(layout.biosamples[layout.group].astype(str), sort=True)
+    subgroup = (None if layout.subgroup is None
+                else pd.factorize(layout.biosamples[layout.subgroup].astype(str))[0])
+    biosamples = pd.concat([pd.DataFrame({"name": layout.biosamples.index.astype(str),
+                                          "group": group.astype(np.int64)}),
+                            layout.biosamples.reset_index(drop=True)], axis=1)
+    assays = layout.assays.rename_axis("name").reset_index()
+    assays["name"] = assays["name"].astype(str)
+    truth = _plant(rng, group, len(labels), list(assays["family"]), n_positions, group_spread,
+                   subgroup)
+    return SyntheticCompendium(biosamples=biosamples, assays=assays, n_positions=int(n_positions),
+                               observed_mask=np.asarray(layout.observed_mask, dtype=bool).copy(),
+                               truth=truth, seed=int(seed), origin=layout.origin)

@@ -166,6 +166,9 @@ def _shell(ws: Workspace) -> html.Div:
                               html.Span(ws.title, className="brand-workspace")],
                              className="brand"),
                     html.Nav(nav, className="nav"),
+                    *([html.Div("synthetic signal", id="synthetic-badge",
+                                className="genome-badge synthetic-badge", title=ws.synthetic)]
+                      if ws.synthetic else []),
                     html.Div(ws.genome, className="genome-badge", title="genome assembly"),
                 ],
                 className="topbar",

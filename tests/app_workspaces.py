@@ -39,6 +39,19 @@ SYNTHETIC_TEST_BUILD = dict(
     genome_points=4_000,
 )
 
+#: Synthetic signal over the ENCODE 2018 core layout, reduced: 40 of its 400 biosamples (the
+#: assays they have), 2,000 bins, a tiny model; the same code paths as the full build.
+ENCODE_LAYOUT_TEST_BUILD = dict(
+    n_epochs=2,
+    epoch_size=5,
+    model_kwargs=dict(n_nodes=16, n_biosample_factors=4, n_assay_factors=4, n_25bp_factors=4,
+                      n_250bp_factors=4, n_5kbp_factors=4, batch_size=2_000),
+    synthetic=dict(n_positions=2_000, n_biosamples=40),
+    projections=(("biosamples", "pca", "all"), ("assays", "pca", "all"),
+                 ("genome", "pca", "all")),
+    genome_points=1_000,
+)
+
 
 def _base(tmp_path_factory) -> Path:
     """Where the test workspaces go: a session temp dir, or AVOCADO_APP_TEST_CACHE to keep
@@ -59,3 +72,10 @@ def synthetic_workspace(tmp_path_factory):
     """A synthetic compendium of 240 biosamples x 8 assays with a small model."""
     return build_workspace(_base(tmp_path_factory) / "synthetic", "synthetic",
                            progress=False, **SYNTHETIC_TEST_BUILD)
+
+
+@pytest.fixture(scope="session")
+def encode_layout_workspace(tmp_path_factory):
+    """Synthetic signal over 40 biosamples of the ENCODE 2018 core layout, tiny model."""
+    return build_workspace(_base(tmp_path_factory) / "encode-layout", "encode-layout",
+                           progress=False, **ENCODE_LAYOUT_TEST_BUILD)

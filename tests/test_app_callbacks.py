@@ -492,3 +492,10 @@ def test_a_saved_genome_selection_reaches_the_locus_and_design_pages(pilot_works
     assert len(picks) == 5 and mask[picks["bin"].to_numpy()].all()
     with pytest.raises(ValueError, match="not a selection id"):
         locus.selection_windows(ws, "nope")
+
+
+def test_synthetic_signal_is_labelled_in_the_top_bar(synthetic_app, pilot_app):
+    def badge(app):
+        return "synthetic-badge" in json.dumps(app.layout.to_plotly_json(), default=str)
+
+    assert badge(synthetic_app) and not badge(pilot_app)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app_workspaces import pilot_workspace  # noqa: F401  (fixture)
+from app_workspaces import encode_layout_workspace, pilot_workspace  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,6 +42,13 @@ def test_bench_locus_prints_percentiles(pilot_workspace):  # noqa: F811
     out = _run("benchmarks/bench_locus.py", str(pilot_workspace.path), "--repeats", "3")
     assert "p95" in out
 
+
+
+def test_bench_imputation_serving_prints_both_ways(encode_layout_workspace):  # noqa: F811
+    out = _run("benchmarks/bench_imputation_serving.py", str(encode_layout_workspace.path),
+               "--tracks", "6", "--repeats", "3")
+    assert "| on the fly p50 / p95 | stored p50 / p95 |" in out
+    assert "| 50 kb (2,000 bins) |" in out and "storing every imputation:" in out
 
 
 def test_bench_band_prints_held_out_coverage(pilot_workspace):  # noqa: F811

@@ -355,3 +355,14 @@ def test_add_tracks_commits_all_or_nothing(tmp_path):
     pd.testing.assert_frame_equal(store.catalog, before)
     observed_dir = tmp_path / "bulk" / "tracks" / "observed"
     assert sorted(p.name for p in observed_dir.iterdir()) == files_before
+
+
+def test_info_records_fields_beside_the_format(store):
+    assert store.info == {"format_version": 1, "bin_size": 25, "n_bins": 1_126_469}
+    store.update_info(synthetic={"description": "generated", "seed": 3})
+    reopened = TrackStore(store.path)
+    assert reopened.info["synthetic"] == {"description": "generated", "seed": 3}
+    assert reopened.info["n_bins"] == 1_126_469
+    with pytest.raises(AvocadoValueError, match="n_bins of store .* are fixed"):
+        store.update_info(n_bins=5)
+    assert TrackStore(store.path).info["n_bins"] == 1_126_469

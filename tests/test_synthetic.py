@@ -9,7 +9,12 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
-from avocado_core.synthetic import ASSAY_FAMILIES, synthetic_compendium
+from avocado_core.synthetic import (
+    ASSAY_FAMILIES,
+    PlantedLayout,
+    layout_compendium,
+    synthetic_compendium,
+)
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +167,65 @@ def test_write_store(tmp_path):
     with pytest.raises(AvocadoValueError, match="2000"):
         c.write_store(tmp_path / "other", regions=RegionSet.from_chrom_sizes({"chr1": 1000 * 25}),
                       progress=False)
+
+
+def _layout(**changes) -> PlantedLayout:
+    biosamples = pd.DataFrame({"kind": ["liver", "liver", "blood", "blood", "blood", "brain"],
+                               "donor": ["a", "b", "c", "c", "d", "e"],
+                               "summary": [f"biosample {i}" for i in range(6)]},
+                              index=pd.Index([f"B{i}" for i in range(6)], name="name"))
+    assays = pd.DataFrame({"family": ["promoter mark", "accessibility", "polycomb"],
+                           "kind": ["active", "accessibility", "repressive"]},
+                          index=pd.Index(["mark-1", "dnase", "mark-2"], name="name"))
+    mask = np.zeros((6, 3), dtype=bool)
+    mask[[0, 1, 2, 3, 4, 5, 0, 3], [0, 1, 2, 0, 1, 2, 2, 1]] = True
+    fields = dict(biosamples=biosamples, assays=assays, observed_mask=mask, group="kind",
+                  subgroup="donor", origin="test layout")
+    return PlantedLayout(**{**fields, **changes})
+
+
+def test_layout_compendium_has_exactly_the_layout(tmp_path):
+    layout = _layout()
+    c = layout_compendium(layout, n_positions=1000, seed=4)
+    assert list(c.biosamples.columns) == ["name", "group", "kind", "donor", "summary"]
+    assert list(c.biosamples["name"]) == [f"B{i}" for i in range(6)]
+    assert list(c.biosamples["group"]) == [2, 2, 0, 0, 0, 1]  # codes of the sorted labels
+    assert list(c.assays["name"]) == ["mark-1", "dnase", "mark-2"]
+    assert list(c.assays["kind"]) == ["active", "accessibility", "repressive"]
+    np.testing.assert_array_equal(c.observed_mask, layout.observed_mask)
+    assert c.origin == "test layout" and "layout: test layout" in c.description
+    # biosamples of one subgroup sit closer together than those of their group
+    B = c.truth["biosample"]
+    assert np.linalg.norm(B[2] - B[3]) < np.linalg.norm(B[2] - B[4])
+    store = c.write_store(tmp_path / "store", progress=False)
+    assert store.info["synthetic"] == {"description": c.description, "layout": "test layout",
+                                       "seed": 4}
+    assert store.biosamples.loc["B5", "summary"] == "biosample 5"
+    np.testing.assert_array_equal(store.track("B0", "mark-1"), c.track("B0", "mark-1"))
+    again = layout_compendium(layout, n_positions=1000, seed=4)
+    np.testing.assert_array_equal(again.track("B3", "dnase"), c.track("B3", "dnase"))
+
+
+def test_activity_is_the_same_whatever_the_order_of_access():
+    c = synthetic_compendium(n_biosamples=6, n_assays=3, n_positions=500, n_groups=2, seed=5)
+    fresh = synthetic_compendium(n_biosamples=6, n_assays=3, n_positions=500, n_groups=2, seed=5)
+    for _ in range(2):  # computed, then from the cache: a caller's copy either way
+        c.activity("S002")[:] = -1.0
+    np.testing.assert_array_equal(c.activity("S002"), fresh.activity("S002"))
+    np.testing.assert_array_equal(c.track("S002", "H3K4me3"), fresh.track("S002", "H3K4me3"))
+    # interleaved biosamples (the cache holds one) give the same tracks as a fresh compendium
+    for b, a in (("S001", "H3K27me3"), ("S002", "H3K36me3"), ("S001", "H3K4me3")):
+        np.testing.assert_array_equal(c.track(b, a), fresh.track(b, a))
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(observed_mask=np.ones((6, 2), dtype=bool)), r"shape \(6, 2\); expected \(6, 3\)"),
+    (dict(group="tissue"), "no column 'tissue'"),
+    (dict(assays=pd.DataFrame({"family": ["promoter mark", "bogus", "polycomb"]},
+                              index=["a", "b", "c"])), r"unknown assay families \['bogus'\]"),
+    (dict(assays=pd.DataFrame({"family": ["promoter mark"] * 3}, index=["a", "a", "c"])),
+     "assay name 'a' appears twice"),
+])
+def test_layout_errors(changes, message):
+    with pytest.raises(AvocadoValueError, match=message):
+        layout_compendium(_layout(**changes), n_positions=10)

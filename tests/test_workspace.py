@@ -56,6 +56,10 @@ def test_synthetic_workspace_tensor_and_metadata(synthetic_workspace):  # noqa: 
     assert meta["n_observed"].sum() == (status == "observed").to_numpy().sum()
     assert ws.info["training"]["n_epochs"] == SYNTHETIC_TEST_BUILD["n_epochs"]
     assert ws.genome == "synthetic"
+    # generated signal says so (the store records it; the app and `avocado info` show it)
+    assert ws.synthetic.startswith("synthetic signal (avocado_core.synthetic, seed 0; layout: "
+                                   "random layout)")
+    assert set(ws.info["build_seconds"]) == {"store", "training", "projections"}
 
 
 def test_window_observed_and_model_imputation(synthetic_workspace):  # noqa: F811
@@ -171,6 +175,7 @@ def test_pilot_workspace(pilot_workspace):  # noqa: F811
     assert widths.shape == (5, 5) and np.isfinite(widths.to_numpy()).all()
     assert ws.store.n_bins == 1_126_469
     assert ws.annotations is not None
+    assert ws.synthetic is None  # real measured tracks
     classes = ws.bin_classes
     assert classes.shape == (1_126_469,) and {"promoter", "other"} <= set(classes)
     genome = ws.projection("genome", "pca")

@@ -63,6 +63,7 @@ def describe_store(store: Any) -> dict[str, Any]:
             sorted(map(str, set(observed["biosample"]))) if len(observed) else []
         ),
         "observed_assays": sorted(map(str, set(observed["assay"]))) if len(observed) else [],
+        "synthetic": store.info.get("synthetic"),
     }
 
 
@@ -113,6 +114,8 @@ def _print_store(d: dict[str, Any]) -> None:
         ("Assays", f"{n_a} ({_names(d['assays'])})" if n_a else "0"),
         ("Observed tracks", f"{observed}{tensor}"),
     ]
+    if d.get("synthetic"):
+        rows.append(("Signal", f"SYNTHETIC: {d['synthetic'].get('description', 'generated')}"))
     rows += [(f"{k.capitalize()} tracks", v) for k, v in d["tracks"].items() if k != "observed"]
     echo_table(rows)
 
