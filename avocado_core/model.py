@@ -628,7 +628,7 @@ class Avocado:
         n_positions = network.n_positions
         epoch_size = options.epoch_size
         if epoch_size is None:
-            epoch_size = math.ceil(n_positions / self.batch_size)
+            epoch_size = math.ceil(options.n_trained_positions(n_positions) / self.batch_size)
         seed = self.seed if options.seed is None else options.seed
         val_keys: list[tuple[str, str]] = []
         val_arrays: list[np.ndarray] = []
