@@ -27,7 +27,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .errors import AvocadoKeyError, AvocadoValueError, short_list
+from .errors import AvocadoKeyError, AvocadoValueError, short_list, shorten
 from .regions import RegionSet, as_locus, match_chrom, read_bed
 
 __all__ = ["Annotations", "interval_mask", "BIN_CLASSES", "PROMOTER_BINS", "TSS_WINDOW"]
@@ -270,7 +270,7 @@ class Annotations:
                 if len(key) >= 3 else names.iloc[:0]
             suggestions += [p for p in prefix.iloc[:5] if p not in suggestions]
             raise AvocadoKeyError(
-                f"gene {name!r} is not in the annotations ({len(self.genes):,} genes); "
+                f"gene {shorten(name)} is not in the annotations ({len(self.genes):,} genes); "
                 + (f"close matches: {', '.join(suggestions[:8])}" if suggestions
                    else "no close match")
             )

@@ -172,7 +172,8 @@ def _open_bigwig(path: str | os.PathLike):
 
 
 def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | None = "arcsinh",
-               allow_missing_chroms: bool = False, progress: bool = True) -> np.ndarray:
+               allow_missing_chroms: bool = False, progress: bool = True,
+               return_covered: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Mean signal of a bigWig over each bin of a region set.
 
     Parameters
@@ -187,12 +188,19 @@ def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | Non
         bins are 0.
     progress: bool
         Show a progress bar over the bins. Default is True.
+    return_covered: bool
+        Also return which bins the file covers. Default is False.
 
     Returns
     -------
     ndarray, dtype float32, shape=(regions.n_bins,)
         Per bin, the mean over the bases that have data (pyBigWig's exact ``stats`` mean);
         0 where no base has data.
+    covered: ndarray, dtype bool, shape=(regions.n_bins,)
+        With ``return_covered``: the bins from the first to the last bin with data in each
+        interval of the region set. Intervals (chromosomes, regions) or their ends that the
+        file leaves out are not covered: their 0 is "not measured". Gaps inside the data
+        count as covered zeros, since writers of bigWig files commonly leave zeros out.
     """
     name = _check_transform(transform)
     bw = _open_bigwig(path)
@@ -212,6 +220,7 @@ def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | Non
                 f"the file's chromosomes: {short_list(sizes)}"
             )
         out = np.zeros(regions.n_bins, dtype=np.float32)
+        covered = np.zeros(regions.n_bins if return_covered else 0, dtype=bool)
         bs = regions.bin_size
         bar = None
         if progress:
@@ -222,23 +231,33 @@ def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | Non
         for chrom, first, n, offset in zip(iv["chrom"], iv["first_bin_start"], iv["n_bins"],
                                            iv["offset"]):
             file_chrom = resolved[chrom]
+            span = []  # the interval's bins with data: the first and the last seen so far
             for k in range(0, int(n), CHUNK_BINS):  # chunks of whole chromosomes, not bins
                 m = min(CHUNK_BINS, int(n) - k)
                 if file_chrom is not None:
                     start = int(first) + k * bs
-                    out[offset + k: offset + k + m] = _chunk_means(
-                        bw, file_chrom, sizes[file_chrom], start, m, bs)
+                    means, has_data = _chunk_means(bw, file_chrom, sizes[file_chrom], start, m,
+                                                   bs)
+                    out[offset + k: offset + k + m] = means
+                    with_data = np.flatnonzero(has_data)
+                    if with_data.size:
+                        span = [span[0] if span else k + with_data[0], k + with_data[-1] + 1]
                 if bar is not None:
                     bar.update(m)
+            if return_covered and span:
+                covered[offset + span[0]: offset + span[1]] = True
         if bar is not None:
             bar.close()
     finally:
         bw.close()
-    return TRANSFORMS[name][0](out)
+    values = TRANSFORMS[name][0](out)
+    return (values, covered) if return_covered else values
 
 
-def _chunk_means(bw, chrom: str, size: int, start: int, n_bins: int, bs: int) -> np.ndarray:
-    """Per-bin mean of covered bases for ``n_bins`` bins starting at ``start`` (may overhang)."""
+def _chunk_means(bw, chrom: str, size: int, start: int, n_bins: int, bs: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin mean of covered bases for ``n_bins`` bins starting at ``start`` (may overhang),
+    and whether each bin has any base with data."""
     end = start + n_bins * bs
     lo, hi = max(start, 0), min(end, size)
     vals = np.full(n_bins * bs, np.nan, dtype=np.float32)
@@ -248,7 +267,8 @@ def _chunk_means(bw, chrom: str, size: int, start: int, n_bins: int, bs: int) ->
     count = bs - missing.view(np.uint8).reshape(n_bins, bs).sum(axis=1, dtype=np.int32)
     np.copyto(vals, 0, where=missing)  # in place: vals is ours
     total = vals.reshape(n_bins, bs).sum(axis=1, dtype=np.float64)
-    return np.divide(total, count, out=np.zeros(n_bins), where=count > 0).astype(np.float32)
+    means = np.divide(total, count, out=np.zeros(n_bins), where=count > 0).astype(np.float32)
+    return means, count > 0
 
 
 def ingest_bigwig(store: TrackStore, path: str | os.PathLike, biosample: str, assay: str,

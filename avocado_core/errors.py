@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = ["AvocadoError", "AvocadoValueError", "AvocadoKeyError", "AvocadoDiskFullError",
-           "short_list"]
+           "short_list", "shorten"]
 
 
 class AvocadoError(Exception):
@@ -61,3 +61,23 @@ def short_list(items: Iterable[object], limit: int = 12) -> str:
     items = list(items)
     text = ", ".join(map(str, items[:limit]))
     return text + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+#: Characters of a user's value that a message echoes (about half a line).
+SHOWN_CHARS = 60
+
+
+def shorten(value: object, limit: int = SHOWN_CHARS, quote: bool = True) -> str:
+    """A value as an error message echoes it: its ``repr`` (or, with ``quote=False``, its
+    text), cut to ``limit`` characters with its full length when longer.
+
+    What a user typed or sent can be of any length (a 1 MB locus, a file name, a URL
+    parameter); a message shows enough of it to recognise it:
+    ``'chr1:99999999999999999999999999999999…' (1,000,069 characters)``.
+    """
+    text = repr(value) if quote else str(value)
+    if len(text) <= limit:
+        return text
+    full = len(value) if isinstance(value, str) else len(text)
+    closing = text[0] if quote and isinstance(value, str) else ""  # repr's own quote mark
+    return f"{text[:limit - 1]}…{closing} ({full:,} characters)"

@@ -196,7 +196,7 @@ class FittingMixin:
         n_positions = network.n_positions
         epoch_size = options.epoch_size
         if epoch_size is None:
-            epoch_size = math.ceil(n_positions / self.batch_size)
+            epoch_size = math.ceil(options.n_trained_positions(n_positions) / self.batch_size)
         seed = self.seed if options.seed is None else options.seed
         val_keys: list[tuple[str, str]] = []
         val_arrays: list[np.ndarray] = []
@@ -351,8 +351,11 @@ class FittingMixin:
         and record the choice; the options the final training runs with."""
         seed = options.seed if options.seed is not None else (self.seed or 0)
         try:
+            if options.positions is not None:  # validation scores would read unfitted bins
+                raise AvocadoValueError("it scores every position, and positions= trains on "
+                                        "some")
             chosen = choose_fit_settings(self, tracks, options, seed)
-        except AvocadoValueError as exc:  # too few tracks to split off validation tracks
+        except AvocadoValueError as exc:  # e.g. too few tracks to split off validation tracks
             warnings.warn(f"choose_settings: {exc}; training with the settings as given "
                           "(pass choose_settings=False to skip the choice)", stacklevel=4)
             return dataclasses.replace(options, choose_settings=False)

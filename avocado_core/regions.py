@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ._io import write_text
-from .errors import AvocadoKeyError, AvocadoValueError, short_list
+from .errors import AvocadoKeyError, AvocadoValueError, short_list, shorten
 
 __all__ = ["BIN_SIZE", "GENOME_RESOLUTIONS", "RegionSet", "parse_locus", "format_locus",
            "as_locus", "match_chrom", "natural_sort", "read_bed", "read_chrom_sizes",
@@ -52,20 +52,20 @@ def _parse_position(number: str, unit: str, text: str) -> int:
     unit_key = unit.lower()
     if unit_key not in _UNITS:
         raise AvocadoValueError(
-            f"cannot parse the unit {unit!r} in locus {text!r}; "
+            f"cannot parse the unit {shorten(unit)} in locus {shorten(text)}; "
             "expected one of bp, k/kb, M/Mb, G/Gb"
         )
     digits = number.replace(",", "").replace("_", "")
     value = float(digits) * _UNITS[unit_key]
     if not value < MAX_POSITION:  # also inf: a 5,000-digit number overflows a float
-        shown = number if len(number) <= 20 else f"{number[:12]}...({len(digits)} digits)"
         raise AvocadoValueError(
-            f"position {shown}{unit} is too large; positions must be below "
-            f"{MAX_POSITION:,} bp (1 Tb)"
+            f"position {shorten(number + unit, 20, quote=False)} is too large; positions must "
+            f"be below {MAX_POSITION:,} bp (1 Tb)"
         )
     if abs(value - round(value)) > 1e-6:
         raise AvocadoValueError(
-            f"position {number}{unit} in locus {text!r} is not a whole number of base pairs"
+            f"position {shorten(number + unit, quote=False)} in locus {shorten(text)} is not "
+            "a whole number of base pairs"
         )
     return int(round(value))
 
@@ -94,11 +94,12 @@ def parse_locus(text: str) -> tuple[str, int, int]:
         When the string does not have the form ``chrom:start-end`` or ``start >= end``.
     """
     if not isinstance(text, str):
-        raise AvocadoValueError(f"a locus must be a string like 'chr1:10,000-20,000', got {text!r}")
+        raise AvocadoValueError(
+            f"a locus must be a string like 'chr1:10,000-20,000', got {shorten(text)}")
     match = _LOCUS_RE.match(text)
     if match is None:
         raise AvocadoValueError(
-            f"cannot parse locus {text!r}; expected 'chrom:start-end' such as "
+            f"cannot parse locus {shorten(text)}; expected 'chrom:start-end' such as "
             "'chr1:151,200,000-151,300,000', 'chr1:151.2M-151.3M' or 'chr1:10k-20k'"
         )
     chrom, n1, u1, n2, u2 = match.groups()
@@ -106,7 +107,8 @@ def parse_locus(text: str) -> tuple[str, int, int]:
     end = _parse_position(n2, u2, text)
     if start >= end:
         raise AvocadoValueError(
-            f"locus {text!r} is empty or reversed: start {start:,} must be below end {end:,}"
+            f"locus {shorten(text)} is empty or reversed: start {start:,} must be below end "
+            f"{end:,}"
         )
     return chrom, start, end
 
@@ -129,7 +131,8 @@ def as_locus(locus: str | tuple) -> tuple[str, int, int]:
             )
         return str(chrom), start, end
     raise AvocadoValueError(
-        f"expected a locus string 'chrom:start-end' or a (chrom, start, end) tuple, got {locus!r}"
+        "expected a locus string 'chrom:start-end' or a (chrom, start, end) tuple, got "
+        f"{shorten(locus)}"
     )
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import _io
-from .errors import AvocadoKeyError, AvocadoValueError
+from .errors import AvocadoKeyError, AvocadoValueError, shorten
 from .regions import RegionSet
 
 __all__ = ["AXES", "load_selection", "save_selection", "selection_bed", "selection_intervals"]
@@ -67,15 +67,99 @@ def save_selection(workspace_path: str | Path, axis: str, ids: Sequence,
     return sel_id
 
 
-def load_selection(workspace_path: str | Path, sel_id: str) -> dict:
-    """A saved selection: ``{"axis": ..., "ids": [...]}`` (and ``"n_bins"`` for genome ones)."""
+def load_selection(workspace_path: str | Path, sel_id: str, axis: str | None = None,
+                   n_positions: int | None = None) -> dict:
+    """A saved selection: ``{"axis": ..., "ids": [...]}`` (and ``"n_bins"`` for genome ones).
+
+    The file is checked as it is read: a damaged or hand-edited file (not UTF-8, not JSON,
+    not an object, an unknown axis, positions that are not whole numbers, ``n_bins`` of
+    another length, ...) is refused with a one-line message naming the selection and what is
+    wrong, never passed on to fail later.
+
+    Parameters
+    ----------
+    workspace_path: path-like
+        The workspace folder.
+    sel_id: str
+        The selection's id (12 hex digits).
+    axis: str or None
+        The axis the caller needs (e.g. ``"genome"``); another one is refused. Default is
+        None: any.
+    n_positions: int or None
+        For genome selections: the number of positions of the store, which every selected
+        point must lie within. Default is None: not checked.
+
+    Returns
+    -------
+    dict
+        For genome selections ``n_bins`` is there (1 each when the file has none).
+
+    Raises
+    ------
+    AvocadoValueError
+        A malformed id or file, or a selection of another axis.
+    AvocadoKeyError
+        No such selection in the workspace.
+    """
     sel_id = str(sel_id or "")
     if not _ID.fullmatch(sel_id):
-        raise AvocadoValueError(f"{sel_id!r} is not a selection id (12 hex digits expected)")
+        raise AvocadoValueError(f"{shorten(sel_id)} is not a selection id (12 hex digits "
+                                "expected)")
     path = Path(workspace_path) / SELECTIONS_DIR / f"{sel_id}.json"
     if not path.is_file():
         raise AvocadoKeyError(f"no saved selection {sel_id!r} in this workspace")
-    return json.loads(path.read_text())
+    damaged = f"saved selection {sel_id} ({SELECTIONS_DIR}/{sel_id}.json) is damaged"
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise AvocadoValueError(f"{damaged}: not UTF-8 text (byte {exc.object[exc.start]:#04x} "
+                                f"at offset {exc.start:,})") from None
+    except json.JSONDecodeError as exc:
+        raise AvocadoValueError(f"{damaged}: not valid JSON ({exc.msg} at line {exc.lineno}, "
+                                f"column {exc.colno})") from None
+    problem = _selection_problem(data, n_positions)
+    if problem:
+        raise AvocadoValueError(f"{damaged}: {problem}")
+    if data["axis"] == "genome" and "n_bins" not in data:
+        data["n_bins"] = [1] * len(data["ids"])
+    if axis is not None and data["axis"] != axis:
+        raise AvocadoValueError(f"selection {sel_id} is of {data['axis']}, not of "
+                                f"{'genome positions' if axis == 'genome' else axis}")
+    return data
+
+
+def _selection_problem(data: object, n_positions: int | None) -> str | None:
+    """What is wrong with the content of a saved selection file (None: nothing)."""
+    if not isinstance(data, dict):
+        return (f"it holds a JSON {type(data).__name__}, expected an object with 'axis' and "
+                "'ids'")
+    if data.get("axis") not in AXES:
+        return f"its axis is {shorten(data.get('axis'))}, expected one of {list(AXES)}"
+    ids = data.get("ids")
+    if not isinstance(ids, list):
+        what = "missing" if ids is None else f"a JSON {type(ids).__name__}"
+        return f"its 'ids' is {what}, expected a list"
+    if data["axis"] != "genome":
+        if not all(isinstance(i, str) for i in ids):
+            return f"its {data['axis']} are not all names (strings)"
+        return None
+    bins = np.asarray(ids)
+    if bins.size and bins.dtype.kind not in "iu":
+        return "its positions are not all whole numbers"
+    if bins.size and (bins.min() < 0 or (n_positions is not None and bins.max() >= n_positions)):
+        bad = bins.min() if bins.min() < 0 else bins.max()
+        return (f"position {int(bad):,} is outside the store's {n_positions:,} positions"
+                if bad >= 0 else f"position {int(bad):,} is negative")
+    if "n_bins" not in data:
+        return None
+    spans = data["n_bins"]
+    if not isinstance(spans, list) or len(spans) != len(ids):
+        count = f"{len(spans):,} values" if isinstance(spans, list) else type(spans).__name__
+        return f"'n_bins' has {count} for {len(ids):,} positions"
+    spans = np.asarray(spans)
+    if spans.size and (spans.dtype.kind not in "iu" or spans.min() < 1):
+        return "'n_bins' are not all whole numbers of at least 1"
+    return None
 
 
 def selection_intervals(regions: RegionSet, bins: Sequence[int],

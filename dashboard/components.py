@@ -7,7 +7,11 @@ import logging
 import urllib.parse
 from collections.abc import Callable, Iterable
 
+import numpy as np
 from dash import Input, Output, html, no_update
+
+from avocado_core.errors import shorten
+from avocado_core.saved_selections import load_selection
 
 log = logging.getLogger("dashboard")
 
@@ -23,16 +27,39 @@ def current_workspace():
     return flask.current_app.config["AVOCADO_WORKSPACE"]
 
 
+def genome_selection(ws, sel_id: str) -> dict:
+    """A saved selection of genome positions, checked against the workspace's store (a
+    damaged file, another axis or positions outside the store raise a ``ValueError`` naming
+    the selection)."""
+    return load_selection(ws.path, sel_id, axis="genome", n_positions=ws.store.n_bins)
+
+
+#: Longest message an alert shows. Messages echo what a user typed through
+#: :func:`avocado_core.errors.shorten`; this also bounds any message that did not.
+MAX_MESSAGE_CHARS = 400
+
+
 def alert(message: str, kind: str = "error") -> html.Div:
     """A visible message box (role="alert"); kind is "error", "warning" or "info"."""
-    return html.Div(message, role="alert", className=f"alert alert-{kind}")
+    return html.Div(shorten(message, MAX_MESSAGE_CHARS, quote=False), role="alert",
+                    className=f"alert alert-{kind}")
 
 
 def error_message(exc: BaseException) -> str:
     """The one-line text of an error for an alert (KeyError's repr quotes are dropped)."""
     if isinstance(exc, KeyError) and exc.args and type(exc) is KeyError:
-        return f"unknown name: {exc.args[0]}"
+        return f"unknown name: {shorten(exc.args[0], MAX_MESSAGE_CHARS, quote=False)}"
     return str(exc) or type(exc).__name__
+
+
+def significant(values, digits: int = 3) -> np.ndarray:
+    """Numbers rounded to ``digits`` significant digits, as float64 (for tables people read:
+    0.487, not 0.4869999885559082, a float32's 0.487 written out in full)."""
+    x = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(x) & (x != 0)
+    magnitude = np.floor(np.log10(np.abs(x, where=finite, out=np.ones_like(x))))
+    scale = 10.0 ** (digits - 1 - magnitude)
+    return np.where(finite, np.round(x * scale) / scale, x)
 
 
 def guarded(n_outputs: int, alert_index: int | None = None) -> Callable:
@@ -81,11 +108,12 @@ def split_list(text: str | None, sep: str = ",") -> list[str]:
     return [s for s in (p.strip() for p in urllib.parse.unquote(str(text)).split(sep)) if s]
 
 
-def query_string(params: dict) -> str:
-    """``?key=value&...`` of the non-empty parameters (lists joined by commas)."""
+def query_string(params: dict, keep_empty: tuple[str, ...] = ()) -> str:
+    """``?key=value&...`` of the non-empty parameters (lists joined by commas); those named in
+    ``keep_empty`` stay as ``key=`` when empty (an empty choice, not the page's default)."""
     clean = {}
     for k, v in params.items():
-        if v is None or v == "" or v == []:
+        if v is None or ((v == "" or v == []) and k not in keep_empty):
             continue
         clean[k] = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
     return "?" + urllib.parse.urlencode(clean, safe=",|:") if clean else ""

@@ -6,10 +6,16 @@ import base64
 import json
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from app_workspaces import pilot_workspace, synthetic_workspace  # noqa: F401  (fixtures)
+from app_workspaces import (  # noqa: F401  (fixtures)
+    one_chromosome_bigwig,
+    pilot_workspace,
+    placement_workspace,
+    synthetic_workspace,
+)
 from dashboard.app import create_app
 from dashboard.pages import design, embeddings, locus
 
@@ -44,6 +50,8 @@ def text_of(component) -> str:
         return " ".join(text_of(c) for c in component)
     if isinstance(component, dict):
         return text_of(component.get("props", {}).get("children"))
+    if hasattr(component, "to_plotly_json"):  # a component object
+        return text_of(component.to_plotly_json())
     return ""
 
 
@@ -118,9 +126,15 @@ def test_locus_view_ten_tracks_and_agreement(pilot_workspace):  # noqa: F811
     assert "PSMD4" in names
 
 
-def test_locus_view_errors(pilot_workspace):  # noqa: F811
-    with pytest.raises(ValueError, match="no experiment selected"):
-        locus.locus_view(pilot_workspace, "chr1:151.2M-151.3M", [])
+def test_locus_view_without_tracks_draws_the_genes_and_says_so(pilot_workspace):  # noqa: F811
+    # The plot shows what the picker says: no track (not the last tracks drawn).
+    fig, tracks, window = locus.locus_view(pilot_workspace, "chr1:151.2M-151.3M", [])
+    assert tracks == [] and window == ("chr1", 151_200_000, 151_300_000)
+    notes = [a["text"] for a in fig["layout"]["annotations"] if a["name"] == "no-tracks"]
+    assert notes == ["No track chosen: click cells of the track picker to show tracks."]
+    assert {d["name"] for d in fig["data"]} == {"gene names", "exons", "introns", "strand"}
+    with pytest.raises(ValueError, match="no experiment selected"):  # nothing to export
+        locus.locus_tracks(pilot_workspace, 0, 10, [])
 
 
 def test_locus_tracks_say_held_out_or_training_fit_and_the_band(pilot_workspace):  # noqa: F811
@@ -273,24 +287,30 @@ def test_pages_render_from_the_url(synthetic_app):
         assert client.get(path).status_code == 200
 
 
-def test_locus_callback_draws_and_alerts(pilot_app):
-    client = pilot_app.server.test_client()
+def draw_locus(client, text, tracks, changed="locus-go.n_clicks", current=None,
+               selection=None, region=None):
+    """The locus page's draw callback, as the browser calls it."""
     outputs = [("locus-graph", "figure"), ("locus-current", "data"), ("locus-input", "value"),
                ("locus-span", "children"), ("locus-metrics", "children"),
                ("locus-url", "data"), ("locus-alert", "children")]
+    inputs = [("locus-go", "n_clicks", 1), ("locus-input", "n_submit", None),
+              ("locus-in", "n_clicks", None), ("locus-out", "n_clicks", None),
+              ("locus-left", "n_clicks", None), ("locus-right", "n_clicks", None),
+              ("locus-gene-click", "data", None), ("locus-drag", "data", None),
+              ("locus-tracks", "data", tracks), ("locus-sel-region", "value", region)]
+    if changed == "locus-in.n_clicks":
+        inputs[2] = ("locus-in", "n_clicks", 1)
+    state = [("locus-input", "value", text), ("locus-current", "data", current),
+             ("locus-selection", "data", selection)]
+    return post_callback(client, outputs, inputs, state, [changed])
+
+
+def test_locus_callback_draws_and_alerts(pilot_app):
+    client = pilot_app.server.test_client()
     tracks = [["E003", "H3K4me3"], ["E017", "H3K4me3"]]
 
     def call(text, changed="locus-go.n_clicks", current=None):
-        inputs = [("locus-go", "n_clicks", 1), ("locus-input", "n_submit", None),
-                  ("locus-in", "n_clicks", None), ("locus-out", "n_clicks", None),
-                  ("locus-left", "n_clicks", None), ("locus-right", "n_clicks", None),
-                  ("locus-gene-click", "data", None), ("locus-drag", "data", None),
-                  ("locus-tracks", "data", tracks), ("locus-sel-region", "value", None)]
-        if changed == "locus-in.n_clicks":
-            inputs[2] = ("locus-in", "n_clicks", 1)
-        state = [("locus-input", "value", text), ("locus-current", "data", current),
-                 ("locus-selection", "data", None)]
-        return post_callback(client, outputs, inputs, state, [changed])
+        return draw_locus(client, text, tracks, changed, current)
 
     out = call("chr1:151.2M-151.3M")
     assert out["locus-input"]["value"] == "chr1:151,200,000-151,300,000"
@@ -478,13 +498,13 @@ def test_a_saved_genome_selection_reaches_the_locus_and_design_pages(pilot_works
     promoters = np.flatnonzero(ws.bin_classes == "promoter")
     bins = [b0, b0 + 1, b0 + 3000, *promoters[:300:3].tolist()]  # 3 near PSMD4 + 100 promoters
     sel_id = save_selection(ws.path, "genome", bins)
-    windows = locus.selection_windows(ws, sel_id)
+    windows = locus.selection_windows(ws, sel_id).windows
     assert windows[0].startswith("chr1:") and len(windows) <= len(bins)
     spans = [locus.parse_locus(w) for w in windows]
     psmd4 = [s for s in spans if s[1] <= 151_200_000 < s[2]]
-    # the two touching bins merged into one 50 bp interval, with 20 kb either side
-    assert psmd4 == [("chr1", 151_180_000, 151_220_050)]
-    assert ("chr1", 151_255_000, 151_295_025) in spans
+    # the points near PSMD4 (and promoters close to them) share one window, with 20 kb of
+    # context on each side of the outermost ones
+    assert len(psmd4) == 1 and psmd4[0][1] <= 151_180_000 and psmd4[0][2] >= 151_295_025
     assert spans == sorted(spans, key=lambda s: (regions.locus_bins(s)[0]))
     mask = design.selection_mask(ws, sel_id)
     assert mask.sum() == len(set(bins))
@@ -499,3 +519,235 @@ def test_synthetic_signal_is_labelled_in_the_top_bar(synthetic_app, pilot_app):
         return "synthetic-badge" in json.dumps(app.layout.to_plotly_json(), default=str)
 
     assert badge(synthetic_app) and not badge(pilot_app)
+
+
+# ---------------------------------------------------------------------- damaged selections
+def find(component, component_id):
+    """The element of a layout with this id."""
+    return next(c for c in component._traverse() if getattr(c, "id", None) == component_id)
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"[10, 20]", "holds a JSON list"),
+    (b'{"axis": "genome", "ids": [10, 20], "n_bins": [1]}', "'n_bins' has 1 values for 2"),
+    (b'{"axis": "genome", "ids": [10, ', "not valid JSON"),
+    (b"\x89PNG\r\n\x1a\n", "not UTF-8 text"),
+])
+def test_a_damaged_saved_selection_is_an_alert_naming_it_on_every_page(
+        pilot_app, pilot_workspace, content, problem):  # noqa: F811
+    from avocado_core.saved_selections import save_selection
+
+    ws = pilot_workspace
+    sel_id = save_selection(ws.path, "genome", [10, 20, 5000])
+    path = ws.path / "selections" / f"{sel_id}.json"
+    original = path.read_bytes()
+    path.write_bytes(content)
+    try:
+        with pilot_app.server.test_request_context():
+            pages = [(locus.layout(selection=sel_id), "locus-url-alert"),
+                     (design.layout(positions=sel_id), "design-pos-alert"),
+                     (embeddings.layout(axis="genome", method="pca", selid=sel_id),
+                      "emb-url-alert")]
+            for page, alert_id in pages:
+                text = text_of(find(page, alert_id))
+                assert text.startswith(f"saved selection {sel_id} (selections/{sel_id}.json) "
+                                       "is damaged: ") and problem in text
+        # the actions that read it later say the same
+        for action in (lambda: design.position_design(ws, 3, positions=sel_id),
+                       lambda: embeddings.selection_bed_text(ws, sel_id),
+                       lambda: locus.selection_marks(ws, sel_id, "chr1", 0, 10_000)):
+            with pytest.raises(ValueError, match=f"saved selection {sel_id} .* is damaged"):
+                action()
+    finally:
+        path.write_bytes(original)
+
+
+# ---------------------------------------------------------------------- long user text
+MB = 1_000_000
+
+
+@pytest.mark.parametrize("text, what", [
+    ("A" * MB, "gene"),                      # looked up as a gene name
+    ("chr1:" + "a" * MB, "cannot parse locus"),
+    ("chr1 " + "1" * MB, "is neither a locus"),
+    ("chr1:" + "1" * MB + "-2", "is too large"),
+])
+def test_a_megabyte_typed_in_the_locus_box_is_echoed_cut(pilot_app, text, what):
+    out = draw_locus(pilot_app.server.test_client(), text, [["E003", "H3K4me3"]])
+    message = text_of(out["locus-alert"]["children"])
+    assert what in message and len(message) < 300
+    assert f"({len(text):,} characters)" in message or "(1,000,0" in message
+
+
+def test_every_message_that_echoes_user_input_is_cut(pilot_app, pilot_workspace):  # noqa: F811
+    from dashboard.components import MAX_MESSAGE_CHARS, alert, error_message
+
+    ws, long = pilot_workspace, "x" * MB
+    client = pilot_app.server.test_client()
+    label = post_callback(client, [("design-upload-label", "children")],
+                          [("design-upload", "filename", long + ".bw")],
+                          changed=["design-upload.filename"])
+    assert len(text_of(label["design-upload-label"]["children"])) < 200
+    checks = [
+        (lambda: design.decode_upload("garbage", long, 10), "could not be read"),
+        (lambda: design.biosample_design(ws, "H3K4me3", long), "k must be a whole number"),
+        (lambda: design.candidate_pool(ws, long, ["a"]), "unknown metadata column"),
+        (lambda: design.position_design(ws, 3, resolution=long), "unknown resolution"),
+        (lambda: embeddings.embedding_view(ws, long, "pca", "all", None), "unknown axis"),
+        (lambda: locus.selection_windows(ws, long), "is not a selection id"),
+        (lambda: ws.annotations.gene(long), "is not in the annotations"),
+    ]
+    for action, what in checks:
+        with pytest.raises((ValueError, KeyError)) as info:
+            action()
+        message = error_message(info.value)
+        assert what in message and f"({MB:,} characters)" in message and len(message) < 300
+    with pilot_app.server.test_request_context():  # a URL parameter: ?selection=<1 MB>
+        page = locus.layout(selection=long)
+    assert "is not a selection id" in text_of(find(page, "locus-url-alert"))
+    # and any message an alert shows, whatever made it
+    assert len(alert("y" * MB).children) <= MAX_MESSAGE_CHARS + 30
+
+
+# ---------------------------------------------------------------------- the track picker
+def test_no_track_chosen_draws_no_track_and_keeps_it_in_the_address(pilot_app):
+    out = draw_locus(pilot_app.server.test_client(), "chr1:151.2M-151.3M", [],
+                     changed="locus-tracks.data")
+    fig = out["locus-graph"]["figure"]
+    assert [a["name"] for a in fig["layout"]["annotations"]].count("no-tracks") == 1
+    assert out["locus-metrics"]["children"] == [] and out["locus-alert"]["children"] is None
+    query = out["locus-url"]["data"]["query"]
+    assert query == "?locus=chr1:151,200,000-151,300,000&tracks="
+    with pilot_app.server.test_request_context():  # that address opens with no track chosen
+        page = locus.layout(locus="chr1:151,200,000-151,300,000", tracks="")
+    assert find(page, "locus-tracks").data == []
+    assert find(page, "locus-picked-count").children == "0 tracks chosen"
+
+
+# ---------------------------------------------------------------------- the selection navigator
+def _dense_selection(ws, start=151_250_000, end=151_650_000, every=25):
+    """Every 25th bin (625 bp apart, a lasso's density) over 400 kb of chr1."""
+    from avocado_core.saved_selections import save_selection
+
+    b0, b1 = ws.store.regions.locus_bins(("chr1", start, end))
+    bins = np.arange(b0, b1, every)
+    return save_selection(ws.path, "genome", bins.tolist()), bins
+
+
+def test_the_navigator_steps_from_region_to_region_and_marks_positions(pilot_app,
+                                                                       pilot_workspace):  # noqa: F811
+    ws = pilot_workspace
+    sel_id, bins = _dense_selection(ws)
+    nav = locus.selection_windows(ws, sel_id)
+    spans = [locus.parse_locus(w) for w in nav.windows]
+    assert nav.n_points == len(bins) == 640 and not nav.sampled
+    assert nav.summary() == "640 selected positions in 3 regions (±20 kb of context)"
+    # disjoint windows of at most 200 kb that hold every selected position
+    assert all(e - s <= locus.SELECTION_WINDOW_BP for _, s, e in spans)
+    assert all(s2 >= e1 for (_, _, e1), (_, s2, _) in zip(spans, spans[1:]))
+    _, starts = ws.store.regions.bin_coordinates(bins)
+    inside = np.zeros(len(bins), dtype=bool)
+    for _, s, e in spans:
+        inside |= (starts >= s) & (starts + 25 <= e)
+    assert inside.all()
+    # "next" moves to the next region: past everything in view
+    client = pilot_app.server.test_client()
+    step = post_callback(client, [("locus-sel-region", "value")],
+                         [("locus-sel-prev", "n_clicks", None), ("locus-sel-next", "n_clicks", 1)],
+                         [("locus-sel-region", "value", nav.windows[0]),
+                          ("locus-sel-region", "options", nav.windows)],
+                         ["locus-sel-next.n_clicks"])
+    assert step["locus-sel-region"]["value"] == nav.windows[1]
+    # the selected positions are marked in the plot
+    out = draw_locus(client, nav.windows[1], [["E003", "H3K4me3"]],
+                     changed="locus-sel-region.value", selection=sel_id, region=nav.windows[1])
+    fig = out["locus-graph"]["figure"]
+    _, s, e = spans[1]
+    shown = starts[(starts >= s) & (starts < e)]
+    marks = [(m["x0"], m["x1"]) for m in fig["layout"]["shapes"] if m["name"] == "selected"]
+    # one mark per position (625 bp apart, wider than the two pixels a mark takes at least)
+    assert len(marks) == len(shown) and all(a <= p and p + 25 <= b
+                                            for (a, b), p in zip(marks, shown))
+    assert [d["name"] for d in fig["data"]].count("selected positions") == 1
+
+
+def test_a_navigator_that_samples_says_so(pilot_workspace, monkeypatch):  # noqa: F811
+    ws = pilot_workspace
+    promoters = np.flatnonzero(ws.bin_classes == "promoter")
+    from avocado_core.saved_selections import save_selection
+
+    sel_id = save_selection(ws.path, "genome", promoters.tolist())
+    full = locus.selection_windows(ws, sel_id)
+    monkeypatch.setattr(locus, "MAX_SELECTION_WINDOWS", 10)
+    nav = locus.selection_windows(ws, sel_id)
+    assert nav.sampled and len(nav.windows) == 10 and nav.n_windows == full.n_windows > 10
+    assert nav.windows[0] == full.windows[0] and nav.windows[-1] == full.windows[-1]
+    assert nav.summary().endswith(f"; the list shows 10 of the {full.n_windows:,} regions, "
+                                  "evenly spaced along the genome")
+
+
+# ---------------------------------------------------------------------- design defaults, numbers
+def test_the_design_default_k_works_on_the_workspace_and_k_messages(pilot_app,
+                                                                    pilot_workspace):  # noqa: F811
+    ws = pilot_workspace
+    with pilot_app.server.test_request_context():
+        page = design.layout()
+    assay = find(page, "design-assay").value
+    k = find(page, "design-k").value
+    cand, _ = design.design_candidates(ws, assay)
+    assert len(cand) == 1 and k == 1  # one biosample lacks each assay in the test workspace
+    assert text_of(find(page, "design-k-hint").children) == (
+        f"1 biosample ({cand[0]}) can be picked for {assay}: k is at most 1.")
+    assert list(design.biosample_design(ws, assay, k)["biosample"]) == cand
+    # no min / max on the box: the browser sends 0 as 0, not as None
+    assert getattr(find(page, "design-k"), "min", None) is None
+    for value, message in ((None, "k is empty: type a whole number between 1 and 200"),
+                           (0, "k must be between 1 and 200, got 0"),
+                           (2.5, "k must be a whole number between 1 and 200, got 2.5"),
+                           (201, "k must be between 1 and 200, got 201")):
+        with pytest.raises(ValueError, match=message):
+            design.biosample_design(ws, assay, value)
+    with pytest.raises(ValueError, match=rf"k=4 exceeds the 1 candidate biosample for {assay} "
+                                         rf"\({cand[0]}\): choose k of at most 1; or tick"):
+        design.biosample_design(ws, assay, 4)
+    hint = post_callback(pilot_app.server.test_client(), [("design-k-hint", "children")],
+                         [("design-assay", "value", assay), ("design-rerank", "value", ["rerank"]),
+                          ("design-filter-col", "value", None),
+                          ("design-filter-values", "value", [])],
+                         [("design-candidates", "data", [])], ["design-rerank.value"])
+    assert hint["design-k-hint"]["children"] == (
+        f"5 biosamples ({', '.join(ws.biosamples)}) can be picked for {assay}: k is at most 5.")
+
+
+def test_numbers_are_shown_to_three_significant_digits():
+    from dashboard.components import significant
+
+    table = pd.DataFrame({"biosample": ["E017", "E003"],
+                          "distance": np.float32([0.487, 12.3456]),
+                          "gain": [0.000123456, 5e-9]})
+    data = design._table(table, "t", ["biosample", "distance", "gain"]).data
+    assert data == [{"biosample": "E017", "distance": 0.487, "gain": 0.000123},
+                    {"biosample": "E003", "distance": 12.3, "gain": 5e-9}]
+    assert json.dumps(data[0]["distance"]) == "0.487"
+    assert significant([np.nan, 0.0, -2.345e6]).tolist()[1:] == [0.0, -2.34e6]
+
+
+# ---------------------------------------------------------------------- placing a partial upload
+def test_a_track_of_one_chromosome_lands_nearest_its_own_biosample(placement_workspace,  # noqa: F811
+                                                                   tmp_path):
+    """IMR90 (E017) H3K27me3 cut to chr7, a fifth of the bins, placed as a new biosample: fitted
+    on the bins it covers it lands nearest E017, as the whole track does (fitted with the
+    other 80 % as zero signal it landed 4th)."""
+    ws = placement_workspace
+    regions = ws.store.regions
+    chr7 = regions.bin_coordinates(np.arange(regions.n_bins))[0] == "chr7"
+    path = one_chromosome_bigwig(ws, "E017", "H3K27me3", "chr7", tmp_path / "imr90.chr7.bw")
+    nearest = design.fit_new_biosample(ws, path, "IMR90-chr7", "H3K27me3",
+                                       n_epochs=design.FIT_EPOCHS)
+    assert nearest["biosample"].iloc[0] == "E017"
+    assert nearest.attrs["n_covered"] == chr7.sum() == 226_212
+    assert design.coverage_text(nearest).startswith(
+        "The file covers 20% of the workspace's bins (226,212 of 1,126,469); the fit used those "
+        "only")
+    placement = design.placement_text(nearest)
+    assert placement.startswith("Placement: E017 is ") and "typical distance" in placement

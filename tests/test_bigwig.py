@@ -80,6 +80,33 @@ def test_bin_means_match_the_bedgraph(bw_dir, chrx_regions):
     np.testing.assert_allclose(values, np.concatenate(expected), rtol=1e-6, atol=1e-6)
 
 
+def test_covered_bins_span_the_files_data_in_each_interval(bw_dir):
+    """A file with data over chrX 2-5 Mb only: intervals (or their parts) outside its data, and
+    a chromosome it lacks, are not covered; a gap inside its data is (zeros left out)."""
+    bg = pd.read_csv(bw_dir / "bedgraph_chrx_2e6_5e6.bg.bgz", sep="\t", header=None,
+                     compression="gzip")
+    lo, hi = int(bg[1].min()), int(bg[2].max())  # the file's data: [lo, hi) on chrX
+    # the file has no data over chrX:3,050,000-3,060,000 (a gap between two bedGraph rows)
+    assert ((bg[1] < 3_060_000) & (bg[2] > 3_050_000)).sum() == 0
+    regions = RegionSet(pd.DataFrame({
+        "chrom": ["chrX", "chrX", "chrX", "chrX", "chr2L"],
+        "start": [lo - 10_000, 3_040_000, hi - 5_000, hi + 10_000, 0],
+        "end": [lo + 10_000, 3_070_000, hi + 5_000, hi + 20_000, 1_000]}))
+    values, covered = bin_bigwig(bw_dir / "bigwig_chrx_2e6_5e6.bw", regions, transform="none",
+                                 allow_missing_chroms=True, return_covered=True)
+    np.testing.assert_array_equal(values, bin_bigwig(bw_dir / "bigwig_chrx_2e6_5e6.bw", regions,
+                                                     transform="none",
+                                                     allow_missing_chroms=True))
+    chrom, starts = regions.bin_coordinates(np.arange(regions.n_bins))
+    ends = starts + 25
+    # the bins with any base in [lo, hi) on chrX, from the bedGraph's own extent
+    expected = (chrom == "chrX") & (ends > lo) & (starts < hi)
+    np.testing.assert_array_equal(covered, expected)
+    assert covered.dtype == bool and 0 < covered.sum() < regions.n_bins
+    gap = (chrom == "chrX") & (starts >= 3_050_000) & (ends <= 3_060_000)
+    assert gap.sum() == 400 and covered[gap].all() and (values[gap] == 0).all()
+
+
 def test_missing_chromosome_error_names_file_and_chrom(bw_dir):
     regions = RegionSet(pd.DataFrame({"chrom": ["chrX", "chr2L"], "start": [2_000_000, 0],
                                       "end": [2_001_000, 1000]}))

@@ -295,12 +295,17 @@ def test_picker_figure_codes_and_marks():
                           index=["E1", "E2"], columns=["A1", "A2"])
     fig = picker_figure(status, [("E2", "A2"), ("E9", "A1")])
     np.testing.assert_array_equal(fig.data[0].z, [[3, 0], [1, 2]])
-    assert fig.data[0].customdata[1][1].startswith("held out")
+    # each cell's hover says what it is and what a click on it does
+    assert list(fig.data[0].customdata[1][1]) == ["held out (not trained on)",
+                                                  "shown · click to hide"]
+    assert list(fig.data[0].customdata[0][0]) == ["observed (trained on)", "click to show"]
     widths = pd.DataFrame([[0.5, np.nan], [0.7, 0.9]], index=["E1", "E2"], columns=["A1", "A2"])
     by_band = picker_figure(status, band_widths=widths)
     np.testing.assert_allclose(by_band.data[0].z, widths.to_numpy())
-    assert list(by_band.data[0].customdata[0][1]) == ["not imputed", "no band"]
+    assert list(by_band.data[0].customdata[0][1]) == ["not imputed", "no band", "click to show"]
     assert by_band.data[0].showscale
+    # the marks of the chosen cells take no hover or click: a click reaches the cell under it
     assert list(fig.data[1].x) == ["A2"] and list(fig.data[1].y) == ["E2"]
+    assert fig.data[1].hoverinfo == "skip"
     with pytest.raises(ValueError, match="unknown status"):
         picker_figure(status.replace("missing", "lost"))

@@ -186,6 +186,27 @@ def test_fit_biosamples_changes_only_new_rows(trained, data, tensor):
     assert trained.biosamples == names_before  # the original model is untouched
 
 
+def test_fit_biosamples_on_a_subset_never_reads_the_other_positions(trained, tensor):
+    # A new biosample measured over part of the positions: what lies elsewhere (zeros, or
+    # anything) must not move its embedding. Bit for bit, as no step reads those values.
+    covered = np.zeros(N, dtype=bool)
+    covered[: N // 5] = True
+    track = np.asarray(tensor[0, 0] * 0.5 + tensor[1, 0], dtype=np.float32)
+    rows = []
+    for outside in (0.0, 100.0):
+        model = copy.deepcopy(trained)
+        values = np.where(covered, track, outside).astype(np.float32)
+        history = model.fit_biosamples({("NEW", "A0"): values}, n_epochs=3, progress=False,
+                                       positions=covered)
+        rows.append(model.network.biosample_embedding.weight[-1].clone())
+        assert len(history["loss"]) == 3
+    assert torch.equal(rows[0], rows[1])
+    zero_filled = copy.deepcopy(trained)  # without the subset, the zeros are fitted as signal
+    zero_filled.fit_biosamples({("NEW", "A0"): np.where(covered, track, 0).astype(np.float32)},
+                               n_epochs=3, progress=False)
+    assert not torch.equal(zero_filled.network.biosample_embedding.weight[-1], rows[0])
+
+
 def test_fit_assays_adds_rows(trained, tensor):
     model = copy.deepcopy(trained)
     before = model.network.state_dict()["assay_embedding.weight"].clone()

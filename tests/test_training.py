@@ -57,6 +57,41 @@ def test_sampler_state_round_trip(sampling):
         assert np.array_equal(e1, e2) and np.array_equal(p1, p2)
 
 
+@pytest.mark.parametrize("sampling", ["sequential", "permuted", "random"])
+def test_a_sampler_over_a_subset_draws_only_its_positions(sampling):
+    keep = np.zeros(1000, dtype=bool)
+    keep[[3, 17, 18, 400, 401, 402, 999]] = True
+    s = Sampler(1000, 2, 5, sampling, seed=0, positions=keep)
+    assert s.n_positions == 7 and s.positions.tolist() == [3, 17, 18, 400, 401, 402, 999]
+    drawn = np.concatenate([s.next_batch()[1] for _ in range(14)])  # 10 passes
+    assert set(drawn.tolist()) == set(s.positions.tolist())
+    if sampling != "random":  # a scan: each pass over the subset draws each position once
+        assert np.array_equal(np.bincount(drawn, minlength=1000)[keep], [10] * 7)
+    same = Sampler(1000, 2, 5, sampling, seed=0, positions=np.flatnonzero(keep)[::-1])
+    assert np.array_equal(same.next_batch()[1], Sampler(1000, 2, 5, sampling, seed=0,
+                                                        positions=keep).next_batch()[1])
+
+
+@pytest.mark.parametrize("positions, message", [
+    (np.ones(9, dtype=bool), r"one value per position \(10\), got shape \(9,\)"),
+    ([2, 10], "position 10 is out of range"),
+    ([-1, 2], "position -1 is out of range"),
+    ([0.5, 2.0], "bin indices .* or a boolean mask, got an array of float64"),
+    (np.zeros(10, dtype=bool), "the position subset is empty"),
+])
+def test_position_subsets_are_checked(positions, message):
+    with pytest.raises(AvocadoValueError, match=message):
+        Sampler(10, 1, 2, positions=positions)
+
+
+def test_a_subset_of_positions_is_an_option_of_fit(tmp_path):
+    options = training.FitOptions.of(positions=[5, 1, 5, 3])
+    assert options.n_trained_positions(10) == 3
+    assert training.FitOptions().n_trained_positions(10) == 10
+    with pytest.raises(AvocadoValueError, match="positions and checkpoint_dir cannot be combined"):
+        training.FitOptions.of(positions=[1], checkpoint_dir=tmp_path)
+
+
 def test_sampler_rejects_unknown_sampling():
     with pytest.raises(AvocadoValueError, match="'shuffle'.*sequential, permuted, random"):
         Sampler(10, 1, 2, "shuffle")

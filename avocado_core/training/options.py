@@ -22,6 +22,8 @@ from typing import Any, TypedDict, TypeVar
 
 import numpy as np
 
+from ..errors import AvocadoValueError
+from .sampling import position_subset
 from .sources import TrackSource
 from .trainer import Trainer
 
@@ -41,7 +43,8 @@ class FitOptions:
         Epochs to train. Default is 30 (with the ``"small"`` preset and the settings chosen
         below, the best measured on the pilot's validation tracks).
     epoch_size: int or None, optional
-        Batches per epoch. Default is None: one pass over the positions.
+        Batches per epoch. Default is None: one pass over the positions (those of
+        ``positions`` when given).
     sampling: str, optional
         ``"sequential"`` (a scan over positions, one random observed experiment per
         position), ``"permuted"`` (a scan over a random permutation) or ``"random"``
@@ -97,6 +100,12 @@ class FitOptions:
         Builds the trainer; takes :class:`~avocado_core.training.Trainer`'s arguments, e.g.
         :class:`~avocado_core.distributed.DistributedTrainer`. Default is None: the innermost
         :func:`training_scope`'s, else :class:`~avocado_core.training.Trainer`.
+    positions: array-like or None, optional
+        Train on these positions only: bin indices or a boolean mask with one value per
+        position (:func:`~avocado_core.training.sampling.position_subset`), e.g. the bins a
+        new biosample's partial track covers, so that positions it did not measure are not
+        fitted as zero signal. Not with ``checkpoint_dir`` (a checkpoint does not record
+        them). Default is None: every position.
     """
 
     n_epochs: int = 30
@@ -114,6 +123,15 @@ class FitOptions:
     choose_settings: bool = True
     source: Callable[[Sequence[np.ndarray]], Any] | None = None
     trainer: Callable[..., Trainer] | None = None
+    # compare=False: a mask of a million positions has no cheap exact comparison.
+    positions: Any = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.positions is not None and self.checkpoint_dir is not None:
+            raise AvocadoValueError(
+                "positions and checkpoint_dir cannot be combined: a checkpoint does not record "
+                "the positions it trained on"
+            )
 
     @classmethod
     def of(cls, options: FitOptions | None = None, **kwargs: Any) -> FitOptions:
@@ -141,7 +159,15 @@ class FitOptions:
     def make_trainer(self, *args: Any, **kwargs: Any) -> Trainer:
         """The trainer, built with :class:`~avocado_core.training.Trainer`'s arguments."""
         factory = self.trainer or _SCOPE.get({}).get("trainer", Trainer)
+        if self.positions is not None:
+            kwargs["positions"] = self.positions
         return factory(*args, **kwargs)
+
+    def n_trained_positions(self, n_positions: int) -> int:
+        """How many of a model's ``n_positions`` positions a fit trains on."""
+        if self.positions is None:
+            return int(n_positions)
+        return len(position_subset(self.positions, n_positions))
 
 
 class FitKwargs(TypedDict, total=False):
@@ -163,6 +189,7 @@ class FitKwargs(TypedDict, total=False):
     choose_settings: bool
     source: Callable[[Sequence[np.ndarray]], Any] | None
     trainer: Callable[..., Trainer] | None
+    positions: Any
 
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])

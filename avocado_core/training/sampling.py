@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import AvocadoValueError
 
-__all__ = ["SAMPLINGS", "Sampler"]
+__all__ = ["SAMPLINGS", "Sampler", "position_subset"]
 
 #: Accepted values of ``sampling``.
 SAMPLINGS = ("sequential", "permuted", "random")
@@ -35,6 +35,17 @@ class Sampler:
         at random (with replacement). Default is ``"sequential"``.
     seed: int or None, optional
         Seed of the sampler's random generator. Default is None (fresh entropy).
+    positions: array-like or None, optional
+        Draw only these positions (bin indices, or a boolean mask of ``n_positions``; see
+        :func:`position_subset`): the scans and draws above run over them as they would over
+        all positions. Default is None: every position.
+
+    Attributes
+    ----------
+    positions: numpy.ndarray or None
+        The sorted positions drawn from (None: all of them).
+    n_positions: int
+        How many positions the sampler draws from.
     """
 
     def __init__(
@@ -44,6 +55,7 @@ class Sampler:
         batch_size: int,
         sampling: str = "sequential",
         seed: int | None = None,
+        positions: Any = None,
     ) -> None:
         if sampling not in SAMPLINGS:
             raise AvocadoValueError(
@@ -54,7 +66,8 @@ class Sampler:
                 f"sampler needs positive sizes, got n_positions={n_positions}, "
                 f"n_experiments={n_experiments}, batch_size={batch_size}"
             )
-        self.n_positions = int(n_positions)
+        self.positions = None if positions is None else position_subset(positions, n_positions)
+        self.n_positions = int(n_positions) if self.positions is None else len(self.positions)
         self.n_experiments = int(n_experiments)
         self.batch_size = int(batch_size)
         self.sampling = sampling
@@ -96,6 +109,8 @@ class Sampler:
                 self.cursor += len(take)
                 need -= len(take)
             positions = np.concatenate(parts).astype(np.int64, copy=False)
+        if self.positions is not None:  # the scan ran over indices into the subset
+            positions = self.positions[positions]
         return experiments, positions
 
     def state_dict(self) -> dict[str, Any]:
@@ -121,3 +136,49 @@ class Sampler:
             self._perm = np.random.Generator(np.random.PCG64(self._pass_seed)).permutation(
                 self.n_positions
             )
+
+
+def position_subset(positions: Any, n_positions: int) -> np.ndarray:
+    """Positions to train on, as sorted unique bin indices.
+
+    Parameters
+    ----------
+    positions: array-like of int or of bool
+        Bin indices in ``[0, n_positions)``, or a boolean mask of length ``n_positions``.
+    n_positions: int
+        Number of positions of the model.
+
+    Returns
+    -------
+    numpy.ndarray, dtype int64
+        Sorted, without repeats; never empty.
+
+    Raises
+    ------
+    AvocadoValueError
+        A mask of another length, indices that are not whole numbers or out of range, or no
+        position at all.
+    """
+    arr = np.asarray(positions)
+    if arr.dtype == bool:
+        if arr.shape != (n_positions,):
+            raise AvocadoValueError(
+                f"a position mask must have one value per position ({n_positions:,}), "
+                f"got shape {arr.shape}"
+            )
+        out = np.flatnonzero(arr).astype(np.int64)
+    elif arr.ndim == 1 and (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
+        out = np.unique(arr.astype(np.int64))
+        if out.size and (out[0] < 0 or out[-1] >= n_positions):
+            bad = out[0] if out[0] < 0 else out[-1]
+            raise AvocadoValueError(
+                f"position {bad:,} is out of range; expected 0 <= position < {n_positions:,}"
+            )
+    else:
+        raise AvocadoValueError(
+            f"positions must be bin indices (integers) or a boolean mask, got an array of "
+            f"{arr.dtype} with shape {arr.shape}"
+        )
+    if out.size == 0:
+        raise AvocadoValueError("no position to train on: the position subset is empty")
+    return out

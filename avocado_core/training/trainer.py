@@ -146,6 +146,8 @@ class Trainer:
         batch's experiments, positions and observed values (e.g.
         :class:`~avocado_core.residual.ResidualSource`). The input joins each sample's 25 bp
         factors, so the fast path and the compiled kernel run unchanged. Default is None.
+    positions: array-like or None, optional
+        Train on these positions only (see :class:`Sampler`). Default is None: all of them.
     """
 
     def __init__(
@@ -168,6 +170,7 @@ class Trainer:
         threads: int | None = None,
         kernel: bool = True,
         activity_input: Any = None,
+        positions: Any = None,
     ) -> None:
         unknown = set(train_groups) - set(GROUPS)
         if unknown:
@@ -215,7 +218,8 @@ class Trainer:
         self.exp_biosample = torch.as_tensor(np.asarray(biosample_index), dtype=torch.long).to(dev)
         self.exp_assay = torch.as_tensor(np.asarray(assay_index), dtype=torch.long).to(dev)
         self.sampler = Sampler(
-            source.n_positions, source.n_experiments, batch_size, sampling=sampling, seed=seed
+            source.n_positions, source.n_experiments, batch_size, sampling=sampling, seed=seed,
+            positions=positions,
         )
         self.step_count = 0
         # A source that reads from disk (``prefetch = True``) reads the next batch on a helper
@@ -570,10 +574,11 @@ class Trainer:
 
         # Rows of the three tables. A sequential batch that does not wrap is one contiguous
         # run of positions: its rows are slices (views, no gathers) and its 250 bp rows
-        # cover consecutive blocks of 10 samples.
+        # cover consecutive blocks of 10 samples. (A scan over a subset of positions can wrap
+        # onto the same span by chance: it takes the general path.)
         p0 = int(positions[0])
         contiguous = int(positions[-1]) - p0 == n_samples - 1 and (
-            self.sampler.sampling == "sequential"
+            self.sampler.sampling == "sequential" and self.sampler.positions is None
         )
         r250 = positions // 10
         if contiguous:

@@ -40,14 +40,23 @@ def picker_figure(status: pd.DataFrame, selected: Sequence[tuple[str, str]] = ()
     Returns
     -------
     go.Figure
-        A heatmap (hover: name, status and band width; click: ``x`` = assay, ``y`` =
-        biosample) plus a marker layer for the selected cells.
+        A heatmap (hover: name, status, band width and what a click does; click: ``x`` =
+        assay, ``y`` = biosample) plus marks on the selected cells that take no hover or
+        click, so a click always reaches the cell under the pointer.
     """
     bios = [str(b) for b in status.index]
     assays = [str(a) for a in status.columns]
     bad = set(np.unique(status.to_numpy())) - set(STATUS_CODES)
     if bad:
         raise ValueError(f"unknown status values {sorted(bad)}; expected {list(STATUS_CODES)}")
+    sel = [(str(b), str(a)) for b, a in selected if str(b) in bios and str(a) in assays]
+    # What a click on each cell does, in the cell's own hover text: the marks of the chosen
+    # cells take no hover or click (a mark caught clicks meant for the cell beside it).
+    action = np.full(status.shape, "click to show", dtype=object)
+    if sel:
+        rows = [bios.index(b) for b, _ in sel]
+        cols = [assays.index(a) for _, a in sel]
+        action[rows, cols] = "shown · click to hide"
     labels = status.replace(STATUS_LABELS).to_numpy().astype(object)
     if band_widths is None:
         codes = (np.vectorize(STATUS_CODES.get, otypes=[int])(status.to_numpy()) if status.size
@@ -57,26 +66,25 @@ def picker_figure(status: pd.DataFrame, selected: Sequence[tuple[str, str]] = ()
         for i, color in enumerate(STATUS_COLORS):
             scale += [[i / n, color], [(i + 1) / n - 1e-6 if i < n - 1 else 1.0, color]]
         heat = dict(z=codes, zmin=-0.5, zmax=n - 0.5, colorscale=scale, showscale=False,
-                    customdata=labels,
-                    hovertemplate="%{y} · %{x}<br>%{customdata}<br>click to show / hide"
+                    customdata=np.stack([labels, action], axis=-1),
+                    hovertemplate="%{y} · %{x}<br>%{customdata[0]}<br>%{customdata[1]}"
                                   "<extra></extra>")
     else:
         widths = band_widths.reindex(index=status.index, columns=status.columns)
         text = np.where(np.isfinite(widths.to_numpy()),
                         np.char.mod("band ±%.2f", np.nan_to_num(widths.to_numpy())), "no band")
         heat = dict(z=widths.to_numpy(), colorscale=BAND_SCALE, showscale=True,
-                    customdata=np.stack([labels, text], axis=-1),
+                    customdata=np.stack([labels, text, action], axis=-1),
                     colorbar=dict(title=dict(text="band", side="right"), thickness=8,
                                   len=1.0, outlinewidth=0, tickfont=dict(size=9)),
                     hovertemplate="%{y} · %{x}<br>%{customdata[0]}<br>%{customdata[1]}"
-                                  "<br>click to show / hide<extra></extra>")
+                                  "<br>%{customdata[2]}<extra></extra>")
     fig = go.Figure(go.Heatmap(x=assays, y=bios, xgap=2, ygap=2, **heat))
-    sel = [(str(b), str(a)) for b, a in selected if str(b) in bios and str(a) in assays]
     fig.add_trace(go.Scatter(
         x=[a for _, a in sel], y=[b for b, _ in sel], mode="markers", name="shown",
         marker=dict(symbol="circle", size=max(cell // 2.5, 5), color=SELECTED,
                     line=dict(width=1, color="white")),
-        hovertemplate="%{y} · %{x}<br>shown (click to hide)<extra></extra>", showlegend=False,
+        hoverinfo="skip", showlegend=False,
     ))
     n_rows, n_cols = len(bios), len(assays)
     longest = max((len(b) for b in bios), default=4)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .genes import gene_traces, pack_rows
-from .style import BAND, GRID, IMPUTED_LINE, MUTED, TEXT, assay_color, base_layout
+from .style import BAND, GRID, IMPUTED_LINE, MUTED, SELECTED, TEXT, assay_color, base_layout
 
 __all__ = [
     "Track",
@@ -245,6 +245,7 @@ def locus_figure(
     exons: pd.DataFrame | None = None,
     width_px: int = 1000,
     track_height: int = 72,
+    marks: pd.DataFrame | None = None,
 ) -> dict:
     """The stacked-track view of one window.
 
@@ -269,6 +270,9 @@ def locus_figure(
         allows.
     track_height: int
         Height of one track row in pixels.
+    marks: pd.DataFrame or None
+        Intervals (start, end in bp) to mark across every row, e.g. the selected positions
+        of a saved selection: shaded columns at least two pixels wide, with one legend entry.
 
     Returns
     -------
@@ -279,7 +283,8 @@ def locus_figure(
         top: the imputation's band (shaded), the imputed line, the observed signal as a
         translucent filled step area (so the line never hides it); tracks of the same assay
         share one y-range, with ticks in :data:`SIGNAL_UNIT`. Row labels and the per-window
-        agreement (held out or training fit) are annotations.
+        agreement (held out or training fit) are annotations. Without tracks and genes, one
+        empty row says that no track is chosen.
     """
     n_bins = _window_length(tracks)
     if tracks and n_bins != (end - start) // bin_size:
@@ -293,11 +298,10 @@ def locus_figure(
         genes = genes.reset_index(drop=True)
         gene_rows = int(pack_rows(genes["start"].to_numpy(), genes["end"].to_numpy(),
                                   min_gap=(end - start) // 50).max(initial=-1)) + 1
-    n_rows = len(tracks) + (1 if has_genes else 0)
-    if n_rows == 0:
-        raise ValueError("nothing to draw: no tracks and no gene track")
+    n_rows = max(len(tracks) + (1 if has_genes else 0), 1)
     gene_height = max(1, gene_rows) * 34 + 16
-    heights = [track_height] * len(tracks) + ([gene_height] if has_genes else [])
+    heights = ([track_height] * len(tracks) + ([gene_height] if has_genes else [])
+               or [track_height])
     total = sum(heights) + 64
     domains = _row_domains(heights, gap=min(8 / total, 0.2 / n_rows))
 
@@ -330,7 +334,7 @@ def locus_figure(
     layout = base_layout(
         height=total,
         margin=dict(l=58, r=12, t=70, b=6),
-        showlegend=bool(tracks),
+        showlegend=bool(tracks) or marks is not None and len(marks) > 0,
         # Above the ruler's tick labels, not over them.
         legend=dict(orientation="h", x=1.0, xanchor="right", yref="container", y=1.0,
                     yanchor="top", font=dict(size=11), bgcolor="rgba(0,0,0,0)"),
@@ -415,6 +419,15 @@ def locus_figure(
             y=(domains[0][1] + domains[len(tracks) - 1][0]) / 2, textangle=-90,
             showarrow=False, font=dict(size=10, color=MUTED), name="signal-unit"))
 
+    if not tracks:
+        layout["annotations"].append(dict(
+            text="No track chosen: click cells of the track picker to show tracks.",
+            xref="paper", yref="y domain", x=0.5, y=1.0 if has_genes else 0.5,
+            yanchor="top" if has_genes else "middle", showarrow=False,
+            font=dict(color=MUTED), name="no-tracks"))
+    if marks is not None and len(marks):
+        _add_marks(layout, data, marks, start, end, width_px)
+
     if has_genes:
         row = n_rows
         for trace in gene_traces(genes, exons, start, end):
@@ -427,6 +440,34 @@ def locus_figure(
                 yref=f"{_axis('y', row)} domain", x=0.5, y=0.5, showarrow=False,
                 font=dict(color=MUTED), name="no-genes"))
     return {"data": data, "layout": layout}
+
+
+def _add_marks(layout: dict, data: list, marks: pd.DataFrame, start: int, end: int,
+               width_px: int) -> None:
+    """Shade the marked intervals across all rows (one shape per visible stretch)."""
+    lo = np.maximum(marks["start"].to_numpy(np.int64), start)
+    hi = np.minimum(marks["end"].to_numpy(np.int64), end)
+    keep = hi > lo
+    lo, hi = lo[keep], hi[keep]
+    # At least two pixels wide (a 25 bp position in a 100 kb window is a quarter of one), and
+    # merged where the widened marks touch: one shape per stretch the eye can tell apart.
+    centre, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, (end - start) / width_px)
+    lo, hi = centre - half, centre + half
+    order = np.argsort(lo, kind="stable")
+    lo, hi = lo[order], np.maximum.accumulate(hi[order])
+    new = np.ones(len(lo), dtype=bool)
+    new[1:] = lo[1:] > hi[:-1]
+    first = np.flatnonzero(new)
+    ends = np.maximum.reduceat(hi, first) if len(first) else hi
+    layout["shapes"] = [dict(type="rect", xref="x", yref="paper", x0=float(a), x1=float(b),
+                             y0=0, y1=1, fillcolor=_alpha(SELECTED, 0.16), line=dict(width=0),
+                             layer="below", name="selected")
+                        for a, b in zip(lo[first], ends)]
+    # A legend entry for the shading (shapes have none).
+    data.append(dict(type="scatter", x=[None], y=[None], mode="markers", xaxis="x", yaxis="y",
+                     marker=dict(symbol="square", size=12, color=_alpha(SELECTED, 0.4)),
+                     name="selected positions", hoverinfo="skip",
+                     showlegend=True))
 
 
 def _axis(prefix: str, row: int) -> str:

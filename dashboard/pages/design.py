@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import math
 import os
 import tempfile
 
@@ -13,7 +14,7 @@ import pandas as pd
 from dash import Input, Output, State, dash_table, dcc, html, no_update
 
 from avocado_core import selection
-from avocado_core.saved_selections import load_selection
+from avocado_core.errors import short_list, shorten
 from avocado_core.workspace import Workspace
 
 from ..components import (
@@ -21,8 +22,11 @@ from ..components import (
     current_workspace,
     error_message,
     field,
+    genome_selection,
+    guarded,
     options,
     query_string,
+    significant,
     split_list,
     url_sync,
 )
@@ -30,6 +34,10 @@ from ..figures.selection import gains_figure, picks_figure
 
 RESOLUTIONS = {"all": "all factors", "25bp": "25 bp", "250bp": "250 bp", "5kbp": "5 kbp"}
 MAX_K = 200
+#: Biosamples a design picks by default (fewer when fewer can be picked).
+DEFAULT_K = 4
+#: Statuses of an experiment that count as profiled (the design counts them as chosen).
+PROFILED = ("observed", "held out")
 #: Genome sample standing for the whole genome, and the pool picks come from (kept small so a
 #: selection takes seconds in a web request).
 POSITION_GROUND, POSITION_POOL = 10_000, 2_000
@@ -51,12 +59,48 @@ def candidate_pool(ws: Workspace, column: str | None = None, values: list | None
     if column and values:
         meta = ws.biosample_metadata()
         if column not in meta.columns:
-            raise KeyError(f"unknown metadata column {column!r}; columns: {list(meta.columns)}")
+            raise KeyError(f"unknown metadata column {shorten(column)}; columns: "
+                           f"{short_list(meta.columns)}")
         keep = meta.index[meta[column].astype(str).isin([str(v) for v in values])]
         pool = [b for b in (pool if pool is not None else ws.biosamples) if b in set(keep)]
         if not pool:
-            raise ValueError(f"no biosample has {column} in {values}")
+            raise ValueError(f"no biosample has {column} in {shorten(values)}")
     return pool
+
+
+def design_candidates(ws: Workspace, assay: str, *, rerank_profiled: bool = False,
+                      column: str | None = None, values: list | None = None,
+                      candidates: list[str] | None = None) -> tuple[list[str], list[str]]:
+    """The biosamples a design for ``assay`` may pick, and those profiled for it already.
+
+    Profiled biosamples (the assay observed or held out) count as chosen and are no
+    candidates, unless ``rerank_profiled``; the other arguments narrow the pool as in
+    :func:`candidate_pool`.
+
+    Returns
+    -------
+    candidates, profiled: list of str
+    """
+    status = ws.status()
+    if assay not in status.columns:
+        raise KeyError(f"unknown assay {shorten(assay)}; the model knows "
+                       f"{short_list(status.columns)}")
+    profiled = [str(b) for b in status.index[status[assay].isin(PROFILED)]]
+    pool = candidate_pool(ws, column, values, candidates)
+    pool = list(ws.biosamples) if pool is None else pool
+    if not rerank_profiled:
+        pool = [b for b in pool if b not in set(profiled)]
+    return pool, profiled
+
+
+def candidates_text(assay: str, candidates: list[str]) -> str:
+    """How many biosamples a design for ``assay`` can pick, in words (the hint under k)."""
+    n = len(candidates)
+    if n == 0:
+        return f"No biosample can be picked for {assay}."
+    names = f" ({short_list(candidates, 5)})" if n <= 5 else ""
+    return (f"{n} biosample{'s' if n != 1 else ''}{names} can be picked for {assay}: k is at "
+            f"most {n}.")
 
 
 def biosample_design(ws: Workspace, assay: str, k: int, *, candidates: list[str] | None = None,
@@ -76,6 +120,17 @@ def biosample_design(ws: Workspace, assay: str, k: int, *, candidates: list[str]
     k = _check_k(k)
     if not assay:
         raise ValueError("choose an assay to plan")
+    cand, _ = design_candidates(ws, assay, rerank_profiled=rerank_profiled, column=column,
+                                values=values, candidates=candidates)
+    if k > len(cand):
+        rerank = ("" if rerank_profiled else
+                  "; or tick 'also rank biosamples that already have the assay'")
+        if not cand:
+            raise ValueError(f"no biosample can be picked for {assay}: every candidate already "
+                             f"has it or was filtered out{rerank}")
+        raise ValueError(f"k={k} exceeds the {len(cand)} candidate biosample"
+                         f"{'s' if len(cand) != 1 else ''} for {assay} "
+                         f"({short_list(cand, 5)}): choose k of at most {len(cand)}{rerank}")
     pool = candidate_pool(ws, column, values, candidates)
     observed = [] if rerank_profiled else ws.store
     picks = selection.select_biosamples(ws.model, observed, assay, k, candidates=pool)
@@ -87,9 +142,7 @@ def biosample_design(ws: Workspace, assay: str, k: int, *, candidates: list[str]
 
 def selection_mask(ws: Workspace, sel_id: str) -> np.ndarray:
     """A per-bin mask of the positions of a saved genome selection (each point's bins)."""
-    sel = load_selection(ws.path, sel_id)
-    if sel["axis"] != "genome":
-        raise ValueError(f"selection {sel_id} is of {sel['axis']}, not of genome positions")
+    sel = genome_selection(ws, sel_id)
     mask = np.zeros(ws.store.n_bins, dtype=bool)
     bins = np.asarray(sel["ids"], dtype=np.int64)
     spans = np.asarray(sel["n_bins"], dtype=np.int64)
@@ -109,7 +162,8 @@ def position_design(ws: Workspace, k: int, resolution: str = "all",
     """
     k = _check_k(k)
     if resolution not in RESOLUTIONS:
-        raise ValueError(f"unknown resolution {resolution!r}; expected one of {list(RESOLUTIONS)}")
+        raise ValueError(f"unknown resolution {shorten(resolution)}; expected one of "
+                         f"{list(RESOLUTIONS)}")
     mask = selection_mask(ws, positions) if positions else None
     if klass:
         classes = ws.bin_classes
@@ -117,7 +171,7 @@ def position_design(ws: Workspace, k: int, resolution: str = "all",
             raise ValueError("this workspace has no annotations to restrict positions by class")
         mask = (classes == klass) & (mask if mask is not None else True)
         if not mask.any():
-            raise ValueError(f"no position of class {klass!r}"
+            raise ValueError(f"no position of class {shorten(klass)}"
                              + (" in the selection" if positions else "")
                              + f"; classes: {sorted(set(classes))}")
     picks = selection.select_positions(ws.model, k, ws.store.regions, resolution=resolution,
@@ -135,9 +189,9 @@ def decode_upload(contents: str | None, filename: str | None, limit: int) -> byt
     try:
         data = base64.b64decode(contents.split(",", 1)[1], validate=True)
     except (IndexError, binascii.Error):
-        raise ValueError(f"the upload {filename!r} could not be read") from None
+        raise ValueError(f"the upload {shorten(filename)} could not be read") from None
     if len(data) > limit:
-        raise ValueError(f"{filename!r} is {len(data) / 1e6:.1f} MB; uploads are limited to "
+        raise ValueError(f"{shorten(filename)} is {len(data) / 1e6:.1f} MB; uploads are limited to "
                          f"{limit / 1e6:.0f} MB")
     return data
 
@@ -162,7 +216,7 @@ def fit_uploaded_bigwig(ws: Workspace, data: bytes, filename: str | None, name: 
         try:
             return fit_new_biosample(ws, path, name, assay, n_epochs=FIT_EPOCHS)
         except (ValueError, KeyError) as exc:
-            message = error_message(exc).replace(path, repr(filename or "the upload"))
+            message = error_message(exc).replace(path, shorten(filename or "the upload"))
             raise ValueError(message) from None
 
 
@@ -171,14 +225,23 @@ def fit_new_biosample(ws: Workspace, bigwig: str | os.PathLike, name: str, assay
     """Fit a new biosample's embedding from one bigWig with the model frozen (a copy of it).
 
     The served model is not changed: a copy learns only the new embedding row
-    (``Avocado.fit_biosamples``). Returns the nearest known biosamples in embedding space.
+    (``Avocado.fit_biosamples``), on the bins the file covers only (its data span in each
+    region of the store, ``bin_bigwig(..., return_covered=True)``): bins it leaves out, e.g.
+    every other chromosome, are not fitted as zero signal. The fit takes as many steps as a
+    pass over all bins per epoch, whatever the coverage. Returns the nearest known biosamples
+    in embedding space.
 
     Returns
     -------
     pd.DataFrame
         biosample, distance (Euclidean, embedding space) and metadata, nearest first; attrs:
-        ``name``, ``assay``, ``covered`` (fraction of bins with signal), ``loss``.
+        ``name``, ``assay``, ``covered`` (fraction of the bins the file covers),
+        ``n_covered``, ``n_bins``, ``signal`` (fraction of the covered bins with signal),
+        ``loss``, ``spacing`` (median distance of a known biosample to its nearest known
+        neighbour: the unit of :func:`placement_text`).
     """
+    from scipy.spatial import cKDTree
+
     from avocado_core.bigwig import bin_bigwig
     from avocado_core.model import Avocado
 
@@ -186,19 +249,23 @@ def fit_new_biosample(ws: Workspace, bigwig: str | os.PathLike, name: str, assay
     if not name:
         raise ValueError("give the new biosample a name")
     if name in set(ws.biosamples):
-        raise ValueError(f"a biosample named {name!r} already exists; choose another name")
+        raise ValueError(f"a biosample named {shorten(name)} already exists; choose another "
+                         "name")
     if assay not in set(ws.assays):
-        raise KeyError(f"unknown assay {assay!r}; the model knows {ws.assays}")
-    values = bin_bigwig(bigwig, ws.store.regions, allow_missing_chroms=True, progress=False)
-    covered = float(np.count_nonzero(values)) / len(values)
-    if covered == 0:
+        raise KeyError(f"unknown assay {shorten(assay)}; the model knows {short_list(ws.assays)}")
+    values, covered = bin_bigwig(bigwig, ws.store.regions, allow_missing_chroms=True,
+                                 progress=False, return_covered=True)
+    n_covered = int(np.count_nonzero(covered))
+    if not np.any(values[covered]):
         raise ValueError(
             f"the bigWig has no signal over the workspace's regions ({ws.genome}, chromosomes "
             f"{', '.join(ws.store.regions.chroms[:4])}, ...); is it from another genome "
             "assembly or another chromosome naming?")
     model = Avocado.load(ws.model_path, device="cpu")
-    history = model.fit_biosamples({(name, assay): values}, n_epochs=n_epochs, seed=0,
-                                   progress=False)
+    history = model.fit_biosamples(
+        {(name, assay): values}, n_epochs=n_epochs, seed=0, progress=False,
+        positions=covered if n_covered < len(values) else None,
+        epoch_size=math.ceil(len(values) / model.batch_size))
     emb = np.asarray(model.biosample_embedding())
     names = list(model.biosamples)
     new = emb[names.index(name)]
@@ -206,13 +273,59 @@ def fit_new_biosample(ws: Workspace, bigwig: str | os.PathLike, name: str, assay
     dist = np.linalg.norm(emb[others] - new, axis=1)
     order = np.argsort(dist)[:n_nearest]
     out = pd.DataFrame({"biosample": [names[others[i]] for i in order],
-                        "distance": dist[order]})
+                        "distance": dist[order].astype(np.float64)})
     meta = ws.biosample_metadata()
     out = out.merge(meta, left_on="biosample", right_index=True, how="left")
     loss = history.get("loss", []) if isinstance(history, dict) else []
-    out.attrs.update(name=name, assay=assay, covered=covered,
-                     loss=float(loss[-1]) if len(loss) else None)
+    spacing = (float(np.median(cKDTree(emb[others]).query(emb[others], k=2)[0][:, 1]))
+               if len(others) > 1 else float("nan"))
+    out.attrs.update(name=name, assay=assay, covered=n_covered / len(values),
+                     n_covered=n_covered, n_bins=len(values),
+                     signal=float(np.count_nonzero(values[covered])) / n_covered,
+                     loss=float(loss[-1]) if len(loss) else None, spacing=spacing)
     return out
+
+
+#: How sure a placement is, from the margin between the nearest and the next known biosample
+#: in units of the typical spacing of known biosamples (their nearest-neighbour distance):
+#: a margin of half a spacing or more is clear, below a tenth of one a tie.
+CLEAR_MARGIN, TIE_MARGIN = 0.5, 0.1
+
+
+def coverage_text(nearest: pd.DataFrame) -> str:
+    """How much of the workspace the uploaded file covers, and what the fit made of the rest."""
+    a = nearest.attrs
+    if a["n_covered"] == a["n_bins"]:
+        where = f"The file covers all {a['n_bins']:,} bins of the workspace"
+    else:
+        where = (f"The file covers {a['covered']:.0%} of the workspace's bins "
+                 f"({a['n_covered']:,} of {a['n_bins']:,}); the fit used those only (the other "
+                 "bins were left out, not read as zero signal)")
+    return f"{where}; {a['signal']:.0%} of the covered bins have signal."
+
+
+def placement_text(nearest: pd.DataFrame) -> str:
+    """How sure the placement is: the margin between the nearest and the next biosample, and
+    the nearest distance, in units of the typical spacing of the known biosamples."""
+    spacing = nearest.attrs.get("spacing", float("nan"))
+    if len(nearest) < 2 or not spacing > 0:
+        return ""
+    (b1, d1), (b2, d2) = nearest[["biosample", "distance"]].head(2).itertuples(index=False)
+    margin = (d2 - d1) / spacing
+    if margin >= CLEAR_MARGIN:
+        verdict = f"{b1} is clearly the nearest"
+    elif margin >= TIE_MARGIN:
+        verdict = f"{b1} is the nearest, but not by much"
+    else:
+        verdict = f"uncertain: {b1} and {b2} are about equally near"
+    text = (f"Placement: {verdict} (distance {significant(d1).item():g}, next "
+            f"{significant(d2).item():g}; the margin is {significant(margin).item():g} times "
+            f"the typical distance between a known biosample and its nearest neighbour, "
+            f"{significant(spacing).item():g}).")
+    if d1 > 2 * spacing:
+        text += (f" It is {significant(d1 / spacing).item():g} times that distance from the "
+                 "nearest: unlike every known biosample.")
+    return text
 
 
 def bed_text(picks: pd.DataFrame) -> str:
@@ -225,20 +338,38 @@ def bed_text(picks: pd.DataFrame) -> str:
 
 
 def _check_k(k) -> int:
+    if k is None or (isinstance(k, str) and not k.strip()):
+        raise ValueError(f"k is empty: type a whole number between 1 and {MAX_K}")
     try:
-        k = int(k)
+        value = float(k)
     except (TypeError, ValueError):
-        raise ValueError(f"k must be a whole number between 1 and {MAX_K}, got {k!r}") from None
-    if not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
-    return k
+        value = float("nan")
+    if not value.is_integer():
+        raise ValueError(f"k must be a whole number between 1 and {MAX_K}, got {shorten(k)}")
+    if not 1 <= value <= MAX_K:
+        raise ValueError(f"k must be between 1 and {MAX_K}, got {value:g}")
+    return int(value)
+
+
+def _url_number(text: str) -> int | float | str:
+    """A number from the URL as a number (anything else as it is, for :func:`_check_k` to
+    name)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() else value
+
+
+#: Columns of the result tables shown to 3 significant digits.
+NUMBER_COLUMNS = ("gain", "objective", "coverage", "distance")
 
 
 def _table(df: pd.DataFrame, table_id: str, columns: list[str]) -> dash_table.DataTable:
     shown = df[[c for c in columns if c in df.columns]].copy()
-    for c in ("gain", "objective", "coverage"):
+    for c in NUMBER_COLUMNS:
         if c in shown:
-            shown[c] = shown[c].astype(float).round(4)
+            shown[c] = significant(shown[c])
     return dash_table.DataTable(
         id=table_id, data=shown.to_dict("records"),
         columns=[{"name": c, "id": c} for c in shown.columns],
@@ -267,16 +398,17 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
     n_positions, problem = 0, None
     if positions:
         try:
-            n_positions = len(load_selection(ws.path, positions)["ids"])
+            n_positions = len(genome_selection(ws, positions)["ids"])
         except (ValueError, KeyError) as exc:
             problem, positions = error_message(exc), None
-    try:
-        k_val = int(k) if k else min(5, max(len(ws.biosamples) - 1, 1))
-    except ValueError:
-        k_val = 5
     cols = filter_columns(ws)
     classes = sorted(set(ws.bin_classes)) if ws.bin_classes is not None else []
     fully_observed = bool(observed.all().all())
+    # The default k can run on this workspace: at most DEFAULT_K, at most the candidates.
+    pickable = (design_candidates(ws, default_assay, rerank_profiled=fully_observed,
+                                  candidates=cand or None)[0] if default_assay else [])
+    k_val = _url_number(k) if k else max(1, min(DEFAULT_K, len(pickable)))
+    hint = candidates_text(default_assay, pickable) if default_assay else ""
     bio = html.Section(
         [
             html.H2("Biosamples to profile next", className="section-title"),
@@ -287,8 +419,10 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
                 [
                     field("Assay", dcc.Dropdown(id="design-assay", options=options(assays),
                                                 value=default_assay, clearable=False)),
-                    field("k", dcc.Input(id="design-k", type="number", min=1, max=MAX_K, step=1,
-                                         value=k_val, className="number-input")),
+                    # No min / max on the box: the browser would send an out-of-range
+                    # number as None; the server says what is wrong with it instead.
+                    field("k", dcc.Input(id="design-k", type="number", value=k_val,
+                                         className="number-input")),
                     field("Filter candidates by", dcc.Dropdown(id="design-filter-col",
                                                                options=options(cols),
                                                                placeholder="metadata column")),
@@ -303,6 +437,7 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
                         "label": " also rank biosamples that already have the assay",
                         "value": "rerank"}], value=["rerank"] if fully_observed else [],
                         className="checkbox"),
+                    html.Div(hint, id="design-k-hint", className="field-hint"),
                     html.Div(
                         [f"Candidates: {len(cand)} biosamples from your selection ",
                          dcc.Link("(use all)", href="/design")] if cand else "",
@@ -343,8 +478,8 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
                    className="section-hint"),
             html.Div(
                 [
-                    field("k", dcc.Input(id="design-pos-k", type="number", min=1, max=MAX_K,
-                                         step=1, value=20, className="number-input")),
+                    field("k", dcc.Input(id="design-pos-k", type="number", value=20,
+                                         className="number-input")),
                     field("Genome factors", dcc.Dropdown(id="design-pos-res",
                                                          options=options(RESOLUTIONS, RESOLUTIONS),
                                                          value="all", clearable=False)),
@@ -512,7 +647,8 @@ def register_callbacks(app, ws: Workspace) -> None:
         cov0 = result["initial"] / result["max"] if result["max"] else 0.0
         cov1 = float(picks["coverage"].iloc[-1]) if len(picks) else cov0
         summary = [
-            html.B(f"{len(picks)} biosamples picked for {result['assay']}"),
+            html.B(f"{len(picks)} biosample{'s' if len(picks) != 1 else ''} picked for "
+                   f"{result['assay']}"),
             f" from {result['n_candidates']} candidates; {len(result['profiled'])} already "
             f"profiled count as chosen. Coverage {cov0:.0%} → {cov1:.0%}.",
         ]
@@ -613,7 +749,26 @@ def register_callbacks(app, ws: Workspace) -> None:
     @app.callback(Output("design-upload-label", "children"),
                   Input("design-upload", "filename"), prevent_initial_call=True)
     def upload_label(filename):
-        return [html.B(filename), " (drop another file to replace it)"] if filename else no_update
+        if not filename:
+            return no_update
+        return [html.B(shorten(filename, quote=False)), " (drop another file to replace it)"]
+
+    @app.callback(
+        Output("design-k-hint", "children"),
+        Input("design-assay", "value"),
+        Input("design-rerank", "value"),
+        Input("design-filter-col", "value"),
+        Input("design-filter-values", "value"),
+        State("design-candidates", "data"),
+        prevent_initial_call=True,
+    )
+    @guarded(1)
+    def k_hint(assay, rerank, column, values, candidates):
+        if not assay:
+            return ""
+        cand, _ = design_candidates(ws, assay, rerank_profiled=bool(rerank), column=column,
+                                    values=values, candidates=candidates or None)
+        return candidates_text(assay, cand)
 
     @app.callback(
         Output("design-fit-result", "children"),
@@ -649,12 +804,13 @@ def register_callbacks(app, ws: Workspace) -> None:
         set_progress(("3", "3"))
         attrs = nearest.attrs
         summary = html.Div([
-            html.B(f"{attrs['name']} ({attrs['assay']}, {filename})"),
-            f" — signal in {attrs['covered']:.0%} of the bins. Nearest known biosamples in "
-            "the embedding:"], className="summary")
+            html.B(f"{shorten(attrs['name'], quote=False)} ({attrs['assay']}, "
+                   f"{shorten(filename, quote=False)})"),
+            f" — {coverage_text(nearest)} ",
+            html.Span(placement_text(nearest), id="design-fit-placement"),
+            " Nearest known biosamples in the embedding:"], className="summary")
         cols = [c for c in nearest.columns if c not in ("description",)][:5]
-        shown = nearest.assign(distance=nearest["distance"].round(3))
-        return [summary, _table(shown, "design-fit-table", cols)], None
+        return [summary, _table(nearest, "design-fit-table", cols)], None
 
     @app.callback(
         Output("design-url", "data"),

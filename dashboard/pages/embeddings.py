@@ -5,6 +5,7 @@ from __future__ import annotations
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
+from avocado_core.errors import shorten
 from avocado_core.projection import MIN_UMAP_POINTS
 from avocado_core.regions import GENOME_RESOLUTIONS
 from avocado_core.saved_selections import (
@@ -20,6 +21,7 @@ from ..components import (
     current_workspace,
     error_message,
     field,
+    genome_selection,
     guarded,
     options,
     query_string,
@@ -96,9 +98,10 @@ def embedding_view(ws: Workspace, axis: str, method: str, resolution: str, color
         ``figure`` is None when the projection is not cached yet (the caption says so).
     """
     if axis not in AXES:
-        raise ValueError(f"unknown axis {axis!r}; expected one of {list(AXES)}")
+        raise ValueError(f"unknown axis {shorten(axis)}; expected one of {list(AXES)}")
     if method not in METHODS:
-        raise ValueError(f"unknown projection {method!r}; expected one of {list(METHODS)}")
+        raise ValueError(f"unknown projection {shorten(method)}; expected one of "
+                         f"{list(METHODS)}")
     if not umap_available(ws, axis):
         method = "pca"  # what the "umap" projection of so few points is
     df = ws.projection(axis, method, resolution if axis == "genome" else "all", compute=False)
@@ -193,9 +196,7 @@ def saved_selection_id(ws: Workspace, axis: str, ids: list, resolution: str) -> 
 
 def selection_bed_text(ws: Workspace, sel_id: str) -> str:
     """The saved genome selection as BED (overlapping points merged)."""
-    sel = load_selection(ws.path, sel_id)
-    if sel["axis"] != "genome":
-        raise ValueError(f"selection {sel_id} is of {sel['axis']}, not of genome positions")
+    sel = genome_selection(ws, sel_id)
     return selection_bed(selection_intervals(ws.store.regions, sel["ids"], sel["n_bins"]))
 
 
@@ -215,13 +216,13 @@ def layout(axis: str = "biosamples", method: str = "umap", res: str = "all",
     biosamples, assays = ws.biosamples, ws.assays
     if not umap_available(ws, axis):
         method = "pca"
-    selected = split_list(sel)
+    selected, problem = split_list(sel), None
     if selid:
         try:
-            saved = load_selection(ws.path, selid)
-        except (ValueError, KeyError):
-            saved, selid = {"ids": []}, None
-        selected = saved["ids"] if saved.get("axis") == axis else []
+            selected = load_selection(ws.path, selid, axis=axis,
+                                      n_positions=ws.store.n_bins)["ids"]
+        except (ValueError, KeyError) as exc:
+            problem, selected, selid = error_message(exc), [], None
     if axis == "genome":
         selected = [int(s) for s in selected if str(s).isdigit()]
         selid = selid or saved_selection_id(ws, axis, selected, res)
@@ -266,6 +267,9 @@ def layout(axis: str = "biosamples", method: str = "umap", res: str = "all",
     )
     main = html.Section(
         [
+            # What was wrong with the address (e.g. a damaged saved selection): apart from
+            # the alerts of the callbacks, which a successful draw clears.
+            html.Div(alert(problem) if problem else None, id="emb-url-alert"),
             html.Div(id="emb-alert"),
             html.Div(id="emb-caption", className="caption"),
             html.Div(

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from avocado_core import metrics
+from avocado_core.errors import shorten
 from avocado_core.regions import format_locus, parse_locus
-from avocado_core.saved_selections import load_selection, selection_intervals
+from avocado_core.saved_selections import selection_intervals
 from avocado_core.workspace import Workspace
 
 from ..components import (
     alert,
     current_workspace,
     error_message,
+    genome_selection,
     guarded,
     query_string,
     split_list,
@@ -37,7 +41,10 @@ ZOOM_FACTOR = 3.0
 GENE_PAD = 0.15
 #: Context (bp) on each side of a selected position in the selection's windows.
 SELECTION_PAD = 20_000
-#: Windows of a selection listed in the navigator.
+#: Widest window that gathers nearby selected positions (bp); one longer selected interval
+#: gets a window of its own, up to ``MAX_WINDOW_BP``.
+SELECTION_WINDOW_BP = 200_000
+#: Windows of a selection listed in the navigator (more: an evenly spaced sample of them).
 MAX_SELECTION_WINDOWS = 2_000
 
 
@@ -53,10 +60,10 @@ def resolve_locus(ws: Workspace, text: str) -> tuple[str, int, int]:
     if ":" in text:
         return parse_locus(text)
     if not re.fullmatch(r"[A-Za-z0-9._\-]+", text):
-        raise ValueError(f"{text!r} is neither a locus (chrom:start-end) nor a gene name")
+        raise ValueError(f"{shorten(text)} is neither a locus (chrom:start-end) nor a gene name")
     if ws.annotations is None:
-        raise ValueError(f"no gene annotations in this workspace, so {text!r} cannot be looked "
-                         "up; type a locus such as chr1:10,000-20,000")
+        raise ValueError(f"no gene annotations in this workspace, so {shorten(text)} cannot be "
+                         "looked up; type a locus such as chr1:10,000-20,000")
     gene = ws.annotations.gene(text)
     pad = int((int(gene["end"]) - int(gene["start"])) * GENE_PAD) + 500
     return str(gene["chrom"]), max(int(gene["start"]) - pad, 0), int(gene["end"]) + pad
@@ -109,24 +116,91 @@ def keep_in_region(ws: Workspace, chrom: str, start: int, end: int, previous: di
     return chrom, start, start + span
 
 
-def selection_windows(ws: Workspace, sel_id: str) -> list[str]:
-    """The windows of a saved genome selection, in genome order: each selected interval
-    (overlapping points merged) with ``SELECTION_PAD`` bp either side, clipped to its region
-    and to the widest window drawn; at most ``MAX_SELECTION_WINDOWS``."""
-    sel = load_selection(ws.path, sel_id)
-    if sel["axis"] != "genome":
-        raise ValueError(f"selection {sel_id} is of {sel['axis']}, not of genome positions")
+@dataclass
+class SelectionWindows:
+    """The navigator of a saved genome selection.
+
+    ``windows``: locus strings in genome order, each a region of the selection (nearby
+    selected positions together, ``SELECTION_PAD`` bp of context either side, none
+    overlapping the next); at most ``MAX_SELECTION_WINDOWS``, an evenly spaced sample when
+    the selection has more (``n_windows``). ``n_points``: the selected positions.
+    """
+
+    windows: list[str]
+    n_windows: int
+    n_points: int
+
+    @property
+    def sampled(self) -> bool:
+        return len(self.windows) < self.n_windows
+
+    def summary(self) -> str:
+        """What the navigator lists, in words."""
+        regions = f"{self.n_windows:,} region{'s' if self.n_windows != 1 else ''}"
+        text = (f"{self.n_points:,} selected position{'s' if self.n_points != 1 else ''} in "
+                f"{regions} (±{SELECTION_PAD // 1000} kb of context)")
+        if self.sampled:
+            text += (f"; the list shows {len(self.windows):,} of the {self.n_windows:,} regions, "
+                     "evenly spaced along the genome")
+        return text
+
+
+def selection_windows(ws: Workspace, sel_id: str) -> SelectionWindows:
+    """The regions of a saved genome selection that the navigator steps through.
+
+    Selected intervals (overlapping points merged) closer than twice ``SELECTION_PAD`` share a
+    window, up to ``SELECTION_WINDOW_BP`` wide; each window adds ``SELECTION_PAD`` bp either
+    side, is clipped to its region of the store and does not overlap the next, so "next"
+    always moves to positions not yet in view.
+    """
+    sel = genome_selection(ws, sel_id)
     regions = ws.store.regions
-    intervals = selection_intervals(regions, sel["ids"], sel["n_bins"])
-    out = []
-    for row in intervals.head(MAX_SELECTION_WINDOWS).itertuples():
-        region = regions.region_of_bin(row.first_bin)
-        lo = int(region["first_bin_start"])
-        hi = lo + int(region["n_bins"]) * regions.bin_size
-        start = max(int(row.start) - SELECTION_PAD, lo)
-        end = min(int(row.end) + SELECTION_PAD, hi, start + MAX_WINDOW_BP)
-        out.append(format_locus(str(row.chrom), start, end))
-    return out
+    iv = selection_intervals(regions, sel["ids"], sel["n_bins"])
+    n_points = len(set(sel["ids"]))
+    if iv.empty:
+        return SelectionWindows([], 0, n_points)
+    table = regions.intervals
+    region = np.searchsorted(table["offset"].to_numpy(), iv["first_bin"].to_numpy(),
+                             side="right") - 1
+    lo = table["first_bin_start"].to_numpy(np.int64)[region]
+    hi = lo + table["n_bins"].to_numpy(np.int64)[region] * regions.bin_size
+    starts, ends = iv["start"].to_numpy(np.int64), iv["end"].to_numpy(np.int64)
+    # A new window where the region changes or the gap leaves the context windows apart ...
+    new = np.ones(len(iv), dtype=bool)
+    new[1:] = (region[1:] != region[:-1]) | (starts[1:] - ends[:-1] > 2 * SELECTION_PAD)
+    first = np.maximum.accumulate(np.where(new, np.arange(len(iv)), 0))
+    # ... or where a run of close positions passes the widest window.
+    piece = (starts - starts[first]) // (SELECTION_WINDOW_BP - 2 * SELECTION_PAD)
+    new[1:] |= piece[1:] != piece[:-1]
+    heads = np.flatnonzero(new)
+    first_start, last_end = starts[heads], np.maximum.reduceat(ends, heads)
+    w_start = np.maximum(first_start - SELECTION_PAD, lo[heads])
+    w_end = np.minimum(last_end + SELECTION_PAD, hi[heads])
+    # Windows of one run of close positions meet halfway between their positions.
+    same = np.flatnonzero(region[heads][1:] == region[heads][:-1]) + 1
+    middle = (last_end[same - 1] + first_start[same]) // 2
+    w_end[same - 1] = np.minimum(w_end[same - 1], middle)
+    w_start[same] = np.maximum(w_start[same], middle)
+    w_end = np.minimum(w_end, w_start + MAX_WINDOW_BP)
+    n_windows = len(heads)
+    shown = np.arange(n_windows)
+    if n_windows > MAX_SELECTION_WINDOWS:
+        shown = np.unique(np.linspace(0, n_windows - 1, MAX_SELECTION_WINDOWS).round()
+                          .astype(np.int64))
+    chroms = iv["chrom"].to_numpy()[heads]
+    windows = [format_locus(str(chroms[i]), int(w_start[i]), int(w_end[i])) for i in shown]
+    return SelectionWindows(windows, n_windows, n_points)
+
+
+def selection_marks(ws: Workspace, sel_id: str | None, chrom: str, start: int, end: int
+                    ) -> pd.DataFrame | None:
+    """The intervals of a saved genome selection within a window (None without one)."""
+    if not sel_id:
+        return None
+    sel = genome_selection(ws, sel_id)
+    iv = selection_intervals(ws.store.regions, sel["ids"], sel["n_bins"])
+    inside = (iv["chrom"].astype(str) == chrom) & (iv["end"] > start) & (iv["start"] < end)
+    return iv.loc[inside, ["start", "end"]].reset_index(drop=True)
 
 
 def parse_tracks(text: str | None, ws: Workspace) -> list[tuple[str, str]]:
@@ -198,21 +272,26 @@ def locus_tracks(ws: Workspace, b0: int, b1: int, experiments: list[tuple[str, s
 
 
 def locus_view(ws: Workspace, locus: str, experiments: list[tuple[str, str]],
-               width_px: int = SCREEN_POINTS):
+               width_px: int = SCREEN_POINTS, selection: str | None = None):
     """Everything the page draws for a locus: figure, tracks, snapped window.
+
+    No experiment draws the genes alone (the figure says that no track is chosen), so that
+    the plot always shows what the picker and the address say. ``selection``: a saved
+    genome selection whose positions are marked.
 
     Returns
     -------
     figure, tracks, (chrom, start, end)
     """
     chrom, start, end, b0, b1 = snap_window(ws, *resolve_locus(ws, locus))
-    tracks = locus_tracks(ws, b0, b1, experiments)
+    tracks = locus_tracks(ws, b0, b1, experiments) if experiments else []
     genes = exons = None
     if ws.annotations is not None:
         genes = ws.annotations.genes_in(chrom, start, end)
         exons = ws.annotations.exons_in(chrom, start, end)
     fig = locus_figure(chrom, start, end, ws.store.regions.bin_size, tracks, genes, exons,
-                       width_px=width_px)
+                       width_px=width_px,
+                       marks=selection_marks(ws, selection, chrom, start, end))
     return fig, tracks, (chrom, start, end)
 
 
@@ -222,7 +301,8 @@ def page_url(current: dict | None, chosen: list | None, selection: str | None) -
     if current:
         params = {"locus": format_locus(current["chrom"], current["start"], current["end"]),
                   **params}
-    return {"path": "/locus", "query": query_string(params)}
+    # "tracks=" with none chosen: without it, the address would mean the default tracks.
+    return {"path": "/locus", "query": query_string(params, keep_empty=("tracks",))}
 
 
 def metrics_rows(tracks: list[Track]) -> list:
@@ -288,13 +368,14 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
            **_ignored) -> html.Div:
     """The page; its locus, tracks and a saved genome selection come from the URL."""
     ws = current_workspace()
-    chosen = parse_tracks(tracks, ws) if tracks else default_tracks(ws)
-    windows, problem = [], None
+    chosen = parse_tracks(tracks, ws) if tracks is not None else default_tracks(ws)
+    nav, problem = SelectionWindows([], 0, 0), None
     if selection:
         try:
-            windows = selection_windows(ws, selection)
+            nav = selection_windows(ws, selection)
         except (ValueError, KeyError) as exc:
             problem, selection = error_message(exc), None
+    windows = nav.windows
     locus = locus or (windows[0] if windows else default_locus(ws))
     status = ws.status()
     navigator = html.Div(
@@ -306,8 +387,7 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
                          placeholder="selected regions", className="selection-dropdown"),
             html.Button("▶", id="locus-sel-next", className="button icon",
                         title="next selected region"),
-            html.Span(f"{len(windows):,} region{'s' if len(windows) != 1 else ''} of the "
-                      "selection (±20 kb)", className="field-hint", id="locus-sel-count"),
+            html.Span(nav.summary(), className="field-hint", id="locus-sel-count"),
         ],
         className="selection-nav", hidden=not windows, id="locus-sel-nav",
     )
@@ -375,7 +455,10 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
         [
             toolbar,
             navigator,
-            html.Div(alert(problem) if problem else None, id="locus-alert"),
+            # What was wrong with the address (e.g. a damaged saved selection): apart from
+            # the alerts of the callbacks, which a successful draw clears.
+            html.Div(alert(problem) if problem else None, id="locus-url-alert"),
+            html.Div(id="locus-alert"),
             dcc.Loading(dcc.Graph(
                 id="locus-graph", className="locus-graph",
                 config={"displaylogo": False, "scrollZoom": False,
@@ -479,7 +562,8 @@ def register_callbacks(app, ws: Workspace) -> None:
         elif trigger == "locus-sel-region" and region:
             locus = region
         experiments = [tuple(e) for e in (chosen or [])]
-        fig, tracks, (chrom, start, end) = locus_view(ws, locus, experiments)
+        fig, tracks, (chrom, start, end) = locus_view(ws, locus, experiments,
+                                                      selection=selection)
         shown = format_locus(chrom, start, end)
         span = [html.B(format_span(end - start)), f" · {shown} · {len(tracks)} tracks · "
                 f"{(end - start) // ws.store.regions.bin_size:,} bins of "

@@ -10,7 +10,19 @@ import pytest
 from dash_idle import settle
 from playwright.sync_api import expect
 
+from app_workspaces import one_chromosome_bigwig
+
 pytestmark = pytest.mark.e2e
+
+
+def upload_and_fit(page, url: str, path, name: str) -> None:
+    """Open the design page, upload a bigWig, name the new biosample and press Fit and place."""
+    page.goto(f"{url}/design")
+    settle(page)
+    page.set_input_files("#design-upload input[type=file]", str(path))
+    expect(page.locator("#design-upload-label")).to_contain_text(path.name)
+    page.fill("#design-new-name", name)
+    page.click("#design-fit")
 
 
 def test_synthetic_biosample_picks_and_csv(page, synthetic_url, synthetic_workspace,
@@ -67,7 +79,8 @@ def test_pilot_alerts_and_rerank(page, pilot_url):
     expect(rerank).not_to_be_checked()
     page.click("#design-run")
     alert = page.locator("#design-alert [role=alert]")
-    expect(alert).to_contain_text("k=2 exceeds the 1 candidate biosamples", timeout=60_000)
+    expect(alert).to_contain_text("k=2 exceeds the 1 candidate biosample for H3K4me3 (E065)",
+                                  timeout=60_000)
     rerank.check()
     page.fill("#design-k", "9")
     expect(page).to_have_url(re.compile(r"k=9"))  # the app has the new k before the click
@@ -83,6 +96,46 @@ def test_pilot_alerts_and_rerank(page, pilot_url):
     page.click("#design-pos-run")
     expect(page.locator("#design-pos-alert [role=alert]")).to_contain_text(
         re.compile("k must be .*between 1 and 200"), timeout=60_000)
+
+
+def test_pilot_defaults_run_and_k_is_named(page, pilot_url):
+    """The default k works on the workspace (one biosample lacks each assay there), the hint
+    says how many can be picked, and a k out of range is named, not "None"."""
+    page.goto(f"{pilot_url}/design")
+    settle(page)
+    expect(page.locator("#design-k")).to_have_value("1")
+    hint = page.locator("#design-k-hint")
+    # H3K27me3 lacks the most experiments; only E117's is missing (a calibration experiment)
+    expect(hint).to_have_text("1 biosample (E117) can be picked for H3K27me3: k is at most 1.")
+    page.click("#design-run")
+    expect(page.locator("#design-summary")).to_contain_text("1 biosample picked for H3K27me3",
+                                                            timeout=60_000)
+    expect(page.locator("#design-alert [role=alert]")).to_have_count(0)
+    page.locator("#design-rerank input[type=checkbox]").check()
+    expect(hint).to_contain_text("5 biosamples (E003, E017, E065, E116, E117) can be picked")
+    page.fill("#design-k", "0")
+    expect(page).to_have_url(re.compile(r"k=0"))
+    page.click("#design-run")
+    expect(page.locator("#design-alert [role=alert]")).to_have_text(
+        "k must be between 1 and 200, got 0", timeout=60_000)
+
+
+def test_a_partial_upload_says_what_it_covers_and_how_sure_the_placement_is(
+        page, pilot_url, pilot_workspace, tmp_path):
+    path = one_chromosome_bigwig(pilot_workspace, "E017", "H3K27me3", "chr7",
+                                 tmp_path / "imr90.chr7.bw")
+    upload_and_fit(page, pilot_url, path, "IMR90-chr7")
+    result = page.locator("#design-fit-result")
+    expect(result).to_contain_text(
+        "The file covers 20% of the workspace's bins (226,212 of 1,126,469); the fit used those "
+        "only", timeout=120_000)
+    expect(page.locator("#design-fit-placement")).to_contain_text(
+        re.compile(r"^Placement: .* the margin is [\d.e-]+ times the typical distance"))
+    expect(page.locator("#design-fit-table tbody tr")).to_have_count(1 + 5)
+    distances = page.locator("#design-fit-table td[data-dash-column=distance]").all_text_contents()
+    # three significant digits, not 0.4869999885559082
+    assert len(distances) == 5 and all(float(f"{float(d):.3g}") == float(d) and len(d) <= 6
+                                       for d in distances)
 
 
 def test_bad_uploads_show_alerts(page, pilot_url, data_mirror, tmp_path):
@@ -109,12 +162,7 @@ def test_fitting_a_new_biosample_can_be_cancelled(page, pilot_url, pilot_workspa
 
     path = export_bigwig(pilot_workspace.store, "E116", "H3K4me3", tmp_path / "gm.bw",
                          invert_transform=True)
-    page.goto(f"{pilot_url}/design")
-    settle(page)
-    page.set_input_files("#design-upload input[type=file]", str(path))
-    expect(page.locator("#design-upload-label")).to_contain_text("gm.bw")
-    page.fill("#design-new-name", "GM-new")
-    page.click("#design-fit")
+    upload_and_fit(page, pilot_url, path, "GM-new")
     cancel = page.locator("#design-fit-cancel")
     expect(cancel).to_be_enabled(timeout=30_000)  # the fit runs in the background
     expect(page.locator("#design-fit-status")).to_have_text("fitting…")

@@ -10,6 +10,8 @@ import pytest
 from dash_idle import settle
 from playwright.sync_api import expect
 
+from avocado_core.regions import parse_locus
+
 pytestmark = pytest.mark.e2e
 
 TEN = ",".join(f"{b}|{a}" for b in ("E003", "E116")
@@ -107,6 +109,82 @@ def test_click_gene_and_picker(page, pilot_url):
     expect(page.locator("#locus-graph g.annotation text",
                         has_text="E117 · H3K9me3")).to_have_count(1, timeout=30_000)
     assert track_labels(page) == ["E003 · H3K4me3", "E117 · H3K9me3"]
+
+
+def test_the_picker_toggles_exactly_the_cell_clicked(page, pilot_url, pilot_workspace):
+    """A click at the centre of each cell of a row toggles that cell's experiment, never the
+    neighbour whose mark is 18 px away; the count, the plot and the address follow, down to
+    no track at all."""
+    status = pilot_workspace.status()
+    bios, assays = list(status.index), list(status.columns)
+    row = "E003"
+    chosen = [("E003", "H3K4me3")]
+    page.goto(f"{pilot_url}/locus?locus=chr1:151,200,000-151,300,000&tracks=E003|H3K4me3")
+    expect(page.locator("#locus-metrics tr")).to_have_count(1, timeout=30_000)
+    grid = page.locator("#locus-picker .nsewdrag").first
+    for _ in range(2):  # every cell of the row once, then once more: back where it started
+        for col, assay in enumerate(assays):
+            settle(page)
+            box = grid.bounding_box()
+            x = box["x"] + (col + 0.5) * box["width"] / len(assays)
+            y = box["y"] + (bios.index(row) + 0.5) * box["height"] / len(bios)
+            # as a person does: the pointer rests on the cell (its tooltip shows), then clicks
+            page.mouse.move(x, y)
+            expect(page.locator("#locus-picker .hoverlayer .hovertext")).to_contain_text(
+                f"{row} · {assay}")
+            page.mouse.click(x, y)
+            cell = (row, assay)
+            chosen = [e for e in chosen if e != cell] if cell in chosen else chosen + [cell]
+            n = len(chosen)
+            expect(page.locator("#locus-picked-count")).to_have_text(
+                f"{n} track{'s' if n != 1 else ''} chosen")
+            expect(page.locator("#locus-metrics tr")).to_have_count(n, timeout=30_000)
+            labels = page.locator("#locus-graph g.annotation text",
+                                  has_text=re.compile(r"^E\d{3} · "))
+            expect(labels).to_have_count(n, timeout=30_000)
+            assert track_labels(page) == [f"{b} · {a}" for b, a in chosen]
+            if not n:
+                expect(page.locator("#locus-graph g.annotation text",
+                                    has_text="No track chosen")).to_have_count(1)
+            tracks = ",".join(f"{b}|{a}" for b, a in chosen)
+            expect(page).to_have_url(re.compile(r"tracks=" + re.escape(tracks) + "$"))
+    assert chosen == [("E003", "H3K4me3")]
+
+
+def test_a_selection_navigator_and_a_damaged_selection(page, pilot_url, pilot_workspace):
+    from avocado_core.saved_selections import save_selection
+
+    ws = pilot_workspace
+    b0, b1 = ws.store.regions.locus_bins(("chr1", 151_250_000, 151_650_000))
+    sel_id = save_selection(ws.path, "genome", list(range(b0, b1, 25)))  # 625 bp apart
+    page.goto(f"{pilot_url}/locus?selection={sel_id}&tracks=E003|H3K4me3")
+    expect(page.locator("#locus-sel-count")).to_have_text(
+        "640 selected positions in 3 regions (±20 kb of context)", timeout=30_000)
+    expect(page.locator("#locus-graph .legendtext", has_text="selected positions")
+           ).to_have_count(1, timeout=30_000)
+    box = page.locator("#locus-input")
+    settle(page)
+    shown = box.input_value()
+    first = parse_locus(shown)
+    page.click("#locus-sel-next")
+    expect(box).not_to_have_value(shown, timeout=30_000)
+    second = parse_locus(box.input_value())
+    assert second[1] >= first[2]  # the next region, not the same one moved by 625 bp
+    # a damaged saved selection: its alert stays once the page has drawn
+    damaged = save_selection(ws.path, "genome", [b0, b0 + 7])
+    path = ws.path / "selections" / f"{damaged}.json"
+    path.write_text("[1, 2]")
+    try:
+        page.goto(f"{pilot_url}/locus?selection={damaged}&tracks=E003|H3K4me3")
+        expect(page.locator("#locus-metrics tr")).to_have_count(1, timeout=30_000)
+        settle(page)
+        expect(page.locator("#locus-url-alert [role=alert]")).to_have_text(
+            f"saved selection {damaged} (selections/{damaged}.json) is damaged: it holds a JSON "
+            "list, expected an object with 'axis' and 'ids'")
+        expect(page.locator("#global-alert")).to_be_empty()
+        expect(page.locator("#locus-sel-nav")).to_be_hidden()
+    finally:
+        path.unlink()
 
 
 def test_exports(page, pilot_url):
