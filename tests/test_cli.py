@@ -207,18 +207,33 @@ def test_ingest_rerun_skips_and_single_file(bigwig_store, data_mirror, work):
                                store.track("fly2", "signal"), rtol=1e-5, atol=1e-6)
 
 
-def test_export_then_ingest_reproduces_the_track(bigwig_store, work):
+def test_export_then_ingest_reproduces_the_track(bigwig_store, work, store_path, sizes_file):
+    # The exported file records that its values are arcsinh signal: ingest (arcsinh by default)
+    # takes them as they are instead of applying arcsinh again (E116 H3K4me3's largest value
+    # came back as arcsinh of itself). Same bins, one 25 bp item per bin: bit for bit.
     out = work / "fly1.bw"
     assert "-> " in run("export", bigwig_store, "fly1", "signal", out).output
     bw = pyBigWig.open(str(out))
     assert bw.chroms() == {"chrX": 22422827}
     bw.close()
     again = work / "again"
-    run("ingest", again, out, "-b", "fly1", "-a", "signal", "--transform", "none",
-        "--regions", work / "fly.bed", "-q")
-    np.testing.assert_allclose(TrackStore(again).track("fly1", "signal"),
-                               TrackStore(bigwig_store).track("fly1", "signal"),
-                               rtol=1e-6, atol=1e-7)
+    run("ingest", again, out, "-b", "fly1", "-a", "signal", "--regions", work / "fly.bed", "-q")
+    np.testing.assert_array_equal(TrackStore(again).track("fly1", "signal"),
+                                  TrackStore(bigwig_store).track("fly1", "signal"))
+    # a real Roadmap track over its pilot bins
+    pilot = work / "E116.H3K4me3.bw"
+    run("export", store_path, "E116", "H3K4me3", pilot, "--chrom-sizes", sizes_file)
+    run("ingest", work / "again-pilot", pilot, "-b", "E116", "-a", "H3K4me3",
+        "--regions", work / "pilot50k.bed", "-q")
+    expected = TrackStore(store_path).track("E116", "H3K4me3")
+    assert expected.max() > 3  # real peaks, where a second arcsinh would show
+    np.testing.assert_array_equal(TrackStore(work / "again-pilot").track("E116", "H3K4me3"),
+                                  expected)
+    # asked for the signal itself, the file's values are brought back from arcsinh
+    run("ingest", work / "again-pilot", pilot, "-b", "E116", "-a", "signal",
+        "--transform", "none", "-q")
+    np.testing.assert_allclose(TrackStore(work / "again-pilot").track("E116", "signal"),
+                               np.sinh(expected), rtol=1e-6)
 
 
 def test_ingest_errors_are_one_line(work, data_mirror):
@@ -227,6 +242,12 @@ def test_ingest_errors_are_one_line(work, data_mirror):
     bed.write_text("chr2L\t1000\t2000\n")
     result = run("ingest", work / "s2L", real, "-b", "x", "-a", "y", "--regions", bed, ok=False)
     assert_one_line_error(result, "chr2L", "bigwig_chrx_2e6_5e6.bw")
+    assert not (work / "s2L").exists()  # a failed first ingest leaves no empty store behind
+    (work / "empty-s2L").mkdir()  # nor fills a folder that was there, empty
+    result = run("ingest", work / "empty-s2L", real, "-b", "x", "-a", "y", "--regions", bed,
+                 ok=False)
+    assert_one_line_error(result, "chr2L")
+    assert list((work / "empty-s2L").iterdir()) == []
     result = run("ingest", work / "nostore", real, "-b", "x", "-a", "y", ok=False)
     assert_one_line_error(result, "--regions")
     result = run("ingest", work / "nostore", real, ok=False)
