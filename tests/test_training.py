@@ -112,7 +112,7 @@ def test_tensor_dir_is_atomic(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(model_format, "save_file", crash)
+    monkeypatch.setattr(model_format, "_serialize", crash)
     with pytest.raises(OSError):
         model_format.write_tensors_dir(tmp_path, {"a": 2}, {"w": torch.zeros(3)}, "meta.json")
     meta, tensors = model_format.read_tensors_dir(tmp_path, "meta.json")
