@@ -28,6 +28,7 @@ from .network import GENOME_RESOLUTIONS, AvocadoNetwork
 from .precision import PRECISIONS, resolve_precision
 from .residual import AVERAGE_ACTIVITY_MODES, AverageActivity, ResidualSource
 from .training import SAMPLINGS, Checkpointer, FitOptions, Trainer, check_schedule, train
+from .training.state import OptimizerStateWarning, check_train_state
 
 __all__ = ["Avocado", "PREDICTION_SETTINGS", "PRESETS"]
 
@@ -89,10 +90,11 @@ def _fits(carry: dict[str, Any], trainer: Trainer, phase: str,
           train_groups: Sequence[str]) -> bool:
     """Whether the optimizer state ``carry`` of an earlier call can continue in ``trainer``.
 
-    A state of another kind of fit is not this one's (False, silently); one of the same kind
-    that does not fit (other shapes or trained groups) is dropped with a warning.
+    One that does not fit (of another kind of fit, other shapes, trained groups or mode) is
+    dropped with one OptimizerStateWarning.
     """
     if carry["phase"] != phase:
+        warnings.warn(OptimizerStateWarning(phase, f"it is of {carry['phase']}"), stacklevel=4)
         return False
     mine = {"groups": list(train_groups), "shapes": trainer.trained_shapes(),
             "mode": trainer.mode}
@@ -100,11 +102,7 @@ def _fits(carry: dict[str, Any], trainer: Trainer, phase: str,
               "mode": carry["trainer"].get("mode")}
     if mine != theirs:
         differ = ", ".join(k for k in mine if mine[k] != theirs[k])
-        warnings.warn(
-            f"{phase}: the model's optimizer state does not fit this call (different "
-            f"{differ}); starting a fresh Adam optimizer",
-            stacklevel=4,
-        )
+        warnings.warn(OptimizerStateWarning(phase, f"different {differ}"), stacklevel=4)
         return False
     return True
 
@@ -1389,8 +1387,9 @@ class Avocado:
         model.history = {k: list(v) for k, v in meta.get("history", {}).items()}
         model.trained_on = [(str(b), str(a)) for b, a in meta.get("trained_on", [])]
         if _OPTIMIZER in meta:
-            model._train_state = dict(meta[_OPTIMIZER], tensors={
-                k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)})
+            model._train_state = check_train_state(meta[_OPTIMIZER], {
+                k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)},
+                model.network, str(path))
         for p in model.network.parameters():
             p.requires_grad_(False)
         return model
