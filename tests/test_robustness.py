@@ -155,7 +155,7 @@ def test_cli_ingest_of_a_truncated_bigwig_is_one_line(work, data_mirror):
     result = cli_child("ingest", work / "fly-store", truncated, "-b", "fly", "-a", "signal",
                        "--regions", bed, "-q")
     assert_child_one_line_error(result, str(truncated), "not a readable bigWig")
-    assert not TrackStore(work / "fly-store").experiments()  # nothing half-written
+    assert not (work / "fly-store").exists()  # nothing half-written: not even an empty store
 
 
 # ---------------------------------------------------------------------- 2. unwritable folders
