@@ -12,15 +12,20 @@ naming both, unless ``allow_missing_chroms=True`` (then its bins are 0).
 
 Export writes fixed-step 25 bp entries per interval with our own writer
 (:mod:`avocado_core.bigwig_writer`: vectorized, blocks compressed on a thread pool, the layout
-and zoom levels of pyBigWig's files), with the chromosome sizes of the genome in the header;
-ingesting the exported file with ``transform="none"`` gives back the stored values exactly.
-NaN bins are written as no data (a reader's NaN). Reading stays with pyBigWig.
+and zoom levels of pyBigWig's files), with the chromosome sizes of the genome in the header
+and the transform the values carry in a note that bigWig readers do not visit (see
+:mod:`avocado_core.bigwig_writer`). Binning reads that note (:func:`recorded_transform`): a
+file's values are brought back to the signal before the transform asked for is applied, so
+ingesting an exported track with its own transform (``arcsinh`` by default) gives back the
+stored values exactly, over the same bins. NaN bins are written as no data (a reader's NaN).
+Reading stays with pyBigWig.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import struct
 from concurrent.futures import ThreadPoolExecutor
@@ -30,16 +35,18 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .bigwig_writer import BigWigWriter, compression_threads, open_bigwig
+from .bigwig_writer import NOTE_MAGIC, BigWigWriter, compression_threads, open_bigwig
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .regions import RegionSet, match_chrom, read_chrom_sizes
 from .store import TrackStore
 
 __all__ = ["TRANSFORMS", "bin_bigwig", "check_bigwig_file", "ingest_bigwig", "ingest_manifest",
-           "export_bigwig", "write_bigwig", "write_bigwigs", "read_manifest",
-           "read_chrom_sizes", "resolve_chrom_sizes"]
+           "export_bigwig", "recorded_transform", "write_bigwig", "write_bigwigs",
+           "read_manifest", "read_chrom_sizes", "resolve_chrom_sizes"]
 
 CHUNK_BINS = 400_000  # 10 Mb of 25 bp bins: ~40 MB of float32 base-pair values per read
+#: Most bytes between the zoom headers and the chromosome tree searched for a writer's note.
+_NOTE_SPAN = 1 << 16
 
 
 def _arcsinh(x: np.ndarray) -> np.ndarray:
@@ -131,6 +138,52 @@ def check_bigwig_file(path: str | os.PathLike) -> None:
         _check_r_tree(read, full_index, size, bad)
 
 
+def recorded_transform(path: str | os.PathLike) -> str | None:
+    """The transform a bigWig's values carry, as its writer recorded it; None when not recorded.
+
+    avocado's writer (:mod:`avocado_core.bigwig_writer`) records it in a note between the zoom
+    headers and the chromosome tree; files of other writers have none.
+
+    Parameters
+    ----------
+    path: str or PathLike
+        A bigWig file.
+
+    Returns
+    -------
+    str or None
+        A name of :data:`TRANSFORMS`, or None.
+
+    Raises
+    ------
+    AvocadoValueError
+        The note names a transform that is not known, or is not readable.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        if len(head) < 16:
+            return None
+        _, _, n_zooms, chrom_tree = struct.unpack("<IHHQ", head)
+        start = 64 + 24 * n_zooms
+        fh.seek(start)
+        span = fh.read(max(0, min(chrom_tree - start, _NOTE_SPAN)))
+    at = span.find(NOTE_MAGIC)
+    if at < 0:
+        return None
+    at += len(NOTE_MAGIC)
+    try:
+        (length,) = struct.unpack_from("<I", span, at)
+        note = json.loads(span[at + 4: at + 4 + length].decode())
+        transform = note["transform"]
+    except (struct.error, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        raise AvocadoValueError(f"{path}: the note of its values' transform is not readable "
+                                "(the file is damaged)") from None
+    if transform not in TRANSFORMS:
+        raise AvocadoValueError(f"{path} records its values' transform as {transform!r}; "
+                                f"expected one of {sorted(TRANSFORMS)}")
+    return str(transform)
+
+
 def _check_r_tree(read: Callable[[int, int], bytes], offset: int, size: int,
                   bad: Callable[[str], AvocadoValueError]) -> None:
     """Walk a bigWig's R-tree index: every node and data block must lie inside the file."""
@@ -182,7 +235,10 @@ def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | Non
         The bigWig file.
     regions: RegionSet
     transform: str or None
-        ``"arcsinh"`` (default), ``"log1p"`` or ``"none"`` / None, applied after averaging.
+        ``"arcsinh"`` (default), ``"log1p"`` or ``"none"`` / None: the transform of the values
+        returned, applied to the signal after averaging. A file that records the transform
+        of its values (:func:`recorded_transform`, as avocado's exports do) is first brought
+        back to the signal, or kept as it is when it records this transform.
     allow_missing_chroms: bool
         If False (default), a region-set chromosome absent from the file raises; if True its
         bins are 0.
@@ -205,6 +261,7 @@ def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | Non
     name = _check_transform(transform)
     bw = _open_bigwig(path)
     try:
+        recorded = recorded_transform(path)
         sizes = bw.chroms()
         iv = regions.intervals
         resolved = {c: match_chrom(c, sizes) for c in regions.chroms}
@@ -250,7 +307,12 @@ def bin_bigwig(path: str | os.PathLike, regions: RegionSet, transform: str | Non
             bar.close()
     finally:
         bw.close()
-    values = TRANSFORMS[name][0](out)
+    if recorded == name:  # an export of a track of this transform: its values as they are
+        values = out
+    else:
+        if recorded is not None:  # back to the signal first
+            out = TRANSFORMS[recorded][1](out).astype(np.float32, copy=False)
+        values = TRANSFORMS[name][0](out)
     return (values, covered) if return_covered else values
 
 
@@ -416,7 +478,8 @@ def _default_chrom_sizes(regions: RegionSet) -> dict[str, int] | None:
 
 
 def write_bigwig(values: np.ndarray, regions: RegionSet, path: str | os.PathLike,
-                 chrom_sizes: str | os.PathLike | Mapping[str, int]) -> None:
+                 chrom_sizes: str | os.PathLike | Mapping[str, int],
+                 transform: str | None = None) -> None:
     """Write per-bin values over a region set as a bigWig (atomically).
 
     Parameters
@@ -428,19 +491,23 @@ def write_bigwig(values: np.ndarray, regions: RegionSet, path: str | os.PathLike
     chrom_sizes: str, PathLike or Mapping[str, int]
         The genome's chromosome sizes (a UCSC chrom-sizes file or a mapping); every region-set
         chromosome must be there. Bins reaching past a chromosome's end are clipped to it.
+    transform: str or None, optional
+        The transform the values carry, recorded in the file (:func:`recorded_transform`).
+        Default is None: not recorded.
     """
     values = np.asarray(values, dtype=np.float32)
     if values.shape != (regions.n_bins,):
         raise AvocadoValueError(
             f"values have shape {values.shape}; the region set has ({regions.n_bins},) bins"
         )
-    write_bigwigs([path], regions, chrom_sizes, lambda lo, hi: values[None, lo:hi])
+    write_bigwigs([path], regions, chrom_sizes, lambda lo, hi: values[None, lo:hi],
+                  transform=transform)
 
 
 def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
                   chrom_sizes: str | os.PathLike | Mapping[str, int],
                   values: Callable[[int, int], np.ndarray], chunk_bins: int = CHUNK_BINS,
-                  progress: bool = False) -> list[Path]:
+                  progress: bool = False, transform: str | None = None) -> list[Path]:
     """Write several bigWigs over a region set chunk by chunk, asking for the values as it goes.
 
     Memory holds one chunk of values of every file (and a few compressed blocks in flight),
@@ -464,6 +531,8 @@ def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
         Most bins asked for at once. Default is ``CHUNK_BINS``.
     progress: bool, optional
         A progress bar over the bins. Default is False.
+    transform: str or None, optional
+        As in :func:`write_bigwig`, for every file. Default is None.
 
     Returns
     -------
@@ -511,7 +580,8 @@ def write_bigwigs(paths: Sequence[str | os.PathLike], regions: RegionSet,
         # Blocks are compressed on a pool shared by the files (zlib releases the GIL), and the
         # next piece's values are computed on a thread of their own while this one is written.
         pool = files.enter_context(ThreadPoolExecutor(compression_threads()))
-        writers = [files.enter_context(open_bigwig(t, header, n_bases / max(n_items, 1), pool))
+        writers = [files.enter_context(open_bigwig(t, header, n_bases / max(n_items, 1), pool,
+                                                   transform=transform))
                    for t in targets]
         with ThreadPoolExecutor(1) as ahead_pool, bar:
             ahead = ahead_pool.submit(values, pieces[0][2], pieces[0][3]) if pieces else None
@@ -569,14 +639,17 @@ def export_bigwig(store: TrackStore, biosample: str, assay: str, path: str | os.
     Returns
     -------
     pathlib.Path
-        The written file.
+        The written file; it records the transform its values carry (the track's, or
+        ``"none"`` when inverted), so that ingesting it gives the track back.
     """
     values = np.asarray(store.track(biosample, assay, kind), dtype=np.float32)
+    row = store.catalog.query("biosample == @biosample and assay == @assay and kind == @kind")
+    name = _check_transform(row["transform"].iloc[0] or "none")
     if invert_transform:
-        row = store.catalog.query("biosample == @biosample and assay == @assay and kind == @kind")
-        name = _check_transform(row["transform"].iloc[0] or "none")
         values = TRANSFORMS[name][1](values).astype(np.float32)
-    write_bigwig(values, store.regions, path, resolve_chrom_sizes(store, chrom_sizes))
+        name = "none"
+    write_bigwig(values, store.regions, path, resolve_chrom_sizes(store, chrom_sizes),
+                 transform=name)
     return Path(path)
 
 

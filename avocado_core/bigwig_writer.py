@@ -7,6 +7,14 @@ fixed-step or bedGraph items), the data's R-tree index, then per zoom level its 
 compressed blocks of zoom records (chromId, start, end, validCount, min, max, sum,
 sumSquares) and its R-tree index; the magic number again at the very end.
 
+A writer given a ``transform`` records it in a note between the zoom headers' room and the
+chromosome tree: :data:`NOTE_MAGIC`, the length of a JSON object (4 bytes, little-endian) and
+the object (``{"transform": "arcsinh"}``). Every section of a bigWig is found through the
+offsets of the header, so no reader visits those bytes (pyBigWig, UCSC's tools and genome
+browsers read the file as without them); :func:`avocado_core.bigwig.recorded_transform` reads
+the note back, so that ingesting an exported track gives back its values instead of applying
+the transform a second time.
+
 Zoom levels are libBigWig's defaults: the first is 16 times the mean item width (in whole
 bases; at least 10 and at most the longest chromosome), each next one 4 times the last, up
 to ``max_zooms`` (10), a level with as many record blocks as the one before ends the list.
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -48,9 +57,11 @@ from numba import njit
 from . import _io
 from .errors import AvocadoDiskFullError, AvocadoKeyError, AvocadoValueError, short_list
 
-__all__ = ["BigWigWriter", "open_bigwig", "compression_threads", "zoom_levels"]
+__all__ = ["BigWigWriter", "NOTE_MAGIC", "open_bigwig", "compression_threads", "zoom_levels"]
 
 BIGWIG_MAGIC = 0x888FFC26
+#: Starts the note of the values' transform that a writer may leave before the chromosome tree.
+NOTE_MAGIC = b"avocado-track-note\0"
 CHROM_TREE_MAGIC = 0x78CA8C91
 R_TREE_MAGIC = 0x2468ACE0
 #: Bytes of an uncompressed block at most (libBigWig's buffer): header + items.
@@ -409,6 +420,9 @@ class BigWigWriter:
         of its own.
     temp_dir: path-like or None, optional
         Where zoom blocks wait (unlinked files). Default is None: beside ``handle``'s file.
+    transform: str or None, optional
+        The transform the values carry (``"arcsinh"``, ``"none"``, ...), recorded in the file's
+        note. Default is None: no note.
 
     Notes
     -----
@@ -417,8 +431,10 @@ class BigWigWriter:
 
     def __init__(self, handle: BinaryIO, chroms: Sequence[tuple[str, int]], mean_width: float,
                  max_zooms: int = MAX_ZOOMS, pool: Executor | None = None,
-                 temp_dir: str | os.PathLike | None = None) -> None:
+                 temp_dir: str | os.PathLike | None = None, transform: str | None = None
+                 ) -> None:
         self._fh = handle
+        self._transform = transform
         self._chroms = [(str(c), int(n)) for c, n in chroms]
         if len(self._chroms) > 0xFFFF:
             raise AvocadoValueError(
@@ -445,6 +461,9 @@ class BigWigWriter:
     def _write_head(self) -> None:
         fh = self._fh
         fh.write(bytes(64 + 24 * self._max_zooms))
+        if self._transform is not None:
+            note = json.dumps({"transform": str(self._transform)}).encode()
+            fh.write(NOTE_MAGIC + struct.pack("<I", len(note)) + note)
         self._chrom_tree = fh.tell()
         names = [c.encode() for c, _ in self._chroms]
         key = max((len(n) for n in names), default=1) or 1
@@ -678,13 +697,14 @@ class BigWigWriter:
 
 @contextlib.contextmanager
 def open_bigwig(target: str | os.PathLike, chroms: Sequence[tuple[str, int]],
-                mean_width: float, pool: Executor | None = None) -> Iterator[BigWigWriter]:
+                mean_width: float, pool: Executor | None = None,
+                transform: str | None = None) -> Iterator[BigWigWriter]:
     """A :class:`BigWigWriter` on a temporary file that replaces ``target`` when the block ends.
 
     Parameters
     ----------
     target: path-like
-    chroms, mean_width, pool:
+    chroms, mean_width, pool, transform:
         As in :class:`BigWigWriter`.
 
     Raises
@@ -700,7 +720,8 @@ def open_bigwig(target: str | os.PathLike, chroms: Sequence[tuple[str, int]],
         with _io.atomic_path(target) as tmp:
             entered = True
             with open(tmp, "r+b") as fh:
-                writer = BigWigWriter(fh, chroms, mean_width, pool=pool, temp_dir=target.parent)
+                writer = BigWigWriter(fh, chroms, mean_width, pool=pool, temp_dir=target.parent,
+                                      transform=transform)
                 try:
                     yield writer
                 except BaseException:

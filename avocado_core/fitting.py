@@ -37,6 +37,7 @@ from .training import (
     shows_fit_options,
     train,
 )
+from .training.state import OptimizerStateWarning
 
 if TYPE_CHECKING:  # Python 3.10 has neither in typing; annotations here are never evaluated
     from typing_extensions import Self, Unpack
@@ -51,10 +52,11 @@ def _fits(carry: dict[str, Any], trainer: Trainer, phase: str,
           train_groups: Sequence[str]) -> bool:
     """Whether the optimizer state ``carry`` of an earlier call can continue in ``trainer``.
 
-    A state of another kind of fit is not this one's (False, silently); one of the same kind
-    that does not fit (other shapes or trained groups) is dropped with a warning.
+    One that does not fit (of another kind of fit, other shapes, trained groups or mode) is
+    dropped with one OptimizerStateWarning.
     """
     if carry["phase"] != phase:
+        warnings.warn(OptimizerStateWarning(phase, f"it is of {carry['phase']}"), stacklevel=4)
         return False
     mine = {"groups": list(train_groups), "shapes": trainer.trained_shapes(),
             "mode": trainer.mode}
@@ -62,11 +64,7 @@ def _fits(carry: dict[str, Any], trainer: Trainer, phase: str,
               "mode": carry["trainer"].get("mode")}
     if mine != theirs:
         differ = ", ".join(k for k in mine if mine[k] != theirs[k])
-        warnings.warn(
-            f"{phase}: the model's optimizer state does not fit this call (different "
-            f"{differ}); starting a fresh Adam optimizer",
-            stacklevel=4,
-        )
+        warnings.warn(OptimizerStateWarning(phase, f"different {differ}"), stacklevel=4)
         return False
     return True
 

@@ -42,12 +42,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from . import __version__, _io
 from ._paths import file_stem
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .model import Avocado
+from .model_format import check_tensors, read_safetensors, write_safetensors
 from .network import GENOME_RESOLUTIONS, genome_rows
 from .regions import RegionSet
 from .residual import AverageActivity
@@ -399,15 +399,12 @@ def write_genome_model(
                       for r in GENOME_RESOLUTIONS}
             if part.activity is not None:  # the chromosome's average activity
                 tables.update(part.activity.tensors())
-            with _io.atomic_path(tmp / "chroms" / f"{c}.safetensors") as file:
-                save_file(tables, str(file))
+            write_safetensors(tmp / "chroms" / f"{c}.safetensors", tables)
             entries.append({"chrom": c, "start": start, "end": end,
                             "file": f"chroms/{c}.safetensors",
                             "loss": part.history.get("loss", [])[-1:]})
             del part, tables
-        with _io.atomic_path(tmp / "shared.safetensors") as file:
-            save_file({k: v.cpu().contiguous() for k, v in _shared_state(model).items()},
-                      str(file))
+        write_safetensors(tmp / "shared.safetensors", _shared_state(model))
         regions.write(tmp / "regions.tsv")
         config = model.config
         config.pop("n_positions")
@@ -501,7 +498,7 @@ class GenomeModel:
             raise AvocadoValueError(f"a window of positions must start at a multiple of 200, "
                                     f"got {lo}")
         if model is None:
-            shared = load_file(str(self.path / "shared.safetensors"))
+            shared = read_safetensors(self.path / "shared.safetensors")
             # Built over one position, then given the tables as they were read: the factors are
             # in memory once (no random initialization of a second set to overwrite).
             model = Avocado(**dict(self.config, n_positions=1), device=self.device)
@@ -516,13 +513,18 @@ class GenomeModel:
                 )
             model.history = {k: list(v) for k, v in self._index.get("history", {}).items()}
         n = hi - lo
-        with safe_open(str(self.path / self._entries[chrom]["file"]), framework="pt") as f:
+        file = self.path / self._entries[chrom]["file"]
+        with safe_open(str(file), framework="pt") as f:
             tables = {r: f.get_slice(r)[lo // step: lo // step + genome_rows(n, r)]
                       for r, step in GENOME_RESOLUTIONS.items()}
+            activity = {}
             if "average_activity.mean" in f.keys():  # the window's average activity
-                model.activity = AverageActivity(
-                    f.get_slice("average_activity.mean")[:, lo:hi].numpy(),
-                    f.get_tensor("average_activity.count").numpy())
+                activity = {"average_activity.mean": f.get_slice("average_activity.mean")[:, lo:hi],
+                            "average_activity.count": f.get_tensor("average_activity.count")}
+        check_tensors({**tables, **activity}, file)  # the rows read, as they are read
+        if activity:
+            model.activity = AverageActivity(activity["average_activity.mean"].numpy(),
+                                             activity["average_activity.count"].numpy())
         model.network.set_genome_tables({r: t.to(model.device) for r, t in tables.items()})
         model.n_positions = n
         for p in model.network.parameters():
@@ -645,6 +647,7 @@ class GenomeModel:
         list of pathlib.Path
         """
         from .bigwig import TRANSFORMS, read_chrom_sizes, write_bigwigs
+        from .imputation import check_predictions
 
         experiments = [tuple(e) for e in experiments]
         if not experiments:
@@ -687,11 +690,15 @@ class GenomeModel:
             chrom = str(regions.region_of_bin(lo)["chrom"])
             c0 = regions.chrom_bins(chrom)[0]
             values = self.predict_many(experiments, chrom, lo - c0, hi - c0)
-            return inverse(values) if inverse is not None else values
+            if inverse is not None:
+                values = inverse(values)
+            check_predictions(values, experiments, lo)
+            return values
 
         targets = write_bigwigs([out / f"{file_stem(b, a)}.bigWig" for b, a in experiments],
                                 regions,
                                 {c: int(sizes[c]) for c in self.chroms}, predict,
-                                chunk_bins=chunk, progress=progress)
+                                chunk_bins=chunk, progress=progress,
+                                transform=None if inverse is None else "none")
         self._window = None
         return targets

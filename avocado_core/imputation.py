@@ -7,18 +7,59 @@ One home for "predict these experiments over the store's region set and write th
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from ._paths import file_stem, writable_dir
 from .errors import AvocadoKeyError, AvocadoValueError
 from .store import TrackStore
 
-__all__ = ["impute_experiments", "missing_experiments"]
+__all__ = ["check_predictions", "impute_experiments", "missing_experiments"]
 
 #: Bytes of predictions held in memory at once.
 PREDICT_BYTES = 256 * 2**20
+#: The transform imputations carry (the model's scale: its training tracks'), recorded in the
+#: store and in the bigWigs.
+_TRANSFORM = "arcsinh"
+
+
+def check_predictions(values: np.ndarray, experiments: Sequence[tuple[str, str]],
+                      first_bin: int = 0) -> None:
+    """Refuse predictions that are not finite before anything writes them.
+
+    A bigWig leaves NaN bins out, so a track of NaN would be an empty file; a store refuses
+    them, but only once the first tracks of a run are written. Finite weights can still
+    overflow to infinity (weights near float32's largest).
+
+    Parameters
+    ----------
+    values: numpy.ndarray, shape=(len(experiments), n_bins)
+        Checked as the float32 they are written as.
+    experiments: sequence of (str, str)
+        The (biosample, assay) of each row.
+    first_bin: int, optional
+        Bin of the first column (named in the message). Default is 0.
+
+    Raises
+    ------
+    AvocadoValueError
+        Naming the first experiment with a non-finite value, how many it has and where.
+    """
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, refused here
+        values = np.asarray(values, dtype=np.float32)
+    bad = ~np.isfinite(values)
+    rows = np.flatnonzero(bad.any(axis=1))
+    if rows.size:
+        row = int(rows[0])
+        b, a = experiments[row]
+        at = int(np.flatnonzero(bad[row])[0])
+        raise AvocadoValueError(
+            f"the model predicts {int(bad[row].sum()):,} non-finite value(s) for {b}/{a} (the "
+            f"first at bin {first_bin + at:,}: {values[row, at]}); its weights or settings are "
+            "damaged, so the track is not written"
+        )
 
 
 def missing_experiments(model, store: TrackStore) -> list[tuple[str, str]]:
@@ -124,16 +165,17 @@ def impute_experiments(
         batch = experiments[i:i + per_call]
         means, spreads = (model.predict_spread(batch) if spread
                           else (model.predict_many(batch), [None] * len(batch)))
+        check_predictions(np.asarray(means), batch)
         for (b, a), values, sd in zip(batch, means, spreads):
             if into_store and (overwrite or not store.has_track(b, a, kind="imputed")):
                 store.add_track(b, a, values, kind="imputed", source=source,
-                                transform="arcsinh", overwrite=overwrite)
+                                transform=_TRANSFORM, overwrite=overwrite)
                 if sd is not None:
                     store.add_track(b, a, sd, kind="spread", source=source,
-                                    transform="arcsinh", overwrite=True)
+                                    transform=_TRANSFORM, overwrite=True)
             if bigwig_dir is not None:
                 write_bigwig(values, store.regions, bigwig_dir / f"{file_stem(b, a)}.imputed.bw",
-                             sizes)
+                             sizes, transform=_TRANSFORM)
         bar.update(len(batch))
     bar.close()
     return experiments

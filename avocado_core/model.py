@@ -29,6 +29,7 @@ from .network import AvocadoNetwork
 from .precision import PRECISIONS, resolve_precision
 from .prediction import PREDICTION_SETTINGS, PredictionMixin
 from .residual import AVERAGE_ACTIVITY_MODES, AverageActivity
+from .training.state import check_train_state
 
 __all__ = ["Avocado", "PRESETS"]
 
@@ -539,8 +540,9 @@ class Avocado(FittingMixin, PredictionMixin, EmbeddingMixin):
         model.trained_on = [(str(b), str(a)) for b, a in meta.get("trained_on", [])]
         model.choice = meta.get("choice")
         if _OPTIMIZER in meta:
-            model._train_state = dict(meta[_OPTIMIZER], tensors={
-                k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)})
+            model._train_state = check_train_state(meta[_OPTIMIZER], {
+                k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)},
+                model.network, str(path))
         for p in model.network.parameters():
             p.requires_grad_(False)
         return model

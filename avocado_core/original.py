@@ -34,6 +34,7 @@ import torch
 from . import _io
 from .errors import AvocadoValueError, short_list
 from .model import Avocado
+from .model_format import check_finite
 from .network import GENOME_RESOLUTIONS, genome_rows
 
 __all__ = ["EMBEDDING_LAYERS", "find_original_chromosomes", "import_original_genome",
@@ -296,14 +297,24 @@ def _shapes(json_path: Path, h5_path: Path, spec: dict[str, Any], layers: _Layer
     return {avocado_key: int(spec[key]) for key, avocado_key in _JSON_SIZES.items()}
 
 
-def _fill(param: torch.Tensor, data: h5py.Dataset, transpose: bool = False) -> None:
-    """Copy an HDF5 matrix into a parameter (straight into its memory when on the CPU)."""
+def _fill(param: torch.Tensor, data: h5py.Dataset, path: Path, transpose: bool = False) -> None:
+    """Copy an HDF5 matrix into a parameter (straight into its memory when on the CPU).
+
+    Only floating-point datasets whose values are finite in float32 are taken: anything else
+    (text, integers, NaN, infinity, 1e300) is a damaged file, refused naming the dataset.
+    """
+    where = f"{path}: dataset {data.name}"
+    if data.dtype.kind != "f":
+        raise AvocadoValueError(f"{where} has dtype {data.dtype}; expected floating-point weights")
     with torch.no_grad():
         if not transpose and param.device.type == "cpu" and param.dtype == torch.float32:
             data.read_direct(param.numpy())
+            values = param
         else:
-            values = torch.from_numpy(np.asarray(data[()], dtype=np.float32))
+            with np.errstate(over="ignore"):  # beyond float32's range: inf, refused below
+                values = torch.from_numpy(np.asarray(data[()], dtype=np.float32))
             param.copy_(values.t() if transpose else values)
+    check_finite(values, where)  # in the dataset's layout, so that the index names its place
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -349,10 +360,10 @@ def read_original(json_path_or_prefix: str | os.PathLike,
         model = Avocado(**config, device=device)
         net = model.network
         for attr, layer in EMBEDDING_LAYERS.items():
-            _fill(getattr(net, attr).weight, layers.matrix(layer, "embeddings"))
+            _fill(getattr(net, attr).weight, layers.matrix(layer, "embeddings"), h5_path)
         for linear, name in zip([*net.hidden, net.output], [*dense, "y_pred"]):
-            _fill(linear.weight, layers.matrix(name, "kernel"), transpose=True)
-            _fill(linear.bias, layers.matrix(name, "bias"))
+            _fill(linear.weight, layers.matrix(name, "kernel"), h5_path, transpose=True)
+            _fill(linear.bias, layers.matrix(name, "bias"), h5_path)
     except (OSError, RuntimeError) as exc:  # a dataset's chunks lie past the end of the file
         raise AvocadoValueError(
             f"{h5_path} is truncated or corrupted ({' '.join(str(exc).split())})"

@@ -12,6 +12,7 @@ from avocado_core.bigwig import (
     export_bigwig,
     ingest_bigwig,
     ingest_manifest,
+    recorded_transform,
     write_bigwig,
 )
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
@@ -187,10 +188,15 @@ def test_export_ingest_round_trip(store, bw_dir, tmp_path):
         first = store.regions.intervals["first_bin_start"].iloc[0]
         assert bw.intervals("chrX")[0] == (first, first + 25, pytest.approx(expected[0]))
         bw.close()
-        np.testing.assert_array_equal(bin_bigwig(out, store.regions, transform="none"),
+        # the file says its values are arcsinh signal: read as arcsinh, they are as stored
+        assert recorded_transform(out) == "arcsinh"
+        np.testing.assert_array_equal(bin_bigwig(out, store.regions),
                                       expected.astype(np.float32))
-    # inverse transform: raw signal out, arcsinh on the way back in
+        np.testing.assert_allclose(bin_bigwig(out, store.regions, transform="log1p"),
+                                   np.log1p(np.sinh(expected)), rtol=1e-6, atol=1e-7)
+    # inverse transform: raw signal out (recorded as such), arcsinh on the way back in
     raw = export_bigwig(store, "S2", "H3K4me3", tmp_path / "raw.bw", invert_transform=True)
+    assert recorded_transform(raw) == "none"
     np.testing.assert_allclose(bin_bigwig(raw, store.regions), stored, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(bin_bigwig(raw, store.regions, transform=None),
                                _pybigwig_means(bw_dir / "bigwig_chrx_2e6_5e6.bw", store.regions),
@@ -236,3 +242,27 @@ def test_export_real_pilot_track_round_trip(tmp_path, pilot_dir):
         (151_158_025, 151_158_050, pytest.approx(float(values[0])))]
     bw.close()
     np.testing.assert_array_equal(bin_bigwig(path, regions, transform="none"), values)
+    assert recorded_transform(path) is None  # nothing said, nothing recorded
+
+
+def test_a_files_recorded_transform(tmp_path, bw_dir, chrx_regions):
+    # Files of other writers record nothing (ingested as signal); ours only when told, in a
+    # note pyBigWig does not see; a note naming an unknown transform is refused by name.
+    assert recorded_transform(bw_dir / "bigwig_chrx_2e6_5e6.bw") is None
+    values = np.linspace(0, 3, chrx_regions.n_bins, dtype=np.float32)
+    sizes = {"chrX": DM3_CHRX}
+    write_bigwig(values, chrx_regions, tmp_path / "plain.bw", sizes)
+    write_bigwig(values, chrx_regions, tmp_path / "noted.bw", sizes, transform="arcsinh")
+    plain, noted = (pyBigWig.open(str(tmp_path / n)) for n in ("plain.bw", "noted.bw"))
+    assert noted.header() == plain.header() and noted.chroms() == plain.chroms()
+    np.testing.assert_array_equal(noted.values("chrX", 2_499_975, 3_199_025, numpy=True),
+                                  plain.values("chrX", 2_499_975, 3_199_025, numpy=True))
+    plain.close()
+    noted.close()
+    np.testing.assert_array_equal(bin_bigwig(tmp_path / "noted.bw", chrx_regions), values)
+    np.testing.assert_allclose(bin_bigwig(tmp_path / "plain.bw", chrx_regions),
+                               np.arcsinh(values), rtol=1e-6)
+    data = (tmp_path / "noted.bw").read_bytes().replace(b'"arcsinh"', b'"x_cubed"')
+    (tmp_path / "odd.bw").write_bytes(data)
+    with pytest.raises(AvocadoValueError, match="records its values' transform as 'x_cubed'"):
+        bin_bigwig(tmp_path / "odd.bw", chrx_regions)

@@ -21,6 +21,7 @@ import pyBigWig
 import pytest
 from click.testing import CliRunner
 
+from avocado_core import model_format
 from avocado_core.cli import main
 from avocado_core.ensemble import load_model
 from avocado_core.model import Avocado
@@ -215,18 +216,33 @@ def test_ingest_rerun_skips_and_single_file(bigwig_store, data_mirror, work):
                                store.track("fly2", "signal"), rtol=1e-5, atol=1e-6)
 
 
-def test_export_then_ingest_reproduces_the_track(bigwig_store, work):
+def test_export_then_ingest_reproduces_the_track(bigwig_store, work, store_path, sizes_file):
+    # The exported file records that its values are arcsinh signal: ingest (arcsinh by default)
+    # takes them as they are instead of applying arcsinh again (E116 H3K4me3's largest value
+    # came back as arcsinh of itself). Same bins, one 25 bp item per bin: bit for bit.
     out = work / "fly1.bw"
     assert "-> " in run("export", bigwig_store, "fly1", "signal", out).output
     bw = pyBigWig.open(str(out))
     assert bw.chroms() == {"chrX": 22422827}
     bw.close()
     again = work / "again"
-    run("ingest", again, out, "-b", "fly1", "-a", "signal", "--transform", "none",
-        "--regions", work / "fly.bed", "-q")
-    np.testing.assert_allclose(TrackStore(again).track("fly1", "signal"),
-                               TrackStore(bigwig_store).track("fly1", "signal"),
-                               rtol=1e-6, atol=1e-7)
+    run("ingest", again, out, "-b", "fly1", "-a", "signal", "--regions", work / "fly.bed", "-q")
+    np.testing.assert_array_equal(TrackStore(again).track("fly1", "signal"),
+                                  TrackStore(bigwig_store).track("fly1", "signal"))
+    # a real Roadmap track over its pilot bins
+    pilot = work / "E116.H3K4me3.bw"
+    run("export", store_path, "E116", "H3K4me3", pilot, "--chrom-sizes", sizes_file)
+    run("ingest", work / "again-pilot", pilot, "-b", "E116", "-a", "H3K4me3",
+        "--regions", work / "pilot50k.bed", "-q")
+    expected = TrackStore(store_path).track("E116", "H3K4me3")
+    assert expected.max() > 3  # real peaks, where a second arcsinh would show
+    np.testing.assert_array_equal(TrackStore(work / "again-pilot").track("E116", "H3K4me3"),
+                                  expected)
+    # asked for the signal itself, the file's values are brought back from arcsinh
+    run("ingest", work / "again-pilot", pilot, "-b", "E116", "-a", "signal",
+        "--transform", "none", "-q")
+    np.testing.assert_allclose(TrackStore(work / "again-pilot").track("E116", "signal"),
+                               np.sinh(expected), rtol=1e-6)
 
 
 def test_ingest_errors_are_one_line(work, data_mirror):
@@ -235,6 +251,12 @@ def test_ingest_errors_are_one_line(work, data_mirror):
     bed.write_text("chr2L\t1000\t2000\n")
     result = run("ingest", work / "s2L", real, "-b", "x", "-a", "y", "--regions", bed, ok=False)
     assert_one_line_error(result, "chr2L", "bigwig_chrx_2e6_5e6.bw")
+    assert not (work / "s2L").exists()  # a failed first ingest leaves no empty store behind
+    (work / "empty-s2L").mkdir()  # nor fills a folder that was there, empty
+    result = run("ingest", work / "empty-s2L", real, "-b", "x", "-a", "y", "--regions", bed,
+                 ok=False)
+    assert_one_line_error(result, "chr2L")
+    assert list((work / "empty-s2L").iterdir()) == []
     result = run("ingest", work / "nostore", real, "-b", "x", "-a", "y", ok=False)
     assert_one_line_error(result, "--regions")
     result = run("ingest", work / "nostore", real, ok=False)
@@ -363,6 +385,75 @@ def test_train_init_continues_a_saved_optimizer(store_path, model_path, work):
     out = run("train", store_path, work / "third", *args, "--epochs", "1", "--init",
               model_path).output
     assert "started a fresh Adam optimizer" in out and "--save-optimizer" in out
+
+
+def _with_state(work, store_path, name: str, edit=None, **fit) -> Path:
+    """A model of the store trained one epoch with its optimizer state saved (``fit``: more
+    options of the fit), the state then changed by ``edit(meta, tensors)``."""
+    keys = TrackStore(store_path).experiments()
+    model = Avocado.from_preset({"preset": "small", "n_nodes": 16, "batch_size": 500}, keys,
+                                N_BINS, seed=0, device="cpu")
+    model.fit(TrackStore(store_path), n_epochs=1, progress=False, **fit)
+    model.save(work / name, optimizer=True)
+    if edit is not None:
+        meta, tensors = model_format.read_tensors_dir(work / name, "config.json")
+        edit(meta, tensors)
+        model_format.write_tensors_dir(work / name, meta, tensors, "config.json")
+    return work / name
+
+
+def test_train_init_with_a_damaged_optimizer_state(store_path, work):
+    # Before: "Error: trainer", "Error: rowadam.25bp.m", NaN moments trained on and saved
+    # NaN weights with exit 0. Now one line naming the --init folder and the entry.
+    def nan(meta, tensors):
+        tensors["optimizer.rowadam.25bp.m"][3, 1] = float("nan")
+
+    cases = [
+        (lambda meta, tensors: meta["optimizer"].pop("trainer"), "optimizer.trainer"),
+        (lambda meta, tensors: tensors.pop("optimizer.rowadam.25bp.m"),
+         "entry optimizer.rowadam.25bp.m is missing"),
+        (lambda meta, tensors: meta.update(optimizer="adam"), "optimizer is a str"),
+        (nan, "'optimizer.rowadam.25bp.m' holds 1 value(s) that are NaN"),
+    ]
+    for i, (edit, fragment) in enumerate(cases):
+        init = _with_state(work, store_path, f"damaged-{i}", edit)
+        result = run("train", store_path, work / f"from-damaged-{i}", "--init", init,
+                     "--epochs", "1", "-q", ok=False)
+        assert_one_line_error(result, str(init), fragment)
+        assert not (work / f"from-damaged-{i}" / "config.json").exists()
+
+
+def test_train_init_says_once_what_became_of_the_state(store_path, work):
+    # A state that does not fit the training (another optimizer mode; another kind of fit) is
+    # left for a fresh Adam optimizer, said once: before, "starting a fresh Adam optimizer"
+    # was followed by "continued the optimizer state of ...".
+    import functools
+
+    from avocado_core.training import Trainer
+
+    dense = _with_state(work, store_path, "dense-state",
+                        trainer=functools.partial(Trainer, optimizer="dense"))
+    result = run("train", store_path, work / "from-dense", "--init", dense, "--epochs", "1",
+                 "--save-optimizer", "-q")
+    assert "started a fresh Adam optimizer: the optimizer state of" in result.output
+    assert "(different mode)" in result.output
+    assert "ontinued" not in result.output and "starting a fresh" not in result.output
+    # fresh indeed: the 4 steps of this epoch, not 8
+    assert Avocado.load(work / "from-dense", device="cpu").optimizer_steps == 4
+
+    # the state of another model (16 hidden nodes) in a model of 32: refused by name
+    other = _with_state(work, store_path, "other-state")
+    theirs, their_tensors = model_format.read_tensors_dir(other, "config.json")
+    Avocado.from_preset({"preset": "small", "n_nodes": 32, "batch_size": 500},
+                        TrackStore(store_path).experiments(), N_BINS, seed=0,
+                        device="cpu").save(work / "wide")
+    meta, tensors = model_format.read_tensors_dir(work / "wide", "config.json")
+    meta["optimizer"] = theirs["optimizer"]
+    tensors.update({k: v for k, v in their_tensors.items() if k.startswith("optimizer.")})
+    model_format.write_tensors_dir(work / "wide", meta, tensors, "config.json")
+    result = run("train", store_path, work / "from-wide", "--init", work / "wide",
+                 "--epochs", "1", "-q", ok=False)
+    assert_one_line_error(result, str(work / "wide"), "is the state of another model")
 
 
 def test_impute_one_into_store_equals_predict(work, store_path, model_path):

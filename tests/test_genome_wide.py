@@ -177,6 +177,30 @@ def test_clear_errors(setup: dict, tmp_path: Path) -> None:
         GenomeModel.load(tmp_path)
 
 
+def test_damaged_factors_are_refused_by_file_and_entry(setup: dict, tmp_path: Path) -> None:
+    # The shared network and each chromosome's factors are checked as they are read (a
+    # window's rows): a NaN was predicted as NaN, and its bigWig written without those bins.
+    import shutil
+
+    from avocado_core import model_format
+
+    b, a = setup["experiments"][0]
+    for name, entry, cell in (("chroms/chrB.safetensors", "250bp", 5),
+                              ("shared.safetensors", "hidden.0.weight", 0)):
+        damaged = tmp_path / name.split(".")[0].replace("/", "-")
+        shutil.copytree(setup["out"], damaged)
+        tensors = model_format.read_safetensors(damaged / name)
+        tensors[entry].view(-1)[cell] = float("nan")
+        model_format.write_safetensors(damaged / name, tensors)
+        genome = GenomeModel.load(damaged)
+        if name.startswith("chroms"):  # the other chromosomes predict as before
+            np.testing.assert_array_equal(genome.predict(b, a, "chrA"),
+                                          GenomeModel.load(setup["out"]).predict(b, a, "chrA"))
+        with pytest.raises(AvocadoValueError, match=f"{name}: entry '{entry}' holds 1 value"):
+            genome.export_bigwigs([(b, a)], tmp_path / "bw", progress=False)
+        assert not list((tmp_path / "bw").glob("*.bigWig"))
+
+
 def test_cli_assemble_and_export(setup: dict, tmp_path: Path) -> None:
     from avocado_core.cli import main
 

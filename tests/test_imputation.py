@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyBigWig
 import pytest
+import torch
 
 from avocado_core import Avocado, impute_experiments, synthetic_compendium
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
@@ -56,3 +57,25 @@ def test_bad_requests_name_the_value(store_and_model):
         impute_experiments(model, store, [("nosuch", model.assays[0])], progress=False)
     with pytest.raises(AvocadoValueError, match="nothing to write"):
         impute_experiments(model, store, into_store=False, progress=False)
+
+
+def test_a_track_that_is_not_finite_is_never_written(store_and_model, tmp_path):
+    # Weights near float32's largest are finite (a load accepts them) but their predictions
+    # overflow; a bigWig leaves NaN / inf bins out, so such a track was an empty file with
+    # exit 0. Refused before anything is written, naming the experiment.
+    import copy
+
+    store, model = store_and_model
+    bad = copy.deepcopy(model)
+    with torch.no_grad():
+        bad.network.output.bias.fill_(3.4e38)
+        bad.network.output.weight.fill_(1e38)
+    todo = [e for e in missing_experiments(model, store)
+            if not store.has_track(*e, kind="imputed")][:2]
+    b, a = todo[0]
+    for into_store, folder in ((False, tmp_path / "bw"), (True, None)):
+        with pytest.raises(AvocadoValueError, match=f"non-finite value.* for {b}/{a} "):
+            impute_experiments(bad, store, todo, into_store=into_store, bigwig_dir=folder,
+                               progress=False)
+    assert list((tmp_path / "bw").iterdir()) == []
+    assert not any(store.has_track(*e, kind="imputed") for e in todo)

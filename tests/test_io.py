@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from collections import namedtuple
 from pathlib import Path
 
@@ -115,16 +116,16 @@ def test_a_short_write_says_no_space_left_not_requested_and_written(tmp_path, mo
     assert info.value.needed == N_BINS * 4 + 128
     assert f"{_io.format_bytes(info.value.free)} free" in text
     assert store.experiments() == [] and _temps(tmp_path) == []
-    # the same through the safetensors writer of a model (its error is not an OSError)
+    # the same through the weights file of a model
     model = Avocado.small(["b1"], ["a1"], N_BINS, **TINY)
     model.save(tmp_path / "model")
     before = sorted(p.name for p in (tmp_path / "model").iterdir())
 
-    def full(tensors, filename, metadata=None):
-        Path(filename).write_bytes(b"\0" * 100)
+    def full(handle, tensors):
+        handle.write(b"\0" * 100)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("avocado_core.model_format.save_file", full)
+    monkeypatch.setattr("avocado_core.model_format._serialize", full)
     with pytest.raises(AvocadoDiskFullError, match="no space left on device writing .*weights-"):
         model.save(tmp_path / "model")
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == before
@@ -150,7 +151,7 @@ _KILLED_SAVE = textwrap.dedent("""
         np.save = die
         TrackStore(store_path).add_track("b9", "a1", np.zeros({n}, np.float32))
     else:
-        fmt.save_file = die
+        fmt._serialize = die
         Avocado.small(["b1"], ["a1"], {n}, n_nodes=8, device="cpu").save(model_path)
 """).format(n=N_BINS)
 
@@ -192,6 +193,56 @@ def test_the_temp_files_of_killed_saves_are_removed_by_the_next_write(tmp_path):
     assert _temps(tmp_path / "model") == [live]
     assert json.loads((tmp_path / "model" / "config.json").read_text())["weights_file"] in {
         p.name for p in (tmp_path / "model").iterdir()}
+
+
+_SAVING = textwrap.dedent("""
+    import sys
+    from avocado_core.model import Avocado
+
+    model = Avocado.small(["b1", "b2"], ["a1"], 1_000_000, device="cpu", seed=0)
+    model.save(sys.argv[1])
+    print("saved", flush=True)
+    while True:  # saves until it is killed
+        model.save(sys.argv[1])
+""")
+
+
+def _writing(folder: Path) -> list[Path]:
+    """Files in ``folder`` being written now: not config.json nor a weights file, not empty."""
+    found = []
+    for entry in os.scandir(folder):
+        if entry.name == "config.json" or entry.name.startswith("weights-"):
+            continue
+        try:
+            if entry.stat().st_size > 0:
+                found.append(Path(entry.path))
+        except FileNotFoundError:  # renamed into place meanwhile
+            continue
+    return found
+
+
+def test_a_save_killed_mid_write_leaves_nothing_after_the_next_save(tmp_path):
+    # kill -9 while the weights (48 MB) are being written, from outside: safetensors' own
+    # writer left its ".tmpXXXXXX" there for good (164 MB in the issue); every file is now
+    # written under _io's temporary names, which the next save removes.
+    folder = tmp_path / "model"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    saver = subprocess.Popen([sys.executable, "-c", _SAVING, str(folder)], env=env,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert saver.stdout.readline().strip() == "saved"
+        deadline = time.monotonic() + 120
+        while not _writing(folder) and time.monotonic() < deadline:
+            pass  # polls the folder until a write is under way
+        assert _writing(folder), "no write in progress was seen"
+    finally:
+        saver.kill()
+        saver.wait()
+    assert _writing(folder)  # what the killed save left behind
+    model = Avocado.load(folder, device="cpu")  # the last complete save, intact
+    model.save(folder)
+    kept = sorted(p.name for p in folder.iterdir())
+    assert kept[0] == "config.json" and len(kept) == 2 and kept[1].startswith("weights-"), kept
 
 
 def test_remove_stale_keeps_other_hosts_and_other_names(tmp_path):

@@ -259,7 +259,7 @@ def test_interrupted_save_keeps_the_old_model(trained, tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(model_format, "save_file", crash)
+    monkeypatch.setattr(model_format, "_serialize", crash)
     with pytest.raises(KeyboardInterrupt):
         other.save(tmp_path / "m")
     loaded = Avocado.load(tmp_path / "m", device="cpu")
@@ -281,6 +281,48 @@ def test_load_errors(trained, tmp_path):
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(AvocadoValueError, match="corrupted"):
         Avocado.load(tmp_path / "w")
+
+
+def _set(name: str, cell: int, value, dtype: torch.dtype = torch.float32):
+    """An edit of a saved model's tensors: one value of one entry (in a dtype of choice)."""
+    def edit(tensors: dict) -> None:
+        tensors[name] = tensors[name].to(dtype)
+        tensors[name].view(-1)[cell] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_set("genome_25bp.weight", 13, float("nan")),
+     r"entry 'genome_25bp.weight' holds 1 value\(s\) that are NaN.*index \[1, 3\]: nan"),
+    (_set("output.bias", 0, float("-inf")), r"entry 'output.bias' .*index \[0\]: -inf"),
+    (_set("hidden.0.weight", 2, 1e300, torch.float64), "beyond float32's range"),
+    (_set("assay_embedding.weight", 0, 10**18, torch.int64),
+     "entry 'assay_embedding.weight' has dtype torch.int64; expected floating-point"),
+])
+def test_a_saved_model_with_damaged_weights_is_refused(trained, tmp_path, edit, message):
+    # Loaded, such a model predicted NaN (or integers' values) everywhere without a word.
+    from avocado_core import model_format
+
+    trained.save(tmp_path / "m")
+    meta, tensors = model_format.read_tensors_dir(tmp_path / "m", "config.json")
+    edit(tensors)
+    model_format.write_tensors_dir(tmp_path / "m", meta, tensors, "config.json")
+    with pytest.raises(AvocadoValueError, match=message) as info:
+        Avocado.load(tmp_path / "m", device="cpu")
+    assert str(tmp_path / "m" / "weights-") in str(info.value)
+
+
+def test_saved_weights_are_the_safetensors_format(trained, tmp_path):
+    # Written by avocado_core (so that a killed save leaves only names _io removes), read by
+    # the safetensors package: the very bytes its own writer makes.
+    from safetensors.torch import save
+
+    from avocado_core import model_format
+
+    tensors = dict(trained.network.state_dict(), steps=torch.arange(3),
+                   half=torch.ones(2, dtype=torch.bfloat16))
+    path = model_format.write_safetensors(tmp_path / "w.safetensors", tensors)
+    assert path.read_bytes() == save({k: v.contiguous() for k, v in tensors.items()})
 
 
 def test_resume_continues_the_same_loss_curve(data, tmp_path):

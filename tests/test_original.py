@@ -279,6 +279,43 @@ def test_unknown_layer_layouts(tmp_path: Path, data_mirror: Path, edit, message)
         read_original(prefix)
 
 
+def _damage(path: str, cell: int, value, dtype=None):
+    """An edit setting one value of a dataset (optionally turning the dataset's dtype)."""
+    def edit(f: h5py.File) -> None:
+        data = f[path][()].astype(dtype or np.float32)
+        data.flat[cell] = value
+        _replace(f, path, data)
+    return edit
+
+
+_KERNEL = "model_weights/dense_1/dense_1/kernel:0"
+_FACTORS = "model_weights/genome_25bp_embedding/genome_25bp_embedding/embeddings:0"
+
+
+@pytest.mark.parametrize("edit, dataset, message", [
+    (_damage(_KERNEL, 70, np.nan), _KERNEL, r"1 value\(s\) that are NaN.*index \[1, 6\]: nan"),
+    (_damage(_FACTORS, 5, np.inf), _FACTORS, r"index \[1, 0\]: inf"),
+    (_damage(_FACTORS, 5, 1e300, np.float64), _FACTORS, "beyond float32's range"),
+    (_damage(_KERNEL, 0, 10**18, np.int64), _KERNEL, "dtype int64; expected floating-point"),
+    (lambda f: _replace(f, _FACTORS, np.full(f[_FACTORS].shape, b"0.5")), _FACTORS,
+     "dtype |S3; expected floating-point"),
+])
+def test_weights_that_are_not_finite_floats_are_refused(tmp_path: Path, data_mirror: Path, edit,
+                                                        dataset, message) -> None:
+    # The issue's cases imported with exit 0 (or a TypeError): a model that predicts NaN
+    # everywhere, or integers read as weights. The error names the file and the dataset.
+    prefix = _copy(data_mirror / "original-avocado" / "two-layer" / "avocado-pilot40k",
+                   tmp_path / "m")
+    _edit_h5(prefix, edit)
+    with pytest.raises(AvocadoValueError, match=message) as info:
+        read_original(prefix, device="cpu")
+    assert f"{prefix}.h5: dataset /{dataset}" in str(info.value)
+    result = _cli("import-original", prefix, tmp_path / "imported", "-q")
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("Error: ") and f"/{dataset}" in result.output
+    assert not (tmp_path / "imported").exists()
+
+
 def test_concatenation_order_is_checked(tmp_path: Path, data_mirror: Path) -> None:
     prefix = _copy(data_mirror / "original-avocado" / "two-layer" / "avocado-pilot40k",
                    tmp_path / "m")

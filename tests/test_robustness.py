@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from avocado_core import kernels
 from avocado_core.bigwig import read_manifest
@@ -154,7 +155,7 @@ def test_cli_ingest_of_a_truncated_bigwig_is_one_line(work, data_mirror):
     result = cli_child("ingest", work / "fly-store", truncated, "-b", "fly", "-a", "signal",
                        "--regions", bed, "-q")
     assert_child_one_line_error(result, str(truncated), "not a readable bigWig")
-    assert not TrackStore(work / "fly-store").experiments()  # nothing half-written
+    assert not (work / "fly-store").exists()  # nothing half-written: not even an empty store
 
 
 # ---------------------------------------------------------------------- 2. unwritable folders
@@ -185,6 +186,22 @@ def test_cli_export_and_impute_into_an_unwritable_folder(work, pwn_store, pwn_mo
     result = cli_child("impute", pwn_store, pwn_model, "--all", "--no-store", "--bigwig-dir",
                        unwritable, "--chrom-sizes", sizes, "-q")
     assert_child_one_line_error(result, str(unwritable), "cannot be written")
+
+
+def test_impute_of_an_overflowing_model_writes_no_empty_bigwig(work, pwn_store, pwn_model,
+                                                              sizes):
+    # A model whose (finite) weights overflow float32 predicts inf / NaN; `impute
+    # --bigwig-dir` wrote bigWigs covering 0 bases and exited 0.
+    from avocado_core import model_format
+
+    meta, tensors = model_format.read_tensors_dir(pwn_model, "config.json")
+    tensors["output.bias"] = torch.full_like(tensors["output.bias"], 3.4e38)
+    tensors["output.weight"] = torch.full_like(tensors["output.weight"], 1e38)
+    model_format.write_tensors_dir(work / "overflowing", meta, tensors, "config.json")
+    result = cli_child("impute", pwn_store, work / "overflowing", "--all", "--no-store",
+                       "--bigwig-dir", work / "overflow-bw", "--chrom-sizes", sizes, "-q")
+    assert_child_one_line_error(result, "non-finite value", "the track is not written")
+    assert list((work / "overflow-bw").iterdir()) == []
 
 
 def test_train_into_an_unwritable_model_folder_fails_before_loading(work, pwn_store,

@@ -30,7 +30,8 @@ def export(
     """Write the track BIOSAMPLE ASSAY of STORE to the bigWig file OUTPUT.
 
     Values are written as stored (arcsinh signal unless the store says otherwise), one 25 bp
-    interval per bin; ingesting the file again reproduces them.
+    interval per bin, and the file records their transform: ingesting it again (with that
+    transform, arcsinh by default) over the same bins reproduces them exactly.
 
     \b
     Examples:

@@ -27,6 +27,21 @@ def _region_set(regions: Path | None, chrom_sizes: Path | None, chroms: str | No
     return None
 
 
+def _remove_new_store(path: Path, keep_folder: bool) -> None:
+    """Undo the creation of a store that a failed first ingest left without a track: the
+    folder goes, or only what it holds when it was there (empty) before."""
+    import shutil
+
+    if not keep_folder:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 def _read_metadata(path: Path | None):
     if path is None:
         return None
@@ -101,7 +116,8 @@ def open_or_create_store(
 )
 @click.option(
     "--transform", type=click.Choice(["arcsinh", "log1p", "none"]), default="arcsinh",
-    show_default=True, help="Transform applied to the 25 bp means.",
+    show_default=True, help="Transform of the stored values, applied to the signal's 25 bp "
+    "means (an exported file's values are first brought back to the signal).",
 )
 @click.option(
     "--allow-missing-chroms", is_flag=True,
@@ -137,9 +153,12 @@ def ingest(
 ) -> None:
     """Bin bigWig files to 25 bp over a region set and add them to STORE.
 
-    The store is created on first use (give its region set). A rerun skips the tracks already
-    ingested from the same files, so an interrupted run can simply be restarted; replacing a
-    track by another file needs --overwrite. Chromosome names match with or without "chr".
+    The store is created on first use (give its region set); a first run that fails before a
+    track is added leaves no store behind. A rerun skips the tracks already ingested from the
+    same files, so an interrupted run can simply be restarted; replacing a track by another
+    file needs --overwrite. Chromosome names match with or without "chr". A bigWig that
+    avocado exported records the transform of its values: they are brought back to the signal
+    first, so ingesting an export with its track's transform gives back the stored values.
 
     \b
     Examples:
@@ -156,28 +175,33 @@ def ingest(
 
     from .. import bigwig as bw
 
+    before = sorted(store_path.iterdir()) if store_path.is_dir() else None
     store = open_or_create_store(
         store_path, regions, chrom_sizes, chroms, pilot_regions, genome_sizes
     )
-    if biosample_meta is not None or assay_meta is not None:
-        store.set_metadata(
-            biosamples=_read_metadata(biosample_meta), assays=_read_metadata(assay_meta)
-        )
-
     added = skipped = 0
-    if bigwig is not None:
-        written = bw.ingest_bigwig(
-            store, bigwig, biosample, assay, transform=transform, overwrite=overwrite,
-            allow_missing_chroms=allow_missing_chroms, progress=not quiet,
-        )
-        added, skipped = int(written), int(not written)
-    if manifest is not None:
-        report = bw.ingest_manifest(
-            store, manifest, transform=transform, overwrite=overwrite,
-            allow_missing_chroms=allow_missing_chroms, progress=not quiet,
-        )
-        added += int((report["status"] == "ingested").sum())
-        skipped += int((report["status"] == "skipped").sum())
+    try:
+        if biosample_meta is not None or assay_meta is not None:
+            store.set_metadata(
+                biosamples=_read_metadata(biosample_meta), assays=_read_metadata(assay_meta)
+            )
+        if bigwig is not None:
+            written = bw.ingest_bigwig(
+                store, bigwig, biosample, assay, transform=transform, overwrite=overwrite,
+                allow_missing_chroms=allow_missing_chroms, progress=not quiet,
+            )
+            added, skipped = int(written), int(not written)
+        if manifest is not None:
+            report = bw.ingest_manifest(
+                store, manifest, transform=transform, overwrite=overwrite,
+                allow_missing_chroms=allow_missing_chroms, progress=not quiet,
+            )
+            added += int((report["status"] == "ingested").sum())
+            skipped += int((report["status"] == "skipped").sum())
+    except BaseException:
+        if before in (None, []) and not store.experiments(None):
+            _remove_new_store(store_path, keep_folder=before is not None)
+        raise
     note = f", {skipped} already there" if skipped else ""
     click.echo(
         f"{store_path}: {added} tracks ingested{note}; {len(store.experiments())} observed tracks "

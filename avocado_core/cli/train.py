@@ -9,6 +9,7 @@ starts (:mod:`avocado_core.distributed`); every option means what it means witho
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -329,22 +330,23 @@ def train(
             return _initial_model(init, config, train_keys, store.n_bins, overrides, seed=s,
                                   device=device, precision=precision)
 
-        continued = None
-        with memory_limit(max_memory):
+        with memory_limit(max_memory), _dropped_states() as dropped:
             if n_models == 1:
                 model = new_model(seed)
-                continued = None if init is None else _continuation(init, model.optimizer_steps)
-                if continued is not None and is_main and not quiet:
-                    click.echo(continued)
+                steps = model.optimizer_steps
+                if init is not None and steps is None and is_main and not quiet:
+                    click.echo(_continuation(init, None, []))  # known before training: say it
                 model.fit(data, seed=seed, **fit)
                 first = model
             else:
                 from ..ensemble import AvocadoEnsemble
 
+                steps = None
                 model = AvocadoEnsemble.fit(new_model, data, n_models, seed=seed, **fit)
                 first = model.models[0]
         if is_main:
             model.save(model_path, optimizer=save_optimizer)
+    continued = None if init is None else _continuation(init, steps, dropped)
     if not is_main:
         return
     loss = first.history.get("loss", [])
@@ -373,12 +375,34 @@ def check_fixed_settings(choose: bool, overrides: dict[str, Any]) -> None:
                                "tracks by default; add --no-choose to set it by hand")
 
 
-def _continuation(init: Path, steps: int | None) -> str:
-    """What training does with the optimizer state of the ``--init`` model."""
-    if steps is not None:
-        return f"Continued the optimizer state of {init} ({steps:,} Adam steps)"
-    return (f"Started a fresh Adam optimizer: {init} holds no optimizer state (it was saved "
-            "without --save-optimizer)")
+def _continuation(init: Path, steps: int | None, dropped: list[str]) -> str:
+    """What training did with the optimizer state of the ``--init`` model (``steps`` Adam
+    steps, or None), given the reasons of the states the fit ``dropped``."""
+    if steps is None:
+        return (f"Started a fresh Adam optimizer: {init} holds no optimizer state (it was saved "
+                "without --save-optimizer)")
+    if dropped:
+        return (f"Started a fresh Adam optimizer: the optimizer state of {init} does not fit "
+                f"this training ({dropped[0]})")
+    return f"Continued the optimizer state of {init} ({steps:,} Adam steps)"
+
+
+@contextlib.contextmanager
+def _dropped_states() -> Iterator[list[str]]:
+    """Collect the reasons of the optimizer states a fit drops (OptimizerStateWarning), so that
+    the command says once what became of the --init model's state; other warnings are shown."""
+    from ..training import OptimizerStateWarning
+
+    reasons: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OptimizerStateWarning)
+        try:
+            yield reasons
+        finally:
+            shown = [w for w in caught if not issubclass(w.category, OptimizerStateWarning)]
+            reasons += [w.message.reason for w in caught if w not in shown]
+    for w in shown:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 @contextlib.contextmanager

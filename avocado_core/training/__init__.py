@@ -6,8 +6,9 @@ Nothing here knows about biosample names or genomic coordinates: training data a
 
 Modules: :mod:`.sampling` (:class:`Sampler`), :mod:`.sources` (:class:`TrackSource`),
 :mod:`.optimizer` (:class:`CatchUpAdam`), :mod:`.trainer` (:class:`Trainer`), :mod:`.loop`
-(:func:`train`), :mod:`.checkpoints` (:class:`Checkpointer`) and :mod:`.options`
-(:class:`FitOptions`, :func:`training_scope`). The files a checkpoint is written to share the
+(:func:`train`), :mod:`.checkpoints` (:class:`Checkpointer`), :mod:`.options`
+(:class:`FitOptions`, :func:`training_scope`) and :mod:`.state` (the checks of a saved optimizer
+state, :func:`check_train_state`). The files a checkpoint is written to share the
 saved model's format, :mod:`avocado_core.model_format`.
 """
 
@@ -18,6 +19,7 @@ from .optimizer import CatchUpAdam
 from .options import FitKwargs, FitOptions, shows_fit_options, training_scope
 from .sampling import SAMPLINGS, Sampler
 from .sources import TrackSource
+from .state import OptimizerStateWarning, check_train_state, check_trainer_state
 from .trainer import GROUPS, Trainer, tune_malloc
 
 __all__ = [
@@ -27,10 +29,13 @@ __all__ = [
     "Checkpointer",
     "FitKwargs",
     "FitOptions",
+    "OptimizerStateWarning",
     "Sampler",
     "TrackSource",
     "Trainer",
     "check_schedule",
+    "check_train_state",
+    "check_trainer_state",
     "shows_fit_options",
     "read_tensors_dir",
     "train",

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import AvocadoValueError
 from ..model_format import read_tensors_dir, write_tensors_dir
+from .state import check_trainer_state
 from .trainer import Trainer
 
 __all__ = ["Checkpointer"]
@@ -83,6 +84,9 @@ class Checkpointer:
                 f"(differs in: {', '.join(diff)}); use another checkpoint_dir or resume=False"
             )
         net_state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+        check_trainer_state(meta.get("trainer"),
+                            {k: v for k, v in tensors.items() if not k.startswith("net.")},
+                            trainer.trained_shapes(), str(self.directory))
         trainer.network.load_state_dict(net_state)
         trainer.load_state(meta["trainer"], tensors)
         return int(meta["epoch"]), meta["history"], meta.get("extra", {})
