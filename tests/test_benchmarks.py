@@ -117,3 +117,10 @@ def test_bench_predict_prints_its_tables():
     assert "| kernel |" in out and "| torch |" in out and "CPU:" in out
     row = next(line for line in out.splitlines() if line.startswith("| 9 settings |"))
     assert row.startswith("| 9 settings | 10,000 |") and row.endswith("| True |")
+
+
+def test_bench_defaults_prints_what_the_defaults_cost():
+    out = _run("benchmarks/bench_defaults.py", "--positions", "20000", "--epochs", "2",
+               "--sizes", "20", "--synthetic-positions", "5000")
+    assert "CPU:" in out and "| `avocado train` defaults" in out and "3 models" in out
+    assert "| 20 | " in out and "held-out MSE" in out
