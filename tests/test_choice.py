@@ -189,3 +189,20 @@ def test_cli_trains_chooses_prints_and_shows_the_choice(compendium, tmp_path):
                                  "--smoothing", "9"])
     assert fixed.exit_code == 2 and "--smoothing fixes a setting" in fixed.output
     assert "--no-choose" in fixed.output
+
+
+def test_a_large_compendium_is_scored_on_a_sample_of_positions():
+    """Up to SCORED_TRACKS training tracks every position is scored; past it, the same sample of
+    SCORED_BLOCK-bin blocks in every track, SCORED_TRACKS / n_tracks of the positions, so that
+    the scoring costs a fixed number of track-lengths however many tracks there are."""
+    from avocado_core.choice import SCORED_BLOCK, SCORED_TRACKS, scored_blocks
+
+    assert scored_blocks(100_000, SCORED_TRACKS, 0) is None
+    blocks = scored_blocks(1_000_000, 4 * SCORED_TRACKS, 0)
+    starts = [lo for lo, _ in blocks]
+    assert starts == sorted(set(starts)) and all(lo % SCORED_BLOCK == 0 for lo in starts)
+    assert all(hi - lo == SCORED_BLOCK for lo, hi in blocks)
+    assert len(blocks) * SCORED_BLOCK == pytest.approx(1_000_000 / 4, abs=SCORED_BLOCK)
+    assert blocks == scored_blocks(1_000_000, 4 * SCORED_TRACKS, 0)  # from the seed alone
+    (lo, hi), = scored_blocks(10_000, 10 * SCORED_TRACKS, 0)  # at least one block
+    assert hi - lo == SCORED_BLOCK
