@@ -2,7 +2,10 @@
 
 ``create_app(workspace)`` returns a Dash app serving one workspace. Pages are registered with
 ``dash.register_page``; their layouts find the workspace through the Flask app that serves the
-request, so several apps (e.g. two workspaces in one test process) can coexist.
+request, so several apps (e.g. two workspaces in one test process) can coexist. The app is
+ready to serve when the factory returns: Dash's set-up of the first request (the component
+libraries' scripts, the callback list) is done here, so that the first requests a new server
+worker answers together all see it complete.
 """
 
 from __future__ import annotations
@@ -126,6 +129,12 @@ def create_app(workspace: Workspace | str | os.PathLike, *, background_dir: str 
         [Output(f"nav-{name}", "className") for name, _, _, _ in PAGES],
         Input("_pages_location", "pathname"),
     )
+    if not _launcher:
+        # Dash sets itself up on the first request (its component libraries' script paths,
+        # the callback list) and lets the requests that arrive meanwhile through unprepared:
+        # a new worker's first requests, arriving together, then fail ("dash" is not a
+        # registered library). One request now does it before the server takes any.
+        app.server.test_client().get("/")
     return app
 
 
