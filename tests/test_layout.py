@@ -30,8 +30,9 @@ def _tree(path: Path) -> ast.Module:
 
 
 def _imported_modules(path: Path) -> list[str]:
-    """Absolute dotted names of every module ``path`` imports (relative imports resolved)."""
-    package = ["avocado_core", *path.relative_to(PACKAGE).parent.parts]
+    """Absolute dotted names of every module ``path`` imports (relative imports resolved),
+    inside functions too."""
+    package = list(path.relative_to(PACKAGE.parent).parent.parts)
     out = []
     for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Import):
@@ -64,6 +65,44 @@ def test_no_module_of_the_package_imports_the_app():
     # and the resolver reads serve.py's imports
     serve = _imported_modules(PACKAGE / "cli" / "serve.py")
     assert "avocado_core.errors.AvocadoValueError" in serve
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_loop(root: Path) -> list[str]:
+    """A loop of imports among the modules under ``root`` (function-level imports count: they
+    run too), as the modules on it; [] when there is none."""
+    modules = {_module_name(p): p for p in _modules(root)}
+    arrows = {name: sorted({m for m in _imported_modules(path) if m in modules} - {name})
+              for name, path in modules.items()}
+    done: set[str] = set()
+
+    def walk(name: str, trail: list[str]) -> list[str]:
+        if name in trail:
+            return trail[trail.index(name):] + [name]
+        if name in done:
+            return []
+        for target in arrows[name]:
+            if loop := walk(target, [*trail, name]):
+                return loop
+        done.add(name)
+        return []
+
+    for name in sorted(modules):
+        if loop := walk(name, []):
+            return loop
+    return []
+
+
+def test_the_app_has_no_import_loop():
+    """The job launcher builds the app through the factory's dotted name, so
+    ``dashboard.background`` does not import ``dashboard.app``, which imports it."""
+    assert _import_loop(APP) == []
+    # and the finder sees function-level imports (the app imports its pages inside the factory)
+    assert "dashboard.pages.design" in _imported_modules(APP / "app.py")
 
 
 def test_no_second_command_line_outside_cli():

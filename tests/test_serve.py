@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import diskcache
+import pytest
 
 from app_workspaces import synthetic_workspace  # noqa: F401  (fixture)
-from server_process import ServerProcess, free_port
+from server_process import ServerProcess, free_port, serve_command
 
 PAGES = ["/", "/locus", "/design"]
 
@@ -44,6 +50,61 @@ def _status(url: str) -> int:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+# ---------------------------------------------------------------------- stopping
+@pytest.mark.parametrize("attempt", [1, 2, 3])
+def test_ctrl_c_stops_two_workers_and_removes_the_runtime_folder(attempt, synthetic_workspace,  # noqa: F811
+                                                                  tmp_path):
+    """A terminal's Ctrl+C signals every process of the server (SIGINT), and gunicorn's master
+    then signals its workers again (SIGQUIT): repeated, since the second signal arrives at a
+    different moment each time."""
+    server = ServerProcess(serve_command(synthetic_workspace.path, 2), tmp_path / "tmp")
+    try:
+        server.wait_until_serving(2)
+        assert len(server.leftovers()) == 1  # the one runtime folder, shared by the workers
+    finally:
+        code = server.stop(signal.SIGINT)
+    assert code == 0, server.output
+    assert server.group_alive() == []
+    assert server.leftovers() == []
+    assert "Traceback" not in server.output, server.output
+    assert server.output.count("Stopped.") == 1, server.output  # the master's, not a worker's
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_kill_stops_the_server_cleanly(workers, synthetic_workspace, tmp_path):  # noqa: F811
+    """SIGTERM to the server process alone (``kill PID``, a process manager)."""
+    server = ServerProcess(serve_command(synthetic_workspace.path, workers), tmp_path / "tmp")
+    try:
+        server.wait_until_serving(workers)
+    finally:
+        code = server.stop(signal.SIGTERM, group=False)
+    assert code == 0, server.output
+    assert server.group_alive() == []
+    assert server.leftovers() == []
+    assert "Traceback" not in server.output, server.output
+    assert server.output.count("Stopped.") == 1, server.output
+
+
+def test_a_killed_servers_runtime_folder_goes_with_the_next_server(tmp_path):
+    from avocado_core.cli.serve import make_runtime_dir
+
+    # a server killed with kill -9 could not remove its folder; its process is gone
+    child = (f"import tempfile; tempfile.tempdir = {str(tmp_path)!r}; "
+             "from avocado_core.cli.serve import make_runtime_dir; print(make_runtime_dir())")
+    left = Path(subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                               check=True).stdout.strip())
+    assert left.is_dir() and left.parent == tmp_path
+    import tempfile
+
+    old, tempfile.tempdir = tempfile.tempdir, str(tmp_path)
+    try:
+        mine = make_runtime_dir()
+    finally:
+        tempfile.tempdir = old
+    assert not left.exists() and mine.is_dir()
+    assert mine.stat().st_mode & 0o077 == 0  # private: the job store signs the pages' jobs
 
 
 # ---------------------------------------------------------------------- by-hand gunicorn
@@ -119,3 +180,41 @@ def test_gunicorn_by_hand_serves_every_page_and_asset_from_every_worker(
     assert [s for s in statuses if s[0] != 200] == []
     assert served().keys() == workers and all(len(u) == len(urls) for u in served().values())
     assert "Traceback" not in server.output, server.output
+
+
+# ---------------------------------------------------------------------- the job store
+def _manager(folder: Path):
+    from dashboard.background import JobManager
+
+    return JobManager(diskcache.Cache(str(folder)), app_spec=None)
+
+
+def _ended_process() -> int:
+    """The pid of a process that has come and gone (as a job whose owner died)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_job_gone_without_a_result_is_reported_through_any_worker(tmp_path):
+    """Two workers open the same job store; a job's process is gone with no result and nobody
+    left to record why (its launcher died with it): a poll through the other worker gets an
+    error, which the page shows as an alert, instead of silence."""
+    started_by, polled_by = _manager(tmp_path / "jobs"), _manager(tmp_path / "jobs")
+    job = _ended_process()
+    assert started_by.job_running(job) is False
+    result = polled_by.get_result("key-b", job)
+    assert result["background_callback_error"]["msg"].startswith(
+        "the background job stopped unexpectedly (the server process that ran it stopped)")
+    assert not polled_by.job_running(job)
+
+
+def test_a_job_cancelled_or_done_is_not_an_error(tmp_path):
+    started_by, polled_by = _manager(tmp_path / "jobs"), _manager(tmp_path / "jobs")
+    cancelled = _ended_process()
+    started_by.terminate_job(cancelled)  # the Cancel button, through one worker
+    assert polled_by.get_result("key-c", cancelled) is polled_by.UNDEFINED  # no update
+    done = _ended_process()
+    started_by.handle.set("key-d", {"picked": 3})  # what a job writes just before it ends
+    assert polled_by.get_result("key-d", done) == {"picked": 3}
+    assert started_by.get_result("key-d", done) is started_by.UNDEFINED  # read once
