@@ -42,6 +42,8 @@ __all__ = ["serve", "serve_app", "serve_workspace", "open_app", "find_app_factor
 APP_ENTRY_POINTS = "avocado.apps"
 #: Name of the server's runtime folders in the system's temporary folder (see ``_io``).
 RUNTIME_NAME = "avocado-serve"
+#: What a terminal's Ctrl+C, gunicorn's master and ``kill`` send to stop a server.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
 
 host_option = click.option(
     "--host", default="127.0.0.1", show_default=True,
@@ -148,8 +150,8 @@ def serve_app(app: Any, host: str, port: int) -> None:
         raise
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     click.echo(f"Serving the Avocado app at http://{shown}:{server.server_port} (Ctrl+C to stop)")
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl+C does: cleanly
+    # `kill` stops it as Ctrl+C does: cleanly
+    previous = _set_handlers((signal.SIGTERM,), _interrupt)
     try:
         server.serve_forever()  # werkzeug's returns on Ctrl+C
     except KeyboardInterrupt:
@@ -159,6 +161,7 @@ def serve_app(app: Any, host: str, port: int) -> None:
         close = getattr(wsgi, "config", {}).get("AVOCADO_CLOSE")
         if close is not None:
             close()
+        _set_handlers((signal.SIGTERM,), previous)
     click.echo("Stopped.")
 
 
@@ -189,8 +192,10 @@ def serve_workspace(workspace: Path, host: str, port: int, workers: int | None =
                             host, port, workers)
     finally:
         if os.getpid() == owner:  # not in a worker: gunicorn's workers return through here
-            _ignore_stop_signals()  # a second Ctrl+C does not cut the clean-up short
+            # a second Ctrl+C does not cut the clean-up short
+            previous = _set_handlers(STOP_SIGNALS, _ignore)
             shutil.rmtree(runtime, ignore_errors=True)
+            _set_handlers(STOP_SIGNALS, previous)
 
 
 def make_runtime_dir() -> Path:
@@ -206,18 +211,20 @@ def make_runtime_dir() -> Path:
     return runtime
 
 
-def _ignore_stop_signals() -> None:
-    """From now on this process ignores Ctrl+C and the stop signals (it is stopping).
-
-    A handler that does nothing rather than ``SIG_IGN``: a signal that has already arrived
-    runs it instead of printing "Signal 3 ignored due to race condition".
-    """
-    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
-        signal.signal(sig, _ignore)
+def _set_handlers(signals: tuple, handlers: Any) -> list:
+    """Set the handlers of ``signals`` (one handler for all, or one each) in the main thread
+    (where Python runs them; elsewhere nothing is set); returns the handlers they replace."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    each = handlers if isinstance(handlers, list) else [handlers] * len(signals)
+    return [signal.signal(sig, signal.SIG_DFL if h is None else h)
+            for sig, h in zip(signals, each)]
 
 
 def _ignore(signum, frame) -> None:
-    pass
+    """A stop signal while stopping. A handler that does nothing rather than ``SIG_IGN``: a
+    signal that has just arrived runs it instead of printing "Signal 3 ignored due to race
+    condition"."""
 
 
 def _interrupt(signum, frame) -> None:
@@ -240,7 +247,7 @@ def _serve_gunicorn(load: Callable[[], Any], host: str, port: int, workers: int)
     def worker_int(worker) -> None:
         # The terminal's Ctrl+C reaches the worker, then the master sends it SIGQUIT: the
         # second signal must not interrupt the clean-up (the app's job launcher) on the way out.
-        _ignore_stop_signals()
+        _set_handlers(STOP_SIGNALS, _ignore)
 
     class Application(BaseApplication):
         def load_config(self) -> None:
