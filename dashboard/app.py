@@ -2,7 +2,10 @@
 
 ``create_app(workspace)`` returns a Dash app serving one workspace. Pages are registered with
 ``dash.register_page``; their layouts find the workspace through the Flask app that serves the
-request, so several apps (e.g. two workspaces in one test process) can coexist.
+request, so several apps (e.g. two workspaces in one test process) can coexist. The app is
+ready to serve when the factory returns: Dash's set-up of the first request (the component
+libraries' scripts, the callback list) is done here, so that the first requests a new server
+worker answers together all see it complete.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dash.exceptions import BackgroundCallbackError
 
 from avocado_core.workspace import Workspace
 
-from .background import ORPHAN_AFTER_S, JobManager
+from .background import MANAGER_CONFIG_KEY, ORPHAN_AFTER_S, JobManager, stop_signals_ignored
 from .components import alert, error_message
 
 __all__ = ["create_app", "close_app", "ASSETS", "MAX_UPLOAD_BYTES"]
@@ -53,15 +56,17 @@ def create_app(workspace: Workspace | str | os.PathLike, *, background_dir: str 
     workspace: Workspace or path
         The workspace to serve.
     background_dir: str or None
-        Folder of the diskcache that runs background callbacks (selections, projections); a
-        folder inside the app's temporary folder by default.
+        The job store: the diskcache folder of the background callbacks (uploads, fits,
+        projections, selections). Every worker of one server must open the same folder.
+        Default: ``background/`` inside ``temp_dir``.
     max_upload_bytes: int
         Requests larger than this are refused (HTTP 413). Default is 64 MB.
     temp_dir: str or None
-        The app's temporary folder (uploads, the default diskcache). Default: a new folder
-        ``avocado-dash-<pid>-*`` in the system's temporary folder, removed by
-        :func:`close_app` or when the process exits; those of servers that died are removed
-        when the next app starts.
+        The server's runtime folder (uploads, the default job store), made and removed by
+        whoever serves the app (``avocado serve`` makes one for all its workers). Default: a
+        new folder ``avocado-dash-<pid>-*`` in the system's temporary folder, owned by this
+        app: removed by :func:`close_app` or when the process exits; those of servers that
+        died are removed when the next app starts.
     orphan_after: float
         A background job whose page stopped asking for it (its tab was closed) stops after
         this many seconds. Default is 30.
@@ -81,10 +86,13 @@ def create_app(workspace: Workspace | str | os.PathLike, *, background_dir: str 
         _remove_stale_temp_dirs()
         temp_dir = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
     cache_dir = background_dir or os.path.join(temp_dir, "background")
+    # the job launcher builds this same app by the factory's name (it never imports this
+    # module's importer), on the same job store
     spec = None if _launcher else {
-        "workspace": str(ws.path), "background_dir": cache_dir,
-        "max_upload_bytes": int(max_upload_bytes), "temp_dir": temp_dir,
-        "orphan_after": float(orphan_after)}
+        "factory": f"{create_app.__module__}:{create_app.__qualname__}",
+        "kwargs": {"workspace": str(ws.path), "background_dir": cache_dir,
+                   "max_upload_bytes": int(max_upload_bytes), "temp_dir": temp_dir,
+                   "orphan_after": float(orphan_after), "_launcher": True}}
     manager = JobManager(diskcache.Cache(cache_dir), spec, orphan_after=orphan_after)
     app = Dash(
         __name__,
@@ -100,10 +108,10 @@ def create_app(workspace: Workspace | str | os.PathLike, *, background_dir: str 
     )
     app.server.config["AVOCADO_WORKSPACE"] = ws
     app.server.config["AVOCADO_TEMP_DIR"] = temp_dir
-    app.server.config["AVOCADO_JOB_MANAGER"] = manager
+    app.server.config["AVOCADO_OWNS_TEMP_DIR"] = own_temp
+    app.server.config[MANAGER_CONFIG_KEY] = manager
     app.server.config["AVOCADO_CLOSE"] = lambda: close_app(app)  # called by `avocado serve`
-    if own_temp:
-        atexit.register(close_app, app)
+    atexit.register(close_app, app)  # a server worker that exits stops its job launcher
     app.server.config["MAX_CONTENT_LENGTH"] = int(max_upload_bytes)
     app.server.config["AVOCADO_MAX_UPLOAD_BYTES"] = int(max_upload_bytes)
 
@@ -126,22 +134,31 @@ def create_app(workspace: Workspace | str | os.PathLike, *, background_dir: str 
         [Output(f"nav-{name}", "className") for name, _, _, _ in PAGES],
         Input("_pages_location", "pathname"),
     )
+    if not _launcher:
+        # Dash sets itself up on the first request (its component libraries' script paths,
+        # the callback list) and lets the requests that arrive meanwhile through unprepared:
+        # a new worker's first requests, arriving together, then fail ("dash" is not a
+        # registered library). One request now does it before the server takes any.
+        app.server.test_client().get("/")
     return app
 
 
 def close_app(app: Dash) -> None:
-    """Stop the app's job launcher and remove its temporary folder (uploads, diskcache).
+    """Stop the app's job launcher (and its jobs) and remove the temporary folder the app made
+    itself (uploads, job store).
 
-    Called by ``avocado serve`` when the server stops and, for a temporary folder the app
-    made itself, when the process exits. Safe to call more than once.
+    Called by ``avocado serve`` when the server stops and when the process exits. A second
+    stop signal (a terminal's Ctrl+C reaches every process of the server, and gunicorn's
+    master then signals its workers again) does not cut it short. Safe to call more than once.
     """
     config = app.server.config
-    manager = config.get("AVOCADO_JOB_MANAGER")
-    if manager is not None:
-        manager.close()
-    temp_dir = config.pop("AVOCADO_TEMP_DIR", None)
-    if temp_dir and Path(temp_dir).name.startswith(TEMP_PREFIX):
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    with stop_signals_ignored():
+        manager = config.get(MANAGER_CONFIG_KEY)
+        if manager is not None:
+            manager.close()
+        temp_dir = config.pop("AVOCADO_TEMP_DIR", None)
+        if temp_dir and config.get("AVOCADO_OWNS_TEMP_DIR"):
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _remove_stale_temp_dirs() -> None:

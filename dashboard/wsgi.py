@@ -1,8 +1,10 @@
 """WSGI entry point for gunicorn: ``AVOCADO_WORKSPACE=path gunicorn dashboard.wsgi:server``.
 
-The workspace folder comes from the environment variable ``AVOCADO_WORKSPACE``; background
-callbacks keep their diskcache in ``AVOCADO_CACHE_DIR`` when set (share it between workers),
-else in the workspace's ``.cache/`` folder. The app never runs in debug mode.
+The workspace folder comes from the environment variable ``AVOCADO_WORKSPACE``. The job store
+of the background callbacks, which every worker must share, is ``AVOCADO_CACHE_DIR`` when set,
+else the workspace's ``.cache/background`` folder: each worker derives the same folder. Each
+worker keeps its uploads in a temporary folder of its own, removed when it exits. The app never
+runs in debug mode.
 """
 
 from __future__ import annotations

@@ -709,9 +709,10 @@ def test_serve_with_two_workers(work, store_path, model_path, tmp_path):
         for _ in range(6):  # each worker builds its own app when it starts
             with urllib.request.urlopen(f"{url}/locus", timeout=120) as r:
                 assert r.status == 200 and "<html" in r.read().decode().lower()
-        temp = [p for w in workers for p in Path(tempfile.gettempdir()).glob(
-            f"avocado-dash-{w.pid}-*")]
-        assert temp  # the workers' temporary folders (uploads, job results)
+        temp = list(Path(tempfile.gettempdir()).glob(f".avocado-serve.*-{server.pid}-*"))
+        assert len(temp) == 1  # the server's one runtime folder (uploads, the job store)
+        assert not [p for w in workers for p in Path(tempfile.gettempdir()).glob(
+            f"avocado-dash-{w.pid}-*")]  # and no folder of a worker's own
     finally:
         server.send_signal(signal.SIGTERM)
         out, _ = server.communicate(timeout=60)

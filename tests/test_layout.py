@@ -208,6 +208,7 @@ def test_no_import_loops_even_through_imports_inside_functions():
     # the resolver sees lazy imports and their targets
     assert "avocado_core.model" in graph["avocado_core.evaluation.nested"]
     assert "avocado_core.genome_wide" in graph["avocado_core.original"]
+    assert "dashboard.pages.design" in graph["dashboard.app"]  # inside the app factory
     assert _loops({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 

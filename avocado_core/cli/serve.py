@@ -6,27 +6,44 @@ With more than one worker the app is served by gunicorn: each worker process bui
 app (the workspace's store is memory-mapped, so the workers share its pages), and the master
 process never runs the model, so forking workers from it is safe. With one worker, werkzeug's
 threaded server runs in this process.
+
+The server's **runtime folder** (the app's uploads and its job store, which every worker must
+share) is made by this process before any worker starts and handed to the factory as
+``temp_dir``; this process alone removes it when the server stops, however it stops (Ctrl+C
+included: the workers' clean-up ignores the second stop signal that gunicorn's master sends
+after the terminal's). A folder left by a server that was killed (``kill -9``) is removed by
+the next ``avocado serve``.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
+import signal
+import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .._io import remove_stale, temp_path
 from ..errors import AvocadoValueError
 from ._common import EXISTING_DIR, EXISTING_FILE
 
 __all__ = ["serve", "serve_app", "serve_workspace", "open_app", "find_app_factory",
-           "default_workers", "init_workspace", "host_option", "port_option", "workers_option",
-           "APP_ENTRY_POINTS"]
+           "default_workers", "init_workspace", "make_runtime_dir", "host_option", "port_option",
+           "workers_option", "APP_ENTRY_POINTS", "RUNTIME_NAME"]
 
-#: The entry-point group under which an app registers ``create_app(workspace) -> Dash``.
+#: The entry-point group under which an app registers ``create_app(workspace, *, temp_dir)
+#: -> Dash`` (``temp_dir``: the server's runtime folder, shared by its workers).
 APP_ENTRY_POINTS = "avocado.apps"
+#: Name of the server's runtime folders in the system's temporary folder (see ``_io``).
+RUNTIME_NAME = "avocado-serve"
+#: What a terminal's Ctrl+C, gunicorn's master and ``kill`` send to stop a server.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
 
 host_option = click.option(
     "--host", default="127.0.0.1", show_default=True,
@@ -81,11 +98,13 @@ def find_app_factory() -> Callable[..., Any]:
     return next(iter(found.values())).load()
 
 
-def open_app(workspace_path: Path) -> Any:
-    """The installed app (see :func:`find_app_factory`) on the workspace at ``workspace_path``."""
+def open_app(workspace_path: Path, runtime: Path | None = None) -> Any:
+    """The installed app (see :func:`find_app_factory`) on the workspace at ``workspace_path``,
+    with its uploads and job store in ``runtime`` (default: a folder the app makes itself)."""
     from ..workspace import Workspace
 
-    return find_app_factory()(Workspace(workspace_path))
+    extra = {} if runtime is None else {"temp_dir": str(runtime)}
+    return find_app_factory()(Workspace(workspace_path), **extra)
 
 
 def init_workspace(
@@ -112,7 +131,8 @@ def init_workspace(
 
 
 def serve_app(app: Any, host: str, port: int) -> None:
-    """Serve a Dash (or Flask / WSGI) app with werkzeug's threaded server until Ctrl+C.
+    """Serve a Dash (or Flask / WSGI) app with werkzeug's threaded server until Ctrl+C (or
+    SIGTERM, which stops it the same way).
 
     Prints its address first. When the app has a ``close()`` hook in its server config
     (``AVOCADO_CLOSE``), it is called when the server stops (temporary files, job launcher).
@@ -130,15 +150,19 @@ def serve_app(app: Any, host: str, port: int) -> None:
         raise
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     click.echo(f"Serving the Avocado app at http://{shown}:{server.server_port} (Ctrl+C to stop)")
+    # `kill` stops it as Ctrl+C does: cleanly
+    previous = _set_handlers((signal.SIGTERM,), _interrupt)
     try:
-        server.serve_forever()
+        server.serve_forever()  # werkzeug's returns on Ctrl+C
     except KeyboardInterrupt:
-        click.echo("Stopped.")
+        pass
     finally:
         server.server_close()
         close = getattr(wsgi, "config", {}).get("AVOCADO_CLOSE")
         if close is not None:
             close()
+        _set_handlers((signal.SIGTERM,), previous)
+    click.echo("Stopped.")
 
 
 def serve_workspace(workspace: Path, host: str, port: int, workers: int | None = None) -> None:
@@ -155,12 +179,56 @@ def serve_workspace(workspace: Path, host: str, port: int, workers: int | None =
     from ..workspace import Workspace
 
     workers = default_workers() if workers is None else int(workers)
-    if workers <= 1:
-        serve_app(open_app(workspace), host, port)
-        return
-    Workspace(workspace).check()  # a bad workspace: one line now, not a worker boot loop
-    factory = find_app_factory()
-    _serve_gunicorn(lambda: factory(Workspace(workspace)).server, host, port, workers)
+    if workers > 1:
+        Workspace(workspace).check()  # a bad workspace: one line now, not a worker boot loop
+    runtime = make_runtime_dir()
+    owner = os.getpid()
+    try:
+        if workers <= 1:
+            serve_app(open_app(workspace, runtime), host, port)
+        else:
+            factory = find_app_factory()
+            _serve_gunicorn(lambda: factory(Workspace(workspace), temp_dir=str(runtime)).server,
+                            host, port, workers)
+    finally:
+        if os.getpid() == owner:  # not in a worker: gunicorn's workers return through here
+            # a second Ctrl+C does not cut the clean-up short
+            previous = _set_handlers(STOP_SIGNALS, _ignore)
+            shutil.rmtree(runtime, ignore_errors=True)
+            _set_handlers(STOP_SIGNALS, previous)
+
+
+def make_runtime_dir() -> Path:
+    """A new private folder for one server's runtime files, in the system's temporary folder.
+
+    Its name carries this host and process (``.avocado-serve.avocado-tmp-<host>-<pid>-*``), so
+    that the folders of servers that were killed are recognised and removed here first.
+    """
+    base = Path(tempfile.gettempdir())
+    remove_stale(base, RUNTIME_NAME)
+    runtime = temp_path(base / RUNTIME_NAME)
+    runtime.mkdir(mode=0o700)  # the job store holds the secret that signs the pages' jobs
+    return runtime
+
+
+def _set_handlers(signals: tuple, handlers: Any) -> list:
+    """Set the handlers of ``signals`` (one handler for all, or one each) in the main thread
+    (where Python runs them; elsewhere nothing is set); returns the handlers they replace."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    each = handlers if isinstance(handlers, list) else [handlers] * len(signals)
+    return [signal.signal(sig, signal.SIG_DFL if h is None else h)
+            for sig, h in zip(signals, each)]
+
+
+def _ignore(signum, frame) -> None:
+    """A stop signal while stopping. A handler that does nothing rather than ``SIG_IGN``: a
+    signal that has just arrived runs it instead of printing "Signal 3 ignored due to race
+    condition"."""
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _serve_gunicorn(load: Callable[[], Any], host: str, port: int, workers: int) -> None:
@@ -169,11 +237,17 @@ def _serve_gunicorn(load: Callable[[], Any], host: str, port: int, workers: int)
     from gunicorn.errors import HaltServer
 
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    master = os.getpid()
 
     def when_ready(server) -> None:
         bound = server.LISTENERS[0].sock.getsockname()[1]
         click.echo(f"Serving the Avocado app at http://{shown}:{bound} with {workers} worker "
                    "processes (Ctrl+C to stop)")
+
+    def worker_int(worker) -> None:
+        # The terminal's Ctrl+C reaches the worker, then the master sends it SIGQUIT: the
+        # second signal must not interrupt the clean-up (the app's job launcher) on the way out.
+        _set_handlers(STOP_SIGNALS, _ignore)
 
     class Application(BaseApplication):
         def load_config(self) -> None:
@@ -184,7 +258,8 @@ def _serve_gunicorn(load: Callable[[], Any], host: str, port: int, workers: int)
                 "bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread",
                 "threads": 8, "keepalive": 0, "timeout": 300, "graceful_timeout": 10,
                 "preload_app": False, "accesslog": None, "loglevel": "warning",
-                "when_ready": when_ready, "proc_name": "avocado-serve",
+                "when_ready": when_ready, "worker_int": worker_int,
+                "proc_name": "avocado-serve",
             }.items():
                 self.cfg.set(key, value)
 
@@ -196,6 +271,8 @@ def _serve_gunicorn(load: Callable[[], Any], host: str, port: int, workers: int)
     except HaltServer as exc:
         raise click.ClickException(f"the server stopped: {exc.reason}") from None
     except SystemExit as exc:
+        if os.getpid() != master:
+            raise  # a worker leaving: its own exit status, nothing printed
         if exc.code not in (0, None):
             raise click.ClickException(
                 f"the server could not start on {host}:{port} (is the port in use?)") from None
