@@ -28,7 +28,7 @@ _EXPORTS: dict[str, str] = {
     "facility_location": "selection", "select_biosamples": "selection",
     "select_positions": "selection", "SelectionResult": "selection",
     "synthetic_compendium": "synthetic", "SyntheticCompendium": "synthetic",
-    "Workspace": "workspace", "build_workspace": "workspace",
+    "Workspace": "workspace", "build_workspace": "workspace_build",
 }
 _SUBMODULES = ("datasets",)
 

@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from avocado_core.uncertainty import coverage, member_band  # noqa: E402
-from avocado_core.workspace import Workspace, build_workspace  # noqa: E402
+from avocado_core.workspace import Workspace  # noqa: E402
+from avocado_core.workspace_build import build_workspace  # noqa: E402
 
 
 def band_table(ws: Workspace) -> list[dict]:

@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from avocado_core.regions import format_locus  # noqa: E402
-from avocado_core.workspace import Workspace, build_workspace  # noqa: E402
+from avocado_core.workspace import Workspace  # noqa: E402
+from avocado_core.workspace_build import build_workspace  # noqa: E402
 from dashboard.app import create_app  # noqa: E402
 from dashboard.pages import locus  # noqa: E402
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from avocado_core.workspace import build_workspace
+from avocado_core.workspace_build import build_workspace
 
 #: The pilot (5 real biosamples x 5 marks): two passes over the positions with an ensemble of
 #: two narrow small models, holding out the demo's Latin squares (one held out, one

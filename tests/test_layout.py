@@ -117,7 +117,7 @@ def test_models_are_built_from_names_only_by_the_preset_constructor():
     assert found == []
     users = {p.relative_to(PACKAGE).as_posix() for p in _modules(PACKAGE)
              for func, _ in _calls(p) if func.endswith("from_preset")}
-    assert {"cli/train.py", "evaluation/nested.py", "workspace.py"} <= users
+    assert {"cli/train.py", "evaluation/nested.py", "workspace_build.py"} <= users
 
 
 def test_one_resolution_table():

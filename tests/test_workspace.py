@@ -13,7 +13,8 @@ from app_workspaces import SYNTHETIC_TEST_BUILD, pilot_workspace, synthetic_work
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
 from avocado_core.imputation import impute_experiments
 from avocado_core.model import Avocado
-from avocado_core.workspace import Workspace, build_workspace
+from avocado_core.workspace import Workspace
+from avocado_core.workspace_build import build_workspace
 
 
 def test_create_then_open(tmp_path):

@@ -98,7 +98,7 @@ def demo(
       avocado demo synthetic-ws/ --source synthetic --no-serve
       avocado demo encode-ws/ --source encode-layout
     """
-    from ..workspace import build_workspace
+    from ..workspace_build import build_workspace
 
     if bins is not None and source == "roadmap-pilot":
         raise click.UsageError("--bins sets the length of synthetic tracks; the Roadmap pilot "

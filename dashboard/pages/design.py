@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import math
 import os
 import tempfile
 
@@ -222,37 +221,21 @@ def fit_uploaded_bigwig(ws: Workspace, data: bytes, filename: str | None, name: 
 
 def fit_new_biosample(ws: Workspace, bigwig: str | os.PathLike, name: str, assay: str,
                       n_epochs: int = 3, n_nearest: int = 5) -> pd.DataFrame:
-    """Fit a new biosample's embedding from one bigWig with the model frozen (a copy of it).
-
-    The served model is not changed: a copy learns only the new embedding row
-    (``Avocado.fit_biosamples``), on the bins the file covers only (its data span in each
-    region of the store, ``bin_bigwig(..., return_covered=True)``): bins it leaves out, e.g.
-    every other chromosome, are not fitted as zero signal. The fit takes as many steps as a
-    pass over all bins per epoch, whatever the coverage. Returns the nearest known biosamples
-    in embedding space.
+    """Place a new biosample from one bigWig (:func:`avocado_core.placement.place_biosample`,
+    on the bins the file covers only), with the known biosamples' metadata.
 
     Returns
     -------
     pd.DataFrame
-        biosample, distance (Euclidean, embedding space) and metadata, nearest first; attrs:
-        ``name``, ``assay``, ``covered`` (fraction of the bins the file covers),
-        ``n_covered``, ``n_bins``, ``signal`` (fraction of the covered bins with signal),
-        ``loss``, ``spacing`` (median distance of a known biosample to its nearest known
-        neighbour: the unit of :func:`placement_text`).
+        biosample, distance and metadata, nearest first; attrs: ``name``, ``assay``,
+        ``covered`` (fraction of the bins the file covers), ``n_covered``, ``n_bins``,
+        ``signal`` (fraction of the covered bins with signal), ``loss``, ``spacing`` (the unit
+        of :func:`placement_text`).
     """
-    from scipy.spatial import cKDTree
-
     from avocado_core.bigwig import bin_bigwig
     from avocado_core.model import Avocado
+    from avocado_core.placement import place_biosample
 
-    name = (name or "").strip()
-    if not name:
-        raise ValueError("give the new biosample a name")
-    if name in set(ws.biosamples):
-        raise ValueError(f"a biosample named {shorten(name)} already exists; choose another "
-                         "name")
-    if assay not in set(ws.assays):
-        raise KeyError(f"unknown assay {shorten(assay)}; the model knows {short_list(ws.assays)}")
     values, covered = bin_bigwig(bigwig, ws.store.regions, allow_missing_chroms=True,
                                  progress=False, return_covered=True)
     n_covered = int(np.count_nonzero(covered))
@@ -262,27 +245,13 @@ def fit_new_biosample(ws: Workspace, bigwig: str | os.PathLike, name: str, assay
             f"{', '.join(ws.store.regions.chroms[:4])}, ...); is it from another genome "
             "assembly or another chromosome naming?")
     model = Avocado.load(ws.model_path, device="cpu")
-    history = model.fit_biosamples(
-        {(name, assay): values}, n_epochs=n_epochs, seed=0, progress=False,
-        positions=covered if n_covered < len(values) else None,
-        epoch_size=math.ceil(len(values) / model.batch_size))
-    emb = np.asarray(model.biosample_embedding())
-    names = list(model.biosamples)
-    new = emb[names.index(name)]
-    others = [i for i, n in enumerate(names) if n != name]
-    dist = np.linalg.norm(emb[others] - new, axis=1)
-    order = np.argsort(dist)[:n_nearest]
-    out = pd.DataFrame({"biosample": [names[others[i]] for i in order],
-                        "distance": dist[order].astype(np.float64)})
-    meta = ws.biosample_metadata()
-    out = out.merge(meta, left_on="biosample", right_index=True, how="left")
-    loss = history.get("loss", []) if isinstance(history, dict) else []
-    spacing = (float(np.median(cKDTree(emb[others]).query(emb[others], k=2)[0][:, 1]))
-               if len(others) > 1 else float("nan"))
-    out.attrs.update(name=name, assay=assay, covered=n_covered / len(values),
+    out = place_biosample(model, values, name, assay, covered=covered, n_epochs=n_epochs,
+                          n_nearest=n_nearest)
+    attrs = dict(out.attrs)
+    out = out.merge(ws.biosample_metadata(), left_on="biosample", right_index=True, how="left")
+    out.attrs.update(attrs, name=name.strip(), assay=assay, covered=n_covered / len(values),
                      n_covered=n_covered, n_bins=len(values),
-                     signal=float(np.count_nonzero(values[covered])) / n_covered,
-                     loss=float(loss[-1]) if len(loss) else None, spacing=spacing)
+                     signal=float(np.count_nonzero(values[covered])) / n_covered)
     return out
 
 
