@@ -23,6 +23,7 @@ import psutil
 from dash import Dash, Input, Output, dcc, html, set_props
 from dash.exceptions import BackgroundCallbackError
 
+from avocado_core.choice import describe_choice
 from avocado_core.workspace import Workspace
 
 from .background import MANAGER_CONFIG_KEY, ORPHAN_AFTER_S, JobManager, stop_signals_ignored
@@ -186,6 +187,7 @@ def _shell(ws: Workspace) -> html.Div:
                     *([html.Div("synthetic signal", id="synthetic-badge",
                                 className="genome-badge synthetic-badge", title=ws.synthetic)]
                       if ws.synthetic else []),
+                    *_model_badge(ws),
                     html.Div(ws.genome, className="genome-badge", title="genome assembly"),
                 ],
                 className="topbar",
@@ -195,6 +197,18 @@ def _shell(ws: Workspace) -> html.Div:
         ],
         className="app",
     )
+
+
+def _model_badge(ws: Workspace) -> list[html.Div]:
+    """How many models impute, and what their training chose on validation tracks (hover)."""
+    if not ws.has_model:
+        return []
+    n = len(ws.member_paths)
+    choice = ws.model.choice
+    text = (f"{n} models" if n > 1 else "1 model") + (" · settings chosen" if choice else "")
+    title = ("Chosen on validation tracks split off the training tracks: "
+             f"{describe_choice(choice)}" if choice else "Settings as given at training")
+    return [html.Div(text, id="model-badge", className="genome-badge", title=title)]
 
 
 def _on_error(exc: Exception) -> None:

@@ -521,6 +521,21 @@ def test_synthetic_signal_is_labelled_in_the_top_bar(synthetic_app, pilot_app):
     assert badge(synthetic_app) and not badge(pilot_app)
 
 
+def test_the_top_bar_says_what_training_chose(pilot_app, synthetic_app):
+    """The pilot's models chose their settings on validation tracks (the default): the badge
+    counts the models and its tooltip says what was chosen; the synthetic one chose nothing."""
+    def model_badge(app):
+        shell = app.layout() if callable(app.layout) else app.layout
+        return next(c for c in shell._traverse() if getattr(c, "id", None) == "model-badge")
+
+    pilot = model_badge(pilot_app)
+    assert pilot.children == "2 models · settings chosen"
+    assert pilot.title.startswith("Chosen on validation tracks split off the training tracks: ")
+    assert "per biosample: E003 blend" in pilot.title and "validation tracks" in pilot.title
+    plain = model_badge(synthetic_app)
+    assert plain.children == "1 model" and plain.title == "Settings as given at training"
+
+
 # ---------------------------------------------------------------------- damaged selections
 def find(component, component_id):
     """The element of a layout with this id."""
