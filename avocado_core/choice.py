@@ -294,8 +294,9 @@ def choose_fit_settings(
     -------
     choice: dict
         ``average_from`` (chosen or as given), ``biosample_settings``, and the record saved
-        with the model: ``validation_folds``, ``validation_tracks`` (every training track, each
-        validated once by a copy that did not train on it), ``candidates``, ``scored_bins``
+        with the model: ``validation_folds``, ``validation_tracks`` (every training track but
+        the only one of its biosample or assay, each validated once by a copy that did not
+        train on it), ``candidates``, ``scored_bins``
         (None: every position; else the size of the sample of positions scored, see
         :func:`scored_blocks`) and ``val_mse`` (the chosen candidate's mean validation MSE).
     """
@@ -319,7 +320,7 @@ def choose_fit_settings(
         "average_from": chosen["average_from"],
         "biosample_settings": chosen["biosample_settings"],
         "validation_folds": VALIDATION_FOLDS,
-        "validation_tracks": sorted(map(list, train)),
+        "validation_tracks": sorted(list(k) for val in splits for k in val),
         "candidates": len(grid),
         "scored_bins": None if blocks is None else sum(hi - lo for lo, hi in blocks),
         "val_mse": float(scores["val_mse"].min()),

@@ -24,6 +24,7 @@ def make_folds(
     n_folds: int | None = 5,
     seed: int = 0,
     max_tries: int = 200,
+    keep_lonely: bool = False,
 ) -> list[list[Experiment]]:
     """Split experiments into held-out folds that never hide a whole biosample or assay.
 
@@ -38,14 +39,19 @@ def make_folds(
         Seed of the assignment. Default is 0.
     max_tries: int, optional
         Random restarts of the greedy assignment before giving up. Default is 200.
+    keep_lonely: bool, optional
+        Leave the experiments that cannot be held out (the only one of their biosample or
+        assay) out of every fold, so that they always train, instead of refusing them.
+        Default is False: every experiment is held out once (an evaluation scores them all).
 
     Returns
     -------
     folds: list of list of (biosample, assay)
-        Every experiment is in exactly one fold; within a fold, every biosample and every
-        assay keeps at least one experiment outside the fold. Folds are as even in size as the
-        greedy assignment allows, and each spreads its experiments over different biosamples
-        and assays (a Latin square on a complete grid).
+        Every experiment (but, with ``keep_lonely``, the lonely ones) is in exactly one fold;
+        within a fold, every biosample and every assay keeps at least one experiment outside
+        the fold. Folds are as even in size as the greedy assignment allows, and each spreads
+        its experiments over different biosamples and assays (a Latin square on a complete
+        grid).
     """
     exps = sorted({(str(b), str(a)) for b, a in experiments})
     if not exps:
@@ -56,15 +62,20 @@ def make_folds(
     ai = np.array([assays.index(a) for _, a in exps])
     n_b = np.bincount(bi, minlength=len(bios))
     n_a = np.bincount(ai, minlength=len(assays))
-    lonely = [e for e, b, a in zip(exps, bi, ai) if n_b[b] < 2 or n_a[a] < 2]
-    if lonely:
+    holdable = (n_b[bi] >= 2) & (n_a[ai] >= 2)
+    if not holdable.all() and not keep_lonely:
+        lonely = [e for e, ok in zip(exps, holdable) if not ok]
         raise AvocadoValueError(
             f"{len(lonely)} experiment(s) cannot be held out without leaving their biosample or "
             f"assay with no training experiment: {lonely[:10]}; every biosample and assay "
             "needs at least two observed experiments"
         )
-    if n_folds is None or n_folds >= len(exps):
-        return [[e] for e in exps]
+    n_held = int(holdable.sum())
+    if n_held == 0:
+        raise AvocadoValueError("no experiment can be held out: every biosample or assay has "
+                                "only one")
+    if n_folds is None or n_folds >= n_held:
+        return [[e] for e, ok in zip(exps, holdable) if ok]
     if n_folds < 2:
         raise AvocadoValueError(f"n_folds={n_folds}; expected at least 2 (or None for LOO)")
     rng = np.random.default_rng(seed)
@@ -78,6 +89,8 @@ def make_folds(
         size = np.zeros(n_folds, dtype=int)
         fold_of = np.full(len(exps), -1)
         for i in rng.permutation(len(exps)):
+            if not holdable[i]:
+                continue
             b, a = bi[i], ai[i]
             allowed = (held_b[:, b] < n_b[b] - 1) & (held_a[:, a] < n_a[a] - 1)
             if not allowed.any():
@@ -89,7 +102,7 @@ def make_folds(
             held_b[f, b] += 1
             held_a[f, a] += 1
             size[f] += 1
-        if not ((fold_of >= 0).all() and (size > 0).all()):
+        if not ((fold_of[holdable] >= 0).all() and (size > 0).all()):
             continue
         penalty = (np.clip(held_b - cap_b, 0, None).sum() + np.clip(held_a - cap_a, 0, None).sum()
                    + max(0, size.max() - size.min() - 1))
@@ -108,14 +121,17 @@ def make_folds(
 
 def validation_folds(experiments: Iterable[Experiment], inner_folds: int, inner_splits: int,
                   seed: int) -> list[list[Experiment]]:
-    """The validation folds of nested selection, or a clear error when there are none."""
+    """The validation folds of nested selection (the experiments that are the only one of
+    their biosample or assay in none: they always train), or a clear error when there are
+    none."""
     if isinstance(inner_splits, bool) or int(inner_splits) != inner_splits or not (
             1 <= inner_splits <= inner_folds):
         raise AvocadoValueError(
             f"inner_splits={inner_splits!r}; expected an integer in [1, inner_folds={inner_folds}]"
         )
-    try:
-        return make_folds(experiments, inner_folds, seed=seed)[: int(inner_splits)]
+    try:  # an experiment that is the only one of its biosample or assay always trains
+        return make_folds(experiments, inner_folds, seed=seed,
+                          keep_lonely=True)[: int(inner_splits)]
     except AvocadoValueError as exc:
-        raise AvocadoValueError(f"nested selection: a fold's training tracks cannot be split "
-                                f"into validation folds: {exc}") from None
+        raise AvocadoValueError(f"the training tracks cannot be split into validation folds: "
+                                f"{exc}") from None

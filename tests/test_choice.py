@@ -127,11 +127,34 @@ def test_fixed_settings_and_continued_fits_choose_nothing(compendium):
     assert fixed.biosample_settings == chosen
 
 
-def test_too_few_tracks_to_validate_warn_and_train_as_given(compendium):
-    lonely = {k: v for k, v in compendium.items() if k != ("B0", "A1") and k != ("B0", "A2")}
+def test_a_track_alone_in_its_biosample_always_trains(compendium, monkeypatch):
+    """B0 keeps one track: it cannot be held out without leaving B0 untrained, so it trains in
+    every copy, B0 keeps the overall settings (with a warning) and the others choose theirs."""
+    sparse = {k: v for k, v in compendium.items() if k not in (("B0", "A1"), ("B0", "A2"))}
+    trained = []
+    original = Avocado.fit
+
+    def keep(self, data, **kwargs):
+        trained.append(set(data))
+        return original(self, data, **kwargs)
+
+    monkeypatch.setattr(Avocado, "fit", keep)
     model = _model(compendium)
-    with pytest.warns(UserWarning, match="choose_settings: .*B0.*choose_settings=False"):
-        model.fit(lonely, n_epochs=2, progress=False)
+    with pytest.warns(UserWarning, match="B0 have no validation track"):
+        model.fit(sparse, n_epochs=2, progress=False)
+    assert all(("B0", "A0") in data for data in trained)  # every copy and the final fit
+    assert ["B0", "A0"] not in model.choice["validation_tracks"]
+    assert len(model.choice["validation_tracks"]) == len(sparse) - 1
+    assert "B0" not in model.biosample_settings and "B1" in model.biosample_settings
+
+
+def test_too_few_tracks_to_validate_warn_and_train_as_given(compendium):
+    """No track can be held out (each biosample has one): the fit says so and trains."""
+    alone = {(f"B{i}", f"A{i % 3}"): compendium[f"B{i}", f"A{i % 3}"] for i in range(3)}
+    model = _model(compendium)
+    with pytest.warns(UserWarning, match="choose_settings: .*no experiment can be held out.*"
+                                         "choose_settings=False"):
+        model.fit(alone, n_epochs=2, progress=False)
     assert model.choice is None and len(model.history["loss"]) == 2
 
 

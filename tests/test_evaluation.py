@@ -339,3 +339,22 @@ def test_smoothing_candidates_share_one_trained_model(compendium, monkeypatch):
                              - train[k]) ** 2) for k in val])
     assert scores["val_mse"].iloc[1] == pytest.approx(want, rel=1e-5)
     assert best == {"smoothing": [1, 5][int(scores["val_mse"].argmin())]}
+
+
+def test_validation_folds_keep_a_lonely_experiment_in_training():
+    """An evaluation must hold every experiment out, so a lonely one is refused; validation
+    folds (a fit's choice, nested selection) leave it in every training set instead."""
+    from avocado_core.folds import validation_folds
+
+    exps = [(f"E{i}", f"M{j}") for i in range(4) for j in range(3)] + [("E9", "M0")]
+    with pytest.raises(AvocadoValueError, match=r"\('E9', 'M0'\)"):
+        evaluation.make_folds(exps, 3)
+    folds = validation_folds(exps, 3, 3, seed=0)
+    held = [e for f in folds for e in f]
+    assert sorted(held) == sorted(exps[:-1]) and len(held) == len(set(held))
+    for f in folds:
+        train = set(exps) - set(f)
+        assert {b for b, _ in train} == {b for b, _ in exps}
+        assert {a for _, a in train} == {a for _, a in exps}
+    # with no lonely experiment, the folds are those of make_folds (one random draw)
+    assert validation_folds(exps[:-1], 3, 3, seed=0) == evaluation.make_folds(exps[:-1], 3)
