@@ -47,6 +47,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .devices import as_device
 from .errors import AvocadoValueError
 from .regions import GENOME_RESOLUTIONS
 from .training import Trainer, training_scope
@@ -102,11 +103,12 @@ def init_distributed(
     Parameters
     ----------
     backend: str or None, optional
-        ``"gloo"`` or ``"nccl"``. Default is None: NCCL when CUDA is available and ``device``
-        is not CPU, else gloo.
+        ``"gloo"`` or ``"nccl"``. Default is None: NCCL when ``device`` is CUDA (or, without
+        ``device``, when :func:`avocado_core.devices.default_device` is), else gloo.
     device: str or torch.device or None, optional
-        Default is None: ``cuda:LOCAL_RANK`` with NCCL, CPU with gloo. A bare ``"cuda"`` also
-        means ``cuda:LOCAL_RANK``.
+        ``"cpu"`` or ``"cuda"``: each rank takes its own device, ``cuda:LOCAL_RANK`` on CUDA.
+        A device with an index (``"cuda:0"``) is refused: it would put every rank on one GPU.
+        Default is None: ``cuda:LOCAL_RANK`` with NCCL, CPU with gloo.
 
     Returns
     -------
@@ -115,9 +117,17 @@ def init_distributed(
     Raises
     ------
     AvocadoValueError
-        When the environment variables ``torchrun`` sets are missing, or the backend is unknown.
+        When the environment variables ``torchrun`` sets are missing, the backend is unknown,
+        or ``device`` names a device index.
     """
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is not None:
+        device = as_device(device)
+        if device.index is not None:
+            raise AvocadoValueError(
+                f"device {str(device)!r} with distributed training: every rank would use that "
+                f"one device; pass {device.type!r} and each rank takes its own "
+                f"({device.type}:LOCAL_RANK)")
     if not dist.is_initialized():
         missing = [v for v in _ENV if v not in os.environ]
         if missing:
@@ -126,9 +136,8 @@ def init_distributed(
                 "with torchrun, e.g. 'torchrun --standalone --nproc-per-node 2 -m "
                 "avocado_core train STORE MODEL --distributed'"
             )
-        wants_cpu = device is not None and torch.device(device).type == "cpu"
         if backend is None:
-            backend = "nccl" if torch.cuda.is_available() and not wants_cpu else "gloo"
+            backend = "nccl" if as_device(device).type == "cuda" else "gloo"
         if backend not in ("gloo", "nccl"):
             raise AvocadoValueError(f"unknown backend {backend!r}; expected 'gloo' or 'nccl'")
         if backend == "nccl":
@@ -136,14 +145,14 @@ def init_distributed(
         dist.init_process_group(backend)
     backend = str(dist.get_backend())
     if device is None:
-        device = f"cuda:{local_rank}" if backend == "nccl" else "cpu"
-    elif torch.device(device) == torch.device("cuda"):  # a bare "cuda": this rank's GPU
-        device = f"cuda:{local_rank}"
+        device = torch.device(f"cuda:{local_rank}" if backend == "nccl" else "cpu")
+    elif device.type == "cuda":  # this rank's GPU
+        device = torch.device("cuda", local_rank)
     return DistributedContext(
         rank=dist.get_rank(),
         world_size=dist.get_world_size(),
         local_rank=local_rank,
-        device=torch.device(device),
+        device=device,
         backend=backend,
     )
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .devices import as_device
 from .embeddings import EmbeddingMixin
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .fitting import FittingMixin
@@ -50,10 +51,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "original-small": dict(_TUTORIAL, batch_size=10000),
 }
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class Avocado(FittingMixin, PredictionMixin, EmbeddingMixin):
@@ -219,7 +216,7 @@ class Avocado(FittingMixin, PredictionMixin, EmbeddingMixin):
         self.activity: AverageActivity | None = None
         self.precision = precision
         self.seed = seed
-        self.device = torch.device(device) if device is not None else _default_device()
+        self.device = as_device(device)
         self.history: dict[str, list[float]] = {"loss": [], "val_mse": []}
         #: The experiments (biosample, assay) whose tracks any fit of this model trained on
         #: (saved with the model); their imputations are training fit, not held-out quality.

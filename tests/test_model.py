@@ -157,7 +157,8 @@ def test_from_preset_is_one_rule_for_names_and_configs():
                                 dict.fromkeys(experiments), 10, device="cpu", learning_rate=0.01)
     assert (tuned.batch_size, tuned.config["n_nodes"], tuned.config["n_layers"],
             tuned.learning_rate) == (123, 16, 1, 0.01)
-    assert Avocado.from_preset({"n_nodes": 16}, experiments, 10).config["n_assay_factors"] == 256
+    assert Avocado.from_preset({"n_nodes": 16}, experiments, 10,
+                              device="cpu").config["n_assay_factors"] == 256
     with pytest.raises(AvocadoValueError,
                        match="config='huge'; expected one of 'small', 'paper', 'original-small'"):
         Avocado.from_preset("huge", experiments, 10)
@@ -456,17 +457,7 @@ def test_real_pilot_beats_a_constant(pilot_dir):
     assert np.corrcoef(pred, held)[0, 1] > 0.3
 
 
-# ------------------------------------------------------------------------ devices, precision
-def test_device_defaults_to_cuda_when_available(monkeypatch):
-    from avocado_core import model as model_module
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert model_module._default_device().type == "cuda"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert model_module._default_device().type == "cpu"
-    assert Avocado(["x"], ["k"], 10).device.type == "cpu"
-
-
+# ------------------------------------------------------------------------ precision
 def test_bf16_training_learns_and_threads_are_restored(data):
     threads = torch.get_num_threads()
     model = _model(precision="bf16", n_layers=2)
