@@ -262,3 +262,34 @@ def test_smoothing_reads_past_each_window(setup: dict, monkeypatch) -> None:
     np.testing.assert_allclose(genome.predict_many([(b, a)], "chrA", 395, 805)[0],
                                part.predict(b, a, 395, 805), rtol=1e-5, atol=1e-6)
 
+
+def test_parallel_jobs_spread_over_the_gpus(setup: dict, monkeypatch, tmp_path: Path) -> None:
+    # Three chromosomes, two jobs at a time, on a machine with two GPUs: "cuda" puts job i on
+    # cuda:{i % 2} (all on cuda:0 before); a device with an index is every job's. The pool
+    # that would spawn the jobs records what each would get.
+    from avocado_core import genome_wide
+
+    seen: list[list[str]] = []
+
+    class Pool:
+        def __init__(self, n_jobs: int, mp_context: object) -> None:
+            pass
+
+        def __enter__(self) -> Pool:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def map(self, func, jobs):
+            jobs = list(jobs)
+            seen.append([job["device"] for job in jobs])
+            return [str(tmp_path / job["chrom"]) for job in jobs]
+
+    monkeypatch.setattr(genome_wide, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    root = setup["root"]
+    for device in ("cuda", "cuda:1"):
+        fit_chromosomes(root / "model", root / "genome", tmp_path, n_jobs=2, device=device)
+    # (largest chromosome first)
+    assert seen == [["cuda:0", "cuda:1", "cuda:0"], ["cuda:1"] * 3]
