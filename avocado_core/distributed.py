@@ -51,6 +51,8 @@ from .devices import as_device
 from .errors import AvocadoValueError
 from .regions import GENOME_RESOLUTIONS
 from .training import Trainer, training_scope
+from .training.optimizer import step_tables
+from .training.transfer import to_device
 
 __all__ = [
     "DistributedContext",
@@ -215,13 +217,14 @@ class DistributedTrainer(Trainer):
         dist.broadcast_object_list(state, src=src, group=group)
         self.sampler.load_state_dict(state[0])
 
-    def step(self) -> float:
+    def advance(self) -> torch.Tensor:
         """Draw the global batch, take this rank's share, all-reduce, take one Adam step.
 
         Returns
         -------
-        float
-            The global batch's mean squared error before the step (the same on every rank).
+        torch.Tensor
+            The global batch's mean squared error before the step (the same on every rank),
+            a scalar on the device.
         """
         net, dev = self.network, self.device
         t = self.step_count + 1
@@ -232,16 +235,23 @@ class DistributedTrainer(Trainer):
         tables = net.embedding_parameters()
 
         # Rows of the global batch: the same on every rank, so the reduced buffers line up.
-        rows: dict[str, torch.Tensor] = {}
-        local_inv: dict[str, torch.Tensor] = {}
+        host_rows: dict[str, np.ndarray] = {}
+        arrays: dict[str, np.ndarray] = {}
         for res, div in GENOME_RESOLUTIONS.items():
             unique, inverse = np.unique(positions // div, return_inverse=True)
-            rows[res] = torch.from_numpy(unique).to(dev)
-            local_inv[res] = torch.from_numpy(inverse.reshape(-1)[lo:hi].astype(np.int64)).to(dev)
-            if res in self.row_adams:
-                self.row_adams[res].catch_up(rows[res], t - 1)  # rows must be current first
-        e = torch.from_numpy(experiments[lo:hi]).to(dev)
-        y = torch.from_numpy(self.source.values(experiments[lo:hi], positions[lo:hi])).to(dev)
+            host_rows[res] = unique
+            arrays[f"rows.{res}"] = unique.astype(np.int64, copy=False)
+            arrays[f"inv.{res}"] = inverse.reshape(-1)[lo:hi].astype(np.int64)
+        values = np.asarray(self.source.values(experiments[lo:hi], positions[lo:hi]),
+                            dtype=np.float32)
+        arrays.update(e=experiments[lo:hi], y=values,
+                      **self._activity_values(experiments[lo:hi], positions[lo:hi], values))
+        batch = to_device(arrays, dev)
+        rows = {res: batch[f"rows.{res}"] for res in GENOME_RESOLUTIONS}
+        local_inv = {res: batch[f"inv.{res}"] for res in GENOME_RESOLUTIONS}
+        for res, adam in self.row_adams.items():
+            adam.catch_up(host_rows[res], t - 1, rows[res])  # rows must be current first
+        e, y = batch["e"], batch["y"]
 
         leaves = {
             "biosample": tables["biosample"].detach(),
@@ -260,8 +270,7 @@ class DistributedTrainer(Trainer):
                     leaves["biosample"][self.exp_biosample[e]],
                     leaves["assay"][self.exp_assay[e]],
                     *(leaves[res][local_inv[res]] for res in GENOME_RESOLUTIONS),
-                    *([] if self.activity_input is None else [self._activity_values(
-                        experiments[lo:hi], positions[lo:hi], y)[:, None]]),
+                    *([batch["activity"][:, None]] if "activity" in batch else []),
                 ],
                 dim=1,
             )
@@ -289,8 +298,8 @@ class DistributedTrainer(Trainer):
         mlp_grads = reduced[len(names) :]
 
         with torch.no_grad():
-            for res, adam in self.row_adams.items():
-                adam.step(rows[res], table_grads[res], t)
+            step_tables([(adam, host_rows[res], rows[res], table_grads[res])
+                         for res, adam in self.row_adams.items()], t)
             if self.optimizer is not None:
                 for name, p in self.params.items():
                     if name.startswith("network."):
@@ -305,7 +314,7 @@ class DistributedTrainer(Trainer):
                 self.optimizer.step()
         self.decay_biosamples()
         self.step_count += 1
-        return float(flat[0])
+        return flat[0]
 
 
 @contextlib.contextmanager
