@@ -481,7 +481,8 @@ def test_impute_with_several_models_writes_their_mean(work, store_path, model_pa
     shutil.copytree(store_path, store_copy)
     run("impute", store_copy, model_path, second, "-e", "E116:H3K27me3", "-q")
     members = [m.predict("E116", "H3K27me3")
-               for m in load_model(model_path, device="cpu").models + [Avocado.load(second)]]
+               for m in load_model(model_path, device="cpu").models
+               + [Avocado.load(second, device="cpu")]]
     assert np.abs(members[0] - members[1]).max() > 1e-3
     got = TrackStore(store_copy).track("E116", "H3K27me3", kind="imputed")
     np.testing.assert_allclose(got, np.mean(members, axis=0), rtol=1e-5, atol=1e-6)

@@ -193,10 +193,11 @@ def test_damaged_factors_are_refused_by_file_and_entry(setup: dict, tmp_path: Pa
         tensors = model_format.read_safetensors(damaged / name)
         tensors[entry].view(-1)[cell] = float("nan")
         model_format.write_safetensors(damaged / name, tensors)
-        genome = GenomeModel.load(damaged)
+        genome = GenomeModel.load(damaged, device="cpu")
         if name.startswith("chroms"):  # the other chromosomes predict as before
-            np.testing.assert_array_equal(genome.predict(b, a, "chrA"),
-                                          GenomeModel.load(setup["out"]).predict(b, a, "chrA"))
+            np.testing.assert_array_equal(
+                genome.predict(b, a, "chrA"),
+                GenomeModel.load(setup["out"], device="cpu").predict(b, a, "chrA"))
         with pytest.raises(AvocadoValueError, match=f"{name}: entry '{entry}' holds 1 value"):
             genome.export_bigwigs([(b, a)], tmp_path / "bw", progress=False)
         assert not list((tmp_path / "bw").glob("*.bigWig"))
