@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 from avocado_core import Avocado, precision
@@ -140,3 +141,29 @@ def test_the_saved_precision_is_the_users_choice(tmp_path):
                  model=part) == "fp32"
     # the model the part was fitted from keeps its own
     assert json.loads((m / "config.json").read_text())["config"]["precision"] == "bf16"
+
+
+def test_predictions_use_the_training_precision_on_cuda_only(monkeypatch, capsys, tmp_path):
+    # On CUDA a model predicts in what its training resolves to (bf16 / TF32 products on
+    # tensor cores); the CPU predicts in fp32 whatever the training's (its compiled kernel).
+    # The imputation's progress bar names it.
+    from avocado_core.imputation import impute_experiments
+    from avocado_core.synthetic import synthetic_compendium
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cuda_has_bf16", lambda device: True)
+    wide = Avocado(["b0"], ["a0"], 50, n_layers=2, n_nodes=1024, n_assay_factors=4,
+                   device="cpu")
+    narrow = Avocado(["b0"], ["a0"], 50, n_layers=1, n_nodes=16, device="cpu")
+    assert (wide.train_precision, wide.predict_precision) == ("bf16", "fp32")
+    for model, expected in ((wide, "bf16"), (narrow, "tf32")):
+        monkeypatch.setattr(model, "device", torch.device("cuda"))  # (what it would say there)
+        assert model.predict_precision == expected
+    comp = synthetic_compendium(n_biosamples=2, n_assays=2, n_positions=300, n_groups=1,
+                                observed_fraction=1.0, seed=0)
+    store = comp.write_store(tmp_path / "store", progress=False)
+    model = Avocado.from_preset({"preset": "small", "n_nodes": 8, "average_activity": None},
+                                store.experiments(), 300, device="cpu", seed=0)
+    impute_experiments(model, store, store.experiments(), into_store=False,
+                       bigwig_dir=tmp_path / "bw", progress=True)
+    assert "imputing (fp32)" in capsys.readouterr().err
