@@ -522,13 +522,22 @@ class Avocado(FittingMixin, PredictionMixin, EmbeddingMixin):
             raise AvocadoValueError(f"{path}: {CONFIG_FILE} is not an Avocado model config")
         prefix = f"{_OPTIMIZER}."
         try:
-            model = cls(**meta["config"], device=device)
+            target = as_device(device)
+            # Built on the meta device (no values, no random initialization), given the
+            # tensors as they were read, then moved once: the device never holds two copies.
+            # (On the CPU they are copied once: the file's buffers lack the alignment of
+            # torch's, and vectorized sums round differently at another alignment.)
+            with torch.device("meta"):
+                model = cls(**meta["config"], device="meta")
             tensors = dict(tensors)
             model.activity = AverageActivity.from_tensors(tensors)
             model.network.load_state_dict(
-                {k: v.to(model.device) for k, v in tensors.items() if not k.startswith(prefix)},
-                strict=True,
+                {k: v.clone() if target.type == "cpu" else v
+                 for k, v in tensors.items() if not k.startswith(prefix)},
+                strict=True, assign=True,
             )
+            model.network.to(target)
+            model.device = target
         except (TypeError, ValueError, RuntimeError, KeyError, OverflowError) as exc:
             # a config field of the wrong type or range is a corrupted model too
             raise AvocadoValueError(
