@@ -32,22 +32,17 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from bench_step import CONFIGS, N_TRACKS, PILOT_POSITIONS  # noqa: E402
 from machine import cpu_model  # noqa: E402
 
 from avocado_core.network import AvocadoNetwork  # noqa: E402
 from avocado_core.precision import cpu_has_native_bf16  # noqa: E402
 from avocado_core.training import TrackSource, Trainer, train  # noqa: E402
 
-CONFIGS = {
-    "small": dict(n_layers=1, n_nodes=128, n_biosample_factors=32, n_assay_factors=24,
-                  n_25bp_factors=10, n_250bp_factors=20, n_5kbp_factors=30, batch=40_000),
-    "paper": dict(n_layers=2, n_nodes=2048, n_biosample_factors=32, n_assay_factors=256,
-                  n_25bp_factors=25, n_250bp_factors=40, n_5kbp_factors=45, batch=40_000),
-}
+#: Batches of 40,000 (the small preset's and the paper's).
+BATCH = 40_000
 #: --smoke: the same code on sizes that run in seconds on a CPU.
 SMOKE = dict(n_nodes=64, batch=2_000)
-PILOT_POSITIONS = 1_126_469
-N_TRACKS = 24
 
 
 def flops_per_sample(cfg: dict) -> float:
@@ -126,7 +121,7 @@ def main() -> None:
     cpu_steps = args.cpu_steps or 3
     n_positions = 20_000 if args.smoke else PILOT_POSITIONS
     mm_size = 512 if args.smoke else 8192
-    configs = {name: dict(CONFIGS[name], **(SMOKE if args.smoke else {}))
+    configs = {name: {**CONFIGS[name], "batch": BATCH, **(SMOKE if args.smoke else {})}
                for name in args.configs.split(",") if name}
     precisions = [p for p in args.precisions.split(",") if p]
 

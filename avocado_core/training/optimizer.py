@@ -229,14 +229,13 @@ class CatchUpAdam:
         return plan
 
     def catch_up(self, rows: np.ndarray | slice, t: int, index: Index | None = None) -> None:
-        """Bring rows current to step ``t`` (apply the zero-gradient steps they missed).
+        """Bring rows current to step ``t`` (apply the zero-gradient steps they missed): what
+        :meth:`plan_catch_up` plans, done.
 
         Parameters
         ----------
-        rows: numpy.ndarray of int64 (unique) or slice
-            Rows to bring up to date.
-        t: int
-            The step they must be current to.
+        rows, t:
+            As in :meth:`plan_catch_up`.
         index: slice or torch.Tensor or None, optional
             The same rows on the table's device. Default is None: uploaded here.
         """
