@@ -17,7 +17,9 @@ the counts do not depend on the batch size), what the host does on the CPU:
 - **runs on meta**: whether the step runs with the network on PyTorch's ``meta`` device, where
   any read of a device value is an error (what the step would do on a GPU, with no GPU);
 - **samples/s**: the small configuration on the pilot's length (1,126,469 positions, 24
-  tracks of random values), ``train()`` over two epochs after a warm-up epoch.
+  tracks of random values), ``train()`` over two epochs after a warm-up epoch; per second of
+  wall time, and per second of the process's CPU time (which other jobs on a shared machine
+  disturb less).
 
 Two paths: ``torch`` (``Trainer(kernel=False)``: the operations a GPU runs) and ``kernels``
 (the compiled CPU kernels, the CPU's default). ``--baseline DIR`` runs the same measurements
@@ -158,10 +160,11 @@ def speed(spec: dict) -> dict:
     trainer, epoch = _trainer(spec, "cpu", spec.get("positions") or PILOT_POSITIONS)
     steps = spec.get("steps") or epoch
     train(trainer, 1, steps, progress=False)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     train(trainer, 2, steps, progress=False)
-    elapsed = time.perf_counter() - t0
-    return {"samples_per_s": 2 * steps * CONFIGS[spec["config"]]["batch"] / elapsed}
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    samples = 2 * steps * CONFIGS[spec["config"]]["batch"]
+    return {"samples_per_s": samples / wall, "samples_per_cpu_s": samples / cpu}
 
 
 def worker(spec: dict) -> None:
@@ -217,7 +220,8 @@ def main() -> None:
     print("\n| code | config | path | syncs / step | blocking uploads / step | torch calls / step "
           "| aten ops / step | compute ops / step | runs on meta | syncs by name |")
     print("|---|---|---|---:|---:|---:|---:|---:|---|---|")
-    for config in [c for c in args.configs.split(",") if c]:
+    configs = [c for c in args.configs.split(",") if c]
+    for config in configs:
         for path in ("torch", "kernels"):
             for label, src in sources.items():
                 r = run({"what": "count", "src": src, "config": config, "path": path})
@@ -227,29 +231,33 @@ def main() -> None:
                       f"| {r['calls']:.0f} | {r['ops']:.0f} | {r['compute']:.0f} | {r['meta']} "
                       f"| {names} |",
                       flush=True)
-    print(f"# counted over one epoch of sequential batches of {COUNT_BATCH:,} "
-          f"({r['epoch']} steps, {r['positions']:,} positions) after {WARMUP_EPOCHS} "
-          "warm-up epochs; fp32")
+    if configs:
+        print(f"# counted over one epoch of sequential batches of {COUNT_BATCH:,} "
+              f"({r['epoch']} steps, {r['positions']:,} positions) after {WARMUP_EPOCHS} "
+              "warm-up epochs; fp32")
     if not args.rounds:
         return
 
-    rates: dict[tuple[str, str], list[float]] = {}
+    rates: dict[tuple[str, str], list[dict]] = {}
     for _ in range(args.rounds):
         for path in ("kernels", "torch"):
             for label, src in sources.items():
                 r = run({"what": "speed", "src": src, "config": "small", "path": path,
                          "positions": args.positions, "steps": args.speed_steps})
-                rates.setdefault((label, path), []).append(r["samples_per_s"])
-    print("\n| code | path | samples/s per round | median | vs before |")
-    print("|---|---|---|---:|---:|")
+                rates.setdefault((label, path), []).append(r)
+    print("\n| code | path | samples/s per round | median | vs before | samples per CPU-s, "
+          "median | vs before |")
+    print("|---|---|---|---:|---:|---:|---:|")
     for path in ("kernels", "torch"):
-        before = rates.get(("before", path))
         for label in sources:
-            values = rates[(label, path)]
-            ratio = (f"{statistics.median(values) / statistics.median(before):.2f}x"
-                     if before and label != "before" else "-")
-            print(f"| {label} | {path} | {', '.join(f'{v:,.0f}' for v in values)} "
-                  f"| {statistics.median(values):,.0f} | {ratio} |")
+            cells = [", ".join(f"{r['samples_per_s']:,.0f}" for r in rates[(label, path)])]
+            for key in ("samples_per_s", "samples_per_cpu_s"):
+                value = statistics.median(r[key] for r in rates[(label, path)])
+                before = rates.get(("before", path))
+                ratio = (f"{value / statistics.median(r[key] for r in before):.2f}x"
+                         if before and label != "before" else "-")
+                cells += [f"{value:,.0f}", ratio]
+            print(f"| {label} | {path} | {' | '.join(cells)} |")
     print(f"# small configuration, batches of 10,000, {N_TRACKS} tracks; train() over two "
           f"epochs after one; {args.rounds} alternating rounds; load at end "
           + " ".join(f"{v:.2f}" for v in os.getloadavg()))
