@@ -47,9 +47,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .devices import as_device
 from .errors import AvocadoValueError
 from .regions import GENOME_RESOLUTIONS
 from .training import Trainer, training_scope
+from .training.optimizer import step_tables
+from .training.transfer import to_device
 
 __all__ = [
     "DistributedContext",
@@ -102,11 +105,12 @@ def init_distributed(
     Parameters
     ----------
     backend: str or None, optional
-        ``"gloo"`` or ``"nccl"``. Default is None: NCCL when CUDA is available and ``device``
-        is not CPU, else gloo.
+        ``"gloo"`` or ``"nccl"``. Default is None: NCCL when ``device`` is CUDA (or, without
+        ``device``, when :func:`avocado_core.devices.default_device` is), else gloo.
     device: str or torch.device or None, optional
-        Default is None: ``cuda:LOCAL_RANK`` with NCCL, CPU with gloo. A bare ``"cuda"`` also
-        means ``cuda:LOCAL_RANK``.
+        ``"cpu"`` or ``"cuda"``: each rank takes its own device, ``cuda:LOCAL_RANK`` on CUDA.
+        A device with an index (``"cuda:0"``) is refused: it would put every rank on one GPU.
+        Default is None: ``cuda:LOCAL_RANK`` with NCCL, CPU with gloo.
 
     Returns
     -------
@@ -115,9 +119,17 @@ def init_distributed(
     Raises
     ------
     AvocadoValueError
-        When the environment variables ``torchrun`` sets are missing, or the backend is unknown.
+        When the environment variables ``torchrun`` sets are missing, the backend is unknown,
+        or ``device`` names a device index.
     """
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is not None:
+        device = as_device(device)
+        if device.index is not None:
+            raise AvocadoValueError(
+                f"device {str(device)!r} with distributed training: every rank would use that "
+                f"one device; pass {device.type!r} and each rank takes its own "
+                f"({device.type}:LOCAL_RANK)")
     if not dist.is_initialized():
         missing = [v for v in _ENV if v not in os.environ]
         if missing:
@@ -126,9 +138,8 @@ def init_distributed(
                 "with torchrun, e.g. 'torchrun --standalone --nproc-per-node 2 -m "
                 "avocado_core train STORE MODEL --distributed'"
             )
-        wants_cpu = device is not None and torch.device(device).type == "cpu"
         if backend is None:
-            backend = "nccl" if torch.cuda.is_available() and not wants_cpu else "gloo"
+            backend = "nccl" if as_device(device).type == "cuda" else "gloo"
         if backend not in ("gloo", "nccl"):
             raise AvocadoValueError(f"unknown backend {backend!r}; expected 'gloo' or 'nccl'")
         if backend == "nccl":
@@ -136,14 +147,14 @@ def init_distributed(
         dist.init_process_group(backend)
     backend = str(dist.get_backend())
     if device is None:
-        device = f"cuda:{local_rank}" if backend == "nccl" else "cpu"
-    elif torch.device(device) == torch.device("cuda"):  # a bare "cuda": this rank's GPU
-        device = f"cuda:{local_rank}"
+        device = torch.device(f"cuda:{local_rank}" if backend == "nccl" else "cpu")
+    elif device.type == "cuda":  # this rank's GPU
+        device = torch.device("cuda", local_rank)
     return DistributedContext(
         rank=dist.get_rank(),
         world_size=dist.get_world_size(),
         local_rank=local_rank,
-        device=torch.device(device),
+        device=device,
         backend=backend,
     )
 
@@ -206,13 +217,14 @@ class DistributedTrainer(Trainer):
         dist.broadcast_object_list(state, src=src, group=group)
         self.sampler.load_state_dict(state[0])
 
-    def step(self) -> float:
+    def advance(self) -> torch.Tensor:
         """Draw the global batch, take this rank's share, all-reduce, take one Adam step.
 
         Returns
         -------
-        float
-            The global batch's mean squared error before the step (the same on every rank).
+        torch.Tensor
+            The global batch's mean squared error before the step (the same on every rank),
+            a scalar on the device.
         """
         net, dev = self.network, self.device
         t = self.step_count + 1
@@ -223,16 +235,23 @@ class DistributedTrainer(Trainer):
         tables = net.embedding_parameters()
 
         # Rows of the global batch: the same on every rank, so the reduced buffers line up.
-        rows: dict[str, torch.Tensor] = {}
-        local_inv: dict[str, torch.Tensor] = {}
+        host_rows: dict[str, np.ndarray] = {}
+        arrays: dict[str, np.ndarray] = {}
         for res, div in GENOME_RESOLUTIONS.items():
             unique, inverse = np.unique(positions // div, return_inverse=True)
-            rows[res] = torch.from_numpy(unique).to(dev)
-            local_inv[res] = torch.from_numpy(inverse.reshape(-1)[lo:hi].astype(np.int64)).to(dev)
-            if res in self.row_adams:
-                self.row_adams[res].catch_up(rows[res], t - 1)  # rows must be current first
-        e = torch.from_numpy(experiments[lo:hi]).to(dev)
-        y = torch.from_numpy(self.source.values(experiments[lo:hi], positions[lo:hi])).to(dev)
+            host_rows[res] = unique
+            arrays[f"rows.{res}"] = unique.astype(np.int64, copy=False)
+            arrays[f"inv.{res}"] = inverse.reshape(-1)[lo:hi].astype(np.int64)
+        values = np.asarray(self.source.values(experiments[lo:hi], positions[lo:hi]),
+                            dtype=np.float32)
+        arrays.update(e=experiments[lo:hi], y=values,
+                      **self._activity_values(experiments[lo:hi], positions[lo:hi], values))
+        batch = to_device(arrays, dev)
+        rows = {res: batch[f"rows.{res}"] for res in GENOME_RESOLUTIONS}
+        local_inv = {res: batch[f"inv.{res}"] for res in GENOME_RESOLUTIONS}
+        for res, adam in self.row_adams.items():
+            adam.catch_up(host_rows[res], t - 1, rows[res])  # rows must be current first
+        e, y = batch["e"], batch["y"]
 
         leaves = {
             "biosample": tables["biosample"].detach(),
@@ -251,8 +270,7 @@ class DistributedTrainer(Trainer):
                     leaves["biosample"][self.exp_biosample[e]],
                     leaves["assay"][self.exp_assay[e]],
                     *(leaves[res][local_inv[res]] for res in GENOME_RESOLUTIONS),
-                    *([] if self.activity_input is None else [self._activity_values(
-                        experiments[lo:hi], positions[lo:hi], y)[:, None]]),
+                    *([batch["activity"][:, None]] if "activity" in batch else []),
                 ],
                 dim=1,
             )
@@ -280,8 +298,8 @@ class DistributedTrainer(Trainer):
         mlp_grads = reduced[len(names) :]
 
         with torch.no_grad():
-            for res, adam in self.row_adams.items():
-                adam.step(rows[res], table_grads[res], t)
+            step_tables([(adam, host_rows[res], rows[res], table_grads[res])
+                         for res, adam in self.row_adams.items()], t)
             if self.optimizer is not None:
                 for name, p in self.params.items():
                     if name.startswith("network."):
@@ -296,7 +314,7 @@ class DistributedTrainer(Trainer):
                 self.optimizer.step()
         self.decay_biosamples()
         self.step_count += 1
-        return float(flat[0])
+        return flat[0]
 
 
 @contextlib.contextmanager

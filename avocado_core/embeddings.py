@@ -13,7 +13,11 @@ import torch
 from .errors import AvocadoKeyError
 from .network import GENOME_RESOLUTIONS
 
-__all__ = ["EmbeddingMixin"]
+__all__ = ["GENOME_CHUNK", "EmbeddingMixin"]
+
+#: Positions whose genome factors :meth:`EmbeddingMixin.genome_embedding` computes at once (110
+#: factors each by default: about 115 MB).
+GENOME_CHUNK = 1 << 18
 
 
 class EmbeddingMixin:
@@ -69,6 +73,10 @@ class EmbeddingMixin:
         numpy.ndarray, shape=(end - start, n_25bp + n_250bp + n_5kbp factors), dtype=float32
         """
         start, end = self._check_range(start, end)
-        with torch.no_grad():
-            pos = torch.arange(start, end, device=self.device)
-            return self.network.genome_factors(pos).cpu().numpy()
+        out = np.empty((end - start, self.network.n_genome_factors), dtype=np.float32)
+        with torch.no_grad():  # chunk by chunk: the device holds one chunk, not the genome
+            for lo in range(start, end, GENOME_CHUNK):
+                hi = min(end, lo + GENOME_CHUNK)
+                pos = torch.arange(lo, hi, device=self.device)
+                out[lo - start : hi - start] = self.network.genome_factors(pos).cpu().numpy()
+        return out

@@ -177,6 +177,11 @@ class AvocadoEnsemble:
     predict = Avocado.predict
 
     @property
+    def predict_precision(self) -> str:
+        """The precision the members predict in (see ``Avocado.predict_precision``)."""
+        return self.models[0].predict_precision
+
+    @property
     def trained_on(self) -> list[tuple[str, str]]:
         """The experiments any member trained on (see :attr:`Avocado.trained_on`)."""
         return sorted(set().union(*(m.trained_on for m in self.models)))

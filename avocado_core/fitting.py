@@ -285,7 +285,9 @@ class FittingMixin:
             "trainer": trainer.state_meta(),
         }
         state = json.loads(json.dumps(state))  # as it reads back from a saved model
-        state["tensors"] = trainer.state_tensors()
+        # Kept in host memory: a GPU holds the optimizer state only while it trains, and the
+        # next fit builds its own state before this one is copied into it (no two at once).
+        state["tensors"] = {k: v.cpu() for k, v in trainer.state_tensors().items()}
         return history, state
 
     @shows_fit_options

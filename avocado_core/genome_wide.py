@@ -45,10 +45,12 @@ import torch
 
 from . import __version__, _io
 from ._paths import file_stem
+from .devices import job_devices
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .model import Avocado
 from .model_format import check_tensors, read_safetensors, write_safetensors
 from .network import GENOME_RESOLUTIONS, genome_rows
+from .precision import check_precision
 from .regions import RegionSet
 from .residual import AverageActivity
 from .store import TrackStore
@@ -132,6 +134,7 @@ def fit_chromosome(
     checkpoint_every: int | None = None,
     overwrite: bool = False,
     device: str | torch.device | None = None,
+    precision: str | None = None,
     progress: bool = True,
     average_from: int | None = None,
 ) -> Path:
@@ -161,6 +164,10 @@ def fit_chromosome(
         Refit even when the part exists. Default is False.
     device: str or torch.device or None, optional
         Device when ``model`` is a path.
+    precision: str or None, optional
+        Training precision (``"auto"``, ``"fp32"`` or ``"bf16"``, see
+        :func:`avocado_core.precision.resolve_precision`), saved with the part. Default is
+        None: the model's.
     progress: bool, optional
         Progress bar. Default is True.
 
@@ -170,6 +177,8 @@ def fit_chromosome(
         The part directory.
     """
     model = _as_model(model, device)
+    if precision is not None:
+        check_precision(precision)
     store = _as_store(store)
     [(chrom, start, end)] = _chrom_ranges(store, [chrom])
     parts = Path(parts_dir)
@@ -196,12 +205,18 @@ def fit_chromosome(
 
         scope = memory_budget(max_memory)
     checkpoints = parts / ".checkpoints" / chrom if checkpoint_every else None
+    saved_precision = model.precision
     with scope:
-        part = model.fit_positions(
-            data, end - start, n_epochs=n_epochs, epoch_size=epoch_size, sampling=sampling,
-            seed=seed, checkpoint_dir=checkpoints, checkpoint_every=checkpoint_every,
-            progress=progress, average_from=average_from,
-        )
+        if precision is not None:  # the part is saved with it; the model is left as it was
+            model.precision = precision
+        try:
+            part = model.fit_positions(
+                data, end - start, n_epochs=n_epochs, epoch_size=epoch_size,
+                sampling=sampling, seed=seed, checkpoint_dir=checkpoints,
+                checkpoint_every=checkpoint_every, progress=progress, average_from=average_from,
+            )
+        finally:
+            model.precision = saved_precision
     parts.mkdir(parents=True, exist_ok=True)
     _io.remove_stale(parts)
     with _io.atomic_dir(target) as tmp:
@@ -230,7 +245,9 @@ def fit_chromosomes(
 
     Each job is :func:`fit_chromosome` in a fresh process (spawned), so chromosomes share
     nothing but the files. For separate machines, run one ``avocado fit-genome --chrom`` per
-    machine instead and copy the parts into one directory.
+    machine instead and copy the parts into one directory. On CUDA without a device index
+    (``device="cuda"``, or no ``device`` on a machine with GPUs) the jobs are spread over the
+    GPUs, the ``i``-th on ``cuda:{i % n_gpus}`` (:func:`avocado_core.devices.job_devices`).
 
     Parameters
     ----------
@@ -245,7 +262,8 @@ def fit_chromosomes(
     threads_per_job: int, optional
         Torch threads per process. Default is 1.
     **fit_kwargs:
-        Passed to :func:`fit_chromosome` (``n_epochs``, ``seed``, ``max_memory``, ...).
+        Passed to :func:`fit_chromosome` (``n_epochs``, ``seed``, ``max_memory``, ``device``,
+        ...).
 
     Returns
     -------
@@ -257,8 +275,11 @@ def fit_chromosomes(
     # Largest first: the longest job starts earliest.
     order = sorted(ranges, key=lambda r: r[1] - r[2])
     fit_kwargs = {"progress": False, **fit_kwargs}
+    # Chosen here, not in each job: one choice for all, jobs side by side on different GPUs.
+    devices = job_devices(fit_kwargs.pop("device", None), max(n_jobs, 1))
     jobs = [dict(model=str(model_path), store=str(store_path), chrom=c, parts_dir=str(parts_dir),
-                 **fit_kwargs) for c, _, _ in order]
+                 device=str(devices[i % len(devices)]), **fit_kwargs)
+            for i, (c, _, _) in enumerate(order)]
     if n_jobs <= 1:
         done = {j["chrom"]: fit_chromosome(**j) for j in jobs}
     else:

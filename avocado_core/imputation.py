@@ -159,7 +159,7 @@ def impute_experiments(
         store.update_imputation_source(
             source, trained_on=[list(k) for k in getattr(model, "trained_on", [])],
             n_models=n_models)
-    bar = tqdm(total=len(experiments), desc="imputing", unit="track",
+    bar = tqdm(total=len(experiments), desc=f"imputing ({model.predict_precision})", unit="track",
                disable=not progress or len(experiments) < 2)
     for i in range(0, len(experiments), per_call):
         batch = experiments[i:i + per_call]

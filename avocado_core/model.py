@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .devices import as_device
 from .embeddings import EmbeddingMixin
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .fitting import FittingMixin
@@ -50,10 +51,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "original-small": dict(_TUTORIAL, batch_size=10000),
 }
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class Avocado(FittingMixin, PredictionMixin, EmbeddingMixin):
@@ -219,7 +216,7 @@ class Avocado(FittingMixin, PredictionMixin, EmbeddingMixin):
         self.activity: AverageActivity | None = None
         self.precision = precision
         self.seed = seed
-        self.device = torch.device(device) if device is not None else _default_device()
+        self.device = as_device(device)
         self.history: dict[str, list[float]] = {"loss": [], "val_mse": []}
         #: The experiments (biosample, assay) whose tracks any fit of this model trained on
         #: (saved with the model); their imputations are training fit, not held-out quality.
@@ -525,13 +522,22 @@ class Avocado(FittingMixin, PredictionMixin, EmbeddingMixin):
             raise AvocadoValueError(f"{path}: {CONFIG_FILE} is not an Avocado model config")
         prefix = f"{_OPTIMIZER}."
         try:
-            model = cls(**meta["config"], device=device)
+            target = as_device(device)
+            # Built on the meta device (no values, no random initialization), given the
+            # tensors as they were read, then moved once: the device never holds two copies.
+            # (On the CPU they are copied once: the file's buffers lack the alignment of
+            # torch's, and vectorized sums round differently at another alignment.)
+            with torch.device("meta"):
+                model = cls(**meta["config"], device="meta")
             tensors = dict(tensors)
             model.activity = AverageActivity.from_tensors(tensors)
             model.network.load_state_dict(
-                {k: v.to(model.device) for k, v in tensors.items() if not k.startswith(prefix)},
-                strict=True,
+                {k: v.clone() if target.type == "cpu" else v
+                 for k, v in tensors.items() if not k.startswith(prefix)},
+                strict=True, assign=True,
             )
+            model.network.to(target)
+            model.device = target
         except (TypeError, ValueError, RuntimeError, KeyError, OverflowError) as exc:
             # a config field of the wrong type or range is a corrupted model too
             raise AvocadoValueError(

@@ -9,6 +9,7 @@ prediction settings: the blend towards average activity and the moving mean
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from . import kernels
 from .baselines import windowed_mean
 from .errors import AvocadoValueError
 from .network import AvocadoNetwork
+from .precision import matmul_precision
 
 __all__ = ["KERNEL_MAX_WIDTH", "PREDICTION_SETTINGS", "PredictionMixin", "kernel_fits"]
 
@@ -176,7 +178,10 @@ class PredictionMixin:
         dev = self.device
         budget = _PREDICT_BUDGET_CPU if dev.type == "cpu" else _PREDICT_BUDGET
         chunk = max(1, budget // (4 * width * max(n_exp, 1)))
-        with torch.no_grad():
+        precision = self.predict_precision
+        low = (torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bf16"
+               else contextlib.nullcontext())  # (the MLP's products; its input stays fp32)
+        with torch.no_grad(), matmul_precision(precision, dev):
             exp_term = network.experiment_term(
                 torch.as_tensor(b_idx, dtype=torch.long, device=dev),
                 torch.as_tensor(a_idx, dtype=torch.long, device=dev),
@@ -188,8 +193,17 @@ class PredictionMixin:
                 if self.average_activity == "input":
                     mean = self._require_activity().rows(a_idx, lo, hi, self.assays)
                     pre += torch.from_numpy(mean).to(dev)[:, :, None] * network.activity_weight()
-                out[:, lo - start : hi - start] = network.head(pre).float().cpu().numpy()
+                with low:
+                    head = network.head(pre)
+                out[:, lo - start : hi - start] = head.float().cpu().numpy()
         return out
+
+    @property
+    def predict_precision(self) -> str:
+        """The precision predictions use: on CUDA the training's (:attr:`train_precision`:
+        with ``"auto"``, bf16 or TF32 products on a GPU with tensor cores for them), fp32
+        elsewhere."""
+        return self.train_precision if self.device.type == "cuda" else "fp32"
 
     def _check_range(self, start: int, end: int | None) -> tuple[int, int]:
         end = self.n_positions if end is None else end

@@ -69,7 +69,8 @@ _TITLES = {"roadmap-pilot": "Roadmap pilot", "synthetic": "Synthetic compendium"
 
 def _train(ws: Workspace, *, fit: Mapping[str, Any], model_kwargs: Mapping[str, Any],
            seed: int, progress: bool, held_out: Iterable[tuple[str, str]] = (),
-           n_models: int = 1, max_memory: int | str | None = None) -> None:
+           n_models: int = 1, max_memory: int | str | None = None,
+           device: str = "cpu") -> None:
     """Train ``Avocado.small`` (an ensemble of ``n_models``, seeds ``seed``, ``seed + 100``,
     ...) on the store's observed tracks but ``held_out``, streaming them from the store when
     they take more than ``max_memory``, and save it to ``ws.model_path`` (its members under
@@ -94,7 +95,7 @@ def _train(ws: Workspace, *, fit: Mapping[str, Any], model_kwargs: Mapping[str, 
     with memory_budget(max_memory) if max_memory is not None else contextlib.nullcontext():
         ensemble = AvocadoEnsemble.fit(
             lambda s: Avocado.from_preset({"preset": "small", **model_kwargs}, experiments,
-                                          store.n_bins, seed=s),
+                                          store.n_bins, seed=s, device=device),
             training, n_models, seed=seed, progress=progress, **fit)
     seconds = time.perf_counter() - t0
     ensemble.save(ws.model_path)
@@ -167,7 +168,7 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
                     genome_points: int | None = None, seed: int = 0,
                     n_models: int | None = None, average_from: int | None = None,
                     choose_settings: bool | None = None, hold_out: bool | None = None,
-                    max_memory: int | str | None = None,
+                    max_memory: int | str | None = None, device: str = "cpu",
                     progress: bool = True) -> Workspace:
     """Build (or finish building) a workspace the app can serve.
 
@@ -226,6 +227,9 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
         Stream the training data from the store when it takes more than this many bytes
         (e.g. ``"1G"``; :func:`~avocado_core.streaming.memory_budget`). Default (None): the
         trainer's own default (2 GiB), :data:`ENCODE_LAYOUT_BUILD`'s for "encode-layout".
+    device: str
+        Where the models train (e.g. ``"cuda"``); the app serves them on the CPU either way.
+        Default is ``"cpu"``.
     progress: bool
         Show progress bars. Default is True.
 
@@ -265,7 +269,7 @@ def build_workspace(path: str | os.PathLike, source: str = "roadmap-pilot", *,
                    model_kwargs={**PILOT_TRAINING["model"], **dict(model_kwargs or {})},
                    seed=seed, progress=progress, held_out=held_out + calibration,
                    n_models=n_models or (PILOT_TRAINING["n_models"] if pilot else 1),
-                   max_memory=max_memory or defaults.get("max_memory"))
+                   max_memory=max_memory or defaults.get("max_memory"), device=device)
             # ws.model then loads what was saved
     n_cells = len(ws.biosamples) * len(ws.assays)
     if (impute if impute is not None else pilot) and len(ws.store.experiments("imputed")) < n_cells:

@@ -75,12 +75,13 @@ class MemoryWatcher:
 
 
 def _timed(base: type, timings: list[float]) -> type:
-    """A trainer class that records the wall time of each step."""
+    """A trainer class that records the wall time of each step (on the CPU, where a step's
+    work is done when ``advance`` returns)."""
 
     class Timed(base):  # type: ignore[misc, valid-type]
-        def step(self) -> float:
+        def advance(self):
             t = time.perf_counter()
-            loss = super().step()
+            loss = super().advance()
             timings.append(time.perf_counter() - t)
             return loss
 

@@ -124,3 +124,19 @@ def test_bench_defaults_prints_what_the_defaults_cost():
                "--sizes", "20", "--synthetic-positions", "5000")
     assert "CPU:" in out and "| `avocado train` defaults" in out and "3 models" in out
     assert "| 20 | " in out and "held-out MSE" in out
+
+
+def test_bench_gpu_runs_on_the_cpu_in_smoke_mode():
+    # (the GPU rows need a GPU; the same code runs tiny on the CPU, so it is known to work)
+    out = _run("benchmarks/bench_gpu.py", "--smoke", "--device", "cpu", "--steps", "2")
+    assert "# matrix product 512^3 on the device:" in out
+    for config in ("small", "paper"):
+        for precision in ("fp32", "tf32", "bf16"):
+            assert f"| cpu | {config} | {precision} | " in out
+
+
+def test_bench_step_prints_its_tables():
+    out = _run("benchmarks/bench_step.py", "--configs", "small", "--rounds", "1",
+               "--positions", "20000", "--speed-steps", "2")
+    assert "| after | small | torch | 0.0 | 0.0 | " in out  # (no syncs: a structural count)
+    assert "| after | kernels | " in out

@@ -152,7 +152,7 @@ def test_per_biosample_selection_scores_each_biosample_on_its_own_tracks(compend
     select = {"activity_blend": [0.0, 1.0], "smoothing": [1, 5]}
     best, scores = evaluation.select_hyperparameters(
         compendium, select, TINY, n_epochs=3, inner_folds=3, inner_splits=3, seed=1,
-        per_biosample=True)
+        per_biosample=True, device="cpu")
     assert len(models) == 3  # one model per inner split, scored with all four settings
     # known answer: with a blend of 1 (no smoothing) each biosample's validation MSE is that
     # of average activity over the inner training tracks, on its own validation tracks
@@ -186,7 +186,7 @@ def test_cross_validation_trains_the_final_model_with_the_per_biosample_choice(
     res = evaluation.cross_validate(compendium, n_folds=3, config=TINY, n_epochs=3,
                                     select=select, inner_folds=3, inner_splits=3,
                                     per_biosample=True, cache_dir=tmp_path / "c",
-                                    baselines=["average_activity"], progress=False)
+                                    baselines=["average_activity"], progress=False, device="cpu")
     model = res[res["method"] == "avocado"]
     aa = res[res["method"] == "average_activity"].set_index(["biosample", "assay"])["mse"]
     for _, row in model.iterrows():
@@ -199,7 +199,7 @@ def test_cross_validation_trains_the_final_model_with_the_per_biosample_choice(
     # the selection alone, from the same cache, reports the same choices
     alone = evaluation.nested_selection(compendium, select, n_folds=3, config=TINY, n_epochs=3,
                                         inner_folds=3, inner_splits=3, per_biosample=True,
-                                        cache_dir=tmp_path / "c", progress=False)
+                                        cache_dir=tmp_path / "c", progress=False, device="cpu")
     per_fold = alone.attrs["biosample_settings"]
     for f, g in model.groupby("fold"):
         assert per_fold[f] == json.loads(g["selected"].iloc[0])["biosample_settings"]
@@ -209,11 +209,12 @@ def test_cross_validation_trains_the_final_model_with_the_per_biosample_choice(
     with pytest.warns(UserWarning, match="1 of 5 inner splits validate.*have no validation track"):
         best, _ = evaluation.select_hyperparameters(
             {k: v for k, v in compendium.items() if k[1] != "A2"}, select, TINY, n_epochs=1,
-            inner_folds=5, inner_splits=1, per_biosample=True)
+            inner_folds=5, inner_splits=1, per_biosample=True, device="cpu")
     assert 0 < len(best["biosample_settings"]) < 5
     with pytest.raises(AvocadoValueError, match="select candidate values of at least one"):
         evaluation.cross_validate(compendium, n_folds=3, config=TINY, n_epochs=1,
-                                  select={"n_epochs": [1]}, per_biosample=True, progress=False)
+                                  select={"n_epochs": [1]}, per_biosample=True, progress=False,
+                                  device="cpu")
 
 
 def test_cli_trains_with_per_biosample_settings(tmp_path):
@@ -226,7 +227,8 @@ def test_cli_trains_with_per_biosample_settings(tmp_path):
             store.add_track(b, a, rng.gamma(1.0, 1.0, 600).astype(np.float32))
     runner = CliRunner()
     args = ["train", str(tmp_path / "store"), str(tmp_path / "model"), "--epochs", "1",
-            "--n-nodes", "8", "--batch-size", "100", "--average-activity", "input",
+            "--device", "cpu", "--n-nodes", "8", "--batch-size", "100", "--average-activity",
+            "input",
             "--biosample-setting", "B1:activity-blend=0.75", "--biosample-setting",
             "B1:smoothing=5", "--no-choose", "--quiet"]
     result = runner.invoke(main, args)
@@ -273,7 +275,7 @@ def test_selection_by_the_peaks_scores_every_candidate_with_mse1obs(compendium):
     select = {"activity_blend": [0.0, 1.0]}
     best, scores = evaluation.select_hyperparameters(
         compendium, select, TINY, n_epochs=2, inner_folds=3, inner_splits=3, seed=1,
-        per_biosample=True, select_by="mse1obs")
+        per_biosample=True, select_by="mse1obs", device="cpu")
     # known answer: a blend of 1 imputes average activity of the inner training tracks
     peaks: dict[str, list[float]] = {}
     for val in evaluation.make_folds(compendium.keys(), 3, seed=1):
@@ -295,7 +297,8 @@ def test_selection_by_the_peaks_scores_every_candidate_with_mse1obs(compendium):
         assert settings["activity_blend"] == [0.0, 1.0][int(np.argmin([t[b] for t in per_b]))]
     # Pearson: higher is better
     best, scores = evaluation.select_hyperparameters(
-        compendium, select, TINY, n_epochs=2, inner_folds=3, seed=1, select_by="pearson")
+        compendium, select, TINY, n_epochs=2, inner_folds=3, seed=1, select_by="pearson",
+        device="cpu")
     assert best == {"activity_blend": [0.0, 1.0][int(scores["val_pearson"].argmax())]}
     val = evaluation.make_folds(compendium.keys(), 3, seed=1)[0]
     inner = {k: v for k, v in compendium.items() if k not in set(val)}
@@ -311,7 +314,7 @@ def test_a_bad_selection_metric_fails_before_any_training(compendium, monkeypatc
     with pytest.raises(AvocadoValueError,
                        match="select_by='mse1imp'; expected one of mse, pearson, mse1obs"):
         evaluation.cross_validate(compendium, n_folds=3, config=TINY, select={
-            "activity_blend": [0.0, 1.0]}, select_by="mse1imp", progress=False)
+            "activity_blend": [0.0, 1.0]}, select_by="mse1imp", progress=False, device="cpu")
 
 
 def test_cli_evaluates_with_a_selection_by_the_peaks(compendium, tmp_path):
@@ -326,7 +329,8 @@ def test_cli_evaluates_with_a_selection_by_the_peaks(compendium, tmp_path):
     runner = CliRunner()
     args = ["evaluate", str(tmp_path / "store"), str(tmp_path / "out"), "--folds", "3",
             "--inner-folds", "3", "--epochs", "1", "--n-nodes", "8", "--batch-size", "300",
-            "--average-activity", "input", "--select", "activity-blend=0,1", "--quiet"]
+            "--average-activity", "input", "--select", "activity-blend=0,1", "--device", "cpu",
+            "--quiet"]
     result = runner.invoke(main, [*args, "--select-by", "mse1obs"])
     assert result.exit_code == 0, result.output
     res = pd.read_csv(tmp_path / "out" / "evaluation.tsv", sep="\t")

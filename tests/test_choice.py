@@ -22,6 +22,7 @@ from avocado_core.cli import main
 from avocado_core.folds import validation_folds
 from avocado_core.regions import RegionSet
 from avocado_core.store import TrackStore
+from cpu_cli import on_cpu
 
 #: A narrow network over the small preset (average activity as an input, as by default).
 TINY = {"preset": "small", "n_nodes": 16, "n_biosample_factors": 4, "n_assay_factors": 4,
@@ -183,7 +184,8 @@ def test_held_out_tracks_are_never_read_by_the_choice(compendium):
     corrupt = {k: (np.full(N, 1e3, np.float32) if k in fold0 else v)
                for k, v in compendium.items()}
     runs = [evaluation.cross_validate(tracks, n_folds=3, config=TINY, n_epochs=3,
-                                      progress=False) for tracks in (compendium, corrupt)]
+                                      progress=False, device="cpu")
+            for tracks in (compendium, corrupt)]
     chosen = [r.loc[(r["method"] == "avocado") & (r["fold"] == 0), "chosen"] for r in runs]
     assert chosen[0].nunique() == 1 and chosen[0].iloc[0] == chosen[1].iloc[0]
     assert json.loads(chosen[0].iloc[0])["biosample_settings"]
@@ -197,15 +199,16 @@ def test_cli_trains_chooses_prints_and_shows_the_choice(compendium, tmp_path):
     for (b, a), v in compendium.items():
         store.add_track(b, a, v)
     runner = CliRunner()
-    out = runner.invoke(main, ["train", str(tmp_path / "store"), str(tmp_path / "m"),
-                               "--epochs", "3", "--n-nodes", "16", "--batch-size", "500"])
+    out = runner.invoke(main, on_cpu(["train", str(tmp_path / "store"), str(tmp_path / "m"),
+                                      "--epochs", "3", "--n-nodes", "16", "--batch-size",
+                                      "500"]))
     assert out.exit_code == 0, out.output
     assert "chosen on validation tracks: weights averaged from epoch 3 on" in out.output
     info = runner.invoke(main, ["info", str(tmp_path / "m")])
     assert info.exit_code == 0 and "chosen on validation tracks" in info.output
     assert "B4 blend 0.75" in info.output
-    plain = runner.invoke(main, ["train", str(tmp_path / "store"), str(tmp_path / "p"),
-                                 "--epochs", "2", "--n-nodes", "16", "--no-choose"])
+    plain = runner.invoke(main, on_cpu(["train", str(tmp_path / "store"), str(tmp_path / "p"),
+                                        "--epochs", "2", "--n-nodes", "16", "--no-choose"]))
     assert plain.exit_code == 0 and "chosen" not in plain.output
     assert Avocado.load(tmp_path / "p", device="cpu").choice is None
     fixed = runner.invoke(main, ["train", str(tmp_path / "store"), str(tmp_path / "f"),

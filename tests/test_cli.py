@@ -27,6 +27,7 @@ from avocado_core.ensemble import load_model
 from avocado_core.model import Avocado
 from avocado_core.regions import RegionSet
 from avocado_core.store import TrackStore
+from cpu_cli import on_cpu
 
 N_BINS = 2000
 #: ENr231 (chr1) starts at bin 151,158,025 of the pilot layout; its first 2,000 bins.
@@ -51,7 +52,7 @@ def run(*args, ok: bool = True):
     With ok=True errors are not caught (AVOCADO_DEBUG=1), so a failure shows its traceback.
     """
     env = {"AVOCADO_DEBUG": "1"} if ok else {"AVOCADO_DEBUG": "0"}
-    result = CliRunner().invoke(main, [str(a) for a in args], env=env)
+    result = CliRunner().invoke(main, on_cpu([str(a) for a in args]), env=env)
     if ok and result.exit_code != 0:
         import traceback
 
@@ -126,7 +127,8 @@ def test_train_builds_the_model_with_the_preset_constructor(store_path, model_pa
     assert model.assays == sorted(ASSAYS) and model.biosamples == sorted(BIOSAMPLES)
     overrides = dict(zip(TINY[::2], TINY[1::2]))
     config = {"preset": "small", **{k[2:].replace("-", "_"): int(v) for k, v in overrides.items()}}
-    fresh = Avocado.from_preset(config, TrackStore(store_path).experiments(), N_BINS, seed=0)
+    fresh = Avocado.from_preset(config, TrackStore(store_path).experiments(), N_BINS, seed=0,
+                                device="cpu")
     chosen = ("precision", "biosample_settings")  # the settings training chose
     assert {k: v for k, v in fresh.config.items() if k not in chosen} == {
         k: v for k, v in model.config.items() if k not in chosen}
@@ -479,7 +481,8 @@ def test_impute_with_several_models_writes_their_mean(work, store_path, model_pa
     shutil.copytree(store_path, store_copy)
     run("impute", store_copy, model_path, second, "-e", "E116:H3K27me3", "-q")
     members = [m.predict("E116", "H3K27me3")
-               for m in load_model(model_path, device="cpu").models + [Avocado.load(second)]]
+               for m in load_model(model_path, device="cpu").models
+               + [Avocado.load(second, device="cpu")]]
     assert np.abs(members[0] - members[1]).max() > 1e-3
     got = TrackStore(store_copy).track("E116", "H3K27me3", kind="imputed")
     np.testing.assert_allclose(got, np.mean(members, axis=0), rtol=1e-5, atol=1e-6)

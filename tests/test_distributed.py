@@ -2,7 +2,9 @@
 
 The two ranks are forked by ``torch.multiprocessing`` with the environment ``torchrun`` would
 set (forking skips re-importing torch, which keeps the module fast); they run the command line
-torchrun launches (``avocado train --distributed``) and the library's ``data_parallel``.
+torchrun launches (``avocado train --distributed``) and the library's ``data_parallel``. They ask
+for gloo on the CPU: left to choose, a machine with CUDA would pick NCCL and a GPU per rank
+(``tests/test_gpu.py`` runs that, in ranks started by torchrun).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from avocado_core.distributed import (
 )
 from avocado_core.errors import AvocadoValueError
 from avocado_core.synthetic import synthetic_compendium
+from cpu_cli import on_cpu
 
 EPOCHS, EPOCH_SIZE, SEED = 2, 5, 3
 
@@ -41,7 +44,7 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     root_p = Path(root)
-    ctx = init_distributed()
+    ctx = init_distributed("gloo", "cpu")
     store = TrackStore(root_p / "store")
     # 1) the library: random sampling (non-contiguous rows) and the frozen-network phase
     model = Avocado.load(root_p / "init", device=ctx.device)
@@ -70,9 +73,9 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
         aware.save(root_p / "ddp-aa")
     # 2) the command line torchrun runs (it destroys the process group at the end)
     try:
-        main(["train", str(root_p / "store"), str(root_p / "ddp-cli"), "--distributed",
-              "--init", str(root_p / "init"), "--epochs", str(EPOCHS), "--epoch-size",
-              str(EPOCH_SIZE), "--seed", str(SEED), "-q"], prog_name="avocado")
+        main(on_cpu(["train", str(root_p / "store"), str(root_p / "ddp-cli"), "--distributed",
+                     "--init", str(root_p / "init"), "--epochs", str(EPOCHS), "--epoch-size",
+                     str(EPOCH_SIZE), "--seed", str(SEED), "-q"]), prog_name="avocado")
     except SystemExit as exc:
         assert exc.code in (0, None), exc.code
 
@@ -173,13 +176,26 @@ def test_distributed_is_an_option_of_avocado_train(tmp_path, monkeypatch) -> Non
         monkeypatch.delenv(var, raising=False)
     comp = synthetic_compendium(n_biosamples=4, n_assays=2, n_positions=500, n_groups=2, seed=0)
     comp.write_store(tmp_path / "store", progress=False)
-    result = CliRunner().invoke(main, ["train", str(tmp_path / "store"), str(tmp_path / "m"),
-                                       "--distributed", "-q"])
+    result = CliRunner().invoke(main, on_cpu(["train", str(tmp_path / "store"),
+                                              str(tmp_path / "m"), "--distributed", "-q"]))
     assert result.exit_code == 1 and "torchrun" in result.output
     assert "-m avocado_core train STORE MODEL --distributed" in result.output
-    result = CliRunner().invoke(main, ["train", str(tmp_path / "store"), str(tmp_path / "m"),
-                                       "--backend", "gloo"])
+    result = CliRunner().invoke(main, on_cpu(["train", str(tmp_path / "store"),
+                                              str(tmp_path / "m"), "--backend", "gloo"]))
     assert result.exit_code == 2 and "--backend is for --distributed" in result.output
+    # a device index would put every rank on that one device: a one-line error, inside
+    # torchrun or not
+    result = CliRunner().invoke(main, ["train", str(tmp_path / "store"), str(tmp_path / "m"),
+                                       "--distributed", "--device", "cuda:0", "-q"])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert lines[0].startswith("Error: device 'cuda:0' with distributed training"), lines
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    for var, value in (("RANK", "1"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "127.0.0.1"),
+                       ("MASTER_PORT", "1")):
+        monkeypatch.setenv(var, value)
+    with pytest.raises(AvocadoValueError, match="pass 'cuda' and each rank takes its own"):
+        init_distributed(device="cuda:1")
 
 
 def test_average_activity_input_matches_one(runs: Path) -> None:

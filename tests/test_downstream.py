@@ -113,7 +113,8 @@ def test_export_features_with_a_trained_model(two_intervals):
     tracks = {(b, a): rng.random(80).astype(np.float32)
               for b in ("B0", "B1") for a in ("K4", "K27")}
     model = Avocado.small(["B0", "B1"], ["K4", "K27"], 80, n_nodes=8, n_25bp_factors=2,
-                          n_250bp_factors=2, n_5kbp_factors=2, batch_size=40, seed=0)
+                          n_250bp_factors=2, n_5kbp_factors=2, batch_size=40, seed=0,
+                          device="cpu")
     model.fit(tracks, n_epochs=1, progress=False, choose_settings=False)
     regions = pd.DataFrame({"chrom": ["chr2", "chr1"], "start": [100, 1005],
                             "end": [300, 1020], "name": ["g1", "g2"]})

@@ -207,7 +207,7 @@ def test_planted_biosample_types_are_recovered_by_the_model(core):
     model = Avocado.small(list(comp.biosamples["name"]), list(comp.assays["name"]), 4_000,
                           seed=0, batch_size=4_000, n_nodes=32, n_biosample_factors=8,
                           n_assay_factors=8, n_25bp_factors=4, n_250bp_factors=4,
-                          n_5kbp_factors=4)
+                          n_5kbp_factors=4, device="cpu")
     # trained as the workspace trains it (ENCODE_LAYOUT_BUILD: the settings as given)
     model.fit(comp.observed_tracks, n_epochs=80, epoch_size=25, progress=False,
               choose_settings=False)

@@ -115,7 +115,8 @@ def test_cross_validate_scores_the_members_mean(tracks):
     row = res[(res["biosample"] == held[0]) & (res["assay"] == held[1])]
     assert row["mse"].item() == pytest.approx(want, rel=1e-5)
     with pytest.raises(AvocadoValueError, match="n_models must be an integer >= 1, got 0"):
-        evaluation.cross_validate(tracks, n_folds=3, config=config, n_models=0, progress=False)
+        evaluation.cross_validate(tracks, n_folds=3, config=config, n_models=0, progress=False,
+                                  device="cpu")
 
 
 def test_spread_is_the_members_standard_deviation_and_training_is_recorded(ensemble, tmp_path):
@@ -127,4 +128,4 @@ def test_spread_is_the_members_standard_deviation_and_training_is_recorded(ensem
     # what the members trained on is recorded and saved with them
     assert ("E116", "H3K27me3") not in ensemble.trained_on and len(ensemble.trained_on) == 8
     ensemble.models[0].save(tmp_path / "m")
-    assert Avocado.load(tmp_path / "m").trained_on == ensemble.models[0].trained_on
+    assert Avocado.load(tmp_path / "m", device="cpu").trained_on == ensemble.models[0].trained_on

@@ -73,7 +73,7 @@ def test_make_folds_sparse_grid_keeps_training_experiments():
 def test_cross_validate_scores_resumes_and_summarizes(compendium, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     res = evaluation.cross_validate(compendium, n_folds=3, config=TINY, n_epochs=2,
-                                    cache_dir=cache, progress=False)
+                                    cache_dir=cache, progress=False, device="cpu")
     assert len(res) == 18 * 3
     assert set(res["method"]) == {"avocado", "average_activity", "assay_mean"}
     assert (res.groupby("method").size() == 18).all()
@@ -101,12 +101,12 @@ def test_cross_validate_scores_resumes_and_summarizes(compendium, tmp_path, monk
 
     monkeypatch.setattr(Avocado, "fit", boom)
     again = evaluation.cross_validate(compendium, n_folds=3, config=TINY, n_epochs=2,
-                                      cache_dir=cache, progress=False)
+                                      cache_dir=cache, progress=False, device="cpu")
     pd.testing.assert_frame_equal(res, again, check_dtype=False)
     # other settings are a different cache key: they would retrain
     with pytest.raises(AssertionError, match="retrained"):
         evaluation.cross_validate(compendium, n_folds=3, config=TINY, n_epochs=3,
-                                  cache_dir=cache, progress=False)
+                                  cache_dir=cache, progress=False, device="cpu")
     # and so are other values in the same tracks (same names, same length): a rerun over
     # changed data never reuses stale folds
     changed = dict(compendium)
@@ -115,7 +115,7 @@ def test_cross_validate_scores_resumes_and_summarizes(compendium, tmp_path, monk
     changed[key][7] += 0.5
     with pytest.raises(AssertionError, match="retrained"):
         evaluation.cross_validate(changed, n_folds=3, config=TINY, n_epochs=2,
-                                  cache_dir=cache, progress=False)
+                                  cache_dir=cache, progress=False, device="cpu")
     monkeypatch.undo()
 
     md = evaluation.summarize(res, command="python -m avocado_core.evaluation --pilot")
@@ -135,7 +135,7 @@ def test_cross_validate_scores_resumes_and_summarizes(compendium, tmp_path, monk
 def test_model_learns_the_planted_structure(compendium, tmp_path):
     res = evaluation.evaluate_to_dir(
         compendium, tmp_path, n_folds=3, config=dict(TINY, learning_rate=0.01), n_epochs=20,
-        progress=False)
+        progress=False, device="cpu")
     means = res.groupby("method")[["mse", "pearson"]].mean()
     # measured: model MSE 0.14, r 0.88; average activity 0.22, 0.81; assay mean 0.59
     assert means.loc["avocado", "mse"] < means.loc["average_activity", "mse"]
@@ -148,11 +148,13 @@ def test_model_learns_the_planted_structure(compendium, tmp_path):
 
 def test_errors(compendium):
     with pytest.raises(AvocadoKeyError, match="median"):
-        evaluation.cross_validate(compendium, baselines=["median"], progress=False)
+        evaluation.cross_validate(compendium, baselines=["median"], progress=False, device="cpu")
     with pytest.raises(AvocadoValueError, match="lengths"):
-        evaluation.cross_validate({**compendium, ("B0", "A9"): np.zeros(5)}, progress=False)
+        evaluation.cross_validate({**compendium, ("B0", "A9"): np.zeros(5)}, progress=False,
+                                  device="cpu")
     with pytest.raises(AvocadoValueError, match="config='huge'"):
-        evaluation.cross_validate(compendium, n_folds=3, config="huge", progress=False)
+        evaluation.cross_validate(compendium, n_folds=3, config="huge", progress=False,
+                                  device="cpu")
 
 
 def test_the_cli_records_the_command_without_the_notes(compendium, tmp_path, monkeypatch):
@@ -193,7 +195,8 @@ def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path, 
     config = dict(TINY, learning_rate=0.01)
     select = {"n_epochs": [1, 20]}
     res = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=5,
-                                    select=select, cache_dir=tmp_path / "c", progress=False)
+                                    select=select, cache_dir=tmp_path / "c", progress=False,
+                                    device="cpu")
     model = res[res["method"] == "avocado"]
     # one epoch is far from trained (measured validation MSE ~0.9 against ~0.15): every fold
     # chooses 20, and the held-out rows are those of a plain 20-epoch run
@@ -215,7 +218,7 @@ def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path, 
 
     monkeypatch.setattr(nested, "fit_models", counted_fit)
     alone = evaluation.nested_selection(compendium, select, n_folds=3, config=config, n_epochs=5,
-                                        cache_dir=tmp_path / "s", progress=False)
+                                        cache_dir=tmp_path / "s", progress=False, device="cpu")
     monkeypatch.undo()
     assert len(fits) == 3 * 2
     pd.testing.assert_frame_equal(alone, grid, check_dtype=False)
@@ -224,7 +227,8 @@ def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path, 
     ranked = study.split("### Every candidate")[1]
     assert ranked.index('{"n_epochs": 20}') < ranked.index('{"n_epochs": 1}')
     plain = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=20,
-                                      fit_kwargs={"choose_settings": False}, progress=False)
+                                      fit_kwargs={"choose_settings": False}, progress=False,
+                                      device="cpu")
     mine = model.set_index(["biosample", "assay"])["mse"].sort_index()
     theirs = plain[plain["method"] == "avocado"].set_index(["biosample", "assay"])["mse"]
     np.testing.assert_allclose(mine, theirs.sort_index(), rtol=1e-6)
@@ -234,14 +238,15 @@ def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path, 
     fold0 = evaluation.make_folds(compendium.keys(), 3, seed=0)[0]
     corrupt = {k: (-5 * v if k in fold0 else v) for k, v in compendium.items()}
     again = evaluation.cross_validate(corrupt, n_folds=3, config=config, n_epochs=5,
-                                      select=select, progress=False)
+                                      select=select, progress=False, device="cpu")
     g0, h0 = grid[grid["fold"] == 0], again.attrs["selection"]
     pd.testing.assert_frame_equal(g0.reset_index(drop=True),
                                   h0[h0["fold"] == 0].reset_index(drop=True))
 
     # a rerun resumes with the selection, and the summary reports it
     cached = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=5,
-                                       select=select, cache_dir=tmp_path / "c", progress=False)
+                                       select=select, cache_dir=tmp_path / "c", progress=False,
+                                       device="cpu")
     pd.testing.assert_frame_equal(cached.attrs["selection"], grid, check_dtype=False)
     # an ensemble run reuses the single-model run's selection: only the final models train
     def no_selection(*args, **kwargs):
@@ -250,18 +255,19 @@ def test_nested_selection_chooses_on_training_tracks_only(compendium, tmp_path, 
     monkeypatch.setattr(nested, "select_hyperparameters", no_selection)
     ensemble = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=5,
                                          select=select, n_models=2, cache_dir=tmp_path / "c",
-                                         progress=False)
+                                         progress=False, device="cpu")
     assert set(ensemble[ensemble["method"] == "avocado"]["selected"]) == {'{"n_epochs": 20}'}
     # and so does a full run after the selection alone
     after = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=5,
-                                      select=select, cache_dir=tmp_path / "s", progress=False)
+                                      select=select, cache_dir=tmp_path / "s", progress=False,
+                                      device="cpu")
     pd.testing.assert_frame_equal(
         after[after["method"] == "avocado"].drop(columns="train_seconds").reset_index(drop=True),
         model.drop(columns="train_seconds").reset_index(drop=True))
     # so does a run with other baselines (they choose nothing)
     other = evaluation.cross_validate(compendium, n_folds=3, config=config, n_epochs=5,
                                       select=select, cache_dir=tmp_path / "c", progress=False,
-                                      baselines=["smoothed_average_activity"])
+                                      baselines=["smoothed_average_activity"], device="cpu")
     assert set(other["method"]) == {"avocado", "smoothed_average_activity"}
     pd.testing.assert_frame_equal(  # the same models (retrained: the fold files differ)
         other[other["method"] == "avocado"].drop(columns="train_seconds").reset_index(drop=True),
@@ -304,7 +310,8 @@ def test_blend_candidates_share_one_trained_model(compendium, monkeypatch):
     train = dict(list(compendium.items())[:15])  # B0..B4 x A0..A2
     config = dict(TINY, average_activity="input")
     best, scores = evaluation.select_hyperparameters(
-        train, {"activity_blend": [0.0, 0.5, 1.0]}, config, n_epochs=2, inner_folds=3, seed=1)
+        train, {"activity_blend": [0.0, 0.5, 1.0]}, config, n_epochs=2, inner_folds=3, seed=1,
+        device="cpu")
     assert len(fits) == 1  # one model, three blends
     # a blend of 1 predicts average activity of the inner training tracks: a known answer
     val = evaluation.make_folds(train.keys(), 3, seed=1)[0]
@@ -329,7 +336,7 @@ def test_smoothing_candidates_share_one_trained_model(compendium, monkeypatch):
     monkeypatch.setattr(Avocado, "fit", counting)
     train = dict(list(compendium.items())[:15])
     best, scores = evaluation.select_hyperparameters(
-        train, {"smoothing": [1, 5]}, TINY, n_epochs=2, inner_folds=3, seed=1)
+        train, {"smoothing": [1, 5]}, TINY, n_epochs=2, inner_folds=3, seed=1, device="cpu")
     assert fits == [1]  # one model, two smoothings
     # known answer: the second candidate scores the moving mean of the first one's imputations
     model = models[0]

@@ -20,6 +20,7 @@ from avocado_core.genome_wide import (
     frozen_fingerprint,
 )
 from avocado_core.synthetic import synthetic_compendium
+from cpu_cli import on_cpu
 
 # chrB's length is not a multiple of 25 bp: its last bin is clipped in the bigWig.
 SIZES = {"chrA": 1600 * 25, "chrB": 1150 * 25 + 13, "chrC": 700 * 25}
@@ -44,13 +45,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     model.save(root / "model")
     parts = root / "parts"
     fit_chromosome(model, store, "chrA", parts, **FIT)
-    fit_chromosomes(root / "model", root / "genome", parts, ["chrB"], **FIT)
+    fit_chromosomes(root / "model", root / "genome", parts, ["chrB"], device="cpu", **FIT)
     # chrC as another "machine" would: the CLI command, into a second directory
     from avocado_core.cli import main
 
-    result = CliRunner().invoke(main, ["fit-genome", str(root / "model"), str(root / "genome"),
-                                       str(root / "parts2"), "--chrom", "chrC", "--epochs", "2",
-                                       "--epoch-size", "3", "--seed", "5", "-q"])
+    result = CliRunner().invoke(main, on_cpu([
+        "fit-genome", str(root / "model"), str(root / "genome"), str(root / "parts2"), "--chrom",
+        "chrC", "--epochs", "2", "--epoch-size", "3", "--seed", "5", "-q"]))
     assert result.exit_code == 0, result.output
     out = assemble(root / "model", store, [parts, root / "parts2"], root / "genome-model",
                    progress=False)
@@ -81,7 +82,7 @@ def test_rerun_skips_a_finished_part(setup: dict) -> None:
 
 
 def test_assembled_model_predicts_like_its_parts(setup: dict) -> None:
-    genome = GenomeModel.load(setup["out"])
+    genome = GenomeModel.load(setup["out"], device="cpu")
     assert genome.chroms == ["chrA", "chrB", "chrC"]
     assert genome.regions == setup["store"].regions
     b, a = setup["experiments"][1]
@@ -100,7 +101,7 @@ def test_assembled_model_predicts_like_its_parts(setup: dict) -> None:
 
 
 def test_export_bigwigs_chunked(setup: dict, tmp_path: Path) -> None:
-    genome = GenomeModel.load(setup["out"])
+    genome = GenomeModel.load(setup["out"], device="cpu")
     exps = setup["experiments"][:2]
     paths = genome.export_bigwigs(exps, tmp_path / "bw", chunk_bins=333, progress=False)
     whole = genome.export_bigwigs(exps[:1], tmp_path / "bw-whole", chunk_bins=10**6,
@@ -133,8 +134,8 @@ def test_every_file_written_follows_the_umask(setup: dict, tmp_path: Path) -> No
 
     umask = os.umask(0o022)
     os.umask(umask)
-    GenomeModel.load(setup["out"]).export_bigwigs(setup["experiments"][:1], tmp_path / "bw",
-                                                  progress=False)
+    GenomeModel.load(setup["out"], device="cpu").export_bigwigs(
+        setup["experiments"][:1], tmp_path / "bw", progress=False)
     for folder in (setup["parts"], setup["root"] / "parts2", setup["out"], tmp_path / "bw"):
         files = [p for p in folder.rglob("*") if p.is_file()]
         assert files and not [p for p in files if ".avocado-tmp-" in p.name]
@@ -143,7 +144,7 @@ def test_every_file_written_follows_the_umask(setup: dict, tmp_path: Path) -> No
 
 
 def test_export_inverts_the_transform(setup: dict, tmp_path: Path) -> None:
-    genome = GenomeModel.load(setup["out"])
+    genome = GenomeModel.load(setup["out"], device="cpu")
     b, a = setup["experiments"][0]
     [path] = genome.export_bigwigs([(b, a)], tmp_path, invert_transform="arcsinh",
                                    progress=False)
@@ -166,7 +167,7 @@ def test_assemble_refuses_missing_or_foreign_parts(setup: dict, tmp_path: Path) 
 
 
 def test_clear_errors(setup: dict, tmp_path: Path) -> None:
-    genome = GenomeModel.load(setup["out"])
+    genome = GenomeModel.load(setup["out"], device="cpu")
     with pytest.raises(AvocadoKeyError, match="chrZ"):
         genome.chromosome("chrZ")
     with pytest.raises(AvocadoKeyError, match="nobody"):
@@ -174,7 +175,7 @@ def test_clear_errors(setup: dict, tmp_path: Path) -> None:
     with pytest.raises(AvocadoKeyError, match="chrZ"):
         fit_chromosome(setup["model"], setup["store"], "chrZ", tmp_path, **FIT)
     with pytest.raises(AvocadoValueError, match="genome model"):
-        GenomeModel.load(tmp_path)
+        GenomeModel.load(tmp_path, device="cpu")
 
 
 def test_damaged_factors_are_refused_by_file_and_entry(setup: dict, tmp_path: Path) -> None:
@@ -192,10 +193,11 @@ def test_damaged_factors_are_refused_by_file_and_entry(setup: dict, tmp_path: Pa
         tensors = model_format.read_safetensors(damaged / name)
         tensors[entry].view(-1)[cell] = float("nan")
         model_format.write_safetensors(damaged / name, tensors)
-        genome = GenomeModel.load(damaged)
+        genome = GenomeModel.load(damaged, device="cpu")
         if name.startswith("chroms"):  # the other chromosomes predict as before
-            np.testing.assert_array_equal(genome.predict(b, a, "chrA"),
-                                          GenomeModel.load(setup["out"]).predict(b, a, "chrA"))
+            np.testing.assert_array_equal(
+                genome.predict(b, a, "chrA"),
+                GenomeModel.load(setup["out"], device="cpu").predict(b, a, "chrA"))
         with pytest.raises(AvocadoValueError, match=f"{name}: entry '{entry}' holds 1 value"):
             genome.export_bigwigs([(b, a)], tmp_path / "bw", progress=False)
         assert not list((tmp_path / "bw").glob("*.bigWig"))
@@ -212,12 +214,12 @@ def test_cli_assemble_and_export(setup: dict, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "3 chromosomes" in result.output
     (b, a) = setup["experiments"][0]
-    result = runner.invoke(main, ["export-genome", str(tmp_path / "gm"), str(tmp_path / "bw"),
-                                  "-e", f"{b}:{a}", "-q"])
+    result = runner.invoke(main, on_cpu(["export-genome", str(tmp_path / "gm"),
+                                         str(tmp_path / "bw"), "-e", f"{b}:{a}", "-q"]))
     assert result.exit_code == 0, result.output
     with pyBigWig.open(str(tmp_path / "bw" / f"{b}.{a}.bigWig")) as bw:
         got = np.array(bw.values("chrB", 0, 2500), dtype=np.float32)[::25]
-    genome = GenomeModel.load(tmp_path / "gm")
+    genome = GenomeModel.load(tmp_path / "gm", device="cpu")
     np.testing.assert_allclose(got, genome.predict(b, a, "chrB")[:100], rtol=1e-6, atol=1e-6)
     # a missing part is a one-line error, not a traceback
     result = runner.invoke(main, ["assemble-genome", str(root / "model"), str(root / "genome"),
@@ -236,7 +238,7 @@ def test_average_activity_model_goes_genome_wide(setup: dict, tmp_path: Path) ->
     for chrom in ("chrA", "chrB", "chrC"):
         fit_chromosome(model, store, chrom, tmp_path / "parts", **FIT)
     genome = GenomeModel.load(assemble(model, store, [tmp_path / "parts"], tmp_path / "gm",
-                                       progress=False))
+                                       progress=False), device="cpu")
     b, a = exps[0]
     start, end = store.regions.chrom_bins("chrB")
     part = Avocado.load(tmp_path / "parts" / "chrB", device="cpu")
@@ -251,7 +253,7 @@ def test_smoothing_reads_past_each_window(setup: dict, monkeypatch) -> None:
     from avocado_core import genome_wide
 
     monkeypatch.setattr(genome_wide, "_WINDOW_BINS", 400)  # chrA in four windows
-    genome = GenomeModel.load(setup["out"])
+    genome = GenomeModel.load(setup["out"], device="cpu")
     genome.config["smoothing"] = 9
     part = Avocado.load(setup["parts"] / "chrA", device="cpu")
     part.smoothing = 9
@@ -260,3 +262,35 @@ def test_smoothing_reads_past_each_window(setup: dict, monkeypatch) -> None:
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(genome.predict_many([(b, a)], "chrA", 395, 805)[0],
                                part.predict(b, a, 395, 805), rtol=1e-5, atol=1e-6)
+
+
+def test_parallel_jobs_spread_over_the_gpus(setup: dict, monkeypatch, tmp_path: Path) -> None:
+    # Three chromosomes, two jobs at a time, on a machine with two GPUs: "cuda" puts job i on
+    # cuda:{i % 2} (all on cuda:0 before); a device with an index is every job's. The pool
+    # that would spawn the jobs records what each would get.
+    from avocado_core import genome_wide
+
+    seen: list[list[str]] = []
+
+    class Pool:
+        def __init__(self, n_jobs: int, mp_context: object) -> None:
+            pass
+
+        def __enter__(self) -> Pool:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def map(self, func, jobs):
+            jobs = list(jobs)
+            seen.append([job["device"] for job in jobs])
+            return [str(tmp_path / job["chrom"]) for job in jobs]
+
+    monkeypatch.setattr(genome_wide, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    root = setup["root"]
+    for device in ("cuda", "cuda:1"):
+        fit_chromosomes(root / "model", root / "genome", tmp_path, n_jobs=2, device=device)
+    # (largest chromosome first)
+    assert seen == [["cuda:0", "cuda:1", "cuda:0"], ["cuda:1"] * 3]

@@ -18,7 +18,7 @@ def store_and_model(tmp_path_factory):
                                 observed_fraction=0.5, seed=3)
     store = comp.write_store(tmp_path_factory.mktemp("imp") / "store", progress=False)
     model = Avocado.small(list(store.biosamples.index), list(store.assays.index),
-                          store.n_bins, n_nodes=16, batch_size=1_000, seed=0)
+                          store.n_bins, n_nodes=16, batch_size=1_000, seed=0, device="cpu")
     model.fit(store, n_epochs=1, epoch_size=4, progress=False, choose_settings=False)
     return store, model
 

@@ -157,7 +157,8 @@ def test_from_preset_is_one_rule_for_names_and_configs():
                                 dict.fromkeys(experiments), 10, device="cpu", learning_rate=0.01)
     assert (tuned.batch_size, tuned.config["n_nodes"], tuned.config["n_layers"],
             tuned.learning_rate) == (123, 16, 1, 0.01)
-    assert Avocado.from_preset({"n_nodes": 16}, experiments, 10).config["n_assay_factors"] == 256
+    assert Avocado.from_preset({"n_nodes": 16}, experiments, 10,
+                              device="cpu").config["n_assay_factors"] == 256
     with pytest.raises(AvocadoValueError,
                        match="config='huge'; expected one of 'small', 'paper', 'original-small'"):
         Avocado.from_preset("huge", experiments, 10)
@@ -248,6 +249,48 @@ def test_save_load_round_trip(trained, tmp_path):
     assert np.array_equal(loaded.predict("B0", "A0"), trained.predict("B0", "A0"))
     trained.save(tmp_path / "m")  # overwriting keeps one weights file
     assert len(list((tmp_path / "m").iterdir())) == 2
+
+
+def test_load_builds_no_network_to_overwrite(trained, tmp_path, monkeypatch):
+    # The network is built on the meta device (no values) and handed the tensors read, then
+    # moved to the device once: nothing is initialized at random on the CPU and moved to the
+    # device only to be overwritten by a second copy (twice the model on a GPU).
+    from avocado_core.network import AvocadoNetwork
+
+    initialized = []
+    reset = AvocadoNetwork.reset_parameters
+
+    def spy(self, *args, **kwargs):
+        initialized.append(self.output.weight.device.type)
+        return reset(self, *args, **kwargs)
+
+    trained.save(tmp_path / "m")
+    monkeypatch.setattr(AvocadoNetwork, "reset_parameters", spy)
+    loaded = Avocado.load(tmp_path / "m", device="cpu")
+    assert initialized == ["meta"]
+    for p in loaded.network.parameters():
+        assert not p.requires_grad and p.device.type == "cpu"
+    assert np.array_equal(loaded.predict("B0", "A0"), trained.predict("B0", "A0"))
+
+
+def test_genome_embedding_is_computed_chunk_by_chunk(trained, monkeypatch):
+    # A whole genome's factors (n_positions x 110 floats) are never on the device at once.
+    from avocado_core import embeddings
+
+    monkeypatch.setattr(embeddings, "GENOME_CHUNK", 70)
+    factors = trained.network.genome_factors
+    sizes = []
+
+    def spy(positions):
+        sizes.append(len(positions))
+        return factors(positions)
+
+    monkeypatch.setattr(trained.network, "genome_factors", spy)
+    got = trained.genome_embedding(190, 410)
+    assert sizes == [70, 70, 70, 10]
+    with torch.no_grad():
+        want = factors(torch.arange(190, 410)).numpy()
+    np.testing.assert_array_equal(got, want)
 
 
 def test_interrupted_save_keeps_the_old_model(trained, tmp_path, monkeypatch):
@@ -456,17 +499,7 @@ def test_real_pilot_beats_a_constant(pilot_dir):
     assert np.corrcoef(pred, held)[0, 1] > 0.3
 
 
-# ------------------------------------------------------------------------ devices, precision
-def test_device_defaults_to_cuda_when_available(monkeypatch):
-    from avocado_core import model as model_module
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert model_module._default_device().type == "cuda"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert model_module._default_device().type == "cpu"
-    assert Avocado(["x"], ["k"], 10).device.type == "cpu"
-
-
+# ------------------------------------------------------------------------ precision
 def test_bf16_training_learns_and_threads_are_restored(data):
     threads = torch.get_num_threads()
     model = _model(precision="bf16", n_layers=2)

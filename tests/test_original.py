@@ -23,6 +23,7 @@ from avocado_core.cli import main
 from avocado_core.errors import AvocadoValueError
 from avocado_core.genome_wide import GenomeModel
 from avocado_core.original import import_original_genome, read_original, write_original
+from cpu_cli import on_cpu
 
 N = 40_000
 LAYOUTS = ["one-layer", "two-layer"]
@@ -371,7 +372,7 @@ def test_per_chromosome_models_import_into_a_genome_model(chromosomes, tmp_path:
     monkeypatch.setattr(avocado_core.genome_wide, "_WINDOW_BINS", 1_400)  # many windows
     out = import_original_genome(chromosomes["prefix"], tmp_path / "genome", device="cpu",
                                  progress=False)
-    genome = GenomeModel.load(out)
+    genome = GenomeModel.load(out, device="cpu")
     assert genome.chroms == ["chr1", "chr2", "chr10"]  # natural order
     assert len(list((out / "chroms").iterdir())) == 3
     worst = 0.0
@@ -414,7 +415,7 @@ def test_a_chromosome_from_another_model_is_named(chromosomes, tmp_path: Path) -
 
 # ---------------------------------------------------------------------------------- CLI
 def _cli(*args: object) -> object:
-    return CliRunner().invoke(main, [str(a) for a in args], env={"AVOCADO_DEBUG": "0"})
+    return CliRunner().invoke(main, on_cpu([str(a) for a in args]), env={"AVOCADO_DEBUG": "0"})
 
 
 def test_cli_import_and_export_round_trip(chromosomes, tmp_path: Path, data_mirror: Path

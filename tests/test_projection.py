@@ -174,7 +174,7 @@ def test_model_projection_genome_with_strata():
 def test_genome_features_match_the_real_model_embedding():
     from avocado_core.model import Avocado
 
-    model = Avocado.small(["b1", "b2", "b3"], ["a1", "a2"], 2345, seed=0)
+    model = Avocado.small(["b1", "b2", "b3"], ["a1", "a2"], 2345, seed=0, device="cpu")
     rows = np.array([0, 9, 10, 199, 200, 2344])
     np.testing.assert_allclose(genome_features(model, rows), model.genome_embedding()[rows],
                                rtol=1e-6)

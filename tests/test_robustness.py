@@ -28,6 +28,7 @@ from avocado_core.model import Avocado
 from avocado_core.regions import parse_locus
 from avocado_core.store import TrackStore
 from avocado_core.workspace import Workspace
+from cpu_cli import on_cpu
 from test_cli import (
     BIOSAMPLES,
     HG19_SIZES,
@@ -54,7 +55,8 @@ def child(code: str, *args: str | os.PathLike) -> subprocess.CompletedProcess:
 
 def cli_child(*args: str | os.PathLike) -> subprocess.CompletedProcess:
     """``avocado ARGS`` in a fresh process."""
-    return child("from avocado_core.cli import main; main(prog_name='avocado')", *args)
+    return child("from avocado_core.cli import main; main(prog_name='avocado')",
+                 *on_cpu([str(a) for a in args]))
 
 
 def assert_child_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

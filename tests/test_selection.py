@@ -201,7 +201,8 @@ def test_select_biosamples_from_store_and_model(comp, tmp_path):
 
     small = synthetic_compendium(n_biosamples=30, n_assays=4, n_positions=300, n_groups=3, seed=2)
     store = small.write_store(tmp_path / "store", progress=False)
-    model = Avocado.small(list(small.biosamples["name"]), list(small.assays["name"]), 300, seed=0)
+    model = Avocado.small(list(small.biosamples["name"]), list(small.assays["name"]), 300, seed=0,
+                          device="cpu")
     assay = "H3K36me3"
     profiled = {b for b, a in store.experiments() if a == assay}
     in_group = set(store.biosamples.index[store.biosamples["group"] == 1]) - profiled
@@ -261,7 +262,7 @@ def test_select_positions_from_model_coarse_resolution():
 
     n = 5000
     regions = RegionSet.from_chrom_sizes({"chr1": 2000 * 25, "chr2": 3000 * 25})
-    model = Avocado.small(["b1", "b2"], ["a1"], n, seed=0)
+    model = Avocado.small(["b1", "b2"], ["a1"], n, seed=0, device="cpu")
     df = select_positions(model, 6, regions=regions, resolution="250bp", ground_size=300,
                           pool_size=200)
     assert (df["bin"] % 10 == 0).all() and (df["n_bins"] == 10).all()

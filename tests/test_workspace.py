@@ -165,7 +165,7 @@ def test_pilot_workspace(pilot_workspace):  # noqa: F811
     assert (status == "observed").to_numpy().sum() == 15
     assert all(ws.trained_on(*e) is False for e in held + calibration)
     assert ws.trained_on("E003", "H3K4me3") is (("E003", "H3K4me3") not in held + calibration)
-    members = [Avocado.load(p) for p in ws.member_paths]
+    members = [Avocado.load(p, device="cpu") for p in ws.member_paths]
     assert len(members) == 2 and all(len(m.trained_on) == 15 for m in members)
     assert not set(members[0].trained_on) & set(held + calibration)
     assert len(ws.store.experiments("imputed")) == len(ws.store.experiments("spread")) == 25

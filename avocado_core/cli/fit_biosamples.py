@@ -7,7 +7,13 @@ from pathlib import Path
 import click
 
 from ._common import EXISTING_DIR, NEW_DIR, quiet_option
-from .train import device_option, fit_options, max_memory_option, memory_limit
+from .train import (
+    device_option,
+    fit_options,
+    max_memory_option,
+    memory_limit,
+    precision_option,
+)
 
 __all__ = ["fit_biosamples", "fit_assays"]
 
@@ -24,6 +30,7 @@ def _fit_new_rows(
     seed: int,
     average_from: int | None,
     device: str | None,
+    precision: str | None,
     max_memory: str | None,
     quiet: bool,
 ) -> None:
@@ -34,6 +41,8 @@ def _fit_new_rows(
     writable_dir(output or model_path, "model folder")  # now, not after fitting
     store = TrackStore(store_path)
     model = Avocado.load(model_path, device=device)
+    if precision is not None:
+        model.precision = precision
     if int(model.n_positions) != int(store.n_bins):
         raise click.UsageError(
             f"the model covers {model.n_positions:,} positions but {store_path} has "
@@ -98,6 +107,7 @@ def _make(kind: str) -> click.Command:
     )
     @fit_options(epochs=10, choose=False)
     @device_option
+    @precision_option
     @max_memory_option
     @quiet_option
     def command(**kwargs) -> None:

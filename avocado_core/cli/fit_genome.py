@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from ._common import EXISTING_DIR, NEW_DIR, quiet_option
-from .train import device_option, fit_options, max_memory_option
+from .train import device_option, fit_options, max_memory_option, precision_option
 
 __all__ = ["fit_genome"]
 
@@ -38,6 +38,7 @@ __all__ = ["fit_genome"]
 )
 @fit_options(epochs=10, choose=False)
 @device_option
+@precision_option
 @max_memory_option
 @click.option(
     "--checkpoint-every", type=int, default=None,
@@ -58,6 +59,7 @@ def fit_genome(
     seed: int,
     average_from: int | None,
     device: str | None,
+    precision: str | None,
     max_memory: str | None,
     checkpoint_every: int | None,
     overwrite: bool,
@@ -69,6 +71,8 @@ def fit_genome(
     and 5 kbp genome factors of each chromosome train, from the observed tracks of STORE (those
     of biosamples and assays the model knows). A finished part of the same model is skipped, so
     a rerun (or a job array) only does what is left; each part is an ordinary model directory.
+    With --jobs on CUDA (--device cuda, or none on a machine with GPUs) job i runs on GPU
+    i % (number of GPUs).
 
     \b
     Examples:
@@ -86,6 +90,7 @@ def fit_genome(
         n_epochs=epochs, epoch_size=epoch_size, sampling=sampling, seed=seed, max_memory=max_memory,
         average_from=average_from,
         checkpoint_every=checkpoint_every, overwrite=overwrite, device=device,
+        precision=precision,
     )
     if jobs > 1:
         which = ", ".join(chroms) if chroms else "every chromosome"

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from ._common import parse_experiments, quiet_option, read_experiment_list
+from .train import device_option
 
 __all__ = ["assemble_genome", "export_genome"]
 
@@ -65,10 +66,12 @@ def assemble_genome(model_path: Path, store_path: Path, output: Path, parts: tup
               help="Write the signal on the original scale [default: the model's scale].")
 @click.option("--chunk-bins", type=int, default=None,
               help="Bins predicted at once [default: about 8 MiB of predictions].")
+@device_option
 @quiet_option
 def export_genome(genome_path: Path, out_dir: Path, experiments: tuple[str, ...],
                   experiments_file: Path | None, all_experiments: bool, chrom_sizes: Path | None,
-                  invert_transform: str | None, chunk_bins: int | None, quiet: bool) -> None:
+                  invert_transform: str | None, chunk_bins: int | None, device: str | None,
+                  quiet: bool) -> None:
     """Impute experiments genome-wide from GENOME_MODEL into OUT_DIR/BIOSAMPLE.ASSAY.bigWig.
 
     Works chromosome by chromosome and chunk by chunk: memory holds one window of genome
@@ -81,7 +84,7 @@ def export_genome(genome_path: Path, out_dir: Path, experiments: tuple[str, ...]
     """
     from ..genome_wide import GenomeModel
 
-    genome = GenomeModel.load(genome_path)
+    genome = GenomeModel.load(genome_path, device=device)
     chosen = parse_experiments(experiments)
     if experiments_file is not None:
         chosen += read_experiment_list(experiments_file)

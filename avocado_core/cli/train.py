@@ -157,21 +157,24 @@ def memory_limit(max_memory: str | None):
 
 
 precision_option = click.option(
-    "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-    help="Arithmetic precision of training (auto: bf16 for networks of two or more hidden "
-    "layers of >= 1024 nodes on a CPU with native bf16, AMX or AVX512-BF16; fp32 otherwise).",
+    "--precision", type=click.Choice(["auto", "fp32", "tf32", "bf16"]), default=None,
+    help="Arithmetic precision of training, saved with the model as given (auto: bf16 for "
+    "networks of two or more hidden layers of >= 1024 nodes on a CPU with native bf16, AMX or "
+    "AVX512-BF16, or on an NVIDIA GPU of compute capability 8.0 or later, where other "
+    "networks get tf32; fp32 otherwise; tf32 is fp32 off CUDA) [default: a saved model's own "
+    "choice; auto for a new one].",
 )
 
 
 def _initial_model(init: Path | None, config: str, experiments: list[tuple[str, str]],
                    n_positions: int, arch: dict[str, Any], *, seed: int,
-                   device: Any, precision: str) -> Any:
+                   device: Any, precision: str | None) -> Any:
     """A new model from ``--config`` and the overrides, or the saved model ``--init``."""
     from ..model import Avocado
 
     if init is None:
         return Avocado.from_preset({"preset": config, **arch}, experiments, n_positions,
-                                   seed=seed, device=device, precision=precision)
+                                   seed=seed, device=device, precision=precision or "auto")
     model = Avocado.load(init, device=device)
     fixed = [k for k in arch if k not in ("batch_size", "learning_rate", "biosample_decay")]
     if fixed:
@@ -189,7 +192,7 @@ def _initial_model(init: Path | None, config: str, experiments: list[tuple[str, 
         )
     for key, value in arch.items():
         setattr(model, key, value)
-    if precision != "auto":
+    if precision is not None:
         model.precision = precision
     return model
 
@@ -246,7 +249,7 @@ def train(
     average_from: int | None,
     choose: bool,
     device: str | None,
-    precision: str,
+    precision: str | None,
     max_memory: str | None,
     holdout: tuple[str, ...],
     biosample_setting: tuple[str, ...],

@@ -115,23 +115,30 @@ def train(
     old_threads = torch.get_num_threads()
     if getattr(trainer, "threads", None):
         torch.set_num_threads(trainer.threads)
+    # The losses add up where they are computed, in float64 (as Python floats would), and are
+    # read once an epoch: reading a GPU's running loss every few steps would make the host
+    # wait for the GPU. On the CPU reading costs nothing, and the bar shows the running loss.
+    live = trainer.device.type == "cpu"
+    dtype = torch.float32 if trainer.device.type == "mps" else torch.float64  # (MPS has no f64)
     try:
         for epoch in range(start, n_epochs):
             if early_stopping is not None and since_best >= early_stopping:
                 break
-            total = 0.0
+            total = torch.zeros((), dtype=dtype, device=trainer.device)
             for i in range(epoch_size):
-                total += trainer.step()
+                total += trainer.advance()
                 bar.update(1)
-                if i % 10 == 9 or i == epoch_size - 1:
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{total / (i + 1):.4f}")
-            history["loss"].append(total / epoch_size)
+                if live and (i % 10 == 9 or i == epoch_size - 1):
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{float(total) / (i + 1):.4f}")
+            history["loss"].append(float(total) / epoch_size)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{history['loss'][-1]:.4f}")
             if validate is not None:
                 trainer.finalize()
                 val = float(validate())
                 history["val_mse"].append(val)
                 best, since_best = (val, 0) if val < best else (best, since_best + 1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{total / epoch_size:.4f}", val=f"{val:.4f}")
+                bar.set_postfix(epoch=epoch + 1, loss=f"{history['loss'][-1]:.4f}",
+                                val=f"{val:.4f}")
             done = epoch + 1
             if average_from is not None and first_epoch + done > average_from:
                 trainer.accumulate_average()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -11,12 +10,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import kernels
 from ..errors import AvocadoValueError
 from ..network import AvocadoNetwork
-from .optimizer import CatchUpAdam
+from ..precision import matmul_precision
+from .batches import batch_rows
+from .memory import tune_malloc
+from .optimizer import (
+    FUSED_ADAM_DEVICES,
+    CatchUpAdam,
+    catch_up_tables,
+    fused_adam_step,
+    step_tables,
+)
+from .passes import NetworkPass
 from .sampling import Sampler
 from .sources import TrackSource
+from .transfer import to_device
 
 __all__ = ["GROUPS", "Trainer", "tune_malloc"]
 
@@ -24,64 +33,7 @@ __all__ = ["GROUPS", "Trainer", "tune_malloc"]
 GROUPS = ("biosample", "assay", "25bp", "250bp", "5kbp", "network")
 
 
-# ---------------------------------------------------------------------------------- process tuning
-_MALLOC_TUNED: set[str] = set()
-
-
-def tune_malloc(large_tensors: bool = False) -> bool:
-    """Make glibc keep freed memory for reuse instead of unmapping it after every step.
-
-    A training step allocates and frees tensors of a few MB; by default glibc serves those
-    with fresh ``mmap``s whose pages the kernel must fault in and zero every time. Raising the
-    mmap and trim thresholds (what ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` /
-    ``MALLOC_TOP_PAD_`` do) made steps about 1.3-1.6x faster here. glibc caps the mmap
-    threshold at 32 MiB, so a step with larger tensors (the paper configuration's activations
-    are 160-330 MB) still pays those page faults on every pass over them: with
-    ``large_tensors`` glibc stops using ``mmap`` for allocations altogether
-    (``MALLOC_MMAP_MAX_=0``), which made the paper configuration's bf16 element-wise passes
-    about 3x faster. Freed memory then stays with the process for reuse (its peak is reached
-    at every step anyway). It is process-wide and applied once; set ``AVOCADO_MALLOC_TUNING=0``
-    to leave malloc alone.
-
-    Parameters
-    ----------
-    large_tensors: bool, optional
-        Also serve allocations above 32 MiB from the heap. Default is False.
-
-    Returns
-    -------
-    bool
-        Whether the settings were applied (glibc only).
-    """
-    want = {"thresholds", *(["no-mmap"] if large_tensors else [])}
-    if os.environ.get("AVOCADO_MALLOC_TUNING", "1") == "0":
-        return False
-    if want <= _MALLOC_TUNED:
-        return True
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_top_pad, m_mmap_threshold, m_mmap_max = -1, -2, -3, -4
-        ok = libc.mallopt(m_mmap_threshold, 32 * 2**20) == 1
-        ok &= libc.mallopt(m_trim_threshold, 1 * 2**30) == 1
-        ok &= libc.mallopt(m_top_pad, 64 * 2**20) == 1
-        if large_tensors:
-            ok &= libc.mallopt(m_mmap_max, 0) == 1
-    except (OSError, AttributeError):
-        return False
-    if ok:
-        _MALLOC_TUNED.update(want)
-    return bool(ok)
-
-
-# ---------------------------------------------------------------------------------- trainer
-#: Rows per product of the backward pass through a hidden layer (its input gradient is built
-#: this many rows at a time in a buffer of rows x width, then written over the activations).
-BACKWARD_ROWS = 4096
-
-
-class Trainer:
+class Trainer(NetworkPass):
     """Runs optimization steps of an :class:`AvocadoNetwork` with Adam.
 
     Two interchangeable paths compute the same thing:
@@ -121,9 +73,11 @@ class Trainer:
     seed: int or None, optional
         Seed of the sampler. Default is None.
     precision: str, optional
-        ``"fp32"`` or ``"bf16"`` (the MLP's activations, their gradients and its matrix
-        products in bfloat16, accumulating in fp32; parameters, Adam, the loss and the genome
-        terms of the first layer stay fp32). Default is ``"fp32"``.
+        ``"fp32"``, ``"tf32"`` (fp32 with TF32 products on CUDA's tensor cores, see
+        :func:`~avocado_core.precision.matmul_precision`) or ``"bf16"`` (the MLP's
+        activations, their gradients and its matrix products in bfloat16, accumulating in
+        fp32; parameters, Adam, the loss and the genome terms of the first layer stay fp32).
+        Default is ``"fp32"``.
     betas: tuple of float, optional
         Adam's betas. Default is (0.9, 0.999).
     eps: float, optional
@@ -177,8 +131,9 @@ class Trainer:
             raise AvocadoValueError(
                 f"unknown parameter groups {sorted(unknown)}; expected {GROUPS}"
             )
-        if precision not in ("fp32", "bf16"):
-            raise AvocadoValueError(f"unknown precision {precision!r}; expected 'fp32' or 'bf16'")
+        if precision not in ("fp32", "tf32", "bf16"):
+            raise AvocadoValueError(
+                f"unknown precision {precision!r}; expected 'fp32', 'tf32' or 'bf16'")
         if optimizer not in ("catchup", "dense"):
             raise AvocadoValueError(
                 f"unknown optimizer {optimizer!r}; expected 'catchup' or 'dense'"
@@ -275,7 +230,8 @@ class Trainer:
             )
 
     # -------------------------------------------------------------- batches
-    def _batch(self) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    def _batch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The next batch's experiments, positions and values (on the host)."""
         if not self._prefetching:
             experiments, positions = self.sampler.next_batch()
             values = self.source.values(experiments, positions)
@@ -285,8 +241,7 @@ class Trainer:
             experiments, positions, future = self._prefetch
             values = future.result()
             self._prefetch = self._draw_ahead()
-        y = torch.from_numpy(values)
-        return experiments, positions, y.to(self.device, non_blocking=True)
+        return experiments, positions, np.asarray(values, dtype=np.float32)
 
     def _draw_ahead(self) -> tuple[np.ndarray, np.ndarray, Future]:
         """Draw the next batch and start reading its values on the helper thread."""
@@ -298,52 +253,48 @@ class Trainer:
         return experiments, positions, self._pool.submit(self.source.values, experiments,
                                                          positions)
 
-    def _buffer(self, name: str, rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor:
-        """A rows x cols array kept from step to step (its contents are not kept).
-
-        The activations of a wide network are hundreds of MB; allocated afresh at every step
-        they cost page faults and, once smaller allocations have filled the holes they left,
-        a heap that grows by their size (measured +625 MB at the paper configuration's second
-        step). Kept, the step allocates nothing that large.
-        """
-        buf = self._buffers.get(name)
-        if buf is None or buf.shape != (rows, cols) or buf.dtype != dtype:
-            self._buffers.pop(name, None)
-            buf = self._buffers[name] = torch.empty(rows, cols, dtype=dtype, device=self.device)
-        return buf
-
-    def _autocast(self):
-        return torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
-        )
-
     def step(self) -> float:
         """Draw one batch and take one Adam step.
 
         Returns
         -------
         float
-            The batch's mean squared error before the step.
+            The batch's mean squared error before the step (reading it waits for the device:
+            a loop over many steps calls :meth:`advance`).
         """
-        if self.mode == "dense":
-            return self._step_dense()
-        return self._step_catchup()
+        return float(self.advance())
+
+    def advance(self) -> torch.Tensor:
+        """Draw one batch and take one Adam step, without waiting for the device.
+
+        Returns
+        -------
+        torch.Tensor
+            The batch's mean squared error before the step, a scalar on the device (float64
+            from the compiled CPU kernel, else float32).
+        """
+        with matmul_precision(self.precision, self.device):
+            if self.mode == "dense":
+                return self._step_dense()
+            return self._step_catchup()
 
     def _activity_values(self, experiments: np.ndarray, positions: np.ndarray,
-                         y: torch.Tensor) -> torch.Tensor | None:
-        """Each sample's average-activity input (None without one)."""
+                         values: np.ndarray) -> dict[str, np.ndarray]:
+        """Each sample's average-activity input, as ``{"activity": array}`` (empty without
+        one)."""
         if self.activity_input is None:
-            return None
-        values = self.activity_input.input_values(experiments, positions, y.cpu().numpy())
-        return torch.from_numpy(np.asarray(values, dtype=np.float32)).to(self.device)
+            return {}
+        return {"activity": np.asarray(
+            self.activity_input.input_values(experiments, positions, values), dtype=np.float32)}
 
-    def _step_dense(self) -> float:
-        experiments, positions, y = self._batch()
-        exp = torch.from_numpy(experiments).to(self.device)
-        pos = torch.from_numpy(positions).to(self.device)
-        activity = self._activity_values(experiments, positions, y)
+    def _step_dense(self) -> torch.Tensor:
+        experiments, positions, values = self._batch()
+        batch = to_device({"e": experiments, "p": positions, "y": values,
+                           **self._activity_values(experiments, positions, values)}, self.device)
+        exp, y = batch["e"], batch["y"]
         with self._autocast():
-            pred = self.network(self.exp_biosample[exp], self.exp_assay[exp], pos, activity)
+            pred = self.network(self.exp_biosample[exp], self.exp_assay[exp], batch["p"],
+                                batch.get("activity"))
         loss = torch.mean((pred.float() - y) ** 2)
         self.optimizer.zero_grad(set_to_none=False)
         loss.backward()
@@ -352,7 +303,7 @@ class Trainer:
         self.optimizer.step()
         self.decay_biosamples()
         self.step_count += 1
-        return float(loss.detach())
+        return loss.detach()
 
     def decay_biosamples(self) -> None:
         """Shrink the trained biosample rows by ``1 - biosample_decay`` (after a step)."""
@@ -366,202 +317,31 @@ class Trainer:
             else:
                 table.mul_(1.0 - self.biosample_decay * mask)
 
-    def _unique_rows(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Distinct rows of ``index`` and, per sample, its position among them."""
-        rows, inv = np.unique(index, return_inverse=True)
-        dev = self.device
-        return torch.from_numpy(rows).to(dev), torch.from_numpy(inv.astype(np.int64)).to(dev)
-
-    def _mlp_forward(self, pre: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The MLP above the first layer's pre-activation; returns output and activations.
-
-        ``pre`` (fp32) is overwritten by its ReLU. With ``precision="bf16"`` the activations
-        are cast to bfloat16 once and stay there: each product reads them without another
-        cast (the products accumulate in fp32 either way).
-        """
-        net = self.network
-        if not net.hidden:
-            return pre[:, 0], []
-        low = self.precision == "bf16"
-        n = len(pre)
-        h = pre.clamp_min_(0.0)
-        acts = [self._buffer("act0", n, h.shape[1], torch.bfloat16).copy_(h) if low else h]
-        for i, layer in enumerate(net.hidden[1:], 1):
-            w, b = layer.weight, layer.bias
-            if low:
-                w, b = w.to(torch.bfloat16), b.to(torch.bfloat16)
-            dest = self._buffer(f"act{i}", n, w.shape[0], acts[0].dtype)
-            acts.append(torch.addmm(b, acts[-1], w.t(), out=dest).clamp_min_(0.0))
-        w_out, b_out = net.output.weight, net.output.bias
-        if net.output.out_features == 1 and not low:
-            out = torch.mv(acts[-1], w_out[0]).add_(b_out)
-        else:
-            if low:
-                w_out, b_out = w_out.to(torch.bfloat16), b_out.to(torch.bfloat16)
-            out = torch.nn.functional.linear(acts[-1], w_out, b_out)[:, 0]
-        return out.float(), acts
-
-    def _mlp_backward(
-        self, g_out: torch.Tensor, acts: list[torch.Tensor], want_params: bool
-    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
-        """Hand-written backward of :meth:`_mlp_forward`, in place.
-
-        Returns the gradient of the first pre-activation (in the activations' dtype: bfloat16
-        with ``precision="bf16"``), when ``want_params`` the fp32 gradients of
-        ``[*hidden[1:], output]`` weights and biases (in that order), and a column scale: when
-        it is not None, the true gradient is the returned one times it, column by column.
-
-        The activations are not needed once their layer's gradients are known, so each
-        layer's input gradient is written over its input activations (``acts`` is consumed):
-        the backward pass allocates no batch x width array. Below a one-column output the
-        gradient is ``relu'(h) * g_out * w_out``; ``w_out`` is left as a column scale to the
-        small products that read it (this layer's weight gradient, the weight of the layer
-        below, or the caller's first-layer products), which saves a pass over the batch. The
-        product with a hidden layer's weight runs :data:`BACKWARD_ROWS` rows at a time into a
-        small buffer, then masked by the ReLU over the rows of the activations it replaces.
-        """
-        net = self.network
-        if not net.hidden:
-            return g_out[:, None], [], None
-        grads: list[torch.Tensor] = []
-        layers = [*net.hidden[1:], net.output]
-        dtype = acts[0].dtype
-        g = g_out[:, None].to(dtype)
-        scale: torch.Tensor | None = None  # the gradient of layers[i]'s output is g * scale
-        threshold_backward = torch.ops.aten.threshold_backward.grad_input
-        for i in range(len(layers) - 1, -1, -1):
-            layer, h_in = layers[i], acts[i]
-            if want_params:
-                if g.shape[1] == 1:
-                    g_w = torch.mv(h_in.t(), g[:, 0])[None, :]
-                elif dtype == torch.bfloat16:  # a transposed bf16 operand is 2x slower
-                    g_t = self._buffer("transposed", g.shape[1], g.shape[0], dtype)
-                    g_w = g_t.copy_(g.t()) @ h_in
-                else:
-                    g_w = g.t() @ h_in
-                # (sums of bf16 accumulate in fp32)
-                g_w, g_b = g_w.float(), g.sum(0).float()
-                if scale is not None:
-                    g_w.mul_(scale[:, None])
-                    g_b.mul_(scale)
-                grads = [g_w, g_b, *grads]
-            w = layer.weight if scale is None else layer.weight * scale[:, None]
-            if g.shape[1] == 1:  # relu'(h) * g, and w[0] becomes the column scale
-                threshold_backward(g.expand(h_in.shape), h_in, 0.0, grad_input=h_in)
-                scale = w[0]
-            else:
-                w = w.to(dtype)
-                rows = min(BACKWARD_ROWS, len(h_in))
-                buf = self._buffer("backward", rows, w.shape[1], dtype)
-                for lo in range(0, len(h_in), rows):
-                    part = h_in[lo : lo + rows]
-                    g_h = torch.mm(g[lo : lo + rows], w, out=buf[: len(part)])
-                    threshold_backward(g_h, part, 0.0, grad_input=part)
-                scale = None
-            g = h_in
-        return g, grads, scale
-
-    def _pass_torch(
-        self,
-        g25_rows: torch.Tensor,
-        inv25: torch.Tensor | None,
-        e: torch.Tensor,
-        inv250: torch.Tensor | None,
-        p0: int,
-        y: torch.Tensor,
-        exp_term: torch.Tensor,
-        q: torch.Tensor,
-        w25: torch.Tensor,
-        want_params: bool,
-    ) -> tuple:
-        """The network's forward and backward pass in torch operations, for any network.
-
-        Takes the batch's 25 bp rows (``inv25`` maps samples to them, None: one per sample),
-        each sample's experiment ``e``, the per-experiment term of the first layer and its
-        per-250-bp-row genome term ``q`` (``inv250`` maps samples to rows; None: consecutive
-        positions from ``p0``). Returns the loss, the gradients of the first layer's 25 bp
-        weights, of the per-experiment and per-row terms, of each sample's 25 bp factors
-        (None when that table does not train), and those of the layers above.
-        """
-        dev = self.device
-        n_samples, n_exp, f25 = len(y), exp_term.shape[0], w25.shape[1]
-        # 25 bp factors and a one-hot of the experiment side by side: one product gives
-        # the 25 bp term plus the per-experiment term (and, backwards, both gradients).
-        fold = n_exp <= 64
-        x = torch.zeros(n_samples, f25 + (n_exp if fold else 0), device=dev)
-        x[:, :f25] = g25_rows if inv25 is None else g25_rows.index_select(0, inv25)
-        if fold:
-            x[:, f25:].scatter_(1, e[:, None], 1.0)
-            w_x = torch.cat([w25.t(), exp_term], dim=0)
-        else:
-            w_x = w25.t()
-        # fp32: a product this skinny is no faster in bf16
-        pre = torch.mm(x, w_x, out=self._buffer("pre", n_samples, w_x.shape[1], torch.float32))
-        if not fold:
-            pre.add_(exp_term.index_select(0, e))
-        if inv250 is None:
-            _block_apply(pre, q, p0, 10, add=True)
-        else:
-            pre.add_(q.index_select(0, inv250))
-
-        pred, acts = self._mlp_forward(pre)
-        diff = pred - y
-        loss = torch.dot(diff, diff) / n_samples
-        g_pre, head_grads, scale = self._mlp_backward(diff * (2.0 / n_samples), acts, want_params)
-        with self._autocast():  # (f25 [+ n_exp], H): g_W25^T and per-experiment sums
-            g_x = (x.t() @ g_pre).float()
-        if scale is not None:  # (g_exp below is a view of g_x)
-            g_x.mul_(scale)
-        g_exp = g_x[f25:] if fold else torch.zeros(
-            n_exp, g_pre.shape[1], device=dev).index_add_(0, e, g_pre.float())
-        if not fold and scale is not None:
-            g_exp.mul_(scale)
-        if inv250 is None:
-            g_q = _block_apply(g_pre, q, p0, 10, add=False)
-        else:
-            g_q = torch.zeros_like(q).index_add_(0, inv250, g_pre.to(q.dtype))
-        if scale is not None:
-            g_q.mul_(scale)
-        g_g25 = None
-        if "25bp" in self.row_adams:
-            with self._autocast():
-                g_g25 = (g_pre @ (w25 if scale is None else w25 * scale[:, None])).float()
-        return loss, g_x[:f25].t(), g_exp, g_q, g_g25, head_grads
-
-    def _pass_fused(
-        self,
-        g25_rows: torch.Tensor,
-        inv25: torch.Tensor | None,
-        e: torch.Tensor,
-        q_row: np.ndarray,
-        y: torch.Tensor,
-        exp_term: torch.Tensor,
-        q: torch.Tensor,
-        w25: torch.Tensor,
-    ) -> tuple:
-        """:meth:`_pass_torch` of a one-hidden-layer network by the compiled kernel.
-
-        ``q_row`` gives each sample's row of ``q``. Returns what :meth:`_pass_torch` returns.
-        """
-        n = len(y)
-        x_row = np.arange(n, dtype=np.int64) if inv25 is None else inv25.numpy()
-        out = self.network.output
-        sse, g_b, g_w_x, g_exp, g_q, g_w_out, g_x = kernels.one_layer_step(
-            g25_rows.numpy(), x_row, e.numpy(), q_row, y.numpy(), exp_term.numpy(),
-            q.numpy(), w25.t().contiguous().numpy(), out.weight[0].numpy(),
-            float(out.bias[0]),
-        )
-        as_tensor = torch.from_numpy
-        head_grads = [as_tensor(g_w_out)[None, :], torch.tensor([g_b], dtype=torch.float32)]
-        return (sse / n, as_tensor(g_w_x).t(), as_tensor(g_exp), as_tensor(g_q),
-                as_tensor(g_x), head_grads)
-
-    def _step_catchup(self) -> float:
+    def _step_catchup(self) -> torch.Tensor:
+        """One step of the fast path. The host works out the batch's rows and the catch-up of
+        the rows that missed steps (numpy, from the catch-up Adams' host mirrors), sends what
+        the device needs in one copy, and only then queues the device's work: nothing in a
+        step waits for the device."""
         net = self.network
         t = self.step_count + 1
-        experiments, positions, y = self._batch()
-        dev = self.device
-        n_samples = len(positions)
+        experiments, positions, values = self._batch()
+        # (a scan over a subset of positions can wrap onto the same span by chance: it takes
+        # the general path)
+        rows = batch_rows(positions, self.sampler.sampling == "sequential"
+                          and self.sampler.positions is None)
+        # rows must be current before the step reads them
+        plans = {res: plan for res, adam in self.row_adams.items()
+                 if (plan := adam.plan_catch_up(rows.rows[res], t - 1)) is not None}
+        arrays = {"e": experiments, "y": values, **rows.arrays(),
+                  **self._activity_values(experiments, positions, values)}
+        for res, plan in plans.items():
+            arrays.update({f"{res}.{key}": value for key, value in plan.arrays.items()})
+        dev = to_device(arrays, self.device)
+        index = {res: r if isinstance(r, slice) else dev[f"rows.{res}"]
+                 for res, r in rows.rows.items()}
+        catch_up_tables([(plan, index[res], {key: dev[f"{res}.{key}"] for key in plan.arrays})
+                         for res, plan in plans.items()])
+
         tables = net.genome_tables
         first = net.hidden[0] if net.hidden else net.output
         nb = net.biosample_embedding.embedding_dim
@@ -571,76 +351,37 @@ class Trainer:
         w_b, w_a, w25, w250, w5k, w_act = torch.split(
             first.weight, [nb, na, f25, f250, f5k, n_act], dim=1)
         train_net = "network" in self.train_groups
-
-        # Rows of the three tables. A sequential batch that does not wrap is one contiguous
-        # run of positions: its rows are slices (views, no gathers) and its 250 bp rows
-        # cover consecutive blocks of 10 samples. (A scan over a subset of positions can wrap
-        # onto the same span by chance: it takes the general path.)
-        p0 = int(positions[0])
-        contiguous = int(positions[-1]) - p0 == n_samples - 1 and (
-            self.sampler.sampling == "sequential" and self.sampler.positions is None
-        )
-        r250 = positions // 10
-        if contiguous:
-            rows25: slice | torch.Tensor = slice(p0, p0 + n_samples)
-            rows250: slice | torch.Tensor = slice(int(r250[0]), int(r250[-1]) + 1)
-            inv25 = inv250 = None
-            first250 = int(r250[0])
-            ids250 = np.arange(first250, int(r250[-1]) + 1)
-        else:
-            # (a permuted batch can repeat positions where it spans two passes)
-            rows25, inv25 = self._unique_rows(positions)
-            rows250, inv250 = self._unique_rows(r250)
-            ids250 = rows250.cpu().numpy()
-        r5k = ids250 // 20
-        first5k, last5k = int(r5k.min()), int(r5k.max())
-        if contiguous or last5k - first5k + 1 == len(np.unique(r5k)):
-            rows5k: slice | torch.Tensor = slice(first5k, last5k + 1)
-        else:
-            rows5k = torch.from_numpy(np.unique(r5k)).to(dev)
-        map5k = torch.from_numpy(
-            r5k - first5k if isinstance(rows5k, slice)
-            else np.searchsorted(rows5k.cpu().numpy(), r5k)
-        ).to(dev)
-        for res, rows in (("25bp", rows25), ("250bp", rows250), ("5kbp", rows5k)):
-            if res in self.row_adams:
-                self.row_adams[res].catch_up(rows, t - 1)  # rows must be current first
-
+        inv25, inv250, map5k = dev.get("inv25"), dev.get("inv250"), dev["map5k"]
         with torch.no_grad():
-            e = torch.from_numpy(experiments).to(dev)
+            e, y = dev["e"], dev["y"]
             b_rows = net.biosample_embedding.weight.index_select(0, self.exp_biosample)
             a_rows = net.assay_embedding.weight.index_select(0, self.exp_assay)
             exp_term = torch.addmm(first.bias, b_rows, w_b.t()).addmm_(a_rows, w_a.t())
-            g25_rows = tables["25bp"].weight[rows25]
+            g25_rows = tables["25bp"].weight[index["25bp"]]
             # 250 bp and 5 kbp terms, summed per 250 bp row, then added to their samples.
-            g250_rows = tables["250bp"].weight[rows250]
-            g5k_rows = tables["5kbp"].weight[rows5k]
+            g250_rows = tables["250bp"].weight[index["250bp"]]
+            g5k_rows = tables["5kbp"].weight[index["5kbp"]]
             q = torch.addmm((g5k_rows @ w5k.t()).index_select(0, map5k), g250_rows, w250.t())
             # The average-activity input is one more column of each sample's 25 bp factors
             # (with its own first-layer weights): the passes below need no change.
             x_rows, x_inv, w_x = g25_rows, inv25, w25
             if n_act:
                 per_sample = g25_rows if inv25 is None else g25_rows.index_select(0, inv25)
-                x_rows = torch.cat(
-                    [per_sample, self._activity_values(experiments, positions, y)[:, None]], 1)
+                x_rows = torch.cat([per_sample, dev["activity"][:, None]], 1)
                 x_inv, w_x = None, torch.cat([w25, w_act], 1)
             if self._fused:
-                q_row = (r250 - first250) if contiguous else inv250.numpy()
                 loss, g_w25, g_exp, g_q, g_g25, head_grads = self._pass_fused(
-                    x_rows, x_inv, e, q_row, y, exp_term, q, w_x
-                )
+                    x_rows, None if n_act else rows.inv25, e, rows.q_row, y, exp_term, q, w_x)
+                loss = torch.tensor(loss, dtype=torch.float64)
             else:
                 loss, g_w25, g_exp, g_q, g_g25, head_grads = self._pass_torch(
-                    x_rows, x_inv, e, inv250 if not contiguous else None, p0, y,
-                    exp_term, q, w_x, train_net,
-                )
+                    x_rows, x_inv, e, inv250, rows.p0, y, exp_term, q, w_x, train_net)
             g_w_act = g_w25[:, f25:]
             g_w25 = g_w25[:, :f25]
             if n_act and g_g25 is not None:
                 g_g25 = g_g25[:, :f25]
-            g_q5k = torch.zeros(g5k_rows.shape[0], g_q.shape[1], device=dev).index_add_(
-                0, map5k, g_q
-            )
+            g_q5k = torch.zeros(g5k_rows.shape[0], g_q.shape[1], device=self.device).index_add_(
+                0, map5k, g_q)
             # Gradients that read the genome rows come first: the rows may be views of the
             # tables, which the row steps below update in place.
             if self.optimizer is not None and train_net:
@@ -648,35 +389,39 @@ class Trainer:
                     [g_exp.t() @ b_rows, g_exp.t() @ a_rows, g_w25,
                      g_q.t() @ g250_rows, g_q5k.t() @ g5k_rows, g_w_act], dim=1
                 )
-            if "25bp" in self.row_adams:
-                if inv25 is not None:
-                    g_g25 = torch.zeros(g25_rows.shape, device=dev).index_add_(0, inv25, g_g25)
-                self.row_adams["25bp"].step(rows25, g_g25, t)
-            if "250bp" in self.row_adams:
-                self.row_adams["250bp"].step(rows250, g_q @ w250, t)
-            if "5kbp" in self.row_adams:
-                self.row_adams["5kbp"].step(rows5k, g_q5k @ w5k, t)
+            if "25bp" in self.row_adams and inv25 is not None:
+                g_g25 = torch.zeros(g25_rows.shape, device=self.device).index_add_(
+                    0, inv25, g_g25)
+            row_grads = {"25bp": lambda: g_g25, "250bp": lambda: g_q @ w250,
+                         "5kbp": lambda: g_q5k @ w5k}
+            step_tables([(adam, rows.rows[res], index[res], row_grads[res]())
+                         for res, adam in self.row_adams.items()], t)
             if self.optimizer is not None:
+                grads = {}
                 if train_net:
-                    first.weight.grad = g_w1
-                    first.bias.grad = g_exp.sum(0)
-                    head = [p for layer in [*net.hidden[1:], net.output] if net.hidden
-                            for p in (layer.weight, layer.bias)]
-                    for p, g in zip(head, head_grads):
-                        p.grad = g.reshape(p.shape)
-                for group, table, exp_rows, w in (
-                    ("biosample", net.biosample_embedding.weight, self.exp_biosample, w_b),
-                    ("assay", net.assay_embedding.weight, self.exp_assay, w_a),
-                ):
+                    dense = [g_w1, g_exp.sum(0), *head_grads]
+                    grads.update({f"network.{i}": g for i, g in enumerate(dense)})
+                for group, exp_rows, w in (("biosample", self.exp_biosample, w_b),
+                                           ("assay", self.exp_assay, w_a)):
                     if group in self.params:
-                        grad = torch.zeros_like(table).index_add_(0, exp_rows, g_exp @ w)
+                        grad = torch.zeros_like(self.params[group]).index_add_(
+                            0, exp_rows, g_exp @ w)
                         if group in self.row_masks:
                             grad.mul_(self.row_masks[group])
-                        table.grad = grad
-                self.optimizer.step()
+                        grads[group] = grad
+                self._dense_step([grads[name] for name in self.params])
         self.decay_biosamples()
         self.step_count += 1
-        return float(loss)
+        return loss
+
+    def _dense_step(self, grads: list[torch.Tensor]) -> None:
+        """Adam step of the parameters torch's Adam steps, with their gradients in order."""
+        if self.device.type in FUSED_ADAM_DEVICES:
+            fused_adam_step(self.optimizer, grads)
+            return
+        for p, g in zip(self.params.values(), grads):
+            p.grad = g
+        self.optimizer.step()
 
     def finalize(self) -> None:
         """Bring every row of the catch-up tables up to date (before predicting or saving).
@@ -809,40 +554,3 @@ class Trainer:
             for key, value in tensors.items():
                 if key.startswith("trajectory."):
                     trained[key.removeprefix("trajectory.")].copy_(value)
-
-
-
-def _block_apply(
-    values: torch.Tensor, q: torch.Tensor, p0: int, div: int, add: bool
-) -> torch.Tensor | None:
-    """Add row ``q[(p0 + i) // div - p0 // div]`` to ``values[i]`` (``add=True``), or sum
-    ``values`` over those groups of rows into a new ``q``-shaped tensor (``add=False``).
-
-    ``values`` holds consecutive positions ``p0, p0 + 1, ...``: whole groups of ``div`` become
-    a reshaped view and a broadcast, the two partial groups at the ends are done apart.
-    """
-    n = values.shape[0]
-    p1 = p0 + n
-    r0 = p0 // div
-    a = min(-(-p0 // div) * div, p1)  # first group boundary at or after p0
-    b = max((p1 // div) * div, a)  # last group boundary at or before p1
-    pieces = []
-    if a > p0:
-        pieces.append((0, a - p0, 0, None))
-    if b > a:
-        pieces.append((a - p0, b - p0, a // div - r0, (b - a) // div))
-    if p1 > b:
-        pieces.append((b - p0, n, b // div - r0, None))
-    out = None if add else torch.empty_like(q)
-    for lo, hi, row, n_groups in pieces:
-        chunk = values[lo:hi]
-        if n_groups is None:  # a partial group: one row of q
-            if add:
-                chunk.add_(q[row])
-            else:
-                out[row] = chunk.sum(0)
-        elif add:
-            chunk.view(n_groups, div, -1).add_(q[row : row + n_groups].unsqueeze(1))
-        else:
-            out[row : row + n_groups] = chunk.view(n_groups, div, -1).sum(1)
-    return out
