@@ -171,6 +171,16 @@ class Workspace:
         return self.model_path.is_dir() and any(self.model_path.iterdir())
 
     @property
+    def model_choice(self) -> dict[str, Any] | None:
+        """What the model's training chose on validation tracks (``Avocado.choice``), read from
+        its config.json without loading the weights (the app's job launcher must not run
+        torch); None when nothing was chosen or there is no model."""
+        config = self.model_path / "config.json"
+        if not config.is_file():
+            return None
+        return json.loads(config.read_text()).get("choice")
+
+    @property
     def member_paths(self) -> list[Path]:
         """model/ and the further members of its ensemble (model/members/1, ...; in a
         workspace built before members lived in the model folder, ensemble/member-k)."""

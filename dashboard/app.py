@@ -204,7 +204,7 @@ def _model_badge(ws: Workspace) -> list[html.Div]:
     if not ws.has_model:
         return []
     n = len(ws.member_paths)
-    choice = ws.model.choice
+    choice = ws.model_choice  # from config.json: the job launcher never loads the model
     text = (f"{n} models" if n > 1 else "1 model") + (" · settings chosen" if choice else "")
     title = ("Chosen on validation tracks split off the training tracks: "
              f"{describe_choice(choice)}" if choice else "Settings as given at training")

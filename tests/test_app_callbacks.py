@@ -521,6 +521,22 @@ def test_synthetic_signal_is_labelled_in_the_top_bar(synthetic_app, pilot_app):
     assert badge(synthetic_app) and not badge(pilot_app)
 
 
+def test_the_job_launcher_builds_the_app_without_loading_the_model(pilot_workspace,
+                                                                 monkeypatch):
+    """The launcher forks every job: a model loaded in it (torch's threads) hangs the forked
+    jobs, so building its app (the top bar included) reads no weights."""
+    from avocado_core.workspace import Workspace
+
+    def refuse(self):
+        raise AssertionError("the job launcher loaded the model")
+
+    monkeypatch.setattr(Workspace, "model", property(refuse))
+    app = create_app(pilot_workspace.path, _launcher=True)
+    assert "settings chosen" in json.dumps(app.layout().to_plotly_json()
+                                           if callable(app.layout)
+                                           else app.layout.to_plotly_json(), default=str)
+
+
 def test_the_top_bar_says_what_training_chose(pilot_app, synthetic_app):
     """The pilot's models chose their settings on validation tracks (the default): the badge
     counts the models and its tooltip says what was chosen; the synthetic one chose nothing."""
