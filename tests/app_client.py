@@ -41,6 +41,7 @@ def text_of(component) -> str:
 
 #: The track picker's callback (``dashboard.pages.locus_picker``): its outputs and inputs.
 PICKER_OUTPUTS = [("locus-tracks", "data"), ("locus-picker", "figure"),
+                  ("picker-grid-lines", "style"),
                   ("locus-picked-count", "children"), ("locus-chosen", "value"),
                   ("locus-chosen", "options"),
                   ("picker-summary", "children"), ("picker-count", "children"),

@@ -210,6 +210,11 @@ def test_a_lasso_opens_the_locus_page_on_its_biosamples(encode_app,
     assert len([r for r in _rows(figure) if re.match(r"J\d{3} · ", r)]) == 3
     assert "3 of 40 biosamples" in text_of(
         next(c for c in _walk(page) if getattr(c, "id", None) == "picker-summary"))
+    with encode_app.server.test_request_context():  # the view from the address
+        page = locus.layout(height="compact", order="assay")
+    values = {c.id: c.value for c in _walk(page) if getattr(c, "id", None) in (
+        "locus-height", "locus-order")}
+    assert values == {"locus-height": "compact", "locus-order": "assay"}
 
 
 def _walk(component):
@@ -237,6 +242,11 @@ def test_forty_tracks_compact_and_grouped_by_assay(encode_layout_workspace):  # 
         locus.locus_view(ws, "chr1:0-50,000", chosen + [(status.index[11], status.columns[0])])
     with pytest.raises(ValueError, match="unknown track height"):
         locus.locus_view(ws, "chr1:0-50,000", chosen[:1], height="huge")
+    # the address keeps the view (and only what is not the default)
+    current = {"chrom": "chr1", "start": 0, "end": 50_000}
+    url = locus.page_url(current, chosen[:1], None, "compact", "assay")["query"]
+    assert url.endswith("&height=compact&order=assay")
+    assert "height" not in locus.page_url(current, chosen[:1], None)["query"]
 
 
 def test_a_map_is_coloured_by_groups_not_by_a_name_per_point():

@@ -12,7 +12,7 @@ import pytest
 
 from dashboard.figures.embedding import color_kind, embedding_figure
 from dashboard.figures.genes import gene_traces, pack_rows
-from dashboard.figures.picker import cell_size, picker_figure
+from dashboard.figures.picker import cell_size, grid_lines_style, picker_figure
 from dashboard.figures.selection import gains_figure, picks_figure
 from dashboard.figures.style import (
     ASSAY_COLORS,
@@ -389,5 +389,16 @@ def test_picker_figure_groups_hidden_cells_labels_and_size():
     assert [re.sub("<[^>]+>", "", t) for t in x["ticktext"]] == [
         "active mark · 1", "H3K4me3", "factor · 1", "CTCF"]
     assert x["tickvals"][1] == "A1"  # a click's x is the assay's id
-    assert fig["layout"]["meta"] == {"n_rows": 5, "n_cols": 4}
+    meta = fig["layout"]["meta"]
+    assert (meta["n_rows"], meta["n_cols"]) == (5, 4)
     assert cell_size(84 + 5) == 9 and cell_size(5) == 18
+    # the lines between cells: an overlay exactly over the cells, not plotly's gaps (slow)
+    assert all("xgap" not in t for t in fig["data"])
+    lines = grid_lines_style(fig)
+    cell = meta["grid"]["cell"]
+    assert lines["left"] == f"{fig['layout']['margin']['l']}px"
+    assert lines["top"] == f"{fig['layout']['margin']['t']}px"
+    assert (lines["width"], lines["height"]) == (f"{4 * cell}px", f"{5 * cell}px")
+    assert lines["backgroundSize"] == f"{cell}px {cell}px" and lines["pointerEvents"] == "none"
+    assert fig["layout"]["width"] == fig["layout"]["margin"]["l"] + 4 * cell + \
+        fig["layout"]["margin"]["r"]

@@ -12,7 +12,7 @@ from .style import CATEGORICAL, SELECTED, base_layout, legible
 from .tracks import typed_array
 
 __all__ = ["STATUS_CODES", "STATUS_COLORS", "STATUS_LABELS", "group_colors", "cell_size",
-           "picker_figure"]
+           "picker_figure", "grid_lines_style"]
 
 STATUS_CODES = {"missing": 0, "imputed": 1, "held out": 2, "observed": 3}
 STATUS_COLORS = ["#f0f4f8", "#fcd9bd", "#3fa796", "#334e68"]
@@ -50,6 +50,21 @@ def _cut(text: str, n: int) -> str:
 
 def _coloured(text: str, color: str | None) -> str:
     return f"<span style='color:{color}'>{text}</span>" if color else text
+
+
+def grid_lines_style(fig: dict) -> dict:
+    """The CSS of a layer laid over a picker figure (in a positioned box, taking no pointer
+    events) that draws white lines between its cells: 2 px between large cells, 1 px between
+    small ones, at no cost to plotly's drawing."""
+    meta = fig["layout"]["meta"]
+    cell, grid = meta["grid"]["cell"], meta["grid"]
+    gap = 2 if cell >= 14 else 1
+    line = f"rgba(255,255,255,1) {gap}px, transparent {gap}px"
+    return {"position": "absolute", "pointerEvents": "none", "left": f"{grid['left']}px",
+            "top": f"{grid['top']}px", "width": f"{cell * meta['n_cols']}px",
+            "height": f"{cell * meta['n_rows']}px", "backgroundSize": f"{cell}px {cell}px",
+            "backgroundImage": f"linear-gradient(to right, {line}), "
+                               f"linear-gradient(to bottom, {line})"}
 
 
 def _segments(values: np.ndarray, band_widths: pd.DataFrame | None, status: pd.DataFrame):
@@ -139,7 +154,6 @@ def picker_figure(status: pd.DataFrame, selected: Sequence[tuple[str, str]] = ()
     rcat, rpos, rtick = _axis_slots(rlab, rlab, row_group, row_colors, MAX_LABEL)
     ccat, cpos, ctick = _axis_slots(assays, clab, col_group, col_colors, MAX_COLUMN_LABEL)
     cell = cell or cell_size(len(ccat))
-    gap = 2 if cell >= 14 else 1
 
     # Every heatmap is placed by x0 / y0 (slot numbers), never by x / y arrays: plotly places
     # a heatmap given one category on an axis away from it (a click on the cell beside it
@@ -149,8 +163,9 @@ def picker_figure(status: pd.DataFrame, selected: Sequence[tuple[str, str]] = ()
     for name, mask, z, style, what in _segments(values, band_widths, status):
         hover = (f"<b>%{{y}}</b><br>%{{x}}<br>{STATUS_LABELS[name]}{what}<br>"
                  "{action}<extra></extra>")
-        common = dict(type="heatmap", hoverongaps=False, showscale=False, xgap=gap, ygap=gap,
-                      dx=1, dy=1, **style)
+        # No xgap / ygap: plotly then paints brick by brick (150 ms more for ENCODE's 33,600
+        # cells); the lines between cells are an overlay (grid_lines_style).
+        common = dict(type="heatmap", hoverongaps=False, showscale=False, dx=1, dy=1, **style)
         # Hidden, other-status and chosen cells are gaps of a trace (NaN), so exactly one trace
         # answers the pointer at each cell: the status's, or its chosen cells' (the box around
         # them, so a few chosen cells cost a few cells).
@@ -192,7 +207,8 @@ def picker_figure(status: pd.DataFrame, selected: Sequence[tuple[str, str]] = ()
                    showgrid=False, automargin=False, type="category", categoryorder="array",
                    categoryarray=rcat, tickmode="array", tickvals=rcat, ticktext=rtick),
         hovermode="closest",
-        meta={"n_rows": len(rcat), "n_cols": len(ccat)},
+        meta={"n_rows": len(rcat), "n_cols": len(ccat),
+              "grid": {"left": left, "top": top, "cell": cell}},
     )
     return {"data": data, "layout": layout}
 

@@ -339,9 +339,13 @@ def locus_view(ws: Workspace, locus: str, experiments: list[tuple[str, str]],
     return fig, tracks, (chrom, start, end)
 
 
-def page_url(current: dict | None, chosen: list | None, selection: str | None) -> dict:
-    """The locus page's address for a drawn window, chosen tracks and saved selection."""
-    params = {"tracks": [f"{b}|{a}" for b, a in (chosen or [])], "selection": selection}
+def page_url(current: dict | None, chosen: list | None, selection: str | None,
+             height: str = "normal", order: str = "chosen") -> dict:
+    """The locus page's address for a drawn window, chosen tracks, saved selection and the
+    tracks' height and order (where they are not the defaults)."""
+    params = {"tracks": [f"{b}|{a}" for b, a in (chosen or [])], "selection": selection,
+              "height": None if height == "normal" else height,
+              "order": None if order == "chosen" else order}
     if current:
         params = {"locus": format_locus(current["chrom"], current["start"], current["end"]),
                   **params}
@@ -405,9 +409,11 @@ def gene_from_click(click: dict | None) -> str | None:
 
 # ---------------------------------------------------------------------- layout
 def layout(locus: str | None = None, tracks: str | None = None, selection: str | None = None,
-           biosamples: str | None = None, **_ignored) -> html.Div:
-    """The page; its locus, tracks, a saved genome selection and biosamples to pick among
-    (sent by a lasso on the biosample map: their tracks by default) come from the URL."""
+           biosamples: str | None = None, height: str | None = None, order: str | None = None,
+           **_ignored) -> html.Div:
+    """The page; its locus, tracks, a saved genome selection, biosamples to pick among (sent
+    by a lasso on the biosample map: their tracks by default) and the tracks' height and order
+    come from the URL."""
     ws = current_workspace()
     group = [b for b in dict.fromkeys(split_list(biosamples)) if b in set(ws.biosamples)]
     chosen = (parse_tracks(tracks, ws) if tracks is not None
@@ -467,11 +473,13 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
     picker = html.Aside(side, className="side-panel picker-panel")
     view = html.Div(
         [html.Span("Track height", className="field-hint"),
-         dcc.RadioItems(id="locus-height", options=options(TRACK_HEIGHTS), value="normal",
-                        inline=True, className="radio-inline"),
+         dcc.RadioItems(id="locus-height", options=options(TRACK_HEIGHTS),
+                        value=height if height in TRACK_HEIGHTS else "normal", inline=True,
+                        className="radio-inline"),
          html.Span("Order", className="field-hint"),
          dcc.RadioItems(id="locus-order", options=options(TRACK_ORDERS, TRACK_ORDERS),
-                        value="chosen", inline=True, className="radio-inline")],
+                        value=order if order in TRACK_ORDERS else "chosen", inline=True,
+                        className="radio-inline")],
         className="view-row",
     )
     main = html.Section(
@@ -578,7 +586,8 @@ def register_callbacks(app, ws: Workspace) -> None:
         drawn = {"chrom": chrom, "start": start, "end": end}
         # The address bar follows in the same response (not a second request after the draw).
         return (fig, drawn, shown, span, metrics_rows(tracks),
-                page_url(drawn, experiments, selection), None)
+                page_url(drawn, experiments, selection, height or "normal",
+                         order or "chosen"), None)
 
     # Graph events go through stores so that a resize (relayoutData {"autosize": true}) or a
     # click on a track never re-runs (and so cancels) a draw that is in flight.
@@ -604,10 +613,12 @@ def register_callbacks(app, ws: Workspace) -> None:
         Input("locus-tracks", "data"),
         State("locus-current", "data"),
         State("locus-selection", "data"),
+        State("locus-height", "value"),
+        State("locus-order", "value"),
         prevent_initial_call=True,
     )
-    def url_state(chosen, current, selection):
-        return page_url(current, chosen, selection)
+    def url_state(chosen, current, selection, height, order):
+        return page_url(current, chosen, selection, height or "normal", order or "chosen")
 
     @app.callback(
         Output("locus-sel-region", "value"),

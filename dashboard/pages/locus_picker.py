@@ -21,7 +21,13 @@ from dash.exceptions import PreventUpdate
 from avocado_core.workspace import Workspace
 
 from ..components import field
-from ..figures.picker import STATUS_CODES, STATUS_COLORS, STATUS_LABELS, picker_figure
+from ..figures.picker import (
+    STATUS_CODES,
+    STATUS_COLORS,
+    STATUS_LABELS,
+    grid_lines_style,
+    picker_figure,
+)
 from ..names import SEPARATOR, labels_of, preferred_column, short_assay_labels
 from ..picker_query import ROW_ORDERS, STATUSES, PickerQuery, app_status, query_view
 
@@ -34,8 +40,10 @@ ROW_FACETS = ("type", "anatomy", "group", "category")
 COL_FACETS = ("kind", "type", "family")
 #: Experiments the chosen-tracks list offers for what is typed (the first matches).
 MAX_OPTIONS = 50
-#: Seconds a search box waits after the last key before it asks the server.
-SEARCH_DEBOUNCE = 0.3
+#: The search boxes ask the server at every key (Dash drops the answers a later one
+#: supersedes): with a pause (debounce in seconds), Dash 4's input puts the caret back where
+#: it was when the pause began, so keys typed meanwhile land out of order ("adralen").
+SEARCH_DEBOUNCE = False
 
 
 class PickerContext:
@@ -216,7 +224,8 @@ def picker_layout(ws: Workspace, chosen: list[tuple[str, str]], biosamples: list
     matrix = html.Details(
         [html.Summary([html.B("Track matrix"), " · ",
                        html.Span(summary, id="picker-summary")]),
-         html.Div(dcc.Graph(id="locus-picker", figure=fig, config={"displayModeBar": False}),
+         html.Div([dcc.Graph(id="locus-picker", figure=fig, config={"displayModeBar": False}),
+                   html.Div(id="picker-grid-lines", style=grid_lines_style(fig))],
                   className="picker-scroll")],
         open=True, className="picker-matrix", id="picker-details",
     )
@@ -237,6 +246,7 @@ def register_picker_callbacks(app, ws: Workspace) -> None:
     @app.callback(
         Output("locus-tracks", "data"),
         Output("locus-picker", "figure"),
+        Output("picker-grid-lines", "style"),
         Output("locus-picked-count", "children"),
         Output("locus-chosen", "value"),
         Output("locus-chosen", "options"),
@@ -272,11 +282,12 @@ def register_picker_callbacks(app, ws: Workspace) -> None:
         widths = ws.band_widths() if color_by == "band" else None
         fig, summary, rows, cols, statuses = picker_view(pc, _query(*filters), chosen, widths)
         facets = (summary, summary, rows, cols, statuses)
+        lines = grid_lines_style(fig)
         if trigger in ("locus-clear", "locus-chosen", "locus-picker"):
             # The list's options hold what it holds (a list drops a value it has no option for).
-            return ([list(e) for e in chosen], fig, count_text(len(chosen)),
+            return ([list(e) for e in chosen], fig, lines, count_text(len(chosen)),
                     [f"{b}|{a}" for b, a in chosen], chosen_options(pc, chosen, None), *facets)
-        return (no_update, fig, no_update, no_update, no_update, *facets)  # the tracks stay
+        return (no_update, fig, lines, no_update, no_update, no_update, *facets)  # tracks stay
 
     @app.callback(
         Output("locus-chosen", "options", allow_duplicate=True),
