@@ -215,6 +215,14 @@ def test_a_lasso_opens_the_locus_page_on_its_biosamples(encode_app,
     values = {c.id: c.value for c in _walk(page) if getattr(c, "id", None) in (
         "locus-height", "locus-order")}
     assert values == {"locus-height": "compact", "locus-order": "assay"}
+    from dashboard.pages import embeddings
+
+    with encode_app.server.test_request_context():  # names beside ids in the map's choices
+        page = embeddings.layout(axis="genome", color="signal")
+    choice = next(c for c in _walk(page) if getattr(c, "id", None) == "emb-exp-biosample")
+    meta = ws.biosample_metadata()
+    assert choice.options[0] == {"label": f"{group[0]} · {meta.loc[group[0], 'summary']}",
+                                 "value": group[0]}
 
 
 def _walk(component):

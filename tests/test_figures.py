@@ -185,6 +185,10 @@ def test_locus_figure_rows_labels_and_shared_assay_scale():
     unit = [a.text for a in fig.layout.annotations if a.name == "signal-unit"]
     assert unit == ["signal, arcsinh(−log₁₀ p)"]
     assert list(fig.layout.yaxis.tickvals)[0] == 0 and len(fig.layout.yaxis.tickvals) == 3
+    # compact rows (36 px) have room for two labels, not three
+    compact = locus_figure("chr1", 0, 100_000, 25, tracks, genes, exons, track_height=36)
+    top = compact["layout"]["yaxis"]["range"][1] / 1.08
+    assert compact["layout"]["yaxis"]["tickvals"] == [0, round(top, 1)]
 
 
 def test_locus_figure_held_out_band_and_drawing_order():

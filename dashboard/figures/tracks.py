@@ -409,7 +409,9 @@ def locus_figure(
         top = ymax[t.assay]
         layout[_axis("yaxis", row)].update(
             range=[ymin[t.assay] * 1.08, top * 1.08 or 1.0],
-            tickvals=[0, round(top / 2, 1), round(top, 1)] if top >= 0.4 else [0, round(top, 2)],
+            # a middle tick only where a row has room for three labels
+            tickvals=([0, round(top / 2, 1), round(top, 1)] if top >= 0.4 and track_height >= 60
+                      else [0, round(top, 1 if top >= 0.4 else 2)]),
             tickfont=dict(size=9, color=MUTED), ticks="outside", ticklen=3,
             tickcolor=GRID, showgrid=False, zeroline=True, zerolinecolor=GRID)
         yref = f"{_axis('y', row)} domain"

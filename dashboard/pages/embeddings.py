@@ -266,7 +266,9 @@ def layout(axis: str = "biosamples", method: str = "umap", res: str = "all",
             html.Div(
                 [
                     field("Biosample", dcc.Dropdown(
-                        id="emb-exp-biosample", options=options(biosamples),
+                        id="emb-exp-biosample",
+                        options=options(biosamples,
+                                        labels_of(ws.biosample_metadata(), biosamples).to_dict()),
                         value=b or (biosamples[0] if biosamples else None), clearable=False,
                     )),
                     field("Assay", dcc.Dropdown(id="emb-exp-assay", options=options(assays),
