@@ -199,11 +199,13 @@ def picker_layout(ws: Workspace, chosen: list[tuple[str, str]], biosamples: list
         field("Status", dcc.Checklist(id="picker-status", options=statuses, value=[],
                                       className="facet")),
         field("Arrange", html.Div([
+            # only the groupings the metadata allow (none for the pilot's 5 x 5)
             dcc.Checklist(id="picker-group", value=["rows", "cols"], className="facet",
-                          options=[{"label": f"group biosamples by {row_name}", "value": "rows",
-                                    "disabled": pc.row_facet is None},
-                                   {"label": f"group assays by {col_name}", "value": "cols",
-                                    "disabled": pc.col_facet is None}]),
+                          options=[o for o, facet in (
+                              ({"label": f"group biosamples by {row_name}", "value": "rows"},
+                               pc.row_facet),
+                              ({"label": f"group assays by {col_name}", "value": "cols"},
+                               pc.col_facet)) if facet]),
             dcc.Dropdown(id="picker-order", value="name", clearable=False,
                          options=[{"label": f"biosamples by {label}", "value": key,
                                    "disabled": key == "embedding" and not (
