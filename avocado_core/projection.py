@@ -78,7 +78,8 @@ def _check_matrix(X: Any, name: str = "X") -> np.ndarray:
     return X
 
 
-def pca(X: np.ndarray, n_components: int = 2) -> np.ndarray:
+def pca(X: np.ndarray, n_components: int = 2, *, return_variance: bool = False
+        ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Principal component scores of the rows of ``X``, with deterministic signs.
 
     Parameters
@@ -88,12 +89,18 @@ def pca(X: np.ndarray, n_components: int = 2) -> np.ndarray:
     n_components: int, optional
         The number of components. When it exceeds ``min(n, d)`` the missing components are
         zeros. Default is 2.
+    return_variance: bool, optional
+        Also return the fraction of the points' variance that each component holds (what a
+        map's axes say: "PC1 (31 %)"). Default is False.
 
     Returns
     -------
     scores: numpy.ndarray, shape=(n, n_components), dtype=float32
         Scores on the leading principal axes; each axis is oriented so that its largest
         absolute loading is positive, which makes the result independent of the SVD routine.
+    variance: numpy.ndarray, shape=(n_components,), dtype=float64
+        Only with ``return_variance``: each component's share of the total variance (0 for a
+        missing component, and for every component when the points do not vary).
     """
     X = _check_matrix(X)
     if n_components < 1:
@@ -101,22 +108,28 @@ def pca(X: np.ndarray, n_components: int = 2) -> np.ndarray:
     Xc = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
     n, d = Xc.shape
     out = np.zeros((n, n_components), dtype=np.float32)
+    share = np.zeros(n_components)
     r = min(n, d, n_components)
     if n == 1:
-        return out
+        return (out, share) if return_variance else out
     if n > 4 * d:
         # Tall matrix (genome positions): eigendecomposition of the d x d covariance is cheaper
         # than an SVD of the n x d matrix.
         cov = Xc.T @ Xc
         vals, vecs = np.linalg.eigh(cov)
-        axes = vecs[:, ::-1][:, :r]
+        axes, power = vecs[:, ::-1][:, :r], np.clip(vals[::-1], 0.0, None)
     else:
-        _, _, vt = np.linalg.svd(Xc, full_matrices=False)
-        axes = vt[:r].T
+        _, sv, vt = np.linalg.svd(Xc, full_matrices=False)
+        axes, power = vt[:r].T, sv ** 2
     signs = np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(r)])
     signs[signs == 0] = 1.0
     out[:, :r] = Xc @ (axes * signs)
-    return out
+    if not return_variance:
+        return out
+    total = float(power.sum())
+    if total > 0:
+        share[:r] = power[:r] / total
+    return out, share
 
 
 def project(X: np.ndarray, method: str = "umap", n_components: int = 2, seed: int | None = 0, *,
@@ -366,7 +379,8 @@ def model_projection(model: Any, axis: str = "biosamples", method: str = "umap",
         Biosamples and assays: columns ``name``, ``x``, ``y`` in model order. Genome: columns
         ``bin`` (first 25 bp bin of the point), ``n_bins`` (bins it spans: 1, 10 or 200),
         ``x``, ``y``, ``stratum`` (``"all"`` without strata), sorted by bin. ``attrs`` holds
-        the method, resolution and, for the genome, the number of rows sampled from.
+        the method, resolution and, for the genome, the number of rows sampled from; for a PCA
+        also ``explained_variance``, each axis's share of the factors' variance.
     """
     if axis not in AXES:
         raise AvocadoValueError(f"unknown axis {axis!r}; expected one of {list(AXES)}")
@@ -378,9 +392,9 @@ def model_projection(model: Any, axis: str = "biosamples", method: str = "umap",
             X, names = model.biosample_embedding(), list(model.biosamples)
         else:
             X, names = model.assay_embedding(), list(model.assays)
-        Y = project(np.asarray(X), method=method, seed=seed, **project_kw)
+        Y, variance = _project(np.asarray(X), method, seed, project_kw)
         df = pd.DataFrame({"name": names, "x": Y[:, 0], "y": Y[:, 1]})
-        df.attrs.update(axis=axis, method=method, n_total=len(names))
+        df.attrs.update(axis=axis, method=method, n_total=len(names), **variance)
         return df
 
     if resolution not in RESOLUTIONS:
@@ -397,7 +411,7 @@ def model_projection(model: Any, axis: str = "biosamples", method: str = "umap",
         labels = _row_strata(np.asarray(strata), n_positions, n_rows, per_row)
         rows = stratified_sample(labels, n_points, seed=seed)
     X = genome_features(model, rows, resolution)
-    Y = project(X, method=method, seed=seed, **project_kw)
+    Y, variance = _project(X, method, seed, project_kw)
     first_bin = rows * per_row
     df = pd.DataFrame({
         "bin": first_bin.astype(np.int64),
@@ -406,8 +420,19 @@ def model_projection(model: Any, axis: str = "biosamples", method: str = "umap",
         "y": Y[:, 1],
         "stratum": np.asarray(labels[rows], dtype=str) if labels is not None else "all",
     })
-    df.attrs.update(axis=axis, method=method, resolution=resolution, n_total=n_rows)
+    df.attrs.update(axis=axis, method=method, resolution=resolution, n_total=n_rows,
+                    **variance)
     return df
+
+
+def _project(X: np.ndarray, method: str, seed: int, project_kw: dict
+             ) -> tuple[np.ndarray, dict]:
+    """:func:`project`, and for a PCA the attrs ``{"explained_variance": [share of PC1, share
+    of PC2]}``."""
+    if method == "pca":
+        Y, share = pca(X, 2, return_variance=True)
+        return Y, {"explained_variance": [round(float(v), 6) for v in share]}
+    return project(X, method=method, seed=seed, **project_kw), {}
 
 
 def model_fingerprint(model: Any) -> str:

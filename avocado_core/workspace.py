@@ -336,7 +336,17 @@ class Workspace:
     def status(self) -> pd.DataFrame:
         """The tensor as a biosample x assay table of "observed" (and trained on, or not
         known), "held out" (observed, but the imputation's models never trained on it),
-        "imputed" (no observed track) or "missing" (neither)."""
+        "imputed" (no observed track) or "missing" (neither).
+
+        Worked out once per state of the store's catalog and imputation record (every page
+        asks for it; at ENCODE's size it takes tens of milliseconds)."""
+        index = self._provenance_index()
+        with self._lock:
+            if "status" not in index:
+                index["status"] = self._status()
+            return index["status"].copy()
+
+    def _status(self) -> pd.DataFrame:
         bios, assays = self.biosamples, self.assays
         values = np.full((len(bios), len(assays)), "missing", dtype=object)
         row = {b: i for i, b in enumerate(bios)}

@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+from app_client import PICKER_OUTPUTS, picker_inputs, post_callback, text_of
 from app_workspaces import (  # noqa: F401  (fixtures)
     one_chromosome_bigwig,
     pilot_workspace,
@@ -18,41 +19,6 @@ from app_workspaces import (  # noqa: F401  (fixtures)
 )
 from dashboard.app import create_app
 from dashboard.pages import design, embeddings, locus
-
-
-# ---------------------------------------------------------------------- helpers
-def post_callback(client, outputs, inputs, state=(), changed=()):
-    """Call a callback the way the browser does; returns {id: {prop: value}} or raises."""
-    outs = [{"id": i, "property": p} for i, p in outputs]
-    key = (f"{outputs[0][0]}.{outputs[0][1]}" if len(outputs) == 1
-           else ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..")
-    payload = {
-        "output": key,
-        "outputs": outs[0] if len(outs) == 1 else outs,
-        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
-        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
-        "changedPropIds": list(changed),
-    }
-    r = client.post("/_dash-update-component", json=payload)
-    if r.status_code == 204:
-        return {}
-    assert r.status_code == 200, r.data[:500]
-    return json.loads(r.data)["response"]
-
-
-def text_of(component) -> str:
-    """All text inside a serialized Dash component tree."""
-    if component is None:
-        return ""
-    if isinstance(component, (str, int, float)):
-        return str(component)
-    if isinstance(component, list):
-        return " ".join(text_of(c) for c in component)
-    if isinstance(component, dict):
-        return text_of(component.get("props", {}).get("children"))
-    if hasattr(component, "to_plotly_json"):  # a component object
-        return text_of(component.to_plotly_json())
-    return ""
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +172,7 @@ def test_selection_ids_and_links(synthetic_workspace):  # noqa: F811
     assert ids == ["S001", "S002"]
     links = embeddings.selection_links(ws, "biosamples", ids)
     hrefs = [link.href for link in links]
-    assert hrefs[0].startswith("/locus?tracks=S001|") and hrefs[1] == "/design?candidates=S001,S002"
+    assert hrefs == ["/locus?biosamples=S001,S002", "/design?candidates=S001,S002"]
     assert embeddings.saved_selection_id(ws, "biosamples", ids, "all") is None  # in the URL
     bins = list(range(400, 1400, 4))  # 250 genome positions: saved, the URL gets an id
     sel_id = embeddings.saved_selection_id(ws, "genome", bins, "all")
@@ -297,7 +263,8 @@ def draw_locus(client, text, tracks, changed="locus-go.n_clicks", current=None,
               ("locus-in", "n_clicks", None), ("locus-out", "n_clicks", None),
               ("locus-left", "n_clicks", None), ("locus-right", "n_clicks", None),
               ("locus-gene-click", "data", None), ("locus-drag", "data", None),
-              ("locus-tracks", "data", tracks), ("locus-sel-region", "value", region)]
+              ("locus-tracks", "data", tracks), ("locus-sel-region", "value", region),
+              ("locus-height", "value", "normal"), ("locus-order", "value", "chosen")]
     if changed == "locus-in.n_clicks":
         inputs[2] = ("locus-in", "n_clicks", 1)
     state = [("locus-input", "value", text), ("locus-current", "data", current),
@@ -338,29 +305,24 @@ def test_locus_callback_draws_and_alerts(pilot_app):
 
 def test_track_picker_callback_toggles_cells(pilot_app):
     client = pilot_app.server.test_client()
-    outputs = [("locus-tracks", "data"), ("locus-picker", "figure"),
-               ("locus-picked-count", "children")]
-    click = {"points": [{"x": "H3K27me3", "y": "E065"}]}
-    inputs = [("locus-picker", "clickData", click), ("locus-clear", "n_clicks", None),
-              ("locus-picker-color", "value", "status")]
-    out = post_callback(client, outputs, inputs,
+    click = {"points": [{"x": "H3K27me3", "y": "E065 · Aorta"}]}  # y: the row's label
+    out = post_callback(client, PICKER_OUTPUTS, picker_inputs(click=click),
                         [("locus-tracks", "data", [["E003", "H3K4me3"]])],
                         ["locus-picker.clickData"])
     assert out["locus-tracks"]["data"] == [["E003", "H3K4me3"], ["E065", "H3K27me3"]]
     assert out["locus-picked-count"]["children"] == "2 tracks chosen"
-    out = post_callback(client, outputs, inputs,
+    assert out["locus-chosen"]["value"] == ["E003|H3K4me3", "E065|H3K27me3"]
+    out = post_callback(client, PICKER_OUTPUTS, picker_inputs(click=click),
                         [("locus-tracks", "data", out["locus-tracks"]["data"])],
                         ["locus-picker.clickData"])
     assert out["locus-tracks"]["data"] == [["E003", "H3K4me3"]]
     # colouring by uncertainty redraws the picker only (the tracks stay: no redraw)
-    out = post_callback(client, outputs, inputs[:2] + [("locus-picker-color", "value", "band")],
+    out = post_callback(client, PICKER_OUTPUTS, picker_inputs(color="band"),
                         [("locus-tracks", "data", [["E003", "H3K4me3"]])],
                         ["locus-picker-color.value"])
-    assert set(out) == {"locus-picker"}
-    heat = out["locus-picker"]["figure"]["data"][0]
-    z = heat["z"]  # plotly sends numeric arrays base64-encoded
-    z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]) if "bdata" in z else z
-    assert heat["showscale"] and z.size == 25 and np.isfinite(np.asarray(z, float)).all()
+    assert "locus-tracks" not in out and "locus-chosen" not in out
+    heats = [t for t in out["locus-picker"]["figure"]["data"] if t["type"] == "heatmap"]
+    assert sum(t["showscale"] for t in heats) == 1
 
 
 def test_embedding_callback_and_url_state(synthetic_app):
@@ -418,7 +380,6 @@ def test_requests_are_size_limited(synthetic_workspace, tmp_path):  # noqa: F811
 
 # ---------------------------------------------------------------------- a new biosample
 def test_decode_upload_checks():
-    import base64
 
     ok = "data:application/octet-stream;base64," + base64.b64encode(b"abc").decode()
     assert design.decode_upload(ok, "a.bw", 10) == b"abc"

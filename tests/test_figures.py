@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 
 from dashboard.figures.embedding import color_kind, embedding_figure
 from dashboard.figures.genes import gene_traces, pack_rows
-from dashboard.figures.picker import picker_figure
+from dashboard.figures.picker import cell_size, grid_lines_style, picker_figure
 from dashboard.figures.selection import gains_figure, picks_figure
 from dashboard.figures.style import (
     ASSAY_COLORS,
@@ -184,6 +185,10 @@ def test_locus_figure_rows_labels_and_shared_assay_scale():
     unit = [a.text for a in fig.layout.annotations if a.name == "signal-unit"]
     assert unit == ["signal, arcsinh(−log₁₀ p)"]
     assert list(fig.layout.yaxis.tickvals)[0] == 0 and len(fig.layout.yaxis.tickvals) == 3
+    # compact rows (36 px) have room for two labels, not three
+    compact = locus_figure("chr1", 0, 100_000, 25, tracks, genes, exons, track_height=36)
+    top = compact["layout"]["yaxis"]["range"][1] / 1.08
+    assert compact["layout"]["yaxis"]["tickvals"] == [0, round(top, 1)]
 
 
 def test_locus_figure_held_out_band_and_drawing_order():
@@ -263,6 +268,29 @@ def test_many_points_use_webgl_and_selection_is_restored():
     assert fig.data[0].customdata[0][0].startswith("S")
 
 
+def test_embedding_figure_names_points_and_titles_pca_axes():
+    """The hover's first line is a point's name (its id stays customdata[0], what a lasso
+    selects); the points carry a short label; a PCA's axes say their share of the variance."""
+    pts = _points(5).assign(label=lambda d: d["name"] + " · liver", short=list("abcde"))
+    fig = embedding_figure(pts, "anatomy", label_column="label", point_labels="short",
+                           axis_titles=("PC1 · 31.0 % of variance", "PC2 · 9.0 % of variance"))
+    trace = fig.data[0]
+    assert trace.hovertemplate.startswith("<b>%{customdata[1]}</b><br>anatomy: %{customdata[2]}")
+    assert trace.customdata[0][1] == trace.customdata[0][0] + " · liver"
+    assert sorted(t for tr in fig.data for t in tr.text) == list("abcde")
+    assert fig.layout.xaxis.title.text == "PC1 · 31.0 % of variance"
+    assert fig.layout.yaxis.title.text == "PC2 · 9.0 % of variance"
+    bare = embedding_figure(pts, "anatomy")
+    assert bare.layout.xaxis.title.text is None
+    assert bare.data[0].hovertemplate.startswith("<b>%{customdata[0]}</b>")
+
+
+def test_track_labels_name_the_biosample_beside_its_id():
+    track = Track("E003", "H3K4me3", np.zeros(4, np.float32), name="H1 Cells")
+    assert track.label == "E003 · H1 Cells · H3K4me3"
+    assert Track("E003", "H3K4me3", np.zeros(4, np.float32)).label == "E003 · H3K4me3"
+
+
 def test_embedding_figure_names_a_missing_column():
     with pytest.raises(KeyError, match="tissue"):
         embedding_figure(_points(), "tissue")
@@ -290,22 +318,91 @@ def test_picks_figure_layers():
     assert len(by_name["other"].x) == 15
 
 
-def test_picker_figure_codes_and_marks():
+def picker_cells(fig: dict) -> dict:
+    """{(row category, column category): (trace name, hover)} for every drawn cell of a
+    picker figure, placed as plotly places them (slot x0 + j, y0 + i of the axes' category
+    arrays); a cell answered by two traces fails."""
+    rows = fig["layout"]["yaxis"]["categoryarray"]
+    cols = fig["layout"]["xaxis"]["categoryarray"]
+    out = {}
+    for trace in fig["data"]:
+        if trace["type"] != "heatmap":
+            continue
+        assert "x" not in trace and "y" not in trace and trace["dx"] == trace["dy"] == 1
+        z = trace["z"]
+        shape = tuple(int(n) for n in z["shape"].split(","))
+        z = values_of(z).reshape(shape)
+        for i, j in zip(*np.nonzero(np.isfinite(z))):
+            key = (rows[trace["y0"] + i], cols[trace["x0"] + j])
+            assert key not in out, f"{key} is answered by two traces"
+            out[key] = (trace["name"], trace["hovertemplate"])
+    return out
+
+
+def test_picker_figure_one_trace_answers_each_cell_and_says_what_a_click_does():
     status = pd.DataFrame([["observed", "missing"], ["imputed", "held out"]],
                           index=["E1", "E2"], columns=["A1", "A2"])
     fig = picker_figure(status, [("E2", "A2"), ("E9", "A1")])
-    np.testing.assert_array_equal(fig.data[0].z, [[3, 0], [1, 2]])
-    # each cell's hover says what it is and what a click on it does
-    assert list(fig.data[0].customdata[1][1]) == ["held out (not trained on)",
-                                                  "shown · click to hide"]
-    assert list(fig.data[0].customdata[0][0]) == ["observed (trained on)", "click to show"]
-    widths = pd.DataFrame([[0.5, np.nan], [0.7, 0.9]], index=["E1", "E2"], columns=["A1", "A2"])
-    by_band = picker_figure(status, band_widths=widths)
-    np.testing.assert_allclose(by_band.data[0].z, widths.to_numpy())
-    assert list(by_band.data[0].customdata[0][1]) == ["not imputed", "no band", "click to show"]
-    assert by_band.data[0].showscale
+    cells = picker_cells(fig)
+    assert {k: v[0] for k, v in cells.items()} == {
+        ("E1", "A1"): "observed", ("E1", "A2"): "missing", ("E2", "A1"): "imputed",
+        ("E2", "A2"): "held out (shown)"}
+    # each cell's hover names it, says what it is and what a click on it does
+    assert cells[("E2", "A2")][1] == ("<b>%{y}</b><br>%{x}<br>held out (not trained on)<br>"
+                                      "shown · click to hide<extra></extra>")
+    assert cells[("E1", "A1")][1].endswith("observed (trained on)<br>click to show<extra></extra>")
     # the marks of the chosen cells take no hover or click: a click reaches the cell under it
-    assert list(fig.data[1].x) == ["A2"] and list(fig.data[1].y) == ["E2"]
-    assert fig.data[1].hoverinfo == "skip"
+    marks = fig["data"][-1]
+    assert marks["x"] == ["A2"] and marks["y"] == ["E2"] and marks["hoverinfo"] == "skip"
+    assert all(t.get("hoverongaps") is False for t in fig["data"] if t["type"] == "heatmap")
     with pytest.raises(ValueError, match="unknown status"):
         picker_figure(status.replace("missing", "lost"))
+
+
+def test_picker_figure_by_band_width_keeps_cells_without_a_band_clickable():
+    status = pd.DataFrame([["observed", "missing"], ["imputed", "held out"]],
+                          index=["E1", "E2"], columns=["A1", "A2"])
+    widths = pd.DataFrame([[0.5, np.nan], [0.7, 0.9]], index=["E1", "E2"], columns=["A1", "A2"])
+    fig = picker_figure(status, band_widths=widths)
+    cells = picker_cells(fig)
+    assert len(cells) == 4  # the cell without a band still answers a click
+    assert "no band" in cells[("E1", "A2")][1] and "band ±%{z:.2f}" in cells[("E2", "A1")][1]
+    banded = [t for t in fig["data"] if t["type"] == "heatmap" and t["colorscale"] == "Greys"]
+    assert sum(t["showscale"] for t in fig["data"] if t["type"] == "heatmap") == 1
+    assert banded[0]["showscale"] and all(t["zmax"] == 0.9 for t in banded)
+
+
+def test_picker_figure_groups_hidden_cells_labels_and_size():
+    """Group headers (empty rows and columns named with their size) before each group; cells
+    a query hides ("") are drawn by no trace; rows are named by their labels; 84 columns get
+    9 px cells so that the grid fits the page."""
+    status = pd.DataFrame([["observed", ""], ["imputed", "observed"], ["observed", "imputed"]],
+                          index=["J1", "J2", "J3"], columns=["A1", "A2"])
+    labels = pd.Series({"J1": "J1 · K562", "J2": "J2 · liver", "J3": "J3 · lung"})
+    fig = picker_figure(status, [("J2", "A2")], row_labels=labels,
+                        col_labels=pd.Series({"A1": "H3K4me3", "A2": "CTCF"}),
+                        row_groups=pd.Series({"J1": "cell line", "J2": "tissue", "J3": "tissue"}),
+                        col_groups=pd.Series({"A1": "active mark", "A2": "factor"}))
+    cells = picker_cells(fig)
+    assert set(cells) == {("J1 · K562", "A1"), ("J2 · liver", "A1"), ("J2 · liver", "A2"),
+                          ("J3 · lung", "A1"), ("J3 · lung", "A2")}
+    y, x = fig["layout"]["yaxis"], fig["layout"]["xaxis"]
+    assert len(y["categoryarray"]) == 3 + 2 and len(x["categoryarray"]) == 2 + 2
+    assert [re.sub("<[^>]+>", "", t) for t in y["ticktext"]] == [
+        "cell line · 1", "J1 · K562", "tissue · 2", "J2 · liver", "J3 · lung"]
+    assert [re.sub("<[^>]+>", "", t) for t in x["ticktext"]] == [
+        "active mark · 1", "H3K4me3", "factor · 1", "CTCF"]
+    assert x["tickvals"][1] == "A1"  # a click's x is the assay's id
+    meta = fig["layout"]["meta"]
+    assert (meta["n_rows"], meta["n_cols"]) == (5, 4)
+    assert cell_size(84 + 5) == 9 and cell_size(5) == 18
+    # the lines between cells: an overlay exactly over the cells, not plotly's gaps (slow)
+    assert all("xgap" not in t for t in fig["data"])
+    lines = grid_lines_style(fig)
+    cell = meta["grid"]["cell"]
+    assert lines["left"] == f"{fig['layout']['margin']['l']}px"
+    assert lines["top"] == f"{fig['layout']['margin']['t']}px"
+    assert (lines["width"], lines["height"]) == (f"{4 * cell}px", f"{5 * cell}px")
+    assert lines["backgroundSize"] == f"{cell}px {cell}px" and lines["pointerEvents"] == "none"
+    assert fig["layout"]["width"] == fig["layout"]["margin"]["l"] + 4 * cell + \
+        fig["layout"]["margin"]["r"]

@@ -83,6 +83,21 @@ def test_pca_pads_missing_components():
     assert (pca(np.ones((1, 4)), 2) == 0).all()
 
 
+def test_pca_variance_shares_are_known_for_orthogonal_spreads():
+    """Points at ±3, ±2, ±1 along three axes hold sums of squares 18, 8 and 2: the first two
+    components hold 18/28 and 8/28 of the variance, on both paths (SVD; the covariance's
+    eigendecomposition of a tall matrix, here the same points repeated)."""
+    X = np.concatenate([np.diag([3.0, 2.0, 1.0]), -np.diag([3.0, 2.0, 1.0])])
+    for points in (X, np.tile(X, (10, 1))):
+        scores, share = pca(points, 2, return_variance=True)
+        np.testing.assert_allclose(share, [18 / 28, 8 / 28], rtol=1e-12)
+        np.testing.assert_array_equal(scores, pca(points, 2))
+    _, share = pca(X, 4, return_variance=True)  # a fourth component does not exist
+    np.testing.assert_allclose(share, [18 / 28, 8 / 28, 2 / 28, 0.0], rtol=1e-12, atol=1e-15)
+    _, flat = pca(np.ones((4, 3)), 2, return_variance=True)
+    assert (flat == 0).all()
+
+
 def test_umap_separates_planted_clusters_and_is_deterministic():
     X, labels = clusters()
     Y = project(X, "umap", seed=1)
@@ -142,6 +157,8 @@ def test_model_projection_biosamples_and_assays():
     df = model_projection(m, "biosamples", "pca")
     assert list(df.columns) == ["name", "x", "y"] and list(df["name"]) == m.biosamples
     assert nn_agreement(df[["x", "y"]].to_numpy(), m.group) == 1.0
+    _, share = pca(m.biosample_embedding(), 2, return_variance=True)
+    assert df.attrs["explained_variance"] == pytest.approx(share, abs=1e-6)
     df = model_projection(m, "assays", "pca")
     assert list(df["name"]) == m.assays and df.attrs["axis"] == "assays"
     with pytest.raises(AvocadoValueError, match="cells"):
@@ -157,7 +174,7 @@ def test_model_projection_genome_with_strata():
     assert len(df) == 500 and df["bin"].is_unique and df["bin"].is_monotonic_increasing
     assert (df["stratum"] == "promoter").sum() == 30  # all 30 promoter bins (< equal share)
     assert (strata[df["bin"]] == df["stratum"]).all()
-    assert df.attrs["n_total"] == 3000
+    assert df.attrs["n_total"] == 3000 and 0 < sum(df.attrs["explained_variance"]) <= 1
     # 250 bp rows: one point per row; a row's stratum is its most common bin label
     df = model_projection(m, "genome", "pca", resolution="250bp", n_points=100_000, strata=strata)
     assert len(df) == 300 and (df["bin"] % 10 == 0).all() and (df["n_bins"] == 10).all()

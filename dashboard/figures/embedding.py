@@ -38,7 +38,9 @@ def embedding_figure(
     marker_size: float | None = None,
     colorbar_title: str | None = None,
     title: str | None = None,
-    point_labels: bool = False,
+    point_labels: bool | str = False,
+    label_column: str | None = None,
+    axis_titles: tuple[str, str] | None = None,
 ) -> go.Figure:
     """A 2-D scatter of projected points coloured by one column.
 
@@ -63,8 +65,15 @@ def embedding_figure(
         Marker size; by default it shrinks with the number of points.
     colorbar_title, title: str or None
         Titles of the colour bar and of the plot.
-    point_labels: bool
-        Write each point's id beside it (for a few points: biosamples, assays). Default False.
+    point_labels: bool or str
+        Write each point's id (True) or the value of this column beside it (for a few points:
+        biosamples, assays). Default False.
+    label_column: str or None
+        A column that names each point for a reader (``J004 · K562``): the hover's first line.
+        Default: the id.
+    axis_titles: (str, str) or None
+        Titles of the x and y axes (a PCA's components and their share of the variance);
+        None leaves the axes bare (UMAP's have no meaning).
 
     Returns
     -------
@@ -82,11 +91,13 @@ def embedding_figure(
     Scatter = go.Scattergl if webgl else go.Scatter
     if marker_size is None:
         marker_size = float(np.clip(14 - 2.2 * np.log10(max(n, 1)), 2.5, 12))
-    hover = [c for c in hover if c in points.columns and c not in (id_column, color)]
+    hover = [c for c in hover if c in points.columns and c not in (id_column, color,
+                                                                     label_column)]
     extra = [c for c in [color] if c] + list(hover)
-    custom_cols = [id_column, *extra]
-    lines = ["<b>%{customdata[0]}</b>"] + [
-        f"{c}: %{{customdata[{i + 1}]}}" for i, c in enumerate(extra)
+    named = [label_column] if label_column else []
+    custom_cols = [id_column, *named, *extra]
+    lines = [f"<b>%{{customdata[{len(named)}]}}</b>"] + [
+        f"{c}: %{{customdata[{i + 1 + len(named)}]}}" for i, c in enumerate(extra)
     ]
     hovertemplate = "<br>".join(lines) + "<extra></extra>"
     selected_ids = set(map(str, selected)) if selected else None
@@ -104,7 +115,10 @@ def embedding_figure(
         return out.astype(object).where(out.notna(), "NA").to_numpy()
 
     def text(frame: pd.DataFrame):
-        return frame[id_column].astype(str).tolist() if point_labels else None
+        if not point_labels:
+            return None
+        return frame[point_labels if isinstance(point_labels, str) else id_column
+                     ].astype(str).tolist()
 
     common = dict(
         mode="markers+text" if point_labels else "markers",
@@ -158,17 +172,20 @@ def embedding_figure(
     fig = go.Figure(traces)
     axis = dict(showgrid=False, zeroline=False, showticklabels=False, title=None,
                 showline=False)
+    titles = [dict(text=t, font=dict(size=12, color=MUTED)) for t in (axis_titles or ())]
     fig.update_layout(
         **base_layout(
             dragmode="lasso",
             clickmode="event+select",
             hovermode="closest",
-            xaxis=axis,
-            yaxis=dict(axis, scaleanchor="x", scaleratio=1),
+            xaxis=dict(axis, title=titles[0] if titles else None, zeroline=bool(titles)),
+            yaxis=dict(axis, scaleanchor="x", scaleratio=1, title=titles[1] if titles else None,
+                       zeroline=bool(titles)),
             legend=dict(title=dict(text=color or ""), itemsizing="constant",
                         font=dict(size=12), bgcolor="rgba(255,255,255,0.85)",
                         itemclick="toggle", itemdoubleclick="toggleothers"),
-            margin=dict(l=10, r=10, t=36 if title else 10, b=10),
+            margin=dict(l=40 if titles else 10, r=10, t=36 if title else 10,
+                        b=40 if titles else 10),
             title=dict(text=title, font=dict(size=13, color=MUTED), x=0.01) if title else None,
             uirevision=f"{n}:{color}",
         )

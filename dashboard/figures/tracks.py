@@ -42,7 +42,8 @@ class Track:
     ``trained`` says whether the imputation's models trained on the observed track (True:
     the agreement is training fit), did not (False: held out) or is not known (None).
     ``low`` / ``high`` bound the imputation's uncertainty band (``calibrated``: a calibrated
-    90 % band, else the ensemble members' own range).
+    90 % band, else the ensemble members' own range). ``name``: the biosample's name, shown
+    beside its id.
     """
 
     biosample: str
@@ -54,10 +55,16 @@ class Track:
     low: np.ndarray | None = None
     high: np.ndarray | None = None
     calibrated: bool = False
+    name: str = ""
+
+    @property
+    def biosample_label(self) -> str:
+        """``E003 · H1 Cells`` (the id alone without a name)."""
+        return f"{self.biosample} · {self.name}" if self.name else self.biosample
 
     @property
     def label(self) -> str:
-        return f"{self.biosample} · {self.assay}"
+        return f"{self.biosample_label} · {self.assay}"
 
     @property
     def status(self) -> str:
@@ -182,11 +189,14 @@ def bucket_bounds(low: np.ndarray, high: np.ndarray, n_px: int
 
 def typed_array(values: np.ndarray, dtype: str = "f4") -> dict:
     """An array as plotly's typed-array spec (``{"dtype", "bdata"}``: base64 of the raw
-    bytes): a tenth of the JSON text of a list of numbers, serialised and parsed without
-    touching each number (the browser's JSON parse and the server's encoding of number lists
-    were most of a redraw's time)."""
+    bytes, and ``"shape"`` for a 2-D one): a tenth of the JSON text of a list of numbers,
+    serialised and parsed without touching each number (the browser's JSON parse and the
+    server's encoding of number lists were most of a redraw's time)."""
     data = np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
-    return {"dtype": dtype, "bdata": base64.b64encode(data.tobytes()).decode("ascii")}
+    spec = {"dtype": dtype, "bdata": base64.b64encode(data.tobytes()).decode("ascii")}
+    if data.ndim == 2:
+        spec["shape"] = f"{data.shape[0]}, {data.shape[1]}"
+    return spec
 
 
 def format_span(n_bp: int) -> str:
@@ -399,7 +409,9 @@ def locus_figure(
         top = ymax[t.assay]
         layout[_axis("yaxis", row)].update(
             range=[ymin[t.assay] * 1.08, top * 1.08 or 1.0],
-            tickvals=[0, round(top / 2, 1), round(top, 1)] if top >= 0.4 else [0, round(top, 2)],
+            # a middle tick only where a row has room for three labels
+            tickvals=([0, round(top / 2, 1), round(top, 1)] if top >= 0.4 and track_height >= 60
+                      else [0, round(top, 1 if top >= 0.4 else 2)]),
             tickfont=dict(size=9, color=MUTED), ticks="outside", ticklen=3,
             tickcolor=GRID, showgrid=False, zeroline=True, zerolinecolor=GRID)
         yref = f"{_axis('y', row)} domain"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
@@ -28,7 +29,8 @@ from ..components import (
     split_list,
     url_sync,
 )
-from ..figures.embedding import embedding_figure
+from ..figures.embedding import MAX_CATEGORIES, embedding_figure
+from ..names import labels_of, short_assay_labels
 
 AXES = {"biosamples": "Biosamples", "assays": "Assays", "genome": "Genome positions"}
 METHODS = {"umap": "UMAP", "pca": "PCA"}
@@ -36,8 +38,9 @@ RESOLUTIONS = {"all": "all factors", "25bp": "25 bp", "250bp": "250 bp", "5kbp":
 SIGNAL = "signal"
 #: Columns drawn with a colour bar whatever their number of distinct values.
 CONTINUOUS_COLUMNS = {"n_observed"}
-#: Points labelled with their name (biosamples and assays; more would overlap).
-MAX_LABELS = 60
+#: Points labelled with their name (biosamples and assays; more would overlap: 84 assays
+#: with short labels still read).
+MAX_LABELS = 100
 #: Selections larger than this (and every genome selection) go to the URL as a saved id.
 URL_IDS = 50
 
@@ -53,8 +56,12 @@ def color_choices(ws: Workspace, axis: str) -> list[dict]:
                     {"label": "signal of an experiment", "value": SIGNAL}]
         return choices
     meta = ws.biosample_metadata() if axis == "biosamples" else ws.assay_metadata()
+    # A column of names (a value per point) colours nothing past a legend's worth of points
+    # (the ENCODE layout's 400 summaries): the hover shows it.
     cols = [c for c in meta.columns
-            if meta[c].nunique(dropna=True) > 1 or c == "n_observed"]
+            if c == "n_observed" or 1 < meta[c].nunique(dropna=True) < len(meta)
+            or 1 < meta[c].nunique(dropna=True) and (len(meta) <= MAX_CATEGORIES
+                                                   or pd.api.types.is_numeric_dtype(meta[c]))]
     return [{"label": c.replace("_", " "), "value": c} for c in cols]
 
 
@@ -129,7 +136,11 @@ def embedding_view(ws: Workspace, axis: str, method: str, resolution: str, color
         caption = f"Sample of {n:,} of {total:,} {unit}{strat} · {METHODS[method]} · WebGL"
     else:
         id_col = "name"
-        hover = [c for c in df.columns if c not in ("name", "x", "y")][:6]
+        meta = ws.biosample_metadata() if axis == "biosamples" else ws.assay_metadata()
+        df = df.assign(label=labels_of(meta, df["name"]).to_numpy(),
+                       short=(short_assay_labels(meta, df["name"]).to_numpy()
+                              if axis == "assays" else df["name"].to_numpy()))
+        hover = [c for c in df.columns if c not in ("name", "x", "y", "label", "short")][:6]
         if color in CONTINUOUS_COLUMNS:
             kind, colorbar = "continuous", color.replace("_", " ")
         caption = f"{n:,} {axis} · {METHODS[method]} of the {axis[:-1]} embedding"
@@ -139,8 +150,21 @@ def embedding_view(ws: Workspace, axis: str, method: str, resolution: str, color
     fig = embedding_figure(df, color=color, kind=kind, id_column=id_col, hover=hover,
                            selected=selected, webgl=True if axis == "genome" else None,
                            colorbar_title=colorbar,
-                           point_labels=axis != "genome" and n <= MAX_LABELS)
+                           point_labels="short" if axis != "genome" and n <= MAX_LABELS
+                           else False,
+                           label_column=None if axis == "genome" else "label",
+                           axis_titles=pca_titles(df) if method == "pca" else None)
     return fig, caption, n
+
+
+def pca_titles(projection: pd.DataFrame) -> tuple[str, str]:
+    """``("PC1 · 31.2 % of variance", "PC2 · 12.0 % of variance")`` from a PCA projection's
+    ``explained_variance`` (the components alone for one cached without it)."""
+    shares = projection.attrs.get("explained_variance")
+    if not shares or len(shares) < 2:
+        return "PC1", "PC2"
+    return tuple(f"PC{i + 1} · {100 * float(v):.1f} % of variance"
+                 for i, v in enumerate(shares[:2]))
 
 
 def selection_ids(selected_data: dict | None) -> list:
@@ -162,10 +186,9 @@ def selection_links(ws: Workspace, axis: str, ids: list, sel_id: str | None = No
         return []
     if axis == "biosamples":
         names = [str(i) for i in ids]
-        tracks = [f"{b}|{a}" for b in names[:4] for a in ws.assays[:3]]
         return [
             dcc.Link("Show their tracks in the locus browser →",
-                     href="/locus" + query_string({"tracks": tracks}), className="button",
+                     href="/locus" + query_string({"biosamples": names}), className="button",
                      id="emb-to-locus"),
             dcc.Link("Plan an assay among them →",
                      href="/design" + query_string({"candidates": names}), className="button",
@@ -243,7 +266,9 @@ def layout(axis: str = "biosamples", method: str = "umap", res: str = "all",
             html.Div(
                 [
                     field("Biosample", dcc.Dropdown(
-                        id="emb-exp-biosample", options=options(biosamples),
+                        id="emb-exp-biosample",
+                        options=options(biosamples,
+                                        labels_of(ws.biosample_metadata(), biosamples).to_dict()),
                         value=b or (biosamples[0] if biosamples else None), clearable=False,
                     )),
                     field("Assay", dcc.Dropdown(id="emb-exp-assay", options=options(assays),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from avocado_core import metrics
@@ -23,12 +23,14 @@ from ..components import (
     error_message,
     genome_selection,
     guarded,
+    options,
     query_string,
     split_list,
     url_sync,
 )
-from ..figures.picker import STATUS_CODES, STATUS_COLORS, STATUS_LABELS, picker_figure
 from ..figures.tracks import Track, format_span, locus_figure, tracks_table
+from ..names import names_of
+from .locus_picker import picker_layout, register_picker_callbacks
 
 #: Widest window drawn (bp); wider requests get an alert.
 MAX_WINDOW_BP = 2_000_000
@@ -36,7 +38,13 @@ MAX_WINDOW_BP = 2_000_000
 #: series is drawn with at most two points per pixel, the band with one.
 SCREEN_POINTS = 1000
 #: Most tracks drawn at once.
-MAX_TRACKS = 24
+MAX_TRACKS = 40
+#: Height of a track row (px) by the page's choice: compact rows keep 40 tracks on two screens.
+TRACK_HEIGHTS = {"compact": 36, "normal": 72, "tall": 120}
+#: How the page orders the chosen tracks.
+TRACK_ORDERS = {"chosen": "as chosen", "assay": "by assay", "biosample": "by biosample"}
+#: Assays a map's lasso opens for its biosamples (fewer when there are many biosamples).
+MAX_LASSO_ASSAYS = 3
 ZOOM_FACTOR = 3.0
 GENE_PAD = 0.15
 #: Context (bp) on each side of a selected position in the selection's windows.
@@ -227,6 +235,35 @@ def default_tracks(ws: Workspace) -> list[tuple[str, str]]:
     return out
 
 
+def biosample_tracks(ws: Workspace, biosamples: list[str]) -> list[tuple[str, str]]:
+    """Tracks of a group of biosamples (a lasso on the map), grouped by assay: the assays most
+    of them measured (one, or up to :data:`MAX_LASSO_ASSAYS` while they fit in
+    :data:`MAX_TRACKS`), for every biosample (imputed where it was not measured)."""
+    status = ws.status()
+    bios = [b for b in dict.fromkeys(map(str, biosamples)) if b in status.index]
+    if not bios:
+        return []
+    measured = status.loc[bios].isin(["observed", "held out"]).sum(axis=0)
+    n_assays = int(np.clip(MAX_TRACKS // len(bios), 1, MAX_LASSO_ASSAYS))
+    top = measured.sort_values(ascending=False, kind="stable").index[:n_assays]
+    return [(b, str(a)) for a in top for b in bios][:MAX_TRACKS]
+
+
+def arrange(experiments: list[tuple[str, str]], order: str) -> list[tuple[str, str]]:
+    """The tracks in drawing order: as chosen, or grouped by assay / by biosample (groups in
+    the order they were first chosen, tracks inside a group as chosen)."""
+    if order not in TRACK_ORDERS:
+        raise ValueError(f"unknown track order {shorten(order)}; expected one of "
+                         f"{list(TRACK_ORDERS)}")
+    if order == "chosen":
+        return list(experiments)
+    key = 1 if order == "assay" else 0
+    first = {}
+    for e in experiments:
+        first.setdefault(e[key], len(first))
+    return sorted(experiments, key=lambda e: first[e[key]])
+
+
 def default_locus(ws: Workspace) -> str:
     """A 100 kb window: chr1:151.2-151.3 Mb when the store covers it, else a region's start."""
     regions = ws.store.regions
@@ -260,6 +297,7 @@ def locus_tracks(ws: Workspace, b0: int, b1: int, experiments: list[tuple[str, s
         raise ValueError(f"{len(experiments)} tracks selected; at most {MAX_TRACKS} can be drawn "
                          "at once")
     values = ws.windows(experiments, b0, b1)  # one store read per kind, one model call
+    names = names_of(ws.store.biosamples, [b for b, _ in experiments])
     tracks = []
     for (b, a), (obs, imp) in zip(experiments, values):
         imp = None if imp is None else np.maximum(imp, 0.0)
@@ -267,37 +305,47 @@ def locus_tracks(ws: Workspace, b0: int, b1: int, experiments: list[tuple[str, s
         low, high, calibrated = ((np.maximum(band[0], 0.0), np.maximum(band[1], 0.0), band[2])
                                  if band is not None else (None, None, False))
         tracks.append(Track(b, a, obs, imp, window_agreement(obs, imp), ws.trained_on(b, a),
-                            low, high, calibrated))
+                            low, high, calibrated, name=names.iloc[len(tracks)]))
     return tracks
 
 
 def locus_view(ws: Workspace, locus: str, experiments: list[tuple[str, str]],
-               width_px: int = SCREEN_POINTS, selection: str | None = None):
+               width_px: int = SCREEN_POINTS, selection: str | None = None,
+               height: str = "normal", order: str = "chosen"):
     """Everything the page draws for a locus: figure, tracks, snapped window.
 
     No experiment draws the genes alone (the figure says that no track is chosen), so that
     the plot always shows what the picker and the address say. ``selection``: a saved
-    genome selection whose positions are marked.
+    genome selection whose positions are marked. ``height``: a key of
+    :data:`TRACK_HEIGHTS`; ``order``: of :data:`TRACK_ORDERS` (:func:`arrange`).
 
     Returns
     -------
     figure, tracks, (chrom, start, end)
     """
+    if height not in TRACK_HEIGHTS:
+        raise ValueError(f"unknown track height {shorten(height)}; expected one of "
+                         f"{list(TRACK_HEIGHTS)}")
     chrom, start, end, b0, b1 = snap_window(ws, *resolve_locus(ws, locus))
+    experiments = arrange(experiments, order)
     tracks = locus_tracks(ws, b0, b1, experiments) if experiments else []
     genes = exons = None
     if ws.annotations is not None:
         genes = ws.annotations.genes_in(chrom, start, end)
         exons = ws.annotations.exons_in(chrom, start, end)
     fig = locus_figure(chrom, start, end, ws.store.regions.bin_size, tracks, genes, exons,
-                       width_px=width_px,
+                       width_px=width_px, track_height=TRACK_HEIGHTS[height],
                        marks=selection_marks(ws, selection, chrom, start, end))
     return fig, tracks, (chrom, start, end)
 
 
-def page_url(current: dict | None, chosen: list | None, selection: str | None) -> dict:
-    """The locus page's address for a drawn window, chosen tracks and saved selection."""
-    params = {"tracks": [f"{b}|{a}" for b, a in (chosen or [])], "selection": selection}
+def page_url(current: dict | None, chosen: list | None, selection: str | None,
+             height: str = "normal", order: str = "chosen") -> dict:
+    """The locus page's address for a drawn window, chosen tracks, saved selection and the
+    tracks' height and order (where they are not the defaults)."""
+    params = {"tracks": [f"{b}|{a}" for b, a in (chosen or [])], "selection": selection,
+              "height": None if height == "normal" else height,
+              "order": None if order == "chosen" else order}
     if current:
         params = {"locus": format_locus(current["chrom"], current["start"], current["end"]),
                   **params}
@@ -311,7 +359,7 @@ def metrics_rows(tracks: list[Track]) -> list:
     for t in tracks:
         mse, r = t.metrics.get("mse"), t.metrics.get("pearson")
         rows.append(html.Tr([
-            html.Td(t.biosample), html.Td(t.assay),
+            html.Td(t.biosample_label), html.Td(t.assay),
             html.Td(t.status, className="status-" + t.status.replace(" ", "-").replace("+", "and")),
             html.Td("—" if mse is None else f"{mse:.3f}", className="num"),
             html.Td("—" if r is None or not np.isfinite(r) else f"{r:.2f}", className="num"),
@@ -359,16 +407,17 @@ def gene_from_click(click: dict | None) -> str | None:
     return None
 
 
-def _count_text(n: int) -> str:
-    return f"{n} track{'s' if n != 1 else ''} chosen"
-
-
 # ---------------------------------------------------------------------- layout
 def layout(locus: str | None = None, tracks: str | None = None, selection: str | None = None,
+           biosamples: str | None = None, height: str | None = None, order: str | None = None,
            **_ignored) -> html.Div:
-    """The page; its locus, tracks and a saved genome selection come from the URL."""
+    """The page; its locus, tracks, a saved genome selection, biosamples to pick among (sent
+    by a lasso on the biosample map: their tracks by default) and the tracks' height and order
+    come from the URL."""
     ws = current_workspace()
-    chosen = parse_tracks(tracks, ws) if tracks is not None else default_tracks(ws)
+    group = [b for b in dict.fromkeys(split_list(biosamples)) if b in set(ws.biosamples)]
+    chosen = (parse_tracks(tracks, ws) if tracks is not None
+              else biosample_tracks(ws, group) if group else default_tracks(ws))
     nav, problem = SelectionWindows([], 0, 0), None
     if selection:
         try:
@@ -377,7 +426,6 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
             problem, selection = error_message(exc), None
     windows = nav.windows
     locus = locus or (windows[0] if windows else default_locus(ws))
-    status = ws.status()
     navigator = html.Div(
         [
             html.Button("◀", id="locus-sel-prev", className="button icon",
@@ -421,35 +469,18 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
         ],
         className="toolbar",
     )
-    widths = ws.band_widths()
-    has_band = bool(np.isfinite(widths.to_numpy()).any())
-    legend = html.Div(
-        [html.Span([html.I(className="swatch", style={"background": STATUS_COLORS[code]}),
-                    STATUS_LABELS[name]], className="legend-item")
-         for name, code in sorted(STATUS_CODES.items(), key=lambda kv: -kv[1])],
-        className="picker-legend",
-    )
-    color_by = html.Div(
-        [html.Span("Colour cells by ", className="field-hint"),
-         dcc.RadioItems(id="locus-picker-color",
-                        options=[{"label": "status", "value": "status"},
-                                 {"label": "uncertainty (band width)", "value": "band"}],
-                        value="status", inline=True, className="radio-inline")],
-        hidden=not has_band,
-    )
-    picker = html.Aside(
-        [
-            html.H2("Tracks", className="panel-title"),
-            html.Div("Click cells to show or hide experiments.", className="field-hint"),
-            legend,
-            color_by,
-            html.Div(dcc.Graph(id="locus-picker", figure=picker_figure(status, chosen),
-                               config={"displayModeBar": False}),
-                     className="picker-scroll"),
-            html.Div(_count_text(len(chosen)), id="locus-picked-count", className="field-hint"),
-            html.Button("Clear", id="locus-clear", className="button small"),
-        ],
-        className="side-panel picker-panel",
+    side, matrix = picker_layout(ws, chosen, group)
+    picker = html.Aside(side, className="side-panel picker-panel")
+    view = html.Div(
+        [html.Span("Track height", className="field-hint"),
+         dcc.RadioItems(id="locus-height", options=options(TRACK_HEIGHTS),
+                        value=height if height in TRACK_HEIGHTS else "normal", inline=True,
+                        className="radio-inline"),
+         html.Span("Order", className="field-hint"),
+         dcc.RadioItems(id="locus-order", options=options(TRACK_ORDERS, TRACK_ORDERS),
+                        value=order if order in TRACK_ORDERS else "chosen", inline=True,
+                        className="radio-inline")],
+        className="view-row",
     )
     main = html.Section(
         [
@@ -459,6 +490,8 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
             # the alerts of the callbacks, which a successful draw clears.
             html.Div(alert(problem) if problem else None, id="locus-url-alert"),
             html.Div(id="locus-alert"),
+            matrix,
+            view,
             dcc.Loading(dcc.Graph(
                 id="locus-graph", className="locus-graph",
                 config={"displaylogo": False, "scrollZoom": False,
@@ -497,29 +530,7 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
 def register_callbacks(app, ws: Workspace) -> None:
     """Callbacks of the page, bound to ``app`` and its workspace."""
 
-    @app.callback(
-        Output("locus-tracks", "data"),
-        Output("locus-picker", "figure"),
-        Output("locus-picked-count", "children"),
-        Input("locus-picker", "clickData"),
-        Input("locus-clear", "n_clicks"),
-        Input("locus-picker-color", "value"),
-        State("locus-tracks", "data"),
-        prevent_initial_call=True,
-    )
-    def pick(click, _clear, color_by, chosen):
-        chosen = [tuple(e) for e in (chosen or [])]
-        if ctx.triggered_id == "locus-clear":
-            chosen = []
-        elif ctx.triggered_id == "locus-picker" and click and click.get("points"):
-            p = click["points"][0]
-            cell = (str(p["y"]), str(p["x"]))
-            chosen = [e for e in chosen if e != cell] if cell in chosen else chosen + [cell]
-        widths = ws.band_widths() if color_by == "band" else None
-        figure = picker_figure(ws.status(), chosen, band_widths=widths)
-        if ctx.triggered_id == "locus-picker-color":  # the tracks stay: no redraw
-            return no_update, figure, no_update
-        return [list(e) for e in chosen], figure, _count_text(len(chosen))
+    register_picker_callbacks(app, ws)
 
     @app.callback(
         Output("locus-graph", "figure"),
@@ -539,13 +550,15 @@ def register_callbacks(app, ws: Workspace) -> None:
         Input("locus-drag", "data"),
         Input("locus-tracks", "data"),
         Input("locus-sel-region", "value"),
+        Input("locus-height", "value"),
+        Input("locus-order", "value"),
         State("locus-input", "value"),
         State("locus-current", "data"),
         State("locus-selection", "data"),
     )
     @guarded(7)
-    def draw(_go, _submit, _in, _out, _left, _right, gene, dragged, chosen, region, text,
-             current, selection):
+    def draw(_go, _submit, _in, _out, _left, _right, gene, dragged, chosen, region, height,
+             order, text, current, selection):
         trigger = ctx.triggered_id
         locus = text
         if trigger in ("locus-in", "locus-out", "locus-left", "locus-right") and current:
@@ -563,7 +576,9 @@ def register_callbacks(app, ws: Workspace) -> None:
             locus = region
         experiments = [tuple(e) for e in (chosen or [])]
         fig, tracks, (chrom, start, end) = locus_view(ws, locus, experiments,
-                                                      selection=selection)
+                                                      selection=selection,
+                                                      height=height or "normal",
+                                                      order=order or "chosen")
         shown = format_locus(chrom, start, end)
         span = [html.B(format_span(end - start)), f" · {shown} · {len(tracks)} tracks · "
                 f"{(end - start) // ws.store.regions.bin_size:,} bins of "
@@ -571,7 +586,8 @@ def register_callbacks(app, ws: Workspace) -> None:
         drawn = {"chrom": chrom, "start": start, "end": end}
         # The address bar follows in the same response (not a second request after the draw).
         return (fig, drawn, shown, span, metrics_rows(tracks),
-                page_url(drawn, experiments, selection), None)
+                page_url(drawn, experiments, selection, height or "normal",
+                         order or "chosen"), None)
 
     # Graph events go through stores so that a resize (relayoutData {"autosize": true}) or a
     # click on a track never re-runs (and so cancels) a draw that is in flight.
@@ -597,10 +613,12 @@ def register_callbacks(app, ws: Workspace) -> None:
         Input("locus-tracks", "data"),
         State("locus-current", "data"),
         State("locus-selection", "data"),
+        State("locus-height", "value"),
+        State("locus-order", "value"),
         prevent_initial_call=True,
     )
-    def url_state(chosen, current, selection):
-        return page_url(current, chosen, selection)
+    def url_state(chosen, current, selection, height, order):
+        return page_url(current, chosen, selection, height or "normal", order or "chosen")
 
     @app.callback(
         Output("locus-sel-region", "value"),

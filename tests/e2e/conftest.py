@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from app_workspaces import pilot_workspace, synthetic_workspace  # noqa: F401  (fixtures)
+from app_workspaces import (  # noqa: F401  (fixtures)
+    encode_layout_workspace,
+    pilot_workspace,
+    synthetic_workspace,
+)
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -52,22 +56,31 @@ def serving(app):
         server.server_close()
 
 
-@pytest.fixture(scope="session")
-def pilot_url(pilot_workspace, tmp_path_factory):  # noqa: F811
+@contextmanager
+def serving_workspace(workspace, tmp_path_factory, name: str):
+    """The app of a workspace served as :func:`serving` does, its job store in a temp dir."""
     from dashboard.app import create_app
 
-    app = create_app(pilot_workspace, background_dir=str(tmp_path_factory.mktemp("bg-pilot")))
+    app = create_app(workspace, background_dir=str(tmp_path_factory.mktemp(f"bg-{name}")))
     with serving(app) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
-def synthetic_url(synthetic_workspace, tmp_path_factory):  # noqa: F811
-    from dashboard.app import create_app
+def pilot_url(pilot_workspace, tmp_path_factory):  # noqa: F811
+    with serving_workspace(pilot_workspace, tmp_path_factory, "pilot") as url:
+        yield url
 
-    app = create_app(synthetic_workspace,
-                     background_dir=str(tmp_path_factory.mktemp("bg-synthetic")))
-    with serving(app) as url:
+
+@pytest.fixture(scope="session")
+def synthetic_url(synthetic_workspace, tmp_path_factory):  # noqa: F811
+    with serving_workspace(synthetic_workspace, tmp_path_factory, "synthetic") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def encode_url(encode_layout_workspace, tmp_path_factory):  # noqa: F811
+    with serving_workspace(encode_layout_workspace, tmp_path_factory, "encode") as url:
         yield url
 
 

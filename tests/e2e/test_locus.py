@@ -16,12 +16,20 @@ pytestmark = pytest.mark.e2e
 
 TEN = ",".join(f"{b}|{a}" for b in ("E003", "E116")
                for a in ("H3K4me3", "H3K27me3", "H3K36me3", "H3K9me3", "H3K4me1"))
+#: The pilot's biosamples by name, as the app writes them beside their ids.
+NAMES = {"E003": "H1 Cells", "E017": "IMR90 fetal lung fibroblasts Cell Line", "E065": "Aorta",
+         "E116": "GM12878 Lymphoblastoid Cells", "E117": "HeLa-S3 Cervical Carcinoma Cell Line"}
+
+
+def label(biosample: str, assay: str) -> str:
+    """A track's row label: ``E003 · H1 Cells · H3K4me3``."""
+    return f"{biosample} · {NAMES[biosample]} · {assay}"
 
 
 def track_labels(page) -> list[str]:
-    """The row labels of the locus figure ("E003 · H3K4me3"), top to bottom."""
+    """The row labels of the locus figure ("E003 · H1 Cells · H3K4me3"), top to bottom."""
     texts = page.locator("#locus-graph g.annotation text").all_text_contents()
-    return [t for t in texts if re.fullmatch(r"E\d{3} · \S+", t)]
+    return [t for t in texts if re.fullmatch(r"E\d{3} · .+ · \S+", t)]
 
 
 def click_text(page, locator) -> None:
@@ -42,7 +50,7 @@ def test_ten_tracks_genes_and_url(page, pilot_url, screenshot_dir):
     expect(page.locator("#locus-graph g.annotation text",
                         has_text=re.compile(r"^E\d{3} · "))).to_have_count(10, timeout=30_000)
     labels = track_labels(page)
-    assert len(labels) == 10 and labels[0] == "E003 · H3K4me3"
+    assert len(labels) == 10 and labels[0] == label("E003", "H3K4me3")
     genes = page.locator("#locus-graph .textpoint text").all_text_contents()
     assert {"PSMD4", "PIP5K1A"} <= set(genes)
     metric_text = " ".join(page.locator("#locus-graph g.annotation text").all_text_contents())
@@ -107,8 +115,8 @@ def test_click_gene_and_picker(page, pilot_url):
     expect(page.locator("#locus-picked-count")).to_have_text("2 tracks chosen")
     expect(page.locator("#locus-metrics tr")).to_have_count(2)
     expect(page.locator("#locus-graph g.annotation text",
-                        has_text="E117 · H3K9me3")).to_have_count(1, timeout=30_000)
-    assert track_labels(page) == ["E003 · H3K4me3", "E117 · H3K9me3"]
+                        has_text=label("E117", "H3K9me3"))).to_have_count(1, timeout=30_000)
+    assert track_labels(page) == [label("E003", "H3K4me3"), label("E117", "H3K9me3")]
 
 
 def test_the_picker_toggles_exactly_the_cell_clicked(page, pilot_url, pilot_workspace):
@@ -130,8 +138,8 @@ def test_the_picker_toggles_exactly_the_cell_clicked(page, pilot_url, pilot_work
             y = box["y"] + (bios.index(row) + 0.5) * box["height"] / len(bios)
             # as a person does: the pointer rests on the cell (its tooltip shows), then clicks
             page.mouse.move(x, y)
-            expect(page.locator("#locus-picker .hoverlayer .hovertext")).to_contain_text(
-                f"{row} · {assay}")
+            tooltip = page.locator("#locus-picker .hoverlayer .hovertext")
+            expect(tooltip).to_contain_text(f"{row} · {NAMES[row]}{assay}")
             page.mouse.click(x, y)
             cell = (row, assay)
             chosen = [e for e in chosen if e != cell] if cell in chosen else chosen + [cell]
@@ -142,7 +150,7 @@ def test_the_picker_toggles_exactly_the_cell_clicked(page, pilot_url, pilot_work
             labels = page.locator("#locus-graph g.annotation text",
                                   has_text=re.compile(r"^E\d{3} · "))
             expect(labels).to_have_count(n, timeout=30_000)
-            assert track_labels(page) == [f"{b} · {a}" for b, a in chosen]
+            assert track_labels(page) == [label(b, a) for b, a in chosen]
             if not n:
                 expect(page.locator("#locus-graph g.annotation text",
                                     has_text="No track chosen")).to_have_count(1)

@@ -1,0 +1,62 @@
+"""Calling the app's callbacks the way the browser does, without a browser."""
+
+from __future__ import annotations
+
+import json
+
+
+def post_callback(client, outputs, inputs, state=(), changed=()):
+    """Call a callback the way the browser does; returns {id: {prop: value}} or raises."""
+    outs = [{"id": i, "property": p} for i, p in outputs]
+    key = (f"{outputs[0][0]}.{outputs[0][1]}" if len(outputs) == 1
+           else ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..")
+    payload = {
+        "output": key,
+        "outputs": outs[0] if len(outs) == 1 else outs,
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+        "changedPropIds": list(changed),
+    }
+    r = client.post("/_dash-update-component", json=payload)
+    if r.status_code == 204:
+        return {}
+    assert r.status_code == 200, r.data[:500]
+    return json.loads(r.data)["response"]
+
+
+def text_of(component) -> str:
+    """All text inside a serialized Dash component tree."""
+    if component is None:
+        return ""
+    if isinstance(component, (str, int, float)):
+        return str(component)
+    if isinstance(component, list):
+        return " ".join(text_of(c) for c in component)
+    if isinstance(component, dict):
+        return text_of(component.get("props", {}).get("children"))
+    if hasattr(component, "to_plotly_json"):  # a component object
+        return text_of(component.to_plotly_json())
+    return ""
+
+
+#: The track picker's callback (``dashboard.pages.locus_picker``): its outputs and inputs.
+PICKER_OUTPUTS = [("locus-tracks", "data"), ("locus-picker", "figure"),
+                  ("picker-grid-lines", "style"),
+                  ("locus-picked-count", "children"), ("locus-chosen", "value"),
+                  ("locus-chosen", "options"),
+                  ("picker-summary", "children"), ("picker-count", "children"),
+                  ("picker-row-values", "options"), ("picker-col-values", "options"),
+                  ("picker-status", "options")]
+
+
+def picker_inputs(click=None, listed=None, color="status", bio_text=None, assay_text=None,
+                  biosamples=None, row_values=None, col_values=None, statuses=None,
+                  grouping=("rows", "cols"), order="name") -> list:
+    """The picker callback's inputs, as the page sends them."""
+    return [("locus-picker", "clickData", click), ("locus-clear", "n_clicks", None),
+            ("locus-chosen", "value", listed), ("locus-picker-color", "value", color),
+            ("picker-bio-text", "value", bio_text), ("picker-assay-text", "value", assay_text),
+            ("picker-biosamples", "value", biosamples),
+            ("picker-row-values", "value", row_values),
+            ("picker-col-values", "value", col_values), ("picker-status", "value", statuses),
+            ("picker-group", "value", list(grouping)), ("picker-order", "value", order)]
