@@ -482,7 +482,7 @@ def test_synthetic_signal_is_labelled_in_the_top_bar(synthetic_app, pilot_app):
     assert badge(synthetic_app) and not badge(pilot_app)
 
 
-def test_the_job_launcher_builds_the_app_without_loading_the_model(pilot_workspace,
+def test_the_job_launcher_builds_the_app_without_loading_the_model(pilot_workspace,  # noqa: F811
                                                                  monkeypatch):
     """The launcher forks every job: a model loaded in it (torch's threads) hangs the forked
     jobs, so building its app (the top bar included) reads no weights."""
