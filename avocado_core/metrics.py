@@ -49,15 +49,20 @@ __all__ = [
     "score_track",
 ]
 
-def _pairs(y_true, y_pred, mask=None) -> tuple[np.ndarray, np.ndarray]:
-    """Validate two tracks and return the float64 pairs where both are finite (and mask)."""
+def _known(y_true, y_pred) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate two tracks: both as float64 vectors, and the mask of bins where both are known."""
     y = np.asarray(y_true, dtype=np.float64).ravel()
     x = np.asarray(y_pred, dtype=np.float64).ravel()
     if y.shape != x.shape:
         raise AvocadoValueError(
             f"y_true has {y.size} values but y_pred has {x.size}; expected the same length"
         )
-    keep = ~(np.isnan(y) | np.isnan(x))
+    return y, x, ~(np.isnan(y) | np.isnan(x))
+
+
+def _pairs(y_true, y_pred, mask=None) -> tuple[np.ndarray, np.ndarray]:
+    """Validate two tracks and return the float64 pairs where both are finite (and mask)."""
+    y, x, keep = _known(y_true, y_pred)
     if mask is not None:
         keep &= _as_mask(mask, y.size)
     if keep.all():
@@ -156,13 +161,13 @@ def _pearson(y: np.ndarray, x: np.ndarray) -> float:
     return float(np.clip(np.dot(yc, xc) / denom, -1.0, 1.0))
 
 
-def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC by the Mann-Whitney rank sum (ties count one half)."""
+def _auc(labels: np.ndarray, ranks: np.ndarray) -> float:
+    """ROC AUC by the Mann-Whitney rank sum of the scores' average ranks (ties count one
+    half)."""
     n_pos = int(labels.sum())
     n_neg = labels.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(scores)
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
@@ -411,7 +416,7 @@ def aucobs1(y_true, y_pred, fraction: float = 0.01) -> float:
     """
     y, x = _pairs(y_true, y_pred)
     top = top_mask(y, fraction)
-    return float("nan") if top is None else _auc(top, x)
+    return float("nan") if top is None else _auc(top, rankdata(x))
 
 
 def aucimp1(y_true, y_pred, fraction: float = 0.01) -> float:
@@ -430,7 +435,7 @@ def aucimp1(y_true, y_pred, fraction: float = 0.01) -> float:
     """
     y, x = _pairs(y_true, y_pred)
     top = top_mask(x, fraction)
-    return float("nan") if top is None else _auc(top, y)
+    return float("nan") if top is None else _auc(top, rankdata(y))
 
 
 #: Metrics computed on the whole track, in the order of ``score_track``'s output.
@@ -492,28 +497,13 @@ def score_track(
         raise AvocadoKeyError(
             f"unknown mask name(s) {unknown}; expected some of {sorted(MASK_METRICS)}"
         )
-    y0 = np.asarray(y_true, dtype=np.float64).ravel()
-    x0 = np.asarray(y_pred, dtype=np.float64).ravel()
-    if y0.shape != x0.shape:
-        raise AvocadoValueError(
-            f"y_true has {y0.size} values but y_pred has {x0.size}; expected the same length"
-        )
-    keep = ~(np.isnan(y0) | np.isnan(x0))
+    y0, x0, keep = _known(y_true, y_pred)
     y, x = (y0, x0) if keep.all() else (y0[keep], x0[keep])
 
     top1_y, top1_x = top_mask(y, fraction), top_mask(x, fraction)
     top5_y, top5_x = top_mask(y, fraction, 5), top_mask(x, fraction, 5)
     ranks_y = rankdata(y) if y.size else y
     ranks_x = rankdata(x) if x.size else x
-
-    def auc(top, ranks) -> float:
-        if top is None:
-            return float("nan")
-        n_pos = int(top.sum())
-        n_neg = top.size - n_pos
-        if n_neg == 0:
-            return float("nan")
-        return float((ranks[top].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
     scores = {
         "mse": _mse(y, x),
@@ -525,8 +515,8 @@ def score_track(
         "catch1obs": _overlap(top1_y, top5_x),
         "catch1imp": _overlap(top1_x, top5_y),
         # x's ranks score the observed top set and vice versa.
-        "aucobs1": auc(top1_y, ranks_x),
-        "aucimp1": auc(top1_x, ranks_y),
+        "aucobs1": float("nan") if top1_y is None else _auc(top1_y, ranks_x),
+        "aucimp1": float("nan") if top1_x is None else _auc(top1_x, ranks_y),
     }
     for name, metric in MASK_METRICS.items():
         if name in masks:
