@@ -199,29 +199,15 @@ def mse(y_true, y_pred) -> float:
 def pearson(y_true, y_pred) -> float:
     """Pearson correlation between observed and imputed signal (NaN if either is constant).
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-
-    Returns
-    -------
-    r: float
+    Parameters as :func:`mse`.
     """
     return _pearson(*_pairs(y_true, y_pred))
 
 
 def spearman(y_true, y_pred) -> float:
-    """Spearman rank correlation (Pearson of average ranks).
+    """Spearman rank correlation (Pearson of average ranks; NaN if either track is constant).
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-
-    Returns
-    -------
-    rho: float
+    Parameters as :func:`mse`.
     """
     y, x = _pairs(y_true, y_pred)
     if y.size < 2:
@@ -252,16 +238,7 @@ def mse1obs(y_true, y_pred, fraction: float = 0.01) -> float:
 def mse1imp(y_true, y_pred, fraction: float = 0.01) -> float:
     """MSE over the bins whose imputed value is in the top 1% (ties included).
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    fraction: float, optional
-        Size of the top set as a fraction of the bins. Default is 0.01.
-
-    Returns
-    -------
-    mse: float
+    Parameters and result as :func:`mse1obs`, the top set taken from ``y_pred``.
     """
     y, x = _pairs(y_true, y_pred)
     top = top_mask(x, fraction)
@@ -290,18 +267,8 @@ def mseprom(y_true, y_pred, promoter_mask) -> float:
     """MSE pooled over promoter bins.
 
     A promoter of a + strand gene is the 80 bins before its start bin, of a - strand gene the 80
-    bins after its end bin; ``Annotations.promoter_bins(regions)`` builds this mask.
-
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    promoter_mask: array-like of bool, shape=(n,), or array of int
-        Promoter bins.
-
-    Returns
-    -------
-    mse: float
+    bins after its end bin; ``Annotations.promoter_bins(regions)`` builds this mask. Parameters
+    and result as :func:`mse_masked`, with the promoter bins as the mask.
     """
     return mse_masked(y_true, y_pred, promoter_mask)
 
@@ -309,16 +276,7 @@ def mseprom(y_true, y_pred, promoter_mask) -> float:
 def msegene(y_true, y_pred, gene_mask) -> float:
     """MSE pooled over gene-body bins (``Annotations.gene_body_bins(regions)``).
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    gene_mask: array-like of bool, shape=(n,), or array of int
-        Gene-body bins.
-
-    Returns
-    -------
-    mse: float
+    Parameters and result as :func:`mse_masked`, with the gene-body bins as the mask.
     """
     return mse_masked(y_true, y_pred, gene_mask)
 
@@ -326,16 +284,7 @@ def msegene(y_true, y_pred, gene_mask) -> float:
 def mseenh(y_true, y_pred, enhancer_mask) -> float:
     """MSE pooled over enhancer bins (e.g. ``Annotations.interval_mask(enhancers, regions)``).
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    enhancer_mask: array-like of bool, shape=(n,), or array of int
-        Enhancer bins.
-
-    Returns
-    -------
-    mse: float
+    Parameters and result as :func:`mse_masked`, with the enhancer bins as the mask.
     """
     return mse_masked(y_true, y_pred, enhancer_mask)
 
@@ -343,16 +292,7 @@ def mseenh(y_true, y_pred, enhancer_mask) -> float:
 def match1(y_true, y_pred, fraction: float = 0.01) -> float:
     """Fraction of the top-1% observed bins that are also top-1% imputed bins.
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    fraction: float, optional
-        Size of both top sets. Default is 0.01.
-
-    Returns
-    -------
-    fraction: float
+    Parameters as :func:`mse1obs`, with ``fraction`` sizing both top sets.
     """
     y, x = _pairs(y_true, y_pred)
     return _overlap(top_mask(y, fraction), top_mask(x, fraction))
@@ -361,19 +301,9 @@ def match1(y_true, y_pred, fraction: float = 0.01) -> float:
 def catch1obs(y_true, y_pred, fraction: float = 0.01, wide: int = 5) -> float:
     """Fraction of the top-1% observed bins that lie within the top-5% imputed bins.
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    fraction: float, optional
-        Size of the observed top set. Default is 0.01.
-    wide: int, optional
-        The imputed top set holds ``wide * int(n * fraction)`` bins (the challenge's
-        sizing). Default is 5.
-
-    Returns
-    -------
-    fraction: float
+    Parameters as :func:`mse1obs` (``fraction`` sizes the observed top set), plus ``wide``:
+    the imputed top set holds ``wide * int(n * fraction)`` bins (the challenge's sizing).
+    Default is 5.
     """
     y, x = _pairs(y_true, y_pred)
     return _overlap(top_mask(y, fraction), top_mask(x, fraction, wide))
@@ -382,19 +312,8 @@ def catch1obs(y_true, y_pred, fraction: float = 0.01, wide: int = 5) -> float:
 def catch1imp(y_true, y_pred, fraction: float = 0.01, wide: int = 5) -> float:
     """Fraction of the top-1% imputed bins that lie within the top-5% observed bins.
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    fraction: float, optional
-        Size of the imputed top set. Default is 0.01.
-    wide: int, optional
-        The observed top set holds ``wide * int(n * fraction)`` bins (the challenge's
-        sizing). Default is 5.
-
-    Returns
-    -------
-    fraction: float
+    Parameters as :func:`catch1obs`, with the roles of the two tracks swapped (``fraction``
+    sizes the imputed top set, ``wide`` the observed one).
     """
     y, x = _pairs(y_true, y_pred)
     return _overlap(top_mask(x, fraction), top_mask(y, fraction, wide))
@@ -403,16 +322,7 @@ def catch1imp(y_true, y_pred, fraction: float = 0.01, wide: int = 5) -> float:
 def aucobs1(y_true, y_pred, fraction: float = 0.01) -> float:
     """ROC AUC of the imputed signal for telling the top-1% observed bins from the rest.
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    fraction: float, optional
-        Size of the positive set. Default is 0.01.
-
-    Returns
-    -------
-    auc: float
+    Parameters as :func:`mse1obs`, with ``fraction`` sizing the positive set.
     """
     y, x = _pairs(y_true, y_pred)
     top = top_mask(y, fraction)
@@ -422,16 +332,7 @@ def aucobs1(y_true, y_pred, fraction: float = 0.01) -> float:
 def aucimp1(y_true, y_pred, fraction: float = 0.01) -> float:
     """ROC AUC of the observed signal for telling the top-1% imputed bins from the rest.
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    fraction: float, optional
-        Size of the positive set. Default is 0.01.
-
-    Returns
-    -------
-    auc: float
+    Parameters as :func:`aucobs1`, with the roles of the two tracks swapped.
     """
     y, x = _pairs(y_true, y_pred)
     top = top_mask(x, fraction)
@@ -475,10 +376,8 @@ def score_track(
 
     Parameters
     ----------
-    y_true: array-like, shape=(n,)
-        Observed signal.
-    y_pred: array-like, shape=(n,)
-        Imputed signal.
+    y_true, y_pred:
+        As in :func:`mse`.
     masks: dict[str, numpy.ndarray], optional
         Boolean masks (or bin indices) over the n bins, keyed by ``"promoter"``, ``"gene"``
         and / or ``"enhancer"``; each adds ``mseprom``, ``msegene`` or ``mseenh``. Default is
