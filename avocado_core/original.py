@@ -630,6 +630,7 @@ def import_original_genome(models: str | os.PathLike | Mapping[str, str | os.Pat
     Returns
     -------
     pathlib.Path
+        ``output``, a genome model directory (:class:`avocado_core.genome_wide.GenomeModel`).
 
     Raises
     ------

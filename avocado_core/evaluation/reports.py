@@ -233,7 +233,8 @@ def plot_evaluation(results: pd.DataFrame, path: str | os.PathLike,
     Parameters
     ----------
     results: pandas.DataFrame
-        Output of ``cross_validate``.
+        Output of ``cross_validate``: one point per held-out track, the model's score against
+        the baseline's.
     path: str or PathLike
         Where to write the PNG (atomically).
     baseline: str, optional
