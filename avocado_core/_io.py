@@ -41,6 +41,7 @@ __all__ = [
     "atomic_dir",
     "write_text",
     "write_bytes",
+    "write_png",
     "make_dir",
     "replace_dir",
     "check_space",
@@ -247,6 +248,19 @@ def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``target`` atomically; returns ``target`` as a Path."""
     with atomic_file(target, "wb", size=len(data)) as handle:
         handle.write(data)
+    return Path(target)
+
+
+def write_png(fig: Any, target: str | os.PathLike, dpi: int = 120) -> Path:
+    """Save a matplotlib figure to ``target`` as PNG atomically, and close it (also when the
+    write fails); returns ``target`` as a Path."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
     return Path(target)
 
 

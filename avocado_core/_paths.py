@@ -56,6 +56,7 @@ def inside(folder: str | os.PathLike, relative: object, what: str) -> Path:
     Returns
     -------
     pathlib.Path
+        The normalised path within ``folder``.
 
     Raises
     ------
@@ -91,6 +92,7 @@ def writable_dir(folder: str | os.PathLike, what: str) -> Path:
     Returns
     -------
     pathlib.Path
+        The folder, ready for writing.
 
     Raises
     ------

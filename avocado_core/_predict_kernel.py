@@ -56,20 +56,10 @@ def kernel(g25, g250, g5k, emb_b, emb_a, b_idx, a_idx, weights, biases, act, lo,
             p = t0 + s
             if p // 10 != r250:
                 r250 = p // 10
-                for j in range(H):
-                    c250[j] = zero
-                for f in range(w250.shape[0]):
-                    v = g250[r250, f]
-                    for j in range(H):
-                        c250[j] += v * w250[f, j]
+                _row_term(g250, r250, w250, c250)
             if p // 200 != r5k:
                 r5k = p // 200
-                for j in range(H):
-                    c5k[j] = zero
-                for f in range(w5k.shape[0]):
-                    v = g5k[r5k, f]
-                    for j in range(H):
-                        c5k[j] += v * w5k[f, j]
+                _row_term(g5k, r5k, w5k, c5k)
             for j in range(H):
                 g[s, j] = c250[j] + c5k[j]
             for f in range(F):
@@ -93,6 +83,18 @@ def kernel(g25, g250, g5k, emb_b, emb_a, b_idx, a_idx, weights, biases, act, lo,
                 for j in range(H):
                     a += x[s, j] * w_out[j]
                 out[e, t0 - base + s] = a + b_out
+
+
+@njit(fastmath={"contract", "reassoc"}, boundscheck=False, nogil=True, error_model="numpy",
+      cache=True)
+def _row_term(table, row, w, c):  # pragma: no cover - compiled
+    """``c = table[row] @ w``: the first layer's term of one row of a genome table."""
+    for j in range(H):
+        c[j] = zero
+    for f in range(w.shape[0]):
+        v = table[row, f]
+        for j in range(H):
+            c[j] += v * w[f, j]
 
 
 @njit(fastmath={"contract", "reassoc"}, boundscheck=False, nogil=True, error_model="numpy",

@@ -227,18 +227,8 @@ def assay_mean(
 ) -> np.ndarray:
     """Per-assay constant baseline: the mean of every observed value of ``assay`` elsewhere.
 
-    Parameters
-    ----------
-    data: Mapping[(biosample, assay)] -> numpy.ndarray, or TrackStore
-        Observed tracks (see ``as_track_mapping``).
-    biosample: str
-        The biosample to predict; its own tracks are never used.
-    assay: str
-        The assay to predict.
-    exclude: iterable of (biosample, assay), optional
-        Further experiments not to use. Default is None.
-    start, end: int, optional
-        Bin window of the returned (constant) array, [start, end). Default is the whole track.
+    Parameters as :func:`average_activity` (``start`` and ``end`` give the window of the
+    returned constant array).
 
     Returns
     -------

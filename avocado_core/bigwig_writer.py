@@ -179,6 +179,15 @@ def _window(starts, ends, values, i, j):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
+def _put_record(out_i, out_f, k, tid, start, end, valid, block, mn, mx, sm,
+                ssq):  # pragma: no cover - compiled
+    """Write a closed zoom record into row ``k`` of ``out_i`` and ``out_f`` (see _zoom_pass)."""
+    out_i[k, 0], out_i[k, 1], out_i[k, 2] = tid, start, end
+    out_i[k, 3], out_i[k, 4] = int(valid), block
+    out_f[k, 0], out_f[k, 1], out_f[k, 2], out_f[k, 3] = mn, mx, sm, ssq
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
 def _zoom_pass(size, state, acc, tid, starts, ends, values, first, step, span, i, s, out_i,
                out_f):  # pragma: no cover - compiled
     """One zoom level's records over items ``i...`` (from base ``s`` of item ``i``; -1: its start).
@@ -211,10 +220,8 @@ def _zoom_pass(size, state, acc, tid, starts, ends, values, first, step, span, i
                 acc[0], acc[1], acc[2], acc[3], acc[4] = valid, mn, mx, sm, ssq
                 return i, s, n_out
             if is_open == 1 and count == ZOOM_RECORDS:  # libBigWig's buffer is full: new block
-                out_i[n_out, 0], out_i[n_out, 1], out_i[n_out, 2] = rtid, rstart, rend
-                out_i[n_out, 3], out_i[n_out, 4] = int(valid), block
-                out_f[n_out, 0], out_f[n_out, 1], out_f[n_out, 2], out_f[n_out, 3] = \
-                    mn, mx, sm, ssq
+                _put_record(out_i, out_f, n_out, rtid, rstart, rend, valid, block, mn, mx, sm,
+                            ssq)
                 n_out += 1
                 is_open = 0
                 block += 1
@@ -229,10 +236,8 @@ def _zoom_pass(size, state, acc, tid, starts, ends, values, first, step, span, i
                 rend = s + rv
             else:
                 if is_open == 1:
-                    out_i[n_out, 0], out_i[n_out, 1], out_i[n_out, 2] = rtid, rstart, rend
-                    out_i[n_out, 3], out_i[n_out, 4] = int(valid), block
-                    out_f[n_out, 0], out_f[n_out, 1], out_f[n_out, 2], out_f[n_out, 3] = \
-                        mn, mx, sm, ssq
+                    _put_record(out_i, out_f, n_out, rtid, rstart, rend, valid, block, mn, mx,
+                                sm, ssq)
                     n_out += 1
                 is_open = 1
                 rtid = tid

@@ -326,13 +326,7 @@ def plot_downstream(table: pd.DataFrame, path: str | os.PathLike) -> Path:
         ax.set_ylim(0.0, top)
         ax.legend(loc="upper left", frameon=False)
     fig.tight_layout()
-    path = Path(path)
-    try:
-        with _io.atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return _io.write_png(fig, path)
 
 
 # --------------------------------------------------------------------------- feature export

@@ -323,6 +323,7 @@ def assemble(
     Returns
     -------
     pathlib.Path
+        ``output``, the genome model directory (:meth:`GenomeModel.load` reads it).
 
     Raises
     ------
@@ -393,6 +394,7 @@ def write_genome_model(
     Returns
     -------
     pathlib.Path
+        ``output``, the genome model directory.
 
     Raises
     ------

@@ -49,15 +49,20 @@ __all__ = [
     "score_track",
 ]
 
-def _pairs(y_true, y_pred, mask=None) -> tuple[np.ndarray, np.ndarray]:
-    """Validate two tracks and return the float64 pairs where both are finite (and mask)."""
+def _known(y_true, y_pred) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate two tracks: both as float64 vectors, and the mask of bins where both are known."""
     y = np.asarray(y_true, dtype=np.float64).ravel()
     x = np.asarray(y_pred, dtype=np.float64).ravel()
     if y.shape != x.shape:
         raise AvocadoValueError(
             f"y_true has {y.size} values but y_pred has {x.size}; expected the same length"
         )
-    keep = ~(np.isnan(y) | np.isnan(x))
+    return y, x, ~(np.isnan(y) | np.isnan(x))
+
+
+def _pairs(y_true, y_pred, mask=None) -> tuple[np.ndarray, np.ndarray]:
+    """Validate two tracks and return the float64 pairs where both are finite (and mask)."""
+    y, x, keep = _known(y_true, y_pred)
     if mask is not None:
         keep &= _as_mask(mask, y.size)
     if keep.all():
@@ -156,13 +161,13 @@ def _pearson(y: np.ndarray, x: np.ndarray) -> float:
     return float(np.clip(np.dot(yc, xc) / denom, -1.0, 1.0))
 
 
-def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC by the Mann-Whitney rank sum (ties count one half)."""
+def _auc(labels: np.ndarray, ranks: np.ndarray) -> float:
+    """ROC AUC by the Mann-Whitney rank sum of the scores' average ranks (ties count one
+    half)."""
     n_pos = int(labels.sum())
     n_neg = labels.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = rankdata(scores)
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
@@ -194,29 +199,15 @@ def mse(y_true, y_pred) -> float:
 def pearson(y_true, y_pred) -> float:
     """Pearson correlation between observed and imputed signal (NaN if either is constant).
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-
-    Returns
-    -------
-    r: float
+    Parameters as :func:`mse`.
     """
     return _pearson(*_pairs(y_true, y_pred))
 
 
 def spearman(y_true, y_pred) -> float:
-    """Spearman rank correlation (Pearson of average ranks).
+    """Spearman rank correlation (Pearson of average ranks; NaN if either track is constant).
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-
-    Returns
-    -------
-    rho: float
+    Parameters as :func:`mse`.
     """
     y, x = _pairs(y_true, y_pred)
     if y.size < 2:
@@ -247,16 +238,7 @@ def mse1obs(y_true, y_pred, fraction: float = 0.01) -> float:
 def mse1imp(y_true, y_pred, fraction: float = 0.01) -> float:
     """MSE over the bins whose imputed value is in the top 1% (ties included).
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    fraction: float, optional
-        Size of the top set as a fraction of the bins. Default is 0.01.
-
-    Returns
-    -------
-    mse: float
+    Parameters and result as :func:`mse1obs`, the top set taken from ``y_pred``.
     """
     y, x = _pairs(y_true, y_pred)
     top = top_mask(x, fraction)
@@ -285,18 +267,8 @@ def mseprom(y_true, y_pred, promoter_mask) -> float:
     """MSE pooled over promoter bins.
 
     A promoter of a + strand gene is the 80 bins before its start bin, of a - strand gene the 80
-    bins after its end bin; ``Annotations.promoter_bins(regions)`` builds this mask.
-
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    promoter_mask: array-like of bool, shape=(n,), or array of int
-        Promoter bins.
-
-    Returns
-    -------
-    mse: float
+    bins after its end bin; ``Annotations.promoter_bins(regions)`` builds this mask. Parameters
+    and result as :func:`mse_masked`, with the promoter bins as the mask.
     """
     return mse_masked(y_true, y_pred, promoter_mask)
 
@@ -304,16 +276,7 @@ def mseprom(y_true, y_pred, promoter_mask) -> float:
 def msegene(y_true, y_pred, gene_mask) -> float:
     """MSE pooled over gene-body bins (``Annotations.gene_body_bins(regions)``).
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    gene_mask: array-like of bool, shape=(n,), or array of int
-        Gene-body bins.
-
-    Returns
-    -------
-    mse: float
+    Parameters and result as :func:`mse_masked`, with the gene-body bins as the mask.
     """
     return mse_masked(y_true, y_pred, gene_mask)
 
@@ -321,16 +284,7 @@ def msegene(y_true, y_pred, gene_mask) -> float:
 def mseenh(y_true, y_pred, enhancer_mask) -> float:
     """MSE pooled over enhancer bins (e.g. ``Annotations.interval_mask(enhancers, regions)``).
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    enhancer_mask: array-like of bool, shape=(n,), or array of int
-        Enhancer bins.
-
-    Returns
-    -------
-    mse: float
+    Parameters and result as :func:`mse_masked`, with the enhancer bins as the mask.
     """
     return mse_masked(y_true, y_pred, enhancer_mask)
 
@@ -338,16 +292,7 @@ def mseenh(y_true, y_pred, enhancer_mask) -> float:
 def match1(y_true, y_pred, fraction: float = 0.01) -> float:
     """Fraction of the top-1% observed bins that are also top-1% imputed bins.
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    fraction: float, optional
-        Size of both top sets. Default is 0.01.
-
-    Returns
-    -------
-    fraction: float
+    Parameters as :func:`mse1obs`, with ``fraction`` sizing both top sets.
     """
     y, x = _pairs(y_true, y_pred)
     return _overlap(top_mask(y, fraction), top_mask(x, fraction))
@@ -356,19 +301,9 @@ def match1(y_true, y_pred, fraction: float = 0.01) -> float:
 def catch1obs(y_true, y_pred, fraction: float = 0.01, wide: int = 5) -> float:
     """Fraction of the top-1% observed bins that lie within the top-5% imputed bins.
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    fraction: float, optional
-        Size of the observed top set. Default is 0.01.
-    wide: int, optional
-        The imputed top set holds ``wide * int(n * fraction)`` bins (the challenge's
-        sizing). Default is 5.
-
-    Returns
-    -------
-    fraction: float
+    Parameters as :func:`mse1obs` (``fraction`` sizes the observed top set), plus ``wide``:
+    the imputed top set holds ``wide * int(n * fraction)`` bins (the challenge's sizing).
+    Default is 5.
     """
     y, x = _pairs(y_true, y_pred)
     return _overlap(top_mask(y, fraction), top_mask(x, fraction, wide))
@@ -377,19 +312,8 @@ def catch1obs(y_true, y_pred, fraction: float = 0.01, wide: int = 5) -> float:
 def catch1imp(y_true, y_pred, fraction: float = 0.01, wide: int = 5) -> float:
     """Fraction of the top-1% imputed bins that lie within the top-5% observed bins.
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    fraction: float, optional
-        Size of the imputed top set. Default is 0.01.
-    wide: int, optional
-        The observed top set holds ``wide * int(n * fraction)`` bins (the challenge's
-        sizing). Default is 5.
-
-    Returns
-    -------
-    fraction: float
+    Parameters as :func:`catch1obs`, with the roles of the two tracks swapped (``fraction``
+    sizes the imputed top set, ``wide`` the observed one).
     """
     y, x = _pairs(y_true, y_pred)
     return _overlap(top_mask(x, fraction), top_mask(y, fraction, wide))
@@ -398,39 +322,21 @@ def catch1imp(y_true, y_pred, fraction: float = 0.01, wide: int = 5) -> float:
 def aucobs1(y_true, y_pred, fraction: float = 0.01) -> float:
     """ROC AUC of the imputed signal for telling the top-1% observed bins from the rest.
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    fraction: float, optional
-        Size of the positive set. Default is 0.01.
-
-    Returns
-    -------
-    auc: float
+    Parameters as :func:`mse1obs`, with ``fraction`` sizing the positive set.
     """
     y, x = _pairs(y_true, y_pred)
     top = top_mask(y, fraction)
-    return float("nan") if top is None else _auc(top, x)
+    return float("nan") if top is None else _auc(top, rankdata(x))
 
 
 def aucimp1(y_true, y_pred, fraction: float = 0.01) -> float:
     """ROC AUC of the observed signal for telling the top-1% imputed bins from the rest.
 
-    Parameters
-    ----------
-    y_true, y_pred: array-like, shape=(n,)
-        Observed and imputed signal.
-    fraction: float, optional
-        Size of the positive set. Default is 0.01.
-
-    Returns
-    -------
-    auc: float
+    Parameters as :func:`aucobs1`, with the roles of the two tracks swapped.
     """
     y, x = _pairs(y_true, y_pred)
     top = top_mask(x, fraction)
-    return float("nan") if top is None else _auc(top, y)
+    return float("nan") if top is None else _auc(top, rankdata(y))
 
 
 #: Metrics computed on the whole track, in the order of ``score_track``'s output.
@@ -470,10 +376,8 @@ def score_track(
 
     Parameters
     ----------
-    y_true: array-like, shape=(n,)
-        Observed signal.
-    y_pred: array-like, shape=(n,)
-        Imputed signal.
+    y_true, y_pred:
+        As in :func:`mse`.
     masks: dict[str, numpy.ndarray], optional
         Boolean masks (or bin indices) over the n bins, keyed by ``"promoter"``, ``"gene"``
         and / or ``"enhancer"``; each adds ``mseprom``, ``msegene`` or ``mseenh``. Default is
@@ -492,28 +396,13 @@ def score_track(
         raise AvocadoKeyError(
             f"unknown mask name(s) {unknown}; expected some of {sorted(MASK_METRICS)}"
         )
-    y0 = np.asarray(y_true, dtype=np.float64).ravel()
-    x0 = np.asarray(y_pred, dtype=np.float64).ravel()
-    if y0.shape != x0.shape:
-        raise AvocadoValueError(
-            f"y_true has {y0.size} values but y_pred has {x0.size}; expected the same length"
-        )
-    keep = ~(np.isnan(y0) | np.isnan(x0))
+    y0, x0, keep = _known(y_true, y_pred)
     y, x = (y0, x0) if keep.all() else (y0[keep], x0[keep])
 
     top1_y, top1_x = top_mask(y, fraction), top_mask(x, fraction)
     top5_y, top5_x = top_mask(y, fraction, 5), top_mask(x, fraction, 5)
     ranks_y = rankdata(y) if y.size else y
     ranks_x = rankdata(x) if x.size else x
-
-    def auc(top, ranks) -> float:
-        if top is None:
-            return float("nan")
-        n_pos = int(top.sum())
-        n_neg = top.size - n_pos
-        if n_neg == 0:
-            return float("nan")
-        return float((ranks[top].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
     scores = {
         "mse": _mse(y, x),
@@ -525,8 +414,8 @@ def score_track(
         "catch1obs": _overlap(top1_y, top5_x),
         "catch1imp": _overlap(top1_x, top5_y),
         # x's ranks score the observed top set and vice versa.
-        "aucobs1": auc(top1_y, ranks_x),
-        "aucimp1": auc(top1_x, ranks_y),
+        "aucobs1": float("nan") if top1_y is None else _auc(top1_y, ranks_x),
+        "aucimp1": float("nan") if top1_x is None else _auc(top1_x, ranks_y),
     }
     for name, metric in MASK_METRICS.items():
         if name in masks:

@@ -66,14 +66,11 @@ class Avocado(FittingMixin, PredictionMixin, EmbeddingMixin):
         Number of 25 bp positions (bins) of the training region set.
     celltypes: sequence of str, optional
         Alias of ``biosamples`` (the original package's name).
-    n_layers: int, optional
-        Hidden ReLU layers. Default is 2.
-    n_nodes: int, optional
-        Width of the hidden layers. Default is 2048.
-    n_biosample_factors, n_assay_factors: int, optional
-        Embedding widths. Defaults are 32 and 256.
-    n_25bp_factors, n_250bp_factors, n_5kbp_factors: int, optional
-        Genome embedding widths. Defaults are 25, 40 and 45.
+    n_layers, n_nodes: int, optional
+        How many hidden ReLU layers, and their width. Defaults are 2 and 2,048.
+    n_biosample_factors, n_assay_factors, n_25bp_factors, n_250bp_factors, n_5kbp_factors:
+        Embedding widths (int), as in :class:`~avocado_core.network.AvocadoNetwork`. Defaults
+        are the published architecture's: 32, 256, 25, 40 and 45.
     batch_size: int, optional
         Samples per training step. Default is 40,000.
     learning_rate: float, optional

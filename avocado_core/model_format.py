@@ -28,8 +28,8 @@ from . import _io
 from ._paths import inside
 from .errors import AvocadoValueError
 
-__all__ = ["CONFIG_FILE", "FORMAT", "check_finite", "check_tensors", "read_safetensors",
-           "read_tensors_dir", "write_safetensors", "write_tensors_dir"]
+__all__ = ["CONFIG_FILE", "FORMAT", "check_finite", "check_tensors", "read_json_object",
+           "read_safetensors", "read_tensors_dir", "write_safetensors", "write_tensors_dir"]
 
 #: ``"format"`` of a saved model's JSON file.
 FORMAT = "avocado-torch-model"
@@ -231,6 +231,24 @@ def write_tensors_dir(
             old.unlink(missing_ok=True)
 
 
+def read_json_object(path: Path, verdict: str) -> dict[str, Any]:
+    """The JSON object that the file ``path`` holds.
+
+    Raises
+    ------
+    AvocadoValueError
+        ``"<path> <verdict>: not valid JSON (...)"`` or ``"...: not a JSON object"``, e.g. with
+        the verdict ``"is corrupted"``.
+    """
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AvocadoValueError(f"{path} {verdict}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise AvocadoValueError(f"{path} {verdict}: not a JSON object")
+    return value
+
+
 def read_tensors_dir(
     path: str | os.PathLike, meta_name: str
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -248,12 +266,7 @@ def read_tensors_dir(
     meta_path = directory / meta_name
     if not meta_path.is_file():
         raise AvocadoValueError(f"{directory} has no {meta_name}: not a saved model directory")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AvocadoValueError(f"{meta_path} is corrupted (not valid JSON: {exc})") from None
-    if not isinstance(meta, dict):
-        raise AvocadoValueError(f"{meta_path} is corrupted (not a JSON object)")
+    meta = read_json_object(meta_path, "is corrupted")
     weights = inside(directory, meta.get("weights_file"), f"weights_file in {meta_path}")
     if not weights.is_file():
         raise AvocadoValueError(

@@ -34,7 +34,7 @@ import torch
 from . import _io
 from .errors import AvocadoValueError, short_list
 from .model import Avocado
-from .model_format import check_finite
+from .model_format import check_finite, read_json_object
 from .network import GENOME_RESOLUTIONS, genome_rows
 
 __all__ = ["EMBEDDING_LAYERS", "find_original_chromosomes", "import_original_genome",
@@ -89,12 +89,7 @@ def original_pair(json_path_or_prefix: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        spec = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AvocadoValueError(f"{path} is not valid JSON ({exc})") from None
-    if not isinstance(spec, dict):
-        raise AvocadoValueError(f"{path} is not an original Avocado model's .json (no object)")
+    spec = read_json_object(path, "is not an original Avocado model's .json")
     missing = [k for k in _REQUIRED_JSON if k not in spec]
     if missing:
         raise AvocadoValueError(
@@ -630,6 +625,7 @@ def import_original_genome(models: str | os.PathLike | Mapping[str, str | os.Pat
     Returns
     -------
     pathlib.Path
+        ``output``, a genome model directory (:class:`avocado_core.genome_wide.GenomeModel`).
 
     Raises
     ------

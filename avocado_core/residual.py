@@ -200,16 +200,8 @@ class ResidualSource:
         return getattr(self.source, name)
 
     def values(self, experiments: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """Residual values of (experiment, position) pairs.
-
-        Parameters
-        ----------
-        experiments, positions: numpy.ndarray, shape=(n,), dtype=int64
-
-        Returns
-        -------
-        numpy.ndarray, shape=(n,), dtype=float32
-        """
+        """Residual values of (experiment, position) pairs: parameters and result as
+        :meth:`TrackSource.values <avocado_core.training.TrackSource.values>`."""
         y = self.source.values(experiments, positions)
         mean = self.activity.mean[self.assays[experiments], positions]
         # y - (mean - w (y - mean)) = (1 + w) (y - mean)

@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from . import _io
+from ._lazy_tracks import LazyTracks
 from ._paths import file_stem, inside
 from .errors import AvocadoKeyError, AvocadoValueError, short_list
 from .regions import RegionSet
@@ -143,31 +144,20 @@ def _chrom_sizes_text(sizes: Mapping[str, int]) -> str:
     return "".join(f"{c}\t{n}\n" for c, n in sizes.items())
 
 
-class _TrackMapping(Mapping):
+class _TrackMapping(LazyTracks):
     """Read-only lazy mapping ``(biosample, assay) -> np.memmap`` of one kind of track."""
 
     def __init__(self, store: "TrackStore", kind: str):
+        super().__init__(store.experiments(kind))
         self._store = store
         self._kind = kind
-        self._keys = store.experiments(kind)
-        self._key_set = set(self._keys)
 
-    def __getitem__(self, key: tuple[str, str]) -> np.memmap:
-        if key not in self._key_set:
-            raise AvocadoKeyError(
-                f"experiment {key!r} has no {self._kind} track in the store; available: "
-                f"{short_list(map(str, self._keys))}"
-            )
+    def _load(self, key: tuple[str, str]) -> np.memmap:
         return self._store.track(key[0], key[1], self._kind)
 
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._key_set
+    def _missing(self, key: object) -> str:
+        return (f"experiment {key!r} has no {self._kind} track in the store; available: "
+                f"{short_list(map(str, self._keys))}")
 
     def __repr__(self) -> str:
         return f"<{len(self)} {self._kind} tracks of {self._store.path}>"

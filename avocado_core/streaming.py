@@ -238,16 +238,8 @@ class StreamingSource:
         self._touched = 0
 
     def values(self, experiments: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """Values of (experiment, position) pairs, read from the tracks.
-
-        Parameters
-        ----------
-        experiments, positions: numpy.ndarray, shape=(n,), dtype=int64
-
-        Returns
-        -------
-        numpy.ndarray, shape=(n,), dtype=float32
-        """
+        """Values of (experiment, position) pairs, read from the tracks: as
+        :meth:`TrackSource.values <avocado_core.training.TrackSource.values>`."""
         experiments = np.asarray(experiments, dtype=np.int64)
         positions = np.asarray(positions, dtype=np.int64)
         n = len(positions)

@@ -26,13 +26,14 @@ and a compendium of 7,200 experiments over millions of positions never sits in m
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ._lazy_tracks import LazyTracks
 from .errors import AvocadoKeyError, AvocadoValueError
 
 __all__ = ["synthetic_compendium", "layout_compendium", "SyntheticCompendium", "PlantedLayout",
@@ -98,29 +99,19 @@ _N_BIOSAMPLE_FACTORS = 8
 _BACKGROUND = np.log(0.2)  # exp(z) of the quiescent background, before noise
 
 
-class _Tracks(Mapping):
+class _Tracks(LazyTracks):
     """Read-only mapping (biosample, assay) -> float32 track, generated on access."""
 
     def __init__(self, owner: "SyntheticCompendium", keys: list[tuple[str, str]]):
+        super().__init__(keys)
         self._owner = owner
-        self._keys = keys
-        self._set = set(keys)
 
-    def __getitem__(self, key: tuple[str, str]) -> np.ndarray:
-        if key not in self._set:
-            b, a = (key + (None, None))[:2] if isinstance(key, tuple) else (key, None)
-            raise AvocadoKeyError(f"unknown experiment {key!r}; expected a (biosample, assay) "
-                                  f"pair of this compendium ({len(self._keys)} experiments)")
+    def _load(self, key: tuple[str, str]) -> np.ndarray:
         return self._owner.track(*key)
 
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._set
+    def _missing(self, key: object) -> str:
+        return (f"unknown experiment {key!r}; expected a (biosample, assay) pair of this "
+                f"compendium ({len(self._keys)} experiments)")
 
 
 @dataclass

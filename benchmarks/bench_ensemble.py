@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import time
 
 import numpy as np
-from pilot import add_positions_option, pilot_tracks
+from pilot import add_training_options, pilot_tracks
 
 from avocado_core import Avocado, AvocadoEnsemble, average_activity, evaluation
 
@@ -33,13 +32,8 @@ CONFIG = {"batch_size": 40000, "learning_rate": 0.002, "biosample_decay": 0.1,
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=6, help="members trained per fold")
-    p.add_argument("--epochs", type=int, default=45)
-    p.add_argument("--average-from", type=int, default=10)
-    add_positions_option(p)
-    p.add_argument("--config", default=json.dumps(CONFIG),
-                   help="JSON keyword arguments of Avocado.small")
+    add_training_options(p, 45, 10, CONFIG, "keyword arguments of Avocado.small")
     args = p.parse_args()
-    config = json.loads(args.config)
 
     tracks = pilot_tracks(args.positions)
     n = len(next(iter(tracks.values())))
@@ -55,7 +49,7 @@ def main() -> None:
         train = {key: v for key, v in tracks.items() if key not in held}
         t0 = time.perf_counter()
         ensemble = AvocadoEnsemble.fit(
-            lambda s: Avocado.small(biosamples, assays, n, seed=s, **config), train,
+            lambda s: Avocado.small(biosamples, assays, n, seed=s, **args.config), train,
             args.seeds, seed=i, n_epochs=args.epochs, average_from=args.average_from,
             progress=False, choose_settings=False)
         seconds += time.perf_counter() - t0

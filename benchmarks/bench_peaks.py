@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import time
 
 import numpy as np
 import pandas as pd
 from machine import cpu_model
-from pilot import add_positions_option, pilot_tracks
+from pilot import add_training_options, pilot_tracks
 
 from avocado_core import Avocado, evaluation
 from avocado_core.baselines import windowed_mean
@@ -93,13 +92,8 @@ def _per_biosample(grid: pd.DataFrame, by: str) -> pd.Series:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--average-from", type=int, default=2)
-    add_positions_option(p)
-    p.add_argument("--config", default=json.dumps(CONFIG),
-                   help="JSON: Avocado.from_preset's config")
+    add_training_options(p, 30, 2, CONFIG, "Avocado.from_preset's config")
     args = p.parse_args()
-    config = json.loads(args.config)
 
     tracks = pilot_tracks(args.positions)
     n = len(next(iter(tracks.values())))
@@ -109,7 +103,7 @@ def main() -> None:
         train = {k: v for k, v in tracks.items() if k not in set(fold)}
         for val in evaluation.make_folds(train.keys(), 5, seed=i):
             inner = {k: v for k, v in train.items() if k not in set(val)}
-            model = Avocado.from_preset(config, tracks.keys(), n, seed=i)
+            model = Avocado.from_preset(args.config, tracks.keys(), n, seed=i)
             model.fit(inner, n_epochs=args.epochs, average_from=args.average_from,
                       progress=False, choose_settings=False)
             for b, a in val:

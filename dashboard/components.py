@@ -131,6 +131,39 @@ function(state) {
 """
 
 
+def job_controls(label: str, run: str, cancel: str, progress: str, steps: int,
+                 status: str | None = None) -> html.Div:
+    """The row that starts a background job: the ``run`` button (``label``), a ``cancel``
+    button, a ``progress`` bar of ``steps`` steps and, given its id, a ``status`` line (the
+    elements that :func:`background_job` drives)."""
+    children = [
+        html.Button(label, id=run, className="button primary"),
+        html.Button("Cancel", id=cancel, className="button", disabled=True),
+        html.Progress(id=progress, value="0", max=str(steps)),
+    ]
+    if status is not None:
+        children.append(html.Span(id=status, className="field-hint"))
+    return html.Div(children, className="run-row")
+
+
+def background_job(run: str, cancel: str, progress: str,
+                   status: tuple[str, str] | None = None) -> dict:
+    """Keyword arguments of ``app.callback`` for a cancellable job run in the background (the
+    controls of :func:`job_controls`).
+
+    While it works the ``run`` button is disabled and the ``cancel`` button enabled (a click
+    on it stops the job), and ``status``, an ``(element id, text)`` pair, shows the text; the
+    job reports ``set_progress((value, max))`` to the ``progress`` bar. It never runs when the
+    page loads.
+    """
+    running = [(Output(run, "disabled"), True, False), (Output(cancel, "disabled"), False, True)]
+    if status is not None:
+        running.append((Output(status[0], "children"), status[1], ""))
+    return dict(background=True, running=running, cancel=[Input(cancel, "n_clicks")],
+                progress=[Output(progress, "value"), Output(progress, "max")],
+                prevent_initial_call=True)
+
+
 def url_sync(app, store_id: str, sink_id: str) -> None:
     """Mirror a page's state store into the address bar (history.replaceState, no reload).
 

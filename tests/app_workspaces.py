@@ -66,32 +66,23 @@ def _base(tmp_path_factory) -> Path:
     return Path(kept) if kept else Path(tmp_path_factory.getbasetemp()) / "app-workspaces"
 
 
-@pytest.fixture(scope="session")
-def pilot_workspace(tmp_path_factory):
-    """The real Roadmap pilot workspace (store, tiny model, imputations, projections)."""
-    return build_workspace(_base(tmp_path_factory) / "pilot", "roadmap-pilot",
-                           progress=False, **PILOT_TEST_BUILD)
+def _workspace_fixture(folder: str, dataset: str, build: dict):
+    """A session fixture: the workspace of ``dataset`` built with ``build`` (one of the tables
+    above, which say what each holds) in ``folder``."""
+
+    def workspace(tmp_path_factory):
+        return build_workspace(_base(tmp_path_factory) / folder, dataset, progress=False,
+                               **build)
+
+    workspace.__doc__ = f"The {dataset} test workspace in {folder}/ (see the build tables)."
+    return pytest.fixture(scope="session")(workspace)
 
 
-@pytest.fixture(scope="session")
-def synthetic_workspace(tmp_path_factory):
-    """A synthetic compendium of 240 biosamples x 8 assays with a small model."""
-    return build_workspace(_base(tmp_path_factory) / "synthetic", "synthetic",
-                           progress=False, **SYNTHETIC_TEST_BUILD)
-
-
-@pytest.fixture(scope="session")
-def encode_layout_workspace(tmp_path_factory):
-    """Synthetic signal over 40 biosamples of the ENCODE 2018 core layout, tiny model."""
-    return build_workspace(_base(tmp_path_factory) / "encode-layout", "encode-layout",
-                           progress=False, **ENCODE_LAYOUT_TEST_BUILD)
-
-
-@pytest.fixture(scope="session")
-def placement_workspace(tmp_path_factory):
-    """The real Roadmap pilot with a model good enough to place a new biosample."""
-    return build_workspace(_base(tmp_path_factory) / "placement", "roadmap-pilot",
-                           progress=False, **PLACEMENT_TEST_BUILD)
+pilot_workspace = _workspace_fixture("pilot", "roadmap-pilot", PILOT_TEST_BUILD)
+synthetic_workspace = _workspace_fixture("synthetic", "synthetic", SYNTHETIC_TEST_BUILD)
+encode_layout_workspace = _workspace_fixture("encode-layout", "encode-layout",
+                                             ENCODE_LAYOUT_TEST_BUILD)
+placement_workspace = _workspace_fixture("placement", "roadmap-pilot", PLACEMENT_TEST_BUILD)
 
 
 def one_chromosome_bigwig(ws, biosample: str, assay: str, chrom: str, path: Path) -> Path:

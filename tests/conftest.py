@@ -28,6 +28,14 @@ def pilot_dir(data_mirror: Path) -> Path:
     return data_mirror / "roadmap-pilot"
 
 
+@pytest.fixture(scope="session")
+def hg19_sizes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A chrom-sizes file of hg19's chr1 and chr2 (what bigWig export needs for a header)."""
+    path = tmp_path_factory.mktemp("genome") / "hg19.sizes"
+    path.write_text("chr1\t249250621\nchr2\t243199373\n")
+    return path
+
+
 # ------------------------------------------------------------------------------ default device
 #: Whether the running test may reach the default-device choice (``gpu`` tests only), and the
 #: places where a test reached it.

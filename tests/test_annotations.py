@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,72 +15,7 @@ from avocado_core.regions import RegionSet
 
 # A GENCODE v19 GTF excerpt (format of gencode.v19.annotation.gtf: 1-based closed coordinates,
 # header lines, gene / transcript / exon / CDS / UTR lines, ";"-separated attributes).
-# A trailing backslash continues a GTF line (the string holds no newline there).
-GTF = """\
-##description: evidence-based annotation of the human genome (GRCh37), version 19 (Ensembl 74)
-##provider: GENCODE
-##contact: gencode@sanger.ac.uk
-##format: gtf
-##date: 2013-12-05
-chr1\tHAVANA\tgene\t151142464\t151167797\t.\t-\t.\tgene_id "ENSG00000163159.8"; \
-transcript_id "ENSG00000163159.8"; gene_type "protein_coding"; gene_status "KNOWN"; \
-gene_name "VPS72"; transcript_type "protein_coding"; transcript_status "KNOWN"; \
-transcript_name "VPS72"; level 2; havana_gene "OTTHUMG00000012230.1";
-chr1\tHAVANA\ttranscript\t151142464\t151162664\t.\t-\t.\tgene_id "ENSG00000163159.8"; \
-transcript_id "ENST00000354473.4"; gene_type "protein_coding"; gene_status "KNOWN"; \
-gene_name "VPS72"; transcript_type "protein_coding"; transcript_status "KNOWN"; \
-transcript_name "VPS72-001"; level 2; tag "basic"; tag "CCDS"; ccdsid "CCDS1001.1"; \
-havana_gene "OTTHUMG00000012230.1"; havana_transcript "OTTHUMT00000034041.1";
-chr1\tHAVANA\texon\t151162482\t151162664\t.\t-\t.\tgene_id "ENSG00000163159.8"; \
-transcript_id "ENST00000354473.4"; gene_type "protein_coding"; gene_status "KNOWN"; \
-gene_name "VPS72"; transcript_type "protein_coding"; transcript_status "KNOWN"; \
-transcript_name "VPS72-001"; exon_number 1;  exon_id "ENSE00001428493.1";  level 2; tag "basic"; \
-tag "CCDS"; ccdsid "CCDS1001.1"; havana_gene "OTTHUMG00000012230.1"; \
-havana_transcript "OTTHUMT00000034041.1";
-chr1\tHAVANA\tCDS\t151162482\t151162597\t.\t-\t0\tgene_id "ENSG00000163159.8"; \
-transcript_id "ENST00000354473.4"; gene_type "protein_coding"; gene_status "KNOWN"; \
-gene_name "VPS72"; transcript_type "protein_coding"; transcript_status "KNOWN"; \
-transcript_name "VPS72-001"; exon_number 1;  exon_id "ENSE00001428493.1";  level 2; tag "basic"; \
-tag "CCDS"; ccdsid "CCDS1001.1"; havana_gene "OTTHUMG00000012230.1"; \
-havana_transcript "OTTHUMT00000034041.1";
-chr1\tHAVANA\texon\t151158275\t151158426\t.\t-\t.\tgene_id "ENSG00000163159.8"; \
-transcript_id "ENST00000354473.4"; gene_type "protein_coding"; gene_status "KNOWN"; \
-gene_name "VPS72"; transcript_type "protein_coding"; transcript_status "KNOWN"; \
-transcript_name "VPS72-001"; exon_number 2;  exon_id "ENSE00003559436.1";  level 2; tag "basic"; \
-tag "CCDS"; ccdsid "CCDS1001.1"; havana_gene "OTTHUMG00000012230.1"; \
-havana_transcript "OTTHUMT00000034041.1";
-chr1\tHAVANA\texon\t151157983\t151158096\t.\t-\t.\tgene_id "ENSG00000163159.8"; \
-transcript_id "ENST00000354473.4"; gene_type "protein_coding"; gene_status "KNOWN"; \
-gene_name "VPS72"; transcript_type "protein_coding"; transcript_status "KNOWN"; \
-transcript_name "VPS72-001"; exon_number 3;  exon_id "ENSE00003488520.1";  level 2; tag "basic"; \
-tag "CCDS"; ccdsid "CCDS1001.1"; havana_gene "OTTHUMG00000012230.1"; \
-havana_transcript "OTTHUMT00000034041.1";
-chr1\tHAVANA\tUTR\t151162598\t151162664\t.\t-\t.\tgene_id "ENSG00000163159.8"; \
-transcript_id "ENST00000354473.4"; gene_type "protein_coding"; gene_status "KNOWN"; \
-gene_name "VPS72"; transcript_type "protein_coding"; transcript_status "KNOWN"; \
-transcript_name "VPS72-001"; exon_number 1;  exon_id "ENSE00001428493.1";  level 2; tag "basic"; \
-tag "CCDS"; ccdsid "CCDS1001.1"; havana_gene "OTTHUMG00000012230.1"; \
-havana_transcript "OTTHUMT00000034041.1";
-chr1\tHAVANA\tgene\t151170426\t151222012\t.\t+\t.\tgene_id "ENSG00000143398.15"; \
-transcript_id "ENSG00000143398.15"; gene_type "protein_coding"; gene_status "KNOWN"; \
-gene_name "PIP5K1A"; transcript_type "protein_coding"; transcript_status "KNOWN"; \
-transcript_name "PIP5K1A"; level 2; havana_gene "OTTHUMG00000035039.5";
-chr1\tHAVANA\texon\t151170426\t151170593\t.\t+\t.\tgene_id "ENSG00000143398.15"; \
-transcript_id "ENST00000368888.4"; gene_type "protein_coding"; gene_status "KNOWN"; \
-gene_name "PIP5K1A"; transcript_type "protein_coding"; transcript_status "KNOWN"; \
-transcript_name "PIP5K1A-001"; exon_number 1;  exon_id "ENSE00001447485.1";  level 2; tag "basic"; \
-tag "CCDS"; ccdsid "CCDS30856.1"; havana_gene "OTTHUMG00000035039.5"; \
-havana_transcript "OTTHUMT00000084910.2";
-chr1\tHAVANA\texon\t151171028\t151171557\t.\t+\t.\tgene_id "ENSG00000143398.15"; \
-transcript_id "ENST00000368888.4"; gene_type "protein_coding"; gene_status "KNOWN"; \
-gene_name "PIP5K1A"; transcript_type "protein_coding"; transcript_status "KNOWN"; \
-transcript_name "PIP5K1A-001"; exon_number 2;  exon_id "ENSE00003614488.1";  level 2; tag "basic"; \
-tag "CCDS"; ccdsid "CCDS30856.1"; havana_gene "OTTHUMG00000035039.5"; \
-havana_transcript "OTTHUMT00000084910.2";
-chr2\tENSEMBL\tgene\t51658705\t51658800\t.\t+\t.\tgene_id "ENSG00000252101.1"; \
-transcript_id "ENSG00000252101.1"; gene_type "snRNA"; gene_status "KNOWN"; gene_name "U6"; \
-transcript_type "snRNA"; transcript_status "KNOWN"; transcript_name "U6"; level 3;
-"""
+GTF = Path(__file__).parent / "data" / "gencode.v19.excerpt.gtf"
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +36,7 @@ def pilot() -> RegionSet:
 def gtf_path(tmp_path):
     path = tmp_path / "gencode.v19.excerpt.gtf.gz"
     with gzip.open(path, "wt") as fh:
-        fh.write(GTF)
+        fh.write(GTF.read_text())
     return path
 
 

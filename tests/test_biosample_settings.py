@@ -14,6 +14,7 @@ from avocado_core.baselines import average_activity, windowed_mean
 from avocado_core.cli import main
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
 from avocado_core.evaluation import nested
+from planted import mean_of_others
 
 B, A, N = ["B0", "B1", "B2"], ["A0", "A1"], 1000
 TINY = {"preset": "small", "n_nodes": 16, "n_biosample_factors": 4, "n_assay_factors": 4,
@@ -129,14 +130,7 @@ def test_choice_per_biosample_among_candidates_of_the_best_model():
 @pytest.fixture(scope="module")
 def compendium() -> dict[tuple[str, str], np.ndarray]:
     """5 biosamples x 3 assays; B4's tracks are the mean of the others' (average activity's)."""
-    rng = np.random.default_rng(1)
-    n = 1500
-    patterns = np.cumsum(rng.normal(size=(4, n)), axis=1) / 10
-    tracks = {(f"B{i}", f"A{j}"): np.log1p(np.exp((1 + j) * patterns[i] + j))
-              for i in range(4) for j in range(3)}
-    for j in range(3):
-        tracks["B4", f"A{j}"] = np.mean([tracks[f"B{i}", f"A{j}"] for i in range(4)], axis=0)
-    return {k: (v + 0.05 * rng.normal(size=n)).astype(np.float32) for k, v in tracks.items()}
+    return mean_of_others(1500)
 
 
 def test_per_biosample_selection_scores_each_biosample_on_its_own_tracks(compendium,

@@ -23,6 +23,7 @@ from avocado_core.folds import validation_folds
 from avocado_core.regions import RegionSet
 from avocado_core.store import TrackStore
 from cpu_cli import on_cpu
+from planted import mean_of_others
 
 #: A narrow network over the small preset (average activity as an input, as by default).
 TINY = {"preset": "small", "n_nodes": 16, "n_biosample_factors": 4, "n_assay_factors": 4,
@@ -34,13 +35,7 @@ N = 1500
 def compendium() -> dict[tuple[str, str], np.ndarray]:
     """5 biosamples x 3 assays with a planted answer: B4's tracks are the mean of the others'
     (exactly what average activity imputes), B0-B3 follow patterns of their own."""
-    rng = np.random.default_rng(1)
-    patterns = np.cumsum(rng.normal(size=(4, N)), axis=1) / 10
-    tracks = {(f"B{i}", f"A{j}"): np.log1p(np.exp((1 + j) * patterns[i] + j))
-              for i in range(4) for j in range(3)}
-    for j in range(3):
-        tracks["B4", f"A{j}"] = np.mean([tracks[f"B{i}", f"A{j}"] for i in range(4)], axis=0)
-    return {k: (v + 0.05 * rng.normal(size=N)).astype(np.float32) for k, v in tracks.items()}
+    return mean_of_others(N)
 
 
 def _model(compendium, seed=0):

@@ -43,7 +43,6 @@ TINY = [
 #: Training as given: one model, no settings chosen on validation tracks (for tests whose
 #: subject is something else; the defaults are tested on their own).
 PLAIN = ["--no-choose", "--models", "1"]
-HG19_SIZES = "chr1\t249250621\nchr2\t243199373\n"
 
 
 def run(*args, ok: bool = True):
@@ -77,13 +76,6 @@ def assert_one_line_error(result, *fragments: str) -> None:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cli")
-
-
-@pytest.fixture(scope="module")
-def sizes_file(work) -> Path:
-    path = work / "hg19.sizes"
-    path.write_text(HG19_SIZES)
-    return path
 
 
 def _pilot(pilot_dir: Path, biosample: str, assay: str) -> np.ndarray:
@@ -173,7 +165,7 @@ def test_python_dash_m_and_version(monkeypatch, capsys):
 
 # ---------------------------------------------------------------------- ingest / export / info
 @pytest.fixture(scope="module")
-def bigwig_store(work, data_mirror, sizes_file) -> Path:
+def bigwig_store(work, data_mirror, hg19_sizes) -> Path:
     """Both real bigWigs ingested over 100 kb of fly chrX (named chrX in one, X in the other)."""
     real = data_mirror / "bigwig-real"
     bed = work / "fly.bed"
@@ -218,7 +210,7 @@ def test_ingest_rerun_skips_and_single_file(bigwig_store, data_mirror, work):
                                store.track("fly2", "signal"), rtol=1e-5, atol=1e-6)
 
 
-def test_export_then_ingest_reproduces_the_track(bigwig_store, work, store_path, sizes_file):
+def test_export_then_ingest_reproduces_the_track(bigwig_store, work, store_path, hg19_sizes):
     # The exported file records that its values are arcsinh signal: ingest (arcsinh by default)
     # takes them as they are instead of applying arcsinh again (E116 H3K4me3's largest value
     # came back as arcsinh of itself). Same bins, one 25 bp item per bin: bit for bit.
@@ -233,7 +225,7 @@ def test_export_then_ingest_reproduces_the_track(bigwig_store, work, store_path,
                                   TrackStore(bigwig_store).track("fly1", "signal"))
     # a real Roadmap track over its pilot bins
     pilot = work / "E116.H3K4me3.bw"
-    run("export", store_path, "E116", "H3K4me3", pilot, "--chrom-sizes", sizes_file)
+    run("export", store_path, "E116", "H3K4me3", pilot, "--chrom-sizes", hg19_sizes)
     run("ingest", work / "again-pilot", pilot, "-b", "E116", "-a", "H3K4me3",
         "--regions", work / "pilot50k.bed", "-q")
     expected = TrackStore(store_path).track("E116", "H3K4me3")
@@ -529,10 +521,10 @@ def test_impute_spread_and_a_band_calibrated_on_held_out_tracks(work, store_path
                           "--spread needs an ensemble")
 
 
-def test_impute_all_to_bigwig(work, store_path, model_path, sizes_file):
+def test_impute_all_to_bigwig(work, store_path, model_path, hg19_sizes):
     out_dir = work / "imputed-bw"
     result = run("impute", store_path, model_path, "--all", "--no-store", "--bigwig-dir", out_dir,
-                 "--chrom-sizes", sizes_file, "-q")
+                 "--chrom-sizes", hg19_sizes, "-q")
     assert "Imputed 9 experiments" in result.output
     files = sorted(p.name for p in out_dir.glob("*.bw"))
     assert len(files) == 9 and "E116.H3K27me3.imputed.bw" in files

@@ -31,7 +31,6 @@ from avocado_core.workspace import Workspace
 from cpu_cli import on_cpu
 from test_cli import (
     BIOSAMPLES,
-    HG19_SIZES,
     N_BINS,
     TINY,
     _pilot,
@@ -89,13 +88,6 @@ def unwritable(tmp_path) -> Path:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("robust")
-
-
-@pytest.fixture(scope="module")
-def sizes(work) -> Path:
-    path = work / "hg19.sizes"
-    path.write_text(HG19_SIZES)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +153,7 @@ def test_cli_ingest_of_a_truncated_bigwig_is_one_line(work, data_mirror):
 
 
 # ---------------------------------------------------------------------- 2. unwritable folders
-def test_bigwig_writes_into_an_unwritable_folder(unwritable, sizes):
+def test_bigwig_writes_into_an_unwritable_folder(unwritable, hg19_sizes):
     result = child("""
         import sys
         import numpy as np
@@ -174,24 +166,24 @@ def test_bigwig_writes_into_an_unwritable_folder(unwritable, sizes):
             write_bigwig(np.ones(100), regions, sys.argv[1] + "/x.bw", sys.argv[2])
         except AvocadoValueError as exc:
             print(exc)
-    """, unwritable, sizes)
+    """, unwritable, hg19_sizes)
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     assert f"cannot write the bigWig {unwritable}/x.bw" in result.stdout
     assert "cannot be written" in result.stdout
 
 
 def test_cli_export_and_impute_into_an_unwritable_folder(work, pwn_store, pwn_model,
-                                                         unwritable, sizes):
+                                                         unwritable, hg19_sizes):
     result = cli_child("export", pwn_store, "E003", "H3K4me3", unwritable / "E003.bw",
-                       "--chrom-sizes", sizes)
+                       "--chrom-sizes", hg19_sizes)
     assert_child_one_line_error(result, f"{unwritable}/E003.bw")
     result = cli_child("impute", pwn_store, pwn_model, "--all", "--no-store", "--bigwig-dir",
-                       unwritable, "--chrom-sizes", sizes, "-q")
+                       unwritable, "--chrom-sizes", hg19_sizes, "-q")
     assert_child_one_line_error(result, str(unwritable), "cannot be written")
 
 
 def test_impute_of_an_overflowing_model_writes_no_empty_bigwig(work, pwn_store, pwn_model,
-                                                              sizes):
+                                                              hg19_sizes):
     # A model whose (finite) weights overflow float32 predicts inf / NaN; `impute
     # --bigwig-dir` wrote bigWigs covering 0 bases and exited 0.
     from avocado_core import model_format
@@ -201,7 +193,7 @@ def test_impute_of_an_overflowing_model_writes_no_empty_bigwig(work, pwn_store, 
     tensors["output.weight"] = torch.full_like(tensors["output.weight"], 1e38)
     model_format.write_tensors_dir(work / "overflowing", meta, tensors, "config.json")
     result = cli_child("impute", pwn_store, work / "overflowing", "--all", "--no-store",
-                       "--bigwig-dir", work / "overflow-bw", "--chrom-sizes", sizes, "-q")
+                       "--bigwig-dir", work / "overflow-bw", "--chrom-sizes", hg19_sizes, "-q")
     assert_child_one_line_error(result, "non-finite value", "the track is not written")
     assert list((work / "overflow-bw").iterdir()) == []
 
@@ -217,10 +209,10 @@ def test_train_into_an_unwritable_model_folder_fails_before_loading(work, pwn_st
 
 
 # ---------------------------------------------------------------------- 3. path traversal
-def test_impute_bigwig_names_cannot_leave_the_folder(work, pwn_store, pwn_model, sizes):
+def test_impute_bigwig_names_cannot_leave_the_folder(work, pwn_store, pwn_model, hg19_sizes):
     out = work / "deep" / "out"
     run("impute", pwn_store, pwn_model, "--all", "--no-store", "--bigwig-dir", out,
-        "--chrom-sizes", sizes, "-q")
+        "--chrom-sizes", hg19_sizes, "-q")
     written = sorted(p.name for p in out.iterdir())
     assert "%2E%2E%2F%2E%2E%2Fpwn.H3K4me3.imputed.bw" in written and len(written) == 6
     assert not list(work.rglob("pwn*")), "a file was written outside the bigWig folder"

@@ -31,6 +31,8 @@ __all__ = [
     "parse_experiment",
     "parse_experiments",
     "read_experiment_list",
+    "experiments_options",
+    "named_experiments",
     "write_table",
     "echo_table",
 ]
@@ -143,6 +145,28 @@ def read_experiment_list(path: str | Path) -> list[tuple[str, str]]:
             )
         out.append((fields[0].strip(), fields[1].strip()))
     return out
+
+
+def experiments_options(func):
+    """Decorate an imputing command with ``-e/--experiment BIOSAMPLE:ASSAY`` (repeatable) and
+    ``--experiments-file``; :func:`named_experiments` reads what they name."""
+    func = click.option(
+        "--experiments-file", type=EXISTING_FILE,
+        help="File of experiments, one BIOSAMPLE<TAB>ASSAY per line.",
+    )(func)
+    return click.option(
+        "-e", "--experiment", "experiments", multiple=True, metavar="BIOSAMPLE:ASSAY",
+        help="An experiment to impute (repeatable).",
+    )(func)
+
+
+def named_experiments(experiments: Iterable[str], experiments_file: Path | None
+                      ) -> list[tuple[str, str]]:
+    """The experiments of :func:`experiments_options`: those of ``-e``, then the file's."""
+    chosen = parse_experiments(experiments)
+    if experiments_file is not None:
+        chosen += read_experiment_list(experiments_file)
+    return chosen
 
 
 def write_table(df: Any, path: str | Path, index: bool = False) -> Path:

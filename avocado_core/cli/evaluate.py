@@ -140,12 +140,7 @@ def evaluate(
     out_dir: Path,
     folds: int,
     config: str,
-    epochs: int,
-    epoch_size: int | None,
-    sampling: str,
-    seed: int,
-    average_from: int | None,
-    choose: bool,
+    loop: dict[str, Any],
     n_models: int,
     select: tuple[str, ...],
     inner_folds: int,
@@ -205,7 +200,7 @@ def evaluate(
     store = TrackStore(store_path)
     overrides = model_kwargs(arch)
     if not select:  # a selection of them turns the choice off
-        check_fixed_settings(choose, overrides)
+        check_fixed_settings(loop["choose_settings"], overrides)
     model_config: Any = {"preset": config, **overrides} if overrides else config
     # Record the command line in the summary when run as `avocado` (not inside a test runner).
     from_shell = Path(sys.argv[0]).name in ("avocado", "__main__.py")
@@ -213,11 +208,10 @@ def evaluate(
     common = dict(
         n_folds=None if folds == 0 else folds,
         config=model_config,
-        n_epochs=epochs,
-        epoch_size=epoch_size,
-        fit_kwargs={"sampling": sampling, "average_from": average_from,
-                    "choose_settings": choose},
-        seed=seed,
+        n_epochs=loop["n_epochs"],
+        epoch_size=loop["epoch_size"],
+        fit_kwargs={k: loop[k] for k in ("sampling", "average_from", "choose_settings")},
+        seed=loop["seed"],
         select=parse_select(select),
         inner_folds=inner_folds,
         inner_splits=inner_splits,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -24,11 +25,7 @@ def _fit_new_rows(
     model_path: Path,
     names: tuple[str, ...],
     output: Path | None,
-    epochs: int,
-    epoch_size: int | None,
-    sampling: str,
-    seed: int,
-    average_from: int | None,
+    loop: dict[str, Any],
     device: str | None,
     precision: str | None,
     max_memory: str | None,
@@ -58,16 +55,7 @@ def _fit_new_rows(
         )
     fit = model.fit_biosamples if kind == "biosample" else model.fit_assays
     with memory_limit(max_memory):
-        history = fit(
-            store,
-            n_epochs=epochs,
-            epoch_size=epoch_size,
-            sampling=sampling,
-            seed=seed,
-            average_from=average_from,
-            progress=not quiet,
-            **{f"{kind}s": list(names) or None},
-        )
+        history = fit(store, **loop, progress=not quiet, **{f"{kind}s": list(names) or None})
     after = model.biosamples if kind == "biosample" else model.assays
     added = [n for n in after if n not in before]
     target = output or model_path

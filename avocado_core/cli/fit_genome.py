@@ -11,6 +11,7 @@ gathers the parts into one genome model.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -53,11 +54,7 @@ def fit_genome(
     chroms: tuple[str, ...],
     jobs: int,
     threads_per_job: int,
-    epochs: int,
-    epoch_size: int | None,
-    sampling: str,
-    seed: int,
-    average_from: int | None,
+    loop: dict[str, Any],
     device: str | None,
     precision: str | None,
     max_memory: str | None,
@@ -86,12 +83,8 @@ def fit_genome(
     from ..model import Avocado
     from ..store import TrackStore
 
-    fit_kwargs = dict(
-        n_epochs=epochs, epoch_size=epoch_size, sampling=sampling, seed=seed, max_memory=max_memory,
-        average_from=average_from,
-        checkpoint_every=checkpoint_every, overwrite=overwrite, device=device,
-        precision=precision,
-    )
+    fit_kwargs = dict(loop, max_memory=max_memory, checkpoint_every=checkpoint_every,
+                      overwrite=overwrite, device=device, precision=precision)
     if jobs > 1:
         which = ", ".join(chroms) if chroms else "every chromosome"
         click.echo(f"Fitting {which} with {jobs} jobs ...", err=True)

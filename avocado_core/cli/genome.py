@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ._common import parse_experiments, quiet_option, read_experiment_list
+from ._common import experiments_options, named_experiments, quiet_option
 from .train import device_option
 
 __all__ = ["assemble_genome", "export_genome"]
@@ -54,10 +54,7 @@ def assemble_genome(model_path: Path, store_path: Path, output: Path, parts: tup
 @click.command()
 @click.argument("genome_path", metavar="GENOME_MODEL", type=_DIR)
 @click.argument("out_dir", metavar="OUT_DIR", type=click.Path(file_okay=False, path_type=Path))
-@click.option("-e", "--experiment", "experiments", multiple=True, metavar="BIOSAMPLE:ASSAY",
-              help="Experiment to impute (repeatable).")
-@click.option("--experiments-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="File of experiments, one BIOSAMPLE<TAB>ASSAY per line.")
+@experiments_options
 @click.option("--all", "all_experiments", is_flag=True,
               help="Every biosample x assay pair of the model.")
 @click.option("--chrom-sizes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -85,9 +82,7 @@ def export_genome(genome_path: Path, out_dir: Path, experiments: tuple[str, ...]
     from ..genome_wide import GenomeModel
 
     genome = GenomeModel.load(genome_path, device=device)
-    chosen = parse_experiments(experiments)
-    if experiments_file is not None:
-        chosen += read_experiment_list(experiments_file)
+    chosen = named_experiments(experiments, experiments_file)
     if all_experiments:
         chosen += [(b, a) for b in genome.biosamples for a in genome.assays]
     chosen = list(dict.fromkeys(chosen))

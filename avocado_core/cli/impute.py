@@ -10,9 +10,10 @@ from ._common import (
     EXISTING_DIR,
     EXISTING_FILE,
     NEW_DIR,
+    experiments_options,
+    named_experiments,
     parse_experiments,
     quiet_option,
-    read_experiment_list,
 )
 
 __all__ = ["impute", "choose_experiments"]
@@ -36,14 +37,7 @@ def choose_experiments(
 @click.command()
 @click.argument("store_path", metavar="STORE", type=EXISTING_DIR)
 @click.argument("model_paths", metavar="MODEL...", nargs=-1, required=True, type=EXISTING_DIR)
-@click.option(
-    "-e", "--experiment", "experiments", multiple=True, metavar="BIOSAMPLE:ASSAY",
-    help="An experiment to impute (repeatable).",
-)
-@click.option(
-    "--experiments-file", type=EXISTING_FILE,
-    help="File of experiments, one 'BIOSAMPLE<TAB>ASSAY' per line.",
-)
+@experiments_options
 @click.option(
     "--missing", is_flag=True,
     help="Every (biosample, assay) of the model not observed in STORE.",
@@ -118,9 +112,7 @@ def impute(
     from ..model import Avocado
     from ..store import TrackStore
 
-    chosen_input = parse_experiments(experiments)
-    if experiments_file is not None:
-        chosen_input += read_experiment_list(experiments_file)
+    chosen_input = named_experiments(experiments, experiments_file)
     if not chosen_input and not missing and not every:
         raise click.UsageError(
             "say what to impute: -e BIOSAMPLE:ASSAY, --experiments-file, --missing or --all"

@@ -9,6 +9,7 @@ starts (:mod:`avocado_core.distributed`); every option means what it means witho
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,12 +97,28 @@ def parse_biosample_settings(items: tuple[str, ...]) -> dict[str, dict[str, Any]
     return out
 
 
+#: The training-loop options of :func:`fit_options`: parameter name -> ``Avocado.fit``'s name.
+_LOOP_OPTIONS = {"epochs": "n_epochs", "epoch_size": "epoch_size", "sampling": "sampling",
+                 "seed": "seed", "average_from": "average_from", "choose": "choose_settings"}
+
+
 def fit_options(func=None, *, epochs: int = 30, choose: bool = True):
     """Decorate a command with the training-loop options (epochs, epoch size, sampling, seed,
     averaging window) and, with ``choose``, ``--choose/--no-choose`` (``fit``'s automatic
-    choice of settings). ``@fit_options`` or ``@fit_options(epochs=10, choose=False)``."""
+    choice of settings). ``@fit_options`` or ``@fit_options(epochs=10, choose=False)``.
+
+    The command receives them as one argument, ``loop``: the keyword arguments of
+    ``Avocado.fit`` they set (``n_epochs``, ``epoch_size``, ``sampling``, ``seed``,
+    ``average_from`` and, with ``choose``, ``choose_settings``)."""
     if func is None:
         return lambda f: fit_options(f, epochs=epochs, choose=choose)
+
+    @functools.wraps(func)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        loop = {fit_name: kwargs.pop(name) for name, fit_name in _LOOP_OPTIONS.items()
+                if name in kwargs}
+        return func(*args, loop=loop, **kwargs)
+
     averaging = ("[default: chosen on validation tracks, or the last epoch's with --no-choose]"
                  if choose else "[default: the last epoch's]")
     opts = [
@@ -131,8 +148,8 @@ def fit_options(func=None, *, epochs: int = 30, choose: bool = True):
             "--no-choose trains with the settings as given.",
         ))
     for opt in reversed(opts):
-        func = opt(func)
-    return func
+        command = opt(command)
+    return command
 
 
 device_option = click.option(
@@ -242,12 +259,7 @@ def train(
     store_path: Path,
     model_path: Path,
     config: str,
-    epochs: int,
-    epoch_size: int | None,
-    sampling: str,
-    seed: int,
-    average_from: int | None,
-    choose: bool,
+    loop: dict[str, Any],
     device: str | None,
     precision: str | None,
     max_memory: str | None,
@@ -304,7 +316,7 @@ def train(
     overrides = model_kwargs(arch)
     if biosample_setting:
         overrides["biosample_settings"] = parse_biosample_settings(biosample_setting)
-    check_fixed_settings(choose, overrides)
+    check_fixed_settings(loop["choose_settings"], overrides)
     tracks = store.tracks()
     train_keys = [k for k in store.experiments() if k not in set(held)]
     if not train_keys:
@@ -323,9 +335,7 @@ def train(
             if checkpoints is not None:  # identical on every rank; no shared file system needed
                 checkpoints = checkpoints / f"rank-{rank.rank}"
         is_main = rank is None or rank.is_main
-        fit = dict(n_epochs=epochs, epoch_size=epoch_size, sampling=sampling,
-                   validation=validation, early_stopping=early_stopping,
-                   average_from=average_from, choose_settings=choose,
+        fit = dict(loop, validation=validation, early_stopping=early_stopping,
                    checkpoint_dir=checkpoints, checkpoint_every=checkpoint_every,
                    progress=not quiet and is_main)
 
@@ -335,17 +345,17 @@ def train(
 
         with memory_limit(max_memory), _dropped_states() as dropped:
             if n_models == 1:
-                model = new_model(seed)
+                model = new_model(loop["seed"])
                 steps = model.optimizer_steps
                 if init is not None and steps is None and is_main and not quiet:
                     click.echo(_continuation(init, None, []))  # known before training: say it
-                model.fit(data, seed=seed, **fit)
+                model.fit(data, **fit)
                 first = model
             else:
                 from ..ensemble import AvocadoEnsemble
 
                 steps = None
-                model = AvocadoEnsemble.fit(new_model, data, n_models, seed=seed, **fit)
+                model = AvocadoEnsemble.fit(new_model, data, n_models, **fit)
                 first = model.models[0]
         if is_main:
             model.save(model_path, optimizer=save_optimizer)

@@ -233,7 +233,8 @@ def plot_evaluation(results: pd.DataFrame, path: str | os.PathLike,
     Parameters
     ----------
     results: pandas.DataFrame
-        Output of ``cross_validate``.
+        Output of ``cross_validate``: one point per held-out track, the model's score against
+        the baseline's.
     path: str or PathLike
         Where to write the PNG (atomically).
     baseline: str, optional
@@ -276,13 +277,7 @@ def plot_evaluation(results: pd.DataFrame, path: str | os.PathLike,
         ax.set_ylabel("Avocado (held out)")
     axes[1].legend(frameon=False, fontsize=8, loc="lower right")
     fig.tight_layout()
-    path = Path(path)
-    try:
-        with _io.atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return _io.write_png(fig, path)
 
 
 def evaluate_to_dir(

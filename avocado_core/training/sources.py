@@ -42,13 +42,19 @@ class TrackSource:
     def values(self, experiments: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """Values of (experiment, position) pairs.
 
+        What the trainer asks every batch of; the other sources
+        (:class:`~avocado_core.streaming.StreamingSource`,
+        :class:`~avocado_core.residual.ResidualSource`) answer as this one does.
+
         Parameters
         ----------
         experiments, positions: numpy.ndarray, shape=(n,), dtype=int64
+            The samples: an experiment's index (the order of ``tracks``) and a position.
 
         Returns
         -------
         numpy.ndarray, shape=(n,), dtype=float32
+            The value of each sample.
         """
         if self.dense is not None:
             return self.dense[experiments, positions]

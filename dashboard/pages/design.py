@@ -7,6 +7,7 @@ import binascii
 import io
 import os
 import tempfile
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -18,11 +19,13 @@ from avocado_core.workspace import Workspace
 
 from ..components import (
     alert,
+    background_job,
     current_workspace,
     error_message,
     field,
     genome_selection,
     guarded,
+    job_controls,
     options,
     query_string,
     significant,
@@ -352,7 +355,29 @@ def _table(df: pd.DataFrame, table_id: str, columns: list[str]) -> dash_table.Da
     )
 
 
+def _picks(result: dict) -> pd.DataFrame:
+    """The picks table of a design result (as a ``dcc.Store`` holds it)."""
+    return pd.DataFrame(result["picks"], columns=result["columns"])
+
+
 # ---------------------------------------------------------------------- layout
+def _card(title: str, hint: str, children: list) -> html.Section:
+    """One job of the page: a title, a line on what it does, then its controls and results."""
+    return html.Section([html.H2(title, className="section-title"),
+                         html.P(hint, className="section-hint"), *children], className="card")
+
+
+def _results(grid: str, table: str, figures, label: str, button: str, download: str) -> list:
+    """A design's results, hidden until it runs: its table beside its ``figures``, and a
+    ``button`` (``label``) that downloads the picks."""
+    return [
+        html.Div([html.Div(id=table, className="result-table"), figures],
+                 className="result-grid", id=grid, hidden=True),
+        html.Button(label, id=button, className="button", disabled=True),
+        dcc.Download(id=download),
+    ]
+
+
 def layout(assay: str | None = None, k: str | None = None, candidates: str | None = None,
            positions: str | None = None, **_ignored) -> html.Div:
     """The page; the assay, k and a candidate list (e.g. sent from the embeddings page) come
@@ -378,12 +403,12 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
                                   candidates=cand or None)[0] if default_assay else [])
     k_val = _url_number(k) if k else max(1, min(DEFAULT_K, len(pickable)))
     hint = candidates_text(default_assay, pickable) if default_assay else ""
-    bio = html.Section(
+    bio = _card(
+        "Biosamples to profile next",
+        "Facility-location selection over the biosample embedding: biosamples that "
+        "already have the assay count as chosen; the picks cover what they leave "
+        "uncovered.",
         [
-            html.H2("Biosamples to profile next", className="section-title"),
-            html.P("Facility-location selection over the biosample embedding: biosamples that "
-                   "already have the assay count as chosen; the picks cover what they leave "
-                   "uncovered.", className="section-hint"),
             html.Div(
                 [
                     field("Assay", dcc.Dropdown(id="design-assay", options=options(assays),
@@ -414,37 +439,22 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
                 ],
                 className="control-row",
             ),
-            html.Div(
-                [
-                    html.Button("Pick biosamples", id="design-run", className="button primary"),
-                    html.Button("Cancel", id="design-cancel", className="button", disabled=True),
-                    html.Progress(id="design-progress", value="0", max="3"),
-                    html.Span(id="design-status", className="field-hint"),
-                ],
-                className="run-row",
-            ),
+            job_controls("Pick biosamples", "design-run", "design-cancel", "design-progress", 3,
+                         status="design-status"),
             html.Div(id="design-alert"),
             html.Div(id="design-summary", className="summary"),
-            html.Div(
-                [
-                    html.Div(id="design-table", className="result-table"),
-                    html.Div([dcc.Graph(id="design-picks-graph", config={"displaylogo": False}),
-                              dcc.Graph(id="design-gains-graph", config={"displaylogo": False})],
-                             className="result-figures"),
-                ],
-                className="result-grid", id="design-results", hidden=True,
-            ),
-            html.Button("Download CSV", id="design-csv", className="button", disabled=True),
-            dcc.Download(id="design-download"),
+            *_results("design-results", "design-table",
+                      html.Div([dcc.Graph(id="design-picks-graph", config={"displaylogo": False}),
+                                dcc.Graph(id="design-gains-graph", config={"displaylogo": False})],
+                               className="result-figures"),
+                      "Download CSV", "design-csv", "design-download"),
         ],
-        className="card",
     )
-    pos = html.Section(
+    pos = _card(
+        "Genome positions",
+        "k diverse positions by facility location on the genome factors (a sample of "
+        "the genome stands for the whole), exported as BED.",
         [
-            html.H2("Genome positions", className="section-title"),
-            html.P("k diverse positions by facility location on the genome factors (a sample of "
-                   "the genome stands for the whole), exported as BED.",
-                   className="section-hint"),
             html.Div(
                 [
                     field("k", dcc.Input(id="design-pos-k", type="number", value=20,
@@ -462,36 +472,21 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
                 [f"Candidates: {n_positions:,} positions from your selection ",
                  dcc.Link("(use all)", href="/design")] if positions else "",
                 id="design-pos-candidates-note", className="field-hint"),
-            html.Div(
-                [
-                    html.Button("Pick positions", id="design-pos-run", className="button primary"),
-                    html.Button("Cancel", id="design-pos-cancel", className="button",
-                                disabled=True),
-                    html.Progress(id="design-pos-progress", value="0", max="2"),
-                ],
-                className="run-row",
-            ),
+            job_controls("Pick positions", "design-pos-run", "design-pos-cancel",
+                         "design-pos-progress", 2),
             html.Div(alert(problem) if problem else None, id="design-pos-alert"),
             html.Div(id="design-pos-summary", className="summary"),
-            html.Div(
-                [
-                    html.Div(id="design-pos-table", className="result-table"),
-                    dcc.Graph(id="design-pos-gains-graph", config={"displaylogo": False}),
-                ],
-                className="result-grid", id="design-pos-results", hidden=True,
-            ),
-            html.Button("Download BED", id="design-bed", className="button", disabled=True),
-            dcc.Download(id="design-pos-download"),
+            *_results("design-pos-results", "design-pos-table",
+                      dcc.Graph(id="design-pos-gains-graph", config={"displaylogo": False}),
+                      "Download BED", "design-bed", "design-pos-download"),
         ],
-        className="card",
     )
-    new = html.Section(
+    new = _card(
+        "Place a new biosample",
+        "Upload one bigWig of a biosample the model has not seen: a copy of the "
+        "model learns only its embedding (the network and every other factor stay "
+        "frozen) and the closest known biosamples are listed.",
         [
-            html.H2("Place a new biosample", className="section-title"),
-            html.P("Upload one bigWig of a biosample the model has not seen: a copy of the "
-                   "model learns only its embedding (the network and every other factor stay "
-                   "frozen) and the closest known biosamples are listed.",
-                   className="section-hint"),
             html.Div(
                 [
                     field("bigWig file", dcc.Upload(
@@ -507,20 +502,11 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
                 ],
                 className="control-row",
             ),
-            html.Div(
-                [
-                    html.Button("Fit and place", id="design-fit", className="button primary"),
-                    html.Button("Cancel", id="design-fit-cancel", className="button",
-                                disabled=True),
-                    html.Progress(id="design-fit-progress", value="0", max="3"),
-                    html.Span(id="design-fit-status", className="field-hint"),
-                ],
-                className="run-row",
-            ),
+            job_controls("Fit and place", "design-fit", "design-fit-cancel", "design-fit-progress",
+                         3, status="design-fit-status"),
             html.Div(id="design-fit-alert"),
             html.Div(id="design-fit-result"),
         ],
-        className="card",
     )
     return html.Div(
         [
@@ -562,15 +548,8 @@ def register_callbacks(app, ws: Workspace) -> None:
         State("design-filter-values", "value"),
         State("design-rerank", "value"),
         State("design-candidates", "data"),
-        background=True,
-        running=[
-            (Output("design-run", "disabled"), True, False),
-            (Output("design-cancel", "disabled"), False, True),
-            (Output("design-status", "children"), "working…", ""),
-        ],
-        cancel=[Input("design-cancel", "n_clicks")],
-        progress=[Output("design-progress", "value"), Output("design-progress", "max")],
-        prevent_initial_call=True,
+        **background_job("design-run", "design-cancel", "design-progress",
+                         status=("design-status", "working…")),
     )
     def run_biosamples(set_progress, n_clicks, assay, k, column, values, rerank, candidates):
         if not n_clicks:
@@ -611,7 +590,7 @@ def register_callbacks(app, ws: Workspace) -> None:
     def show_biosamples(result):
         if not result:
             return "", None, {}, {}, True, True
-        picks = pd.DataFrame(result["picks"], columns=result["columns"])
+        picks = _picks(result)
         proj = pd.DataFrame(result["projection"])
         cov0 = result["initial"] / result["max"] if result["max"] else 0.0
         cov1 = float(picks["coverage"].iloc[-1]) if len(picks) else cov0
@@ -631,19 +610,20 @@ def register_callbacks(app, ws: Workspace) -> None:
                 gains_figure(picks["gain"], picks["objective"], picks["biosample"]),
                 False, False)
 
-    @app.callback(
-        Output("design-download", "data"),
-        Input("design-csv", "n_clicks"),
-        State("design-result", "data"),
-        prevent_initial_call=True,
-    )
-    def download_csv(_n, result):
-        if not result:
-            return no_update
-        picks = pd.DataFrame(result["picks"], columns=result["columns"])
+    def download(button: str, target: str, store: str, send: Callable) -> None:
+        """The ``button`` sends ``send(picks, result)`` of the design in ``store``."""
+
+        @app.callback(Output(target, "data"), Input(button, "n_clicks"), State(store, "data"),
+                      prevent_initial_call=True)
+        def send_picks(_n, result):
+            return send(_picks(result), result) if result else no_update
+
+    def csv_file(picks: pd.DataFrame, result: dict) -> dict:
         picks.insert(1, "assay", result["assay"])
         return dcc.send_data_frame(picks.to_csv, f"avocado_design_{result['assay']}.csv",
                                    index=False, float_format="%.6g")
+
+    download("design-csv", "design-download", "design-result", csv_file)
 
     @app.callback(
         Output("design-pos-result", "data"),
@@ -653,14 +633,7 @@ def register_callbacks(app, ws: Workspace) -> None:
         State("design-pos-res", "value"),
         State("design-pos-class", "value"),
         State("design-positions", "data"),
-        background=True,
-        running=[
-            (Output("design-pos-run", "disabled"), True, False),
-            (Output("design-pos-cancel", "disabled"), False, True),
-        ],
-        cancel=[Input("design-pos-cancel", "n_clicks")],
-        progress=[Output("design-pos-progress", "value"), Output("design-pos-progress", "max")],
-        prevent_initial_call=True,
+        **background_job("design-pos-run", "design-pos-cancel", "design-pos-progress"),
     )
     def run_positions(set_progress, n_clicks, k, resolution, klass, positions):
         if not n_clicks:
@@ -689,7 +662,7 @@ def register_callbacks(app, ws: Workspace) -> None:
     def show_positions(result):
         if not result:
             return "", None, {}, True, True
-        picks = pd.DataFrame(result["picks"], columns=result["columns"])
+        picks = _picks(result)
         where = f" of class {result['class']}" if result.get("class") else ""
         if result.get("from_selection"):
             where += " from your selection"
@@ -703,17 +676,9 @@ def register_callbacks(app, ws: Workspace) -> None:
         return summary, table, gains_figure(picks["gain"], picks["objective"], picks["locus"],
                                             what="positions"), False, False
 
-    @app.callback(
-        Output("design-pos-download", "data"),
-        Input("design-bed", "n_clicks"),
-        State("design-pos-result", "data"),
-        prevent_initial_call=True,
-    )
-    def download_bed(_n, result):
-        if not result:
-            return no_update
-        picks = pd.DataFrame(result["picks"], columns=result["columns"])
-        return dict(content=bed_text(picks), filename="avocado_design_positions.bed")
+    download("design-bed", "design-pos-download", "design-pos-result",
+             lambda picks, _: dict(content=bed_text(picks),
+                                   filename="avocado_design_positions.bed"))
 
     @app.callback(Output("design-upload-label", "children"),
                   Input("design-upload", "filename"), prevent_initial_call=True)
@@ -747,15 +712,8 @@ def register_callbacks(app, ws: Workspace) -> None:
         State("design-upload", "filename"),
         State("design-new-name", "value"),
         State("design-new-assay", "value"),
-        background=True,
-        running=[
-            (Output("design-fit", "disabled"), True, False),
-            (Output("design-fit-cancel", "disabled"), False, True),
-            (Output("design-fit-status", "children"), "fitting…", ""),
-        ],
-        cancel=[Input("design-fit-cancel", "n_clicks")],
-        progress=[Output("design-fit-progress", "value"), Output("design-fit-progress", "max")],
-        prevent_initial_call=True,
+        **background_job("design-fit", "design-fit-cancel", "design-fit-progress",
+                         status=("design-fit-status", "fitting…")),
     )
     def fit_new(set_progress, n_clicks, contents, filename, name, assay):
         if not n_clicks:

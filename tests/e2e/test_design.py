@@ -8,21 +8,12 @@ import re
 
 import pytest
 from dash_idle import settle
+from design_steps import upload_and_fit
 from playwright.sync_api import expect
 
 from app_workspaces import one_chromosome_bigwig
 
 pytestmark = pytest.mark.e2e
-
-
-def upload_and_fit(page, url: str, path, name: str) -> None:
-    """Open the design page, upload a bigWig, name the new biosample and press Fit and place."""
-    page.goto(f"{url}/design")
-    settle(page)
-    page.set_input_files("#design-upload input[type=file]", str(path))
-    expect(page.locator("#design-upload-label")).to_contain_text(path.name)
-    page.fill("#design-new-name", name)
-    page.click("#design-fit")
 
 
 def test_synthetic_biosample_picks_and_csv(page, synthetic_url, synthetic_workspace,

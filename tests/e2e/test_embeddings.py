@@ -13,6 +13,19 @@ pytestmark = pytest.mark.e2e
 LEGEND = "#emb-graph .legend .legendtext"
 
 
+def box_select(page, start: float) -> None:
+    """Once the page is idle, drag a box over the embedding with the Box Select tool: from
+    ``start`` of the plot's width and height to 0.4 of them further."""
+    settle(page)
+    page.locator('#emb-graph .modebar-btn[data-title="Box Select"]').click()
+    area = page.locator("#emb-graph .nsewdrag").first.bounding_box()
+    x0, y0 = area["x"] + area["width"] * start, area["y"] + area["height"] * start
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x0 + area["width"] * 0.4, y0 + area["height"] * 0.4, steps=8)
+    page.mouse.up()
+
+
 def test_pilot_biosamples_legend(page, pilot_url, pilot_workspace):
     page.goto(f"{pilot_url}/?axis=biosamples&method=pca&color=anatomy")
     expect(page.locator("#emb-caption")).to_have_text(
@@ -61,14 +74,7 @@ def test_synthetic_box_selection_goes_to_design(page, synthetic_url):
     expect(page.locator("#emb-selection-count")).to_have_text("240 points · none selected",
                                                               timeout=30_000)
     expect(page.locator(LEGEND)).to_have_count(8, timeout=30_000)  # planted anatomy groups
-    settle(page)
-    page.locator('#emb-graph .modebar-btn[data-title="Box Select"]').click()
-    area = page.locator("#emb-graph .nsewdrag").first.bounding_box()
-    x0, y0 = area["x"] + area["width"] * 0.2, area["y"] + area["height"] * 0.2
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    page.mouse.move(x0 + area["width"] * 0.4, y0 + area["height"] * 0.4, steps=8)
-    page.mouse.up()
+    box_select(page, 0.2)
     count = page.locator("#emb-selection-count")
     expect(count).to_have_text(re.compile(r"^\d+ of 240 selected$"))
     n = int(count.inner_text().split()[0])
@@ -110,14 +116,7 @@ def test_genome_lasso_goes_to_locus_design_and_bed(page, synthetic_url):
     page.goto(f"{synthetic_url}/?axis=genome&method=pca&color=chrom")
     expect(page.locator("#emb-selection-count")).to_have_text("4,000 points · none selected",
                                                               timeout=30_000)
-    settle(page)
-    page.locator('#emb-graph .modebar-btn[data-title="Box Select"]').click()
-    area = page.locator("#emb-graph .nsewdrag").first.bounding_box()
-    x0, y0 = area["x"] + area["width"] * 0.3, area["y"] + area["height"] * 0.3
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    page.mouse.move(x0 + area["width"] * 0.4, y0 + area["height"] * 0.4, steps=8)
-    page.mouse.up()
+    box_select(page, 0.3)
     count = page.locator("#emb-selection-count")
     expect(count).to_have_text(re.compile(r"^[\d,]+ of 4,000 selected$"), timeout=30_000)
     n = int(count.inner_text().split()[0].replace(",", ""))

@@ -14,7 +14,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from dash_idle import settle
+from design_steps import upload_and_fit
 from playwright.sync_api import Page, expect
 
 from server_process import ServerProcess, serve_command
@@ -47,12 +47,7 @@ def server(pilot_workspace, tmp_path_factory):
 
 
 def _start_fit(page: Page, url: str, bigwig: Path, name: str) -> None:
-    page.goto(f"{url}/design")
-    settle(page)
-    page.set_input_files("#design-upload input[type=file]", str(bigwig))
-    expect(page.locator("#design-upload-label")).to_contain_text(bigwig.name)
-    page.fill("#design-new-name", name)
-    page.click("#design-fit")
+    upload_and_fit(page, url, bigwig, name)
     expect(page.locator("#design-fit-status")).to_have_text("fitting…", timeout=30_000)
 
 
