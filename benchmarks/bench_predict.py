@@ -46,7 +46,7 @@ FIXTURE = dict(n_layers=2, n_nodes=64, n_biosample_factors=6, n_assay_factors=8,
 #: name -> (configuration, positions at full size)
 SHAPES = {
     "2 x 64 (bench_chromosome)": (FIXTURE, 1_000_000),
-    "1 x 128 (small)": (PRESETS["small"], 1_000_000),
+    "1 x 128 (small)": (PRESETS["original-small"], 1_000_000),
     "3 x 32": ({**FIXTURE, "n_layers": 3, "n_nodes": 32}, 1_000_000),
     "2 x 128": ({**FIXTURE, "n_nodes": 128}, 500_000),
     "2 x 256": ({**FIXTURE, "n_nodes": 256}, 200_000),
@@ -128,7 +128,7 @@ def _settings_table(n: int, reps: int) -> None:
     """``predict`` once per prediction setting against ``predict_settings`` for the grid."""
     grid = [{"activity_blend": b, "smoothing": w} for b in (0.25, 0.5, 0.75) for w in (5, 9, 13)]
     model = Avocado(["B1", "B2", "B3"], ["A1", "A2", "A3"], n, seed=0, device="cpu",
-                    average_activity="input", **PRESETS["small"])
+                    average_activity="input", **PRESETS["original-small"])
     rng = np.random.default_rng(0)
     model.activity = AverageActivity(rng.gamma(1.0, 1.0, (3, n)).astype(np.float32),
                                      np.full(3, 4))

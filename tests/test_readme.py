@@ -21,6 +21,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from app_workspaces import pilot_workspace  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,6 +92,7 @@ def _quiet(command: str) -> int:
                                                "features"})
 
 
+@pytest.mark.default_device  # as a user runs it: the device is the library's choice
 def test_readme_python_example_runs(tmp_path, monkeypatch):
     (example,) = _blocks("python")
     monkeypatch.chdir(tmp_path)
