@@ -140,3 +140,11 @@ def test_bench_step_prints_its_tables():
                "--positions", "20000", "--speed-steps", "2")
     assert "| after | small | torch | 0.0 | 0.0 | " in out  # (no syncs: a structural count)
     assert "| after | kernels | " in out
+
+
+def test_compare_versions_prints_both_checkouts():
+    out = _run("benchmarks/compare_versions.py", str(REPO), str(REPO), "--rounds", "1",
+               "--epochs", "1", "--positions", "20000")
+    row = next(line for line in out.splitlines() if line.startswith("| 1 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4] == cells[5]  # one checkout twice: the same held-out MSE, to the last bit
