@@ -217,3 +217,10 @@ def test_no_module_is_longer_than_max_lines():
             for p in [*_modules(PACKAGE), *_modules(APP)]
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_test_modules_have_unique_names():
+    """pytest imports test modules by their base name (the tests have no __init__.py): two of
+    one name in different folders stop the collection."""
+    names = [p.name for p in (PACKAGE.parent / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
