@@ -53,7 +53,8 @@ def test_bench_imputation_serving_prints_both_ways(encode_layout_workspace):  # 
 
 def test_bench_band_prints_held_out_coverage(pilot_workspace):  # noqa: F811
     out = _run("benchmarks/bench_band.py", str(pilot_workspace.path))
-    assert "| **all 5 tracks** |" in out and "coverage of the 90% band" in out
+    assert "| **all 5 tracks** (" in out and "coverage of the 90% band" in out
+    assert "average activity's MSE" in out
 
 
 def test_bench_ensemble_prints_its_table():
