@@ -90,18 +90,21 @@ def main(spec: dict) -> dict:
 
 
 def save_start(model, experiments: list[tuple[str, str]], folder: Path) -> None:
-    """The model's current weights (the original's ``save``) and numpy's global generator
-    state, from which ``sequential_data_generator`` draws each batch's experiments as indices
-    into ``experiments`` (the training dict's order)."""
-    import numpy as np
-
+    """The model's current weights (the original's ``save``) and :func:`generator_state`."""
     folder.mkdir(parents=True, exist_ok=True)
     model.save(str(folder / "start"))
+    (folder / START_STATE).write_text(json.dumps(generator_state(experiments)))
+
+
+def generator_state(experiments: list[tuple[str, str]]) -> dict:
+    """numpy's global generator state (JSON), from which ``sequential_data_generator`` draws
+    each batch's experiments as indices into ``experiments`` (the training dict's order)."""
+    import numpy as np
+
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"bit_generator": name, "keys": keys.tolist(), "pos": int(pos),
-             "has_gauss": int(has_gauss), "cached_gaussian": float(cached),
-             "experiments": [list(e) for e in experiments]}
-    (folder / START_STATE).write_text(json.dumps(state))
+    return {"bit_generator": name, "keys": keys.tolist(), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached),
+            "experiments": [list(e) for e in experiments]}
 
 
 if __name__ == "__main__":
