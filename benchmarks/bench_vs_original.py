@@ -52,7 +52,9 @@ Set AVOCADO_DATA_MIRROR to the data mirror (default: ../shared/data beside the r
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -322,15 +324,16 @@ def _accuracy_table(accuracy: list[Row]) -> None:
 
 def _seeds_table(accuracy: list[Row], seeds: list[int]) -> None:
     """Per held-out track and contender: MSE per seed, their mean, the spread of the seeds
-    (max/min - 1) and the gap of the means to the original's (ours/original - 1); seed by seed
-    to the original's run of the same seed as well."""
+    (max/min - 1) and the gap of the means to the original's (ours/original - 1) with its
+    standard error (Welch's, over the original's mean: how far the means of that many seeds
+    move by chance); seed by seed to the original's run of the same seed as well."""
     groups: dict[tuple, dict[str, dict[int, dict]]] = {}
     for row in accuracy:
         groups.setdefault((row.config, row.held_out, row.what), {}) \
             .setdefault(row.label, {})[row.seed] = row.res
     print(f"\n| config | held out | contender | MSE, seed {', '.join(map(str, seeds))} | "
-          "mean MSE | seed spread (max/min - 1) | mean vs original | per seed vs original | "
-          "mean Pearson r |")
+          "mean MSE | seed spread (max/min - 1) | mean vs original (± s.e.) | "
+          "per seed vs original | mean Pearson r |")
     print("|---|---|---|---|---:|---:|---:|---|---:|")
     for (config, held_out, _), by_label in groups.items():
         base = by_label.get("original")
@@ -341,7 +344,12 @@ def _seeds_table(accuracy: list[Row], seeds: list[int]) -> None:
             gap = per_seed = "-"
             if base and label != "original":
                 base_mse = [base[s]["mse"] for s in seeds]
-                gap = f"{mean / (sum(base_mse) / len(base_mse)) - 1:+.2%}"
+                base_mean = sum(base_mse) / len(base_mse)
+                gap = f"{mean / base_mean - 1:+.2%}"
+                if len(seeds) > 1:
+                    se = math.sqrt(statistics.variance(mse) / len(mse)
+                                   + statistics.variance(base_mse) / len(base_mse))
+                    gap += f" ± {se / base_mean:.2%}"
                 per_seed = ", ".join(f"{a / b - 1:+.2%}" for a, b in zip(mse, base_mse))
             r = sum(by_seed[s]["r"] for s in seeds) / len(seeds)
             print(f"| {config} | {' '.join(held_out)} | {label} | "

@@ -120,6 +120,24 @@ def test_bench_vs_original_compares_seeds_on_several_held_out_tracks():
         assert row[6] == row[7] == "-"  # no original to compare with
 
 
+def test_bench_vs_original_table_over_seeds_known_answer(monkeypatch, capsys):
+    """Original MSEs 0.1 and 0.3 against ours 0.2 and 0.2: equal means, a seed spread of
+    200%, per seed +100% and -33.33%, and the gap's standard error sqrt(0 / 2 + 0.02 / 2)
+    = 0.1 over the original's mean 0.2: 50%."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from bench_vs_original import Row, _seeds_table
+
+    track = ("E065", "H3K4me3")
+    rows = [Row("small", label, track, seed, "10 x 113 batches", {"mse": mse, "r": 0.5})
+            for label, values in (("original", (0.1, 0.3)), ("ours", (0.2, 0.2)))
+            for seed, mse in zip((0, 1), values)]
+    _seeds_table(rows, [0, 1])
+    table = _cells(capsys.readouterr().out, "| small | E065 H3K4me3 |")
+    assert table[0][3:7] == ["0.1000, 0.3000", "0.2000", "200.0%", "-"]
+    assert table[1][3:9] == ["0.2000, 0.2000", "0.2000", "0.0%", "+0.00% ± 50.00%",
+                             "+100.00%, -33.33%", "0.500"]
+
+
 def test_bench_vs_original_names_a_bad_held_out_track():
     result = subprocess.run([sys.executable, "benchmarks/bench_vs_original.py", "--ours-only",
                              "--held-out", "E065:H3K4me3,E999:H3K4me3"], cwd=REPO,
