@@ -50,18 +50,23 @@ def _mirror() -> Path:
     return Path(os.environ.get("AVOCADO_DATA_MIRROR", REPO.parent / "shared" / "data"))
 
 
-def load_pilot():
-    """Training tracks (dict) and the held-out track of the pilot."""
+def pilot_files() -> dict[tuple[str, str], Path]:
+    """The pilot's 25 track files, ``(biosample, assay) -> path``, in the order of their names."""
+    paths = sorted((_mirror() / "roadmap-pilot").glob("*.pilot.arcsinh.npz"))
+    if len(paths) != 25:
+        raise SystemExit(f"expected 25 pilot tracks under {_mirror()}, found {len(paths)}")
+    return {tuple(path.name.split(".")[:2]): path for path in paths}
+
+
+def load_pilot(held_out: tuple[str, str] = HELD_OUT):
+    """Training tracks (dict: the other 24) and the held-out track ``held_out`` of the pilot."""
     import numpy as np
 
     tracks = {}
-    for path in sorted((_mirror() / "roadmap-pilot").glob("*.pilot.arcsinh.npz")):
-        b, a = path.name.split(".")[:2]
+    for key, path in pilot_files().items():
         with np.load(path) as npz:
-            tracks[(b, a)] = np.ascontiguousarray(npz["arr_0"], dtype=np.float32)
-    if len(tracks) != 25:
-        raise SystemExit(f"expected 25 pilot tracks under {_mirror()}, found {len(tracks)}")
-    held = tracks.pop(HELD_OUT)
+            tracks[key] = np.ascontiguousarray(npz["arr_0"], dtype=np.float32)
+    held = tracks.pop(tuple(held_out))
     return tracks, held
 
 
@@ -179,36 +184,36 @@ def avocado(spec: dict) -> dict:
         from avocado_core.training import Trainer
 
         fit_options["trainer"] = functools.partial(Trainer, kernel=False)
-    tracks, held = load_pilot()
-    biosamples = sorted({b for b, _ in tracks} | {HELD_OUT[0]})
-    assays = sorted({a for _, a in tracks} | {HELD_OUT[1]})
+    held_out = tuple(spec.get("held_out", HELD_OUT))
+    tracks, held = load_pilot(held_out)
+    biosamples = sorted({b for b, _ in tracks} | {held_out[0]})
+    assays = sorted({a for _, a in tracks} | {held_out[1]})
     cfg = dict(SMALL if spec["config"] == "small" else PAPER)
     model = Avocado(biosamples, assays, len(held), device="cpu", seed=spec.get("seed", 0),
                     precision=spec["precision"], **cfg)
-    bs = cfg["batch_size"]
+    return fit_and_score(model, tracks, held, held_out, spec, **fit_options)
+
+
+def fit_and_score(model, tracks: dict, held, held_out: tuple[str, str], spec: dict,
+                  **fit_options) -> dict:
+    """Train ``model`` as ``spec`` says (plain training: ``choose_settings=False``): its
+    ``warmup`` batches untimed, then ``epochs`` x ``epoch_size`` batches and the held-out
+    scores, or (``epochs`` 0) one timed epoch of ``steps`` batches; samples/s of the timed part."""
+    fit_options = dict(fit_options, progress=False, choose_settings=False)
     result = {}
     if spec["warmup"]:
-        model.fit(tracks, n_epochs=1, epoch_size=spec["warmup"], progress=False,
-                  choose_settings=False,
-                  **fit_options)
+        model.fit(tracks, n_epochs=1, epoch_size=spec["warmup"], **fit_options)
     if spec["epochs"]:
-        epoch_size = spec.get("epoch_size", EPOCH_BATCHES)
-        t0 = time.perf_counter()
-        model.fit(tracks, n_epochs=spec["epochs"], epoch_size=epoch_size, progress=False,
-                  choose_settings=False,
-                  **fit_options)
-        elapsed = time.perf_counter() - t0
-        n_steps = spec["epochs"] * epoch_size
-        result["mse"], result["r"] = _score(model.predict(*HELD_OUT), held)
-        result["loss"] = model.history["loss"][-spec["epochs"]:]
+        n_epochs, epoch_size = spec["epochs"], spec.get("epoch_size", EPOCH_BATCHES)
     else:
-        t0 = time.perf_counter()
-        model.fit(tracks, n_epochs=1, epoch_size=spec["steps"], progress=False,
-                  choose_settings=False,
-                  **fit_options)
-        elapsed = time.perf_counter() - t0
-        n_steps = spec["steps"]
-    result["samples_per_s"] = n_steps * bs / elapsed
+        n_epochs, epoch_size = 1, spec["steps"]
+    t0 = time.perf_counter()
+    model.fit(tracks, n_epochs=n_epochs, epoch_size=epoch_size, **fit_options)
+    elapsed = time.perf_counter() - t0
+    if spec["epochs"]:
+        result["mse"], result["r"] = _score(model.predict(*held_out), held)
+        result["loss"] = model.history["loss"][-n_epochs:]
+    result["samples_per_s"] = n_epochs * epoch_size * model.batch_size / elapsed
     result["precision"] = model.train_precision
     return result
 

@@ -90,19 +90,88 @@ def test_bench_chromosome_prints_time_and_memory(tmp_path):
 def test_bench_vs_original_runs_without_the_original():
     out = _run("benchmarks/bench_vs_original.py", "--ours-only", "--configs", "small",
                "--reps", "1", "--small-steps", "3", "--small-epochs", "1",
-               "--small-epoch-size", "3", "--seeds", "0,1")
+               "--small-epoch-size", "3")
     assert "CPU: " in out and "fp32" in out.split("matrix product")[1].splitlines()[0]
     assert "precision='auto' (the default) picks here: small fp32" in out
     assert "| small | avocado_core fp32 (auto) |" in out  # speed row
-    # an accuracy row per seed, and how far the two seeds land apart
-    rows = [line.split("|") for line in out.splitlines()
-            if line.startswith("| small | avocado_core fp32 (auto) | 1 x 3 batches, seed ")]
-    mse = [float(r[-3]) for r in rows]
-    assert len(rows) == 2 and mse[0] != mse[1]
-    line = next(x for x in out.splitlines() if x.startswith("# small avocado_core fp32 (auto)"))
-    assert line.startswith("# small avocado_core fp32 (auto), seed 1 vs seed 0: MSE ")
-    printed = float(line.split("MSE ")[1].split("%")[0])  # from unrounded values
-    assert printed == pytest.approx(100 * (mse[1] / mse[0] - 1), abs=0.1)
+    assert "| small | E065 H3K4me3 | avocado_core fp32 (auto) | 1 x 3 batches | 0 |" in out
+
+
+def _cells(out: str, start: str) -> list[list[str]]:
+    return [[c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines()
+            if line.startswith(start)]
+
+
+def test_bench_vs_original_compares_seeds_on_several_held_out_tracks():
+    out = _run("benchmarks/bench_vs_original.py", "--ours-only", "--accuracy-only",
+               "--held-out", "E065:H3K4me3,E116:H3K27me3", "--seeds", "0,1",
+               "--small-epochs", "1", "--small-epoch-size", "3")
+    assert "matrix product" not in out and "samples/s per round" not in out  # no speed rows
+    label = "avocado_core fp32 (auto)"
+    for track in ("E065 H3K4me3", "E116 H3K27me3"):
+        runs = _cells(out, f"| small | {track} | {label} | 1 x 3 batches |")
+        assert [r[4] for r in runs] == ["0", "1"]  # a run per seed on every held-out track
+        mse = [float(r[-2]) for r in runs]
+        (row,) = _cells(out, f"| small | {track} | {label} | 0.")  # the table over seeds
+        assert [float(x) for x in row[3].split(", ")] == mse
+        assert float(row[4]) == pytest.approx(sum(mse) / 2, abs=1e-4)  # 4 decimals printed
+        # max/min - 1 of the unrounded values: 4-decimal MSEs near 0.1 move it by < 0.2 points
+        assert float(row[5].rstrip("%")) == pytest.approx(100 * (max(mse) / min(mse) - 1),
+                                                         abs=0.2)
+        assert row[6] == row[7] == "-"  # no original to compare with
+
+
+def test_bench_vs_original_table_over_seeds_known_answer(monkeypatch, capsys):
+    """Original MSEs 0.1 and 0.3 against ours 0.2 and 0.2: equal means, a seed spread of
+    200%, per seed +100% and -33.33%, and the gap's standard error sqrt(0 / 2 + 0.02 / 2)
+    = 0.1 over the original's mean 0.2: 50%."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from bench_vs_original import Row, _seeds_table
+
+    track = ("E065", "H3K4me3")
+    rows = [Row("small", label, track, seed, "10 x 113 batches", {"mse": mse, "r": 0.5})
+            for label, values in (("original", (0.1, 0.3)), ("ours", (0.2, 0.2)))
+            for seed, mse in zip((0, 1), values)]
+    _seeds_table(rows, [0, 1])
+    table = _cells(capsys.readouterr().out, "| small | E065 H3K4me3 |")
+    assert table[0][3:7] == ["0.1000, 0.3000", "0.2000", "200.0%", "-"]
+    assert table[1][3:9] == ["0.2000, 0.2000", "0.2000", "0.0%", "+0.00% ± 50.00%",
+                             "+100.00%, -33.33%", "0.500"]
+
+
+def test_bench_vs_original_names_a_bad_held_out_track():
+    result = subprocess.run([sys.executable, "benchmarks/bench_vs_original.py", "--ours-only",
+                             "--held-out", "E065:H3K4me3,E999:H3K4me3"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "'E999:H3K4me3' is not a pilot track" in result.stderr
+
+
+def test_replay_sampler_draws_the_original_generators_batches(monkeypatch):
+    """original_start.ReplaySampler gives the batches of the original's
+    ``sequential_data_generator`` (avocado/io.py of avocado-epigenome 0.4.0): positions scanned
+    from 0, each sample's experiment ``numpy.random.randint(len(data), size=batch_size)`` on
+    numpy's global generator, here mapped to another order of the experiments."""
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from original_runner import generator_state
+    from original_start import ReplaySampler
+
+    experiments = [("E003", "H3K4me3"), ("E017", "H3K27me3"), ("E065", "H3K9me3")]
+    saved = np.random.get_state()  # (the global generator is the original's; restored below)
+    try:
+        np.random.seed(3)
+        np.random.random(5)  # a state part-way through the generator's stream
+        state = generator_state(experiments)
+        order = np.array([2, 0, 1])  # the trainer's index of the original's experiment i
+        sampler = ReplaySampler(25, 3, 10, state=state, order=order)
+        for start in (0, 10, 20, 30):  # the original's scan goes on past the end (modulo)
+            drawn = np.random.randint(len(experiments), size=10)  # as the original draws
+            e, p = sampler.next_batch()
+            np.testing.assert_array_equal(p, np.arange(start, start + 10) % 25)
+            np.testing.assert_array_equal(e, order[drawn])
+    finally:
+        np.random.set_state(saved)
 
 
 def test_bench_average_activity_prints_its_table():
