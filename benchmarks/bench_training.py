@@ -1,6 +1,6 @@
 """Training speed and accuracy of avocado_core on the real Roadmap pilot tracks.
 
-Protocol (the core-model issue): train on 24 of the 25 pilot tracks (5 biosamples x 5 marks,
+Protocol: train on 24 of the 25 pilot tracks (5 biosamples x 5 marks,
 1,126,469 bins each), hold out E065 / H3K4me3, sequential sampling. For each contender the
 script measures training samples/s, seconds per epoch (113 batches), peak RSS of its own
 process, and (in the accuracy rows) the held-out MSE and Pearson r after 10 epochs of

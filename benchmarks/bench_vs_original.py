@@ -1,7 +1,7 @@
 """avocado_core against the original Avocado (avocado-epigenome 0.4.0 on TensorFlow-CPU 2.15.1),
 side by side in one run.
 
-Protocol (the core-model issue): the 25 real Roadmap pilot tracks, one held out (E065 /
+Protocol: the 25 real Roadmap pilot tracks, one held out (E065 /
 H3K4me3 unless ``--held-out`` names others), training on the other 24 with sequential sampling
 in both implementations, and with ``choose_settings=False`` on our side (plain training, as the
 original does). Every contender runs in its own process and the contenders alternate

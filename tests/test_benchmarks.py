@@ -87,27 +87,20 @@ def test_bench_chromosome_prints_time_and_memory(tmp_path):
         in out and "writer alone / pyBigWig alone: " in out
 
 
-def test_bench_vs_original_runs_without_the_original():
-    out = _run("benchmarks/bench_vs_original.py", "--ours-only", "--configs", "small",
-               "--reps", "1", "--small-steps", "3", "--small-epochs", "1",
-               "--small-epoch-size", "3")
-    assert "CPU: " in out and "fp32" in out.split("matrix product")[1].splitlines()[0]
-    assert "precision='auto' (the default) picks here: small fp32" in out
-    assert "| small | avocado_core fp32 (auto) |" in out  # speed row
-    assert "| small | E065 H3K4me3 | avocado_core fp32 (auto) | 1 x 3 batches | 0 |" in out
-
-
 def _cells(out: str, start: str) -> list[list[str]]:
     return [[c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines()
             if line.startswith(start)]
 
 
-def test_bench_vs_original_compares_seeds_on_several_held_out_tracks():
-    out = _run("benchmarks/bench_vs_original.py", "--ours-only", "--accuracy-only",
-               "--held-out", "E065:H3K4me3,E116:H3K27me3", "--seeds", "0,1",
-               "--small-epochs", "1", "--small-epoch-size", "3")
-    assert "matrix product" not in out and "samples/s per round" not in out  # no speed rows
+def test_bench_vs_original_runs_without_the_original_over_seeds_and_tracks():
+    out = _run("benchmarks/bench_vs_original.py", "--ours-only", "--configs", "small",
+               "--reps", "1", "--small-steps", "3", "--small-epochs", "1",
+               "--small-epoch-size", "3", "--held-out", "E065:H3K4me3,E116:H3K27me3",
+               "--seeds", "0,1")
+    assert "CPU: " in out and "fp32" in out.split("matrix product")[1].splitlines()[0]
+    assert "precision='auto' (the default) picks here: small fp32" in out
     label = "avocado_core fp32 (auto)"
+    assert f"| small | {label} |" in out  # speed row
     for track in ("E065 H3K4me3", "E116 H3K27me3"):
         runs = _cells(out, f"| small | {track} | {label} | 1 x 3 batches |")
         assert [r[4] for r in runs] == ["0", "1"]  # a run per seed on every held-out track
@@ -137,6 +130,12 @@ def test_bench_vs_original_table_over_seeds_known_answer(monkeypatch, capsys):
     assert table[0][3:7] == ["0.1000, 0.3000", "0.2000", "200.0%", "-"]
     assert table[1][3:9] == ["0.2000, 0.2000", "0.2000", "0.0%", "+0.00% ± 50.00%",
                              "+100.00%, -33.33%", "0.500"]
+
+
+def test_bench_vs_original_accuracy_only_runs_no_speed_row():
+    out = _run("benchmarks/bench_vs_original.py", "--ours-only", "--accuracy-only",
+               "--small-epochs", "0")
+    assert "CPU: " in out and "matrix product" not in out and "samples/s per round" not in out
 
 
 def test_bench_vs_original_names_a_bad_held_out_track():
