@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -18,7 +20,8 @@ from app_workspaces import (  # noqa: F401  (fixtures)
     synthetic_workspace,
 )
 from dashboard.app import create_app
-from dashboard.pages import design, embeddings, locus
+from dashboard.figures.tracks import Track
+from dashboard.pages import design, embeddings, locus, locus_export
 
 
 @pytest.fixture(scope="module")
@@ -133,12 +136,78 @@ def test_bedgraph_and_parse_tracks(pilot_workspace):  # noqa: F811
     # observed, imputed and the band's two bounds (the test workspace is an ensemble)
     assert sum(line.startswith("track") for line in lines) == 4 and len(lines) == 4 + 4 * 40
     assert 'name="E003 H3K4me3 band_low"' in text
+    assert lines[0].endswith('description="Avocado observed signal of H3K4me3 in E003, '
+                             'arcsinh(-log10 p)"')
     assert locus.parse_tracks("E003|H3K4me3,E999|H3K4me3,E017|H3K27me3", ws) == [
         ("E003", "H3K4me3"), ("E017", "H3K27me3")]
     assert locus.drag_range({"xaxis2.range[0]": 10.5, "xaxis2.range[1]": 2000.2}) == (10, 2000)
     assert locus.drag_range({"autosize": True}) is None
     assert locus.gene_from_click({"points": [{"customdata": "PSMD4"}]}) == "PSMD4"
     assert locus.gene_from_click({"points": [{"x": 1, "y": 2}]}) is None
+
+
+def _export_tracks() -> list[Track]:
+    """Two experiments over 3 bins of known values: one with observed, imputed and a band,
+    one imputed only."""
+    v = np.array([0.0, 1.0, 2.5], dtype=np.float32)
+    return [Track("E065", "H3K4me3", v, v + 1, low=v + 0.5, high=v + 2),
+            Track("E003", "H3K27me3", None, v * 2)]
+
+
+def _parse_bedgraph(text: str) -> tuple[str, pd.DataFrame]:
+    track, *rows = text.splitlines()
+    table = pd.read_csv(io.StringIO("\n".join(rows)), sep="\t", header=None,
+                        names=["chrom", "start", "end", "value"])
+    return track, table
+
+
+def test_locus_exports_in_log10p_are_sinh_of_the_stored_values():
+    tracks, v = _export_tracks(), np.array([0.0, 1.0, 2.5])
+    for units, expect in (("arcsinh", v), ("log10p", np.sinh(v))):
+        csv = locus_export.csv_text("chr1", 1_000, 25, tracks, units)
+        first, header = csv.splitlines()[:2]
+        assert first == "# values: " + {"arcsinh": "arcsinh(-log10 p)", "log10p": "-log10 p"}[units]
+        assert header == ("chrom,start,end,E065.H3K4me3.observed,E065.H3K4me3.imputed,"
+                          "E065.H3K4me3.band_low,E065.H3K4me3.band_high,E003.H3K27me3.imputed")
+        table = pd.read_csv(io.StringIO(csv), comment="#")
+        assert table["start"].tolist() == [1_000, 1_025, 1_050]
+        np.testing.assert_allclose(table["E065.H3K4me3.observed"], expect, rtol=5e-4)
+        np.testing.assert_allclose(table["E065.H3K4me3.band_high"],
+                                   np.sinh(v + 2) if units == "log10p" else v + 2, rtol=5e-4)
+        text = locus_export.bedgraph_text("chr1", 1_000, 25, tracks, units)
+        assert text.count("track type=bedGraph") == 5
+        track, rows = _parse_bedgraph(text.split("\ntrack ")[0])  # the first series
+        assert track.endswith(f', {locus_export.EXPORT_UNITS[units]}"')
+        np.testing.assert_allclose(rows["value"], expect, rtol=5e-4)
+    # by hand: sinh(2.5) = 6.0502, sinh(3.5) = 16.543, sinh(3) = 10.018, sinh(4.5) = 45.003,
+    # sinh(5) = 74.203, to 4 significant digits
+    assert csv.splitlines()[-1] == "chr1,1050,1075,6.05,16.54,10.02,45,74.2"
+    with pytest.raises(ValueError, match="unknown units 'p'"):
+        locus_export.csv_text("chr1", 1_000, 25, tracks, "p")
+
+
+def test_locus_bedgraph_zip_holds_one_file_per_series():
+    tracks, v = _export_tracks(), np.array([0.0, 1.0, 2.5])
+    data = locus_export.bedgraph_zip("chr1", 1_000, 25, tracks, "log10p")
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        files = {n: z.read(n).decode() for n in z.namelist()}
+    window = "chr1_1000_1075"
+    expected = {"E065.H3K4me3.observed": v, "E065.H3K4me3.imputed": v + 1,
+                "E065.H3K4me3.band_low": v + 0.5, "E065.H3K4me3.band_high": v + 2,
+                "E003.H3K27me3.imputed": v * 2}
+    assert sorted(files) == sorted(f"{s}.{window}.bedGraph" for s in expected)
+    for series, values in expected.items():
+        track, rows = _parse_bedgraph(files[f"{series}.{window}.bedGraph"])
+        b, a, kind = series.split(".")
+        assert track == (f'track type=bedGraph name="{b} {a} {kind}" description="Avocado '
+                         f'{kind} signal of {a} in {b}, -log10 p"')
+        assert rows[["chrom", "start"]].values.tolist() == [["chr1", 1_000], ["chr1", 1_025],
+                                                            ["chr1", 1_050]]
+        np.testing.assert_allclose(rows["value"], np.sinh(values), rtol=5e-4)
+    # the multi-track bedGraph is the same series, one after the other
+    assert "".join(files[f"{s}.{window}.bedGraph"] for s in expected) == \
+        locus_export.bedgraph_text("chr1", 1_000, 25, tracks, "log10p")
+    assert data == locus_export.bedgraph_zip("chr1", 1_000, 25, tracks, "log10p")  # no dates
 
 
 # ---------------------------------------------------------------------- embeddings: pure helpers
@@ -301,6 +370,46 @@ def test_locus_callback_draws_and_alerts(pilot_app):
     huge = call("chr1:" + "9" * 5000 + "-" + "9" * 5001)
     assert "too large" in text_of(huge["locus-alert"]["children"])
     assert "global-alert" not in huge and "locus-graph" not in huge
+
+
+def test_locus_export_callback_units_and_zip(pilot_app, pilot_workspace):  # noqa: F811
+    client = pilot_app.server.test_client()
+    # the alert is a duplicate output: its property carries the callback's hash
+    key = next(k for k in pilot_app.callback_map if k.startswith("..locus-download.data..."))
+    alert_prop = key.removesuffix("..").rsplit(".", 1)[1]
+    current = {"chrom": "chr1", "start": 151_200_000, "end": 151_201_000}
+    _, tracks, _ = locus.locus_view(pilot_workspace, "chr1:151,200,000-151,201,000",
+                                    [("E003", "H3K4me3")])
+
+    def export(button, units):
+        inputs = [(b, "n_clicks", 1 if b == button else None)
+                  for b in ("locus-bedgraph", "locus-bedgraph-zip", "locus-csv")]
+        state = [("locus-current", "data", current),
+                 ("locus-tracks", "data", [["E003", "H3K4me3"]]), ("locus-units", "value", units)]
+        out = post_callback(client, [("locus-download", "data"), ("locus-alert", alert_prop)],
+                            inputs, state, [f"{button}.n_clicks"])
+        assert out["locus-alert"] == {"children": None}
+        return out["locus-download"]["data"]
+
+    sent = export("locus-bedgraph-zip", "log10p")
+    assert sent["filename"] == "avocado_chr1_151200000_151201000.bedGraph.zip" and sent["base64"]
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(sent["content"]))) as z:
+        names = z.namelist()
+        imputed = z.read("E003.H3K4me3.imputed.chr1_151200000_151201000.bedGraph").decode()
+    assert names == [f"E003.H3K4me3.{k}.chr1_151200000_151201000.bedGraph"
+                     for k in ("observed", "imputed", "band_low", "band_high")]
+    track, rows = _parse_bedgraph(imputed)
+    assert track.endswith(', -log10 p"') and len(rows) == 40
+    np.testing.assert_allclose(rows["value"], np.sinh(tracks[0].imputed), rtol=5e-4, atol=1e-6)
+    sent = export("locus-csv", "log10p")
+    assert sent["filename"] == "avocado_chr1_151200000_151201000.csv"
+    assert sent["content"].startswith("# values: -log10 p\nchrom,start,end,")
+    table = pd.read_csv(io.StringIO(sent["content"]), comment="#")
+    np.testing.assert_allclose(table["E003.H3K4me3.observed"], np.sinh(tracks[0].observed),
+                               rtol=5e-4, atol=1e-6)
+    sent = export("locus-bedgraph", "arcsinh")  # the multi-track bedGraph, stored units
+    assert sent["filename"] == "avocado_chr1_151200000_151201000.bedGraph"
+    assert sent["content"].count(', arcsinh(-log10 p)"\n') == 4
 
 
 def test_track_picker_callback_toggles_cells(pilot_app):

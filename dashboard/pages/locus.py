@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
 
@@ -28,8 +27,9 @@ from ..components import (
     split_list,
     url_sync,
 )
-from ..figures.tracks import Track, format_span, locus_figure, tracks_table
+from ..figures.tracks import Track, format_span, locus_figure
 from ..names import names_of
+from .locus_export import EXPORT_UNITS, UNIT_LABELS, bedgraph_text, bedgraph_zip, csv_text
 from .locus_picker import picker_layout, register_picker_callbacks
 
 #: Widest window drawn (bp); wider requests get an alert.
@@ -373,19 +373,6 @@ METRICS_NOTE = ("held out: the models never trained on this track, so MSE and r 
                 "as 0.")
 
 
-def bedgraph_text(chrom: str, start: int, bin_size: int, tracks: list[Track]) -> str:
-    """The window's values as a multi-track bedGraph (one ``track`` line per series)."""
-    table = tracks_table(chrom, start, bin_size, tracks)
-    out = io.StringIO()
-    for col in table.columns[3:]:
-        b, a, kind = col.rsplit(".", 2)
-        out.write(f'track type=bedGraph name="{b} {a} {kind}" description="Avocado {kind} '
-                  f'signal (arcsinh) of {a} in {b}"\n')
-        table[["chrom", "start", "end", col]].to_csv(out, sep="\t", header=False, index=False,
-                                                     float_format="%.4g")
-    return out.getvalue()
-
-
 def drag_range(relayout: dict | None) -> tuple[int, int] | None:
     """The x-range a user dragged to (zoom box on any row), or None for other relayouts."""
     keys = {k.split(".", 1)[1]: v for k, v in (relayout or {}).items()
@@ -459,8 +446,18 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
                 [
                     html.Button("PNG", id="locus-png", className="button",
                                 title="download the view as PNG"),
+                    html.Div(dcc.RadioItems(id="locus-units",
+                                            options=options(EXPORT_UNITS, UNIT_LABELS),
+                                            value="arcsinh", inline=True,
+                                            className="radio-inline"),
+                             title="units of the bedGraph and CSV downloads: the stored "
+                                   "arcsinh(-log10 p) or the -log10 p-value signal"),
                     html.Button("bedGraph", id="locus-bedgraph", className="button",
-                                title="download the values of the window as bedGraph"),
+                                title="download the values of the window as one multi-track "
+                                      "bedGraph"),
+                    html.Button("bedGraph per track", id="locus-bedgraph-zip",
+                                className="button",
+                                title="download a zip of one bedGraph per series of the window"),
                     html.Button("CSV", id="locus-csv", className="button",
                                 title="download the values of the window as CSV"),
                 ],
@@ -642,26 +639,27 @@ def register_callbacks(app, ws: Workspace) -> None:
         Output("locus-download", "data"),
         Output("locus-alert", "children", allow_duplicate=True),
         Input("locus-bedgraph", "n_clicks"),
+        Input("locus-bedgraph-zip", "n_clicks"),
         Input("locus-csv", "n_clicks"),
         State("locus-current", "data"),
         State("locus-tracks", "data"),
+        State("locus-units", "value"),
         prevent_initial_call=True,
     )
     @guarded(2)
-    def export(_bg, _csv, current, chosen):
+    def export(_bg, _zip, _csv, current, chosen, units):
         if not current:
             raise ValueError("nothing to export yet: choose a locus first")
         chrom, start, end, b0, b1 = snap_window(ws, current["chrom"], current["start"],
                                                 current["end"])
         tracks = locus_tracks(ws, b0, b1, [tuple(e) for e in (chosen or [])])
         name = f"avocado_{chrom}_{start}_{end}"
-        bin_size = ws.store.regions.bin_size
+        window = (chrom, start, ws.store.regions.bin_size, tracks, units or "arcsinh")
         if ctx.triggered_id == "locus-csv":
-            table = tracks_table(chrom, start, bin_size, tracks)
-            return dcc.send_data_frame(table.to_csv, f"{name}.csv", index=False,
-                                       float_format="%.4g"), None
-        return dict(content=bedgraph_text(chrom, start, bin_size, tracks),
-                    filename=f"{name}.bedGraph"), None
+            return dict(content=csv_text(*window), filename=f"{name}.csv"), None
+        if ctx.triggered_id == "locus-bedgraph-zip":
+            return dcc.send_bytes(bedgraph_zip(*window), f"{name}.bedGraph.zip"), None
+        return dict(content=bedgraph_text(*window), filename=f"{name}.bedGraph"), None
 
     app.clientside_callback(
         """

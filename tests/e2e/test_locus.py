@@ -200,7 +200,8 @@ def test_exports(page, pilot_url):
     expect(page.locator("#locus-metrics tr")).to_have_count(2, timeout=30_000)
     with page.expect_download() as info:
         page.click("#locus-csv")
-    rows = list(csv.reader(io.StringIO(open(info.value.path()).read())))
+    units, *rows = list(csv.reader(io.StringIO(open(info.value.path()).read())))
+    assert units == ["# values: arcsinh(-log10 p)"]  # the page's default units
     assert rows[0] == ["chrom", "start", "end", *(f"{e}.{kind}" for e in ("E003.H3K4me3",
                                                                           "E017.H3K27me3")
                                                   for kind in ("observed", "imputed",
