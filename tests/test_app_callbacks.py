@@ -165,11 +165,10 @@ def test_locus_exports_in_log10p_are_sinh_of_the_stored_values():
     tracks, v = _export_tracks(), np.array([0.0, 1.0, 2.5])
     for units, expect in (("arcsinh", v), ("log10p", np.sinh(v))):
         csv = locus_export.csv_text("chr1", 1_000, 25, tracks, units)
-        first, header = csv.splitlines()[:2]
-        assert first == "# values: " + {"arcsinh": "arcsinh(-log10 p)", "log10p": "-log10 p"}[units]
+        header = csv.splitlines()[0]
         assert header == ("chrom,start,end,E065.H3K4me3.observed,E065.H3K4me3.imputed,"
                           "E065.H3K4me3.band_low,E065.H3K4me3.band_high,E003.H3K27me3.imputed")
-        table = pd.read_csv(io.StringIO(csv), comment="#")
+        table = pd.read_csv(io.StringIO(csv))
         assert table["start"].tolist() == [1_000, 1_025, 1_050]
         np.testing.assert_allclose(table["E065.H3K4me3.observed"], expect, rtol=5e-4)
         np.testing.assert_allclose(table["E065.H3K4me3.band_high"],
@@ -402,9 +401,9 @@ def test_locus_export_callback_units_and_zip(pilot_app, pilot_workspace):  # noq
     assert track.endswith(', -log10 p"') and len(rows) == 40
     np.testing.assert_allclose(rows["value"], np.sinh(tracks[0].imputed), rtol=5e-4, atol=1e-6)
     sent = export("locus-csv", "log10p")
-    assert sent["filename"] == "avocado_chr1_151200000_151201000.csv"
-    assert sent["content"].startswith("# values: -log10 p\nchrom,start,end,")
-    table = pd.read_csv(io.StringIO(sent["content"]), comment="#")
+    assert sent["filename"] == "avocado_chr1_151200000_151201000.log10p.csv"
+    assert sent["content"].startswith("chrom,start,end,")
+    table = pd.read_csv(io.StringIO(sent["content"]))
     np.testing.assert_allclose(table["E003.H3K4me3.observed"], np.sinh(tracks[0].observed),
                                rtol=5e-4, atol=1e-6)
     sent = export("locus-bedgraph", "arcsinh")  # the multi-track bedGraph, stored units

@@ -654,9 +654,10 @@ def register_callbacks(app, ws: Workspace) -> None:
                                                 current["end"])
         tracks = locus_tracks(ws, b0, b1, [tuple(e) for e in (chosen or [])])
         name = f"avocado_{chrom}_{start}_{end}"
-        window = (chrom, start, ws.store.regions.bin_size, tracks, units or "arcsinh")
-        if ctx.triggered_id == "locus-csv":
-            return dict(content=csv_text(*window), filename=f"{name}.csv"), None
+        units = units or "arcsinh"
+        window = (chrom, start, ws.store.regions.bin_size, tracks, units)
+        if ctx.triggered_id == "locus-csv":  # (a plain CSV header: the file name says the units)
+            return dict(content=csv_text(*window), filename=f"{name}.{units}.csv"), None
         if ctx.triggered_id == "locus-bedgraph-zip":
             return dcc.send_bytes(bedgraph_zip(*window), f"{name}.bedGraph.zip"), None
         return dict(content=bedgraph_text(*window), filename=f"{name}.bedGraph"), None

@@ -63,11 +63,10 @@ def export_table(chrom: str, start: int, bin_size: int, tracks: list[Track],
 
 def csv_text(chrom: str, start: int, bin_size: int, tracks: list[Track],
              units: str = "arcsinh") -> str:
-    """The window as CSV: a ``# values: <units>`` line, then a header row and one row per bin
-    (``pandas.read_csv(..., comment="#")`` reads it back)."""
+    """The window as CSV: a header row and one row per bin, in ``units`` (which the page's
+    download names in the file name: a plain header that any CSV reader takes)."""
     table = export_table(chrom, start, bin_size, tracks, units)
-    return (f"# values: {EXPORT_UNITS[units]}\n"
-            + table.to_csv(index=False, float_format=FLOAT_FORMAT))
+    return table.to_csv(index=False, float_format=FLOAT_FORMAT)
 
 
 def bedgraph_series(table: pd.DataFrame, column: str, units: str) -> str:

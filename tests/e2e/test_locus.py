@@ -200,14 +200,13 @@ def test_exports(page, pilot_url):
     expect(page.locator("#locus-metrics tr")).to_have_count(2, timeout=30_000)
     with page.expect_download() as info:
         page.click("#locus-csv")
-    units, *rows = list(csv.reader(io.StringIO(open(info.value.path()).read())))
-    assert units == ["# values: arcsinh(-log10 p)"]  # the page's default units
+    rows = list(csv.reader(io.StringIO(open(info.value.path()).read())))
     assert rows[0] == ["chrom", "start", "end", *(f"{e}.{kind}" for e in ("E003.H3K4me3",
                                                                           "E017.H3K27me3")
                                                   for kind in ("observed", "imputed",
                                                                "band_low", "band_high"))]
     assert len(rows) == 1 + 40 and rows[1][:3] == ["chr1", "151200000", "151200025"]
-    assert info.value.suggested_filename == "avocado_chr1_151200000_151201000.csv"
+    assert info.value.suggested_filename == "avocado_chr1_151200000_151201000.arcsinh.csv"
     with page.expect_download() as info:
         page.click("#locus-bedgraph")
     text = open(info.value.path()).read().splitlines()
