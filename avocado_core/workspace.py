@@ -540,8 +540,9 @@ class Workspace:
         -------
         pd.DataFrame or None
             Biosamples / assays: name, x, y and the metadata columns. Genome: bin, n_bins, x,
-            y, stratum, chrom, start, end, and ``class`` (annotation class) when annotations
-            exist.
+            y, stratum, chrom, start, end, and when annotations exist ``class`` (annotation
+            class), ``nearest_gene`` and ``gene_distance`` (bp, 0 inside the gene; see
+            :meth:`~avocado_core.annotations.Annotations.nearest_genes`).
         """
         n_points = int(n_points or self.info.get("genome_points", 100_000))
         strata = self.bin_classes if axis == "genome" else None
@@ -565,6 +566,10 @@ class Workspace:
                            end=start + df["n_bins"].to_numpy() * self.store.regions.bin_size)
             if strata is not None:
                 df["class"] = df["stratum"]
+            if self.annotations is not None:
+                near = self.annotations.nearest_genes(chrom, start, df["end"].to_numpy())
+                df["nearest_gene"] = near["gene"].to_numpy()
+                df["gene_distance"] = near["distance"].to_numpy()
         df.attrs.update(attrs)
         return df
 

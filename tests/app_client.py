@@ -24,6 +24,13 @@ def post_callback(client, outputs, inputs, state=(), changed=()):
     return json.loads(r.data)["response"]
 
 
+def outputs_of(app, first: str) -> list[tuple[str, str]]:
+    """The outputs of the callback whose first output is ``first`` ("id.prop"), as the browser
+    names them: an ``allow_duplicate`` output's property carries its "@hash" suffix."""
+    key = next(k for k in app.callback_map if k == first or k.startswith(f"..{first}..."))
+    return [tuple(part.rsplit(".", 1)) for part in key.strip(".").split("...")]
+
+
 def text_of(component) -> str:
     """All text inside a serialized Dash component tree."""
     if component is None:

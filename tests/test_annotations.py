@@ -187,3 +187,55 @@ def test_classify_bins_with_real_signal(ann, pilot, pilot_dir):
           ("promoter", "gene body", "other")}
     assert by["promoter"][0] > 2 * by["gene body"][0] and by["promoter"][0] > 2 * by["other"][0]
     assert by["gene body"][1] > 1.3 * by["other"][1]
+
+
+def test_nearest_genes_known_answers():
+    genes = pd.DataFrame({"chrom": ["chr1", "chr1", "chr1", "chr2"],
+                          "start": [1000, 5000, 5500, 100], "end": [2000, 6000, 5800, 200],
+                          "name": ["A", "B", "C", "D"], "strand": ["+", "-", "+", "+"]})
+    ann = Annotations(genes)
+    cases = [  # (chrom, position, gene, distance)
+        ("chr1", 1500, "A", 0),     # inside a gene
+        ("chr1", 5600, "B", 0),     # inside B and C, which it holds: B reaches further
+        ("chr1", 2000, "A", 1),     # the base after A's last one (book-ended)
+        ("chr1", 3000, "A", 1001),  # between two genes, nearer the one before
+        ("chr1", 4500, "B", 500),   # between two genes, nearer the one after
+        ("chr1", 0, "A", 1000),     # before the first gene
+        ("chr1", 7000, "B", 1001),  # after the last gene
+        ("2", 150, "D", 0),         # chr prefix matched either way
+    ]
+    chroms, pos, names, dist = map(list, zip(*cases))
+    found = ann.nearest_genes(chroms, pos)
+    assert found["gene"].tolist() == names and found["distance"].tolist() == dist
+    none = ann.nearest_genes("chrX", [10, 20])  # a chromosome without genes
+    assert none["gene"].isna().all() and none["distance"].tolist() == [-1, -1]
+    # intervals: one ending where A starts is book-ended, one more base overlaps
+    bins = ann.nearest_genes("chr1", [975, 976], [1000, 1001])
+    assert bins["distance"].tolist() == [1, 0]
+    with pytest.raises(AvocadoValueError, match="differ in length"):
+        ann.nearest_genes(["chr1"], [1, 2])
+    with pytest.raises(AvocadoValueError, match="empty or reversed"):
+        ann.nearest_genes("chr1", [5], [5])
+
+
+def test_nearest_genes_equal_a_full_scan_of_gencode(ann):
+    """On the pilot's GENCODE genes: the distance is the smallest over every gene of the
+    chromosome, and the gene named lies at that distance."""
+    rng = np.random.default_rng(1)
+    chroms = np.array(["chr1", "chr7", "chr11", "chrX", "chr3"])[rng.integers(0, 5, 400)]
+    pos = rng.integers(0, 160_000_000, 400)
+    found = ann.nearest_genes(chroms, pos)
+    for chrom in np.unique(chroms):
+        sel = chroms == chrom
+        g = ann.genes[(ann.genes["chrom"] == chrom).to_numpy()]
+        if g.empty:  # the pilot has no gene on chr3
+            assert (found["distance"][sel] == -1).all()
+            continue
+        s, e = g["start"].to_numpy(), g["end"].to_numpy()
+        p = pos[sel][:, None]
+        gap = np.maximum(np.maximum(s - p, p - e + 1), 0)  # bases, 0 inside
+        assert (found["distance"][sel].to_numpy() == gap.min(axis=1)).all()
+        named = g["name"].to_numpy()[:, None] == found["gene"][sel].to_numpy()[None, :]
+        assert (np.where(named.T, gap, np.inf).min(axis=1) == gap.min(axis=1)).all()
+    vps72 = ann.nearest_genes("chr1", [151_150_000, 151_168_000])  # in, and 204 bp past, VPS72
+    assert vps72["gene"].tolist() == ["VPS72", "VPS72"] and vps72["distance"].tolist() == [0, 204]

@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from app_client import PICKER_OUTPUTS, picker_inputs, post_callback, text_of
+from app_client import PICKER_OUTPUTS, outputs_of, picker_inputs, post_callback, text_of
 from app_workspaces import (  # noqa: F401  (fixtures)
     one_chromosome_bigwig,
     pilot_workspace,
@@ -231,6 +231,17 @@ def test_embedding_genome_sample_of_the_pilot(pilot_workspace):  # noqa: F811
     assert caption.startswith("Sample of 100,000 of 1,126,469 positions stratified")
     assert {t.name.split(" (")[0] for t in fig.data} >= {"promoter", "gene body", "other"}
     assert all(t.type == "scattergl" for t in fig.data)
+    # the hover names the nearest gene: every gene-body position lies in one
+    assert "nearest gene: %{customdata[3]}" in fig.data[0].hovertemplate
+    body = next(t for t in fig.data if t.name.startswith("gene body"))
+    assert all(str(cd[3]).startswith("in ") for cd in body.customdata)
+    assert fig.layout.clickmode == "event"  # a click opens the locus instead of selecting
+
+
+def test_nearest_gene_labels():
+    labels = embeddings.nearest_gene_labels(["MYC", "MYC", "MYC", None], [0, 2_300, 850, -1])
+    assert labels.tolist() == ["in MYC", "MYC (2.3 kb)", "MYC (850 bp)",
+                               "none on this chromosome"]
 
 
 def test_selection_ids_and_links(synthetic_workspace):  # noqa: F811
@@ -457,6 +468,29 @@ def test_embedding_callback_and_url_state(synthetic_app):
                                       ("emb-selection-id", "data", "0123456789ab")],
                         changed=["emb-selection-id.data"])
     assert url["emb-url"]["data"]["query"].endswith("&selid=0123456789ab")
+
+
+def test_embedding_click_on_a_genome_point_opens_its_locus(synthetic_app):
+    """A click on the genome map sends the locus page a 20 kb window centred on the point's
+    bin (block, at 5 kbp); a click on the biosample map selects and goes nowhere."""
+    client = synthetic_app.server.test_client()
+    outputs = outputs_of(synthetic_app, "emb-nav.href")
+    assert [i for i, _ in outputs] == ["emb-nav", "emb-alert"]
+
+    def click(axis, point, res="all"):
+        return post_callback(client, outputs, [("emb-graph", "clickData",
+                                                {"points": [{"customdata": point}]})],
+                             [("emb-axis", "value", axis), ("emb-res", "value", res)],
+                             ["emb-graph.clickData"])
+
+    # synthetic positions are 25 bp bins from chr1:0: bin 800 is chr1:20,000-20,025
+    out = click("genome", [800, "chr1:20,000"])
+    assert out["emb-nav"]["href"] == "/locus?locus=chr1:10,012-30,012"
+    assert click("genome", [800], "5kbp")["emb-nav"]["href"] == "/locus?locus=chr1:12,500-32,500"
+    assert click("genome", [0])["emb-nav"]["href"] == "/locus?locus=chr1:0-20,000"  # kept >= 0
+    assert click("biosamples", ["S001", "LIVER"]) == {}
+    alert = click("genome", ["not-a-bin"])["emb-alert"]["children"]
+    assert "names no bin" in text_of(alert)
 
 
 # ---------------------------------------------------------------------- serving

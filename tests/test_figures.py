@@ -26,6 +26,7 @@ from dashboard.figures.tracks import (
     bucket_bounds,
     envelope,
     format_span,
+    format_spans,
     locus_figure,
     peaks,
     ruler_ticks,
@@ -115,6 +116,9 @@ def test_format_span():
     assert format_span(850) == "850 bp"
     assert format_span(100_000) == "100 kb"
     assert format_span(1_250_000) == "1.25 Mb"
+    # vectorised; the unit changes where three digits round up to 1000
+    assert format_spans([0, 999, 1_000, 2_345, 999_499, 999_999]).tolist() == [
+        "0 bp", "999 bp", "1 kb", "2.35 kb", "999 kb", "1 Mb"]
 
 
 # ---------------------------------------------------------------------- genes
@@ -283,6 +287,9 @@ def test_embedding_figure_names_points_and_titles_pca_axes():
     bare = embedding_figure(pts, "anatomy")
     assert bare.layout.xaxis.title.text is None
     assert bare.data[0].hovertemplate.startswith("<b>%{customdata[0]}</b>")
+    # a click selects a point (a lasso of one) unless the page handles clicks itself
+    assert bare.layout.clickmode == "event+select"
+    assert embedding_figure(pts, "anatomy", click_selects=False).layout.clickmode == "event"
 
 
 def test_track_labels_name_the_biosample_beside_its_id():

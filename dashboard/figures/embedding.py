@@ -41,6 +41,7 @@ def embedding_figure(
     point_labels: bool | str = False,
     label_column: str | None = None,
     axis_titles: tuple[str, str] | None = None,
+    click_selects: bool = True,
 ) -> go.Figure:
     """A 2-D scatter of projected points coloured by one column.
 
@@ -74,6 +75,9 @@ def embedding_figure(
     axis_titles: (str, str) or None
         Titles of the x and y axes (a PCA's components and their share of the variance);
         None leaves the axes bare (UMAP's have no meaning).
+    click_selects: bool
+        Whether a click on a point selects it (as a lasso of one); False leaves clicks to a
+        callback of their own (the genome map's opens the locus). Default is True.
 
     Returns
     -------
@@ -176,7 +180,7 @@ def embedding_figure(
     fig.update_layout(
         **base_layout(
             dragmode="lasso",
-            clickmode="event+select",
+            clickmode="event+select" if click_selects else "event",
             hovermode="closest",
             xaxis=dict(axis, title=titles[0] if titles else None, zeroline=bool(titles)),
             yaxis=dict(axis, scaleanchor="x", scaleratio=1, title=titles[1] if titles else None,

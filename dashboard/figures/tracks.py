@@ -23,6 +23,7 @@ __all__ = [
     "typed_array",
     "ruler_ticks",
     "format_span",
+    "format_spans",
     "locus_figure",
     "tracks_table",
 ]
@@ -199,13 +200,29 @@ def typed_array(values: np.ndarray, dtype: str = "f4") -> dict:
     return spec
 
 
+def format_spans(n_bp: np.ndarray | list[int]) -> np.ndarray:
+    """Spans in human units to three significant digits: 850 bp, 12.5 kb, 1.2 Mb.
+
+    Parameters
+    ----------
+    n_bp: array-like of int, shape=(n,)
+
+    Returns
+    -------
+    np.ndarray[str], shape=(n,)
+    """
+    n = np.asarray(n_bp, dtype=np.float64)
+    # The unit changes where three digits round up to 1000 (999,999 bp is "1 Mb", not
+    # "1e+03 kb").
+    mb, kb = n >= 999_500, n >= 999.5
+    value = np.where(mb, n / 1e6, np.where(kb, n / 1e3, n))
+    unit = np.where(mb, " Mb", np.where(kb, " kb", " bp"))
+    return np.char.add(np.char.mod("%.3g", value), unit)
+
+
 def format_span(n_bp: int) -> str:
-    """A span in human units: 850 bp, 12.5 kb, 1.2 Mb."""
-    if n_bp >= 1_000_000:
-        return f"{n_bp / 1e6:.3g} Mb"
-    if n_bp >= 1_000:
-        return f"{n_bp / 1e3:.3g} kb"
-    return f"{n_bp} bp"
+    """A span in human units: 850 bp, 12.5 kb, 1.2 Mb (:func:`format_spans` of one)."""
+    return str(format_spans([n_bp])[0])
 
 
 def ruler_ticks(start: int, end: int, n: int = 8) -> tuple[np.ndarray, list[str]]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from avocado_core.errors import shorten
 from avocado_core.projection import MIN_UMAP_POINTS
-from avocado_core.regions import GENOME_RESOLUTIONS
+from avocado_core.regions import GENOME_RESOLUTIONS, format_locus
 from avocado_core.saved_selections import (
     load_selection,
     save_selection,
@@ -30,6 +31,7 @@ from ..components import (
     url_sync,
 )
 from ..figures.embedding import MAX_CATEGORIES, embedding_figure
+from ..figures.tracks import format_spans
 from ..names import labels_of, short_assay_labels
 
 AXES = {"biosamples": "Biosamples", "assays": "Assays", "genome": "Genome positions"}
@@ -43,6 +45,8 @@ CONTINUOUS_COLUMNS = {"n_observed"}
 MAX_LABELS = 100
 #: Selections larger than this (and every genome selection) go to the URL as a saved id.
 URL_IDS = 50
+#: Width (bp) of the locus window that a click on a genome point opens, centred on the point.
+LOCUS_WINDOW_BP = 20_000
 
 
 # ---------------------------------------------------------------------- pure helpers
@@ -120,8 +124,10 @@ def embedding_view(ws: Workspace, axis: str, method: str, resolution: str, color
     n = len(df)
     kind, colorbar = None, None
     if axis == "genome":
-        id_col, hover = "bin", ["locus", "class"]
+        id_col, hover = "bin", ["locus", "nearest gene", "class"]
         df = df.assign(locus=df["chrom"].astype(str) + ":" + df["start"].map("{:,}".format))
+        if "nearest_gene" in df:
+            df["nearest gene"] = nearest_gene_labels(df["nearest_gene"], df["gene_distance"])
         if color == SIGNAL:
             if not experiment or not all(experiment[:2]):
                 raise ValueError("choose a biosample and an assay to colour positions by signal")
@@ -153,8 +159,30 @@ def embedding_view(ws: Workspace, axis: str, method: str, resolution: str, color
                            point_labels="short" if axis != "genome" and n <= MAX_LABELS
                            else False,
                            label_column=None if axis == "genome" else "label",
-                           axis_titles=pca_titles(df) if method == "pca" else None)
+                           axis_titles=pca_titles(df) if method == "pca" else None,
+                           click_selects=axis != "genome")
     return fig, caption, n
+
+
+def nearest_gene_labels(genes, distances) -> np.ndarray:
+    """Hover text of each point's nearest gene: "in MYC" inside it, "MYC (2.3 kb)" away
+    from it, "none on this chromosome" (distance -1).
+
+    Parameters
+    ----------
+    genes: array-like of str, shape=(n,)
+    distances: array-like of int, shape=(n,)
+        As :meth:`~avocado_core.annotations.Annotations.nearest_genes`.
+
+    Returns
+    -------
+    np.ndarray[str], shape=(n,)
+    """
+    names = pd.Series(genes, dtype=object).fillna("").to_numpy().astype(str)
+    d = np.asarray(distances, dtype=np.int64)
+    away = np.char.add(np.char.add(names, " ("), np.char.add(format_spans(np.maximum(d, 0)), ")"))
+    return np.where(d < 0, "none on this chromosome",
+                    np.where(d == 0, np.char.add("in ", names), away))
 
 
 def pca_titles(projection: pd.DataFrame) -> tuple[str, str]:
@@ -176,6 +204,26 @@ def selection_ids(selected_data: dict | None) -> list:
         cd = p.get("customdata")
         out.append(cd[0] if isinstance(cd, (list, tuple)) else cd)
     return list(dict.fromkeys(out))
+
+
+def locus_href(ws: Workspace, axis: str, click: dict | None, resolution: str = "all"
+               ) -> str | None:
+    """The locus page's address for a click on a genome point: a ``LOCUS_WINDOW_BP`` window
+    centred on the point's bin (or block of bins, at a coarser ``resolution``); None for a
+    click on the biosample / assay maps (a click selects there) or on no point."""
+    ids = selection_ids(click) if axis == "genome" else []
+    if not ids:
+        return None
+    try:
+        b = int(ids[0])
+    except (TypeError, ValueError):
+        raise ValueError(f"a clicked genome point names no bin: {shorten(str(ids[0]))}") from None
+    regions = ws.store.regions
+    chrom, start = regions.bin_coordinates([b])
+    centre = int(start[0]) + GENOME_RESOLUTIONS.get(resolution, 1) * regions.bin_size // 2
+    lo = max(centre - LOCUS_WINDOW_BP // 2, 0)
+    return "/locus" + query_string({"locus": format_locus(str(chrom[0]), lo,
+                                                           lo + LOCUS_WINDOW_BP)})
 
 
 def selection_links(ws: Workspace, axis: str, ids: list, sel_id: str | None = None) -> list:
@@ -285,8 +333,9 @@ def layout(axis: str = "biosamples", method: str = "umap", res: str = "all",
             html.Hr(),
             html.Div(id="emb-selection-count", className="selection-count"),
             html.Div(id="emb-selection-actions", className="selection-actions"),
-            html.Div("Drag to lasso-select; click a legend entry to hide it, double-click to "
-                     "isolate it.", className="field-hint"),
+            html.Div("Drag to lasso-select; click a genome position to open it in the locus "
+                     "browser; click a legend entry to hide it, double-click to isolate it.",
+                     className="field-hint"),
         ],
         className="side-panel",
     )
@@ -325,6 +374,8 @@ def layout(axis: str = "biosamples", method: str = "umap", res: str = "all",
             dcc.Store(id="emb-version", data=0),
             dcc.Store(id="emb-total", data=0),
             dcc.Store(id="emb-url"),
+            # A click on a genome point goes to the locus page (through dash's router).
+            dcc.Location(id="emb-nav", refresh="callback-nav"),
             html.Div(id="emb-url-sink", hidden=True),
         ],
         className="page-grid",
@@ -401,6 +452,21 @@ def register_callbacks(app, ws: Workspace) -> None:
             return [], None
         ids = selection_ids(selected_data)
         return ids, saved_selection_id(ws, axis, ids, res)
+
+    @app.callback(
+        Output("emb-nav", "href"),
+        Output("emb-alert", "children", allow_duplicate=True),
+        Input("emb-graph", "clickData"),
+        State("emb-axis", "value"),
+        State("emb-res", "value"),
+        prevent_initial_call=True,
+    )
+    @guarded(2)
+    def open_locus(click, axis, res):
+        href = locus_href(ws, axis, click, res)
+        if href is None:
+            raise PreventUpdate
+        return href, None
 
     @app.callback(
         Output("emb-selection-count", "children"),
