@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 WORKSPACE ?= workspace
 HOST ?= 127.0.0.1
 PORT ?= 8050
+# Test processes (pytest-xdist; each takes whole test files); 0 runs every test in this one.
+TEST_WORKERS ?= 2
 
 # Read the public datasets from the local mirror beside the checkout when there is one.
 ifneq ($(wildcard ../shared/data),)
@@ -43,7 +45,7 @@ demo: install
 
 test: install-test
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile tests
 
 clean-workspace:
 	rm -rf $(WORKSPACE)

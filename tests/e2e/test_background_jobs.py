@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 
 import numpy as np
 import psutil
 import pytest
 from dash_idle import settle
+from jobs import wait_for_jobs
 from playwright.sync_api import expect
 
 from avocado_core.projection import project
@@ -42,15 +42,6 @@ def _forget(ws, axis: str, method: str, resolution: str = "all") -> None:
     ws.projections.path(ws.fingerprint, axis, method, resolution,
                         ws.info["genome_points"] if axis == "genome" else 0, 0,
                         strata).unlink(missing_ok=True)
-
-
-def _job_processes() -> list[psutil.Process]:
-    """The running jobs: children of this server's job launcher."""
-    jobs = []
-    for child in psutil.Process().children():
-        if "dashboard.background" in " ".join(child.cmdline()):
-            jobs += [p for p in child.children() if p.status() != psutil.STATUS_ZOMBIE]
-    return jobs
 
 
 def test_umap_compute_on_a_server_that_served_the_locus_page(page, used_openmp,
@@ -86,11 +77,7 @@ def _start_genome_umap(page, url: str, workspace) -> list:
     settle(page)
     page.click("#emb-compute")
     expect(page.locator("#emb-missing")).to_contain_text("Computing", timeout=30_000)
-    deadline = time.monotonic() + 60
-    while not (jobs := _job_processes()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert len(jobs) == 1
-    return jobs
+    return wait_for_jobs(1)
 
 
 def test_a_job_killed_with_kill_9_becomes_an_alert(page, used_openmp, synthetic_workspace):
@@ -128,10 +115,7 @@ def test_a_job_whose_tab_closed_stops(browser, synthetic_workspace, tmp_path):
             settle(page)
             page.click("#emb-compute")  # this app's job launcher starts now: give it time
             expect(page.locator("#emb-missing")).to_contain_text("Computing", timeout=120_000)
-            deadline = time.monotonic() + 60
-            while not (jobs := _job_processes()) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert len(jobs) == 1
+            jobs = wait_for_jobs(1)
             page.close()  # nobody polls the job any more
             _, alive = psutil.wait_procs(jobs, timeout=30)
             assert not alive, "the job of a closed tab is still running"

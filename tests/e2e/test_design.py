@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
 
+import psutil
 import pytest
 from dash_idle import settle
 from design_steps import upload_and_fit
+from jobs import wait_for_jobs
 from playwright.sync_api import expect
 
 from app_workspaces import one_chromosome_bigwig
@@ -157,8 +160,17 @@ def test_fitting_a_new_biosample_can_be_cancelled(page, pilot_url, pilot_workspa
     cancel = page.locator("#design-fit-cancel")
     expect(cancel).to_be_enabled(timeout=30_000)  # the fit runs in the background
     expect(page.locator("#design-fit-status")).to_have_text("fitting…")
-    cancel.click()
-    expect(page.locator("#design-fit")).to_be_enabled(timeout=30_000)
+    jobs = wait_for_jobs(1)
+    jobs[0].suspend()  # (SIGSTOP: a fit of a few seconds must not finish before the click)
+    try:
+        cancel.click()
+        expect(page.locator("#design-fit")).to_be_enabled(timeout=30_000)
+        _, alive = psutil.wait_procs(jobs, timeout=10)  # the cancel killed it (SIGKILL)
+        assert not alive
+    finally:
+        for job in jobs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                job.resume()
     page.wait_for_timeout(1500)
     expect(page.locator("#design-fit-result")).to_be_empty()
     expect(page.locator("#design-fit-alert [role=alert]")).to_have_count(0)
