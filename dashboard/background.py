@@ -307,6 +307,12 @@ def _stop(signum, frame) -> None:
     raise SystemExit(0)
 
 
+def _exit_now(signum, frame) -> None:
+    """A stop signal once the launcher has cleaned up: end without the interpreter's own
+    clean-up (a SystemExit raised inside an atexit finalizer prints a traceback)."""
+    os._exit(0)
+
+
 def _launcher_main(fd: int, spec: dict) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)  # Ctrl+C reaches the whole process group
@@ -370,6 +376,8 @@ def _launcher_main(fd: int, spec: dict) -> None:
             deadline = time.monotonic() + _STOP_WAIT_S
             while jobs and time.monotonic() < deadline:
                 time.sleep(0.05)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _exit_now)
 
 
 if __name__ == "__main__":

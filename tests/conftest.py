@@ -36,6 +36,23 @@ def hg19_sizes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_signing_secret_for_every_app():
+    """One secret for every Dash app of this test process.
+
+    The tests build several apps in one process (a server never does: one app a process).
+    Dash signs a background job's handle with the secret of ``dash.get_app()``, the app built
+    last, but checks a Cancel against the app's own, so a job started through an earlier app
+    could not be cancelled. With one secret every app works as it does when served.
+    """
+    import dash
+
+    own = dash.Dash._get_signing_secret
+    dash.Dash._get_signing_secret = lambda self: b"avocado tests: one process, several apps"
+    yield
+    dash.Dash._get_signing_secret = own
+
+
 # ------------------------------------------------------------------------------ default device
 #: Whether the running test may reach the default-device choice (``gpu`` tests only), and the
 #: places where a test reached it.

@@ -6,11 +6,9 @@ import csv
 import io
 import re
 
-import psutil
 import pytest
 from dash_idle import settle
 from design_steps import upload_and_fit
-from jobs import job_processes
 from playwright.sync_api import expect
 
 from app_workspaces import one_chromosome_bigwig
@@ -155,18 +153,12 @@ def test_fitting_a_new_biosample_can_be_cancelled(page, pilot_url, pilot_workspa
 
     path = export_bigwig(pilot_workspace.store, "E116", "H3K4me3", tmp_path / "gm.bw",
                          invert_transform=True)
-    for _ in range(3):  # (a fit of a few seconds may end before the click reaches the server)
-        upload_and_fit(page, pilot_url, path, "GM-new")
-        cancel = page.locator("#design-fit-cancel")
-        expect(cancel).to_be_enabled(timeout=30_000)  # the fit runs in the background
-        expect(page.locator("#design-fit-status")).to_have_text("fitting…")
-        jobs = job_processes()
-        cancel.click()
-        expect(page.locator("#design-fit")).to_be_enabled(timeout=30_000)
-        _, alive = psutil.wait_procs(jobs, timeout=10)
-        assert not alive  # cancelled, or done
-        page.wait_for_timeout(1500)
-        if not page.locator("#design-fit-result").inner_text().strip():
-            break  # cancelled before the fit ended: no result
+    upload_and_fit(page, pilot_url, path, "GM-new")
+    cancel = page.locator("#design-fit-cancel")
+    expect(cancel).to_be_enabled(timeout=30_000)  # the fit runs in the background
+    expect(page.locator("#design-fit-status")).to_have_text("fitting…")
+    cancel.click()
+    expect(page.locator("#design-fit")).to_be_enabled(timeout=30_000)
+    page.wait_for_timeout(1500)
     expect(page.locator("#design-fit-result")).to_be_empty()
     expect(page.locator("#design-fit-alert [role=alert]")).to_have_count(0)
