@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app_client import PICKER_OUTPUTS, picker_inputs, post_callback, text_of
+from app_client import PICKER_OUTPUTS, outputs_of, picker_inputs, post_callback, text_of
 from app_workspaces import encode_layout_workspace  # noqa: F401  (fixture)
 from dashboard.app import create_app
 from dashboard.figures.picker import HEADER
-from dashboard.names import labels_of, names_of, preferred_column, short_assay_labels
-from dashboard.pages import locus
+from dashboard.names import labels_of, names_of, preferred_column, short_assay_labels, with_names
+from dashboard.pages import design, locus
 from dashboard.pages.locus_picker import chosen_options, picker_context
 from dashboard.picker_query import PickerQuery, app_status, query_view
 
@@ -101,6 +101,38 @@ def test_names_beside_ids():
     # a facet groups rows: five anatomies of five biosamples group nothing
     assert preferred_column(pd.DataFrame({"a": list("abcde")}), ["a"]) is None
     assert preferred_column(BIOSAMPLES, ["anatomy", "type"]) == "type"
+
+
+def test_names_beside_ids_in_design_tables():
+    """A "name" column right after the ids; none where no biosample has a name."""
+    picks = pd.DataFrame({"rank": [1, 2], "biosample": ["B3", "B1"], "gain": [0.5, 0.25],
+                          "coverage": [0.5, 0.75]})
+    named = with_names(picks, BIOSAMPLES)
+    assert list(named.columns) == ["rank", "biosample", "name", "gain", "coverage"]
+    assert list(named["name"]) == ["lung fetal", "K562 nuclear"]
+    assert list(with_names(picks, pd.DataFrame({"summary": ["B1"]}, index=["B1"]))
+                .columns) == list(picks.columns)  # a name that is the id adds nothing
+    assert with_names(picks, None) is picks and with_names(picks, BIOSAMPLES[["type"]]) is picks
+
+    def columns(table):
+        return [c["id"] for c in table.columns]
+
+    full = picks.merge(BIOSAMPLES, left_on="biosample", right_index=True)
+    assert columns(design.picks_table(full, BIOSAMPLES)) == [
+        "rank", "biosample", "name", "type", "gain", "coverage"]  # not the summary twice
+    nameless = full.drop(columns="summary")
+    assert columns(design.picks_table(nameless, BIOSAMPLES[["type"]])) == [
+        "rank", "biosample", "type", "gain", "coverage"]
+    nearest = pd.DataFrame({"biosample": ["B2", "B4"], "distance": [0.1, 0.9]}).merge(
+        BIOSAMPLES, left_on="biosample", right_index=True)
+    table = design.nearest_table(nearest, BIOSAMPLES)
+    assert columns(table) == ["biosample", "name", "distance", "type"]
+    assert [r["name"] for r in table.data] == ["liver adult", "HepG2"]
+    assert columns(design.nearest_table(nearest[["biosample", "distance", "type"]], None)) == [
+        "biosample", "distance", "type"]
+    nearest.attrs["spacing"] = 1.0
+    assert design.placement_text(nearest).startswith(
+        "Placement: B2 · liver adult is clearly the nearest")
 
 
 def test_lasso_tracks_and_track_order(encode_layout_workspace):  # noqa: F811
@@ -289,3 +321,29 @@ def test_pca_maps_say_their_share_of_the_variance(encode_layout_workspace):  # n
     short = short_assay_labels(ws.assay_metadata(), ws.assays)
     assert sorted(t for tr in assays.data for t in tr.text) == sorted(short)
     assert n == len(ws.assays) and np.isfinite(assays.data[0].x).all()
+
+
+def test_design_results_name_their_biosamples(encode_app, encode_layout_workspace):  # noqa: F811
+    """The picks table, the map's and the curve's hovers say the ENCODE names beside the ids."""
+    ws = encode_layout_workspace
+    known = {"J000": "KMS-11", "J014": "epithelial cell of proximal tubule",
+             "J028": "chorion male embryo (16 weeks)"}
+    picks = design.biosample_design(ws, ws.assays[0], 3, candidates=list(known),
+                                    rerank_profiled=True)
+    result = design.design_result(picks, ws.projection("biosamples", "pca"), ws.assays[0],
+                                  list(known))
+    client = encode_app.server.test_client()
+    out = post_callback(client, outputs_of(encode_app, "design-summary.children"),
+                        [("design-result", "data", result)], changed=["design-result.data"])
+    table = out["design-table"]["children"]["props"]
+    assert [c["id"] for c in table["columns"]] == [
+        "rank", "biosample", "name", "group", "term", "type", "gain", "coverage"]
+    assert {r["biosample"]: r["name"] for r in table["data"]} == known
+    labels = [f"{b} · {known[b]}" for b in picks["biosample"]]
+    picked = out["design-picks-graph"]["figure"]["data"][-1]
+    assert picked["customdata"] == labels
+    assert picked["text"] == [f"#{i} {label}" for i, label in enumerate(labels, 1)]
+    other = out["design-picks-graph"]["figure"]["data"][0]  # hover: every point has its name
+    assert all(" · " in c for c in other["customdata"])
+    for trace in out["design-gains-graph"]["figure"]["data"]:
+        assert trace["customdata"] == labels

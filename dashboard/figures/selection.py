@@ -29,7 +29,7 @@ def gains_figure(gains: Sequence[float], objective: Sequence[float] | None = Non
         The facility-location objective after each pick; by default the running sum of gains
         (plus nothing already chosen).
     labels: sequence of str or None
-        Names of the picks, shown on hover.
+        Names of the picks (e.g. ``J004 · K562``), shown on hover.
     what: str
         What was picked, for the axis title.
 
@@ -67,7 +67,8 @@ def gains_figure(gains: Sequence[float], objective: Sequence[float] | None = Non
 
 
 def picks_figure(points: pd.DataFrame, picks: Sequence[str], profiled: Sequence[str] = (),
-                 candidates: Sequence[str] | None = None, id_column: str = "name") -> go.Figure:
+                 candidates: Sequence[str] | None = None, id_column: str = "name",
+                 label_column: str | None = None) -> go.Figure:
     """The picks on the biosample embedding.
 
     Parameters
@@ -81,6 +82,10 @@ def picks_figure(points: pd.DataFrame, picks: Sequence[str], profiled: Sequence[
         Ids that already have the assay (counted as chosen).
     candidates: sequence of str or None
         Ids that could be picked; the rest are drawn as "other".
+    label_column: str or None
+        Column of ``points`` shown on hover and beside each pick's rank (e.g. ``J004 · K562``,
+        from :func:`dashboard.names.labels_of`); the other points' text stays the id (a crowded
+        map). Default is ``id_column``.
 
     Returns
     -------
@@ -88,6 +93,7 @@ def picks_figure(points: pd.DataFrame, picks: Sequence[str], profiled: Sequence[
         Four layers: other, candidates, already profiled, picks (with rank labels).
     """
     ids = points[id_column].astype(str)
+    label_column = label_column or id_column
     picks = [str(p) for p in picks]
     is_pick = ids.isin(picks)
     is_prof = ids.isin([str(p) for p in profiled]) & ~is_pick
@@ -107,7 +113,7 @@ def picks_figure(points: pd.DataFrame, picks: Sequence[str], profiled: Sequence[
             x=frame["x"], y=frame["y"], mode="markers+text" if labels else "markers",
             name=f"{name} ({len(frame)})", text=frame[id_column].astype(str) if labels else None,
             textposition="top center", textfont=dict(size=10, color=MUTED),
-            marker=dict(line=dict(width=0), **marker), customdata=frame[id_column],
+            marker=dict(line=dict(width=0), **marker), customdata=frame[label_column],
             hovertemplate="%{customdata}<extra>" + name + "</extra>",
         ))
     rank = {p: i + 1 for i, p in enumerate(picks)}
@@ -116,13 +122,13 @@ def picks_figure(points: pd.DataFrame, picks: Sequence[str], profiled: Sequence[
     frame = frame.sort_values("rank")
     text = frame["rank"].astype(str)
     if labels:
-        text = "#" + text + " " + frame[id_column].astype(str)
+        text = "#" + text + " " + frame[label_column].astype(str)
     fig.add_trace(go.Scatter(
         x=frame["x"], y=frame["y"], mode="markers+text", name=f"picked ({len(frame)})",
         text=text, textposition="top center",
         textfont=dict(size=11, color=SELECTED),
         marker=dict(color=SELECTED, size=12, symbol="star", line=dict(width=1, color="white")),
-        customdata=frame[id_column],
+        customdata=frame[label_column],
         hovertemplate="%{customdata}<extra>picked</extra>",
     ))
     axis = dict(showgrid=False, zeroline=False, showticklabels=False)

@@ -33,6 +33,7 @@ from ..components import (
     url_sync,
 )
 from ..figures.selection import gains_figure, picks_figure
+from ..names import labels_of, name_column, with_names
 
 RESOLUTIONS = {"all": "all factors", "25bp": "25 bp", "250bp": "250 bp", "5kbp": "5 kbp"}
 MAX_K = 200
@@ -283,6 +284,8 @@ def placement_text(nearest: pd.DataFrame) -> str:
     if len(nearest) < 2 or not spacing > 0:
         return ""
     (b1, d1), (b2, d2) = nearest[["biosample", "distance"]].head(2).itertuples(index=False)
+    # the nearest rows carry the known biosamples' metadata, their names among them
+    b1, b2 = labels_of(nearest.set_index("biosample"), [b1, b2])
     margin = (d2 - d1) / spacing
     if margin >= CLEAR_MARGIN:
         verdict = f"{b1} is clearly the nearest"
@@ -353,6 +356,54 @@ def _table(df: pd.DataFrame, table_id: str, columns: list[str]) -> dash_table.Da
                       "backgroundColor": "#f8fafc"},
         style_data_conditional=[{"if": {"row_index": "odd"}, "backgroundColor": "#fbfcfd"}],
     )
+
+
+#: Columns of a result table that are no metadata to show beside the ids (the Roadmap's
+#: long description neither, unless it names the biosamples).
+RESULT_COLUMNS = ("rank", "biosample", "name", "gain", "objective", "coverage", "distance",
+                  "description")
+#: Metadata columns a result table shows.
+N_META = 3
+
+
+def _named_table(df: pd.DataFrame, meta: pd.DataFrame | None, table_id: str,
+                 before: list[str], after: list[str]) -> dash_table.DataTable:
+    """A table of biosamples: rank, id and the name beside it (where the workspace names its
+    biosamples), ``before``, :data:`N_META` metadata columns (less the one the names come from),
+    then ``after``."""
+    df = with_names(df, meta)
+    named = ["biosample", "name"] if "name" in df.columns else ["biosample"]
+    source = name_column(meta) if "name" in df.columns else None
+    extra = [c for c in df.columns if c not in (*RESULT_COLUMNS, *before, *after, source)]
+    return _table(df, table_id, ["rank", *named, *before, *extra[:N_META], *after])
+
+
+def picks_table(picks: pd.DataFrame, meta: pd.DataFrame | None) -> dash_table.DataTable:
+    """The picked biosamples: rank, id, name, metadata, gain, coverage."""
+    return _named_table(picks, meta, "design-picks-table", [], ["gain", "coverage"])
+
+
+def nearest_table(nearest: pd.DataFrame, meta: pd.DataFrame | None) -> dash_table.DataTable:
+    """The known biosamples nearest a placed one: id, name, distance, metadata."""
+    return _named_table(nearest, meta, "design-fit-table", ["distance"], [])
+
+
+def design_result(picks: pd.DataFrame, projection: pd.DataFrame, assay: str,
+                  candidates: list[str] | None) -> dict:
+    """A design (:func:`biosample_design`) and the biosample map (columns name, x, y) as the
+    page's ``dcc.Store`` holds them (JSON)."""
+    attrs = picks.attrs
+    return {
+        "picks": picks.to_dict("records"),
+        "columns": list(picks.columns),
+        "assay": assay,
+        "profiled": list(attrs.get("profiled", [])),
+        "n_candidates": int(attrs.get("n_candidates", 0)),
+        "candidates": candidates,
+        "initial": float(attrs.get("initial_objective", 0.0)),
+        "max": float(attrs.get("max_objective", 0.0)),
+        "projection": projection[["name", "x", "y"]].to_dict("list"),
+    }
 
 
 def _picks(result: dict) -> pd.DataFrame:
@@ -564,18 +615,7 @@ def register_callbacks(app, ws: Workspace) -> None:
             set_progress(("0", "3"))
             return None, alert(error_message(exc))
         set_progress(("3", "3"))
-        attrs = picks.attrs
-        return {
-            "picks": picks.to_dict("records"),
-            "columns": list(picks.columns),
-            "assay": assay,
-            "profiled": list(attrs.get("profiled", [])),
-            "n_candidates": int(attrs.get("n_candidates", 0)),
-            "candidates": candidates or None,
-            "initial": float(attrs.get("initial_objective", 0.0)),
-            "max": float(attrs.get("max_objective", 0.0)),
-            "projection": proj[["name", "x", "y"]].to_dict("list"),
-        }, None
+        return design_result(picks, proj, assay, candidates or None), None
 
     @app.callback(
         Output("design-summary", "children"),
@@ -600,14 +640,13 @@ def register_callbacks(app, ws: Workspace) -> None:
             f" from {result['n_candidates']} candidates; {len(result['profiled'])} already "
             f"profiled count as chosen. Coverage {cov0:.0%} → {cov1:.0%}.",
         ]
-        meta_cols = [c for c in picks.columns if c not in (
-            "rank", "biosample", "gain", "objective", "coverage", "description")][:3]
-        table = _table(picks, "design-picks-table",
-                       ["rank", "biosample", *meta_cols, "gain", "coverage"])
-        return (summary, table,
+        meta = ws.biosample_metadata()
+        proj["label"] = labels_of(meta, proj["name"]).to_numpy()
+        return (summary, picks_table(picks, meta),
                 picks_figure(proj, picks["biosample"].tolist(), result["profiled"],
-                             candidates=result.get("candidates")),
-                gains_figure(picks["gain"], picks["objective"], picks["biosample"]),
+                             candidates=result.get("candidates"), label_column="label"),
+                gains_figure(picks["gain"], picks["objective"],
+                             labels_of(meta, picks["biosample"])),
                 False, False)
 
     def download(button: str, target: str, store: str, send: Callable) -> None:
@@ -736,8 +775,7 @@ def register_callbacks(app, ws: Workspace) -> None:
             f" — {coverage_text(nearest)} ",
             html.Span(placement_text(nearest), id="design-fit-placement"),
             " Nearest known biosamples in the embedding:"], className="summary")
-        cols = [c for c in nearest.columns if c not in ("description",)][:5]
-        return [summary, _table(nearest, "design-fit-table", cols)], None
+        return [summary, nearest_table(nearest, ws.biosample_metadata())], None
 
     @app.callback(
         Output("design-url", "data"),
