@@ -884,4 +884,5 @@ def test_a_track_of_one_chromosome_lands_nearest_its_own_biosample(placement_wor
         "The file covers 20% of the workspace's bins (226,212 of 1,126,469); the fit used those "
         "only")
     placement = design.placement_text(nearest)
-    assert placement.startswith("Placement: E017 is ") and "typical distance" in placement
+    assert placement.startswith("Placement: E017 · IMR90 fetal lung fibroblasts Cell Line is ")
+    assert "typical distance" in placement
