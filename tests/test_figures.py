@@ -226,6 +226,17 @@ def test_locus_figure_rejects_windows_of_the_wrong_length():
         locus_figure("chr1", 0, 50_000, 25, _tracks())
 
 
+def test_locus_figure_drags_to_pan_with_fixed_y_axes():
+    genes, exons = _genes()
+    fig = locus_figure("chr1", 0, 10_000, 25, _tracks(400), genes, exons)
+    layout = fig["layout"]
+    assert layout["dragmode"] == "pan"
+    # every row's y-axis (the gene row's too) is fixed, so pan and scroll move x only
+    y_axes = [k for k in layout if k.startswith("yaxis")]
+    assert len(y_axes) == 4 and all(layout[k]["fixedrange"] for k in y_axes)
+    assert not layout["xaxis"].get("fixedrange", False)
+
+
 def test_tracks_table_has_one_column_per_series():
     table = tracks_table("chr1", 1_000, 25, _tracks(8))
     assert list(table.columns) == ["chrom", "start", "end", "E003.H3K4me3.observed",

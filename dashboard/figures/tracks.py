@@ -309,7 +309,8 @@ def locus_figure(
         shared x-axis in bp with a ruler on top titled with the chromosome. Per row, bottom to
         top: the imputation's band (shaded), the imputed line, the observed signal as a
         translucent filled step area (so the line never hides it); tracks of the same assay
-        share one y-range, with ticks in :data:`SIGNAL_UNIT`. Row labels and the per-window
+        share one y-range, with ticks in :data:`SIGNAL_UNIT`. Dragging pans the x-axis (the
+        y-axes are fixed, so a scroll zooms the x-axis only). Row labels and the per-window
         agreement (held out or training fit) are annotations. Without tracks and genes, one
         empty row says that no track is chosen.
     """
@@ -366,7 +367,8 @@ def locus_figure(
         legend=dict(orientation="h", x=1.0, xanchor="right", yref="container", y=1.0,
                     yanchor="top", font=dict(size=11), bgcolor="rgba(0,0,0,0)"),
         hovermode="x",
-        dragmode="zoom",
+        # Drag pans, as in genome browsers (the modebar keeps the box zoom).
+        dragmode="pan",
         uirevision=f"{chrom}:{start}-{end}",
         meta={"chrom": chrom, "start": int(start), "end": int(end), "n_tracks": len(tracks)},
         annotations=[],

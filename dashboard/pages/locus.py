@@ -32,7 +32,7 @@ from ..names import names_of
 from .locus_export import EXPORT_UNITS, UNIT_LABELS, bedgraph_text, bedgraph_zip, csv_text
 from .locus_picker import picker_layout, register_picker_callbacks
 
-#: Widest window drawn (bp); wider requests get an alert.
+#: Widest window drawn (bp); wider requests (a typed locus, a scroll out) get an alert.
 MAX_WINDOW_BP = 2_000_000
 #: About the plot's width in pixels at the usual window size (1,004 px at 1440 px wide): each
 #: series is drawn with at most two points per pixel, the band with one.
@@ -367,6 +367,14 @@ def metrics_rows(tracks: list[Track]) -> list:
     return rows
 
 
+#: The plot's controls: a scroll zooms (the x-axis only: the figure fixes the y-axes), a drag
+#: pans (the figure's dragmode) and the modebar keeps the box zoom.
+GRAPH_CONFIG = {"displaylogo": False, "scrollZoom": True,
+                "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
+                "toImageButtonOptions": {"format": "png", "filename": "avocado-locus",
+                                         "scale": 2}}
+
+
 METRICS_NOTE = ("held out: the models never trained on this track, so MSE and r are real "
                 "imputation quality. training fit: they trained on it, so the numbers only say "
                 "how well they fit it. Imputed values below 0 are shown, exported and scored "
@@ -374,13 +382,25 @@ METRICS_NOTE = ("held out: the models never trained on this track, so MSE and r 
 
 
 def drag_range(relayout: dict | None) -> tuple[int, int] | None:
-    """The x-range a user dragged to (zoom box on any row), or None for other relayouts."""
-    keys = {k.split(".", 1)[1]: v for k, v in (relayout or {}).items()
-            if re.fullmatch(r"xaxis\d*\.range\[[01]\]", k)}
-    if "range[0]" not in keys or "range[1]" not in keys:
+    """The x-range a user panned, scrolled or box-zoomed to on any row, or None for other
+    relayouts (a resize, a legend click).
+
+    Plotly reports the new range as ``xaxis.range[0]`` / ``xaxis.range[1]`` (a drag, a scroll)
+    or as ``xaxis.range: [x0, x1]``; ``xaxis2`` ... on other rows. A range that starts left of
+    the chromosome keeps its span, moved to start at 0.
+    """
+    ends: dict[int, object] = {}
+    for k, v in (relayout or {}).items():
+        match = re.fullmatch(r"xaxis\d*\.range(?:\[([01])\])?", k)
+        if match and match[1]:
+            ends[int(match[1])] = v
+        elif match and isinstance(v, (list, tuple)) and len(v) == 2:
+            ends = dict(enumerate(v))
+    if set(ends) != {0, 1}:
         return None
-    x0, x1 = float(keys["range[0]"]), float(keys["range[1]"])
-    return max(int(x0), 0), max(int(x1), int(x0) + 1)
+    x0, x1 = sorted((float(ends[0]), float(ends[1])))
+    shift = max(-x0, 0.0)
+    return int(x0 + shift), max(int(x1 + shift), int(x0 + shift) + 1)
 
 
 def gene_from_click(click: dict | None) -> str | None:
@@ -489,13 +509,8 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
             html.Div(id="locus-alert"),
             matrix,
             view,
-            dcc.Loading(dcc.Graph(
-                id="locus-graph", className="locus-graph",
-                config={"displaylogo": False, "scrollZoom": False,
-                        "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
-                        "toImageButtonOptions": {"format": "png", "filename": "avocado-locus",
-                                                 "scale": 2}},
-            ), type="dot", delay_show=400),
+            dcc.Loading(dcc.Graph(id="locus-graph", className="locus-graph",
+                                  config=GRAPH_CONFIG), type="dot", delay_show=400),
             html.Table(
                 [html.Thead(html.Tr([html.Th("Biosample"), html.Th("Assay"), html.Th("Shown"),
                                      html.Th("MSE (window)"), html.Th("Pearson r (window)")])),
@@ -568,7 +583,12 @@ def register_callbacks(app, ws: Workspace) -> None:
         elif trigger == "locus-gene-click" and gene:
             locus = gene
         elif trigger == "locus-drag" and dragged and current:
-            locus = format_locus(current["chrom"], *dragged)
+            # A pan past the region's edge slides back inside, keeping its span; a scroll out
+            # past the widest window gets the page's alert (snap_window), not a cut window.
+            moved = (current["chrom"], *dragged)
+            if dragged[1] - dragged[0] <= MAX_WINDOW_BP:
+                moved = keep_in_region(ws, *moved, current)
+            locus = format_locus(*moved)
         elif trigger == "locus-sel-region" and region:
             locus = region
         experiments = [tuple(e) for e in (chosen or [])]
