@@ -333,7 +333,7 @@ def test_pages_render_from_the_url(synthetic_app):
 
 
 def draw_locus(client, text, tracks, changed="locus-go.n_clicks", current=None,
-               selection=None, region=None, dragged=None):
+               selection=None, region=None, dragged=None, scale="assay"):
     """The locus page's draw callback, as the browser calls it."""
     outputs = [("locus-graph", "figure"), ("locus-current", "data"), ("locus-input", "value"),
                ("locus-span", "children"), ("locus-metrics", "children"),
@@ -343,7 +343,8 @@ def draw_locus(client, text, tracks, changed="locus-go.n_clicks", current=None,
               ("locus-left", "n_clicks", None), ("locus-right", "n_clicks", None),
               ("locus-gene-click", "data", None), ("locus-drag", "data", dragged),
               ("locus-tracks", "data", tracks), ("locus-sel-region", "value", region),
-              ("locus-height", "value", "normal"), ("locus-order", "value", "chosen")]
+              ("locus-height", "value", "normal"), ("locus-order", "value", "chosen"),
+              ("locus-scale", "value", scale)]
     if changed == "locus-in.n_clicks":
         inputs[2] = ("locus-in", "n_clicks", 1)
     state = [("locus-input", "value", text), ("locus-current", "data", current),
@@ -427,6 +428,26 @@ def test_a_pan_relayout_redraws_the_panned_window(pilot_app):
     edge = draw_locus(client, "ignored", [["E003", "H3K4me3"]], "locus-drag.data", current,
                       dragged=[151_600_000, 151_700_000])["locus-current"]["data"]
     assert edge["end"] == 151_658_075 and edge["end"] - edge["start"] == 100_000
+
+
+def test_the_y_scale_reaches_the_figure_and_the_address(pilot_app):
+    client = pilot_app.server.test_client()
+    tracks = [["E003", "H3K4me3"], ["E017", "H3K4me3"]]
+    shared = draw_locus(client, "chr1:151.2M-151.3M", tracks)
+    own = draw_locus(client, "chr1:151.2M-151.3M", tracks, scale="track")
+    ranges = {name: [out["locus-graph"]["figure"]["layout"][k]["range"] for k in ("yaxis",
+                                                                                  "yaxis2")]
+              for name, out in (("shared", shared), ("own", own))}
+    assert ranges["shared"][0] == ranges["shared"][1]  # two H3K4me3 tracks, one range
+    assert ranges["own"][0] != ranges["own"][1]
+    assert max(r[1] for r in ranges["own"]) == ranges["shared"][0][1]
+    assert own["locus-url"]["data"]["query"].endswith("&scale=track")
+    assert "scale" not in shared["locus-url"]["data"]["query"]
+    with pilot_app.server.test_request_context():  # the scale from the address
+        assert find(locus.layout(scale="track"), "locus-scale").value == "track"
+        assert find(locus.layout(scale="huge"), "locus-scale").value == "assay"
+    bad = draw_locus(client, "chr1:151.2M-151.3M", tracks, scale="huge")
+    assert "unknown y scale 'huge'" in text_of(bad["locus-alert"]["children"])
 
 
 def test_locus_export_callback_units_and_zip(pilot_app, pilot_workspace):  # noqa: F811
