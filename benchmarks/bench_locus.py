@@ -64,7 +64,8 @@ def locus_payload(text: str, tracks: list[list[str]]) -> dict:
               ("locus-left", "n_clicks", None), ("locus-right", "n_clicks", None),
               ("locus-gene-click", "data", None), ("locus-drag", "data", None),
               ("locus-tracks", "data", tracks), ("locus-sel-region", "value", None),
-              ("locus-height", "value", "normal"), ("locus-order", "value", "chosen")]
+              ("locus-height", "value", "normal"), ("locus-order", "value", "chosen"),
+              ("locus-scale", "value", "assay")]
     payload = {
         "output": ".." + "...".join(outputs) + "..",
         "outputs": [{"id": o.split(".")[0], "property": o.split(".")[1]} for o in outputs],

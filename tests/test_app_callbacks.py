@@ -333,7 +333,7 @@ def test_pages_render_from_the_url(synthetic_app):
 
 
 def draw_locus(client, text, tracks, changed="locus-go.n_clicks", current=None,
-               selection=None, region=None):
+               selection=None, region=None, dragged=None, scale="assay"):
     """The locus page's draw callback, as the browser calls it."""
     outputs = [("locus-graph", "figure"), ("locus-current", "data"), ("locus-input", "value"),
                ("locus-span", "children"), ("locus-metrics", "children"),
@@ -341,9 +341,10 @@ def draw_locus(client, text, tracks, changed="locus-go.n_clicks", current=None,
     inputs = [("locus-go", "n_clicks", 1), ("locus-input", "n_submit", None),
               ("locus-in", "n_clicks", None), ("locus-out", "n_clicks", None),
               ("locus-left", "n_clicks", None), ("locus-right", "n_clicks", None),
-              ("locus-gene-click", "data", None), ("locus-drag", "data", None),
+              ("locus-gene-click", "data", None), ("locus-drag", "data", dragged),
               ("locus-tracks", "data", tracks), ("locus-sel-region", "value", region),
-              ("locus-height", "value", "normal"), ("locus-order", "value", "chosen")]
+              ("locus-height", "value", "normal"), ("locus-order", "value", "chosen"),
+              ("locus-scale", "value", scale)]
     if changed == "locus-in.n_clicks":
         inputs[2] = ("locus-in", "n_clicks", 1)
     state = [("locus-input", "value", text), ("locus-current", "data", current),
@@ -380,6 +381,73 @@ def test_locus_callback_draws_and_alerts(pilot_app):
     huge = call("chr1:" + "9" * 5000 + "-" + "9" * 5001)
     assert "too large" in text_of(huge["locus-alert"]["children"])
     assert "global-alert" not in huge and "locus-graph" not in huge
+
+
+def test_a_pan_scroll_or_box_zoom_relayout_gives_the_new_window():
+    # a drag (pan) or a scroll (zoom) on any row: both ends, as numbers
+    assert locus.drag_range({"xaxis.range[0]": 151_250_000.4,
+                             "xaxis.range[1]": 151_350_000.9}) == (151_250_000, 151_350_000)
+    assert locus.drag_range({"xaxis3.range[0]": 1_000, "xaxis3.range[1]": 301_000}) == (
+        1_000, 301_000)
+    # the whole range at once, or reversed ends
+    assert locus.drag_range({"xaxis.range": [2_000.0, 12_000.0]}) == (2_000, 12_000)
+    assert locus.drag_range({"xaxis2.range[0]": 900, "xaxis2.range[1]": 100}) == (100, 900)
+    # a pan left of the chromosome's start keeps its span, from 0
+    assert locus.drag_range({"xaxis.range[0]": -4_000, "xaxis.range[1]": 6_000}) == (0, 10_000)
+    # not a new window: a resize, a reset, half a range, a y-axis
+    for relayout in ({"autosize": True}, {"xaxis.autorange": True}, {"xaxis.range[0]": 5},
+                     {"yaxis2.range[0]": 0, "yaxis2.range[1]": 3}, {"dragmode": "zoom"}, None):
+        assert locus.drag_range(relayout) is None
+    # a scroll zooms the x-axis only; the box zoom stays in the modebar
+    assert locus.GRAPH_CONFIG["scrollZoom"] is True
+    assert "zoom2d" not in locus.GRAPH_CONFIG["modeBarButtonsToRemove"]
+
+
+def test_a_pan_relayout_redraws_the_panned_window(pilot_app):
+    client = pilot_app.server.test_client()
+    relayout = {"xaxis2.range[0]": 151_250_000.0, "xaxis2.range[1]": 151_350_000.0}
+    out = post_callback(client, [("locus-drag", "data")],
+                        [("locus-graph", "relayoutData", relayout)],
+                        changed=["locus-graph.relayoutData"])
+    dragged = out["locus-drag"]["data"]
+    assert dragged == [151_250_000, 151_350_000]
+    current = {"chrom": "chr1", "start": 151_200_000, "end": 151_300_000}
+    out = draw_locus(client, "ignored", [["E003", "H3K4me3"]], "locus-drag.data", current,
+                     dragged=dragged)
+    assert out["locus-current"]["data"] == {"chrom": "chr1", "start": 151_250_000,
+                                            "end": 151_350_000}
+    assert out["locus-input"]["value"] == "chr1:151,250,000-151,350,000"
+    assert out["locus-graph"]["figure"]["layout"]["xaxis"]["range"] == [151_250_000,
+                                                                        151_350_000]
+    # a scroll out past the widest window: the page's alert, the old view stays
+    wide = draw_locus(client, "ignored", [["E003", "H3K4me3"]], "locus-drag.data", current,
+                      dragged=[150_000_000, 153_000_000])
+    assert "too large to draw" in text_of(wide["locus-alert"]["children"])
+    assert "locus-graph" not in wide
+    # a pan past the pilot region's end (151,658,075) slides back, keeping the 100 kb
+    edge = draw_locus(client, "ignored", [["E003", "H3K4me3"]], "locus-drag.data", current,
+                      dragged=[151_600_000, 151_700_000])["locus-current"]["data"]
+    assert edge["end"] == 151_658_075 and edge["end"] - edge["start"] == 100_000
+
+
+def test_the_y_scale_reaches_the_figure_and_the_address(pilot_app):
+    client = pilot_app.server.test_client()
+    tracks = [["E003", "H3K4me3"], ["E017", "H3K4me3"]]
+    shared = draw_locus(client, "chr1:151.2M-151.3M", tracks)
+    own = draw_locus(client, "chr1:151.2M-151.3M", tracks, scale="track")
+    ranges = {name: [out["locus-graph"]["figure"]["layout"][k]["range"] for k in ("yaxis",
+                                                                                  "yaxis2")]
+              for name, out in (("shared", shared), ("own", own))}
+    assert ranges["shared"][0] == ranges["shared"][1]  # two H3K4me3 tracks, one range
+    assert ranges["own"][0] != ranges["own"][1]
+    assert max(r[1] for r in ranges["own"]) == ranges["shared"][0][1]
+    assert own["locus-url"]["data"]["query"].endswith("&scale=track")
+    assert "scale" not in shared["locus-url"]["data"]["query"]
+    with pilot_app.server.test_request_context():  # the scale from the address
+        assert find(locus.layout(scale="track"), "locus-scale").value == "track"
+        assert find(locus.layout(scale="huge"), "locus-scale").value == "assay"
+    bad = draw_locus(client, "chr1:151.2M-151.3M", tracks, scale="huge")
+    assert "unknown y scale 'huge'" in text_of(bad["locus-alert"]["children"])
 
 
 def test_locus_export_callback_units_and_zip(pilot_app, pilot_workspace):  # noqa: F811

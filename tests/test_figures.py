@@ -226,6 +226,33 @@ def test_locus_figure_rejects_windows_of_the_wrong_length():
         locus_figure("chr1", 0, 50_000, 25, _tracks())
 
 
+def test_locus_figure_drags_to_pan_with_fixed_y_axes():
+    genes, exons = _genes()
+    fig = locus_figure("chr1", 0, 10_000, 25, _tracks(400), genes, exons)
+    layout = fig["layout"]
+    assert layout["dragmode"] == "pan"
+    # every row's y-axis (the gene row's too) is fixed, so pan and scroll move x only
+    y_axes = [k for k in layout if k.startswith("yaxis")]
+    assert len(y_axes) == 4 and all(layout[k]["fixedrange"] for k in y_axes)
+    assert not layout["xaxis"].get("fixedrange", False)
+
+
+def test_locus_figure_scales_per_assay_or_per_track():
+    # two tracks of one assay, a hundredfold apart (fewer bins than pixels: drawn as given)
+    weak = Track("E003", "H3K4me3", np.array([0.0, 0.5, 1.0, 0.2], dtype=np.float32))
+    strong = Track("E017", "H3K4me3", None, np.array([0.0, 100.0, 50.0, 0.0], dtype=np.float32))
+
+    def ranges(**kw):
+        layout = locus_figure("chr1", 0, 100, 25, [weak, strong], **kw)["layout"]
+        return [pytest.approx(layout[k]["range"]) for k in ("yaxis", "yaxis2")]
+
+    assert ranges() == [[0, 108.0], [0, 108.0]]  # default: shared per assay
+    assert ranges(y_scale="assay") == [[0, 108.0], [0, 108.0]]
+    assert ranges(y_scale="track") == [[0, 1.08], [0, 108.0]]
+    with pytest.raises(ValueError, match="unknown y scale 'log'.*'assay', 'track'"):
+        locus_figure("chr1", 0, 100, 25, [weak, strong], y_scale="log")
+
+
 def test_tracks_table_has_one_column_per_series():
     table = tracks_table("chr1", 1_000, 25, _tracks(8))
     assert list(table.columns) == ["chrom", "start", "end", "E003.H3K4me3.observed",

@@ -25,6 +25,7 @@ __all__ = [
     "format_span",
     "format_spans",
     "locus_figure",
+    "Y_SCALES",
     "tracks_table",
 ]
 
@@ -32,6 +33,9 @@ __all__ = [
 #: The unit of every track's y-axis: the Roadmap signal (-log10 p-value of MACS2),
 #: arcsinh-transformed.
 SIGNAL_UNIT = "arcsinh(−log₁₀ p)"
+
+#: How track rows share y-ranges: one range per assay, or each row its own.
+Y_SCALES = ("assay", "track")
 
 
 @dataclass
@@ -273,6 +277,7 @@ def locus_figure(
     width_px: int = 1000,
     track_height: int = 72,
     marks: pd.DataFrame | None = None,
+    y_scale: str = "assay",
 ) -> dict:
     """The stacked-track view of one window.
 
@@ -300,6 +305,10 @@ def locus_figure(
     marks: pd.DataFrame or None
         Intervals (start, end in bp) to mark across every row, e.g. the selected positions
         of a saved selection: shaded columns at least two pixels wide, with one legend entry.
+    y_scale: str
+        ``"assay"``: tracks of the same assay share one y-range, so their heights compare;
+        ``"track"``: each row scales to its own values (weak tracks stay readable beside strong
+        ones). Default is "assay".
 
     Returns
     -------
@@ -308,11 +317,14 @@ def locus_figure(
         as is, ``go.Figure(fig)`` makes an object of it). One row per track plus a gene row,
         shared x-axis in bp with a ruler on top titled with the chromosome. Per row, bottom to
         top: the imputation's band (shaded), the imputed line, the observed signal as a
-        translucent filled step area (so the line never hides it); tracks of the same assay
-        share one y-range, with ticks in :data:`SIGNAL_UNIT`. Row labels and the per-window
+        translucent filled step area (so the line never hides it); y-ranges per assay or per
+        row (``y_scale``), with ticks in :data:`SIGNAL_UNIT`. Dragging pans the x-axis (the
+        y-axes are fixed, so a scroll zooms the x-axis only). Row labels and the per-window
         agreement (held out or training fit) are annotations. Without tracks and genes, one
         empty row says that no track is chosen.
     """
+    if y_scale not in Y_SCALES:
+        raise ValueError(f"unknown y scale {y_scale!r}; expected one of {list(Y_SCALES)}")
     n_bins = _window_length(tracks)
     if tracks and n_bins != (end - start) // bin_size:
         raise ValueError(
@@ -332,11 +344,12 @@ def locus_figure(
     total = sum(heights) + 64
     domains = _row_domains(heights, gap=min(8 / total, 0.2 / n_rows))
 
-    # One y-range per assay, from the reduced values that are actually drawn.
+    # One y-range per assay (or per row), from the reduced values that are actually drawn.
     drawn: list[dict] = []
-    ymax: dict[str, float] = {}
-    ymin: dict[str, float] = {}
-    for t in tracks:
+    scale_keys = [t.assay if y_scale == "assay" else i for i, t in enumerate(tracks)]
+    ymax: dict[str | int, float] = {}
+    ymin: dict[str | int, float] = {}
+    for t, key in zip(tracks, scale_keys):
         row: dict = {}
         if t.observed is not None:
             row["obs"] = peaks(t.observed, width_px)
@@ -349,10 +362,8 @@ def locus_figure(
         values = [v[-1] for v in (row.get("obs"), row.get("imp")) if v is not None]
         if "band" in row:
             values += [row["band"][1], row["band"][2]]
-        ymax[t.assay] = max(ymax.get(t.assay, 0.0), *(float(np.max(v, initial=0.0))
-                                                     for v in values))
-        ymin[t.assay] = min(ymin.get(t.assay, 0.0), *(float(np.min(v, initial=0.0))
-                                                     for v in values))
+        ymax[key] = max(ymax.get(key, 0.0), *(float(np.max(v, initial=0.0)) for v in values))
+        ymin[key] = min(ymin.get(key, 0.0), *(float(np.min(v, initial=0.0)) for v in values))
         drawn.append(row)
 
     # Plain dicts, not graph_objects: validating thousands of properties per call cost most of
@@ -366,7 +377,8 @@ def locus_figure(
         legend=dict(orientation="h", x=1.0, xanchor="right", yref="container", y=1.0,
                     yanchor="top", font=dict(size=11), bgcolor="rgba(0,0,0,0)"),
         hovermode="x",
-        dragmode="zoom",
+        # Drag pans, as in genome browsers (the modebar keeps the box zoom).
+        dragmode="pan",
         uirevision=f"{chrom}:{start}-{end}",
         meta={"chrom": chrom, "start": int(start), "end": int(end), "n_tracks": len(tracks)},
         annotations=[],
@@ -396,7 +408,7 @@ def locus_figure(
         shown_legend.add(name)
         return first
 
-    for row, (t, d) in enumerate(zip(tracks, drawn), start=1):
+    for row, (t, d, key) in enumerate(zip(tracks, drawn, scale_keys), start=1):
         color = assay_color(t.assay, assays.index(t.assay))
         hover = f"{t.label}<br>{chrom}:%{{x:,}}: %{{y:.2f}}<extra>%{{fullData.name}}</extra>"
         axes = dict(xaxis="x", yaxis=_axis("y", row))
@@ -423,9 +435,9 @@ def locus_figure(
                 line=dict(width=0.8, color=color, shape=shape), fill="tozeroy",
                 fillcolor=_alpha(color, 0.5), name="observed", legendgroup="observed",
                 showlegend=legend_once("observed"), hovertemplate=hover, **axes))
-        top = ymax[t.assay]
+        top = ymax[key]
         layout[_axis("yaxis", row)].update(
-            range=[ymin[t.assay] * 1.08, top * 1.08 or 1.0],
+            range=[ymin[key] * 1.08, top * 1.08 or 1.0],
             # a middle tick only where a row has room for three labels
             tickvals=([0, round(top / 2, 1), round(top, 1)] if top >= 0.4 and track_height >= 60
                       else [0, round(top, 1 if top >= 0.4 else 2)]),

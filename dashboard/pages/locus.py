@@ -27,12 +27,12 @@ from ..components import (
     split_list,
     url_sync,
 )
-from ..figures.tracks import Track, format_span, locus_figure
+from ..figures.tracks import Y_SCALES, Track, format_span, locus_figure
 from ..names import names_of
 from .locus_export import EXPORT_UNITS, UNIT_LABELS, bedgraph_text, bedgraph_zip, csv_text
 from .locus_picker import picker_layout, register_picker_callbacks
 
-#: Widest window drawn (bp); wider requests get an alert.
+#: Widest window drawn (bp); wider requests (a typed locus, a scroll out) get an alert.
 MAX_WINDOW_BP = 2_000_000
 #: About the plot's width in pixels at the usual window size (1,004 px at 1440 px wide): each
 #: series is drawn with at most two points per pixel, the band with one.
@@ -43,6 +43,8 @@ MAX_TRACKS = 40
 TRACK_HEIGHTS = {"compact": 36, "normal": 72, "tall": 120}
 #: How the page orders the chosen tracks.
 TRACK_ORDERS = {"chosen": "as chosen", "assay": "by assay", "biosample": "by biosample"}
+#: The tracks' y scales (:data:`~dashboard.figures.tracks.Y_SCALES`) as the page names them.
+SCALE_LABELS = {"assay": "shared per assay", "track": "per track"}
 #: Assays a map's lasso opens for its biosamples (fewer when there are many biosamples).
 MAX_LASSO_ASSAYS = 3
 ZOOM_FACTOR = 3.0
@@ -311,13 +313,14 @@ def locus_tracks(ws: Workspace, b0: int, b1: int, experiments: list[tuple[str, s
 
 def locus_view(ws: Workspace, locus: str, experiments: list[tuple[str, str]],
                width_px: int = SCREEN_POINTS, selection: str | None = None,
-               height: str = "normal", order: str = "chosen"):
+               height: str = "normal", order: str = "chosen", scale: str = "assay"):
     """Everything the page draws for a locus: figure, tracks, snapped window.
 
     No experiment draws the genes alone (the figure says that no track is chosen), so that
     the plot always shows what the picker and the address say. ``selection``: a saved
     genome selection whose positions are marked. ``height``: a key of
-    :data:`TRACK_HEIGHTS`; ``order``: of :data:`TRACK_ORDERS` (:func:`arrange`).
+    :data:`TRACK_HEIGHTS`; ``order``: of :data:`TRACK_ORDERS` (:func:`arrange`); ``scale``:
+    the y-ranges, shared per assay or per track (``y_scale`` of the figure).
 
     Returns
     -------
@@ -335,17 +338,18 @@ def locus_view(ws: Workspace, locus: str, experiments: list[tuple[str, str]],
         exons = ws.annotations.exons_in(chrom, start, end)
     fig = locus_figure(chrom, start, end, ws.store.regions.bin_size, tracks, genes, exons,
                        width_px=width_px, track_height=TRACK_HEIGHTS[height],
-                       marks=selection_marks(ws, selection, chrom, start, end))
+                       marks=selection_marks(ws, selection, chrom, start, end), y_scale=scale)
     return fig, tracks, (chrom, start, end)
 
 
 def page_url(current: dict | None, chosen: list | None, selection: str | None,
-             height: str = "normal", order: str = "chosen") -> dict:
+             height: str = "normal", order: str = "chosen", scale: str = "assay") -> dict:
     """The locus page's address for a drawn window, chosen tracks, saved selection and the
-    tracks' height and order (where they are not the defaults)."""
+    tracks' height, order and y scale (where they are not the defaults)."""
     params = {"tracks": [f"{b}|{a}" for b, a in (chosen or [])], "selection": selection,
               "height": None if height == "normal" else height,
-              "order": None if order == "chosen" else order}
+              "order": None if order == "chosen" else order,
+              "scale": None if scale == "assay" else scale}
     if current:
         params = {"locus": format_locus(current["chrom"], current["start"], current["end"]),
                   **params}
@@ -367,6 +371,14 @@ def metrics_rows(tracks: list[Track]) -> list:
     return rows
 
 
+#: The plot's controls: a scroll zooms (the x-axis only: the figure fixes the y-axes), a drag
+#: pans (the figure's dragmode) and the modebar keeps the box zoom.
+GRAPH_CONFIG = {"displaylogo": False, "scrollZoom": True,
+                "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
+                "toImageButtonOptions": {"format": "png", "filename": "avocado-locus",
+                                         "scale": 2}}
+
+
 METRICS_NOTE = ("held out: the models never trained on this track, so MSE and r are real "
                 "imputation quality. training fit: they trained on it, so the numbers only say "
                 "how well they fit it. Imputed values below 0 are shown, exported and scored "
@@ -374,13 +386,25 @@ METRICS_NOTE = ("held out: the models never trained on this track, so MSE and r 
 
 
 def drag_range(relayout: dict | None) -> tuple[int, int] | None:
-    """The x-range a user dragged to (zoom box on any row), or None for other relayouts."""
-    keys = {k.split(".", 1)[1]: v for k, v in (relayout or {}).items()
-            if re.fullmatch(r"xaxis\d*\.range\[[01]\]", k)}
-    if "range[0]" not in keys or "range[1]" not in keys:
+    """The x-range a user panned, scrolled or box-zoomed to on any row, or None for other
+    relayouts (a resize, a legend click).
+
+    Plotly reports the new range as ``xaxis.range[0]`` / ``xaxis.range[1]`` (a drag, a scroll)
+    or as ``xaxis.range: [x0, x1]``; ``xaxis2`` ... on other rows. A range that starts left of
+    the chromosome keeps its span, moved to start at 0.
+    """
+    ends: dict[int, object] = {}
+    for k, v in (relayout or {}).items():
+        match = re.fullmatch(r"xaxis\d*\.range(?:\[([01])\])?", k)
+        if match and match[1]:
+            ends[int(match[1])] = v
+        elif match and isinstance(v, (list, tuple)) and len(v) == 2:
+            ends = dict(enumerate(v))
+    if set(ends) != {0, 1}:
         return None
-    x0, x1 = float(keys["range[0]"]), float(keys["range[1]"])
-    return max(int(x0), 0), max(int(x1), int(x0) + 1)
+    x0, x1 = sorted((float(ends[0]), float(ends[1])))
+    shift = max(-x0, 0.0)
+    return int(x0 + shift), max(int(x1 + shift), int(x0 + shift) + 1)
 
 
 def gene_from_click(click: dict | None) -> str | None:
@@ -397,10 +421,10 @@ def gene_from_click(click: dict | None) -> str | None:
 # ---------------------------------------------------------------------- layout
 def layout(locus: str | None = None, tracks: str | None = None, selection: str | None = None,
            biosamples: str | None = None, height: str | None = None, order: str | None = None,
-           **_ignored) -> html.Div:
+           scale: str | None = None, **_ignored) -> html.Div:
     """The page; its locus, tracks, a saved genome selection, biosamples to pick among (sent
-    by a lasso on the biosample map: their tracks by default) and the tracks' height and order
-    come from the URL."""
+    by a lasso on the biosample map: their tracks by default) and the tracks' height, order
+    and y scale come from the URL."""
     ws = current_workspace()
     group = [b for b in dict.fromkeys(split_list(biosamples)) if b in set(ws.biosamples)]
     chosen = (parse_tracks(tracks, ws) if tracks is not None
@@ -476,6 +500,12 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
          html.Span("Order", className="field-hint"),
          dcc.RadioItems(id="locus-order", options=options(TRACK_ORDERS, TRACK_ORDERS),
                         value=order if order in TRACK_ORDERS else "chosen", inline=True,
+                        className="radio-inline"),
+         html.Span("Y scale", className="field-hint",
+                   title="one y-range for the tracks of an assay, so their heights compare, "
+                         "or each track's own, so weak tracks stay readable"),
+         dcc.RadioItems(id="locus-scale", options=options(Y_SCALES, SCALE_LABELS),
+                        value=scale if scale in Y_SCALES else "assay", inline=True,
                         className="radio-inline")],
         className="view-row",
     )
@@ -489,13 +519,8 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
             html.Div(id="locus-alert"),
             matrix,
             view,
-            dcc.Loading(dcc.Graph(
-                id="locus-graph", className="locus-graph",
-                config={"displaylogo": False, "scrollZoom": False,
-                        "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
-                        "toImageButtonOptions": {"format": "png", "filename": "avocado-locus",
-                                                 "scale": 2}},
-            ), type="dot", delay_show=400),
+            dcc.Loading(dcc.Graph(id="locus-graph", className="locus-graph",
+                                  config=GRAPH_CONFIG), type="dot", delay_show=400),
             html.Table(
                 [html.Thead(html.Tr([html.Th("Biosample"), html.Th("Assay"), html.Th("Shown"),
                                      html.Th("MSE (window)"), html.Th("Pearson r (window)")])),
@@ -549,13 +574,14 @@ def register_callbacks(app, ws: Workspace) -> None:
         Input("locus-sel-region", "value"),
         Input("locus-height", "value"),
         Input("locus-order", "value"),
+        Input("locus-scale", "value"),
         State("locus-input", "value"),
         State("locus-current", "data"),
         State("locus-selection", "data"),
     )
     @guarded(7)
     def draw(_go, _submit, _in, _out, _left, _right, gene, dragged, chosen, region, height,
-             order, text, current, selection):
+             order, scale, text, current, selection):
         trigger = ctx.triggered_id
         locus = text
         if trigger in ("locus-in", "locus-out", "locus-left", "locus-right") and current:
@@ -568,14 +594,20 @@ def register_callbacks(app, ws: Workspace) -> None:
         elif trigger == "locus-gene-click" and gene:
             locus = gene
         elif trigger == "locus-drag" and dragged and current:
-            locus = format_locus(current["chrom"], *dragged)
+            # A pan past the region's edge slides back inside, keeping its span; a scroll out
+            # past the widest window gets the page's alert (snap_window), not a cut window.
+            moved = (current["chrom"], *dragged)
+            if dragged[1] - dragged[0] <= MAX_WINDOW_BP:
+                moved = keep_in_region(ws, *moved, current)
+            locus = format_locus(*moved)
         elif trigger == "locus-sel-region" and region:
             locus = region
         experiments = [tuple(e) for e in (chosen or [])]
         fig, tracks, (chrom, start, end) = locus_view(ws, locus, experiments,
                                                       selection=selection,
                                                       height=height or "normal",
-                                                      order=order or "chosen")
+                                                      order=order or "chosen",
+                                                      scale=scale or "assay")
         shown = format_locus(chrom, start, end)
         span = [html.B(format_span(end - start)), f" · {shown} · {len(tracks)} tracks · "
                 f"{(end - start) // ws.store.regions.bin_size:,} bins of "
@@ -584,7 +616,7 @@ def register_callbacks(app, ws: Workspace) -> None:
         # The address bar follows in the same response (not a second request after the draw).
         return (fig, drawn, shown, span, metrics_rows(tracks),
                 page_url(drawn, experiments, selection, height or "normal",
-                         order or "chosen"), None)
+                         order or "chosen", scale or "assay"), None)
 
     # Graph events go through stores so that a resize (relayoutData {"autosize": true}) or a
     # click on a track never re-runs (and so cancels) a draw that is in flight.
@@ -612,10 +644,12 @@ def register_callbacks(app, ws: Workspace) -> None:
         State("locus-selection", "data"),
         State("locus-height", "value"),
         State("locus-order", "value"),
+        State("locus-scale", "value"),
         prevent_initial_call=True,
     )
-    def url_state(chosen, current, selection, height, order):
-        return page_url(current, chosen, selection, height or "normal", order or "chosen")
+    def url_state(chosen, current, selection, height, order, scale):
+        return page_url(current, chosen, selection, height or "normal", order or "chosen",
+                        scale or "assay")
 
     @app.callback(
         Output("locus-sel-region", "value"),
