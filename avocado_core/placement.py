@@ -50,7 +50,9 @@ def place_biosample(model: Avocado, values: np.ndarray, name: str, assay: str, *
     pandas.DataFrame
         ``biosample`` and ``distance`` (Euclidean, in embedding space), nearest first; attrs:
         ``loss`` (the fit's last), ``spacing`` (the median distance of a known biosample to its
-        nearest known neighbour: the unit in which a placement's margin reads).
+        nearest known neighbour: the unit in which a placement's margin reads), ``embedding``
+        (the new biosample's fitted row, a list of floats: place it on a map with
+        :func:`avocado_core.projection.place_on_map`).
 
     Raises
     ------
@@ -82,5 +84,6 @@ def place_biosample(model: Avocado, values: np.ndarray, name: str, assay: str, *
     loss = history.get("loss", [])
     spacing = (float(np.median(cKDTree(emb[others]).query(emb[others], k=2)[0][:, 1]))
                if len(others) > 1 else float("nan"))
-    out.attrs.update(loss=float(loss[-1]) if len(loss) else None, spacing=spacing)
+    out.attrs.update(loss=float(loss[-1]) if len(loss) else None, spacing=spacing,
+                     embedding=emb[names.index(name)].astype(float).tolist())
     return out

@@ -40,6 +40,8 @@ from .regions import GENOME_RESOLUTIONS
 __all__ = [
     "project",
     "pca",
+    "place_on_map",
+    "map_placement",
     "stratified_sample",
     "genome_features",
     "factor_rows",
@@ -105,13 +107,28 @@ def pca(X: np.ndarray, n_components: int = 2, *, return_variance: bool = False
     X = _check_matrix(X)
     if n_components < 1:
         raise AvocadoValueError(f"n_components must be >= 1, got {n_components}")
-    Xc = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
-    n, d = Xc.shape
-    out = np.zeros((n, n_components), dtype=np.float32)
+    centre, axes, power = _pca_fit(X, n_components)
+    out = np.zeros((X.shape[0], n_components), dtype=np.float32)
     share = np.zeros(n_components)
+    out[:, :axes.shape[1]] = (X.astype(np.float64) - centre) @ axes
+    if not return_variance:
+        return out
+    total = float(power.sum())
+    if total > 0:
+        r = axes.shape[1]
+        share[:r] = power[:r] / total
+    return out, share
+
+
+def _pca_fit(X: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The centre (d,), the signed principal axes (d, r) and the variance along every axis of
+    the rows of ``X``: what :func:`pca` projects with, and :func:`place_on_map` reuses."""
+    centre = X.mean(axis=0, dtype=np.float64)
+    Xc = X.astype(np.float64) - centre
+    n, d = Xc.shape
     r = min(n, d, n_components)
     if n == 1:
-        return (out, share) if return_variance else out
+        return centre, np.zeros((d, 0)), np.zeros(0)
     if n > 4 * d:
         # Tall matrix (genome positions): eigendecomposition of the d x d covariance is cheaper
         # than an SVD of the n x d matrix.
@@ -123,13 +140,76 @@ def pca(X: np.ndarray, n_components: int = 2, *, return_variance: bool = False
         axes, power = vt[:r].T, sv ** 2
     signs = np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(r)])
     signs[signs == 0] = 1.0
-    out[:, :r] = Xc @ (axes * signs)
-    if not return_variance:
-        return out
-    total = float(power.sum())
-    if total > 0:
-        share[:r] = power[:r] / total
-    return out, share
+    return centre, axes * signs, power
+
+
+def map_placement(method: str, n_known: int) -> str:
+    """How :func:`place_on_map` places new points on a map made by ``method`` from
+    ``n_known`` points: ``"pca"`` (the map's own linear map) or ``"nearest"`` (among the
+    nearest known points; a UMAP map keeps no fitted reducer)."""
+    if method not in METHODS:
+        raise AvocadoValueError(
+            f"unknown projection method {method!r}; expected one of {list(METHODS)}")
+    # below MIN_UMAP_POINTS, project() made a UMAP map with PCA
+    return "pca" if method == "pca" or n_known < MIN_UMAP_POINTS else "nearest"
+
+
+def place_on_map(vectors: np.ndarray, known: np.ndarray, points: np.ndarray,
+                 method: str = "pca", k: int = 5) -> np.ndarray:
+    """Where new factor vectors fall on a 2-D map of known ones, e.g. a biosample fitted
+    after the map was made (:func:`avocado_core.placement.place_biosample`).
+
+    Parameters
+    ----------
+    vectors: numpy.ndarray, shape=(m, d) or (d,)
+        The new points' factors.
+    known: numpy.ndarray, shape=(n, d)
+        The factors the map was projected from (e.g. ``model.biosample_embedding()``), in
+        the order of ``points``.
+    points: numpy.ndarray, shape=(n, c)
+        The map: the known points' coordinates (``x``, ``y`` of :func:`model_projection`).
+    method: str, optional
+        How the map was made: ``"pca"`` or ``"umap"``. A PCA map places the new vectors with
+        its own linear map (the known points' centre and principal axes), exactly where
+        :func:`pca` would put them. A UMAP map keeps no fitted reducer, so a new vector goes
+        to the inverse-distance weighted mean of the map coordinates of its ``k`` nearest
+        known vectors (Euclidean, in factor space); a vector equal to a known one lands on
+        it. :func:`map_placement` says which applies. Default is ``"pca"``.
+    k: int, optional
+        Neighbours for a UMAP map (at most ``n``). Default is 5.
+
+    Returns
+    -------
+    placed: numpy.ndarray, shape=(m, c) or (c,), dtype=float32
+        The new points' map coordinates (one row per vector; 1-D for a 1-D ``vectors``).
+    """
+    single = np.ndim(vectors) == 1
+    V = _check_matrix(np.atleast_2d(vectors), "vectors")
+    K = _check_matrix(known, "known")
+    P = _check_matrix(points, "points")
+    if V.shape[1] != K.shape[1]:
+        raise AvocadoValueError(f"vectors have {V.shape[1]} factors; the known points have "
+                                f"{K.shape[1]}")
+    if P.shape[0] != K.shape[0]:
+        raise AvocadoValueError(f"{K.shape[0]} known vectors but {P.shape[0]} map points; "
+                                "expected one point per known vector")
+    if k < 1:
+        raise AvocadoValueError(f"k must be >= 1, got {k}")
+    if map_placement(method, K.shape[0]) == "pca":
+        centre, axes, _ = _pca_fit(K, P.shape[1])
+        out = np.zeros((V.shape[0], P.shape[1]), dtype=np.float32)
+        out[:, :axes.shape[1]] = (V.astype(np.float64) - centre) @ axes
+    else:
+        k = min(int(k), K.shape[0])
+        dist = np.sqrt(((V[:, None, :].astype(np.float64) - K[None]) ** 2).sum(axis=2))
+        idx = np.argpartition(dist, k - 1, axis=1)[:, :k]
+        d = np.take_along_axis(dist, idx, axis=1)
+        exact = d == 0
+        with np.errstate(divide="ignore"):
+            w = np.where(exact.any(axis=1, keepdims=True), exact, 1.0 / d)
+        out = ((w[:, :, None] * P[idx]).sum(axis=1) / w.sum(axis=1, keepdims=True)
+               ).astype(np.float32)
+    return out[0] if single else out
 
 
 def project(X: np.ndarray, method: str = "umap", n_components: int = 2, seed: int | None = 0, *,

@@ -8,6 +8,7 @@ import pytest
 from avocado_core import Avocado
 from avocado_core.errors import AvocadoKeyError, AvocadoValueError
 from avocado_core.placement import place_biosample
+from avocado_core.projection import map_placement, pca, place_on_map
 
 N = 2000
 
@@ -33,6 +34,7 @@ def test_a_track_of_a_known_biosample_lands_beside_it(model_and_tracks):
     assert set(nearest["biosample"].head(2)) == {"B2", "B3"}  # its pair
     assert list(nearest["distance"]) == sorted(nearest["distance"])
     assert nearest.attrs["spacing"] > 0 and nearest.attrs["loss"] is not None
+    assert len(nearest.attrs["embedding"]) == before.shape[1]  # its fitted row
     np.testing.assert_array_equal(model.biosample_embedding(), before)  # the model is as it was
     assert "new" not in model.biosamples
     # the same track measured on half the positions only: fitted on those, not on zeros
@@ -51,3 +53,34 @@ def test_bad_names_are_refused(model_and_tracks, name, assay, error, message):
     model, tracks = model_and_tracks
     with pytest.raises(error, match=message):
         place_biosample(model, tracks["B0", "A0"], name, assay)
+
+
+# ---------------------------------------------------------------------- on the map
+def _known(n=10, d=6, seed=1):
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+
+
+def test_on_a_pca_map_a_known_vector_lands_on_its_point():
+    known = _known()
+    points = pca(known)
+    placed = place_on_map(known[[3, 7]], known, points, method="pca")
+    np.testing.assert_allclose(placed, points[[3, 7]], rtol=1e-6, atol=1e-6)
+    # the map's linear map: the centre of the known vectors lands at the origin
+    np.testing.assert_allclose(place_on_map(known.mean(axis=0), known, points), [0, 0],
+                               atol=1e-6)
+    assert map_placement("pca", 10) == "pca" and map_placement("umap", 10) == "nearest"
+    assert map_placement("umap", 5) == "pca"  # a UMAP of so few points was made by PCA
+
+
+def test_on_a_umap_map_a_vector_lands_among_its_nearest():
+    known = _known()
+    points = np.random.default_rng(2).uniform(-5, 5, size=(10, 2)).astype(np.float32)
+    vectors = np.stack([known[4], (known[1] + known[2]) / 2])
+    placed = place_on_map(vectors, known, points, method="umap", k=2)
+    np.testing.assert_array_equal(placed[0], points[4])  # on the known one
+    np.testing.assert_allclose(placed[1], (points[1] + points[2]) / 2, rtol=1e-6)  # between
+    # with more neighbours, nearer ones weigh more: a vector beside row 4 lands nearest its point
+    near = place_on_map(known[4] + 0.01, known, points, method="umap", k=5)
+    assert np.linalg.norm(points - near, axis=1).argmin() == 4
+    with pytest.raises(AvocadoValueError, match="one point per known vector"):
+        place_on_map(known[0], known, points[:5], method="umap")
