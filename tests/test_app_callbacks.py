@@ -307,6 +307,37 @@ def test_pilot_design_needs_reranking(pilot_workspace):  # noqa: F811
     assert len(picks) == 3 and picks["biosample"].is_unique
 
 
+def test_an_upload_is_placed_on_the_design_map(pilot_app, pilot_workspace):  # noqa: F811
+    """A placed biosample whose fitted row is a known biosample's lands on its point, and the
+    design page's map draws it as its own, named trace."""
+    ws = pilot_workspace
+    proj = ws.projection("biosamples", "umap")
+    known = proj["name"].iloc[2]
+    nearest = pd.DataFrame({"biosample": [known], "distance": [0.0]})
+    row = np.asarray(ws.model.biosample_embedding())[list(ws.model.biosamples).index(known)]
+    nearest.attrs.update(name="my upload", embedding=row.tolist())
+    placed = design.placed_point(ws, nearest, proj)
+    np.testing.assert_allclose(placed[["x", "y"]].to_numpy()[0],
+                               proj[["x", "y"]].to_numpy()[2], atol=1e-5)
+    assert placed["note"].iloc[0].startswith("placed by")
+    picks = design.biosample_design(ws, "H3K4me3", 1)
+    result = design.design_result(picks, proj, "H3K4me3", None)
+    client = pilot_app.server.test_client()
+    outputs = outputs_of(pilot_app, "design-summary.children")
+    out = post_callback(client, outputs,
+                        [("design-result", "data", result),
+                         ("design-placed", "data", placed.to_dict("records"))],
+                        changed=["design-placed.data"])
+    traces = out["design-picks-graph"]["figure"]["data"]
+    assert traces[-1]["name"] == "my upload (uploaded)" and traces[-1]["text"] == ["my upload"]
+    assert traces[-1]["customdata"][0][1] == placed["note"].iloc[0]
+    assert "picked (1)" in [t["name"] for t in traces]
+    alone = post_callback(client, outputs, [("design-result", "data", result),
+                                            ("design-placed", "data", None)])
+    assert not any("uploaded" in t["name"]
+                   for t in alone["design-picks-graph"]["figure"]["data"])
+
+
 def test_position_design_and_bed(pilot_workspace):  # noqa: F811
     picks = design.position_design(pilot_workspace, 10, klass="promoter")
     assert (picks["class"] == "promoter").all() and len(picks) == 10

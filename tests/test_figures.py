@@ -350,6 +350,11 @@ def test_picks_figure_layers():
     assert len(by_name["already profiled"].x) == 2
     assert len(by_name["candidate"].x) == 1
     assert len(by_name["other"].x) == 15
+    placed = pd.DataFrame({"name": ["new"], "x": [0.5], "y": [1.5],
+                           "note": ["placed by its nearest biosamples"]})
+    fig = picks_figure(pts, [], candidates=[], placed=placed)
+    assert fig.data[-1].name == "new (uploaded)" and list(fig.data[-1].x) == [0.5]
+    assert [t.showlegend for t in fig.data] == [True, False, False, False, None]
 
 
 def picker_cells(fig: dict) -> dict:

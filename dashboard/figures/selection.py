@@ -11,6 +11,9 @@ from plotly.subplots import make_subplots
 
 from .style import GRID, IMPUTED, MUTED, SELECTED, base_layout
 
+#: Colour of a new biosample placed on the map (an upload).
+PLACED = "#2f855a"
+
 __all__ = ["gains_figure", "picks_figure"]
 
 #: Maps with at most this many points label every point with its name.
@@ -68,7 +71,8 @@ def gains_figure(gains: Sequence[float], objective: Sequence[float] | None = Non
 
 def picks_figure(points: pd.DataFrame, picks: Sequence[str], profiled: Sequence[str] = (),
                  candidates: Sequence[str] | None = None, id_column: str = "name",
-                 label_column: str | None = None) -> go.Figure:
+                 label_column: str | None = None,
+                 placed: pd.DataFrame | None = None) -> go.Figure:
     """The picks on the biosample embedding.
 
     Parameters
@@ -86,11 +90,16 @@ def picks_figure(points: pd.DataFrame, picks: Sequence[str], profiled: Sequence[
         Column of ``points`` shown on hover and beside each pick's rank (e.g. ``J004 · K562``,
         from :func:`dashboard.names.labels_of`); the other points' text stays the id (a crowded
         map). Default is ``id_column``.
+    placed: pd.DataFrame or None
+        New biosamples placed on the same map (columns name, x, y and ``note``, said on
+        hover: how the point was placed), e.g. an uploaded bigWig's. Default is None.
 
     Returns
     -------
     go.Figure
-        Four layers: other, candidates, already profiled, picks (with rank labels).
+        Four layers: other, candidates, already profiled, picks (with rank labels); then one
+        per placed biosample, a labelled diamond named after it. Empty layers stay out of the
+        legend.
     """
     ids = points[id_column].astype(str)
     label_column = label_column or id_column
@@ -111,7 +120,8 @@ def picks_figure(points: pd.DataFrame, picks: Sequence[str], profiled: Sequence[
         frame = points[mask.to_numpy()]
         fig.add_trace(go.Scatter(
             x=frame["x"], y=frame["y"], mode="markers+text" if labels else "markers",
-            name=f"{name} ({len(frame)})", text=frame[id_column].astype(str) if labels else None,
+            name=f"{name} ({len(frame)})", showlegend=bool(len(frame)),
+            text=frame[id_column].astype(str) if labels else None,
             textposition="top center", textfont=dict(size=10, color=MUTED),
             marker=dict(line=dict(width=0), **marker), customdata=frame[label_column],
             hovertemplate="%{customdata}<extra>" + name + "</extra>",
@@ -129,8 +139,18 @@ def picks_figure(points: pd.DataFrame, picks: Sequence[str], profiled: Sequence[
         textfont=dict(size=11, color=SELECTED),
         marker=dict(color=SELECTED, size=12, symbol="star", line=dict(width=1, color="white")),
         customdata=frame[label_column],
-        hovertemplate="%{customdata}<extra>picked</extra>",
+        hovertemplate="%{customdata}<extra>picked</extra>", showlegend=bool(len(frame)),
     ))
+    for row in ([] if placed is None else placed.to_dict("records")):
+        fig.add_trace(go.Scatter(
+            x=[row["x"]], y=[row["y"]], mode="markers+text", name=f"{row['name']} (uploaded)",
+            text=[row["name"]], textposition="bottom center",
+            textfont=dict(size=12, color=PLACED),
+            marker=dict(color=PLACED, size=14, symbol="diamond", line=dict(width=1.5,
+                                                                           color="white")),
+            customdata=[[row["name"], row.get("note", "")]],
+            hovertemplate="%{customdata[0]}<br>%{customdata[1]}<extra>uploaded</extra>",
+        ))
     axis = dict(showgrid=False, zeroline=False, showticklabels=False)
     fig.update_layout(**base_layout(
         height=360, xaxis=axis, yaxis=dict(axis, scaleanchor="x", scaleratio=1),

@@ -265,6 +265,41 @@ def fit_new_biosample(ws: Workspace, bigwig: str | os.PathLike, name: str, assay
 CLEAR_MARGIN, TIE_MARGIN = 0.5, 0.1
 
 
+def placed_point(ws: Workspace, nearest: pd.DataFrame, projection: pd.DataFrame) -> pd.DataFrame:
+    """Where a placed biosample (:func:`fit_new_biosample`) falls on the biosample map
+    ``projection`` (columns name, x, y; ``attrs["method"]``), by
+    :func:`avocado_core.projection.place_on_map`.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row: name, x, y and ``note``, how it was placed (for the map's hover).
+    """
+    from avocado_core.projection import map_placement, place_on_map
+
+    method = projection.attrs.get("method", "umap")
+    emb = pd.DataFrame(np.asarray(ws.model.biosample_embedding()), index=ws.model.biosamples)
+    known = emb.loc[projection["name"]].to_numpy()
+    how = map_placement(method, len(known))
+    x, y = place_on_map(np.asarray(nearest.attrs["embedding"]), known,
+                        projection[["x", "y"]].to_numpy(), method=method)
+    note = ("placed by its nearest biosamples" if how == "nearest"
+            else "placed by the map's principal components")
+    return pd.DataFrame({"name": [nearest.attrs["name"]], "x": [float(x)], "y": [float(y)],
+                         "note": [note]})
+
+
+def biosample_map(ws: Workspace, projection: pd.DataFrame, picks: list[str] = (),
+                  profiled: list[str] = (), candidates: list[str] | None = None,
+                  placed: list[dict] | None = None):
+    """The design page's biosample map: :func:`picks_figure` with names on hover, and the
+    placed upload (``placed``: rows of :func:`placed_point`) when there is one."""
+    proj = projection.copy()
+    proj["label"] = labels_of(ws.biosample_metadata(), proj["name"]).to_numpy()
+    return picks_figure(proj, list(picks), list(profiled), candidates=candidates,
+                        label_column="label", placed=pd.DataFrame(placed) if placed else None)
+
+
 def coverage_text(nearest: pd.DataFrame) -> str:
     """How much of the workspace the uploaded file covers, and what the fit made of the rest."""
     a = nearest.attrs
@@ -564,6 +599,7 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
             html.Div([bio, pos, new], className="design-stack"),
             dcc.Store(id="design-result"),
             dcc.Store(id="design-pos-result"),
+            dcc.Store(id="design-placed"),
             dcc.Store(id="design-candidates", data=cand),
             dcc.Store(id="design-positions", data=positions),
             dcc.Store(id="design-url"),
@@ -625,9 +661,10 @@ def register_callbacks(app, ws: Workspace) -> None:
         Output("design-csv", "disabled"),
         Output("design-results", "hidden"),
         Input("design-result", "data"),
+        Input("design-placed", "data"),
         prevent_initial_call=True,
     )
-    def show_biosamples(result):
+    def show_biosamples(result, placed):
         if not result:
             return "", None, {}, {}, True, True
         picks = _picks(result)
@@ -641,10 +678,9 @@ def register_callbacks(app, ws: Workspace) -> None:
             f"profiled count as chosen. Coverage {cov0:.0%} → {cov1:.0%}.",
         ]
         meta = ws.biosample_metadata()
-        proj["label"] = labels_of(meta, proj["name"]).to_numpy()
         return (summary, picks_table(picks, meta),
-                picks_figure(proj, picks["biosample"].tolist(), result["profiled"],
-                             candidates=result.get("candidates"), label_column="label"),
+                biosample_map(ws, proj, picks["biosample"].tolist(), result["profiled"],
+                              result.get("candidates"), placed),
                 gains_figure(picks["gain"], picks["objective"],
                              labels_of(meta, picks["biosample"])),
                 False, False)
@@ -746,6 +782,7 @@ def register_callbacks(app, ws: Workspace) -> None:
     @app.callback(
         Output("design-fit-result", "children"),
         Output("design-fit-alert", "children"),
+        Output("design-placed", "data"),
         Input("design-fit", "n_clicks"),
         State("design-upload", "contents"),
         State("design-upload", "filename"),
@@ -756,7 +793,7 @@ def register_callbacks(app, ws: Workspace) -> None:
     )
     def fit_new(set_progress, n_clicks, contents, filename, name, assay):
         if not n_clicks:
-            return no_update, no_update
+            return no_update, no_update, no_update
         limit = int(app.server.config.get("AVOCADO_MAX_UPLOAD_BYTES", 64 * 1024 * 1024) * 0.7)
         set_progress(("1", "3"))
         try:
@@ -764,9 +801,11 @@ def register_callbacks(app, ws: Workspace) -> None:
             set_progress(("2", "3"))
             nearest = fit_uploaded_bigwig(ws, data, filename, name, assay,
                                           app.server.config.get("AVOCADO_TEMP_DIR"))
+            proj = ws.projection("biosamples", "umap")
         except (ValueError, KeyError) as exc:
             set_progress(("0", "3"))
-            return None, alert(error_message(exc))
+            return None, alert(error_message(exc)), None
+        placed = placed_point(ws, nearest, proj).to_dict("records")
         set_progress(("3", "3"))
         attrs = nearest.attrs
         summary = html.Div([
@@ -774,8 +813,13 @@ def register_callbacks(app, ws: Workspace) -> None:
                    f"{shorten(filename, quote=False)})"),
             f" — {coverage_text(nearest)} ",
             html.Span(placement_text(nearest), id="design-fit-placement"),
-            " Nearest known biosamples in the embedding:"], className="summary")
-        return [summary, nearest_table(nearest, ws.biosample_metadata())], None
+            " Nearest known biosamples in the embedding, and where it falls on the biosample "
+            "map:"], className="summary")
+        figure = biosample_map(ws, proj, candidates=[], placed=placed)
+        return [summary, html.Div([
+            html.Div(nearest_table(nearest, ws.biosample_metadata()), className="result-table"),
+            dcc.Graph(id="design-fit-map", figure=figure, config={"displaylogo": False})],
+            className="result-grid")], None, placed
 
     @app.callback(
         Output("design-url", "data"),
