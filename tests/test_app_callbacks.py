@@ -21,7 +21,7 @@ from app_workspaces import (  # noqa: F401  (fixtures)
 )
 from dashboard.app import create_app
 from dashboard.figures.tracks import Track
-from dashboard.pages import design, embeddings, locus, locus_export
+from dashboard.pages import design, design_upload, embeddings, locus, locus_export
 
 
 @pytest.fixture(scope="module")
@@ -316,7 +316,7 @@ def test_an_upload_is_placed_on_the_design_map(pilot_app, pilot_workspace):  # n
     nearest = pd.DataFrame({"biosample": [known], "distance": [0.0]})
     row = np.asarray(ws.model.biosample_embedding())[list(ws.model.biosamples).index(known)]
     nearest.attrs.update(name="my upload", embedding=row.tolist())
-    placed = design.placed_point(ws, nearest, proj)
+    placed = design_upload.placed_point(ws, nearest, proj)
     np.testing.assert_allclose(placed[["x", "y"]].to_numpy()[0],
                                proj[["x", "y"]].to_numpy()[2], atol=1e-5)
     assert placed["note"].iloc[0].startswith("placed by")
@@ -623,13 +623,13 @@ def test_requests_are_size_limited(synthetic_workspace, tmp_path):  # noqa: F811
 def test_decode_upload_checks():
 
     ok = "data:application/octet-stream;base64," + base64.b64encode(b"abc").decode()
-    assert design.decode_upload(ok, "a.bw", 10) == b"abc"
+    assert design_upload.decode_upload(ok, "a.bw", 10) == b"abc"
     with pytest.raises(ValueError, match="choose a bigWig"):
-        design.decode_upload(None, None, 10)
+        design_upload.decode_upload(None, None, 10)
     with pytest.raises(ValueError, match="limited to"):
-        design.decode_upload(ok, "a.bw", 2)
+        design_upload.decode_upload(ok, "a.bw", 2)
     with pytest.raises(ValueError, match="could not be read"):
-        design.decode_upload("garbage", "a.bw", 10)
+        design_upload.decode_upload("garbage", "a.bw", 10)
 
 
 def test_fit_new_biosample_from_a_bigwig(pilot_workspace, tmp_path, data_mirror):  # noqa: F811
@@ -637,28 +637,28 @@ def test_fit_new_biosample_from_a_bigwig(pilot_workspace, tmp_path, data_mirror)
 
     ws = pilot_workspace
     path = export_bigwig(ws.store, "E116", "H3K4me3", tmp_path / "new.bw", invert_transform=True)
-    nearest = design.fit_new_biosample(ws, path, "GM-new", "H3K4me3", n_epochs=1)
+    nearest = design_upload.fit_new_biosample(ws, path, "GM-new", "H3K4me3", n_epochs=1)
     assert sorted(nearest["biosample"]) == sorted(ws.biosamples)
     assert nearest["distance"].is_monotonic_increasing
     assert nearest.attrs["covered"] > 0.5
     assert "GM-new" not in ws.model.biosamples  # the served model is untouched
     with pytest.raises(ValueError, match="already exists"):
-        design.fit_new_biosample(ws, path, "E003", "H3K4me3")
+        design_upload.fit_new_biosample(ws, path, "E003", "H3K4me3")
     fly = data_mirror / "bigwig-real" / "bigwig_chrx_2e6_5e6.bw"
     with pytest.raises(ValueError, match="no signal over the workspace's regions"):
-        design.fit_new_biosample(ws, fly, "fly", "H3K4me3")
+        design_upload.fit_new_biosample(ws, fly, "fly", "H3K4me3")
     text = tmp_path / "notes.bw"
     text.write_text("not a bigwig\n")
     with pytest.raises(ValueError, match="not a readable bigWig"):
-        design.fit_new_biosample(ws, text, "x", "H3K4me3")
+        design_upload.fit_new_biosample(ws, text, "x", "H3K4me3")
 
 
 def test_upload_errors_name_the_uploaded_file(pilot_workspace, tmp_path,  # noqa: F811
                                                data_mirror):
     truncated = (data_mirror / "bigwig-real" / "bigwig_chrx_2e6_5e6.bw").read_bytes()[:128]
     with pytest.raises(ValueError) as info:
-        design.fit_uploaded_bigwig(pilot_workspace, truncated, "my-sample.bw", "new", "H3K4me3",
-                                   str(tmp_path))
+        design_upload.fit_uploaded_bigwig(pilot_workspace, truncated, "my-sample.bw", "new",
+                                          "H3K4me3", str(tmp_path))
     message = str(info.value)
     assert "'my-sample.bw' is not a readable bigWig file" in message
     assert str(tmp_path) not in message and "upload.bw" not in message
@@ -822,7 +822,7 @@ def test_every_message_that_echoes_user_input_is_cut(pilot_app, pilot_workspace)
                           changed=["design-upload.filename"])
     assert len(text_of(label["design-upload-label"]["children"])) < 200
     checks = [
-        (lambda: design.decode_upload("garbage", long, 10), "could not be read"),
+        (lambda: design_upload.decode_upload("garbage", long, 10), "could not be read"),
         (lambda: design.biosample_design(ws, "H3K4me3", long), "k must be a whole number"),
         (lambda: design.candidate_pool(ws, long, ["a"]), "unknown metadata column"),
         (lambda: design.position_design(ws, 3, resolution=long), "unknown resolution"),
@@ -975,13 +975,13 @@ def test_a_track_of_one_chromosome_lands_nearest_its_own_biosample(placement_wor
     regions = ws.store.regions
     chr7 = regions.bin_coordinates(np.arange(regions.n_bins))[0] == "chr7"
     path = one_chromosome_bigwig(ws, "E017", "H3K27me3", "chr7", tmp_path / "imr90.chr7.bw")
-    nearest = design.fit_new_biosample(ws, path, "IMR90-chr7", "H3K27me3",
-                                       n_epochs=design.FIT_EPOCHS)
+    nearest = design_upload.fit_new_biosample(ws, path, "IMR90-chr7", "H3K27me3",
+                                       n_epochs=design_upload.FIT_EPOCHS)
     assert nearest["biosample"].iloc[0] == "E017"
     assert nearest.attrs["n_covered"] == chr7.sum() == 226_212
-    assert design.coverage_text(nearest).startswith(
+    assert design_upload.coverage_text(nearest).startswith(
         "The file covers 20% of the workspace's bins (226,212 of 1,126,469); the fit used those "
         "only")
-    placement = design.placement_text(nearest)
+    placement = design_upload.placement_text(nearest)
     assert placement.startswith("Placement: E017 · IMR90 fetal lung fibroblasts Cell Line is ")
     assert "typical distance" in placement

@@ -15,7 +15,7 @@ from app_workspaces import encode_layout_workspace  # noqa: F401  (fixture)
 from dashboard.app import create_app
 from dashboard.figures.picker import HEADER
 from dashboard.names import labels_of, names_of, preferred_column, short_assay_labels, with_names
-from dashboard.pages import design, locus
+from dashboard.pages import design, design_upload, locus
 from dashboard.pages.locus_picker import chosen_options, picker_context
 from dashboard.picker_query import PickerQuery, app_status, query_view
 
@@ -131,7 +131,7 @@ def test_names_beside_ids_in_design_tables():
     assert columns(design.nearest_table(nearest[["biosample", "distance", "type"]], None)) == [
         "biosample", "distance", "type"]
     nearest.attrs["spacing"] = 1.0
-    assert design.placement_text(nearest).startswith(
+    assert design_upload.placement_text(nearest).startswith(
         "Placement: B2 · liver adult is clearly the nearest")
 
 
@@ -334,7 +334,8 @@ def test_design_results_name_their_biosamples(encode_app, encode_layout_workspac
                                   list(known))
     client = encode_app.server.test_client()
     out = post_callback(client, outputs_of(encode_app, "design-summary.children"),
-                        [("design-result", "data", result)], changed=["design-result.data"])
+                        [("design-result", "data", result), ("design-placed", "data", None)],
+                        changed=["design-result.data"])
     table = out["design-table"]["children"]["props"]
     assert [c["id"] for c in table["columns"]] == [
         "rank", "biosample", "name", "group", "term", "type", "gain", "coverage"]
