@@ -73,7 +73,6 @@ def fit_new_biosample(ws: Workspace, bigwig: str | os.PathLike, name: str, assay
         of :func:`placement_text`).
     """
     from avocado_core.bigwig import bin_bigwig
-    from avocado_core.model import Avocado
     from avocado_core.placement import place_biosample
 
     values, covered = bin_bigwig(bigwig, ws.store.regions, allow_missing_chroms=True,
@@ -84,8 +83,9 @@ def fit_new_biosample(ws: Workspace, bigwig: str | os.PathLike, name: str, assay
             f"the bigWig has no signal over the workspace's regions ({ws.genome}, chromosomes "
             f"{', '.join(ws.store.regions.chroms[:4])}, ...); is it from another genome "
             "assembly or another chromosome naming?")
-    model = Avocado.load(ws.model_path, device="cpu")
-    out = place_biosample(model, values, name, assay, covered=covered, n_epochs=n_epochs,
+    # the workspace's model, loaded once (place_biosample fits a copy of it; placed_point
+    # reads the known biosamples' rows from it too)
+    out = place_biosample(ws.model, values, name, assay, covered=covered, n_epochs=n_epochs,
                           n_nearest=n_nearest)
     attrs = dict(out.attrs)
     out = out.merge(ws.biosample_metadata(), left_on="biosample", right_index=True, how="left")
