@@ -144,21 +144,18 @@ def test_the_page_offers_impute_then_shows_and_sends_the_files(pilot_app, pilot_
         assert "Content-Disposition" not in answer.headers and b"<!DOCTYPE html>" in answer.data
 
     # another locus, typed; a bad one is an alert and the view stays
-    moved = post_callback(client, outputs,
-                          [("design-imputed", "data", result),
-                           ("design-impute-show", "value", ["H3K4me3"]),
-                           ("design-impute-locus", "value", "chr1:151,250,000-151,260,000")],
-                          [("design-fitted", "data", fitted)],
-                          changed=["design-impute-locus.value"])
+    def typed(text):
+        return post_callback(client, outputs,
+                             [("design-imputed", "data", result),
+                              ("design-impute-show", "value", ["H3K4me3"]),
+                              ("design-impute-locus", "value", text)],
+                             [("design-fitted", "data", fitted)],
+                             changed=["design-impute-locus.value"])
+
+    moved = typed("chr1:151,250,000-151,260,000")
     assert moved["design-impute-locus"]["value"] == "chr1:151,250,000-151,260,000"
-    assert len(moved["design-impute-graph"]["figure"]["layout"]["meta"]) and \
-        moved["design-impute-graph"]["figure"]["layout"]["meta"]["n_tracks"] == 2
-    bad = post_callback(client, outputs,
-                        [("design-imputed", "data", result),
-                         ("design-impute-show", "value", ["H3K4me3"]),
-                         ("design-impute-locus", "value", "chrZ:1-2")],
-                        [("design-fitted", "data", fitted)],
-                        changed=["design-impute-locus.value"])
+    assert moved["design-impute-graph"]["figure"]["layout"]["meta"]["n_tracks"] == 2
+    bad = typed("chrZ:1-2")
     assert "chrZ" in text_of(bad["design-impute-view-alert"]["children"])
     assert "design-impute-graph" not in bad
 
