@@ -267,7 +267,7 @@ def impute_section(ws: Workspace) -> html.Div:
             html.A("Download", id="design-impute-download", className="button"),
             html.Div([
                 field("Locus", dcc.Input(id="design-impute-locus", type="text", debounce=True,
-                                         className="text-input")),
+                                         className="text-input", style={"width": "16rem"})),
                 field("Imputed tracks shown", dcc.Dropdown(id="design-impute-show",
                                                            multi=True)),
             ], className="control-row"),
