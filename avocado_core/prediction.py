@@ -1,6 +1,7 @@
 """Imputation: what a trained :class:`~avocado_core.model.Avocado` predicts.
 
-:class:`PredictionMixin` gives the model ``predict``, ``predict_many`` and ``predict_settings``:
+:class:`PredictionMixin` gives the model ``predict``, ``predict_many``, ``predict_settings`` and
+``predict_embedding`` (a biosample the model does not hold, from a fitted row):
 the network's output over a range of positions (on the CPU by one compiled call per range,
 :func:`avocado_core.kernels.predict_positions`; elsewhere by torch, chunk by chunk), then the
 prediction settings: the blend towards average activity and the moving mean
@@ -10,6 +11,7 @@ prediction settings: the blend towards average activity and the moving mean
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +20,7 @@ import torch
 
 from . import kernels
 from .baselines import windowed_mean
-from .errors import AvocadoValueError
+from .errors import AvocadoValueError, short_list
 from .network import AvocadoNetwork
 from .precision import matmul_precision
 
@@ -41,6 +43,17 @@ def kernel_fits(network: AvocadoNetwork) -> bool:
     """Whether the CPU predicts ``network`` with the compiled kernel (see KERNEL_MAX_WIDTH)."""
     return len(network.hidden) == 1 or (
         len(network.hidden) > 1 and network.hidden[0].out_features <= KERNEL_MAX_WIDTH)
+
+
+def _with_biosample_rows(network: AvocadoNetwork, rows: np.ndarray) -> AvocadoNetwork:
+    """A network whose biosample table is ``rows`` and whose every other weight is
+    ``network``'s own (shared, not copied: the genome tables are most of a model's memory)."""
+    shared = {id(p): p for p in network.parameters()}
+    view = copy.deepcopy(network, memo=shared)
+    device = network.biosample_embedding.weight.device
+    view.biosample_embedding = torch.nn.Embedding.from_pretrained(
+        torch.as_tensor(rows, dtype=torch.float32, device=device), freeze=True)
+    return view
 
 
 def _blend_and_smooth(out: np.ndarray, mean: np.ndarray | None, blend: float,
@@ -303,3 +316,59 @@ class PredictionMixin:
                                        any(blend for blend, _ in chosen))
         return np.concatenate([_blend_and_smooth(out, mean, blend, smoothing)
                                [:, start - lo : end - lo] for blend, smoothing in chosen])
+
+    def predict_embedding(
+        self, embedding: Sequence[float] | np.ndarray, assays: Sequence[str], start: int = 0,
+        end: int | None = None, *, settings: Mapping[str, Any] | None = None,
+    ) -> np.ndarray:
+        """Impute a biosample the model does not hold, from its embedding row.
+
+        The row is one that :meth:`fit_biosamples` (or
+        :func:`avocado_core.placement.place_biosample`) fitted with the model frozen: the
+        prediction is what a model holding that row predicts for it, by the same network,
+        genome and assay factors, and the same computation as :meth:`predict_many` (chunked
+        over positions inside; a range of positions gives the values of a whole prediction).
+        A row equal to a known biosample's, with that biosample's settings, predicts its
+        imputation.
+
+        Parameters
+        ----------
+        embedding: array-like, shape=(n_biosample_factors,)
+            The new biosample's row (finite numbers).
+        assays: sequence of str
+            Assays the model knows, one output row each.
+        start, end: int, optional
+            Position range, as in :meth:`predict`. Default: every position.
+        settings: dict or None, optional
+            Prediction settings of the new biosample, some of ``activity_blend`` and
+            ``smoothing`` (:data:`PREDICTION_SETTINGS`); what it leaves out is the model's.
+            Default is None: the model's settings (a new biosample has none of its own).
+
+        Returns
+        -------
+        numpy.ndarray, shape=(len(assays), end - start), dtype=float32
+
+        Raises
+        ------
+        AvocadoValueError, AvocadoKeyError
+            A row of the wrong width or not finite, no assay or an unknown one, a range
+            outside the positions, bad settings.
+        """
+        row = np.asarray(embedding, dtype=np.float32)
+        width = int(self.network.biosample_embedding.embedding_dim)
+        if row.shape != (width,) or not np.all(np.isfinite(row)):
+            raise AvocadoValueError(
+                f"the embedding row has shape {row.shape}"
+                f"{'' if np.all(np.isfinite(row)) else ' and non-finite values'}; the model's "
+                f"biosample rows are {width} finite numbers")
+        assays = [str(a) for a in assays]
+        if not assays:
+            raise AvocadoValueError("predict_embedding needs at least one assay; the model "
+                                    f"knows {short_list(self.assays)}")
+        start, end = self._check_range(start, end)
+        own = self._checked_settings("settings", dict(settings or {}), allow_empty=True)
+        a_idx = np.array([self._assay_index(a) for a in assays])
+        network = _with_biosample_rows(self.network, row[None, :])
+        return self._predict_rows(network, np.zeros(len(assays), dtype=np.int64), a_idx,
+                                  start, end, own.get("activity_blend", self.activity_blend),
+                                  own.get("smoothing", self.smoothing))

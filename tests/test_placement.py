@@ -84,3 +84,66 @@ def test_on_a_umap_map_a_vector_lands_among_its_nearest():
     assert np.linalg.norm(points - near, axis=1).argmin() == 4
     with pytest.raises(AvocadoValueError, match="one point per known vector"):
         place_on_map(known[0], known, points[:5], method="umap")
+
+
+# ---------------------------------------------------------------------- imputing a placed one
+def _row(model, name):
+    return np.asarray(model.biosample_embedding())[list(model.biosamples).index(name)]
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+def test_a_known_row_predicts_that_biosamples_imputation(model_and_tracks, monkeypatch, kernel):
+    """Known answer: a new biosample whose row is B2's, with B2's settings, is imputed as B2
+    is, by the compiled kernel and by torch alike (the same products; BLAS may sum them in
+    another order for another number of rows: float32 rounding of sums of a few dozen terms)."""
+    from avocado_core import prediction
+
+    model, _ = model_and_tracks
+    monkeypatch.setattr(prediction, "kernel_fits", lambda network: kernel)
+    settings = {"activity_blend": 0.5, "smoothing": 5}
+    model.biosample_settings = {"B2": settings}
+    try:
+        assays = list(model.assays)
+        new = model.predict_embedding(_row(model, "B2"), assays, 100, 1500, settings=settings)
+        known = model.predict_many([("B2", a) for a in assays], 100, 1500)
+        assert new.shape == (len(assays), 1400) and new.dtype == np.float32
+        scale = float(np.abs(known).max())
+        np.testing.assert_allclose(new, known, rtol=0, atol=1e-5 * scale)
+        # without B2's settings: the model's own (blend 0, no smoothing), not B2's
+        plain = model.predict_embedding(_row(model, "B2"), assays[:1], 100, 1500)
+        assert np.abs(plain - known[:1]).max() > 1e-3 * scale
+    finally:
+        model.biosample_settings = None
+
+
+def test_a_fitted_row_predicts_what_the_fitted_model_does(model_and_tracks):
+    """The row place_biosample returns imputes the new biosample as the model that learnt it
+    (fit_biosamples on a copy) does, over any range of positions."""
+    import copy
+
+    model, tracks = model_and_tracks
+    fitted = copy.deepcopy(model)
+    fitted.fit_biosamples({("new", "A1"): tracks["B4", "A1"]}, n_epochs=2, progress=False)
+    row = _row(fitted, "new")
+    expected = fitted.predict_many([("new", "A0"), ("new", "A2")])
+    got = model.predict_embedding(row, ["A0", "A2"])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * float(np.abs(expected).max()))
+    part = model.predict_embedding(row, ["A0"], 700, 900)[0]
+    np.testing.assert_array_equal(part, got[0, 700:900])
+    assert "new" not in model.biosamples
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda row: dict(embedding=row[:2]), r"shape \(2,\); the model's biosample rows are"),
+    (lambda row: dict(embedding=np.where(np.arange(row.size) == 3, np.nan, row)),
+     "non-finite values"),
+    (lambda row: dict(assays=[]), "at least one assay"),
+    (lambda row: dict(assays=["H3K9"]), "unknown assay 'H3K9'"),
+    (lambda row: dict(end=N + 1), "not within"),
+    (lambda row: dict(settings={"smoothing": 0}), "smoothing must be"),
+])
+def test_predict_embedding_refuses_bad_input(model_and_tracks, change, message):
+    model, _ = model_and_tracks
+    row = _row(model, "B0")
+    with pytest.raises((AvocadoValueError, AvocadoKeyError), match=message):
+        model.predict_embedding(**{"embedding": row, "assays": ["A0"], **change(row)})

@@ -30,6 +30,7 @@ from ..components import (
 )
 from ..figures.selection import gains_figure, picks_figure
 from ..names import labels_of, name_column, with_names
+from . import design_impute
 from .design_upload import (
     coverage_text,
     decode_upload,
@@ -451,6 +452,7 @@ def layout(assay: str | None = None, k: str | None = None, candidates: str | Non
                          3, status="design-fit-status"),
             html.Div(id="design-fit-alert"),
             html.Div(id="design-fit-result"),
+            design_impute.impute_section(ws),
         ],
     )
     return html.Div(
@@ -642,6 +644,7 @@ def register_callbacks(app, ws: Workspace) -> None:
         Output("design-fit-result", "children"),
         Output("design-fit-alert", "children"),
         Output("design-placed", "data"),
+        Output("design-fitted", "data"),
         Input("design-fit", "n_clicks"),
         State("design-upload", "contents"),
         State("design-upload", "filename"),
@@ -652,18 +655,19 @@ def register_callbacks(app, ws: Workspace) -> None:
     )
     def fit_new(set_progress, n_clicks, contents, filename, name, assay):
         if not n_clicks:
-            return no_update, no_update, no_update
+            return no_update, no_update, no_update, no_update
         limit = int(app.server.config.get("AVOCADO_MAX_UPLOAD_BYTES", 64 * 1024 * 1024) * 0.7)
         set_progress(("1", "3"))
         try:
             data = decode_upload(contents, filename, limit)
             set_progress(("2", "3"))
-            nearest = fit_uploaded_bigwig(ws, data, filename, name, assay,
-                                          app.server.config.get("AVOCADO_TEMP_DIR"))
+            temp_dir = app.server.config.get("AVOCADO_TEMP_DIR")
+            token, keep = design_impute.placement_folder(temp_dir)
+            nearest = fit_uploaded_bigwig(ws, data, filename, name, assay, temp_dir, keep)
             proj = ws.projection("biosamples", "umap")
         except (ValueError, KeyError) as exc:
             set_progress(("0", "3"))
-            return None, alert(error_message(exc)), None
+            return None, alert(error_message(exc)), None, None
         placed = placed_point(ws, nearest, proj).to_dict("records")
         set_progress(("3", "3"))
         attrs = nearest.attrs
@@ -678,7 +682,8 @@ def register_callbacks(app, ws: Workspace) -> None:
         return [summary, html.Div([
             html.Div(nearest_table(nearest, ws.biosample_metadata()), className="result-table"),
             dcc.Graph(id="design-fit-map", figure=figure, config={"displaylogo": False})],
-            className="result-grid")], None, placed
+            className="result-grid")], None, placed, design_impute.fitted_record(
+                ws, nearest, token, filename)
 
     @app.callback(
         Output("design-url", "data"),
@@ -693,3 +698,4 @@ def register_callbacks(app, ws: Workspace) -> None:
                                        "positions": positions})}
 
     url_sync(app, "design-url", "design-url-sink")
+    design_impute.register_callbacks(app, ws)

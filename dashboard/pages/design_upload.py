@@ -36,8 +36,9 @@ def decode_upload(contents: str | None, filename: str | None, limit: int) -> byt
 
 
 def fit_uploaded_bigwig(ws: Workspace, data: bytes, filename: str | None, name: str,
-                        assay: str, temp_dir: str | None = None) -> pd.DataFrame:
-    """:func:`fit_new_biosample` on the bytes of an uploaded bigWig.
+                        assay: str, temp_dir: str | None = None,
+                        keep: str | os.PathLike | None = None) -> pd.DataFrame:
+    """:func:`fit_new_biosample` on the bytes of an uploaded bigWig (``keep``: as there).
 
     The bytes go to a temporary file in ``temp_dir`` (the app's temporary folder, removed
     when the server stops even if the job is killed before it removes its file). An error
@@ -53,16 +54,25 @@ def fit_uploaded_bigwig(ws: Workspace, data: bytes, filename: str | None, name: 
         with open(path, "wb") as fh:
             fh.write(data)
         try:
-            return fit_new_biosample(ws, path, name, assay, n_epochs=FIT_EPOCHS)
+            return fit_new_biosample(ws, path, name, assay, n_epochs=FIT_EPOCHS, keep=keep)
         except (ValueError, KeyError) as exc:
             message = error_message(exc).replace(path, shorten(filename or "the upload"))
             raise ValueError(message) from None
 
 
+#: The binned upload that :func:`fit_new_biosample` keeps (NaN where the file has no data).
+UPLOAD_FILE = "upload.npy"
+
+
 def fit_new_biosample(ws: Workspace, bigwig: str | os.PathLike, name: str, assay: str,
-                      n_epochs: int = 3, n_nearest: int = 5) -> pd.DataFrame:
+                      n_epochs: int = 3, n_nearest: int = 5,
+                      keep: str | os.PathLike | None = None) -> pd.DataFrame:
     """Place a new biosample from one bigWig (:func:`avocado_core.placement.place_biosample`,
     on the bins the file covers only), with the known biosamples' metadata.
+
+    ``keep``: a folder where the file's values on the workspace's bins are kept
+    (:data:`UPLOAD_FILE`, NaN where the file has no data), for the page to draw beside the
+    new biosample's imputations. Default is None: not kept.
 
     Returns
     -------
@@ -87,6 +97,9 @@ def fit_new_biosample(ws: Workspace, bigwig: str | os.PathLike, name: str, assay
     # reads the known biosamples' rows from it too)
     out = place_biosample(ws.model, values, name, assay, covered=covered, n_epochs=n_epochs,
                           n_nearest=n_nearest)
+    if keep is not None:
+        os.makedirs(keep, exist_ok=True)
+        np.save(os.path.join(keep, UPLOAD_FILE), np.where(covered, values, np.nan))
     attrs = dict(out.attrs)
     out = out.merge(ws.biosample_metadata(), left_on="biosample", right_index=True, how="left")
     out.attrs.update(attrs, name=name.strip(), assay=assay, covered=n_covered / len(values),

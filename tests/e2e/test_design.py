@@ -12,6 +12,7 @@ from design_steps import upload_and_fit
 from playwright.sync_api import expect
 
 from app_workspaces import one_chromosome_bigwig
+from dashboard.pages.design_impute import VIEW_TRACKS
 
 pytestmark = pytest.mark.e2e
 
@@ -162,3 +163,30 @@ def test_fitting_a_new_biosample_can_be_cancelled(page, pilot_url, pilot_workspa
     page.wait_for_timeout(1500)
     expect(page.locator("#design-fit-result")).to_be_empty()
     expect(page.locator("#design-fit-alert [role=alert]")).to_have_count(0)
+
+
+def test_a_placed_upload_is_imputed_shown_and_downloaded(page, pilot_url, pilot_workspace,
+                                                          tmp_path, screenshot_dir):
+    import zipfile
+
+    from avocado_core.bigwig import export_bigwig
+
+    ws = pilot_workspace
+    path = export_bigwig(ws.store, "E116", "H3K4me3", tmp_path / "gm.bw", invert_transform=True)
+    upload_and_fit(page, pilot_url, path, "GM-new")
+    expect(page.locator("#design-impute-hint")).to_contain_text(
+        "Predict GM-new's assays from its fitted row", timeout=60_000)
+    page.click("#design-impute-run")
+    summary = page.locator("#design-impute-summary")
+    expect(summary).to_contain_text(f"GM-new: {len(ws.assays)} assays imputed", timeout=60_000)
+    expect(summary).to_contain_text("the prediction settings of its nearest biosample")
+    labels = page.locator("#design-impute-graph .annotation-text", has_text="fitted upload")
+    expect(labels).to_have_count(1 + min(VIEW_TRACKS, len(ws.assays) - 1))  # upload + imputed
+    expect(page.locator("#design-impute-graph")).to_contain_text("training fit")
+    with page.expect_download() as info:
+        page.click("#design-impute-download")
+    with zipfile.ZipFile(info.value.path()) as z:
+        assert sorted(z.namelist()) == sorted(
+            ["README.txt", *(f"GM-new.{a}.imputed.bw" for a in ws.assays)])
+    page.screenshot(path=str(screenshot_dir / "design-impute.png"), full_page=True)
+
