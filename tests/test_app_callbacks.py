@@ -12,7 +12,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from app_client import PICKER_OUTPUTS, outputs_of, picker_inputs, post_callback, text_of
+from app_client import (
+    PICKER_OUTPUTS,
+    draw_locus,
+    outputs_of,
+    picker_inputs,
+    post_callback,
+    text_of,
+)
 from app_workspaces import (  # noqa: F401  (fixtures)
     one_chromosome_bigwig,
     pilot_workspace,
@@ -361,26 +368,6 @@ def test_pages_render_from_the_url(synthetic_app):
     client = synthetic_app.server.test_client()
     for path in ("/", "/locus", "/design"):
         assert client.get(path).status_code == 200
-
-
-def draw_locus(client, text, tracks, changed="locus-go.n_clicks", current=None,
-               selection=None, region=None, dragged=None, scale="assay"):
-    """The locus page's draw callback, as the browser calls it."""
-    outputs = [("locus-graph", "figure"), ("locus-current", "data"), ("locus-input", "value"),
-               ("locus-span", "children"), ("locus-metrics", "children"),
-               ("locus-url", "data"), ("locus-alert", "children")]
-    inputs = [("locus-go", "n_clicks", 1), ("locus-input", "n_submit", None),
-              ("locus-in", "n_clicks", None), ("locus-out", "n_clicks", None),
-              ("locus-left", "n_clicks", None), ("locus-right", "n_clicks", None),
-              ("locus-gene-click", "data", None), ("locus-drag", "data", dragged),
-              ("locus-tracks", "data", tracks), ("locus-sel-region", "value", region),
-              ("locus-height", "value", "normal"), ("locus-order", "value", "chosen"),
-              ("locus-scale", "value", scale)]
-    if changed == "locus-in.n_clicks":
-        inputs[2] = ("locus-in", "n_clicks", 1)
-    state = [("locus-input", "value", text), ("locus-current", "data", current),
-             ("locus-selection", "data", selection)]
-    return post_callback(client, outputs, inputs, state, [changed])
 
 
 def test_locus_callback_draws_and_alerts(pilot_app):
