@@ -47,7 +47,8 @@ def order_rows(ws: Workspace, drawn: list[tuple[str, str]], focus: dict | None =
     rows = []
     focus = focus or {}
     for i, (b, a) in enumerate(drawn):
-        label, track = f"{bios[b]}{SEPARATOR}{a}", _key((b, a))
+        # the buttons name the track shortly (40 rows of 4 buttons), the row's hover in full
+        label, track = f"{assays[a]} of {bios[b]}", _key((b, a))
         at_end = {"top": i == 0, "up": i == 0, "down": i == len(drawn) - 1, "remove": False}
         buttons = [
             html.Button(symbol, id={"type": BUTTON, "track": track, "where": where},
@@ -64,7 +65,7 @@ def order_rows(ws: Workspace, drawn: list[tuple[str, str]], focus: dict | None =
              # the short assay first: it stays whole where a long biosample name is cut
              html.Span([html.B(assays[a], className="order-assay"), " ",
                         html.Span(bios[b], className="order-biosample")],
-                       className="order-name", title=label),
+                       className="order-name", title=f"{bios[b]}{SEPARATOR}{a}"),
              html.Span(buttons, className="order-buttons")],
             id={"type": "locus-order-row", "track": _key((b, a))}, className="order-row"))
     return rows
