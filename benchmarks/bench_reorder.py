@@ -1,8 +1,8 @@
 """Server-side time of moving a track on the locus page: 40 tracks on a 100 kb window.
 
-One window drawn once, then repeated moves of a random track (to the top, up or down), each
-timed as the browser calls the page's callbacks (POST /_dash-update-component through Flask's
-test client):
+One window drawn once (the page's default, 100 kb), then repeated moves of a random track (to
+the top, up or down), each timed as the browser calls the page's callbacks (POST
+/_dash-update-component through Flask's test client):
 
 * ``move``: the track list's button (``dashboard.pages.locus_order``): the new chosen order;
 * ``list``: the track list drawn again in that order;
@@ -39,10 +39,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_locus import locus_payload, open_or_build_workspace, windows  # noqa: E402
+from bench_locus import locus_payload, open_or_build_workspace  # noqa: E402
 from machine import cpu_model  # noqa: E402
 
 from dashboard.app import create_app  # noqa: E402
+from dashboard.pages.locus import default_locus  # noqa: E402
 from dashboard.pages.locus_order import BUTTON, BUTTONS  # noqa: E402
 from dashboard.track_order import MOVES, move_track  # noqa: E402
 
@@ -108,7 +109,7 @@ def main() -> None:
     bios = measured.sum(axis=1).sort_values(ascending=False, kind="stable").index
     assays = measured.sum(axis=0).sort_values(ascending=False, kind="stable").index[:5]
     tracks = [f"{b}|{a}" for b in bios for a in assays][:args.tracks]
-    text = windows(ws, 1)[0]
+    text = default_locus(ws)
     app = create_app(ws)
     client = app.server.test_client()
     move_key = callback_key(app, "locus-order-focus.data", "locus-tracks.data")

@@ -287,8 +287,11 @@ def test_the_list_shows_the_drawn_order_and_takes_the_focus_once(
     assert focused == [{"type": BUTTON, "where": "down", "track": _key(chosen[2])}]
     first = {b["id"]["where"]: b["aria-disabled"] for b in buttons[:4]}
     assert first == {"top": "true", "up": "true", "down": "false", "remove": "false"}
-    label = f"{drawn[0][0]} · {name[drawn[0][0]]} · {drawn[0][1]}"
-    assert buttons[0]["title"] == buttons[0]["aria-label"] == f"move {label} to the top"
+    # the buttons name their track shortly; the row's hover in full
+    b, a = drawn[0]
+    assert buttons[0]["title"] == buttons[0]["aria-label"] == (
+        f"move {a.split('_')[1]} of {b} · {name[b]} to the top")
+    assert rows[0]["props"]["children"][2]["props"]["title"] == f"{b} · {name[b]} · {a}"
 
 
 def test_the_page_lists_the_tracks_of_its_address_as_drawn(encode_app, chosen):
