@@ -5,15 +5,32 @@ from __future__ import annotations
 import json
 
 
+def _item(spec):
+    """A request's input: ``(id, prop, value)``, or a list of them for a wildcard (ALL)."""
+    if isinstance(spec, list):
+        return [_item(s) for s in spec]
+    i, p, v = spec
+    return {"id": i, "property": p, "value": v}
+
+
+def prop_id(component_id, prop: str) -> str:
+    """How the browser names a changed property (a dict id as sorted, compact JSON)."""
+    if isinstance(component_id, dict):
+        component_id = json.dumps(component_id, sort_keys=True, separators=(",", ":"))
+    return f"{component_id}.{prop}"
+
+
 def post_callback(client, outputs, inputs, state=(), changed=()):
-    """Call a callback the way the browser does; returns {id: {prop: value}} or raises."""
+    """Call a callback the way the browser does; returns {id: {prop: value}} or raises.
+
+    An input is ``(id, prop, value)``, or a list of them for a pattern-matching (ALL) input."""
     outs = [{"id": i, "property": p} for i, p in outputs]
     key = (f"{outputs[0][0]}.{outputs[0][1]}" if len(outputs) == 1
            else ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..")
     payload = {
         "output": key,
         "outputs": outs[0] if len(outs) == 1 else outs,
-        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "inputs": [_item(spec) for spec in inputs],
         "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
         "changedPropIds": list(changed),
     }
@@ -67,3 +84,26 @@ def picker_inputs(click=None, listed=None, color="status", bio_text=None, assay_
             ("picker-row-values", "value", row_values),
             ("picker-col-values", "value", col_values), ("picker-status", "value", statuses),
             ("picker-group", "value", list(grouping)), ("picker-order", "value", order)]
+
+
+def draw_locus(client, text, tracks, changed="locus-go.n_clicks", current=None,
+               selection=None, region=None, dragged=None, scale="assay", order="chosen",
+               height="normal"):
+    """The locus page's draw callback, as the browser calls it; ``changed``: the input (or
+    the list of inputs) that fired it."""
+    outputs = [("locus-graph", "figure"), ("locus-current", "data"), ("locus-input", "value"),
+               ("locus-span", "children"), ("locus-metrics", "children"),
+               ("locus-url", "data"), ("locus-alert", "children")]
+    inputs = [("locus-go", "n_clicks", 1), ("locus-input", "n_submit", None),
+              ("locus-in", "n_clicks", None), ("locus-out", "n_clicks", None),
+              ("locus-left", "n_clicks", None), ("locus-right", "n_clicks", None),
+              ("locus-gene-click", "data", None), ("locus-drag", "data", dragged),
+              ("locus-tracks", "data", tracks), ("locus-sel-region", "value", region),
+              ("locus-height", "value", height), ("locus-order", "value", order),
+              ("locus-scale", "value", scale)]
+    if changed == "locus-in.n_clicks":
+        inputs[2] = ("locus-in", "n_clicks", 1)
+    state = [("locus-input", "value", text), ("locus-current", "data", current),
+             ("locus-selection", "data", selection)]
+    return post_callback(client, outputs, inputs, state,
+                         [changed] if isinstance(changed, str) else changed)

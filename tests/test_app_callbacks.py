@@ -12,7 +12,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from app_client import PICKER_OUTPUTS, outputs_of, picker_inputs, post_callback, text_of
+from app_client import (
+    PICKER_OUTPUTS,
+    draw_locus,
+    outputs_of,
+    picker_inputs,
+    post_callback,
+    text_of,
+)
 from app_workspaces import (  # noqa: F401  (fixtures)
     one_chromosome_bigwig,
     pilot_workspace,
@@ -122,7 +129,7 @@ def test_locus_tracks_say_held_out_or_training_fit_and_the_band(pilot_workspace)
         assert t.calibrated and t.low.min() >= 0 and np.all(t.imputed >= 0)
         assert np.all(t.low <= t.imputed + 1e-6) and np.all(t.imputed <= t.high + 1e-6)
     assert sum(1 for d in fig["data"] if d["name"] == "90% band") == 3
-    rows = locus.metrics_rows(tracks)
+    rows = locus.metrics_rows(locus.metrics_cells(tracks))
     assert [r.children[2].children for r in rows] == ["held out", "training fit", "imputed only"]
 
 
@@ -363,26 +370,6 @@ def test_pages_render_from_the_url(synthetic_app):
         assert client.get(path).status_code == 200
 
 
-def draw_locus(client, text, tracks, changed="locus-go.n_clicks", current=None,
-               selection=None, region=None, dragged=None, scale="assay"):
-    """The locus page's draw callback, as the browser calls it."""
-    outputs = [("locus-graph", "figure"), ("locus-current", "data"), ("locus-input", "value"),
-               ("locus-span", "children"), ("locus-metrics", "children"),
-               ("locus-url", "data"), ("locus-alert", "children")]
-    inputs = [("locus-go", "n_clicks", 1), ("locus-input", "n_submit", None),
-              ("locus-in", "n_clicks", None), ("locus-out", "n_clicks", None),
-              ("locus-left", "n_clicks", None), ("locus-right", "n_clicks", None),
-              ("locus-gene-click", "data", None), ("locus-drag", "data", dragged),
-              ("locus-tracks", "data", tracks), ("locus-sel-region", "value", region),
-              ("locus-height", "value", "normal"), ("locus-order", "value", "chosen"),
-              ("locus-scale", "value", scale)]
-    if changed == "locus-in.n_clicks":
-        inputs[2] = ("locus-in", "n_clicks", 1)
-    state = [("locus-input", "value", text), ("locus-current", "data", current),
-             ("locus-selection", "data", selection)]
-    return post_callback(client, outputs, inputs, state, [changed])
-
-
 def test_locus_callback_draws_and_alerts(pilot_app):
     client = pilot_app.server.test_client()
     tracks = [["E003", "H3K4me3"], ["E017", "H3K4me3"]]
@@ -445,8 +432,8 @@ def test_a_pan_relayout_redraws_the_panned_window(pilot_app):
     current = {"chrom": "chr1", "start": 151_200_000, "end": 151_300_000}
     out = draw_locus(client, "ignored", [["E003", "H3K4me3"]], "locus-drag.data", current,
                      dragged=dragged)
-    assert out["locus-current"]["data"] == {"chrom": "chr1", "start": 151_250_000,
-                                            "end": 151_350_000}
+    drawn = out["locus-current"]["data"]
+    assert (drawn["chrom"], drawn["start"], drawn["end"]) == ("chr1", 151_250_000, 151_350_000)
     assert out["locus-input"]["value"] == "chr1:151,250,000-151,350,000"
     assert out["locus-graph"]["figure"]["layout"]["xaxis"]["range"] == [151_250_000,
                                                                         151_350_000]

@@ -27,6 +27,9 @@ __all__ = [
     "locus_figure",
     "Y_SCALES",
     "tracks_table",
+    "assay_colors",
+    "track_domains",
+    "reorder_rows",
 ]
 
 
@@ -36,6 +39,8 @@ SIGNAL_UNIT = "arcsinh(−log₁₀ p)"
 
 #: How track rows share y-ranges: one range per assay, or each row its own.
 Y_SCALES = ("assay", "track")
+#: The legend's entries in this order, whichever track shows them first.
+LEGEND_RANKS = {"band": 1, "imputed": 2, "observed": 3}
 
 
 @dataclass
@@ -397,7 +402,7 @@ def locus_figure(
         layout[_axis("yaxis", row)] = dict(anchor="x", domain=domains[row - 1], fixedrange=True,
                                            ticklabeloverflow="allow")
 
-    assays = list(dict.fromkeys(t.assay for t in tracks))
+    colors = assay_colors([t.assay for t in tracks])
     shown_legend = set()
     # Steps where a bin is wider than a pixel; beyond that a step shape only doubles the
     # vertices plotly draws.
@@ -409,7 +414,7 @@ def locus_figure(
         return first
 
     for row, (t, d, key) in enumerate(zip(tracks, drawn, scale_keys), start=1):
-        color = assay_color(t.assay, assays.index(t.assay))
+        color = colors[t.assay]
         hover = f"{t.label}<br>{chrom}:%{{x:,}}: %{{y:.2f}}<extra>%{{fullData.name}}</extra>"
         axes = dict(xaxis="x", yaxis=_axis("y", row))
         if "band" in d:  # one closed shape: along the upper bound and back along the lower
@@ -419,14 +424,16 @@ def locus_figure(
                              y=typed_array(np.concatenate([high, low[::-1]])), mode="lines",
                              hoverinfo="skip", line=dict(width=0, shape=shape), fill="toself",
                              fillcolor=_alpha(BAND, 0.35), name=t.band_name,
-                             legendgroup="band", showlegend=legend_once(t.band_name), **axes))
+                             legendgroup="band", legendrank=LEGEND_RANKS["band"],
+                             showlegend=legend_once(t.band_name), **axes))
         if "imp" in d:
             idx, imp = d["imp"]
             data.append(dict(
                 type="scatter", x=typed_array(start + idx * bin_size, "i4"),
                 y=typed_array(imp), mode="lines",
                 line=dict(width=1.1, color=IMPUTED_LINE), name="imputed", legendgroup="imputed",
-                showlegend=legend_once("imputed"), hovertemplate=hover, **axes))
+                legendrank=LEGEND_RANKS["imputed"], showlegend=legend_once("imputed"),
+                hovertemplate=hover, **axes))
         if "obs" in d:
             idx, obs = d["obs"]
             data.append(dict(
@@ -434,7 +441,8 @@ def locus_figure(
                 y=typed_array(obs), mode="lines",
                 line=dict(width=0.8, color=color, shape=shape), fill="tozeroy",
                 fillcolor=_alpha(color, 0.5), name="observed", legendgroup="observed",
-                showlegend=legend_once("observed"), hovertemplate=hover, **axes))
+                legendrank=LEGEND_RANKS["observed"], showlegend=legend_once("observed"),
+                hovertemplate=hover, **axes))
         top = ymax[key]
         layout[_axis("yaxis", row)].update(
             range=[ymin[key] * 1.08, top * 1.08 or 1.0],
@@ -481,6 +489,54 @@ def locus_figure(
                 yref=f"{_axis('y', row)} domain", x=0.5, y=0.5, showarrow=False,
                 font=dict(color=MUTED), name="no-genes"))
     return {"data": data, "layout": layout}
+
+
+def assay_colors(assays: list[str]) -> dict[str, str]:
+    """The colour of each assay's tracks in a figure: the same whatever the tracks' order (the
+    palette goes to the assays without a fixed colour in the order of their names), so that a
+    reordered figure keeps its colours."""
+    names = sorted(set(assays))
+    return {a: assay_color(a, i) for i, a in enumerate(names)}
+
+
+def track_domains(fig: dict) -> list[list[float]]:
+    """The vertical domain [bottom, top] of each track row of a :func:`locus_figure`, in the
+    order the tracks were given (top row first)."""
+    layout = fig["layout"]
+    return [layout[_axis("yaxis", row)]["domain"]
+            for row in range(1, layout["meta"]["n_tracks"] + 1)]
+
+
+def reorder_rows(drawn: list, order: list, domains: list[list[float]]) -> dict[str, list[float]]:
+    """The layout's changes that show a figure's track rows in another order, with the data
+    as it is: each row's y-axis takes the domain of its new place.
+
+    Every track row of a :func:`locus_figure` has the same height, and its y-range, colour and
+    labels do not depend on its place, so a row moves by its domain alone.
+
+    Parameters
+    ----------
+    drawn: list
+        The tracks as the figure was built, top to bottom (any hashable items, e.g.
+        ``(biosample, assay)``).
+    order: list
+        The same tracks in the order to show.
+    domains: list of [bottom, top]
+        The rows' domains as built (:func:`track_domains`), top row first.
+
+    Returns
+    -------
+    dict
+        ``{"yaxis": [bottom, top], "yaxis2": ...}``, one entry per track row.
+    """
+    if len(order) != len(drawn) or set(order) != set(drawn) or len(set(order)) != len(order):
+        raise ValueError(f"a new order must hold the {len(drawn)} drawn tracks once each; got "
+                         f"{len(order)} tracks, {len(set(order) - set(drawn))} of them not drawn")
+    if len(domains) != len(drawn):
+        raise ValueError(f"{len(domains)} row domains for {len(drawn)} tracks")
+    place = {track: i for i, track in enumerate(order)}
+    return {_axis("yaxis", row): domains[place[track]]
+            for row, track in enumerate(drawn, start=1)}
 
 
 def _add_marks(layout: dict, data: list, marks: pd.DataFrame, start: int, end: int,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from dash import Input, Output, State, ctx, dcc, html
+from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from avocado_core import metrics
@@ -29,7 +29,9 @@ from ..components import (
 )
 from ..figures.tracks import Y_SCALES, Track, format_span, locus_figure
 from ..names import names_of
+from ..track_order import TRACK_ORDERS, arrange
 from .locus_export import EXPORT_UNITS, UNIT_LABELS, bedgraph_text, bedgraph_zip, csv_text
+from .locus_order import drawn_state, order_panel, register_order_callbacks, reordered
 from .locus_picker import picker_layout, register_picker_callbacks
 
 #: Widest window drawn (bp); wider requests (a typed locus, a scroll out) get an alert.
@@ -41,8 +43,6 @@ SCREEN_POINTS = 1000
 MAX_TRACKS = 40
 #: Height of a track row (px) by the page's choice: compact rows keep 40 tracks on two screens.
 TRACK_HEIGHTS = {"compact": 36, "normal": 72, "tall": 120}
-#: How the page orders the chosen tracks.
-TRACK_ORDERS = {"chosen": "as chosen", "assay": "by assay", "biosample": "by biosample"}
 #: The tracks' y scales (:data:`~dashboard.figures.tracks.Y_SCALES`) as the page names them.
 SCALE_LABELS = {"assay": "shared per assay", "track": "per track"}
 #: Assays a map's lasso opens for its biosamples (fewer when there are many biosamples).
@@ -251,21 +251,6 @@ def biosample_tracks(ws: Workspace, biosamples: list[str]) -> list[tuple[str, st
     return [(b, str(a)) for a in top for b in bios][:MAX_TRACKS]
 
 
-def arrange(experiments: list[tuple[str, str]], order: str) -> list[tuple[str, str]]:
-    """The tracks in drawing order: as chosen, or grouped by assay / by biosample (groups in
-    the order they were first chosen, tracks inside a group as chosen)."""
-    if order not in TRACK_ORDERS:
-        raise ValueError(f"unknown track order {shorten(order)}; expected one of "
-                         f"{list(TRACK_ORDERS)}")
-    if order == "chosen":
-        return list(experiments)
-    key = 1 if order == "assay" else 0
-    first = {}
-    for e in experiments:
-        first.setdefault(e[key], len(first))
-    return sorted(experiments, key=lambda e: first[e[key]])
-
-
 def default_locus(ws: Workspace) -> str:
     """A 100 kb window: chr1:151.2-151.3 Mb when the store covers it, else a region's start."""
     regions = ws.store.regions
@@ -357,18 +342,26 @@ def page_url(current: dict | None, chosen: list | None, selection: str | None,
     return {"path": "/locus", "query": query_string(params, keep_empty=("tracks",))}
 
 
-def metrics_rows(tracks: list[Track]) -> list:
-    """Table rows: experiment, what is shown (held out or training fit), MSE, Pearson."""
-    rows = []
+def metrics_cells(tracks: list[Track]) -> list[list[str]]:
+    """The metrics table's text, a row per track: biosample, assay, what is shown (held out or
+    training fit), MSE, Pearson r (kept with the drawn window, so that a reorder re-sorts the
+    table without reading the tracks again)."""
+    cells = []
     for t in tracks:
         mse, r = t.metrics.get("mse"), t.metrics.get("pearson")
-        rows.append(html.Tr([
-            html.Td(t.biosample_label), html.Td(t.assay),
-            html.Td(t.status, className="status-" + t.status.replace(" ", "-").replace("+", "and")),
-            html.Td("—" if mse is None else f"{mse:.3f}", className="num"),
-            html.Td("—" if r is None or not np.isfinite(r) else f"{r:.2f}", className="num"),
-        ]))
-    return rows
+        cells.append([t.biosample_label, t.assay, t.status,
+                      "—" if mse is None else f"{mse:.3f}",
+                      "—" if r is None or not np.isfinite(r) else f"{r:.2f}"])
+    return cells
+
+
+def metrics_rows(cells: list[list[str]]) -> list:
+    """The metrics table's rows from :func:`metrics_cells`."""
+    return [html.Tr([html.Td(bio), html.Td(assay),
+                     html.Td(status, className="status-" + status.replace(" ", "-")
+                             .replace("+", "and")),
+                     html.Td(mse, className="num"), html.Td(r, className="num")])
+            for bio, assay, status, mse, r in cells]
 
 
 #: The plot's controls: a scroll zooms (the x-axis only: the figure fixes the y-axes), a drag
@@ -490,8 +483,10 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
         ],
         className="toolbar",
     )
-    side, matrix = picker_layout(ws, chosen, group)
-    picker = html.Aside(side, className="side-panel picker-panel")
+    order = order if order in TRACK_ORDERS else "chosen"
+    listed, finder, matrix = picker_layout(ws, chosen, group)
+    picker = html.Aside([*listed, order_panel(ws, chosen, order), *finder],
+                        className="side-panel picker-panel")
     view = html.Div(
         [html.Span("Track height", className="field-hint"),
          dcc.RadioItems(id="locus-height", options=options(TRACK_HEIGHTS),
@@ -499,7 +494,7 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
                         className="radio-inline"),
          html.Span("Order", className="field-hint"),
          dcc.RadioItems(id="locus-order", options=options(TRACK_ORDERS, TRACK_ORDERS),
-                        value=order if order in TRACK_ORDERS else "chosen", inline=True,
+                        value=order, inline=True,
                         className="radio-inline"),
          html.Span("Y scale", className="field-hint",
                    title="one y-range for the tracks of an assay, so their heights compare, "
@@ -553,6 +548,7 @@ def register_callbacks(app, ws: Workspace) -> None:
     """Callbacks of the page, bound to ``app`` and its workspace."""
 
     register_picker_callbacks(app, ws)
+    register_order_callbacks(app, ws)
 
     @app.callback(
         Output("locus-graph", "figure"),
@@ -603,20 +599,29 @@ def register_callbacks(app, ws: Workspace) -> None:
         elif trigger == "locus-sel-region" and region:
             locus = region
         experiments = [tuple(e) for e in (chosen or [])]
-        fig, tracks, (chrom, start, end) = locus_view(ws, locus, experiments,
-                                                      selection=selection,
-                                                      height=height or "normal",
-                                                      order=order or "chosen",
-                                                      scale=scale or "assay")
+        height, order, scale = height or "normal", order or "chosen", scale or "assay"
+        if set(ctx.triggered_prop_ids) <= {"locus-tracks.data", "locus-order.value"}:
+            # The drawn tracks in another order: their rows move, nothing is read again.
+            moved = reordered(current, experiments, order, selection, height, scale)
+            if moved is not None:
+                axes, cells = moved
+                fig = Patch()
+                for axis, domain in axes.items():
+                    fig["layout"][axis]["domain"] = domain
+                return (fig, no_update, no_update, no_update, metrics_rows(cells),
+                        page_url(current, experiments, selection, height, order, scale), None)
+        fig, tracks, window = locus_view(ws, locus, experiments, selection=selection,
+                                         height=height, order=order, scale=scale)
+        chrom, start, end = window
         shown = format_locus(chrom, start, end)
         span = [html.B(format_span(end - start)), f" · {shown} · {len(tracks)} tracks · "
                 f"{(end - start) // ws.store.regions.bin_size:,} bins of "
                 f"{ws.store.regions.bin_size} bp"]
-        drawn = {"chrom": chrom, "start": start, "end": end}
+        drawn = drawn_state(window, fig, tracks, metrics_cells(tracks), selection, height,
+                            scale)
         # The address bar follows in the same response (not a second request after the draw).
-        return (fig, drawn, shown, span, metrics_rows(tracks),
-                page_url(drawn, experiments, selection, height or "normal",
-                         order or "chosen", scale or "assay"), None)
+        return (fig, drawn, shown, span, metrics_rows(drawn["cells"]),
+                page_url(drawn, experiments, selection, height, order, scale), None)
 
     # Graph events go through stores so that a resize (relayoutData {"autosize": true}) or a
     # click on a track never re-runs (and so cancels) a draw that is in flight.

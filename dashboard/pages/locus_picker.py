@@ -149,9 +149,10 @@ def count_text(n: int) -> str:
 
 # ---------------------------------------------------------------------- layout
 def picker_layout(ws: Workspace, chosen: list[tuple[str, str]], biosamples: list[str]
-                  ) -> tuple[list, html.Details]:
-    """The picker's parts: for the side panel the chosen tracks, the filters and the legend;
-    for the main panel the matrix, folded away on demand (the tracks then take the page)."""
+                  ) -> tuple[list, list, html.Details]:
+    """The picker's parts: for the side panel the chosen tracks, and the filters with the
+    legend (the page puts its track list between them); for the main panel the matrix,
+    folded away on demand (the tracks then take the page)."""
     pc = picker_context(ws)
     widths = ws.band_widths()
     has_band = bool(np.isfinite(widths.to_numpy()).any())
@@ -166,7 +167,7 @@ def picker_layout(ws: Workspace, chosen: list[tuple[str, str]], biosamples: list
     )
     row_name = (pc.row_facet or "group").replace("_", " ")
     col_name = (pc.col_facet or "group").replace("_", " ")
-    side = [
+    chosen_part = [
         html.H2("Tracks", className="panel-title"),
         field("Chosen", dcc.Dropdown(
             id="locus-chosen", multi=True, value=[f"{b}|{a}" for b, a in chosen],
@@ -178,6 +179,8 @@ def picker_layout(ws: Workspace, chosen: list[tuple[str, str]], biosamples: list
                             className="field-hint"),
                   html.Button("Clear", id="locus-clear", className="button small")],
                  className="picked-row"),
+    ]
+    finder = [
         html.Hr(),
         html.H2("Find experiments", className="panel-title"),
         field("Biosamples", dcc.Input(id="picker-bio-text", type="search", debounce=SEARCH_DEBOUNCE,
@@ -231,7 +234,7 @@ def picker_layout(ws: Workspace, chosen: list[tuple[str, str]], biosamples: list
                   className="picker-scroll")],
         open=True, className="picker-matrix", id="picker-details",
     )
-    return side, matrix
+    return chosen_part, finder, matrix
 
 
 
@@ -273,7 +276,10 @@ def register_picker_callbacks(app, ws: Workspace) -> None:
         if trigger == "locus-clear":
             chosen = []
         elif trigger == "locus-chosen":
-            chosen = [tuple(v.split("|", 1)) for v in (listed or []) if "|" in v]
+            listed = [tuple(v.split("|", 1)) for v in (listed or []) if "|" in v]
+            if listed == chosen:  # the track list moved a track: it set both already
+                raise PreventUpdate
+            chosen = listed
         elif trigger == "locus-picker" and click and click.get("points"):
             p = click["points"][0]
             biosample = pc.biosample_of(str(p["y"]))

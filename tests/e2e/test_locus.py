@@ -117,6 +117,19 @@ def test_click_gene_and_picker(page, pilot_url):
     expect(page.locator("#locus-graph g.annotation text",
                         has_text=label("E117", "H3K9me3"))).to_have_count(1, timeout=30_000)
     assert track_labels(page) == [label("E003", "H3K4me3"), label("E117", "H3K9me3")]
+    # the track list moves the new track to the top: the plot's rows, the table and the
+    # address follow, and the focus stays on the moved track's button
+    settle(page)
+    row = page.locator("#locus-order-list li").nth(1)
+    row.hover()
+    row.get_by_role("button", name=f"move H3K9me3 of E117 · {NAMES['E117']} to the top").click()
+    expect(page.locator("#locus-metrics tr").first).to_contain_text("E117", timeout=15_000)
+    expect(page).to_have_url(re.compile(r"tracks=E117\|H3K9me3,E003\|H3K4me3$"))
+    expect(page.locator("#locus-order-list li").first).to_contain_text("H3K9me3")
+    expect(page.locator("#locus-order-list li").first.get_by_role("button").first).to_be_focused()
+    page.wait_for_function("""() => { const y = t => Array.from(document.querySelectorAll(
+        '#locus-graph g.annotation')).find(g => g.textContent.startsWith(t))
+        .getBoundingClientRect().y; return y('E117 ·') < y('E003 ·'); }""", timeout=15_000)
 
 
 def test_the_picker_toggles_exactly_the_cell_clicked(page, pilot_url, pilot_workspace):

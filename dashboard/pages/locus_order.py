@@ -1,0 +1,172 @@
+"""The locus page's track list: the drawn tracks top to bottom, each with buttons that move it
+to the top, up or down a row, or remove it.
+
+A move reorders the chosen tracks (the address's ``tracks=``) and sets the page's order to "as
+chosen", so what the list shows stays what is drawn; the plot then moves its rows without
+reading a track again (:func:`dashboard.figures.tracks.reorder_rows`). A removal goes through
+the chosen-tracks list, as a chip's removal does. The logic is
+:mod:`dashboard.track_order`.
+"""
+
+from __future__ import annotations
+
+from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from avocado_core.workspace import Workspace
+
+from ..figures.tracks import Track, assay_colors, reorder_rows, track_domains
+from ..names import SEPARATOR, labels_of, short_assay_labels
+from ..track_order import MOVES, arrange, move_track
+
+__all__ = ["order_panel", "order_rows", "register_order_callbacks", "BUTTONS", "drawn_state",
+           "reordered"]
+
+#: A row's buttons: the moves of :data:`~dashboard.track_order.MOVES`, and a removal.
+BUTTONS = {**MOVES, "remove": ("✕", "remove {}")}
+#: The pattern of the list's buttons' ids; "track" is the experiment as ``"B|A"``.
+BUTTON = "locus-order-button"
+
+
+def _key(track) -> str:
+    return f"{track[0]}|{track[1]}"
+
+
+def order_rows(ws: Workspace, drawn: list[tuple[str, str]], focus: dict | None = None
+               ) -> list[html.Li]:
+    """One row per drawn track, top to bottom: its place, its assay's colour, the assay's short
+    name and the biosample's id and name (the full label on hover), and its buttons.
+
+    ``focus``: the button (``{"track": "B|A", "where": ...}``) that takes the keyboard's focus
+    as the list is drawn: the one just pressed, on its track's new row, so that a key held on
+    "up" moves the same track on.
+    """
+    bios = labels_of(ws.store.biosamples, dict.fromkeys(b for b, _ in drawn)).to_dict()
+    assays = short_assay_labels(ws.store.assays, dict.fromkeys(a for _, a in drawn)).to_dict()
+    colors = assay_colors([a for _, a in drawn])
+    rows = []
+    focus = focus or {}
+    for i, (b, a) in enumerate(drawn):
+        # the buttons name the track shortly (40 rows of 4 buttons), the row's hover in full
+        label, track = f"{assays[a]} of {bios[b]}", _key((b, a))
+        at_end = {"top": i == 0, "up": i == 0, "down": i == len(drawn) - 1, "remove": False}
+        buttons = [
+            html.Button(symbol, id={"type": BUTTON, "track": track, "where": where},
+                        className="button order-button", title=words.format(label),
+                        autoFocus=focus == {"track": track, "where": where},
+                        # not `disabled`: a track moved to the top keeps the focus
+                        **{"aria-label": words.format(label),
+                           "aria-disabled": "true" if at_end[where] else "false"})
+            for where, (symbol, words) in BUTTONS.items()
+        ]
+        rows.append(html.Li(
+            [html.Span(f"{i + 1}", className="order-place"),
+             html.I(className="swatch", style={"background": colors[a]}),
+             # the short assay first: it stays whole where a long biosample name is cut
+             html.Span([html.B(assays[a], className="order-assay"), " ",
+                        html.Span(bios[b], className="order-biosample")],
+                       className="order-name", title=f"{bios[b]}{SEPARATOR}{a}"),
+             html.Span(buttons, className="order-buttons")],
+            id={"type": "locus-order-row", "track": _key((b, a))}, className="order-row"))
+    return rows
+
+
+def order_panel(ws: Workspace, chosen: list[tuple[str, str]], order: str) -> html.Div:
+    """The list under its title, for the side panel."""
+    return html.Div(
+        [html.H3("Drawn order", className="field-label"),
+         html.Ol(order_rows(ws, arrange(chosen, order)), id="locus-order-list",
+                 className="order-list", **{"aria-label": "drawn tracks, top to bottom"}),
+         html.Div("Top to bottom as drawn. A move sets the order to “as chosen”.",
+                  className="field-hint"),
+         dcc.Store(id="locus-order-focus")],
+        className="field order-panel")
+
+
+def drawn_state(window: tuple[str, int, int], fig: dict, tracks: list[Track],
+                cells: list[list[str]], selection: str | None, height: str, scale: str) -> dict:
+    """What the page keeps of a drawn figure (its ``locus-current``): the window, and what a
+    reorder needs to move the figure's rows instead of drawing it anew (:func:`reordered`):
+    the tracks as drawn, their rows' domains, the metrics table's ``cells`` (a row per track)
+    and the settings the figure was drawn with."""
+    chrom, start, end = window
+    return {"chrom": chrom, "start": start, "end": end,
+            "rows": [[t.biosample, t.assay] for t in tracks], "domains": track_domains(fig),
+            "cells": cells, "selection": selection, "height": height, "scale": scale}
+
+
+def reordered(drawn: dict | None, experiments: list[tuple[str, str]], order: str,
+              selection: str | None, height: str, scale: str
+              ) -> tuple[dict[str, list[float]], list[list[str]]] | None:
+    """The drawn figure's row moves and the metrics table's cells that show ``experiments``
+    in ``order``, when they are the drawn tracks in another order and nothing else changed;
+    None when the figure must be drawn anew (other tracks, height, scale or selection, or
+    no figure).
+
+    Returns
+    -------
+    axes: dict
+        The track rows' new domains (:func:`~dashboard.figures.tracks.reorder_rows`).
+    cells: list
+        The metrics table's rows in the new order.
+    """
+    if not drawn or "rows" not in drawn:
+        return None
+    if (drawn["selection"], drawn["height"], drawn["scale"]) != (selection, height, scale):
+        return None
+    rows = [tuple(e) for e in drawn["rows"]]
+    new = arrange(experiments, order)
+    if len(new) != len(rows) or set(new) != set(rows):
+        return None
+    cells = dict(zip(rows, drawn["cells"]))
+    return reorder_rows(rows, new, drawn["domains"]), [cells[e] for e in new]
+
+
+def register_order_callbacks(app, ws: Workspace) -> None:
+    """The track list's callbacks, bound to ``app`` and its workspace."""
+
+    @app.callback(
+        Output("locus-tracks", "data", allow_duplicate=True),
+        Output("locus-chosen", "value", allow_duplicate=True),
+        Output("locus-order", "value"),
+        Output("locus-order-focus", "data"),
+        Input({"type": BUTTON, "track": ALL, "where": ALL}, "n_clicks"),
+        State("locus-tracks", "data"),
+        State("locus-order", "value"),
+        prevent_initial_call=True,
+    )
+    def move(_clicks, chosen, order):
+        button = ctx.triggered_id
+        # a list drawn anew fires with its buttons unclicked
+        if not button or not ctx.triggered[0]["value"]:
+            raise PreventUpdate
+        chosen = [tuple(e) for e in (chosen or [])]
+        drawn = [_key(e) for e in arrange(chosen, order or "chosen")]
+        track, where = button["track"], button["where"]
+        if track not in drawn:  # a click on a list that was already out of date
+            raise PreventUpdate
+        if where == "remove":
+            # As the chosen-tracks list removes a chip (picker, count and tracks follow); the
+            # chosen order stays, and the focus goes to the next row's removal.
+            i = drawn.index(track)
+            rest = drawn[:i] + drawn[i + 1:]
+            focus = {"track": rest[min(i, len(rest) - 1)], "where": "remove"} if rest else None
+            return no_update, [_key(e) for e in chosen if _key(e) != track], no_update, focus
+        moved = move_track(drawn, drawn.index(track), where)
+        if moved == drawn:
+            raise PreventUpdate
+        return [k.split("|", 1) for k in moved], moved, "chosen", {"track": track,
+                                                                   "where": where}
+
+    @app.callback(
+        Output("locus-order-list", "children"),
+        Output("locus-order-focus", "data", allow_duplicate=True),
+        Input("locus-tracks", "data"),
+        Input("locus-order", "value"),
+        State("locus-order-focus", "data"),
+        prevent_initial_call=True,
+    )
+    def show(chosen, order, focus):
+        # the focus goes to the button once: a later list (a track picked) leaves it be
+        return (order_rows(ws, arrange([tuple(e) for e in (chosen or [])], order or "chosen"),
+                           focus), None)

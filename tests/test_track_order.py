@@ -1,0 +1,307 @@
+"""Moving the locus page's tracks (dashboard.track_order, dashboard.pages.locus_order): the
+pure moves, a figure's rows moved by their domains against a figure drawn anew in the new
+order, then the callbacks on the reduced ENCODE-layout workspace through Dash's HTTP
+endpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app_client import (
+    PICKER_OUTPUTS,
+    draw_locus,
+    outputs_of,
+    picker_inputs,
+    post_callback,
+    prop_id,
+    text_of,
+)
+from app_workspaces import encode_layout_workspace  # noqa: F401  (fixture)
+from dashboard.app import create_app
+from dashboard.figures.tracks import Track, locus_figure, reorder_rows, track_domains
+from dashboard.pages import locus
+from dashboard.pages.locus_order import BUTTON
+from dashboard.track_order import MOVES, arrange, move_track
+
+
+# ---------------------------------------------------------------------- the moves
+def test_move_track_moves_one_track_and_keeps_the_others_in_order():
+    tracks = ["a", "b", "c", "d"]
+    assert move_track(tracks, 2, "top") == ["c", "a", "b", "d"]
+    assert move_track(tracks, 2, "up") == ["a", "c", "b", "d"]
+    assert move_track(tracks, 1, "down") == ["a", "c", "b", "d"]
+    assert move_track(move_track(tracks, 1, "down"), 2, "up") == tracks
+    # past an end: the order as it is
+    for index, where in ((0, "top"), (0, "up"), (3, "down")):
+        assert move_track(tracks, index, where) == tracks
+    assert tracks == ["a", "b", "c", "d"]  # a new list each time
+    assert move_track([("B1", "A1")], 0, "top") == [("B1", "A1")]
+
+
+@pytest.mark.parametrize("tracks, index, where, message", [
+    (["a", "b"], 2, "up", r"no track at index 2: there are 2 tracks \(0 to 1\)"),
+    (["a", "b"], -1, "top", "no track at index -1: there are 2 tracks"),
+    ([], 0, "down", "no track at index 0: there are 0 tracks$"),
+    (["a", "b"], "1", "up", "a track's index must be an integer, got '1'"),
+    (["a", "b"], True, "up", "a track's index must be an integer, got True"),
+    (["a", "b"], 0, "left", r"unknown move 'left'; expected one of \['top', 'up', 'down'\]"),
+])
+def test_move_track_names_the_bad_input(tracks, index, where, message):
+    with pytest.raises(ValueError, match=message):
+        move_track(tracks, index, where)
+
+
+# ---------------------------------------------------------------------- the figure's rows
+ASSAYS = ("assayX", "assayY", "assayZ")  # none has a fixed colour: the palette's, by index
+
+
+def _track(biosample: str, assay: str, band: bool) -> Track:
+    rng = np.random.default_rng(abs(hash((biosample, assay))) % 2**32)
+    obs = rng.gamma(1.0, 1.0 + ASSAYS.index(assay), 400).astype(np.float32)
+    if not band:
+        return Track(biosample, assay, observed=obs, name=f"{biosample} cells")
+    imp = obs * 0.8 + 0.1
+    return Track(biosample, assay, observed=obs, imputed=imp, low=imp * 0.5, high=imp * 1.5,
+                 metrics={"mse": 0.5, "pearson": 0.7}, trained=False, name=f"{biosample} cells")
+
+
+def _rows(fig: dict) -> dict:
+    """Each track row as the eye sees it, by its label: domain, y-range, ticks and colour."""
+    layout = fig["layout"]
+    rows = {}
+    for a in layout["annotations"]:
+        if a.get("name") == "track-label":
+            axis = layout["yaxis" + a["yref"].split()[0][1:]]
+            rows[a["text"]] = (axis["domain"], axis["range"], axis["tickvals"],
+                               a["font"]["color"])
+    return rows
+
+
+def _legend(fig: dict) -> list[str]:
+    """The legend's entries in the order plotly lists them (by rank, then by trace)."""
+    shown = [t for t in fig["data"] if t.get("showlegend")]
+    return [t["name"] for t in sorted(shown, key=lambda t: t.get("legendrank", 1000))]
+
+
+@pytest.mark.parametrize("scale", ["assay", "track"])
+def test_moving_rows_shows_what_a_figure_drawn_in_the_new_order_shows(scale):
+    drawn = [("B1", "assayX", False), ("B2", "assayY", True), ("B1", "assayY", True),
+             ("B3", "assayZ", False), ("B2", "assayX", True)]
+    tracks = {(b, a): _track(b, a, band) for b, a, band in drawn}
+    first = [(b, a) for b, a, _ in drawn]
+    # the last track to the top: another assay (and a band) comes first
+    new = move_track(first, 4, "top")
+    new = move_track(new, 3, "top")
+
+    def figure(order):
+        return locus_figure("chr1", 0, 10_000, 25, [tracks[e] for e in order],
+                            track_height=36, y_scale=scale)
+
+    fig, fresh = figure(first), figure(new)
+    for axis, domain in reorder_rows(first, new, track_domains(fig)).items():
+        fig["layout"][axis]["domain"] = domain
+    assert _rows(fig) == _rows(fresh)
+    assert _legend(fig) == _legend(fresh) == ["members' range", "imputed", "observed"]
+
+
+def test_reorder_rows_needs_the_drawn_tracks_once_each():
+    domains = [[0.5, 1.0], [0.0, 0.5]]
+    assert reorder_rows(["a", "b"], ["b", "a"], domains) == {"yaxis": [0.0, 0.5],
+                                                             "yaxis2": [0.5, 1.0]}
+    for order in (["a", "c"], ["a", "a"], ["a"], ["a", "b", "c"]):
+        with pytest.raises(ValueError, match="must hold the 2 drawn tracks once each"):
+            reorder_rows(["a", "b"], order, domains)
+    with pytest.raises(ValueError, match="1 row domains for 2 tracks"):
+        reorder_rows(["a", "b"], ["b", "a"], domains[:1])
+
+
+# ---------------------------------------------------------------------- the page's callbacks
+@pytest.fixture(scope="module")
+def encode_app(encode_layout_workspace, tmp_path_factory):  # noqa: F811
+    return create_app(encode_layout_workspace,
+                      background_dir=str(tmp_path_factory.mktemp("bg-order")))
+
+
+@pytest.fixture
+def chosen(encode_layout_workspace):  # noqa: F811
+    """Six tracks: two marks of three biosamples, biosample by biosample."""
+    ws = encode_layout_workspace
+    marks = ["ChIP-seq_H3K4me1_signal_p-value", "ChIP-seq_H3K27ac_signal_p-value"]
+    return [[b, a] for b in ws.biosamples[:3] for a in marks]
+
+
+def _key(track) -> str:
+    return f"{track[0]}|{track[1]}"
+
+
+def _press(app, chosen, order, track, where, clicks=1):
+    """The track list's buttons as the page sends them, ``where`` of ``track`` pressed."""
+    key = next(k for k in app.callback_map if "locus-order-focus.data" in k
+               and "locus-tracks.data" in k)
+    buttons = [({"type": BUTTON, "track": _key(e), "where": w},
+                "n_clicks", clicks if (_key(e), w) == (_key(track), where) else None)
+               for e in arrange([tuple(e) for e in chosen], order) for w in (*MOVES, "remove")]
+    pressed = {"type": BUTTON, "track": _key(track), "where": where}
+    return post_callback(app.server.test_client(), outputs_of(app, key), [buttons],
+                         [("locus-tracks", "data", chosen), ("locus-order", "value", order)],
+                         [prop_id(pressed, "n_clicks")])
+
+
+def test_a_move_rewrites_the_chosen_order_and_sets_the_order_as_chosen(encode_app, chosen):
+    out = _press(encode_app, chosen, "chosen", chosen[3], "top")
+    moved = [chosen[3], *chosen[:3], *chosen[4:]]
+    assert out["locus-tracks"]["data"] == moved
+    assert out["locus-chosen"]["value"] == [_key(e) for e in moved]  # the picker's list too
+    assert out["locus-order"]["value"] == "chosen"
+    assert out["locus-order-focus"]["data"] == {"track": _key(chosen[3]), "where": "top"}
+    # grouped by assay, a move is a move in what is drawn (the H3K27ac of the first biosample
+    # goes up under the last H3K4me1), which becomes the chosen order
+    drawn = arrange([tuple(e) for e in chosen], "assay")
+    out = _press(encode_app, chosen, "assay", chosen[1], "up")
+    assert [tuple(e) for e in out["locus-tracks"]["data"]] == move_track(drawn, 3, "up")
+    assert out["locus-order"]["value"] == "chosen"
+    out = _press(encode_app, chosen, "chosen", chosen[4], "down")
+    assert out["locus-tracks"]["data"] == [*chosen[:4], chosen[5], chosen[4]]
+
+
+def test_a_removal_goes_through_the_chosen_list_and_keeps_the_chosen_order(encode_app, chosen):
+    out = _press(encode_app, chosen, "assay", chosen[2], "remove")
+    # only the picker's list: its callback updates tracks, matrix and count as for a chip
+    assert set(out) == {"locus-chosen", "locus-order-focus"}
+    assert out["locus-chosen"]["value"] == [_key(e) for e in chosen if e != chosen[2]]
+    # the focus goes to the removal of the track drawn next (by assay: the third biosample's)
+    assert out["locus-order-focus"]["data"] == {"track": _key(chosen[4]), "where": "remove"}
+    last = _press(encode_app, chosen[:1], "chosen", chosen[0], "remove")
+    assert last["locus-chosen"]["value"] == [] and last["locus-order-focus"]["data"] is None
+
+
+def test_nothing_moves_for_an_idle_button_an_end_or_an_old_list(encode_app, chosen):
+    assert _press(encode_app, chosen, "chosen", chosen[0], "up", clicks=None) == {}
+    assert _press(encode_app, chosen, "chosen", chosen[0], "top") == {}
+    assert _press(encode_app, chosen, "chosen", chosen[-1], "down") == {}
+    # a button of a track that is no longer chosen (the list was out of date)
+    gone = {"type": BUTTON, "track": "J999|gone", "where": "up"}
+    key = next(k for k in encode_app.callback_map if "locus-order-focus.data" in k
+               and "locus-tracks.data" in k)
+    out = post_callback(encode_app.server.test_client(), outputs_of(encode_app, key),
+                        [[(gone, "n_clicks", 1)]],
+                        [("locus-tracks", "data", chosen), ("locus-order", "value", "chosen")],
+                        [prop_id(gone, "n_clicks")])
+    assert out == {}
+
+
+def test_the_picker_leaves_a_reorder_to_the_track_list(encode_app, chosen):
+    """The list sets the tracks and the picker's list together: the picker has nothing to do
+    (no matrix drawn again)."""
+    listed = [_key(e) for e in chosen[::-1]]
+    out = post_callback(encode_app.server.test_client(), PICKER_OUTPUTS,
+                        picker_inputs(listed=listed),
+                        [("locus-tracks", "data", chosen[::-1])], ["locus-chosen.value"])
+    assert out == {}
+
+
+def _apply(figure: dict, patch: dict) -> dict:
+    """A figure with a Patch's assignments made, as the browser makes them."""
+    assert patch["__dash_patch_update"] == "__dash_patch_update"
+    for op in patch["operations"]:
+        assert op["operation"] == "Assign"
+        node = figure
+        for step in op["location"][:-1]:
+            node = node[step]
+        node[op["location"][-1]] = op["params"]["value"]
+    return figure
+
+
+def test_a_reorder_moves_the_drawn_rows_without_reading_a_track(
+        encode_app, chosen, encode_layout_workspace, monkeypatch):  # noqa: F811
+    ws = encode_layout_workspace
+    client = encode_app.server.test_client()
+    window = "chr1:0-50,000"
+    drawn = draw_locus(client, window, chosen, height="compact")
+    current = drawn["locus-current"]["data"]
+    reads = []
+    for name in ("windows", "band"):
+        method = getattr(ws, name)
+        monkeypatch.setattr(ws, name, lambda *a, _m=method, _n=name, **k: (reads.append(_n),
+                                                                             _m(*a, **k))[1])
+    moved = move_track(chosen, 5, "top")
+    out = draw_locus(client, window, moved, ["locus-tracks.data", "locus-order.value"],
+                     current, height="compact")
+    assert reads == []  # nothing read again
+    # the rows move by their domains, and only they
+    patch = out["locus-graph"]["figure"]
+    assert {tuple(op["location"][1:]) for op in patch["operations"]} <= {
+        (f"yaxis{i if i > 1 else ''}", "domain") for i in range(1, 7)}
+    # the window, its box and its span stay; the table and the address follow the new order
+    assert not {"locus-current", "locus-input", "locus-span"} & set(out)
+    rows = out["locus-metrics"]["children"]
+    assert [text_of(r["props"]["children"][0]) + text_of(r["props"]["children"][1])
+            for r in rows] == [text_of(r["props"]["children"][0])
+                               + text_of(r["props"]["children"][1])
+                               for r in (drawn["locus-metrics"]["children"][i]
+                                         for i in (5, 0, 1, 2, 3, 4))]
+    assert out["locus-url"]["data"]["query"] == (
+        "?locus=chr1:0-50,000&tracks=" + ",".join(_key(e) for e in moved) + "&height=compact")
+    # what the browser then shows is what a figure drawn anew in that order shows
+    monkeypatch.undo()
+    fresh = draw_locus(client, window, moved, height="compact")["locus-graph"]["figure"]
+    assert _rows(_apply(drawn["locus-graph"]["figure"], patch)) == _rows(fresh)
+    # the page's order alone (as chosen -> by biosample) moves the rows too, from the rows as
+    # first drawn (the page's state: the figure's axes keep their tracks)
+    out = draw_locus(client, window, moved, ["locus-order.value"], current, order="assay",
+                     height="compact")
+    by_assay = draw_locus(client, window, moved, order="assay", height="compact")
+    assert _rows(_apply(drawn["locus-graph"]["figure"], out["locus-graph"]["figure"])) == (
+        _rows(by_assay["locus-graph"]["figure"]))
+
+
+def test_other_tracks_or_settings_draw_the_figure_anew(encode_app, chosen):
+    client = encode_app.server.test_client()
+    window = "chr1:0-50,000"
+    current = draw_locus(client, window, chosen)["locus-current"]["data"]
+    for tracks, height in ((chosen[:5], "normal"), (chosen[::-1], "tall")):
+        out = draw_locus(client, window, tracks, ["locus-tracks.data"], current, height=height)
+        figure = out["locus-graph"]["figure"]
+        assert "__dash_patch_update" not in figure and len(figure["data"]) >= len(tracks)
+        assert out["locus-current"]["data"]["rows"] == tracks
+
+
+def test_the_list_shows_the_drawn_order_and_takes_the_focus_once(
+        encode_app, chosen, encode_layout_workspace):  # noqa: F811
+    ws = encode_layout_workspace
+    key = next(k for k in encode_app.callback_map if k.startswith("..locus-order-list.children"))
+    focus = {"track": _key(chosen[2]), "where": "down"}
+    out = post_callback(encode_app.server.test_client(), outputs_of(encode_app, key),
+                        [("locus-tracks", "data", chosen), ("locus-order", "value", "assay")],
+                        [("locus-order-focus", "data", focus)], ["locus-order.value"])
+    assert out["locus-order-focus"]["data"] is None  # used once
+    rows = out["locus-order-list"]["children"]
+    drawn = arrange([tuple(e) for e in chosen], "assay")
+    name = ws.store.biosamples["summary"]
+    # each row: its place, the short assay, the biosample's id and name
+    assert [" ".join(text_of(r).split()).split(" ⤒")[0] for r in rows] == [
+        f"{i + 1} {a.split('_')[1]} {b} · {name[b]}" for i, (b, a) in enumerate(drawn)]
+    buttons = [c["props"] for r in rows for c in r["props"]["children"][-1]["props"]["children"]]
+    focused = [b["id"] for b in buttons if b.get("autoFocus")]
+    assert focused == [{"type": BUTTON, "where": "down", "track": _key(chosen[2])}]
+    first = {b["id"]["where"]: b["aria-disabled"] for b in buttons[:4]}
+    assert first == {"top": "true", "up": "true", "down": "false", "remove": "false"}
+    # the buttons name their track shortly; the row's hover in full
+    b, a = drawn[0]
+    assert buttons[0]["title"] == buttons[0]["aria-label"] == (
+        f"move {a.split('_')[1]} of {b} · {name[b]} to the top")
+    assert rows[0]["props"]["children"][2]["props"]["title"] == f"{b} · {name[b]} · {a}"
+
+
+def test_the_page_lists_the_tracks_of_its_address_as_drawn(encode_app, chosen):
+    tracks = ",".join(_key(e) for e in chosen)
+    with encode_app.server.test_request_context():
+        page = locus.layout(tracks=tracks, order="biosample")
+    listed = next(c for c in page._traverse() if getattr(c, "id", None) == "locus-order-list")
+    assert [r.id["track"] for r in listed.children] == [_key(e) for e in chosen]
+    with encode_app.server.test_request_context():
+        page = locus.layout(tracks=tracks, order="assay")
+    listed = next(c for c in page._traverse() if getattr(c, "id", None) == "locus-order-list")
+    assert [r.id["track"] for r in listed.children] == [
+        _key(e) for e in arrange([tuple(e) for e in chosen], "assay")]
