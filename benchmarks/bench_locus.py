@@ -54,11 +54,8 @@ def windows(ws: Workspace, n: int) -> list[str]:
     return [format_locus(str(row["chrom"]), s, s + WINDOW) for s in starts]
 
 
-def locus_payload(text: str, tracks: list[list[str]],
-                  changed: tuple[str, ...] = ("locus-go.n_clicks",), current: dict | None = None,
-                  height: str = "normal", order: str = "chosen") -> dict:
-    """The body of the POST /_dash-update-component the browser sends for "Go" on a locus (or
-    for the ``changed`` inputs, with the drawn window's ``current`` state)."""
+def locus_payload(text: str, tracks: list[list[str]]) -> dict:
+    """The body of the POST /_dash-update-component the browser sends for "Go" on a locus."""
     outputs = ["locus-graph.figure", "locus-current.data", "locus-input.value",
                "locus-span.children", "locus-metrics.children", "locus-url.data",
                "locus-alert.children"]
@@ -67,16 +64,16 @@ def locus_payload(text: str, tracks: list[list[str]],
               ("locus-left", "n_clicks", None), ("locus-right", "n_clicks", None),
               ("locus-gene-click", "data", None), ("locus-drag", "data", None),
               ("locus-tracks", "data", tracks), ("locus-sel-region", "value", None),
-              ("locus-height", "value", height), ("locus-order", "value", order),
+              ("locus-height", "value", "normal"), ("locus-order", "value", "chosen"),
               ("locus-scale", "value", "assay")]
     payload = {
         "output": ".." + "...".join(outputs) + "..",
         "outputs": [{"id": o.split(".")[0], "property": o.split(".")[1]} for o in outputs],
         "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
         "state": [{"id": "locus-input", "property": "value", "value": text},
-                  {"id": "locus-current", "property": "data", "value": current},
+                  {"id": "locus-current", "property": "data", "value": None},
                   {"id": "locus-selection", "property": "data", "value": None}],
-        "changedPropIds": list(changed),
+        "changedPropIds": ["locus-go.n_clicks"],
     }
     return payload
 

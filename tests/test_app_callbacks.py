@@ -129,7 +129,7 @@ def test_locus_tracks_say_held_out_or_training_fit_and_the_band(pilot_workspace)
         assert t.calibrated and t.low.min() >= 0 and np.all(t.imputed >= 0)
         assert np.all(t.low <= t.imputed + 1e-6) and np.all(t.imputed <= t.high + 1e-6)
     assert sum(1 for d in fig["data"] if d["name"] == "90% band") == 3
-    rows = locus.metrics_rows(locus.metrics_cells(tracks))
+    rows = locus.metrics_rows(tracks)
     assert [r.children[2].children for r in rows] == ["held out", "training fit", "imputed only"]
 
 

@@ -44,12 +44,6 @@ def test_bench_locus_prints_percentiles(pilot_workspace):  # noqa: F811
 
 
 
-def test_bench_reorder_prints_moved_rows_and_redraws(encode_layout_workspace):  # noqa: F811
-    out = _run("benchmarks/bench_reorder.py", str(encode_layout_workspace.path), "--tracks",
-               "6", "--repeats", "3")
-    assert "| plot: rows moved (Patch) |" in out and "rows moved vs drawn anew:" in out
-
-
 def test_bench_imputation_serving_prints_both_ways(encode_layout_workspace):  # noqa: F811
     out = _run("benchmarks/bench_imputation_serving.py", str(encode_layout_workspace.path),
                "--tracks", "6", "--repeats", "3")

@@ -1,7 +1,6 @@
 """Moving the locus page's tracks (dashboard.track_order, dashboard.pages.locus_order): the
-pure moves, a figure's rows moved by their domains against a figure drawn anew in the new
-order, then the callbacks on the reduced ENCODE-layout workspace through Dash's HTTP
-endpoint."""
+pure moves, a track's look wherever it is drawn, then the callbacks on the reduced
+ENCODE-layout workspace through Dash's HTTP endpoint."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from app_client import (
 )
 from app_workspaces import encode_layout_workspace  # noqa: F401  (fixture)
 from dashboard.app import create_app
-from dashboard.figures.tracks import Track, locus_figure, reorder_rows, track_domains
+from dashboard.figures.tracks import Track, locus_figure
 from dashboard.pages import locus
 from dashboard.pages.locus_order import BUTTON
 from dashboard.track_order import MOVES, arrange, move_track
@@ -85,35 +84,25 @@ def _legend(fig: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("scale", ["assay", "track"])
-def test_moving_rows_shows_what_a_figure_drawn_in_the_new_order_shows(scale):
+def test_a_tracks_look_does_not_depend_on_its_place(scale):
     drawn = [("B1", "assayX", False), ("B2", "assayY", True), ("B1", "assayY", True),
              ("B3", "assayZ", False), ("B2", "assayX", True)]
     tracks = {(b, a): _track(b, a, band) for b, a, band in drawn}
     first = [(b, a) for b, a, _ in drawn]
     # the last track to the top: another assay (and a band) comes first
-    new = move_track(first, 4, "top")
-    new = move_track(new, 3, "top")
+    new = move_track(move_track(first, 4, "top"), 3, "top")
 
     def figure(order):
         return locus_figure("chr1", 0, 10_000, 25, [tracks[e] for e in order],
                             track_height=36, y_scale=scale)
 
-    fig, fresh = figure(first), figure(new)
-    for axis, domain in reorder_rows(first, new, track_domains(fig)).items():
-        fig["layout"][axis]["domain"] = domain
-    assert _rows(fig) == _rows(fresh)
-    assert _legend(fig) == _legend(fresh) == ["members' range", "imputed", "observed"]
-
-
-def test_reorder_rows_needs_the_drawn_tracks_once_each():
-    domains = [[0.5, 1.0], [0.0, 0.5]]
-    assert reorder_rows(["a", "b"], ["b", "a"], domains) == {"yaxis": [0.0, 0.5],
-                                                             "yaxis2": [0.5, 1.0]}
-    for order in (["a", "c"], ["a", "a"], ["a"], ["a", "b", "c"]):
-        with pytest.raises(ValueError, match="must hold the 2 drawn tracks once each"):
-            reorder_rows(["a", "b"], order, domains)
-    with pytest.raises(ValueError, match="1 row domains for 2 tracks"):
-        reorder_rows(["a", "b"], ["b", "a"], domains[:1])
+    before, after = _rows(figure(first)), _rows(figure(new))
+    # the rows trade places; each keeps its y-range, ticks and colour
+    assert {k: v[1:] for k, v in before.items()} == {k: v[1:] for k, v in after.items()}
+    labels = {e: f"<b>{tracks[e].label}</b>" for e in first}
+    assert sorted(after, key=lambda label: -after[label][0][1]) == [labels[e] for e in new]
+    assert _legend(figure(first)) == _legend(figure(new)) == [
+        "members' range", "imputed", "observed"]
 
 
 # ---------------------------------------------------------------------- the page's callbacks
@@ -201,70 +190,26 @@ def test_the_picker_leaves_a_reorder_to_the_track_list(encode_app, chosen):
     assert out == {}
 
 
-def _apply(figure: dict, patch: dict) -> dict:
-    """A figure with a Patch's assignments made, as the browser makes them."""
-    assert patch["__dash_patch_update"] == "__dash_patch_update"
-    for op in patch["operations"]:
-        assert op["operation"] == "Assign"
-        node = figure
-        for step in op["location"][:-1]:
-            node = node[step]
-        node[op["location"][-1]] = op["params"]["value"]
-    return figure
-
-
-def test_a_reorder_moves_the_drawn_rows_without_reading_a_track(
-        encode_app, chosen, encode_layout_workspace, monkeypatch):  # noqa: F811
-    ws = encode_layout_workspace
+def test_a_move_redraws_the_plot_in_the_new_order(encode_app, chosen):
     client = encode_app.server.test_client()
     window = "chr1:0-50,000"
-    drawn = draw_locus(client, window, chosen, height="compact")
-    current = drawn["locus-current"]["data"]
-    reads = []
-    for name in ("windows", "band"):
-        method = getattr(ws, name)
-        monkeypatch.setattr(ws, name, lambda *a, _m=method, _n=name, **k: (reads.append(_n),
-                                                                             _m(*a, **k))[1])
     moved = move_track(chosen, 5, "top")
     out = draw_locus(client, window, moved, ["locus-tracks.data", "locus-order.value"],
-                     current, height="compact")
-    assert reads == []  # nothing read again
-    # the rows move by their domains, and only they
-    patch = out["locus-graph"]["figure"]
-    assert {tuple(op["location"][1:]) for op in patch["operations"]} <= {
-        (f"yaxis{i if i > 1 else ''}", "domain") for i in range(1, 7)}
-    # the window, its box and its span stay; the table and the address follow the new order
-    assert not {"locus-current", "locus-input", "locus-span"} & set(out)
-    rows = out["locus-metrics"]["children"]
-    assert [text_of(r["props"]["children"][0]) + text_of(r["props"]["children"][1])
-            for r in rows] == [text_of(r["props"]["children"][0])
-                               + text_of(r["props"]["children"][1])
-                               for r in (drawn["locus-metrics"]["children"][i]
-                                         for i in (5, 0, 1, 2, 3, 4))]
+                     height="compact")
+    rows = _rows(out["locus-graph"]["figure"])
+    assert len(rows) == len(moved)
+    table = [text_of(r["props"]["children"][0]) + "|" + text_of(r["props"]["children"][1])
+             for r in out["locus-metrics"]["children"]]
+    first_table = [text_of(r["props"]["children"][0]) + "|" + text_of(r["props"]["children"][1])
+                   for r in draw_locus(client, window, chosen, height="compact")[
+                       "locus-metrics"]["children"]]
+    assert table == [first_table[i] for i in (5, 0, 1, 2, 3, 4)]
+    # the plot's rows, top to bottom, in the table's order
+    top_down = sorted(rows, key=lambda label: -rows[label][0][1])
+    assert all(bio in label and assay in label
+               for label, (bio, assay) in zip(top_down, (t.split("|") for t in table)))
     assert out["locus-url"]["data"]["query"] == (
         "?locus=chr1:0-50,000&tracks=" + ",".join(_key(e) for e in moved) + "&height=compact")
-    # what the browser then shows is what a figure drawn anew in that order shows
-    monkeypatch.undo()
-    fresh = draw_locus(client, window, moved, height="compact")["locus-graph"]["figure"]
-    assert _rows(_apply(drawn["locus-graph"]["figure"], patch)) == _rows(fresh)
-    # the page's order alone (as chosen -> by biosample) moves the rows too, from the rows as
-    # first drawn (the page's state: the figure's axes keep their tracks)
-    out = draw_locus(client, window, moved, ["locus-order.value"], current, order="assay",
-                     height="compact")
-    by_assay = draw_locus(client, window, moved, order="assay", height="compact")
-    assert _rows(_apply(drawn["locus-graph"]["figure"], out["locus-graph"]["figure"])) == (
-        _rows(by_assay["locus-graph"]["figure"]))
-
-
-def test_other_tracks_or_settings_draw_the_figure_anew(encode_app, chosen):
-    client = encode_app.server.test_client()
-    window = "chr1:0-50,000"
-    current = draw_locus(client, window, chosen)["locus-current"]["data"]
-    for tracks, height in ((chosen[:5], "normal"), (chosen[::-1], "tall")):
-        out = draw_locus(client, window, tracks, ["locus-tracks.data"], current, height=height)
-        figure = out["locus-graph"]["figure"]
-        assert "__dash_patch_update" not in figure and len(figure["data"]) >= len(tracks)
-        assert out["locus-current"]["data"]["rows"] == tracks
 
 
 def test_the_list_shows_the_drawn_order_and_takes_the_focus_once(

@@ -28,8 +28,6 @@ __all__ = [
     "Y_SCALES",
     "tracks_table",
     "assay_colors",
-    "track_domains",
-    "reorder_rows",
 ]
 
 
@@ -497,46 +495,6 @@ def assay_colors(assays: list[str]) -> dict[str, str]:
     reordered figure keeps its colours."""
     names = sorted(set(assays))
     return {a: assay_color(a, i) for i, a in enumerate(names)}
-
-
-def track_domains(fig: dict) -> list[list[float]]:
-    """The vertical domain [bottom, top] of each track row of a :func:`locus_figure`, in the
-    order the tracks were given (top row first)."""
-    layout = fig["layout"]
-    return [layout[_axis("yaxis", row)]["domain"]
-            for row in range(1, layout["meta"]["n_tracks"] + 1)]
-
-
-def reorder_rows(drawn: list, order: list, domains: list[list[float]]) -> dict[str, list[float]]:
-    """The layout's changes that show a figure's track rows in another order, with the data
-    as it is: each row's y-axis takes the domain of its new place.
-
-    Every track row of a :func:`locus_figure` has the same height, and its y-range, colour and
-    labels do not depend on its place, so a row moves by its domain alone.
-
-    Parameters
-    ----------
-    drawn: list
-        The tracks as the figure was built, top to bottom (any hashable items, e.g.
-        ``(biosample, assay)``).
-    order: list
-        The same tracks in the order to show.
-    domains: list of [bottom, top]
-        The rows' domains as built (:func:`track_domains`), top row first.
-
-    Returns
-    -------
-    dict
-        ``{"yaxis": [bottom, top], "yaxis2": ...}``, one entry per track row.
-    """
-    if len(order) != len(drawn) or set(order) != set(drawn) or len(set(order)) != len(order):
-        raise ValueError(f"a new order must hold the {len(drawn)} drawn tracks once each; got "
-                         f"{len(order)} tracks, {len(set(order) - set(drawn))} of them not drawn")
-    if len(domains) != len(drawn):
-        raise ValueError(f"{len(domains)} row domains for {len(drawn)} tracks")
-    place = {track: i for i, track in enumerate(order)}
-    return {_axis("yaxis", row): domains[place[track]]
-            for row, track in enumerate(drawn, start=1)}
 
 
 def _add_marks(layout: dict, data: list, marks: pd.DataFrame, start: int, end: int,

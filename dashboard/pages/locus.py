@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from dash import Input, Output, Patch, State, ctx, dcc, html, no_update
+from dash import Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from avocado_core import metrics
@@ -31,7 +31,7 @@ from ..figures.tracks import Y_SCALES, Track, format_span, locus_figure
 from ..names import names_of
 from ..track_order import TRACK_ORDERS, arrange
 from .locus_export import EXPORT_UNITS, UNIT_LABELS, bedgraph_text, bedgraph_zip, csv_text
-from .locus_order import drawn_state, order_panel, register_order_callbacks, reordered
+from .locus_order import order_panel, register_order_callbacks
 from .locus_picker import picker_layout, register_picker_callbacks
 
 #: Widest window drawn (bp); wider requests (a typed locus, a scroll out) get an alert.
@@ -342,26 +342,18 @@ def page_url(current: dict | None, chosen: list | None, selection: str | None,
     return {"path": "/locus", "query": query_string(params, keep_empty=("tracks",))}
 
 
-def metrics_cells(tracks: list[Track]) -> list[list[str]]:
-    """The metrics table's text, a row per track: biosample, assay, what is shown (held out or
-    training fit), MSE, Pearson r (kept with the drawn window, so that a reorder re-sorts the
-    table without reading the tracks again)."""
-    cells = []
+def metrics_rows(tracks: list[Track]) -> list:
+    """Table rows: experiment, what is shown (held out or training fit), MSE, Pearson."""
+    rows = []
     for t in tracks:
         mse, r = t.metrics.get("mse"), t.metrics.get("pearson")
-        cells.append([t.biosample_label, t.assay, t.status,
-                      "—" if mse is None else f"{mse:.3f}",
-                      "—" if r is None or not np.isfinite(r) else f"{r:.2f}"])
-    return cells
-
-
-def metrics_rows(cells: list[list[str]]) -> list:
-    """The metrics table's rows from :func:`metrics_cells`."""
-    return [html.Tr([html.Td(bio), html.Td(assay),
-                     html.Td(status, className="status-" + status.replace(" ", "-")
-                             .replace("+", "and")),
-                     html.Td(mse, className="num"), html.Td(r, className="num")])
-            for bio, assay, status, mse, r in cells]
+        rows.append(html.Tr([
+            html.Td(t.biosample_label), html.Td(t.assay),
+            html.Td(t.status, className="status-" + t.status.replace(" ", "-").replace("+", "and")),
+            html.Td("—" if mse is None else f"{mse:.3f}", className="num"),
+            html.Td("—" if r is None or not np.isfinite(r) else f"{r:.2f}", className="num"),
+        ]))
+    return rows
 
 
 #: The plot's controls: a scroll zooms (the x-axis only: the figure fixes the y-axes), a drag
@@ -600,16 +592,6 @@ def register_callbacks(app, ws: Workspace) -> None:
             locus = region
         experiments = [tuple(e) for e in (chosen or [])]
         height, order, scale = height or "normal", order or "chosen", scale or "assay"
-        if set(ctx.triggered_prop_ids) <= {"locus-tracks.data", "locus-order.value"}:
-            # The drawn tracks in another order: their rows move, nothing is read again.
-            moved = reordered(current, experiments, order, selection, height, scale)
-            if moved is not None:
-                axes, cells = moved
-                fig = Patch()
-                for axis, domain in axes.items():
-                    fig["layout"][axis]["domain"] = domain
-                return (fig, no_update, no_update, no_update, metrics_rows(cells),
-                        page_url(current, experiments, selection, height, order, scale), None)
         fig, tracks, window = locus_view(ws, locus, experiments, selection=selection,
                                          height=height, order=order, scale=scale)
         chrom, start, end = window
@@ -617,10 +599,9 @@ def register_callbacks(app, ws: Workspace) -> None:
         span = [html.B(format_span(end - start)), f" · {shown} · {len(tracks)} tracks · "
                 f"{(end - start) // ws.store.regions.bin_size:,} bins of "
                 f"{ws.store.regions.bin_size} bp"]
-        drawn = drawn_state(window, fig, tracks, metrics_cells(tracks), selection, height,
-                            scale)
+        drawn = {"chrom": chrom, "start": start, "end": end}
         # The address bar follows in the same response (not a second request after the draw).
-        return (fig, drawn, shown, span, metrics_rows(drawn["cells"]),
+        return (fig, drawn, shown, span, metrics_rows(tracks),
                 page_url(drawn, experiments, selection, height, order, scale), None)
 
     # Graph events go through stores so that a resize (relayoutData {"autosize": true}) or a

@@ -2,9 +2,8 @@
 to the top, up or down a row, or remove it.
 
 A move reorders the chosen tracks (the address's ``tracks=``) and sets the page's order to "as
-chosen", so what the list shows stays what is drawn; the plot then moves its rows without
-reading a track again (:func:`dashboard.figures.tracks.reorder_rows`). A removal goes through
-the chosen-tracks list, as a chip's removal does. The logic is
+chosen", so what the list shows stays what is drawn; the plot is then drawn anew in that
+order. A removal goes through the chosen-tracks list, as a chip's removal does. The logic is
 :mod:`dashboard.track_order`.
 """
 
@@ -15,12 +14,11 @@ from dash.exceptions import PreventUpdate
 
 from avocado_core.workspace import Workspace
 
-from ..figures.tracks import Track, assay_colors, reorder_rows, track_domains
+from ..figures.tracks import assay_colors
 from ..names import SEPARATOR, labels_of, short_assay_labels
 from ..track_order import MOVES, arrange, move_track
 
-__all__ = ["order_panel", "order_rows", "register_order_callbacks", "BUTTONS", "drawn_state",
-           "reordered"]
+__all__ = ["order_panel", "order_rows", "register_order_callbacks", "BUTTONS"]
 
 #: A row's buttons: the moves of :data:`~dashboard.track_order.MOVES`, and a removal.
 BUTTONS = {**MOVES, "remove": ("✕", "remove {}")}
@@ -81,45 +79,6 @@ def order_panel(ws: Workspace, chosen: list[tuple[str, str]], order: str) -> htm
                   className="field-hint"),
          dcc.Store(id="locus-order-focus")],
         className="field order-panel")
-
-
-def drawn_state(window: tuple[str, int, int], fig: dict, tracks: list[Track],
-                cells: list[list[str]], selection: str | None, height: str, scale: str) -> dict:
-    """What the page keeps of a drawn figure (its ``locus-current``): the window, and what a
-    reorder needs to move the figure's rows instead of drawing it anew (:func:`reordered`):
-    the tracks as drawn, their rows' domains, the metrics table's ``cells`` (a row per track)
-    and the settings the figure was drawn with."""
-    chrom, start, end = window
-    return {"chrom": chrom, "start": start, "end": end,
-            "rows": [[t.biosample, t.assay] for t in tracks], "domains": track_domains(fig),
-            "cells": cells, "selection": selection, "height": height, "scale": scale}
-
-
-def reordered(drawn: dict | None, experiments: list[tuple[str, str]], order: str,
-              selection: str | None, height: str, scale: str
-              ) -> tuple[dict[str, list[float]], list[list[str]]] | None:
-    """The drawn figure's row moves and the metrics table's cells that show ``experiments``
-    in ``order``, when they are the drawn tracks in another order and nothing else changed;
-    None when the figure must be drawn anew (other tracks, height, scale or selection, or
-    no figure).
-
-    Returns
-    -------
-    axes: dict
-        The track rows' new domains (:func:`~dashboard.figures.tracks.reorder_rows`).
-    cells: list
-        The metrics table's rows in the new order.
-    """
-    if not drawn or "rows" not in drawn:
-        return None
-    if (drawn["selection"], drawn["height"], drawn["scale"]) != (selection, height, scale):
-        return None
-    rows = [tuple(e) for e in drawn["rows"]]
-    new = arrange(experiments, order)
-    if len(new) != len(rows) or set(new) != set(rows):
-        return None
-    cells = dict(zip(rows, drawn["cells"]))
-    return reorder_rows(rows, new, drawn["domains"]), [cells[e] for e in new]
 
 
 def register_order_callbacks(app, ws: Workspace) -> None:
