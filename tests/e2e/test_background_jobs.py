@@ -48,7 +48,7 @@ def test_umap_compute_on_a_server_that_served_the_locus_page(page, used_openmp,
                                                              synthetic_workspace):
     page.goto(f"{used_openmp}/locus")
     expect(page.locator("#locus-span")).not_to_be_empty(timeout=60_000)
-    expect(page.locator("#locus-metrics tr").first).to_be_attached(timeout=60_000)
+    expect(page.locator("#locus-metrics tbody tr").first).to_be_attached(timeout=60_000)
     settle(page)
     # the tracks travel as base64 typed arrays: plotly.js decoded them into numbers
     drawn = page.evaluate("""() => {

@@ -123,6 +123,6 @@ def test_the_map_names_biosamples_and_a_lasso_opens_their_tracks(
     expect(page.locator("#picker-summary")).to_contain_text(
         f"· {n} of {len(ws.biosamples)} biosamples", timeout=30_000)
     expected = biosample_tracks(ws, ids)  # the assays most of them measured, for each of them
-    expect(page.locator("#locus-metrics tr")).to_have_count(len(expected), timeout=60_000)
+    expect(page.locator("#locus-metrics tbody tr")).to_have_count(len(expected), timeout=60_000)
     tracks = ",".join(f"{b}|{a}" for b, a in expected)
     expect(page).to_have_url(re.compile(r"tracks=" + re.escape(tracks) + "$"))
