@@ -70,6 +70,31 @@ def test_ten_tracks_genes_and_url(page, pilot_url, screenshot_dir):
     page.screenshot(path=str(screenshot_dir / "locus.png"), full_page=False)
 
 
+def test_a_drag_pans_and_a_scroll_zooms_every_row(page, pilot_url):
+    """The rows share one x-axis: a drag on a row pans the window, a scroll zooms it."""
+    page.goto(f"{pilot_url}/locus?locus=chr1:151,200,000-151,300,000&tracks={TEN}")
+    expect(page.locator("#locus-span")).to_contain_text("100 kb", timeout=30_000)
+    expect(page.locator("#locus-graph g.annotation text",
+                        has_text=re.compile(r"^E\d{3} · "))).to_have_count(10, timeout=30_000)
+    settle(page)
+    box = page.locator("#locus-graph .nsewdrag").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + 200  # on the third row
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - box["width"] / 4, y, steps=8)  # a quarter of the plot to the left
+    page.mouse.up()
+    locus = page.locator("#locus-input")
+    expect(locus).not_to_have_value("chr1:151,200,000-151,300,000", timeout=30_000)
+    _, start, end = parse_locus(locus.input_value())
+    assert 20_000 < start - 151_200_000 < 30_000 and abs(end - start - 100_000) <= 50
+    settle(page)
+    page.mouse.move(x, y)
+    page.mouse.wheel(0, -400)  # zooms in
+    expect(page.locator("#locus-span")).not_to_contain_text("100 kb", timeout=30_000)
+    _, start2, end2 = parse_locus(locus.input_value())
+    assert end2 - start2 < 99_000 and start <= start2 < end2 <= end
+
+
 def test_coordinate_box_gene_names_zoom_and_alerts(page, pilot_url):
     page.goto(f"{pilot_url}/locus?tracks=E003|H3K4me3,E017|H3K4me3")
     box = page.locator("#locus-input")
