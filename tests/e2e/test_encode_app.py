@@ -68,7 +68,9 @@ def test_the_picker_searches_filters_and_picks_by_click_and_keyboard(
     expect(hover).to_contain_text(f"{a}")
     page.mouse.click(x, y)
     expect(page.locator("#locus-picked-count")).to_have_text("1 track chosen", timeout=30_000)
-    label = page.locator("#locus-graph g.annotation text", has_text=TRACK_LABEL)
+    # the bold part of the row's annotation (the window's agreement follows it)
+    label = page.locator("#locus-graph g.annotation text tspan[style*='bold']",
+                         has_text=TRACK_LABEL)
     expect(label).to_have_text(f"{b} · {meta.loc[b, 'summary']} · {a}", timeout=30_000)
     expect(page).to_have_url(re.compile(r"tracks=" + re.escape(f"{b}|{a}") + "$"))
     settle(page)
