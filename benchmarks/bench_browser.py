@@ -24,7 +24,10 @@ Target: p95 under 300 ms for every action, first paints under 2 s.
 
 Usage::
 
-    python benchmarks/bench_browser.py WORKSPACE [--repeats 30] [--all]
+    python benchmarks/bench_browser.py WORKSPACE [--repeats 30] [--all | --only MEASURE ...]
+
+``--only`` runs the named measures alone (``--only locus-40`` the 40-track redraw), e.g. to
+alternate runs of two checkouts while the machine's load changes.
 
 WORKSPACE is a workspace built by ``build_workspace`` (e.g. ``avocado demo``'s).
 """
@@ -208,8 +211,12 @@ def lasso(page, url: str, n_points: int, repeats: int) -> list[float]:
     return times
 
 
-def measure(url: str, ws: Workspace, repeats: int, everything: bool) -> list[tuple[str, list]]:
-    """(what, seconds) of each measure."""
+#: The measures by name, in the order they run (``--only``).
+MEASURES = ("first-paints", "picker", "recolour", "lasso", "locus", "locus-40")
+
+
+def measure(url: str, ws: Workspace, repeats: int, which: set[str]) -> list[tuple[str, list]]:
+    """(what, seconds) of each measure named in ``which`` (of :data:`MEASURES`)."""
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -223,15 +230,19 @@ def measure(url: str, ws: Workspace, repeats: int, everything: bool) -> list[tup
                                     headless=True)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.add_init_script(TIMING)
-        if everything:
+        if "first-paints" in which:
             for name, times in first_paints(page, url, ten, max(repeats // 3, 3)).items():
                 rows.append((f"first paint: {name}", times))
+        if "picker" in which:
             rows.append(("picker filter (facet click)", picker_filter(page, url, ten, repeats)))
+        if "recolour" in which:
             rows.append(("map recolour (biosamples)", map_recolour(page, url, repeats)))
+        if "lasso" in which:
             rows.append(("lasso (biosamples)", lasso(page, url, len(ws.biosamples), repeats)))
-        rows.append((f"locus redraw, {len(ten)} tracks (Enter)",
-                     locus_redraw(page, url, ten, loci)))
-        if everything:
+        if "locus" in which:
+            rows.append((f"locus redraw, {len(ten)} tracks (Enter)",
+                         locus_redraw(page, url, ten, loci)))
+        if "locus-40" in which:
             many = best_covered(ws, MAX_TRACKS // 4, 4)
             rows.append((f"locus redraw, {len(many)} tracks, compact (Enter)",
                          locus_redraw(page, url, many, loci, "&height=compact")))
@@ -243,8 +254,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("workspace", type=Path)
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--all", action="store_true", dest="everything",
-                        help="first paints, picker filter, map recolour, lasso and 40 tracks")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true", dest="everything",
+                       help="first paints, picker filter, map recolour, lasso and 40 tracks")
+    which.add_argument("--only", nargs="+", choices=MEASURES, metavar="MEASURE",
+                       help=f"only these measures, of {', '.join(MEASURES)}")
     args = parser.parse_args(argv)
     from werkzeug.serving import make_server
 
@@ -256,13 +270,13 @@ def main(argv: list[str] | None = None) -> None:
     load = os.getloadavg()[0]
     try:
         rows = measure(f"http://127.0.0.1:{server.server_port}", ws, args.repeats,
-                       args.everything)
+                       set(MEASURES if args.everything else args.only or ["locus"]))
     finally:
         server.shutdown()
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); 1-minute load average "
           f"{load:.1f} before, {os.getloadavg()[0]:.1f} after")
     print(f"{ws.title}: {len(ws.biosamples):,} biosamples x {len(ws.assays):,} assays; "
-          "Chromium (headless) on 127.0.0.1, 100 kb windows:")
+          f"the app from {REPO}; Chromium (headless) on 127.0.0.1, 100 kb windows:")
     print("| measure | n | p50 (ms) | p95 (ms) | max (ms) |")
     print("|---|---:|---:|---:|---:|")
     for what, times in rows:

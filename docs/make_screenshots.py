@@ -65,7 +65,7 @@ VIEWS = {
     "pilot": {
         "embeddings": ("/?axis=genome&method=umap&res=all&color=class", "#emb-graph .legendtext",
                        None, False),
-        "locus": (LOCUS, "#locus-metrics tr", None, False),
+        "locus": (LOCUS, "#locus-metrics tbody tr", None, False),
         "design": ("/design?assay=H3K27me3&k=1", "#design-run", design_run, True),
     },
     "encode": {
@@ -73,10 +73,10 @@ VIEWS = {
                               "#emb-graph .legendtext", None, False),
         "encode-assays": ("/?axis=assays&method=umap&color=kind", "#emb-graph .legendtext",
                           None, False),
-        "encode-locus": ("/locus?locus=chr1:1,000,000-1,100,000", "#locus-metrics tr", None,
+        "encode-locus": ("/locus?locus=chr1:1,000,000-1,100,000", "#locus-metrics tbody tr", None,
                          False),
         "encode-locus-tracks": (f"/locus?locus=chr1:1,000,000-1,100,000&tracks={ENCODE_TRACKS}"
-                                "&height=compact&order=assay", "#locus-metrics tr",
+                                "&height=compact&order=assay", "#locus-metrics tbody tr",
                                 fold_matrix, True),
         "encode-design": ("/design?assay=ChIP-seq_H3K27ac_signal_p-value&k=8", "#design-run",
                           design_biosamples, True),

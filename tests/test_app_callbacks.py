@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -122,15 +123,19 @@ def test_locus_tracks_say_held_out_or_training_fit_and_the_band(pilot_workspace)
     fig, tracks, _ = locus.locus_view(ws, "chr1:151,200,000-151,300,000", chosen)
     assert [t.status for t in tracks] == ["held out", "training fit", "imputed only"]
     assert [t.trained for t in tracks] == [False, True, False]
-    metric = [a["text"] for a in fig["layout"]["annotations"] if a["name"] == "track-metric"]
+    metric = [a["text"].split("px'>")[1] for a in fig["layout"]["annotations"]
+              if a["name"] == "track-label"]
     assert metric[0].startswith("held out: not seen in training · MSE ")
-    assert metric[1].startswith("training fit · MSE ") and metric[2] == "imputed only"
+    assert metric[1].startswith("training fit · MSE ") and metric[2] == "imputed only</span>"
     for t in tracks:  # the calibrated band around the (clipped) imputation, never below 0
         assert t.calibrated and t.low.min() >= 0 and np.all(t.imputed >= 0)
         assert np.all(t.low <= t.imputed + 1e-6) and np.all(t.imputed <= t.high + 1e-6)
-    assert sum(1 for d in fig["data"] if d["name"] == "90% band") == 3
-    rows = locus.metrics_rows(tracks)
-    assert [r.children[2].children for r in rows] == ["held out", "training fit", "imputed only"]
+    band = [d for d in fig["data"] if d["name"] == "90% band"]  # one trace, a shape per track
+    band_y = np.frombuffer(base64.b64decode(band[0]["y"]["bdata"]), dtype=np.float32)
+    assert len(band) == 1 and np.isnan(band_y).sum() == 2
+    table = locus.metrics_table(tracks)
+    assert re.findall(r'<td class="status-[a-z-]+">([^<]+)</td>', table) == [
+        "held out", "training fit", "imputed only"]
 
 
 def test_bedgraph_and_parse_tracks(pilot_workspace):  # noqa: F811
@@ -383,7 +388,7 @@ def test_locus_callback_draws_and_alerts(pilot_app):
     url = out["locus-url"]["data"]
     assert url == {"path": "/locus", "query": "?locus=chr1:151,200,000-151,300,000&tracks="
                                               "E003|H3K4me3,E017|H3K4me3"}
-    assert len(out["locus-metrics"]["children"]) == 2
+    assert out["locus-metrics"]["children"].count("<tr><td>") == 2
     assert "100 kb" in text_of(out["locus-span"]["children"])
     zoomed = call("ignored", "locus-in.n_clicks", out["locus-current"]["data"])
     cur = zoomed["locus-current"]["data"]
@@ -453,8 +458,7 @@ def test_the_y_scale_reaches_the_figure_and_the_address(pilot_app):
     tracks = [["E003", "H3K4me3"], ["E017", "H3K4me3"]]
     shared = draw_locus(client, "chr1:151.2M-151.3M", tracks)
     own = draw_locus(client, "chr1:151.2M-151.3M", tracks, scale="track")
-    ranges = {name: [out["locus-graph"]["figure"]["layout"][k]["range"] for k in ("yaxis",
-                                                                                  "yaxis2")]
+    ranges = {name: out["locus-graph"]["figure"]["layout"]["meta"]["ranges"]
               for name, out in (("shared", shared), ("own", own))}
     assert ranges["shared"][0] == ranges["shared"][1]  # two H3K4me3 tracks, one range
     assert ranges["own"][0] != ranges["own"][1]
@@ -835,7 +839,8 @@ def test_no_track_chosen_draws_no_track_and_keeps_it_in_the_address(pilot_app):
                      changed="locus-tracks.data")
     fig = out["locus-graph"]["figure"]
     assert [a["name"] for a in fig["layout"]["annotations"]].count("no-tracks") == 1
-    assert out["locus-metrics"]["children"] == [] and out["locus-alert"]["children"] is None
+    assert "<tr><td>" not in out["locus-metrics"]["children"]
+    assert out["locus-alert"]["children"] is None
     query = out["locus-url"]["data"]["query"]
     assert query == "?locus=chr1:151,200,000-151,300,000&tracks="
     with pilot_app.server.test_request_context():  # that address opens with no track chosen

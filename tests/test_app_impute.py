@@ -119,10 +119,11 @@ def test_the_page_offers_impute_then_shows_and_sends_the_files(pilot_app, pilot_
     assert locus == "chr1:151,200,000-151,300,000"  # the upload has data there
     labels = [a["text"] for a in out["design-impute-graph"]["figure"]["layout"]["annotations"]
               if a.get("name") == "track-label"]
-    assert labels == [f"<b>IMR90 again · fitted upload · {a}</b>" for a in ["H3K27me3", *shown]]
-    metrics = [a["text"] for a in out["design-impute-graph"]["figure"]["layout"]["annotations"]
-               if a.get("name") == "track-metric"]
-    assert metrics[0].startswith("training fit · MSE") and metrics[1] == "imputed only"
+    # each row's label, then what it shows over the window
+    names = [text.split("</b>")[0] + "</b>" for text in labels]
+    assert names == [f"<b>IMR90 again · fitted upload · {a}</b>" for a in ["H3K27me3", *shown]]
+    metrics = [text.split("</b>", 1)[1] for text in labels]
+    assert ">training fit · MSE" in metrics[0] and ">imputed only<" in metrics[1]
 
     # the view's imputations are the files' (one function, one range or the whole)
     drawn = pilot_app.server.config["AVOCADO_WORKSPACE"]

@@ -29,6 +29,7 @@ from dashboard.figures.tracks import (
     format_spans,
     locus_figure,
     peaks,
+    pixel_peaks,
     ruler_ticks,
     tracks_table,
 )
@@ -80,6 +81,30 @@ def test_envelope_keeps_every_peak_of_a_long_window_within_two_points_per_pixel(
     assert envelope(values[:1500], 1000)[1].shape == (1500,)  # short windows as they are
     with pytest.raises(ValueError, match="n_px"):
         envelope(values, 0)
+
+
+def test_envelope_with_a_tolerance_keeps_the_second_point_only_where_it_shows():
+    values = np.array([0, 5, 1, 2,   3, 3.05, 3, 2.98,   4, 4, 4, 4], dtype=np.float32)
+    index, kept = envelope(values, 3, tolerance=0.1)  # 3 buckets of 4 bins
+    np.testing.assert_array_equal(index, [0, 1, 5, 8])  # the nearly flat bucket: its maximum
+    np.testing.assert_array_equal(kept, values[[0, 1, 5, 8]])
+    # a line through the points reaches every bucket's maximum, and its minimum within the
+    # tolerance, with fewer points than without it
+    rng = np.random.default_rng(0)
+    signal = np.cumsum(rng.normal(0, 0.01, 40_000)).astype(np.float32)  # smooth
+    index, kept = envelope(signal, 1000, tolerance=0.05)
+    assert np.all(np.diff(index) > 0) and len(index) < len(envelope(signal, 1000)[0])
+    bucket = index // 40
+    for b in range(1000):
+        chunk, mine = signal[b * 40:(b + 1) * 40], kept[bucket == b]
+        assert mine.max() == chunk.max() and mine.min() - chunk.min() < 0.05
+    assert envelope(signal[:900], 1000, tolerance=0.05)[1].shape == (900,)
+
+
+def test_pixel_peaks_are_the_heights_drawn():
+    values = np.array([0, 3, 1, 2,  -1, -4, -2, -3,  -1, 2, 0, 0], dtype=np.float32)
+    np.testing.assert_array_equal(pixel_peaks(values, 3), [3, -4, 2])
+    np.testing.assert_array_equal(pixel_peaks(values[:2], 3), values[:2])  # bins as pixels
 
 
 def test_bucket_bounds_never_narrow_the_band():
@@ -162,37 +187,137 @@ def _tracks(n=4000):
     ]
 
 
+def rows_of(fig: dict, trace: dict) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """A row-stacked trace's parts (split at its gaps), by the row each lies in: {row: (x,
+    values)}, the values converted back from the rows' pixels (``meta["rows"]`` and
+    ``meta["ranges"]``). Asserts that each part lies within one row."""
+    meta = fig["layout"]["meta"]
+    x, y = values_of(trace["x"]), values_of(trace["y"])
+    gaps = np.flatnonzero(np.isnan(y))
+    out = {}
+    for part in np.split(np.arange(len(y)), gaps):
+        part = part[~np.isnan(y[part])]
+        rows = [i for i, (b, t) in enumerate(meta["rows"])
+                if b - 1e-3 <= y[part].min() and y[part].max() <= t + 1e-3]
+        assert len(rows) == 1, (trace["name"], y[part].min(), y[part].max())
+        (b, t), (lo, hi) = meta["rows"][rows[0]], meta["ranges"][rows[0]]
+        out[rows[0]] = x[part], lo + (y[part] - b) / (t - b) * (hi - lo)
+    return out
+
+
+def label_and_metric(annotation: dict) -> tuple[str, str]:
+    """A track-label annotation's two parts: the track's label and the window's agreement."""
+    match = re.fullmatch(r"<b>(.+)</b>  <span style='color:#[0-9a-f]{6};font-size:10px'>(.+)"
+                         "</span>", annotation["text"])
+    return match[1], match[2]
+
+
 def test_locus_figure_rows_labels_and_shared_assay_scale():
     genes, exons = _genes()
     tracks = _tracks()
-    fig = go.Figure(locus_figure("chr1", 0, 100_000, 25, tracks, genes, exons, width_px=1000))
-    labels = [a.text for a in fig.layout.annotations if a.name == "track-label"]
-    assert labels == ["<b>E003 · H3K4me3</b>", "<b>E017 · H3K4me3</b>", "<b>E017 · H3K27me3</b>"]
-    metrics = [a.text for a in fig.layout.annotations if a.name == "track-metric"]
-    assert metrics == ["training use not recorded · MSE 0.120 · r 0.81", "imputed only",
-                       "observed only"]
-    # one y-range for the two H3K4me3 rows, its own for H3K27me3
-    assert fig.layout.yaxis.range == fig.layout.yaxis2.range
-    assert fig.layout.yaxis3.range[1] < fig.layout.yaxis.range[1]
-    # at most two points per pixel
-    n_points = [len(values_of(t.x)) for t in fig.data if t.name in ("observed", "imputed")]
-    assert 1000 < max(n_points) <= 2000
-    assert fig.layout.xaxis.range == (0, 100_000)
-    # one x-axis shared by every row, the gene row included
-    assert {t.xaxis for t in fig.data} == {"x"} and "xaxis2" not in fig.to_dict()["layout"]
-    assert {t.yaxis for t in fig.data} == {"y", "y2", "y3", "y4"}
-    assert fig.layout.meta["n_tracks"] == 3
+    fig = locus_figure("chr1", 0, 100_000, 25, tracks, genes, exons, width_px=1000)
+    go.Figure(fig)  # a valid plotly figure
+    layout = fig["layout"]
+    labels = [label_and_metric(a) for a in layout["annotations"] if a["name"] == "track-label"]
+    assert labels == [("E003 · H3K4me3", "training use not recorded · MSE 0.120 · r 0.81"),
+                      ("E017 · H3K4me3", "imputed only"), ("E017 · H3K27me3", "observed only")]
+    # three rows of 72 px top to bottom, 6 px apart, in one y-axis in pixels, above the genes
+    meta = layout["meta"]
+    assert meta["rows"] == [[156, 228], [78, 150], [0, 72]]
+    assert layout["yaxis"]["range"] == [0, 228] and layout["yaxis"]["fixedrange"]
+    assert [a["y"] for a in layout["annotations"] if a["name"] == "track-label"] == [228, 150, 72]
+    # one y-range for the two H3K4me3 rows (of the larger, E017's imputation), its own for
+    # H3K27me3
+    top = float(tracks[0].observed.max())
+    assert meta["ranges"][0] == meta["ranges"][1] == pytest.approx([0, 2 * top * 1.08])
+    assert meta["ranges"][2] == pytest.approx([0, 0.5 * top * 1.08])
+    # every row's values, where they belong: one trace per series kind (per assay for the
+    # observed areas), its rows apart by gaps
+    imputed = [t for t in fig["data"] if t["name"] == "imputed"]
+    observed = [t for t in fig["data"] if t["name"] == "observed"]
+    assert len(imputed) == 1 and len(observed) == 2  # H3K4me3, H3K27me3
+    lines = rows_of(fig, imputed[0])
+    assert sorted(lines) == [0, 1]
+    for row, (x, v) in lines.items():
+        index, expected = envelope(tracks[row].imputed, 1000, tolerance=(
+            meta["ranges"][row][1] / 72))
+        np.testing.assert_array_equal(x, index * 25)
+        np.testing.assert_allclose(v, expected, rtol=1e-5, atol=1e-5)
+        assert 1000 <= len(x) < 2000  # one or two points per pixel
+    areas = {row: part for trace in observed for row, part in rows_of(fig, trace).items()}
+    assert sorted(areas) == [0, 2]
+    for row, (x, v) in areas.items():
+        index, expected = peaks(tracks[row].observed, 1000)
+        # the area closes along the row's zero, back to its first point
+        np.testing.assert_array_equal(x, np.r_[index, index[-1], index[0]] * 25)
+        np.testing.assert_allclose(v, np.r_[expected, 0, 0], rtol=1e-5, atol=1e-5)
+    assert {t["fill"] for t in observed} == {"toself"}
+    assert {t["line"]["color"] for t in observed} == {assay_color("H3K4me3", 0),
+                                                     assay_color("H3K27me3", 1)}
+    # each row's ticks: its 0 and top in its own values; a grid line at each 0
+    y = layout["yaxis"]
+    assert y["ticktext"][:3] == ["0", f"{round(2 * top / 2, 1):g}", f"{round(2 * top, 1):g}"]
+    assert y["tickvals"][:3] == pytest.approx([156, 156 + 72 / 2.16, 156 + 72 / 1.08], abs=0.5)
+    assert y["minor"]["tickvals"] == [156, 78, 0] and y["minor"]["showgrid"]
+    # one x-axis shared by every row, the gene row included; genes on the second y-axis
+    assert layout["xaxis"]["range"] == [0, 100_000]
+    assert {t.get("xaxis") for t in fig["data"] if t["type"] == "heatmap"} == {"x"}
+    assert "xaxis2" not in layout
+    assert {t["yaxis"] for t in fig["data"] if t["name"] in ("gene names", "exons")} == {"y2"}
+    assert meta["n_tracks"] == 3
     # legend: observed and imputed once each
-    assert sorted(t.name for t in fig.data if t.showlegend) == ["imputed", "observed"]
-    # the chromosome on the ruler, the unit beside the y-axes
-    assert fig.layout.xaxis.title.text == "<b>chr1</b>"
-    unit = [a.text for a in fig.layout.annotations if a.name == "signal-unit"]
+    assert sorted(t["name"] for t in fig["data"] if t.get("showlegend")) == ["imputed",
+                                                                           "observed"]
+    # the chromosome on the ruler, the unit beside the rows
+    assert layout["xaxis"]["title"]["text"] == "<b>chr1</b>"
+    unit = [a["text"] for a in layout["annotations"] if a["name"] == "signal-unit"]
     assert unit == ["signal, arcsinh(−log₁₀ p)"]
-    assert list(fig.layout.yaxis.tickvals)[0] == 0 and len(fig.layout.yaxis.tickvals) == 3
     # compact rows (36 px) have room for two labels, not three
     compact = locus_figure("chr1", 0, 100_000, 25, tracks, genes, exons, track_height=36)
-    top = compact["layout"]["yaxis"]["range"][1] / 1.08
-    assert compact["layout"]["yaxis"]["tickvals"] == [0, round(top, 1)]
+    assert compact["layout"]["yaxis"]["ticktext"][:2] == ["0", f"{round(2 * top, 1):g}"]
+    assert compact["layout"]["meta"]["rows"][0] == [84, 120]
+
+
+def test_locus_figure_hover_names_the_row_and_its_values_under_the_pointer():
+    tracks = _tracks()
+    fig = locus_figure("chr1", 0, 100_000, 25, tracks, width_px=1000)
+    carriers = {t["name"]: t for t in fig["data"] if t["type"] == "heatmap"}
+    # the drawn series answer no hover; invisible heatmaps do, one per kind of row
+    assert {t["hoverinfo"] for t in fig["data"] if t["type"] == "scatter"} == {"skip"}
+    assert fig["layout"]["hovermode"] == "closest"
+    category = fig["layout"]["yaxis3"]
+    labels = ["E017 · H3K27me3", "E017 · H3K4me3", "E003 · H3K4me3"]  # bottom row first
+    assert category["categoryarray"] == labels and not category["visible"]
+    # each row's category centred on its row: row i's centre at (i + 0.5) * 78 - 3 px, in a
+    # range of 228 px
+    lo, hi = category["range"]
+    for i in range(3):
+        assert lo + ((i + 0.5) * 78 - 3) / 228 * (hi - lo) == pytest.approx(i)
+    assert sorted(carriers) == ["imputed only", "observed + imputed", "observed only"]
+    by_kind = {}
+    for t in carriers.values():
+        z = values_of(t["z"]).reshape(3, -1)
+        assert t["y"] == labels and z.shape == (3, 1000) and t["zsmooth"] == "fast"
+        assert "rgba(0,0,0,0)" in t["colorscale"][0][1] and not t["showscale"]
+        mine = ~np.isnan(z).all(axis=1)
+        assert mine.sum() == 1  # one row of each kind here; the others' cells empty
+        by_kind[t["hovertemplate"].split("<br>")[-1]] = (labels[int(np.argmax(mine))], z[mine][0],
+                                                        t)
+    both = by_kind["observed %{z:.2f} · imputed %{customdata:.2f}<extra></extra>"]
+    assert both[0] == "E003 · H3K4me3"
+    np.testing.assert_array_equal(both[1], tracks[0].observed.reshape(1000, 4).max(axis=1))
+    np.testing.assert_array_equal(values_of(both[2]["customdata"]).reshape(3, -1)[2],
+                                  tracks[0].imputed.reshape(1000, 4).max(axis=1))
+    imputed = by_kind["imputed %{z:.2f}<extra></extra>"]
+    assert imputed[0] == "E017 · H3K4me3"
+    np.testing.assert_array_equal(imputed[1], tracks[1].imputed.reshape(1000, 4).max(axis=1))
+    observed = by_kind["observed %{z:.2f}<extra></extra>"]
+    assert observed[0] == "E017 · H3K27me3"
+    # each cell is a pixel of 4 bins, centred on it; the hover says so
+    x = values_of(both[2]["x"])
+    assert x[0] == 50 and np.all(np.diff(x) == 100)
+    assert both[2]["hovertemplate"].startswith("<b>%{y}</b><br>chr1:%{x:,.0f} (a pixel of "
+                                               "100 bp)<br>")
 
 
 def test_locus_figure_held_out_band_and_drawing_order():
@@ -200,25 +325,30 @@ def test_locus_figure_held_out_band_and_drawing_order():
     held = Track("E003", "H3K4me3", obs, obs * 0.9, {"mse": 0.2, "pearson": 0.7},
                  trained=False, low=obs * 0.5, high=obs * 1.5, calibrated=True)
     fit = Track("E017", "H3K4me3", obs, obs, {"mse": 0.01, "pearson": 0.99}, trained=True)
-    fig = go.Figure(locus_figure("chr1", 0, 100_000, 25, [held, fit], width_px=500))
-    metrics = [a.text for a in fig.layout.annotations if a.name == "track-metric"]
+    fig = locus_figure("chr1", 0, 100_000, 25, [held, fit], width_px=500)
+    metrics = [label_and_metric(a)[1] for a in fig["layout"]["annotations"]
+               if a["name"] == "track-label"]
     assert metrics == ["held out: not seen in training · MSE 0.200 · r 0.70",
                        "training fit · MSE 0.010 · r 0.99"]
-    row1 = [t for t in fig.data if t.yaxis == "y"]
-    # the band (one closed shape), then the imputed line, then the observed area on top
-    assert [t.name for t in row1] == ["90% band", "imputed", "observed"]
-    band_x, band_y = values_of(row1[0].x), values_of(row1[0].y)
-    assert row1[0].fill == "toself" and len(band_x) == 2 * 250  # one bucket per two pixels
+    # the band (closed shapes), then the imputed lines, then the observed areas on top
+    scatter = [t for t in fig["data"] if t["type"] == "scatter"]
+    assert [t["name"] for t in scatter] == ["90% band", "imputed", "observed"]
+    band = rows_of(fig, scatter[0])
+    assert sorted(band) == [0]  # the held-out track's band alone
+    band_x, band_v = band[0]
+    assert scatter[0]["fill"] == "toself" and len(band_x) == 2 * 250  # a bucket per 2 px
     np.testing.assert_array_equal(band_x[:250], band_x[250:][::-1])  # out and back
-    assert band_y.max() == pytest.approx(4.5, rel=1e-3) and band_y[-1] == 0
-    assert row1[2].fill == "tozeroy" and "0.5)" in row1[2].fillcolor  # translucent
+    assert band_v.max() == pytest.approx(4.5, rel=1e-3) and band_v[-1] == pytest.approx(0)
+    assert scatter[2]["fill"] == "toself" and "0.5)" in scatter[2]["fillcolor"]  # translucent
     # arrays travel as typed arrays: exact values, a fraction of the JSON
-    x = values_of(row1[2].x)
-    assert x.dtype == np.int32 and x[0] == 175 and np.all(np.diff(x) > 0)  # bucket 0's peak
-    np.testing.assert_array_equal(values_of(row1[2].y), peaks(obs, 500)[1])
-    # one point per pixel for the observed area, two for the imputed line
-    assert len(x) == 500 and len(values_of(row1[1].x)) == 1000
-    assert fig.layout.yaxis.range[1] == pytest.approx(4.5 * 1.08, rel=1e-3)
+    x = values_of(scatter[2]["x"])
+    assert x.dtype == np.int32 and x[0] == 175  # bucket 0's peak
+    areas = rows_of(fig, scatter[2])
+    np.testing.assert_allclose(areas[0][1][:-2], peaks(obs, 500)[1], rtol=1e-5, atol=1e-5)
+    # one point per pixel for the observed area; the straight imputed line, one where the
+    # second would move it by less than a pixel
+    assert len(areas[1][0]) == 500 + 2 and len(rows_of(fig, scatter[1])[1][0]) == 500
+    assert fig["layout"]["meta"]["ranges"][0][1] == pytest.approx(4.5 * 1.08, rel=1e-3)
 
 
 def test_locus_figure_rejects_windows_of_the_wrong_length():
@@ -231,10 +361,13 @@ def test_locus_figure_drags_to_pan_with_fixed_y_axes():
     fig = locus_figure("chr1", 0, 10_000, 25, _tracks(400), genes, exons)
     layout = fig["layout"]
     assert layout["dragmode"] == "pan"
-    # every row's y-axis (the gene row's too) is fixed, so pan and scroll move x only
+    # the rows', the genes' and the hover's y-axes are fixed, so pan and scroll move x only
     y_axes = [k for k in layout if k.startswith("yaxis")]
-    assert len(y_axes) == 4 and all(layout[k]["fixedrange"] for k in y_axes)
+    assert sorted(y_axes) == ["yaxis", "yaxis2", "yaxis3"]
+    assert all(layout[k]["fixedrange"] for k in y_axes)
     assert not layout["xaxis"].get("fixedrange", False)
+    # fewer bins than pixels: drawn as steps
+    assert {t["line"]["shape"] for t in fig["data"] if t["name"] == "observed"} == {"hv"}
 
 
 def test_locus_figure_scales_per_assay_or_per_track():
@@ -243,14 +376,26 @@ def test_locus_figure_scales_per_assay_or_per_track():
     strong = Track("E017", "H3K4me3", None, np.array([0.0, 100.0, 50.0, 0.0], dtype=np.float32))
 
     def ranges(**kw):
-        layout = locus_figure("chr1", 0, 100, 25, [weak, strong], **kw)["layout"]
-        return [pytest.approx(layout[k]["range"]) for k in ("yaxis", "yaxis2")]
+        fig = locus_figure("chr1", 0, 100, 25, [weak, strong], **kw)
+        parts = {**rows_of(fig, fig["data"][0]), **rows_of(fig, fig["data"][1])}
+        np.testing.assert_allclose(parts[0][1][:4], weak.observed, atol=1e-4)
+        np.testing.assert_allclose(parts[1][1], strong.imputed, atol=1e-3)
+        return [pytest.approx(r) for r in fig["layout"]["meta"]["ranges"]]
 
     assert ranges() == [[0, 108.0], [0, 108.0]]  # default: shared per assay
     assert ranges(y_scale="assay") == [[0, 108.0], [0, 108.0]]
     assert ranges(y_scale="track") == [[0, 1.08], [0, 108.0]]
     with pytest.raises(ValueError, match="unknown y scale 'log'.*'assay', 'track'"):
         locus_figure("chr1", 0, 100, 25, [weak, strong], y_scale="log")
+
+
+def test_locus_figure_without_tracks_says_so():
+    genes, exons = _genes()
+    fig = locus_figure("chr1", 0, 10_000, 25, [], genes, exons)
+    names = [a["name"] for a in fig["layout"]["annotations"]]
+    assert names == ["no-tracks"]
+    assert not [t for t in fig["data"] if t["type"] == "heatmap"]
+    assert {t["yaxis"] for t in fig["data"]} == {"y2"}  # the genes alone
 
 
 def test_tracks_table_has_one_column_per_series():

@@ -4,6 +4,9 @@ ENCODE-layout workspace through Dash's HTTP endpoint."""
 
 from __future__ import annotations
 
+import html
+import re
+
 import numpy as np
 import pytest
 
@@ -66,15 +69,12 @@ def _track(biosample: str, assay: str, band: bool) -> Track:
 
 
 def _rows(fig: dict) -> dict:
-    """Each track row as the eye sees it, by its label: domain, y-range, ticks and colour."""
-    layout = fig["layout"]
-    rows = {}
-    for a in layout["annotations"]:
-        if a.get("name") == "track-label":
-            axis = layout["yaxis" + a["yref"].split()[0][1:]]
-            rows[a["text"]] = (axis["domain"], axis["range"], axis["tickvals"],
-                               a["font"]["color"])
-    return rows
+    """Each track row as the eye sees it, by its label: its place (the top of its row), its
+    y-range and its colour."""
+    meta = fig["layout"]["meta"]
+    labels = [a for a in fig["layout"]["annotations"] if a.get("name") == "track-label"]
+    return {a["text"].split("</b>")[0]: (row[1], tuple(span), a["font"]["color"])
+            for a, row, span in zip(labels, meta["rows"], meta["ranges"])}
 
 
 def _legend(fig: dict) -> list[str]:
@@ -97,10 +97,10 @@ def test_a_tracks_look_does_not_depend_on_its_place(scale):
                             track_height=36, y_scale=scale)
 
     before, after = _rows(figure(first)), _rows(figure(new))
-    # the rows trade places; each keeps its y-range, ticks and colour
+    # the rows trade places; each keeps its y-range and colour
     assert {k: v[1:] for k, v in before.items()} == {k: v[1:] for k, v in after.items()}
-    labels = {e: f"<b>{tracks[e].label}</b>" for e in first}
-    assert sorted(after, key=lambda label: -after[label][0][1]) == [labels[e] for e in new]
+    labels = {e: f"<b>{tracks[e].label}" for e in first}
+    assert sorted(after, key=lambda label: -after[label][0]) == [labels[e] for e in new]
     assert _legend(figure(first)) == _legend(figure(new)) == [
         "members' range", "imputed", "observed"]
 
@@ -198,16 +198,19 @@ def test_a_move_redraws_the_plot_in_the_new_order(encode_app, chosen):
                      height="compact")
     rows = _rows(out["locus-graph"]["figure"])
     assert len(rows) == len(moved)
-    table = [text_of(r["props"]["children"][0]) + "|" + text_of(r["props"]["children"][1])
-             for r in out["locus-metrics"]["children"]]
-    first_table = [text_of(r["props"]["children"][0]) + "|" + text_of(r["props"]["children"][1])
-                   for r in draw_locus(client, window, chosen, height="compact")[
-                       "locus-metrics"]["children"]]
-    assert table == [first_table[i] for i in (5, 0, 1, 2, 3, 4)]
+
+    def table_rows(html_table: str) -> list[list[str]]:
+        return [re.findall(r"<td[^>]*>(.*?)</td>", row)[:2]
+                for row in html_table.split("<tbody>")[1].split("</tr>")[:-1]]
+
+    first = draw_locus(client, window, chosen, height="compact")["locus-metrics"]["children"]
+    table = table_rows(out["locus-metrics"]["children"])
+    assert table == [table_rows(first)[i] for i in (5, 0, 1, 2, 3, 4)]
     # the plot's rows, top to bottom, in the table's order
-    top_down = sorted(rows, key=lambda label: -rows[label][0][1])
-    assert all(bio in label and assay in label
-               for label, (bio, assay) in zip(top_down, (t.split("|") for t in table)))
+    top_down = sorted(rows, key=lambda label: -rows[label][0])
+    assert len(table) == len(top_down) == 6
+    assert all(html.unescape(bio) in label and assay in label
+               for label, (bio, assay) in zip(top_down, table))
     assert out["locus-url"]["data"]["query"] == (
         "?locus=chr1:0-50,000&tracks=" + ",".join(_key(e) for e in moved) + "&height=compact")
 

@@ -18,6 +18,7 @@ __all__ = [
     "Track",
     "envelope",
     "peaks",
+    "pixel_peaks",
     "bucket_bounds",
     "SIGNAL_UNIT",
     "typed_array",
@@ -37,8 +38,9 @@ SIGNAL_UNIT = "arcsinh(−log₁₀ p)"
 
 #: How track rows share y-ranges: one range per assay, or each row its own.
 Y_SCALES = ("assay", "track")
-#: The legend's entries in this order, whichever track shows them first.
-LEGEND_RANKS = {"band": 1, "imputed": 2, "observed": 3}
+
+#: Pixels between two track rows.
+ROW_GAP = 6
 
 
 @dataclass
@@ -111,7 +113,8 @@ def _check_px(n_px: int) -> None:
         raise ValueError(f"n_px must be >= 1, got {n_px}")
 
 
-def envelope(values: np.ndarray, n_px: int) -> tuple[np.ndarray, np.ndarray]:
+def envelope(values: np.ndarray, n_px: int, tolerance: float = 0.0
+             ) -> tuple[np.ndarray, np.ndarray]:
     """At most two points per pixel: the minimum and the maximum of each pixel's bins.
 
     Parameters
@@ -119,8 +122,13 @@ def envelope(values: np.ndarray, n_px: int) -> tuple[np.ndarray, np.ndarray]:
     values: np.ndarray, shape=(n,)
         Values of consecutive bins.
     n_px: int
-        The number of pixel buckets (about the plot width). When ``n <= 2 * n_px`` the values
-        are returned unchanged.
+        The number of pixel buckets (about the plot width). When ``n <= 2 * n_px`` (``n <=
+        n_px`` with a ``tolerance``) the values are returned unchanged.
+    tolerance: float
+        A bucket whose maximum exceeds its minimum by less than this keeps its maximum alone:
+        with the value of one vertical pixel, the line drawn differs by less than a pixel
+        (a 36 px row needs the second point in a third of the buckets of a smooth imputation).
+        Default is 0 (two points wherever the bucket's bins differ).
 
     Returns
     -------
@@ -131,14 +139,31 @@ def envelope(values: np.ndarray, n_px: int) -> tuple[np.ndarray, np.ndarray]:
     """
     values = np.asarray(values, dtype=np.float32)
     _check_px(n_px)
-    if values.shape[0] <= 2 * n_px:
+    if values.shape[0] <= (n_px if tolerance > 0 else 2 * n_px):
         return np.arange(values.shape[0]), values.copy()
     _, lo, hi = _buckets(values, n_px)
-    index = np.stack([np.minimum(lo, hi), np.maximum(lo, hi)], axis=1).ravel()
-    keep = np.ones(index.size, dtype=bool)
-    keep[1::2] = index[1::2] != index[0::2]  # a flat bucket gives one point
-    index = index[keep]
+    pairs = np.stack([np.minimum(lo, hi), np.maximum(lo, hi)], axis=1)
+    # A flat bucket (one bin holds both extremes, or they differ by less than the tolerance)
+    # gives one point: its maximum.
+    flat = (lo == hi) | (values[hi] - values[lo] < tolerance)
+    keep = ~flat[:, None] | (pairs == hi[:, None])
+    keep[:, 1] &= pairs[:, 1] != pairs[:, 0]
+    index = pairs[keep]
     return index, values[index]
+
+
+def pixel_peaks(values: np.ndarray, n_px: int) -> np.ndarray:
+    """Each pixel bucket's value farthest from zero (the height :func:`peaks` draws there).
+
+    Returns
+    -------
+    np.ndarray[float32], shape=(m,)
+        One value per bucket of :func:`_buckets` (m <= n_px; ``n`` values when ``n <= n_px``).
+    """
+    values = np.asarray(values, dtype=np.float32)
+    _check_px(n_px)
+    _, lo, hi = _buckets(values, n_px)
+    return np.where(np.abs(values[hi]) >= np.abs(values[lo]), values[hi], values[lo])
 
 
 def peaks(values: np.ndarray, n_px: int) -> tuple[np.ndarray, np.ndarray]:
@@ -299,9 +324,10 @@ def locus_figure(
         Genes (chrom, start, end, name, strand) and exons (chrom, start, end, name) overlapping
         the window; a gene row is drawn under the tracks when ``genes`` is given.
     width_px: int
-        About the plot width in pixels: the imputed line is reduced to at most two points per
-        pixel (:func:`envelope`), the observed area to one (:func:`peaks`) and the band to one
-        per two pixels (:func:`bucket_bounds`), so the browser draws as little as the picture
+        About the plot width in pixels: the observed area is reduced to one point per pixel
+        (:func:`peaks`), the imputed line to at most two (:func:`envelope`; one where the
+        second would move the line by less than a pixel of its row) and the band to one per
+        two pixels (:func:`bucket_bounds`), so the browser draws as little as the picture
         allows.
     track_height: int
         Height of one track row in pixels.
@@ -317,14 +343,24 @@ def locus_figure(
     -------
     dict
         A plotly figure as a plain dict (``{"data": [...], "layout": {...}}``; dash draws it
-        as is, ``go.Figure(fig)`` makes an object of it). One row per track plus a gene row,
-        shared x-axis in bp with a ruler on top titled with the chromosome. Per row, bottom to
-        top: the imputation's band (shaded), the imputed line, the observed signal as a
-        translucent filled step area (so the line never hides it); y-ranges per assay or per
-        row (``y_scale``), with ticks in :data:`SIGNAL_UNIT`. Dragging pans the x-axis (the
-        y-axes are fixed, so a scroll zooms the x-axis only). Row labels and the per-window
-        agreement (held out or training fit) are annotations. Without tracks and genes, one
-        empty row says that no track is chosen.
+        as is, ``go.Figure(fig)`` makes an object of it), with a ruler on top titled with the
+        chromosome. The rows share one x-axis in bp and one y-axis (``"y"``) in pixels up from
+        the bottom of the last row: row ``i`` (top first) spans ``meta["rows"][i]`` =
+        ``[bottom, top]``, ``track_height`` high, and a value ``v`` of it is drawn at ``bottom
+        + (v - lo) / (hi - lo) * track_height``, ``[lo, hi] = meta["ranges"][i]`` (shared per
+        assay or per row: ``y_scale``); the axis's ticks write each row's 0 and top in its own
+        values (:data:`SIGNAL_UNIT`), with a grid line at each row's 0. One trace draws every
+        row's imputed line, one per assay every row's observed signal (a translucent area
+        filled down to the row's 0, over the line, so that the line never hides it), one the
+        bands of the imputations (shaded, under both): rows apart by gaps (a plotly axis and
+        traces per row cost more than half of a 40-row redraw in the browser). The hover is
+        an invisible heatmap per kind of row (observed and imputed, imputed only, observed
+        only) on a categorical y-axis (``"y3"``) of the rows' labels: one label, for the row
+        and pixel under the pointer, with the row's label, the pixel's position and its peak
+        values (the heights drawn there). Dragging pans the x-axis (the y-axes are fixed, so a
+        scroll zooms the x-axis only). A row's label and the per-window agreement (held out
+        or training fit) are one annotation. The gene row, when drawn, is the second y-axis
+        (``"y2"``). Without tracks and genes, one empty row says that no track is chosen.
     """
     if y_scale not in Y_SCALES:
         raise ValueError(f"unknown y scale {y_scale!r}; expected one of {list(Y_SCALES)}")
@@ -340,152 +376,93 @@ def locus_figure(
         genes = genes.reset_index(drop=True)
         gene_rows = int(pack_rows(genes["start"].to_numpy(), genes["end"].to_numpy(),
                                   min_gap=(end - start) // 50).max(initial=-1)) + 1
-    n_rows = max(len(tracks) + (1 if has_genes else 0), 1)
-    gene_height = max(1, gene_rows) * 34 + 16
-    heights = ([track_height] * len(tracks) + ([gene_height] if has_genes else [])
-               or [track_height])
-    total = sum(heights) + 64
-    domains = _row_domains(heights, gap=min(8 / total, 0.2 / n_rows))
-
-    # One y-range per assay (or per row), from the reduced values that are actually drawn.
-    drawn: list[dict] = []
-    scale_keys = [t.assay if y_scale == "assay" else i for i, t in enumerate(tracks)]
-    ymax: dict[str | int, float] = {}
-    ymin: dict[str | int, float] = {}
-    for t, key in zip(tracks, scale_keys):
-        row: dict = {}
-        if t.observed is not None:
-            row["obs"] = peaks(t.observed, width_px)
-        if t.imputed is not None:
-            row["imp"] = envelope(t.imputed, width_px)
-        if t.low is not None and t.high is not None:
-            # An interval, not a signal: one bucket per two pixels draws the same grey shape
-            # (never narrower) with half the points of the costliest series to fill.
-            row["band"] = bucket_bounds(t.low, t.high, max(1, width_px // 2))
-        values = [v[-1] for v in (row.get("obs"), row.get("imp")) if v is not None]
-        if "band" in row:
-            values += [row["band"][1], row["band"][2]]
-        ymax[key] = max(ymax.get(key, 0.0), *(float(np.max(v, initial=0.0)) for v in values))
-        ymin[key] = min(ymin.get(key, 0.0), *(float(np.min(v, initial=0.0)) for v in values))
-        drawn.append(row)
+    # Pixels: the rows (at least one, for the "no track" message) above the gene row.
+    pitch = track_height + ROW_GAP
+    rows_px = max(len(tracks), 1) * pitch - ROW_GAP
+    gene_px = max(1, gene_rows) * 34 + 16 if has_genes else 0
+    plot_px = rows_px + (ROW_GAP + gene_px if has_genes else 0)
+    bottoms = rows_px - track_height - np.arange(len(tracks)) * pitch
+    lo, hi = _y_ranges(tracks, y_scale)
+    scale = track_height / (hi - lo)  # pixels per unit of signal, per row
 
     # Plain dicts, not graph_objects: validating thousands of properties per call cost most of
     # the callback's time (see benchmarks/bench_locus.py).
     ticks, labels = ruler_ticks(start, end)
     layout = base_layout(
-        height=total,
+        height=plot_px + 76,
         margin=dict(l=58, r=12, t=70, b=6),
         showlegend=bool(tracks) or marks is not None and len(marks) > 0,
         # Above the ruler's tick labels, not over them.
         legend=dict(orientation="h", x=1.0, xanchor="right", yref="container", y=1.0,
                     yanchor="top", font=dict(size=11), bgcolor="rgba(0,0,0,0)"),
-        hovermode="x",
+        hovermode="closest",
         # Drag pans, as in genome browsers (the modebar keeps the box zoom).
         dragmode="pan",
         uirevision=f"{chrom}:{start}-{end}",
-        meta={"chrom": chrom, "start": int(start), "end": int(end), "n_tracks": len(tracks)},
+        meta={"chrom": chrom, "start": int(start), "end": int(end), "n_tracks": len(tracks),
+              "rows": [[int(b), int(b + track_height)] for b in bottoms],
+              "ranges": [[float(a), float(b)] for a, b in zip(lo, hi)]},
         annotations=[],
     )
-    data: list[dict] = []
-    # One x-axis for every row (the ruler on top of the first): one axis to lay out and draw
-    # instead of one per row, and a zoom on any row moves them all.
-    layout["xaxis"] = dict(range=[start, end], showgrid=True, gridcolor=GRID, tickvals=ticks,
-                           ticktext=labels, showspikes=True, spikemode="across",
+    # Types given: plotly otherwise guesses each axis's type from its first trace's values.
+    layout["xaxis"] = dict(type="linear", range=[start, end], showgrid=True, gridcolor=GRID,
+                           tickvals=ticks, ticktext=labels, showspikes=True, spikemode="across",
                            spikethickness=1, spikecolor=MUTED, spikedash="dot", anchor="y",
                            domain=[0, 1], side="top", ticks="outside",
                            ticklabeloverflow="allow",
                            title=dict(text=f"<b>{chrom}</b>", font=dict(size=12), standoff=4))
-    for row in range(1, n_rows + 1):
-        # ticklabeloverflow "allow": plotly measures no tick label to hide (a forced layout each).
-        layout[_axis("yaxis", row)] = dict(anchor="x", domain=domains[row - 1], fixedrange=True,
-                                           ticklabeloverflow="allow")
-
-    colors = assay_colors([t.assay for t in tracks])
-    shown_legend = set()
+    # ticklabeloverflow "allow": plotly measures no tick label to hide (a forced layout each).
+    layout["yaxis"] = dict(type="linear", anchor="x", range=[0, rows_px], fixedrange=True,
+                           domain=[1 - rows_px / plot_px, 1], ticklabeloverflow="allow",
+                           **_row_ticks(bottoms, lo, hi, scale, track_height))
+    drawn = [_reduce(t, width_px, (b - a) / track_height) for t, a, b in zip(tracks, lo, hi)]
     # Steps where a bin is wider than a pixel; beyond that a step shape only doubles the
     # vertices plotly draws.
     shape = "hv" if n_bins <= width_px else "linear"
-
-    def legend_once(name: str) -> bool:
-        first = name not in shown_legend
-        shown_legend.add(name)
-        return first
-
-    for row, (t, d, key) in enumerate(zip(tracks, drawn, scale_keys), start=1):
-        color = colors[t.assay]
-        hover = f"{t.label}<br>{chrom}:%{{x:,}}: %{{y:.2f}}<extra>%{{fullData.name}}</extra>"
-        axes = dict(xaxis="x", yaxis=_axis("y", row))
-        if "band" in d:  # one closed shape: along the upper bound and back along the lower
-            idx, low, high = d["band"]
-            x = start + idx * bin_size
-            data.append(dict(type="scatter", x=typed_array(np.concatenate([x, x[::-1]]), "i4"),
-                             y=typed_array(np.concatenate([high, low[::-1]])), mode="lines",
-                             hoverinfo="skip", line=dict(width=0, shape=shape), fill="toself",
-                             fillcolor=_alpha(BAND, 0.35), name=t.band_name,
-                             legendgroup="band", legendrank=LEGEND_RANKS["band"],
-                             showlegend=legend_once(t.band_name), **axes))
-        if "imp" in d:
-            idx, imp = d["imp"]
-            data.append(dict(
-                type="scatter", x=typed_array(start + idx * bin_size, "i4"),
-                y=typed_array(imp), mode="lines",
-                line=dict(width=1.1, color=IMPUTED_LINE), name="imputed", legendgroup="imputed",
-                legendrank=LEGEND_RANKS["imputed"], showlegend=legend_once("imputed"),
-                hovertemplate=hover, **axes))
-        if "obs" in d:
-            idx, obs = d["obs"]
-            data.append(dict(
-                type="scatter", x=typed_array(start + idx * bin_size, "i4"),
-                y=typed_array(obs), mode="lines",
-                line=dict(width=0.8, color=color, shape=shape), fill="tozeroy",
-                fillcolor=_alpha(color, 0.5), name="observed", legendgroup="observed",
-                legendrank=LEGEND_RANKS["observed"], showlegend=legend_once("observed"),
-                hovertemplate=hover, **axes))
-        top = ymax[key]
-        layout[_axis("yaxis", row)].update(
-            range=[ymin[key] * 1.08, top * 1.08 or 1.0],
-            # a middle tick only where a row has room for three labels
-            tickvals=([0, round(top / 2, 1), round(top, 1)] if top >= 0.4 and track_height >= 60
-                      else [0, round(top, 1 if top >= 0.4 else 2)]),
-            tickfont=dict(size=9, color=MUTED), ticks="outside", ticklen=3,
-            tickcolor=GRID, showgrid=False, zeroline=True, zerolinecolor=GRID)
-        yref = f"{_axis('y', row)} domain"
-        layout["annotations"] += [
-            dict(text=f"<b>{t.label}</b>", xref="paper", yref=yref, x=0.005, y=1.0,
-                 xanchor="left", yanchor="top", showarrow=False,
-                 font=dict(size=11, color=color), bgcolor="rgba(255,255,255,0.8)",
-                 name="track-label"),
-            dict(text=_metric_text(t), xref="paper", yref=yref, x=0.995, y=1.0,
-                 xanchor="right", yanchor="top", showarrow=False,
-                 font=dict(size=10, color=TEXT if t.trained is False else MUTED),
-                 bgcolor="rgba(255,255,255,0.8)", name="track-metric"),
-        ]
+    data = _row_traces(tracks, drawn, start, bin_size, bottoms, lo, scale, shape)
+    if tracks:
+        data += _hover_carriers(tracks, chrom, start, bin_size, width_px)
+        layout["yaxis3"] = dict(type="category", overlaying="y", anchor="x", visible=False,
+                                fixedrange=True, categoryorder="array",
+                                categoryarray=[t.label for t in tracks][::-1],
+                                # each row's category centred on the row
+                                range=[-track_height / 2 / pitch,
+                                       (rows_px - track_height / 2) / pitch])
+    colors = assay_colors([t.assay for t in tracks])
+    for t, bottom in zip(tracks, bottoms):
+        # The label and the window's agreement in one annotation: plotly draws each
+        # annotation twice per redraw (once to size it).
+        metric_color = TEXT if t.trained is False else MUTED
+        layout["annotations"].append(dict(
+            text=(f"<b>{t.label}</b>  <span style='color:{metric_color};font-size:10px'>"
+                  f"{_metric_text(t)}</span>"),
+            xref="paper", yref="y", x=0.005, y=float(bottom + track_height), xanchor="left",
+            yanchor="top", showarrow=False,
+            font=dict(size=11, color=colors[t.assay]),
+            bgcolor="rgba(255,255,255,0.8)", name="track-label"))
     if tracks:  # the unit of every track's y-axis, once, beside the rows
         layout["annotations"].append(dict(
-            text=f"signal, {SIGNAL_UNIT}", xref="paper", yref="paper", x=0, xshift=-50,
-            y=(domains[0][1] + domains[len(tracks) - 1][0]) / 2, textangle=-90,
-            showarrow=False, font=dict(size=10, color=MUTED), name="signal-unit"))
-
-    if not tracks:
+            text=f"signal, {SIGNAL_UNIT}", xref="paper", yref="y", x=0, xshift=-50,
+            y=rows_px / 2, textangle=-90, showarrow=False, font=dict(size=10, color=MUTED),
+            name="signal-unit"))
+    else:
         layout["annotations"].append(dict(
             text="No track chosen: click cells of the track picker to show tracks.",
-            xref="paper", yref="y domain", x=0.5, y=1.0 if has_genes else 0.5,
-            yanchor="top" if has_genes else "middle", showarrow=False,
+            xref="paper", yref="y domain", x=0.5, y=0.5, showarrow=False,
             font=dict(color=MUTED), name="no-tracks"))
     if marks is not None and len(marks):
         _add_marks(layout, data, marks, start, end, width_px)
 
     if has_genes:
-        row = n_rows
         for trace in gene_traces(genes, exons, start, end):
-            data.append({**trace, "xaxis": "x", "yaxis": _axis("y", row)})
-        layout[_axis("yaxis", row)].update(range=[-0.6 - max(gene_rows - 1, 0), 0.9],
-                                           visible=False)
+            data.append({**trace, "xaxis": "x", "yaxis": "y2"})
+        layout["yaxis2"] = dict(type="linear", anchor="x", domain=[0, gene_px / plot_px],
+                                range=[-0.6 - max(gene_rows - 1, 0), 0.9], fixedrange=True,
+                                visible=False)
         if len(genes) == 0:
             layout["annotations"].append(dict(
-                text="no genes in this window", xref="paper",
-                yref=f"{_axis('y', row)} domain", x=0.5, y=0.5, showarrow=False,
-                font=dict(color=MUTED), name="no-genes"))
+                text="no genes in this window", xref="paper", yref="y2 domain", x=0.5, y=0.5,
+                showarrow=False, font=dict(color=MUTED), name="no-genes"))
     return {"data": data, "layout": layout}
 
 
@@ -495,6 +472,152 @@ def assay_colors(assays: list[str]) -> dict[str, str]:
     reordered figure keeps its colours."""
     names = sorted(set(assays))
     return {a: assay_color(a, i) for i, a in enumerate(names)}
+
+
+def _y_ranges(tracks: list[Track], y_scale: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's y-range: its assay's (``y_scale`` "assay") or its own ("track") extremes and
+    0, 8 % beyond them; ``[0, 1]`` for a row of zeros.
+
+    The reductions drawn keep every extreme (each pixel's minimum and maximum, the band's
+    lowest and highest bound), so these are the extremes of what is drawn.
+
+    Returns
+    -------
+    lo, hi: np.ndarray[float], shape=(n_tracks,)
+    """
+    keys = [t.assay if y_scale == "assay" else i for i, t in enumerate(tracks)]
+    extremes: dict[str | int, tuple[float, float]] = {}
+    for t, key in zip(tracks, keys):
+        series = [v for v in (t.observed, t.imputed, t.low, t.high) if v is not None]
+        low, high = extremes.get(key, (0.0, 0.0))
+        extremes[key] = (min(low, *(float(np.min(v)) for v in series)),
+                         max(high, *(float(np.max(v)) for v in series)))
+    lo = np.array([extremes[k][0] for k in keys]) * 1.08
+    hi = np.array([extremes[k][1] for k in keys]) * 1.08
+    return lo, np.where(hi == 0, 1.0, hi)
+
+
+def _reduce(track: Track, width_px: int, per_px: float) -> dict:
+    """A track's series reduced to what its row's pixels show (``per_px``: the value of one
+    vertical pixel of the row): ``"obs"`` (:func:`peaks`), ``"imp"`` (:func:`envelope`) and
+    ``"band"`` (:func:`bucket_bounds` at one bucket per two pixels), each ``(index, values
+    ...)``, where the track has them."""
+    row: dict = {}
+    if track.observed is not None:
+        row["obs"] = peaks(track.observed, width_px)
+    if track.imputed is not None:
+        row["imp"] = envelope(track.imputed, width_px, tolerance=per_px)
+    if track.low is not None and track.high is not None:
+        # An interval, not a signal: one bucket per two pixels draws the same grey shape
+        # (never narrower) with half the points of the costliest series to fill.
+        row["band"] = bucket_bounds(track.low, track.high, max(1, width_px // 2))
+    return row
+
+
+def _row_traces(tracks: list[Track], drawn: list[dict], start: int, bin_size: int,
+                bottoms: np.ndarray, lo: np.ndarray, scale: np.ndarray, shape: str
+                ) -> list[dict]:
+    """The drawn series of all rows, bottom to top of the drawing order: the bands (one trace
+    per band kind), the imputed lines (one trace), the observed areas (one trace per assay);
+    each row's part in the axis's pixels, apart from the next by a gap (a NaN)."""
+    colors = assay_colors([t.assay for t in tracks])
+    parts: dict[tuple, list] = {}  # (kind, band name or assay) -> [(x in bp, y in pixels)]
+    for i, (t, d) in enumerate(zip(tracks, drawn)):
+        def px(v, i=i):
+            return bottoms[i] + (v - lo[i]) * scale[i]
+
+        if "band" in d:  # one closed shape: along the upper bound and back along the lower
+            idx, low, high = d["band"]
+            parts.setdefault(("band", t.band_name), []).append(
+                (np.concatenate([idx, idx[::-1]]), px(np.concatenate([high, low[::-1]]))))
+        if "imp" in d:
+            parts.setdefault(("imp", ""), []).append((d["imp"][0], px(d["imp"][1])))
+        if "obs" in d:
+            # Closed along the row's 0, back from the last point to the first.
+            idx, obs = d["obs"]
+            parts.setdefault(("obs", t.assay), []).append(
+                (idx[np.r_[0:len(idx), -1, 0]], px(np.r_[obs, 0.0, 0.0])))
+    data = []
+    first_obs = True  # one legend entry for the observed areas of every assay
+    for (kind, key), series in sorted(parts.items(), key=lambda kv: ("band", "imp", "obs")
+                                      .index(kv[0][0])):
+        x = np.concatenate([np.r_[idx, idx[-1]] for idx, _ in series])[:-1]
+        y = np.concatenate([np.r_[v, np.nan] for _, v in series])[:-1]
+        trace = dict(type="scatter", x=typed_array(start + x * bin_size, "i4"),
+                     y=typed_array(y), mode="lines", hoverinfo="skip")
+        if kind == "band":
+            trace.update(line=dict(width=0, shape=shape), fill="toself",
+                         fillcolor=_alpha(BAND, 0.35), name=key, legendgroup="band",
+                         showlegend=True)
+        elif kind == "imp":
+            trace.update(line=dict(width=1.1, color=IMPUTED_LINE), name="imputed",
+                         legendgroup="imputed", showlegend=True)
+        else:
+            color = colors[key]
+            trace.update(line=dict(width=0.8, color=color, shape=shape), fill="toself",
+                         fillcolor=_alpha(color, 0.5), name="observed", legendgroup="observed",
+                         showlegend=first_obs)
+            first_obs = False
+        data.append(trace)
+    return data
+
+
+def _hover_carriers(tracks: list[Track], chrom: str, start: int, bin_size: int,
+                    width_px: int) -> list[dict]:
+    """Invisible heatmaps whose cells answer the hover: one cell per row and pixel, with the
+    pixel's peak observed and imputed values (:func:`pixel_peaks`); one heatmap per kind of
+    row (observed and imputed, imputed only, observed only), so that each label says what
+    the row has, its cells in the other rows empty (each heatmap spans every row: plotly
+    draws one whose rows are not evenly spaced cell by cell, at the plot's full size)."""
+    n_bins = _window_length(tracks)
+    size = -(-n_bins // width_px)  # bins per pixel bucket, as in _buckets
+    rows = tracks[::-1]  # bottom row first, as the category axis
+    empty = np.full(-(-n_bins // size), np.nan, dtype=np.float32)
+    obs = np.stack([empty if t.observed is None else pixel_peaks(t.observed, width_px)
+                    for t in rows])
+    imp = np.stack([empty if t.imputed is None else pixel_peaks(t.imputed, width_px)
+                    for t in rows])
+    has = np.array([(t.observed is not None, t.imputed is not None) for t in rows])
+    where = f"<b>%{{y}}</b><br>{chrom}:%{{x:,.0f}} (a pixel of {format_span(size * bin_size)})"
+    kinds = {(True, True): ("observed + imputed", "observed %{z:.2f} · imputed %{customdata:.2f}"),
+             (False, True): ("imputed only", "imputed %{z:.2f}"),
+             (True, False): ("observed only", "observed %{z:.2f}")}
+    centres = start + (np.arange(len(empty)) + 0.5) * size * bin_size
+    data = []
+    for kind, (name, values) in kinds.items():
+        mine = (has == kind).all(axis=1)[:, None]
+        if not mine.any():
+            continue
+        trace = dict(type="heatmap", x=typed_array(centres, "f8"), y=[t.label for t in rows],
+                     z=typed_array(np.where(mine, obs if kind[0] else imp, np.nan)),
+                     colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]], showscale=False,
+                     zsmooth="fast", hoverongaps=False,
+                     hovertemplate=f"{where}<br>{values}<extra></extra>", name=name,
+                     xaxis="x", yaxis="y3")
+        if kind == (True, True):
+            trace["customdata"] = typed_array(np.where(mine, imp, np.nan))
+        data.append(trace)
+    return data
+
+
+def _row_ticks(bottoms: np.ndarray, lo: np.ndarray, hi: np.ndarray, scale: np.ndarray,
+               track_height: int) -> dict:
+    """The y-axis ticks of every row: each row's 0 and top (and middle, where a row has room
+    for three labels), labelled in the row's own values, with a grid line at each 0."""
+    top = hi / 1.08
+    middle = (top >= 0.4) & (track_height >= 60)
+    rounded = np.where(top >= 0.4, np.round(top, 1), np.round(top, 2))
+    values = [[0.0, round(t / 2, 1), r] if m else [0.0, r]
+              for t, r, m in zip(top, rounded, middle)]
+    vals = [b + (v - low) * s for b, low, s, row in zip(bottoms, lo, scale, values)
+            for v in row]
+    return dict(tickvals=[float(v) for v in vals],
+                ticktext=[f"{v:g}" for row in values for v in row],
+                tickfont=dict(size=9, color=MUTED), ticks="outside", ticklen=3, tickcolor=GRID,
+                showgrid=False, zeroline=False,
+                # The rows' zero lines: minor grid lines (one axis draws them all).
+                minor=dict(tickvals=[float(z) for z in bottoms - lo * scale], showgrid=True,
+                           gridcolor=GRID, ticks=""))
 
 
 def _add_marks(layout: dict, data: list, marks: pd.DataFrame, start: int, end: int,
@@ -523,20 +646,6 @@ def _add_marks(layout: dict, data: list, marks: pd.DataFrame, start: int, end: i
                      marker=dict(symbol="square", size=12, color=_alpha(SELECTED, 0.4)),
                      name="selected positions", hoverinfo="skip",
                      showlegend=True))
-
-
-def _axis(prefix: str, row: int) -> str:
-    """Plotly's axis names: x, x2, ... (or xaxis, xaxis2, ... for layout keys)."""
-    return prefix if row == 1 else f"{prefix}{row}"
-
-
-def _row_domains(heights: list[int], gap: float) -> list[list[float]]:
-    """Vertical domains [bottom, top] of stacked rows, top row first."""
-    h = np.asarray(heights, dtype=float)
-    usable = 1.0 - gap * (len(h) - 1)
-    sizes = h / h.sum() * usable
-    tops = 1.0 - np.concatenate([[0.0], np.cumsum(sizes[:-1] + gap)])
-    return [[float(max(t - sz, 0.0)), float(t)] for t, sz in zip(tops, sizes)]
 
 
 def tracks_table(chrom: str, start: int, bin_size: int, tracks: list[Track]) -> pd.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html import escape
 
 import numpy as np
 import pandas as pd
@@ -342,18 +343,29 @@ def page_url(current: dict | None, chosen: list | None, selection: str | None,
     return {"path": "/locus", "query": query_string(params, keep_empty=("tracks",))}
 
 
-def metrics_rows(tracks: list[Track]) -> list:
-    """Table rows: experiment, what is shown (held out or training fit), MSE, Pearson."""
+#: The metrics table's columns.
+METRICS_COLUMNS = ("Biosample", "Assay", "Shown", "MSE (window)", "Pearson r (window)")
+
+
+def metrics_table(tracks: list[Track]) -> str:
+    """The metrics table as HTML: per track, the experiment, what is shown (held out or
+    training fit), MSE and Pearson r over the window.
+
+    One HTML text for one ``dcc.Markdown`` rather than a Dash component per cell: with 40
+    tracks, the 240 components cost the browser about as much as drawing the tracks' plot.
+    """
     rows = []
     for t in tracks:
         mse, r = t.metrics.get("mse"), t.metrics.get("pearson")
-        rows.append(html.Tr([
-            html.Td(t.biosample_label), html.Td(t.assay),
-            html.Td(t.status, className="status-" + t.status.replace(" ", "-").replace("+", "and")),
-            html.Td("—" if mse is None else f"{mse:.3f}", className="num"),
-            html.Td("—" if r is None or not np.isfinite(r) else f"{r:.2f}", className="num"),
-        ]))
-    return rows
+        status = "status-" + t.status.replace(" ", "-").replace("+", "and")
+        rows.append(
+            f"<tr><td>{escape(t.biosample_label)}</td><td>{escape(t.assay)}</td>"
+            f'<td class="{status}">{t.status}</td>'
+            f'<td class="num">{"—" if mse is None else f"{mse:.3f}"}</td>'
+            f'<td class="num">{"—" if r is None or not np.isfinite(r) else f"{r:.2f}"}</td></tr>')
+    head = "".join(f"<th>{c}</th>" for c in METRICS_COLUMNS)
+    return (f'<table class="data-table metrics-table"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
 
 
 #: The plot's controls: a scroll zooms (the x-axis only: the figure fixes the y-axes), a drag
@@ -508,12 +520,7 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
             view,
             dcc.Loading(dcc.Graph(id="locus-graph", className="locus-graph",
                                   config=GRAPH_CONFIG), type="dot", delay_show=400),
-            html.Table(
-                [html.Thead(html.Tr([html.Th("Biosample"), html.Th("Assay"), html.Th("Shown"),
-                                     html.Th("MSE (window)"), html.Th("Pearson r (window)")])),
-                 html.Tbody(id="locus-metrics")],
-                className="data-table metrics-table",
-            ),
+            dcc.Markdown(metrics_table([]), id="locus-metrics", dangerously_allow_html=True),
             html.Div(METRICS_NOTE, className="field-hint metrics-note"),
             dcc.Download(id="locus-download"),
         ],
@@ -601,7 +608,7 @@ def register_callbacks(app, ws: Workspace) -> None:
                 f"{ws.store.regions.bin_size} bp"]
         drawn = {"chrom": chrom, "start": start, "end": end}
         # The address bar follows in the same response (not a second request after the draw).
-        return (fig, drawn, shown, span, metrics_rows(tracks),
+        return (fig, drawn, shown, span, metrics_table(tracks),
                 page_url(drawn, experiments, selection, height, order, scale), None)
 
     # Graph events go through stores so that a resize (relayoutData {"autosize": true}) or a

@@ -68,7 +68,9 @@ def test_the_picker_searches_filters_and_picks_by_click_and_keyboard(
     expect(hover).to_contain_text(f"{a}")
     page.mouse.click(x, y)
     expect(page.locator("#locus-picked-count")).to_have_text("1 track chosen", timeout=30_000)
-    label = page.locator("#locus-graph g.annotation text", has_text=TRACK_LABEL)
+    # the bold part of the row's annotation (the window's agreement follows it)
+    label = page.locator("#locus-graph g.annotation text tspan[style*='bold']",
+                         has_text=TRACK_LABEL)
     expect(label).to_have_text(f"{b} · {meta.loc[b, 'summary']} · {a}", timeout=30_000)
     expect(page).to_have_url(re.compile(r"tracks=" + re.escape(f"{b}|{a}") + "$"))
     settle(page)
@@ -123,6 +125,6 @@ def test_the_map_names_biosamples_and_a_lasso_opens_their_tracks(
     expect(page.locator("#picker-summary")).to_contain_text(
         f"· {n} of {len(ws.biosamples)} biosamples", timeout=30_000)
     expected = biosample_tracks(ws, ids)  # the assays most of them measured, for each of them
-    expect(page.locator("#locus-metrics tr")).to_have_count(len(expected), timeout=60_000)
+    expect(page.locator("#locus-metrics tbody tr")).to_have_count(len(expected), timeout=60_000)
     tracks = ",".join(f"{b}|{a}" for b, a in expected)
     expect(page).to_have_url(re.compile(r"tracks=" + re.escape(tracks) + "$"))

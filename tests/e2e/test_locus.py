@@ -27,8 +27,10 @@ def label(biosample: str, assay: str) -> str:
 
 
 def track_labels(page) -> list[str]:
-    """The row labels of the locus figure ("E003 · H1 Cells · H3K4me3"), top to bottom."""
-    texts = page.locator("#locus-graph g.annotation text").all_text_contents()
+    """The row labels of the locus figure ("E003 · H1 Cells · H3K4me3"), top to bottom: the
+    bold part of each row's annotation (the window's agreement follows it)."""
+    texts = page.locator("#locus-graph g.annotation text tspan[style*='bold']"
+                         ).all_text_contents()
     return [t for t in texts if re.fullmatch(r"E\d{3} · .+ · \S+", t)]
 
 
@@ -45,7 +47,7 @@ def click_text(page, locator) -> None:
 def test_ten_tracks_genes_and_url(page, pilot_url, screenshot_dir):
     page.goto(f"{pilot_url}/locus?locus=chr1:151,200,000-151,300,000&tracks={TEN}")
     expect(page.locator("#locus-span")).to_contain_text("100 kb", timeout=30_000)
-    expect(page.locator("#locus-metrics tr")).to_have_count(10)
+    expect(page.locator("#locus-metrics tbody tr")).to_have_count(10)
     # The table can render before plotly has drawn the figure: wait for the track labels.
     expect(page.locator("#locus-graph g.annotation text",
                         has_text=re.compile(r"^E\d{3} · "))).to_have_count(10, timeout=30_000)
@@ -56,7 +58,41 @@ def test_ten_tracks_genes_and_url(page, pilot_url, screenshot_dir):
     metric_text = " ".join(page.locator("#locus-graph g.annotation text").all_text_contents())
     assert re.search(r"MSE \d\.\d{3} · r -?\d\.\d\d", metric_text)
     assert "locus=chr1:151,200,000-151,300,000" in page.url.replace("%2C", ",")
+    # the hover names the row under the pointer and its values there
+    settle(page)
+    box = page.locator("#locus-graph .nsewdrag").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 40)  # in the first row
+    hover = page.locator("#locus-graph .hoverlayer .hovertext")
+    expect(hover).to_have_count(1)
+    expect(hover).to_contain_text(label("E003", "H3K4me3"))
+    expect(hover).to_contain_text(re.compile(r"chr1:151,2\d\d,\d{3} \(a pixel of 100 bp\)"
+                                             r"observed \d+\.\d\d · imputed \d+\.\d\d"))
     page.screenshot(path=str(screenshot_dir / "locus.png"), full_page=False)
+
+
+def test_a_drag_pans_and_a_scroll_zooms_every_row(page, pilot_url):
+    """The rows share one x-axis: a drag on a row pans the window, a scroll zooms it."""
+    page.goto(f"{pilot_url}/locus?locus=chr1:151,200,000-151,300,000&tracks={TEN}")
+    expect(page.locator("#locus-span")).to_contain_text("100 kb", timeout=30_000)
+    expect(page.locator("#locus-graph g.annotation text",
+                        has_text=re.compile(r"^E\d{3} · "))).to_have_count(10, timeout=30_000)
+    settle(page)
+    box = page.locator("#locus-graph .nsewdrag").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + 200  # on the third row
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - box["width"] / 4, y, steps=8)  # a quarter of the plot to the left
+    page.mouse.up()
+    locus = page.locator("#locus-input")
+    expect(locus).not_to_have_value("chr1:151,200,000-151,300,000", timeout=30_000)
+    _, start, end = parse_locus(locus.input_value())
+    assert 20_000 < start - 151_200_000 < 30_000 and abs(end - start - 100_000) <= 50
+    settle(page)
+    page.mouse.move(x, y)
+    page.mouse.wheel(0, -400)  # zooms in
+    expect(page.locator("#locus-span")).not_to_contain_text("100 kb", timeout=30_000)
+    _, start2, end2 = parse_locus(locus.input_value())
+    assert end2 - start2 < 99_000 and start <= start2 < end2 <= end
 
 
 def test_coordinate_box_gene_names_zoom_and_alerts(page, pilot_url):
@@ -95,12 +131,12 @@ def test_coordinate_box_gene_names_zoom_and_alerts(page, pilot_url):
     box.fill("chr1:151.2M-151.3M")
     box.press("Enter")
     expect(page.locator("#locus-alert [role=alert]")).to_have_count(0)
-    expect(page.locator("#locus-metrics tr")).to_have_count(2)
+    expect(page.locator("#locus-metrics tbody tr")).to_have_count(2)
 
 
 def test_click_gene_and_picker(page, pilot_url):
     page.goto(f"{pilot_url}/locus?locus=chr1:151,200,000-151,300,000&tracks=E003|H3K4me3")
-    expect(page.locator("#locus-metrics tr")).to_have_count(1, timeout=30_000)
+    expect(page.locator("#locus-metrics tbody tr")).to_have_count(1, timeout=30_000)
     # clicking a gene name goes to the gene
     click_text(page, page.locator("#locus-graph .textpoint text", has_text="PSMD4"))
     expect(page.locator("#locus-input")).to_have_value(
@@ -113,7 +149,7 @@ def test_click_gene_and_picker(page, pilot_url):
     # bottom-right cell: last biosample x last assay
     page.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.9)
     expect(page.locator("#locus-picked-count")).to_have_text("2 tracks chosen")
-    expect(page.locator("#locus-metrics tr")).to_have_count(2)
+    expect(page.locator("#locus-metrics tbody tr")).to_have_count(2)
     expect(page.locator("#locus-graph g.annotation text",
                         has_text=label("E117", "H3K9me3"))).to_have_count(1, timeout=30_000)
     assert track_labels(page) == [label("E003", "H3K4me3"), label("E117", "H3K9me3")]
@@ -123,7 +159,7 @@ def test_click_gene_and_picker(page, pilot_url):
     row = page.locator("#locus-order-list li").nth(1)
     row.hover()
     row.get_by_role("button", name=f"move H3K9me3 of E117 · {NAMES['E117']} to the top").click()
-    expect(page.locator("#locus-metrics tr").first).to_contain_text("E117", timeout=15_000)
+    expect(page.locator("#locus-metrics tbody tr").first).to_contain_text("E117", timeout=15_000)
     expect(page).to_have_url(re.compile(r"tracks=E117\|H3K9me3,E003\|H3K4me3$"))
     expect(page.locator("#locus-order-list li").first).to_contain_text("H3K9me3")
     expect(page.locator("#locus-order-list li").first.get_by_role("button").first).to_be_focused()
@@ -141,7 +177,7 @@ def test_the_picker_toggles_exactly_the_cell_clicked(page, pilot_url, pilot_work
     row = "E003"
     chosen = [("E003", "H3K4me3")]
     page.goto(f"{pilot_url}/locus?locus=chr1:151,200,000-151,300,000&tracks=E003|H3K4me3")
-    expect(page.locator("#locus-metrics tr")).to_have_count(1, timeout=30_000)
+    expect(page.locator("#locus-metrics tbody tr")).to_have_count(1, timeout=30_000)
     grid = page.locator("#locus-picker .nsewdrag").first
     for _ in range(2):  # every cell of the row once, then once more: back where it started
         for col, assay in enumerate(assays):
@@ -159,7 +195,7 @@ def test_the_picker_toggles_exactly_the_cell_clicked(page, pilot_url, pilot_work
             n = len(chosen)
             expect(page.locator("#locus-picked-count")).to_have_text(
                 f"{n} track{'s' if n != 1 else ''} chosen")
-            expect(page.locator("#locus-metrics tr")).to_have_count(n, timeout=30_000)
+            expect(page.locator("#locus-metrics tbody tr")).to_have_count(n, timeout=30_000)
             labels = page.locator("#locus-graph g.annotation text",
                                   has_text=re.compile(r"^E\d{3} · "))
             expect(labels).to_have_count(n, timeout=30_000)
@@ -197,7 +233,7 @@ def test_a_selection_navigator_and_a_damaged_selection(page, pilot_url, pilot_wo
     path.write_text("[1, 2]")
     try:
         page.goto(f"{pilot_url}/locus?selection={damaged}&tracks=E003|H3K4me3")
-        expect(page.locator("#locus-metrics tr")).to_have_count(1, timeout=30_000)
+        expect(page.locator("#locus-metrics tbody tr")).to_have_count(1, timeout=30_000)
         settle(page)
         expect(page.locator("#locus-url-alert [role=alert]")).to_have_text(
             f"saved selection {damaged} (selections/{damaged}.json) is damaged: it holds a JSON "
@@ -210,7 +246,7 @@ def test_a_selection_navigator_and_a_damaged_selection(page, pilot_url, pilot_wo
 
 def test_exports(page, pilot_url):
     page.goto(f"{pilot_url}/locus?locus=chr1:151,200,000-151,201,000&tracks=E003|H3K4me3,E017|H3K27me3")
-    expect(page.locator("#locus-metrics tr")).to_have_count(2, timeout=30_000)
+    expect(page.locator("#locus-metrics tbody tr")).to_have_count(2, timeout=30_000)
     with page.expect_download() as info:
         page.click("#locus-csv")
     rows = list(csv.reader(io.StringIO(open(info.value.path()).read())))
@@ -241,18 +277,19 @@ def test_held_out_track_band_and_uncertainty_colouring(page, pilot_url, pilot_wo
                    + ws.info["hold_out"]["calibration"])
     tracks = ",".join("|".join(e) for e in (held, trained, calibration))
     page.goto(f"{pilot_url}/locus?locus=chr1:151,200,000-151,300,000&tracks={tracks}")
-    expect(page.locator("#locus-metrics tr")).to_have_count(3, timeout=30_000)
-    cells = page.locator("#locus-metrics tr td:nth-child(3)").all_text_contents()
+    expect(page.locator("#locus-metrics tbody tr")).to_have_count(3, timeout=30_000)
+    cells = page.locator("#locus-metrics tbody tr td:nth-child(3)").all_text_contents()
     assert cells == ["held out", "training fit", "imputed only"]
     expect(page.locator("#locus-sel-nav")).to_be_hidden()  # no genome selection to navigate
     metric = page.locator("#locus-graph g.annotation text",
-                          has_text=re.compile(r"^held out: not seen in training · MSE "))
+                          has_text=re.compile(r" held out: not seen in training · MSE "))
     expect(metric).to_have_count(1, timeout=30_000)
     expect(page.locator("#locus-graph g.annotation text",
-                        has_text=re.compile(r"^training fit · MSE "))).to_have_count(1)
-    # the band is drawn, once per track, and named in the legend; the axes say what they show
+                        has_text=re.compile(r" training fit · MSE "))).to_have_count(1)
+    # the bands, the imputed lines and the observed areas are drawn (one trace each for
+    # every row), the band named in the legend; the axes say what they show
     expect(page.locator("#locus-graph .legendtext", has_text="90% band")).to_have_count(1)
-    assert page.locator("#locus-graph .scatterlayer .trace").count() >= 3 * 3
+    assert page.locator("#locus-graph .scatterlayer .trace").count() >= 3
     expect(page.locator("#locus-graph .g-xtitle", has_text="chr1")).to_have_count(1)
     expect(page.locator("#locus-graph g.annotation text",
                         has_text="signal, arcsinh(−log₁₀ p)")).to_have_count(1)
@@ -261,7 +298,7 @@ def test_held_out_track_band_and_uncertainty_colouring(page, pilot_url, pilot_wo
     settle(page)
     page.get_by_text("uncertainty (band width)").click()
     expect(page.locator("#locus-picker .colorbar")).to_have_count(1, timeout=30_000)
-    expect(page.locator("#locus-metrics tr")).to_have_count(3)  # no redraw, same tracks
+    expect(page.locator("#locus-metrics tbody tr")).to_have_count(3)  # no redraw, same tracks
 
 
 def test_bench_browser_prints_percentiles(pilot_workspace):
