@@ -55,6 +55,15 @@ def design_biosamples(page) -> None:
     page.wait_for_selector("#design-summary b", timeout=120_000)
 
 
+def computed_projection(page) -> None:
+    """Compute the map when the workspace has not yet (a fresh ``make demo`` computes the
+    genome's UMAP on demand), then wait for it to be drawn."""
+    button = page.locator("#emb-compute")
+    if button.is_visible():
+        button.click()
+    page.wait_for_selector("#emb-graph .legendtext", timeout=1_800_000)
+
+
 def fold_matrix(page) -> None:
     """Fold the track matrix away (the tracks take the page)."""
     page.click("#picker-details > summary")
@@ -63,8 +72,9 @@ def fold_matrix(page) -> None:
 #: name -> (address, what to wait for, what to do then, whole page)
 VIEWS = {
     "pilot": {
-        "embeddings": ("/?axis=genome&method=umap&res=all&color=class", "#emb-graph .legendtext",
-                       None, False),
+        "embeddings": ("/?axis=genome&method=umap&res=all&color=class",
+                       "#emb-graph .legendtext, #emb-compute:not([hidden])", computed_projection,
+                       False),
         "locus": (LOCUS, "#locus-metrics tbody tr", None, False),
         "design": ("/design?assay=H3K27me3&k=1", "#design-run", design_run, True),
     },
