@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from plotly.io.json import to_json_plotly
 
 from dashboard.figures.embedding import color_kind, embedding_figure
 from dashboard.figures.genes import gene_traces, pack_rows
@@ -278,6 +279,24 @@ def test_locus_figure_rows_labels_and_shared_assay_scale():
     assert compact["layout"]["meta"]["rows"][0] == [84, 120]
 
 
+def hover_at(fig: dict, pixel: float) -> tuple[str, dict[str, np.ndarray]]:
+    """What the hover says at a height of the rows' axis (``pixel``, as ``meta["rows"]``):
+    the label (the hover axis's tick text at the cell there, as plotly writes ``%{y}``) and,
+    by carrier, the cell's row of z values (NaN where that carrier has no value)."""
+    axis = fig["layout"]["yaxis3"]
+    r0, r1 = axis["range"]
+    rows_px = fig["layout"]["yaxis"]["range"][1]
+    cell = int(np.floor(r0 + pixel / rows_px * (r1 - r0) + 0.5))
+    assert axis["tickvals"][cell] == cell
+    z = {}
+    for t in fig["data"]:
+        if t["type"] == "heatmap":
+            values = values_of(t["z"]).reshape(len(axis["tickvals"]), -1)
+            assert t.get("y0", 0) == 0 and t.get("dy", 1) == 1 and "y" not in t
+            z[t["name"]] = values[cell]
+    return axis["ticktext"][cell], z
+
+
 def test_locus_figure_hover_names_the_row_and_its_values_under_the_pointer():
     tracks = _tracks()
     fig = locus_figure("chr1", 0, 100_000, 25, tracks, width_px=1000)
@@ -285,39 +304,108 @@ def test_locus_figure_hover_names_the_row_and_its_values_under_the_pointer():
     # the drawn series answer no hover; invisible heatmaps do, one per kind of row
     assert {t["hoverinfo"] for t in fig["data"] if t["type"] == "scatter"} == {"skip"}
     assert fig["layout"]["hovermode"] == "closest"
-    category = fig["layout"]["yaxis3"]
-    labels = ["E017 · H3K27me3", "E017 · H3K4me3", "E003 · H3K4me3"]  # bottom row first
-    assert category["categoryarray"] == labels and not category["visible"]
-    # each row's category centred on its row: row i's centre at (i + 0.5) * 78 - 3 px, in a
-    # range of 228 px
-    lo, hi = category["range"]
-    for i in range(3):
-        assert lo + ((i + 0.5) * 78 - 3) / 228 * (hi - lo) == pytest.approx(i)
+    axis = fig["layout"]["yaxis3"]
+    # equal rows: one cell per row (78 px: the row and half the gaps beside it), the axis
+    # drawing nothing (a hidden axis would not write its tick text into the hover)
+    assert fig["layout"]["meta"]["hover_unit"] == 78
+    assert axis["ticktext"] == ["E017 · H3K27me3", "E017 · H3K4me3", "E003 · H3K4me3"]
+    assert not axis["showticklabels"] and not axis["showgrid"] and axis["ticks"] == ""
     assert sorted(carriers) == ["imputed only", "observed + imputed", "observed only"]
-    by_kind = {}
     for t in carriers.values():
-        z = values_of(t["z"]).reshape(3, -1)
-        assert t["y"] == labels and z.shape == (3, 1000) and t["zsmooth"] == "fast"
+        assert values_of(t["z"]).shape == (3 * 1000,) and t["zsmooth"] == "fast"
         assert "rgba(0,0,0,0)" in t["colorscale"][0][1] and not t["showscale"]
-        mine = ~np.isnan(z).all(axis=1)
-        assert mine.sum() == 1  # one row of each kind here; the others' cells empty
-        by_kind[t["hovertemplate"].split("<br>")[-1]] = (labels[int(np.argmax(mine))], z[mine][0],
-                                                        t)
-    both = by_kind["observed %{z:.2f} · imputed %{customdata:.2f}<extra></extra>"]
-    assert both[0] == "E003 · H3K4me3"
-    np.testing.assert_array_equal(both[1], tracks[0].observed.reshape(1000, 4).max(axis=1))
-    np.testing.assert_array_equal(values_of(both[2]["customdata"]).reshape(3, -1)[2],
+    templates = {name: t["hovertemplate"].split("<br>")[-1] for name, t in carriers.items()}
+    assert templates == {
+        "observed + imputed": "observed %{z:.2f} · imputed %{customdata:.2f}<extra></extra>",
+        "imputed only": "imputed %{z:.2f}<extra></extra>",
+        "observed only": "observed %{z:.2f}<extra></extra>"}
+    # anywhere in a row (and in the gaps' halves beside it): its label, its pixel's values in
+    # its carrier alone, the others' cells there empty
+    kind = {0: "observed + imputed", 1: "imputed only", 2: "observed only"}
+    for i, (bottom, top) in enumerate(fig["layout"]["meta"]["rows"]):
+        for pixel in (bottom - 2.9, bottom, (bottom + top) / 2, top, top + 2.9):
+            label, z = hover_at(fig, pixel)
+            assert label == tracks[i].label
+            assert [name for name, v in z.items() if not np.isnan(v).all()] == [kind[i]]
+    _, z = hover_at(fig, 200)
+    np.testing.assert_array_equal(z["observed + imputed"],
+                                  tracks[0].observed.reshape(1000, 4).max(axis=1))
+    both = carriers["observed + imputed"]
+    np.testing.assert_array_equal(values_of(both["customdata"]).reshape(3, -1)[2],
                                   tracks[0].imputed.reshape(1000, 4).max(axis=1))
-    imputed = by_kind["imputed %{z:.2f}<extra></extra>"]
-    assert imputed[0] == "E017 · H3K4me3"
-    np.testing.assert_array_equal(imputed[1], tracks[1].imputed.reshape(1000, 4).max(axis=1))
-    observed = by_kind["observed %{z:.2f}<extra></extra>"]
-    assert observed[0] == "E017 · H3K27me3"
+    np.testing.assert_array_equal(hover_at(fig, 120)[1]["imputed only"],
+                                  tracks[1].imputed.reshape(1000, 4).max(axis=1))
     # each cell is a pixel of 4 bins, centred on it; the hover says so
-    x = values_of(both[2]["x"])
+    x = values_of(both["x"])
     assert x[0] == 50 and np.all(np.diff(x) == 100)
-    assert both[2]["hovertemplate"].startswith("<b>%{y}</b><br>chr1:%{x:,.0f} (a pixel of "
-                                               "100 bp)<br>")
+    assert both["hovertemplate"].startswith("<b>%{y}</b><br>chr1:%{x:,.0f} (a pixel of "
+                                            "100 bp)<br>")
+
+
+def test_locus_figure_draws_and_hovers_rows_of_their_own_heights():
+    """Rows of different heights (a track made tall, one collapsed to a strip): each row's
+    series within its own band, its values where they belong, its hover cells on it alone."""
+    rng = np.random.default_rng(7)
+    n = 4000
+    tracks = [Track(f"E{i:03d}", assay, rng.gamma(1.0, 1.0 + i, n).astype(np.float32),
+                    rng.gamma(1.0, 1.0, n).astype(np.float32) if i % 2 else None)
+              for i, assay in enumerate(["H3K4me3", "H3K27me3", "H3K4me3", "H3K36me3", "CTCF"])]
+    heights = [36, 120, 15, 78, 36]
+    fig = locus_figure("chr1", 0, 100_000, 25, tracks, width_px=1000, track_height=heights,
+                       y_scale="track")
+    go.Figure(fig)
+    meta = fig["layout"]["meta"]
+    # top to bottom, each its own height, 6 px apart
+    assert meta["rows"] == [[273, 309], [147, 267], [126, 141], [42, 120], [0, 36]]
+    assert fig["layout"]["yaxis"]["range"] == [0, 309]
+    assert [a["y"] for a in fig["layout"]["annotations"] if a["name"] == "track-label"] == [
+        309, 267, 141, 120, 36]
+    # every row's drawn values in its own band, at its own scale
+    observed = [t for t in fig["data"] if t["name"] == "observed"]
+    areas = {row: part for trace in observed for row, part in rows_of(fig, trace).items()}
+    assert sorted(areas) == [0, 1, 2, 3, 4]
+    for row, (x, v) in areas.items():
+        index, expected = peaks(tracks[row].observed, 1000)
+        np.testing.assert_array_equal(x, np.r_[index, index[-1], index[0]] * 25)
+        np.testing.assert_allclose(v, np.r_[expected, 0, 0], rtol=1e-5, atol=1e-4)
+    lines = rows_of(fig, next(t for t in fig["data"] if t["name"] == "imputed"))
+    assert sorted(lines) == [1, 3]
+    for row, (x, v) in lines.items():
+        # the line keeps a pixel's second point where it is a pixel of its own row apart
+        index, expected = envelope(tracks[row].imputed, 1000, tolerance=(
+            meta["ranges"][row][1] - meta["ranges"][row][0]) / heights[row])
+        np.testing.assert_array_equal(x, index * 25)
+        np.testing.assert_allclose(v, expected, rtol=1e-5, atol=1e-4)
+    # the hover: cells of 21 px (the pitches' common divisor), 2, 6, 1, 4 and 2 per row
+    # (top first)
+    assert meta["hover_unit"] == 21
+    axis = fig["layout"]["yaxis3"]
+    assert len(axis["ticktext"]) == 2 + 4 + 1 + 6 + 2
+    for i, (bottom, top) in enumerate(meta["rows"]):
+        kind = "observed + imputed" if i % 2 else "observed only"
+        for pixel in np.linspace(bottom - 2.9, top + 2.9, 9):
+            label, z = hover_at(fig, pixel)
+            assert label == tracks[i].label
+            np.testing.assert_array_equal(z[kind], pixel_peaks(tracks[i].observed, 1000))
+            assert all(np.isnan(v).all() for name, v in z.items() if name != kind)
+    # a collapsed strip writes its top alone; a compact row its 0 and top; a tall one three
+    labels_per_row = [2, 3, 1, 3, 2]
+    assert len(fig["layout"]["yaxis"]["ticktext"]) == sum(labels_per_row)
+    # one height for all is the same figure as that height given per row
+    same = locus_figure("chr1", 0, 100_000, 25, tracks, width_px=1000, track_height=36)
+    assert to_json_plotly(same) == to_json_plotly(locus_figure(
+        "chr1", 0, 100_000, 25, tracks, width_px=1000, track_height=[36] * 5))
+    assert same["layout"]["meta"]["hover_unit"] == 42
+
+
+@pytest.mark.parametrize("heights, message", [
+    ([36, 36], r"one per track \(3\), got \[36, 36\]"),
+    ([36, 0, 36], r"positive whole number of pixels .* got \[36, 0, 36\]"),
+    ([36, 40.5, 36], r"got \[36.0, 40.5, 36.0\]"),
+])
+def test_locus_figure_names_bad_row_heights(heights, message):
+    with pytest.raises(ValueError, match=message):
+        locus_figure("chr1", 0, 100_000, 25, _tracks(), track_height=heights)
 
 
 def test_locus_figure_held_out_band_and_drawing_order():

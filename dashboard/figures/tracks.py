@@ -6,7 +6,9 @@ Pure builders: arrays and DataFrames in, a plotly figure (plain dict) out. Nothi
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from math import gcd
 
 import numpy as np
 import pandas as pd
@@ -41,6 +43,8 @@ Y_SCALES = ("assay", "track")
 
 #: Pixels between two track rows.
 ROW_GAP = 6
+#: About the height of a row's tick label (px): a row lower than two writes its top alone.
+MIN_TICK_PX = 15
 
 
 @dataclass
@@ -303,7 +307,7 @@ def locus_figure(
     genes: pd.DataFrame | None = None,
     exons: pd.DataFrame | None = None,
     width_px: int = 1000,
-    track_height: int = 72,
+    track_height: int | Sequence[int] = 72,
     marks: pd.DataFrame | None = None,
     y_scale: str = "assay",
 ) -> dict:
@@ -329,8 +333,12 @@ def locus_figure(
         second would move the line by less than a pixel of its row) and the band to one per
         two pixels (:func:`bucket_bounds`), so the browser draws as little as the picture
         allows.
-    track_height: int
-        Height of one track row in pixels.
+    track_height: int or sequence of int
+        Height of the track rows in pixels: one for all, or one per track (top first), e.g.
+        a track made taller or collapsed to a thin strip. The hover's cells are a common
+        divisor of the rows' pitches (height + :data:`ROW_GAP`), so heights whose pitches
+        share a large one keep the hover cheap (those of the locus page are multiples of
+        21 px: at most 6 cells per row). Default is 72.
     marks: pd.DataFrame or None
         Intervals (start, end in bp) to mark across every row, e.g. the selected positions
         of a saved selection: shaded columns at least two pixels wide, with one legend entry.
@@ -346,7 +354,7 @@ def locus_figure(
         as is, ``go.Figure(fig)`` makes an object of it), with a ruler on top titled with the
         chromosome. The rows share one x-axis in bp and one y-axis (``"y"``) in pixels up from
         the bottom of the last row: row ``i`` (top first) spans ``meta["rows"][i]`` =
-        ``[bottom, top]``, ``track_height`` high, and a value ``v`` of it is drawn at ``bottom
+        ``[bottom, top]``, its ``track_height`` high, and a value ``v`` of it is drawn at ``bottom
         + (v - lo) / (hi - lo) * track_height``, ``[lo, hi] = meta["ranges"][i]`` (shared per
         assay or per row: ``y_scale``); the axis's ticks write each row's 0 and top in its own
         values (:data:`SIGNAL_UNIT`), with a grid line at each row's 0. One trace draws every
@@ -355,12 +363,14 @@ def locus_figure(
         bands of the imputations (shaded, under both): rows apart by gaps (a plotly axis and
         traces per row cost more than half of a 40-row redraw in the browser). The hover is
         an invisible heatmap per kind of row (observed and imputed, imputed only, observed
-        only) on a categorical y-axis (``"y3"``) of the rows' labels: one label, for the row
-        and pixel under the pointer, with the row's label, the pixel's position and its peak
-        values (the heights drawn there). Dragging pans the x-axis (the y-axes are fixed, so a
-        scroll zooms the x-axis only). A row's label and the per-window agreement (held out
-        or training fit) are one annotation. The gene row, when drawn, is the second y-axis
-        (``"y2"``). Without tracks and genes, one empty row says that no track is chosen.
+        only) on a y-axis (``"y3"``) of equal cells, ``meta["hover_unit"]`` pixels each (a
+        row ``k`` units high spans ``k`` cells of its values), its tick texts the cells' rows'
+        labels (drawn nowhere): one label, for the row and pixel under the pointer, with the
+        row's label, the pixel's position and its peak values (the heights drawn there).
+        Dragging pans the x-axis (the y-axes are fixed, so a scroll zooms the x-axis only).
+        A row's label and the per-window agreement (held out or training fit) are one
+        annotation. The gene row, when drawn, is the second y-axis (``"y2"``). Without tracks
+        and genes, one empty row says that no track is chosen.
     """
     if y_scale not in Y_SCALES:
         raise ValueError(f"unknown y scale {y_scale!r}; expected one of {list(Y_SCALES)}")
@@ -377,13 +387,14 @@ def locus_figure(
         gene_rows = int(pack_rows(genes["start"].to_numpy(), genes["end"].to_numpy(),
                                   min_gap=(end - start) // 50).max(initial=-1)) + 1
     # Pixels: the rows (at least one, for the "no track" message) above the gene row.
-    pitch = track_height + ROW_GAP
-    rows_px = max(len(tracks), 1) * pitch - ROW_GAP
+    heights = _row_heights(track_height, len(tracks))
+    pitch = heights + ROW_GAP
+    rows_px = int(pitch.sum()) - ROW_GAP if tracks else 72  # (or the "no track" message's)
     gene_px = max(1, gene_rows) * 34 + 16 if has_genes else 0
     plot_px = rows_px + (ROW_GAP + gene_px if has_genes else 0)
-    bottoms = rows_px - track_height - np.arange(len(tracks)) * pitch
+    bottoms = rows_px + ROW_GAP - np.cumsum(pitch)
     lo, hi = _y_ranges(tracks, y_scale)
-    scale = track_height / (hi - lo)  # pixels per unit of signal, per row
+    scale = heights / (hi - lo)  # pixels per unit of signal, per row
 
     # Plain dicts, not graph_objects: validating thousands of properties per call cost most of
     # the callback's time (see benchmarks/bench_locus.py).
@@ -400,7 +411,7 @@ def locus_figure(
         dragmode="pan",
         uirevision=f"{chrom}:{start}-{end}",
         meta={"chrom": chrom, "start": int(start), "end": int(end), "n_tracks": len(tracks),
-              "rows": [[int(b), int(b + track_height)] for b in bottoms],
+              "rows": [[int(b), int(b + h)] for b, h in zip(bottoms, heights)],
               "ranges": [[float(a), float(b)] for a, b in zip(lo, hi)]},
         annotations=[],
     )
@@ -414,29 +425,37 @@ def locus_figure(
     # ticklabeloverflow "allow": plotly measures no tick label to hide (a forced layout each).
     layout["yaxis"] = dict(type="linear", anchor="x", range=[0, rows_px], fixedrange=True,
                            domain=[1 - rows_px / plot_px, 1], ticklabeloverflow="allow",
-                           **_row_ticks(bottoms, lo, hi, scale, track_height))
-    drawn = [_reduce(t, width_px, (b - a) / track_height) for t, a, b in zip(tracks, lo, hi)]
+                           **_row_ticks(bottoms, lo, hi, scale, heights))
+    drawn = [_reduce(t, width_px, (b - a) / h) for t, a, b, h in zip(tracks, lo, hi, heights)]
     # Steps where a bin is wider than a pixel; beyond that a step shape only doubles the
     # vertices plotly draws.
     shape = "hv" if n_bins <= width_px else "linear"
     data = _row_traces(tracks, drawn, start, bin_size, bottoms, lo, scale, shape)
     if tracks:
-        data += _hover_carriers(tracks, chrom, start, bin_size, width_px)
-        layout["yaxis3"] = dict(type="category", overlaying="y", anchor="x", visible=False,
-                                fixedrange=True, categoryorder="array",
-                                categoryarray=[t.label for t in tracks][::-1],
-                                # each row's category centred on the row
-                                range=[-track_height / 2 / pitch,
-                                       (rows_px - track_height / 2) / pitch])
+        unit = gcd(*pitch.tolist())
+        units = pitch // unit  # the hover's cells of each row
+        data += _hover_carriers(tracks, units, chrom, start, bin_size, width_px)
+        layout["meta"]["hover_unit"] = unit
+        # Cell j (0 at the bottom) spans pixels [j, j + 1] * unit - ROW_GAP / 2: a row's
+        # cells cover it and half the gap on each side. The hover's %{y} is the tick text
+        # at the cell's centre: its row's label.
+        layout["yaxis3"] = dict(type="linear", overlaying="y", anchor="x", fixedrange=True,
+                                range=[(ROW_GAP / 2 - unit / 2) / unit,
+                                       (rows_px + ROW_GAP / 2 - unit / 2) / unit],
+                                tickmode="array", tickvals=list(range(int(units.sum()))),
+                                ticktext=np.repeat([t.label for t in tracks][::-1],
+                                                   units[::-1]).tolist(),
+                                showticklabels=False, ticks="", showgrid=False,
+                                zeroline=False, showline=False)
     colors = assay_colors([t.assay for t in tracks])
-    for t, bottom in zip(tracks, bottoms):
+    for t, bottom, height in zip(tracks, bottoms, heights):
         # The label and the window's agreement in one annotation: plotly draws each
         # annotation twice per redraw (once to size it).
         metric_color = TEXT if t.trained is False else MUTED
         layout["annotations"].append(dict(
             text=(f"<b>{t.label}</b>  <span style='color:{metric_color};font-size:10px'>"
                   f"{_metric_text(t)}</span>"),
-            xref="paper", yref="y", x=0.005, y=float(bottom + track_height), xanchor="left",
+            xref="paper", yref="y", x=0.005, y=float(bottom + height), xanchor="left",
             yanchor="top", showarrow=False,
             font=dict(size=11, color=colors[t.assay]),
             bgcolor="rgba(255,255,255,0.8)", name="track-label"))
@@ -464,6 +483,18 @@ def locus_figure(
                 text="no genes in this window", xref="paper", yref="y2 domain", x=0.5, y=0.5,
                 showarrow=False, font=dict(color=MUTED), name="no-genes"))
     return {"data": data, "layout": layout}
+
+
+def _row_heights(track_height: int | Sequence[int], n_tracks: int) -> np.ndarray:
+    """Each row's height (px), checked: ``track_height`` for every row or one per row."""
+    heights = np.asarray(track_height)
+    if heights.ndim == 0:
+        heights = np.full(n_tracks, heights)
+    if heights.shape != (n_tracks,) or not np.issubdtype(heights.dtype, np.integer) or \
+            (heights < 1).any():
+        raise ValueError(f"track_height must be a positive whole number of pixels or one per "
+                         f"track ({n_tracks}), got {np.ravel(track_height).tolist()[:50]}")
+    return heights.astype(np.int64)
 
 
 def assay_colors(assays: list[str]) -> dict[str, str]:
@@ -562,16 +593,18 @@ def _row_traces(tracks: list[Track], drawn: list[dict], start: int, bin_size: in
     return data
 
 
-def _hover_carriers(tracks: list[Track], chrom: str, start: int, bin_size: int,
-                    width_px: int) -> list[dict]:
-    """Invisible heatmaps whose cells answer the hover: one cell per row and pixel, with the
-    pixel's peak observed and imputed values (:func:`pixel_peaks`); one heatmap per kind of
-    row (observed and imputed, imputed only, observed only), so that each label says what
-    the row has, its cells in the other rows empty (each heatmap spans every row: plotly
-    draws one whose rows are not evenly spaced cell by cell, at the plot's full size)."""
+def _hover_carriers(tracks: list[Track], units: np.ndarray, chrom: str, start: int,
+                    bin_size: int, width_px: int) -> list[dict]:
+    """Invisible heatmaps whose cells answer the hover: ``units[i]`` cells of row ``i`` per
+    pixel, each with the pixel's peak observed and imputed values (:func:`pixel_peaks`); one
+    heatmap per kind of row (observed and imputed, imputed only, observed only), so that each
+    label says what the row has, its cells in the other rows empty (each heatmap spans every
+    row in cells of one height: plotly draws a heatmap whose rows are not evenly spaced cell
+    by cell, at the plot's full size)."""
     n_bins = _window_length(tracks)
     size = -(-n_bins // width_px)  # bins per pixel bucket, as in _buckets
-    rows = tracks[::-1]  # bottom row first, as the category axis
+    rows = tracks[::-1]  # bottom row first, as the hover's axis
+    repeat = units[::-1]
     empty = np.full(-(-n_bins // size), np.nan, dtype=np.float32)
     obs = np.stack([empty if t.observed is None else pixel_peaks(t.observed, width_px)
                     for t in rows])
@@ -584,11 +617,14 @@ def _hover_carriers(tracks: list[Track], chrom: str, start: int, bin_size: int,
              (True, False): ("observed only", "observed %{z:.2f}")}
     centres = start + (np.arange(len(empty)) + 0.5) * size * bin_size
     data = []
+    # a row's values in each of its cells
+    obs, imp, has = (np.repeat(a, repeat, axis=0) for a in (obs, imp, has))
     for kind, (name, values) in kinds.items():
         mine = (has == kind).all(axis=1)[:, None]
         if not mine.any():
             continue
-        trace = dict(type="heatmap", x=typed_array(centres, "f8"), y=[t.label for t in rows],
+        # cells centred on 0, 1, ... (plotly's default y0 and dy)
+        trace = dict(type="heatmap", x=typed_array(centres, "f8"),
                      z=typed_array(np.where(mine, obs if kind[0] else imp, np.nan)),
                      colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]], showscale=False,
                      zsmooth="fast", hoverongaps=False,
@@ -601,14 +637,15 @@ def _hover_carriers(tracks: list[Track], chrom: str, start: int, bin_size: int,
 
 
 def _row_ticks(bottoms: np.ndarray, lo: np.ndarray, hi: np.ndarray, scale: np.ndarray,
-               track_height: int) -> dict:
+               heights: np.ndarray) -> dict:
     """The y-axis ticks of every row: each row's 0 and top (and middle, where a row has room
-    for three labels), labelled in the row's own values, with a grid line at each 0."""
+    for three labels; its top alone in a strip too thin for two), labelled in the row's own
+    values, with a grid line at each 0."""
     top = hi / 1.08
-    middle = (top >= 0.4) & (track_height >= 60)
+    middle = (top >= 0.4) & (heights >= 60)
     rounded = np.where(top >= 0.4, np.round(top, 1), np.round(top, 2))
-    values = [[0.0, round(t / 2, 1), r] if m else [0.0, r]
-              for t, r, m in zip(top, rounded, middle)]
+    values = [[0.0, round(t / 2, 1), r] if m else [0.0, r] if h >= 2 * MIN_TICK_PX else [r]
+              for t, r, m, h in zip(top, rounded, middle, heights)]
     vals = [b + (v - low) * s for b, low, s, row in zip(bottoms, lo, scale, values)
             for v in row]
     return dict(tickvals=[float(v) for v in vals],
