@@ -88,7 +88,7 @@ def picker_inputs(click=None, listed=None, color="status", bio_text=None, assay_
 
 def draw_locus(client, text, tracks, changed="locus-go.n_clicks", current=None,
                selection=None, region=None, dragged=None, scale="assay", order="chosen",
-               height="normal"):
+               height="normal", heights=None):
     """The locus page's draw callback, as the browser calls it; ``changed``: the input (or
     the list of inputs) that fired it."""
     outputs = [("locus-graph", "figure"), ("locus-current", "data"), ("locus-input", "value"),
@@ -100,7 +100,7 @@ def draw_locus(client, text, tracks, changed="locus-go.n_clicks", current=None,
               ("locus-gene-click", "data", None), ("locus-drag", "data", dragged),
               ("locus-tracks", "data", tracks), ("locus-sel-region", "value", region),
               ("locus-height", "value", height), ("locus-order", "value", order),
-              ("locus-scale", "value", scale)]
+              ("locus-scale", "value", scale), ("locus-heights", "data", heights)]
     if changed == "locus-in.n_clicks":
         inputs[2] = ("locus-in", "n_clicks", 1)
     state = [("locus-input", "value", text), ("locus-current", "data", current),

@@ -1,6 +1,7 @@
-"""Moving the locus page's tracks (dashboard.track_order, dashboard.pages.locus_order): the
-pure moves, a track's look wherever it is drawn, then the callbacks on the reduced
-ENCODE-layout workspace through Dash's HTTP endpoint."""
+"""Moving the locus page's tracks and setting their heights (dashboard.track_order,
+dashboard.track_heights, dashboard.pages.locus_order): the pure moves and heights, a track's
+look wherever it is drawn, then the callbacks on the reduced ENCODE-layout workspace through
+Dash's HTTP endpoint."""
 
 from __future__ import annotations
 
@@ -21,9 +22,18 @@ from app_client import (
 )
 from app_workspaces import encode_layout_workspace  # noqa: F401  (fixture)
 from dashboard.app import create_app
-from dashboard.figures.tracks import Track, locus_figure
+from dashboard.figures.tracks import ROW_GAP, Track, locus_figure
 from dashboard.pages import locus
-from dashboard.pages.locus_order import BUTTON
+from dashboard.pages.locus_order import BUTTON, HEIGHT_BUTTON
+from dashboard.track_heights import (
+    ROW_UNIT,
+    TRACK_HEIGHTS,
+    cycle_height,
+    format_heights,
+    next_height,
+    parse_heights,
+    row_heights,
+)
 from dashboard.track_order import MOVES, arrange, move_track
 
 
@@ -52,6 +62,37 @@ def test_move_track_moves_one_track_and_keeps_the_others_in_order():
 def test_move_track_names_the_bad_input(tracks, index, where, message):
     with pytest.raises(ValueError, match=message):
         move_track(tracks, index, where)
+
+
+# ---------------------------------------------------------------------- the heights
+def test_a_height_button_cycles_one_tracks_height_and_comes_back_to_the_pages():
+    assert TRACK_HEIGHTS == {"collapsed": 15, "compact": 36, "normal": 78, "tall": 120}
+    # each pitch a whole number of the hover's cell, at most six of them
+    assert all((h + ROW_GAP) % ROW_UNIT == 0 and (h + ROW_GAP) // ROW_UNIT <= 6
+               for h in TRACK_HEIGHTS.values())
+    assert [next_height(h) for h in TRACK_HEIGHTS] == ["compact", "normal", "tall", "collapsed"]
+    own = {"B2|A": "collapsed"}
+    taller = cycle_height(own, "B1|A", "normal")
+    assert taller == {"B2|A": "collapsed", "B1|A": "tall"} and own == {"B2|A": "collapsed"}
+    # round the cycle: back at the page's height, no height of its own
+    steps = [taller]
+    for _ in range(3):
+        steps.append(cycle_height(steps[-1], "B1|A", "normal"))
+    assert [s.get("B1|A") for s in steps] == ["tall", "collapsed", "compact", None]
+    assert row_heights(["B1|A", "B2|A", "B3|A"], "compact", taller) == [120, 15, 36]
+    with pytest.raises(ValueError, match=r"unknown track height 'huge'; expected one of "
+                                         r"\['collapsed', 'compact', 'normal', 'tall'\]"):
+        cycle_height({}, "B1|A", "huge")
+
+
+def test_own_heights_travel_in_the_address_by_track():
+    tracks = ["B1|A", "B2|A", "B3|A"]
+    items = ["B3|A:tall", "B1|A:collapsed", "B9|A:tall", "B2|A:huge", "B2|A", "tall"]
+    own = parse_heights(items, tracks)
+    assert own == {"B3|A": "tall", "B1|A": "collapsed"}  # others' and damaged items dropped
+    assert format_heights(own, tracks) == ["B1|A:collapsed", "B3|A:tall"]  # tracks' order
+    assert format_heights(own, ["B3|A"]) == ["B3|A:tall"]  # a removed track's is not written
+    assert format_heights(None, tracks) == []
 
 
 # ---------------------------------------------------------------------- the figure's rows
@@ -221,7 +262,8 @@ def test_the_list_shows_the_drawn_order_and_takes_the_focus_once(
     key = next(k for k in encode_app.callback_map if k.startswith("..locus-order-list.children"))
     focus = {"track": _key(chosen[2]), "where": "down"}
     out = post_callback(encode_app.server.test_client(), outputs_of(encode_app, key),
-                        [("locus-tracks", "data", chosen), ("locus-order", "value", "assay")],
+                        [("locus-tracks", "data", chosen), ("locus-order", "value", "assay"),
+                         ("locus-heights", "data", {}), ("locus-height", "value", "normal")],
                         [("locus-order-focus", "data", focus)], ["locus-order.value"])
     assert out["locus-order-focus"]["data"] is None  # used once
     rows = out["locus-order-list"]["children"]
@@ -233,8 +275,9 @@ def test_the_list_shows_the_drawn_order_and_takes_the_focus_once(
     buttons = [c["props"] for r in rows for c in r["props"]["children"][-1]["props"]["children"]]
     focused = [b["id"] for b in buttons if b.get("autoFocus")]
     assert focused == [{"type": BUTTON, "where": "down", "track": _key(chosen[2])}]
-    first = {b["id"]["where"]: b["aria-disabled"] for b in buttons[:4]}
-    assert first == {"top": "true", "up": "true", "down": "false", "remove": "false"}
+    first = {b["id"].get("where", b["id"]["type"]): b.get("aria-disabled") for b in buttons[:5]}
+    assert first == {"top": "true", "up": "true", "down": "false",
+                     HEIGHT_BUTTON: None, "remove": "false"}
     # the buttons name their track shortly; the row's hover in full
     b, a = drawn[0]
     assert buttons[0]["title"] == buttons[0]["aria-label"] == (
@@ -253,3 +296,68 @@ def test_the_page_lists_the_tracks_of_its_address_as_drawn(encode_app, chosen):
     listed = next(c for c in page._traverse() if getattr(c, "id", None) == "locus-order-list")
     assert [r.id["track"] for r in listed.children] == [
         _key(e) for e in arrange([tuple(e) for e in chosen], "assay")]
+
+
+def _press_height(app, chosen, track, own, page="normal"):
+    """The height buttons as the page sends them, ``track``'s pressed."""
+    key = next(k for k in app.callback_map if k.startswith("..locus-heights.data"))
+    buttons = [({"type": HEIGHT_BUTTON, "track": _key(e)}, "n_clicks",
+                1 if e == track else None) for e in chosen]
+    return post_callback(app.server.test_client(), outputs_of(app, key), [buttons],
+                         [("locus-heights", "data", own), ("locus-height", "value", page)],
+                         [prop_id({"type": HEIGHT_BUTTON, "track": _key(track)}, "n_clicks")])
+
+
+def test_a_height_button_sets_its_tracks_height_alone_in_plot_list_and_address(
+        encode_app, chosen):
+    out = _press_height(encode_app, chosen, chosen[1], {}, "compact")
+    own = out["locus-heights"]["data"]
+    assert own == {_key(chosen[1]): "normal"}
+    assert out["locus-order-focus"]["data"] == {"track": _key(chosen[1]), "where": "height"}
+    own = _press_height(encode_app, chosen, chosen[4], own, "compact")["locus-heights"]["data"]
+    own = _press_height(encode_app, chosen, chosen[4], own, "compact")["locus-heights"]["data"]
+    assert own == {_key(chosen[1]): "normal", _key(chosen[4]): "tall"}
+    # the plot: those two rows their own height, the others the page's
+    client = encode_app.server.test_client()
+    out = draw_locus(client, "chr1:0-50,000", chosen, ["locus-heights.data"], height="compact",
+                     heights=own)
+    rows = out["locus-graph"]["figure"]["layout"]["meta"]["rows"]
+    assert [top - bottom for bottom, top in rows] == [36, 78, 36, 36, 120, 36]
+    assert out["locus-url"]["data"]["query"].endswith(
+        f"&height=compact&heights={_key(chosen[1])}:normal,{_key(chosen[4])}:tall")
+    # grouped by assay the heights follow their tracks
+    out = draw_locus(client, "chr1:0-50,000", chosen, ["locus-order.value"], height="compact",
+                     heights=own, order="assay")
+    drawn = [_key(e) for e in arrange([tuple(e) for e in chosen], "assay")]
+    rows = out["locus-graph"]["figure"]["layout"]["meta"]["rows"]
+    assert {t: top - bottom for t, (bottom, top) in zip(drawn, rows)} == {
+        _key(e): {1: 78, 4: 120}.get(i, 36) for i, e in enumerate(chosen)}
+    # the list names a track's own height and gives its button the focus
+    key = next(k for k in encode_app.callback_map if k.startswith("..locus-order-list.children"))
+    out = post_callback(client, outputs_of(encode_app, key),
+                        [("locus-tracks", "data", chosen), ("locus-order", "value", "chosen"),
+                         ("locus-heights", "data", own), ("locus-height", "value", "compact")],
+                        [("locus-order-focus", "data", {"track": _key(chosen[4]),
+                                                        "where": "height"})],
+                        ["locus-heights.data"])
+    rows = out["locus-order-list"]["children"]
+    tags = [text_of(c) for r in rows for c in r["props"]["children"]
+            if c and "order-height" in c["props"].get("className", "")]
+    assert tags == ["normal", "tall"]
+    buttons = [c["props"] for r in rows for c in r["props"]["children"][-1]["props"]["children"]
+               if c["props"]["id"]["type"] == HEIGHT_BUTTON]
+    assert [b["id"]["track"] for b in buttons if b.get("autoFocus")] == [_key(chosen[4])]
+    assert buttons[4]["aria-label"].endswith(": tall; make it collapsed")
+    assert buttons[0]["aria-label"].endswith(": compact; make it normal")
+
+
+def test_the_page_reads_own_heights_from_its_address(encode_app, chosen):
+    tracks = ",".join(_key(e) for e in chosen)
+    with encode_app.server.test_request_context():
+        page = locus.layout(tracks=tracks, height="tall",
+                            heights=f"{_key(chosen[0])}:collapsed,J999|gone:tall")
+    store = next(c for c in page._traverse() if getattr(c, "id", None) == "locus-heights")
+    assert store.data == {_key(chosen[0]): "collapsed"}
+    radio = next(c for c in page._traverse() if getattr(c, "id", None) == "locus-height")
+    assert radio.value == "tall" and [o["value"] for o in radio.options] == [
+        "compact", "normal", "tall"]

@@ -490,8 +490,8 @@ def _row_heights(track_height: int | Sequence[int], n_tracks: int) -> np.ndarray
     heights = np.asarray(track_height)
     if heights.ndim == 0:
         heights = np.full(n_tracks, heights)
-    if heights.shape != (n_tracks,) or not np.issubdtype(heights.dtype, np.integer) or \
-            (heights < 1).any():
+    if heights.shape != (n_tracks,) or heights.size and (
+            not np.issubdtype(heights.dtype, np.integer) or (heights < 1).any()):
         raise ValueError(f"track_height must be a positive whole number of pixels or one per "
                          f"track ({n_tracks}), got {np.ravel(track_height).tolist()[:50]}")
     return heights.astype(np.int64)

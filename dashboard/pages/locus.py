@@ -30,6 +30,7 @@ from ..components import (
 )
 from ..figures.tracks import Y_SCALES, Track, format_span, locus_figure
 from ..names import names_of
+from ..track_heights import PAGE_HEIGHTS, format_heights, parse_heights, row_heights
 from ..track_order import TRACK_ORDERS, arrange
 from .locus_export import EXPORT_UNITS, UNIT_LABELS, bedgraph_text, bedgraph_zip, csv_text
 from .locus_order import order_panel, register_order_callbacks
@@ -42,8 +43,6 @@ MAX_WINDOW_BP = 2_000_000
 SCREEN_POINTS = 1000
 #: Most tracks drawn at once.
 MAX_TRACKS = 40
-#: Height of a track row (px) by the page's choice: compact rows keep 40 tracks on two screens.
-TRACK_HEIGHTS = {"compact": 36, "normal": 72, "tall": 120}
 #: The tracks' y scales (:data:`~dashboard.figures.tracks.Y_SCALES`) as the page names them.
 SCALE_LABELS = {"assay": "shared per assay", "track": "per track"}
 #: Assays a map's lasso opens for its biosamples (fewer when there are many biosamples).
@@ -299,41 +298,45 @@ def locus_tracks(ws: Workspace, b0: int, b1: int, experiments: list[tuple[str, s
 
 def locus_view(ws: Workspace, locus: str, experiments: list[tuple[str, str]],
                width_px: int = SCREEN_POINTS, selection: str | None = None,
-               height: str = "normal", order: str = "chosen", scale: str = "assay"):
+               height: str = "normal", order: str = "chosen", scale: str = "assay",
+               heights: dict[str, str] | None = None):
     """Everything the page draws for a locus: figure, tracks, snapped window.
 
     No experiment draws the genes alone (the figure says that no track is chosen), so that
     the plot always shows what the picker and the address say. ``selection``: a saved
     genome selection whose positions are marked. ``height``: a key of
-    :data:`TRACK_HEIGHTS`; ``order``: of :data:`TRACK_ORDERS` (:func:`arrange`); ``scale``:
+    :data:`~dashboard.track_heights.TRACK_HEIGHTS`, and ``heights`` the tracks' own
+    (``{"B|A": height}``); ``order``: of :data:`TRACK_ORDERS` (:func:`arrange`); ``scale``:
     the y-ranges, shared per assay or per track (``y_scale`` of the figure).
 
     Returns
     -------
     figure, tracks, (chrom, start, end)
     """
-    if height not in TRACK_HEIGHTS:
-        raise ValueError(f"unknown track height {shorten(height)}; expected one of "
-                         f"{list(TRACK_HEIGHTS)}")
     chrom, start, end, b0, b1 = snap_window(ws, *resolve_locus(ws, locus))
     experiments = arrange(experiments, order)
+    pixels = row_heights([f"{b}|{a}" for b, a in experiments], height, heights)
     tracks = locus_tracks(ws, b0, b1, experiments) if experiments else []
     genes = exons = None
     if ws.annotations is not None:
         genes = ws.annotations.genes_in(chrom, start, end)
         exons = ws.annotations.exons_in(chrom, start, end)
     fig = locus_figure(chrom, start, end, ws.store.regions.bin_size, tracks, genes, exons,
-                       width_px=width_px, track_height=TRACK_HEIGHTS[height],
+                       width_px=width_px, track_height=pixels,
                        marks=selection_marks(ws, selection, chrom, start, end), y_scale=scale)
     return fig, tracks, (chrom, start, end)
 
 
 def page_url(current: dict | None, chosen: list | None, selection: str | None,
-             height: str = "normal", order: str = "chosen", scale: str = "assay") -> dict:
+             height: str = "normal", order: str = "chosen", scale: str = "assay",
+             heights: dict[str, str] | None = None) -> dict:
     """The locus page's address for a drawn window, chosen tracks, saved selection and the
-    tracks' height, order and y scale (where they are not the defaults)."""
-    params = {"tracks": [f"{b}|{a}" for b, a in (chosen or [])], "selection": selection,
+    tracks' height (and the chosen tracks' own), order and y scale (where they are not the
+    defaults)."""
+    keys = [f"{b}|{a}" for b, a in (chosen or [])]
+    params = {"tracks": keys, "selection": selection,
               "height": None if height == "normal" else height,
+              "heights": format_heights(heights, keys),
               "order": None if order == "chosen" else order,
               "scale": None if scale == "assay" else scale}
     if current:
@@ -418,10 +421,10 @@ def gene_from_click(click: dict | None) -> str | None:
 # ---------------------------------------------------------------------- layout
 def layout(locus: str | None = None, tracks: str | None = None, selection: str | None = None,
            biosamples: str | None = None, height: str | None = None, order: str | None = None,
-           scale: str | None = None, **_ignored) -> html.Div:
+           scale: str | None = None, heights: str | None = None, **_ignored) -> html.Div:
     """The page; its locus, tracks, a saved genome selection, biosamples to pick among (sent
-    by a lasso on the biosample map: their tracks by default) and the tracks' height, order
-    and y scale come from the URL."""
+    by a lasso on the biosample map: their tracks by default) and the tracks' height (and
+    their own), order and y scale come from the URL."""
     ws = current_workspace()
     group = [b for b in dict.fromkeys(split_list(biosamples)) if b in set(ws.biosamples)]
     chosen = (parse_tracks(tracks, ws) if tracks is not None
@@ -488,14 +491,15 @@ def layout(locus: str | None = None, tracks: str | None = None, selection: str |
         className="toolbar",
     )
     order = order if order in TRACK_ORDERS else "chosen"
+    height = height if height in PAGE_HEIGHTS else "normal"
+    own = parse_heights(split_list(heights), [f"{b}|{a}" for b, a in chosen])
     listed, finder, matrix = picker_layout(ws, chosen, group)
-    picker = html.Aside([*listed, order_panel(ws, chosen, order), *finder],
+    picker = html.Aside([*listed, order_panel(ws, chosen, order, own, height), *finder],
                         className="side-panel picker-panel")
     view = html.Div(
         [html.Span("Track height", className="field-hint"),
-         dcc.RadioItems(id="locus-height", options=options(TRACK_HEIGHTS),
-                        value=height if height in TRACK_HEIGHTS else "normal", inline=True,
-                        className="radio-inline"),
+         dcc.RadioItems(id="locus-height", options=options(PAGE_HEIGHTS), value=height,
+                        inline=True, className="radio-inline"),
          html.Span("Order", className="field-hint"),
          dcc.RadioItems(id="locus-order", options=options(TRACK_ORDERS, TRACK_ORDERS),
                         value=order, inline=True,
@@ -570,13 +574,14 @@ def register_callbacks(app, ws: Workspace) -> None:
         Input("locus-height", "value"),
         Input("locus-order", "value"),
         Input("locus-scale", "value"),
+        Input("locus-heights", "data"),
         State("locus-input", "value"),
         State("locus-current", "data"),
         State("locus-selection", "data"),
     )
     @guarded(7)
     def draw(_go, _submit, _in, _out, _left, _right, gene, dragged, chosen, region, height,
-             order, scale, text, current, selection):
+             order, scale, own, text, current, selection):
         trigger = ctx.triggered_id
         locus = text
         if trigger in ("locus-in", "locus-out", "locus-left", "locus-right") and current:
@@ -600,7 +605,7 @@ def register_callbacks(app, ws: Workspace) -> None:
         experiments = [tuple(e) for e in (chosen or [])]
         height, order, scale = height or "normal", order or "chosen", scale or "assay"
         fig, tracks, window = locus_view(ws, locus, experiments, selection=selection,
-                                         height=height, order=order, scale=scale)
+                                         height=height, order=order, scale=scale, heights=own)
         chrom, start, end = window
         shown = format_locus(chrom, start, end)
         span = [html.B(format_span(end - start)), f" · {shown} · {len(tracks)} tracks · "
@@ -609,7 +614,7 @@ def register_callbacks(app, ws: Workspace) -> None:
         drawn = {"chrom": chrom, "start": start, "end": end}
         # The address bar follows in the same response (not a second request after the draw).
         return (fig, drawn, shown, span, metrics_table(tracks),
-                page_url(drawn, experiments, selection, height, order, scale), None)
+                page_url(drawn, experiments, selection, height, order, scale, own), None)
 
     # Graph events go through stores so that a resize (relayoutData {"autosize": true}) or a
     # click on a track never re-runs (and so cancels) a draw that is in flight.
@@ -638,11 +643,12 @@ def register_callbacks(app, ws: Workspace) -> None:
         State("locus-height", "value"),
         State("locus-order", "value"),
         State("locus-scale", "value"),
+        State("locus-heights", "data"),
         prevent_initial_call=True,
     )
-    def url_state(chosen, current, selection, height, order, scale):
+    def url_state(chosen, current, selection, height, order, scale, own):
         return page_url(current, chosen, selection, height or "normal", order or "chosen",
-                        scale or "assay")
+                        scale or "assay", own)
 
     @app.callback(
         Output("locus-sel-region", "value"),
