@@ -18,7 +18,10 @@ With ``--all`` (for a compendium of ENCODE's size: ``avocado demo WS --source en
 * map recolour: the biosample map's colour changed between type and number of experiments;
 * lasso: the release of a lasso around the middle of the biosample map to the selection's
   count and links (the selection cleared between lassos);
-* locus redraw with 10 and with 40 tracks (compact rows).
+* locus redraw with 10 and with 40 tracks (compact rows);
+* the 40 tracks with heights of their own (``--only locus-40-heights``: every fifth tall,
+  every fifth a strip, the others compact: the hover's cells are then 21 px, 104 rows of
+  them instead of 40).
 
 Target: p95 under 300 ms for every action, first paints under 2 s.
 
@@ -55,6 +58,7 @@ from avocado_core.regions import parse_locus  # noqa: E402
 from avocado_core.workspace import Workspace  # noqa: E402
 from dashboard.app import create_app  # noqa: E402
 from dashboard.pages.locus import MAX_TRACKS  # noqa: E402
+from dashboard.track_heights import format_heights  # noqa: E402
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--disable-background-networking", "--disable-component-update",
@@ -212,7 +216,10 @@ def lasso(page, url: str, n_points: int, repeats: int) -> list[float]:
 
 
 #: The measures by name, in the order they run (``--only``).
-MEASURES = ("first-paints", "picker", "recolour", "lasso", "locus", "locus-40")
+MEASURES = ("first-paints", "picker", "recolour", "lasso", "locus", "locus-40",
+            "locus-40-heights")
+#: The own heights of ``locus-40-heights``, by a track's place (the others compact).
+MIXED = {0: "tall", 2: "collapsed"}
 
 
 def measure(url: str, ws: Workspace, repeats: int, which: set[str]) -> list[tuple[str, list]]:
@@ -246,6 +253,13 @@ def measure(url: str, ws: Workspace, repeats: int, which: set[str]) -> list[tupl
             many = best_covered(ws, MAX_TRACKS // 4, 4)
             rows.append((f"locus redraw, {len(many)} tracks, compact (Enter)",
                          locus_redraw(page, url, many, loci, "&height=compact")))
+        if "locus-40-heights" in which:
+            many = best_covered(ws, MAX_TRACKS // 4, 4)
+            own = {t: MIXED[i % 5] for i, t in enumerate(many) if i % 5 in MIXED}
+            rows.append((f"locus redraw, {len(many)} tracks, compact, {len(own)} of their own "
+                         "height (Enter)",
+                         locus_redraw(page, url, many, loci, "&height=compact&heights="
+                                      + ",".join(format_heights(own, many)))))
         browser.close()
     return rows
 
