@@ -97,6 +97,15 @@ def order_panel(ws: Workspace, chosen: list[tuple[str, str]], order: str,
         className="field order-panel")
 
 
+def _pressed() -> dict:
+    """The id of the list's button that fired the callback; none (PreventUpdate) when a list
+    drawn anew fired it with its buttons unclicked."""
+    button = ctx.triggered_id
+    if not button or not ctx.triggered[0]["value"]:
+        raise PreventUpdate
+    return button
+
+
 def register_order_callbacks(app, ws: Workspace) -> None:
     """The track list's callbacks, bound to ``app`` and its workspace."""
 
@@ -111,10 +120,7 @@ def register_order_callbacks(app, ws: Workspace) -> None:
         prevent_initial_call=True,
     )
     def move(_clicks, chosen, order):
-        button = ctx.triggered_id
-        # a list drawn anew fires with its buttons unclicked
-        if not button or not ctx.triggered[0]["value"]:
-            raise PreventUpdate
+        button = _pressed()
         chosen = [tuple(e) for e in (chosen or [])]
         drawn = [_key(e) for e in arrange(chosen, order or "chosen")]
         track, where = button["track"], button["where"]
@@ -142,11 +148,9 @@ def register_order_callbacks(app, ws: Workspace) -> None:
         prevent_initial_call=True,
     )
     def resize(_clicks, own, page):
-        button = ctx.triggered_id
-        if not button or not ctx.triggered[0]["value"]:
-            raise PreventUpdate
-        return (cycle_height(own or {}, button["track"], page or "normal"),
-                {"track": button["track"], "where": "height"})
+        track = _pressed()["track"]
+        return cycle_height(own or {}, track, page or "normal"), {"track": track,
+                                                                  "where": "height"}
 
     @app.callback(
         Output("locus-order-list", "children"),

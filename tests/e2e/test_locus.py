@@ -166,6 +166,25 @@ def test_click_gene_and_picker(page, pilot_url):
     page.wait_for_function("""() => { const y = t => Array.from(document.querySelectorAll(
         '#locus-graph g.annotation')).find(g => g.textContent.startsWith(t))
         .getBoundingClientRect().y; return y('E117 ·') < y('E003 ·'); }""", timeout=15_000)
+    # the other track made tall (normal -> tall) alone: its row, the list and the address
+    row = page.locator("#locus-order-list li").nth(1)
+    row.hover()
+    row.get_by_role("button", name=re.compile(r"H3K4me3 of E003 .*: normal; make it tall")
+                    ).click()
+    expect(page).to_have_url(re.compile(r"&heights=E003\|H3K4me3:tall$"), timeout=15_000)
+    expect(row.locator(".order-height")).to_have_text("tall")
+    graph = "document.querySelector('#locus-graph .js-plotly-plot')"
+    page.wait_for_function(f"{graph}.layout.meta.rows[1][1] - {graph}.layout.meta.rows[1][0]"
+                           " === 120", timeout=15_000)
+    assert page.evaluate(f"{graph}.layout.meta.rows") == [[126, 204], [0, 120]]
+    # the hover in the tall row names its track, near its top as in its middle
+    settle(page)
+    box = page.locator("#locus-graph .nsewdrag").first.bounding_box()
+    domain = page.evaluate(f"{graph}._fullLayout.yaxis._length")  # the rows' axis, px
+    hover = page.locator("#locus-graph .hoverlayer .hovertext")
+    for pixel in (115, 60):  # up from the rows' bottom
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + domain - pixel * domain / 204)
+        expect(hover).to_contain_text(label("E003", "H3K4me3"))
 
 
 def test_the_picker_toggles_exactly_the_cell_clicked(page, pilot_url, pilot_workspace):
