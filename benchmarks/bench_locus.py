@@ -65,7 +65,7 @@ def locus_payload(text: str, tracks: list[list[str]]) -> dict:
               ("locus-gene-click", "data", None), ("locus-drag", "data", None),
               ("locus-tracks", "data", tracks), ("locus-sel-region", "value", None),
               ("locus-height", "value", "normal"), ("locus-order", "value", "chosen"),
-              ("locus-scale", "value", "assay")]
+              ("locus-scale", "value", "assay"), ("locus-heights", "data", {})]
     payload = {
         "output": ".." + "...".join(outputs) + "..",
         "outputs": [{"id": o.split(".")[0], "property": o.split(".")[1]} for o in outputs],
