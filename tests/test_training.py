@@ -339,8 +339,9 @@ def test_grouped_buffer_adds_and_sums_whole_groups():
     rng = np.random.default_rng(0)
     tracks = [rng.normal(size=1003).astype(np.float32) for _ in range(5)]
     (_,), (tr,) = _trainer_pair(tracks, 1, 8, [{"kernel": False}])
-    rows, groups, pads = tr._grouped("test", 24, 2, torch.float32, 7, 10)
+    rows, groups, pads, rows_t = tr._grouped("test", 24, 2, torch.float32, 7, 10)
     assert groups.shape == (4, 10, 2) and [len(pad) for pad in pads] == [7, 9]
+    assert rows_t.shape == (2, 24) and rows_t.data_ptr() == rows.data_ptr()
     values = torch.arange(24.0)[:, None].repeat(1, 2)
     rows.copy_(values)
     for pad in pads:

@@ -24,15 +24,16 @@ BACKWARD_ROWS = 4096
 class NetworkPass:
     """The forward and backward passes of a trainer (mixed into
     :class:`~avocado_core.training.Trainer`, whose ``network``, ``device``, ``precision``,
-    ``row_adams``, ``n_experiments``, ``_one_hot``, ``_w_out_row``, ``_buffers`` and ``_views``
-    they use)."""
+    ``row_adams``, ``n_experiments``, ``_one_hot``, ``_w_out_row``, ``_w_out_col``,
+    ``_buffers`` and ``_views`` they use)."""
 
     def _buffer(self, name: str, rows: int, cols: int, dtype: torch.dtype) -> torch.Tensor:
         """A rows x cols array kept from step to step (its contents are not kept)."""
         return self._grouped(name, rows, cols, dtype)[0]
 
     def _grouped(self, name: str, rows: int, cols: int, dtype: torch.dtype, lead: int = 0,
-                 div: int = 1) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+                 div: int = 1) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor],
+                                         torch.Tensor]:
         """A rows x cols array kept from step to step (its contents are not kept), ``lead``
         rows into a buffer of whole groups of ``div`` rows.
 
@@ -45,8 +46,8 @@ class NetworkPass:
         Returns
         -------
         tuple
-            The array, the whole buffer as (n_groups, div, cols) and the buffer's rows before
-            and after the array (padding, those that exist).
+            The array, the whole buffer as (n_groups, div, cols), the buffer's rows before
+            and after the array (padding, those that exist) and the array transposed.
         """
         key = (name, rows, cols, dtype, lead, div)
         views = self._views.get(key)
@@ -62,9 +63,17 @@ class NetworkPass:
             pads = [whole[:lead]] if lead else []
             if lead + rows < n_groups * div:
                 pads.append(whole[lead + rows :])
-            views = self._views[key] = (whole[lead : lead + rows],
-                                        whole.view(n_groups, div, cols), pads)
+            array = whole[lead : lead + rows]
+            views = self._views[key] = (array, whole.view(n_groups, div, cols), pads, array.t())
         return views
+
+    def _zeros(self, rows: int, cols: int) -> torch.Tensor:
+        """A rows x cols array of zeros kept from step to step (never written: ``index_add``
+        adds to a copy)."""
+        key = ("zeros", rows, cols)
+        if key not in self._views:
+            self._views[key] = torch.zeros(rows, cols, device=self.device)
+        return self._views[key]
 
     def _autocast(self):
         return torch.autocast(
@@ -113,7 +122,8 @@ class NetworkPass:
         Returns the gradient of the first pre-activation (in the activations' dtype: bfloat16
         with ``precision="bf16"``), when ``want_params`` the fp32 gradients of
         ``[*hidden[1:], output]`` weights and biases (in that order), and a column scale: when
-        it is not None, the true gradient is the returned one times it, column by column.
+        it is not None, the true gradient is the returned one times it, column by column (it
+        is then the output weight's row, ``_w_out_row``; ``_w_out_col`` is it as a column).
 
         The activations are not needed once their layer's gradients are known, so each
         layer's input gradient is written over its input activations (``acts`` is consumed):
@@ -153,7 +163,7 @@ class NetworkPass:
                 if low:
                     g_w = g_w.float()
                 if scale is not None:
-                    g_w.mul_(scale[:, None])
+                    g_w.mul_(self._w_out_col)  # (scale[:, None])
                     g_b.mul_(scale)
                 grads = [g_w, g_b, *grads]
             if one_column:  # relu'(h) * g, and w[0] becomes the column scale
@@ -161,7 +171,7 @@ class NetworkPass:
                 threshold_backward(g, h_in, 0.0, grad_input=h_in)  # (g broadcast)
                 scale = self._w_out_row
             else:
-                w = layer.weight if scale is None else layer.weight * scale[:, None]
+                w = layer.weight if scale is None else layer.weight * self._w_out_col
                 if low:
                     w = w.to(dtype)
                 rows = min(BACKWARD_ROWS, n)
@@ -187,6 +197,7 @@ class NetworkPass:
         exp_term: torch.Tensor,
         q: torch.Tensor,
         w25: torch.Tensor,
+        w25_t: torch.Tensor,
         want_params: bool,
     ) -> tuple:
         """The network's forward and backward pass in torch operations, for any network.
@@ -194,7 +205,8 @@ class NetworkPass:
         Takes the batch's 25 bp rows (``inv25`` maps samples to them, None: one per sample),
         each sample's experiment ``e``, the ``n`` samples' values ``y``, the per-experiment
         term of the first layer and its per-250-bp-row genome term ``q`` (``inv250`` maps
-        samples to rows; None: consecutive positions from ``p0``). Returns the loss, the
+        samples to rows; None: consecutive positions from ``p0``), the first layer's 25 bp
+        weights and their transpose ``w25_t``. Returns the loss, the
         gradients of the first layer's 25 bp weights, of the per-experiment and per-row terms,
         of each sample's 25 bp factors (None when that table does not train), and those of
         the layers above.
@@ -213,14 +225,14 @@ class NetworkPass:
         fold = n_exp <= 64
         x = g25_rows if inv25 is None else g25_rows.index_select(0, inv25)
         if fold:
-            x = torch.cat([x, self._one_hot.index_select(0, e)], 1,
-                          out=self._buffer("x", n, f25 + n_exp, torch.float32))
-            w_x = torch.cat([w25.t(), exp_term], dim=0)
+            x_buf, _, _, x_t = self._grouped("x", n, f25 + n_exp, torch.float32)
+            x = torch.cat([x, self._one_hot.index_select(0, e)], 1, out=x_buf)
+            w_x = torch.cat([w25_t, exp_term], dim=0)
         else:
-            w_x = w25.t()
+            x_t, w_x = x.t(), w25_t
         lead, div = (p0 % 10, 10) if inv250 is None else (0, 1)
         # fp32: a product this skinny is no faster in bf16
-        pre, pre_groups, _ = self._grouped("pre", n, width, torch.float32, lead, div)
+        pre, pre_groups, _, _ = self._grouped("pre", n, width, torch.float32, lead, div)
         torch.mm(x, w_x, out=pre)
         if not fold:
             pre.add_(exp_term.index_select(0, e))
@@ -234,7 +246,7 @@ class NetworkPass:
         loss = torch.dot(diff, diff) / n
         g_pre, head_grads, scale = self._mlp_backward(diff * (2.0 / n), acts, want_params, n)
         # (the products below in bf16 with precision="bf16")
-        g_x = (x.t().to(torch.bfloat16) @ g_pre).float() if low else x.t() @ g_pre
+        g_x = (x_t.to(torch.bfloat16) @ g_pre).float() if low else x_t @ g_pre
         if scale is not None:  # (g_exp below is a view of g_x)
             g_x.mul_(scale)
         g_exp = g_x[f25:] if fold else torch.zeros(n_exp, width, device=self.device).index_add_(
@@ -245,7 +257,7 @@ class NetworkPass:
             # summed per row in the padded buffer g_pre lies in, its padding zeroed
             if not net.hidden:
                 g_pre = pre.copy_(g_pre)
-            _, g_groups, pads = self._grouped(
+            _, g_groups, pads, _ = self._grouped(
                 "act0" if low else "pre", n, width, torch.bfloat16 if low else torch.float32,
                 lead, div)
             for pad in pads:
@@ -259,7 +271,7 @@ class NetworkPass:
             g_q.mul_(scale)
         g_g25 = None
         if "25bp" in self.row_adams:
-            w = w25 if scale is None else w25 * scale[:, None]
+            w = w25 if scale is None else w25 * self._w_out_col
             g_g25 = (g_pre @ w.to(torch.bfloat16)).float() if low else g_pre @ w
         return loss, g_x[:f25].t(), g_exp, g_q, g_g25, head_grads
 

@@ -231,6 +231,7 @@ class Trainer(NetworkPass):
         self._first_weight = first.weight.detach().split(sizes, dim=1)
         self._first_weight_t = first.weight.detach().t().split(sizes)
         self._w_out_row = network.output.weight.detach()[0]
+        self._w_out_col = self._w_out_row[:, None]
         self.row_masks: dict[str, torch.Tensor] = {}
         for group, rows in (trainable_rows or {}).items():
             mask = torch.zeros(tables[group].shape[0], 1, dtype=tables[group].dtype)
@@ -369,7 +370,7 @@ class Trainer(NetworkPass):
         first = net.hidden[0] if net.hidden else net.output
         f25, n_act = tables["25bp"].embedding_dim, net.n_activity_inputs
         w_b, w_a, w25, w250, w5k, w_act = self._first_weight
-        wt_b, wt_a, _, wt250, wt5k, _ = self._first_weight_t
+        wt_b, wt_a, wt25, wt250, wt5k, wt_act = self._first_weight_t
         train_net = "network" in self.train_groups
         inv25, inv250, map5k = dev.get("inv25"), dev.get("inv250"), dev["map5k"]
         # (no torch.no_grad(): on this path no parameter requires a gradient, see __init__,
@@ -385,11 +386,11 @@ class Trainer(NetworkPass):
         q = torch.addmm((g5k_rows @ wt5k).index_select(0, map5k), g250_rows, wt250)
         # The average-activity input is one more column of each sample's 25 bp factors
         # (with its own first-layer weights): the passes below need no change.
-        x_rows, x_inv, w_x = g25_rows, inv25, w25
+        x_rows, x_inv, w_x, w_x_t = g25_rows, inv25, w25, wt25
         if n_act:
             per_sample = g25_rows if inv25 is None else g25_rows.index_select(0, inv25)
             x_rows = torch.cat([per_sample, dev["activity"][:, None]], 1)
-            x_inv, w_x = None, torch.cat([w25, w_act], 1)
+            x_inv, w_x, w_x_t = None, torch.cat([w25, w_act], 1), torch.cat([wt25, wt_act])
         if self._fused:
             loss, g_w25, g_exp, g_q, g_g25, head_grads = self._pass_fused(
                 x_rows, None if n_act else rows.inv25, e, rows.q_row, y, exp_term, q, w_x)
@@ -397,14 +398,13 @@ class Trainer(NetworkPass):
         else:
             loss, g_w25, g_exp, g_q, g_g25, head_grads = self._pass_torch(
                 x_rows, x_inv, e, inv250, rows.p0, y, len(experiments), exp_term, q, w_x,
-                train_net)
+                w_x_t, train_net)
         g_w_act = []
         if n_act:
             g_w_act, g_w25 = [g_w25[:, f25:]], g_w25[:, :f25]
             if g_g25 is not None:
                 g_g25 = g_g25[:, :f25]
-        g_q5k = torch.zeros(rows.n_rows("5kbp"), first.out_features,
-                            device=self.device).index_add_(0, map5k, g_q)
+        g_q5k = self._zeros(rows.n_rows("5kbp"), first.out_features).index_add(0, map5k, g_q)
         # Gradients that read the genome rows come first: the rows may be views of the
         # tables, which the row steps below update in place.
         if self.optimizer is not None and train_net:
