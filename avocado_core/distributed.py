@@ -51,7 +51,7 @@ from .devices import as_device
 from .errors import AvocadoValueError
 from .regions import GENOME_RESOLUTIONS
 from .training import Trainer, training_scope
-from .training.optimizer import step_tables
+from .training.optimizer import put_rows, step_tables, take_rows
 from .training.transfer import to_device
 
 __all__ = [
@@ -298,8 +298,10 @@ class DistributedTrainer(Trainer):
         mlp_grads = reduced[len(names) :]
 
         with torch.no_grad():
-            step_tables([(adam, host_rows[res], rows[res], table_grads[res])
-                         for res, adam in self.row_adams.items()], t)
+            held = {res: take_rows(adam, host_rows[res], rows[res])
+                    for res, adam in self.row_adams.items()}
+            step_tables([(held[res], table_grads[res]) for res in held], t)
+            put_rows(list(held.values()))
             if self.optimizer is not None:
                 for name, p in self.params.items():
                     if name.startswith("network."):

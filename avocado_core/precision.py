@@ -144,7 +144,7 @@ def matmul_precision(precision: str, device: torch.device | str) -> Iterator[Non
         A resolved precision (``"fp32"``, ``"tf32"`` or ``"bf16"``).
     device: torch.device or str
     """
-    if torch.device(device).type != "cuda":
+    if (device if isinstance(device, torch.device) else torch.device(device)).type != "cuda":
         yield
         return
     matmul = torch.backends.cuda.matmul

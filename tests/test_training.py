@@ -10,7 +10,6 @@ from avocado_core import model_format, training
 from avocado_core.errors import AvocadoValueError
 from avocado_core.network import AvocadoNetwork
 from avocado_core.training import Checkpointer, Sampler, TrackSource, Trainer
-from avocado_core.training.passes import _block_apply
 
 
 def test_sequential_sampler_scans_and_wraps():
@@ -333,14 +332,27 @@ def test_in_place_backward_gives_the_gradients(monkeypatch, precision, tol):
         assert err < tol, (name, err)
 
 
-def test_block_apply_adds_and_sums_groups():
-    values = torch.arange(23.0)[:, None].repeat(1, 2)  # positions 7 .. 29
-    q = torch.tensor([[100.0, 0], [200, 0], [300, 0]])  # rows 0, 1, 2 of div 10
-    sums = _block_apply(values.clone(), q, 7, 10, add=False)
-    assert sums[:, 0].tolist() == [sum(range(0, 3)), sum(range(3, 13)), sum(range(13, 23))]
-    added = values.clone()
-    _block_apply(added, q, 7, 10, add=True)
-    assert (added[:, 0] - values[:, 0]).tolist() == [100] * 3 + [200] * 10 + [300] * 10
+def test_grouped_buffer_adds_and_sums_whole_groups():
+    # Positions 7 .. 30 lie 7 rows into a buffer of whole groups of 10 (rows 0 .. 3 of q):
+    # q added to the groups reaches each position's row; the sums of the groups, padding
+    # zeroed, are each row's sum; the views are kept (the same objects next time).
+    rng = np.random.default_rng(0)
+    tracks = [rng.normal(size=1003).astype(np.float32) for _ in range(5)]
+    (_,), (tr,) = _trainer_pair(tracks, 1, 8, [{"kernel": False}])
+    rows, groups, pads, rows_t = tr._grouped("test", 24, 2, torch.float32, 7, 10)
+    assert groups.shape == (4, 10, 2) and [len(pad) for pad in pads] == [7, 9]
+    assert rows_t.shape == (2, 24) and rows_t.data_ptr() == rows.data_ptr()
+    values = torch.arange(24.0)[:, None].repeat(1, 2)
+    rows.copy_(values)
+    for pad in pads:
+        pad.zero_()
+    assert groups.sum(1)[:, 0].tolist() == [sum(range(0, 3)), sum(range(3, 13)),
+                                           sum(range(13, 23)), 23]
+    groups.add_(torch.tensor([[100.0, 0], [200, 0], [300, 0], [400, 0]])[:, None])
+    assert (rows[:, 0] - values[:, 0]).tolist() == [100] * 3 + [200] * 10 + [300] * 10 + [400]
+    again = tr._grouped("test", 24, 2, torch.float32, 7, 10)
+    assert again[0] is rows and again[1] is groups
+    assert tr._grouped("test", 24, 2, torch.float32, 0, 10)[0].data_ptr() == groups.data_ptr()
 
 
 def test_catch_up_memo_overflow_keeps_the_keys_it_needs():

@@ -47,6 +47,11 @@ class BatchRows:
         """Whether the samples are consecutive positions from ``p0``."""
         return self.inv25 is None
 
+    def n_rows(self, res: str) -> int:
+        """How many rows of the ``res`` table the batch touches."""
+        rows = self.rows[res]
+        return rows.stop - rows.start if isinstance(rows, slice) else len(rows)
+
     def arrays(self) -> dict[str, np.ndarray]:
         """What the device needs of these rows: the rows that are not slices (``rows.<res>``),
         the inverse maps and ``map5k``."""

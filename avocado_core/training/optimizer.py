@@ -11,8 +11,8 @@ rows of several tables with one foreach operation per arithmetic step.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,8 +21,8 @@ from .. import kernels
 from ..errors import AvocadoValueError
 from .transfer import to_device
 
-__all__ = ["FUSED_ADAM_DEVICES", "CatchUp", "CatchUpAdam", "catch_up_tables", "fused_adam_step",
-           "step_tables"]
+__all__ = ["FUSED_ADAM_DEVICES", "CatchUpAdam", "TableRows", "catch_up_tables",
+           "fused_adam_step", "put_rows", "step_tables", "take_rows"]
 
 #: Rows of a table's index: a slice (a contiguous run, updated through views) or, on the
 #: device, an int64 tensor of distinct rows (gathered and written back).
@@ -32,8 +32,8 @@ FUSED_ADAM_DEVICES = ("cpu", "cuda", "meta")
 #: Staleness groups whose coefficients are computed at once (bounded memory: each holds
 #: ``kcap`` steps of float64 per group).
 _GROUP_BLOCK = 2048
-#: A slice whose rows fall in at most this many runs of equal staleness is caught up run by
-#: run with scalar coefficients (no per-row gathers).
+#: Rows that fall in fewer runs of equal staleness than this are grouped by their runs (no
+#: sort); others by :func:`numpy.unique`.
 _MAX_RUNS = 8
 
 
@@ -169,11 +169,11 @@ class CatchUpAdam:
             mom[i, : len(e_i)] = m_i
         return ebar, mom
 
-    def plan_catch_up(self, rows: np.ndarray | slice, t: int) -> CatchUp | None:
+    def plan_catch_up(self, rows: np.ndarray | slice, t: int) -> np.ndarray | None:
         """Plan, on the host, bringing ``rows`` current to step ``t``; mark them current.
 
         With the compiled kernel (CPU) the rows are caught up here and then; otherwise the
-        returned plan says what :func:`catch_up_tables` does on the device.
+        returned coefficients say what :func:`catch_up_tables` does on the device.
 
         Parameters
         ----------
@@ -184,8 +184,11 @@ class CatchUpAdam:
 
         Returns
         -------
-        CatchUp or None
-            None when there is nothing left to do.
+        numpy.ndarray of float32, shape=(2 + 5 * n_chunks, n_rows, 1), or None
+            Each row's coefficients: ``beta1**k`` and ``beta2**k`` of its ``k`` missed steps,
+            then per chunk ``ebar``, ``lr * M0``, ``nu2``, ``nu3``, ``nu4`` (see
+            :meth:`_coefficients`; a row current to ``t`` gets 1, 1 and chunks that add
+            nothing). None when there is nothing left to do.
         """
         if self.kernel:
             kernels.catch_up_rows(
@@ -197,36 +200,33 @@ class CatchUpAdam:
         if isinstance(rows, slice):
             rows = slice(*rows.indices(self.n_rows))
         last = self._last[rows]
-        missed = t - last
-        if not (missed > 0).any():
+        if not (last < t).any():
             return None
-        plan = CatchUp(self, rows)
         runs = np.flatnonzero(last[1:] != last[:-1]) + 1
-        if isinstance(rows, slice) and len(runs) < _MAX_RUNS:
+        if len(runs) < _MAX_RUNS:
             # A sequential batch's rows were last touched together: a few runs of equal
-            # ``last``, each caught up with scalar coefficients (no per-row gathers).
-            starts, ends = [0, *runs.tolist()], [*runs.tolist(), len(last)]
-            stale = [(a, b, int(last[a])) for a, b in zip(starts, ends) if last[a] < t]
-            s = np.array([run[2] for run in stale])
-            ebar, mom = self._group_coefficients(s, t - s)
-            plan.runs = [(slice(rows.start + a, rows.start + b), t - s_run, ebar[i], mom[i])
-                         for i, (a, b, s_run) in enumerate(stale)]
+            # ``last`` (no sort).
+            starts = np.concatenate([[0], runs])
+            groups = last[starts]
+            inverse = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(last))))
         else:
             groups, inverse = np.unique(last, return_inverse=True)
-            blocks = [self._group_coefficients(groups[lo : lo + _GROUP_BLOCK],
-                                               t - groups[lo : lo + _GROUP_BLOCK])
-                      for lo in range(0, len(groups), _GROUP_BLOCK)]
-            n_chunks = max(ebar.shape[1] for ebar, _ in blocks)
-            ebar = np.full((len(groups), n_chunks), self.eps, dtype=np.float32)
-            mom = np.zeros((len(groups), n_chunks, 4), dtype=np.float32)
-            for i, (e_b, m_b) in enumerate(blocks):
-                lo = i * _GROUP_BLOCK
-                ebar[lo : lo + len(e_b), : e_b.shape[1]] = e_b
-                mom[lo : lo + len(e_b), : e_b.shape[1]] = m_b
-            plan.arrays = {"inverse": inverse.reshape(-1).astype(np.int64),
-                           "missed": missed.astype(np.float32), "ebar": ebar, "moments": mom}
+        blocks = [self._group_coefficients(groups[lo : lo + _GROUP_BLOCK],
+                                           t - groups[lo : lo + _GROUP_BLOCK])
+                  for lo in range(0, len(groups), _GROUP_BLOCK)]
+        n_chunks = max(ebar.shape[1] for ebar, _ in blocks)
+        coef = np.zeros((len(groups), 2 + 5 * n_chunks))
+        coef[:, 2::5] = self.eps  # (chunks that add nothing: any positive ebar)
+        for i, (ebar, mom) in enumerate(blocks):
+            at, width = slice(i * _GROUP_BLOCK, i * _GROUP_BLOCK + len(ebar)), ebar.shape[1]
+            coef[at, 2 : 2 + 5 * width : 5] = ebar
+            coef[at, 3 : 3 + 5 * width : 5] = mom[:, :, 0] * self.lr
+            for j in range(1, 4):
+                coef[at, 3 + j : 3 + j + 5 * width : 5] = mom[:, :, j]
+        missed = (t - groups).astype(np.float64)
+        coef[:, 0], coef[:, 1] = self.b1**missed, self.b2**missed
         self._last[rows] = t
-        return plan
+        return coef.T.astype(np.float32)[:, inverse.reshape(-1), None]
 
     def catch_up(self, rows: np.ndarray | slice, t: int, index: Index | None = None) -> None:
         """Bring rows current to step ``t`` (apply the zero-gradient steps they missed): what
@@ -239,10 +239,11 @@ class CatchUpAdam:
         index: slice or torch.Tensor or None, optional
             The same rows on the table's device. Default is None: uploaded here.
         """
-        plan = self.plan_catch_up(rows, t)
-        if plan is not None:
-            catch_up_tables([(plan, self._index(rows, index), to_device(plan.arrays,
-                                                                         self.table.device))])
+        coef = self.plan_catch_up(rows, t)
+        if coef is not None:
+            held = take_rows(self, rows, self._index(rows, index))
+            catch_up_tables([(held, to_device({"c": coef}, self.table.device)["c"])])
+            put_rows([held])
 
     def step(self, rows: np.ndarray | slice, grad: torch.Tensor, t: int,
              index: Index | None = None) -> None:
@@ -258,7 +259,9 @@ class CatchUpAdam:
         index: slice or torch.Tensor or None, optional
             The same rows on the table's device. Default is None: uploaded here.
         """
-        step_tables([(self, rows, self._index(rows, index), grad)], t)
+        held = take_rows(self, rows, self._index(rows, index))
+        step_tables([(held, grad)], t)
+        put_rows([held])
 
     def _index(self, rows: np.ndarray | slice, index: Index | None) -> Index:
         """``index`` or, when None, ``rows`` on the table's device."""
@@ -285,57 +288,63 @@ class CatchUpAdam:
 
 
 @dataclass
-class CatchUp:
-    """A catch-up of one table's rows, planned on the host (:meth:`CatchUpAdam.plan_catch_up`).
+class TableRows:
+    """The rows of one table that a step updates, taken once (:func:`take_rows`) for the
+    catch-up, the forward pass and the Adam step.
 
     Attributes
     ----------
     adam: CatchUpAdam
     rows: slice or numpy.ndarray
         The rows, on the host.
-    runs: list of (slice, int, numpy.ndarray, numpy.ndarray)
-        Runs of rows that missed the same steps: their rows, the number of missed steps, and
-        the chunk coefficients ``ebar`` (C,) and ``moments`` (C, 4).
-    arrays: dict of str to numpy.ndarray
-        Otherwise, what the device needs, per row: ``inverse`` (its staleness group) and
-        ``missed`` (steps), and per group ``ebar`` (G, C) and ``moments`` (G, C, 4).
+    index: slice or torch.Tensor
+        The same rows on the table's device.
+    p: torch.Tensor
+        Their values: a view of the table for a slice, else a gathered copy.
+    m, v: torch.Tensor or None
+        Their moments, likewise (None with the compiled kernel, which updates the table
+        itself).
     """
 
     adam: CatchUpAdam
     rows: slice | np.ndarray
-    runs: list[tuple[slice, int, np.ndarray, np.ndarray]] = field(default_factory=list)
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    index: Index
+    p: torch.Tensor
+    m: torch.Tensor | None = None
+    v: torch.Tensor | None = None
 
 
-def catch_up_tables(plans: Sequence[tuple[CatchUp, Index, Mapping[str, torch.Tensor]]]
-                    ) -> None:
-    """Carry out catch-ups on the device: each ``(plan, index, arrays)`` with its rows'
-    ``index`` on the device and its ``plan.arrays`` uploaded as ``arrays``.
+def take_rows(adam: CatchUpAdam, rows: np.ndarray | slice, index: Index) -> TableRows:
+    """The values and moments of ``adam``'s ``rows`` (``index`` on the device)."""
+    if adam.kernel:
+        return TableRows(adam, rows, index, adam.table[index])
+    return TableRows(adam, rows, index, adam.table[index], adam.m[index], adam.v[index])
 
-    The runs of every plan are updated together, one foreach operation per arithmetic step
-    (a sequential batch's rows of the three genome tables: about 20 operations in all).
+
+def put_rows(items: Sequence[TableRows]) -> None:
+    """Write gathered copies back into their tables (views need nothing)."""
+    for held in items:
+        if held.m is not None and not isinstance(held.index, slice):
+            held.adam.table[held.index] = held.p
+            held.adam.m[held.index] = held.m
+            held.adam.v[held.index] = held.v
+
+
+def catch_up_tables(items: Sequence[tuple[TableRows, torch.Tensor]]) -> None:
+    """Carry out catch-ups on the device: each ``(rows, coef)`` with the coefficients that
+    :meth:`CatchUpAdam.plan_catch_up` planned for those rows, uploaded.
+
+    The rows of every table are updated together, one foreach operation per arithmetic step
+    (each row with its own coefficients, columns of ``coef``): about 20 operations in all.
     """
-    _catch_up_runs([(plan.adam, *run) for plan, _, _ in plans for run in plan.runs])
-    for plan, index, arrays in plans:
-        if plan.arrays:
-            _catch_up_rows(plan.adam, index, arrays)
-
-
-def _catch_up_runs(runs: list[tuple[CatchUpAdam, slice, int, np.ndarray, np.ndarray]]) -> None:
-    """Catch up runs of rows that each missed the same steps, with scalar coefficients."""
-    if not runs:
+    if not items:
         return
-    ps = [adam.table[rows] for adam, rows, *_ in runs]
-    ms = [adam.m[rows] for adam, rows, *_ in runs]
-    vs = [adam.v[rows] for adam, rows, *_ in runs]
-    roots = torch._foreach_sqrt(vs)
-    totals = torch._foreach_mul(roots, 0.0)  # zeros shaped like the rows (roots are finite)
-    for c in range(max(len(ebar) for *_, ebar, _ in runs)):
-        live = [i for i, (*_, ebar, mom) in enumerate(runs) if c < len(ebar) and mom[c, 0]]
-        if not live:
-            continue
-        eb = [float(runs[i][3][c]) for i in live]
-        m0, nu2, nu3, nu4 = (list(col) for col in zip(*(runs[i][4][c].tolist() for i in live)))
+    cols = [coef.unbind(0) for _, coef in items]
+    roots = torch._foreach_sqrt([held.v for held, _ in items])
+    totals: list[torch.Tensor] = []
+    for c in range(max((len(col) - 2) // 5 for col in cols)):
+        live = [i for i, col in enumerate(cols) if len(col) > 2 + 5 * c]
+        eb, lr_m0, nu2, nu3, nu4 = ([cols[i][2 + 5 * c + j] for i in live] for j in range(5))
         inv_d = torch._foreach_add([roots[i] for i in live], eb)  # 1 / (root + ebar)
         torch._foreach_reciprocal_(inv_d)
         z = torch._foreach_mul(inv_d, eb)
@@ -347,67 +356,41 @@ def _catch_up_runs(runs: list[tuple[CatchUpAdam, slice, int, np.ndarray, np.ndar
         torch._foreach_mul_(poly, z)
         torch._foreach_mul_(poly, z)
         torch._foreach_add_(poly, 1.0)
-        torch._foreach_addcmul_([totals[i] for i in live], inv_d, poly,
-                                [m0_i * runs[i][0].lr for m0_i, i in zip(m0, live)])
-    torch._foreach_addcmul_(ps, ms, totals, value=-1.0)
-    torch._foreach_mul_(ms, [adam.b1**k for adam, _, k, *_ in runs])
-    torch._foreach_mul_(vs, [adam.b2**k for adam, _, k, *_ in runs])
+        torch._foreach_mul_(inv_d, lr_m0)
+        if c == 0:  # (every table has a first chunk: 0 + x would be x)
+            totals = torch._foreach_mul(inv_d, poly)
+        else:
+            torch._foreach_addcmul_([totals[i] for i in live], inv_d, poly)
+    torch._foreach_addcmul_([held.p for held, _ in items], [held.m for held, _ in items],
+                            totals, value=-1.0)
+    torch._foreach_mul_([held.m for held, _ in items], [col[0] for col in cols])
+    torch._foreach_mul_([held.v for held, _ in items], [col[1] for col in cols])
 
 
-def _catch_up_rows(adam: CatchUpAdam, index: Index, arrays: Mapping[str, torch.Tensor]) -> None:
-    """Catch up rows of any staleness: each row's group coefficients gathered per row."""
-    table, dtype = adam.table, adam.table.dtype
-    p, m, v = table[index], adam.m[index], adam.v[index]
-    root = torch.sqrt(v)
-    total = torch.zeros_like(p)
-    ebar = arrays["ebar"].to(dtype).index_select(0, arrays["inverse"])
-    mom = arrays["moments"].to(dtype).index_select(0, arrays["inverse"])
-    for c in range(ebar.shape[1]):
-        eb = ebar[:, c : c + 1]
-        mc = mom[:, c]
-        inv_d = 1.0 / (root + eb)
-        z = eb * inv_d
-        poly = 1.0 + z * z * (mc[:, 1:2] + z * (-mc[:, 2:3] + z * mc[:, 3:4]))
-        total += (mc[:, 0:1] * adam.lr) * inv_d * poly
-    p -= m * total
-    kf = arrays["missed"].to(dtype)[:, None]
-    m *= torch.exp(kf * math.log(adam.b1))
-    v *= torch.exp(kf * math.log(adam.b2))
-    if not isinstance(index, slice):
-        table[index] = p
-        adam.m[index] = m
-        adam.v[index] = v
-
-
-def step_tables(items: Sequence[tuple[CatchUpAdam, np.ndarray | slice, Index, torch.Tensor]],
-                t: int) -> None:
-    """Adam step ``t`` of rows of several tables: ``(adam, rows, index, grad)`` each, with
-    the rows on the host and their ``index`` on the device, current to ``t - 1``.
+def step_tables(items: Sequence[tuple[TableRows, torch.Tensor]], t: int) -> None:
+    """Adam step ``t`` of rows of several tables: ``(rows, grad)`` each, rows current to
+    ``t - 1`` (gathered copies are left to :func:`put_rows`).
 
     Tables that share their hyperparameters step together, one foreach operation per
     arithmetic step of Adam.
     """
-    torch_items = []
-    for adam, rows, index, grad in items:
+    by_setting: dict[tuple, list] = {}
+    for held, grad in items:
+        adam = held.adam
         if adam.kernel:
             kernels.adam_rows(
                 adam.table.numpy(), adam.m.numpy(), adam.v.numpy(), adam._last,
-                adam._row_array(rows), grad.contiguous().numpy(), t, adam.lr,
+                adam._row_array(held.rows), grad.contiguous().numpy(), t, adam.lr,
                 (adam.b1, adam.b2), adam.eps,
             )
         else:
-            torch_items.append((adam, index, grad))
-            adam._last[rows] = t
-    by_setting: dict[tuple, list] = {}
-    for adam, index, grad in torch_items:
-        by_setting.setdefault((adam.lr, adam.b1, adam.b2, adam.eps), []).append(
-            (adam, index, grad))
+            adam._last[held.rows] = t
+            by_setting.setdefault((adam.lr, adam.b1, adam.b2, adam.eps), []).append(
+                (held, grad))
     for (lr, b1, b2, eps), group in by_setting.items():
         bc1, bc2 = 1 - b1**t, 1 - b2**t
-        ps = [adam.table[index] for adam, index, _ in group]
-        ms = [adam.m[index] for adam, index, _ in group]
-        vs = [adam.v[index] for adam, index, _ in group]
-        grads = [grad for *_, grad in group]
+        ms, vs = [held.m for held, _ in group], [held.v for held, _ in group]
+        grads = [grad for _, grad in group]
         torch._foreach_mul_(ms, b1)
         torch._foreach_add_(ms, grads, alpha=1 - b1)
         torch._foreach_mul_(vs, b2)
@@ -415,12 +398,7 @@ def step_tables(items: Sequence[tuple[CatchUpAdam, np.ndarray | slice, Index, to
         denom = torch._foreach_sqrt(vs)
         torch._foreach_div_(denom, math.sqrt(bc2))
         torch._foreach_add_(denom, eps)
-        torch._foreach_addcdiv_(ps, ms, denom, value=-lr / bc1)
-        for (adam, index, _), p, m, v in zip(group, ps, ms, vs):
-            if not isinstance(index, slice):  # gathered rows: write them back
-                adam.table[index] = p
-                adam.m[index] = m
-                adam.v[index] = v
+        torch._foreach_addcdiv_([held.p for held, _ in group], ms, denom, value=-lr / bc1)
 
 
 def fused_adam_step(optimizer: torch.optim.Adam, grads: Sequence[torch.Tensor]) -> None:

@@ -20,7 +20,9 @@ from .optimizer import (
     CatchUpAdam,
     catch_up_tables,
     fused_adam_step,
+    put_rows,
     step_tables,
+    take_rows,
 )
 from .passes import NetworkPass
 from .sampling import Sampler
@@ -172,6 +174,9 @@ class Trainer(NetworkPass):
             tune_malloc(large_tensors=widest * 4 > 32 * 2**20)
         self.exp_biosample = torch.as_tensor(np.asarray(biosample_index), dtype=torch.long).to(dev)
         self.exp_assay = torch.as_tensor(np.asarray(assay_index), dtype=torch.long).to(dev)
+        self.n_experiments = len(np.asarray(biosample_index))
+        # rows of one-hots of the experiments (the torch pass's x)
+        self._one_hot = torch.eye(self.n_experiments, device=dev)
         self.sampler = Sampler(
             source.n_positions, source.n_experiments, batch_size, sampling=sampling, seed=seed,
             positions=positions,
@@ -187,8 +192,10 @@ class Trainer(NetworkPass):
         # running mean of the trained parameters (stochastic weight averaging)
         self.average: dict[str, torch.Tensor] = {}
         self.n_averaged = 0
-        # batch x width arrays of the torch pass, allocated once and reused by every step
+        # batch x width arrays of the torch pass, allocated once and reused by every step,
+        # and views of them
         self._buffers: dict[str, torch.Tensor] = {}
+        self._views: dict[tuple, tuple] = {}
         # the trained parameters' own values once ``apply_average`` replaced them by the mean
         self.trajectory: dict[str, torch.Tensor] = {}
 
@@ -212,11 +219,27 @@ class Trainer(NetworkPass):
         if self.mode == "dense":
             for p in self.params.values():
                 p.requires_grad_(True)
+        # Views of the first layer's weight per input group (biosample, assay, 25 bp, 250 bp,
+        # 5 kbp, activity) and of its transpose, and of the output weight's row: taken once,
+        # they follow the parameters' in-place updates.
+        first = network.hidden[0] if network.hidden else network.output
+        genome = network.genome_tables
+        sizes = [network.biosample_embedding.embedding_dim,
+                 network.assay_embedding.embedding_dim,
+                 *(genome[res].embedding_dim for res in ("25bp", "250bp", "5kbp")),
+                 network.n_activity_inputs]
+        self._first_weight = first.weight.detach().split(sizes, dim=1)
+        self._first_weight_t = first.weight.detach().t().split(sizes)
+        self._w_out_row = network.output.weight.detach()[0]
+        self._w_out_col = self._w_out_row[:, None]
         self.row_masks: dict[str, torch.Tensor] = {}
         for group, rows in (trainable_rows or {}).items():
             mask = torch.zeros(tables[group].shape[0], 1, dtype=tables[group].dtype)
             mask[torch.as_tensor(np.asarray(rows), dtype=torch.long)] = 1
             self.row_masks[group] = mask.to(dev)
+        # zeros the biosample / assay gradients are added to (index_add copies them)
+        self._zero_grads = {group: torch.zeros_like(tables[group]) for group in self.params
+                            if group in ("biosample", "assay")}
         self.optimizer = None
         if self.params:
             fused = self.mode == "catchup" and dev.type in ("cpu", "cuda")
@@ -330,86 +353,87 @@ class Trainer(NetworkPass):
         rows = batch_rows(positions, self.sampler.sampling == "sequential"
                           and self.sampler.positions is None)
         # rows must be current before the step reads them
-        plans = {res: plan for res, adam in self.row_adams.items()
-                 if (plan := adam.plan_catch_up(rows.rows[res], t - 1)) is not None}
+        coefs = {res: coef for res, adam in self.row_adams.items()
+                 if (coef := adam.plan_catch_up(rows.rows[res], t - 1)) is not None}
         arrays = {"e": experiments, "y": values, **rows.arrays(),
-                  **self._activity_values(experiments, positions, values)}
-        for res, plan in plans.items():
-            arrays.update({f"{res}.{key}": value for key, value in plan.arrays.items()})
+                  **self._activity_values(experiments, positions, values),
+                  **{f"{res}.catch_up": coef for res, coef in coefs.items()}}
         dev = to_device(arrays, self.device)
         index = {res: r if isinstance(r, slice) else dev[f"rows.{res}"]
                  for res, r in rows.rows.items()}
-        catch_up_tables([(plan, index[res], {key: dev[f"{res}.{key}"] for key in plan.arrays})
-                         for res, plan in plans.items()])
+        # each trained table's rows, taken once: caught up, read by the pass, then stepped
+        held = {res: take_rows(adam, rows.rows[res], index[res])
+                for res, adam in self.row_adams.items()}
+        catch_up_tables([(held[res], dev[f"{res}.catch_up"]) for res in coefs])
 
         tables = net.genome_tables
         first = net.hidden[0] if net.hidden else net.output
-        nb = net.biosample_embedding.embedding_dim
-        na = net.assay_embedding.embedding_dim
-        f25, f250, f5k = (tables[r].embedding_dim for r in ("25bp", "250bp", "5kbp"))
-        n_act = net.n_activity_inputs
-        w_b, w_a, w25, w250, w5k, w_act = torch.split(
-            first.weight, [nb, na, f25, f250, f5k, n_act], dim=1)
+        f25, n_act = tables["25bp"].embedding_dim, net.n_activity_inputs
+        w_b, w_a, w25, w250, w5k, w_act = self._first_weight
+        wt_b, wt_a, wt25, wt250, wt5k, wt_act = self._first_weight_t
         train_net = "network" in self.train_groups
         inv25, inv250, map5k = dev.get("inv25"), dev.get("inv250"), dev["map5k"]
-        with torch.no_grad():
-            e, y = dev["e"], dev["y"]
-            b_rows = net.biosample_embedding.weight.index_select(0, self.exp_biosample)
-            a_rows = net.assay_embedding.weight.index_select(0, self.exp_assay)
-            exp_term = torch.addmm(first.bias, b_rows, w_b.t()).addmm_(a_rows, w_a.t())
-            g25_rows = tables["25bp"].weight[index["25bp"]]
-            # 250 bp and 5 kbp terms, summed per 250 bp row, then added to their samples.
-            g250_rows = tables["250bp"].weight[index["250bp"]]
-            g5k_rows = tables["5kbp"].weight[index["5kbp"]]
-            q = torch.addmm((g5k_rows @ w5k.t()).index_select(0, map5k), g250_rows, w250.t())
-            # The average-activity input is one more column of each sample's 25 bp factors
-            # (with its own first-layer weights): the passes below need no change.
-            x_rows, x_inv, w_x = g25_rows, inv25, w25
-            if n_act:
-                per_sample = g25_rows if inv25 is None else g25_rows.index_select(0, inv25)
-                x_rows = torch.cat([per_sample, dev["activity"][:, None]], 1)
-                x_inv, w_x = None, torch.cat([w25, w_act], 1)
-            if self._fused:
-                loss, g_w25, g_exp, g_q, g_g25, head_grads = self._pass_fused(
-                    x_rows, None if n_act else rows.inv25, e, rows.q_row, y, exp_term, q, w_x)
-                loss = torch.tensor(loss, dtype=torch.float64)
-            else:
-                loss, g_w25, g_exp, g_q, g_g25, head_grads = self._pass_torch(
-                    x_rows, x_inv, e, inv250, rows.p0, y, exp_term, q, w_x, train_net)
-            g_w_act = g_w25[:, f25:]
-            g_w25 = g_w25[:, :f25]
-            if n_act and g_g25 is not None:
+        # (no torch.no_grad(): on this path no parameter requires a gradient, see __init__,
+        # so no operation below records one)
+        e, y = dev["e"], dev["y"]
+        b_rows = net.biosample_embedding.weight.index_select(0, self.exp_biosample)
+        a_rows = net.assay_embedding.weight.index_select(0, self.exp_assay)
+        exp_term = torch.addmm(first.bias, b_rows, wt_b).addmm_(a_rows, wt_a)
+        g25_rows, g250_rows, g5k_rows = (
+            held[res].p if res in held else tables[res].weight[index[res]]
+            for res in ("25bp", "250bp", "5kbp"))
+        # 250 bp and 5 kbp terms, summed per 250 bp row, then added to their samples.
+        q = torch.addmm((g5k_rows @ wt5k).index_select(0, map5k), g250_rows, wt250)
+        # The average-activity input is one more column of each sample's 25 bp factors
+        # (with its own first-layer weights): the passes below need no change.
+        x_rows, x_inv, w_x, w_x_t = g25_rows, inv25, w25, wt25
+        if n_act:
+            per_sample = g25_rows if inv25 is None else g25_rows.index_select(0, inv25)
+            x_rows = torch.cat([per_sample, dev["activity"][:, None]], 1)
+            x_inv, w_x, w_x_t = None, torch.cat([w25, w_act], 1), torch.cat([wt25, wt_act])
+        if self._fused:
+            loss, g_w25, g_exp, g_q, g_g25, head_grads = self._pass_fused(
+                x_rows, None if n_act else rows.inv25, e, rows.q_row, y, exp_term, q, w_x)
+            loss = torch.tensor(loss, dtype=torch.float64)
+        else:
+            loss, g_w25, g_exp, g_q, g_g25, head_grads = self._pass_torch(
+                x_rows, x_inv, e, inv250, rows.p0, y, len(experiments), exp_term, q, w_x,
+                w_x_t, train_net)
+        g_w_act = []
+        if n_act:
+            g_w_act, g_w25 = [g_w25[:, f25:]], g_w25[:, :f25]
+            if g_g25 is not None:
                 g_g25 = g_g25[:, :f25]
-            g_q5k = torch.zeros(g5k_rows.shape[0], g_q.shape[1], device=self.device).index_add_(
-                0, map5k, g_q)
-            # Gradients that read the genome rows come first: the rows may be views of the
-            # tables, which the row steps below update in place.
-            if self.optimizer is not None and train_net:
-                g_w1 = torch.cat(
-                    [g_exp.t() @ b_rows, g_exp.t() @ a_rows, g_w25,
-                     g_q.t() @ g250_rows, g_q5k.t() @ g5k_rows, g_w_act], dim=1
-                )
-            if "25bp" in self.row_adams and inv25 is not None:
-                g_g25 = torch.zeros(g25_rows.shape, device=self.device).index_add_(
-                    0, inv25, g_g25)
-            row_grads = {"25bp": lambda: g_g25, "250bp": lambda: g_q @ w250,
-                         "5kbp": lambda: g_q5k @ w5k}
-            step_tables([(adam, rows.rows[res], index[res], row_grads[res]())
-                         for res, adam in self.row_adams.items()], t)
-            if self.optimizer is not None:
-                grads = {}
-                if train_net:
-                    dense = [g_w1, g_exp.sum(0), *head_grads]
-                    grads.update({f"network.{i}": g for i, g in enumerate(dense)})
-                for group, exp_rows, w in (("biosample", self.exp_biosample, w_b),
-                                           ("assay", self.exp_assay, w_a)):
-                    if group in self.params:
-                        grad = torch.zeros_like(self.params[group]).index_add_(
-                            0, exp_rows, g_exp @ w)
-                        if group in self.row_masks:
-                            grad.mul_(self.row_masks[group])
-                        grads[group] = grad
-                self._dense_step([grads[name] for name in self.params])
+        g_q5k = self._zeros(rows.n_rows("5kbp"), first.out_features).index_add(0, map5k, g_q)
+        # Gradients that read the genome rows come first: the rows may be views of the
+        # tables, which the row steps below update in place.
+        if self.optimizer is not None and train_net:
+            g_exp_t = g_exp.t()
+            g_w1 = torch.cat(
+                [g_exp_t @ b_rows, g_exp_t @ a_rows, g_w25,
+                 g_q.t() @ g250_rows, g_q5k.t() @ g5k_rows, *g_w_act], dim=1
+            )
+        if "25bp" in self.row_adams and inv25 is not None:
+            g_g25 = torch.zeros(rows.n_rows("25bp"), f25, device=self.device).index_add_(
+                0, inv25, g_g25)
+        row_grads = {"25bp": lambda: g_g25, "250bp": lambda: g_q @ w250,
+                     "5kbp": lambda: g_q5k @ w5k}
+        step_tables([(held[res], row_grads[res]()) for res in held], t)
+        put_rows(list(held.values()))
+        if self.optimizer is not None:
+            grads = {}
+            if train_net:
+                dense = [g_w1, g_exp.sum(0), *head_grads]
+                grads.update({f"network.{i}": g for i, g in enumerate(dense)})
+            for group, exp_rows, w in (("biosample", self.exp_biosample, w_b),
+                                       ("assay", self.exp_assay, w_a)):
+                if group in self.params:
+                    # (index_add: a copy of the zeros with the rows added)
+                    grad = self._zero_grads[group].index_add(0, exp_rows, g_exp @ w)
+                    if group in self.row_masks:
+                        grad.mul_(self.row_masks[group])
+                    grads[group] = grad
+            self._dense_step([grads[name] for name in self.params])
         self.decay_biosamples()
         self.step_count += 1
         return loss
@@ -431,6 +455,7 @@ class Trainer(NetworkPass):
         for adam in self.row_adams.values():
             adam.finalize(self.step_count)
         self._buffers.clear()
+        self._views.clear()
 
     # -------------------------------------------------------------- weight averaging
     def _trained_parameters(self) -> dict[str, torch.Tensor]:

@@ -39,7 +39,8 @@ def to_device(arrays: Mapping[str, np.ndarray], device: torch.device | str,
     dict of str to torch.Tensor
         The same keys; each tensor has its array's dtype and shape.
     """
-    device = torch.device(device)
+    if not isinstance(device, torch.device):
+        device = torch.device(device)
     if not (device.type != "cpu" if pack is None else pack):
         return {key: torch.from_numpy(np.ascontiguousarray(a)) for key, a in arrays.items()}
     bad = {key: a.dtype for key, a in arrays.items() if a.dtype not in _PACKED}
