@@ -14,11 +14,14 @@ import torch
 
 from .. import kernels
 
-__all__ = ["BACKWARD_ROWS", "NetworkPass"]
+__all__ = ["BACKWARD_ROWS", "FOLD_EXPERIMENTS", "NetworkPass"]
 
 #: Rows per product of the backward pass through a hidden layer (its input gradient is built
 #: this many rows at a time in a buffer of rows x width, then written over the activations).
 BACKWARD_ROWS = 4096
+#: Most experiments whose one-hot rides in the first layer's product (the per-experiment term
+#: and its gradient come out of the 25 bp product); more are gathered and summed apart.
+FOLD_EXPERIMENTS = 64
 
 
 class NetworkPass:
@@ -222,7 +225,7 @@ class NetworkPass:
         low = self.precision == "bf16" and bool(net.hidden)  # (g_pre in bfloat16)
         # 25 bp factors and a one-hot of the experiment side by side: one product gives
         # the 25 bp term plus the per-experiment term (and, backwards, both gradients).
-        fold = n_exp <= 64
+        fold = n_exp <= FOLD_EXPERIMENTS
         x = g25_rows if inv25 is None else g25_rows.index_select(0, inv25)
         if fold:
             x_buf, _, _, x_t = self._grouped("x", n, f25 + n_exp, torch.float32)

@@ -24,7 +24,7 @@ from .optimizer import (
     step_tables,
     take_rows,
 )
-from .passes import NetworkPass
+from .passes import FOLD_EXPERIMENTS, NetworkPass
 from .sampling import Sampler
 from .sources import TrackSource
 from .transfer import to_device
@@ -175,8 +175,9 @@ class Trainer(NetworkPass):
         self.exp_biosample = torch.as_tensor(np.asarray(biosample_index), dtype=torch.long).to(dev)
         self.exp_assay = torch.as_tensor(np.asarray(assay_index), dtype=torch.long).to(dev)
         self.n_experiments = len(np.asarray(biosample_index))
-        # rows of one-hots of the experiments (the torch pass's x)
-        self._one_hot = torch.eye(self.n_experiments, device=dev)
+        # rows of one-hots of the experiments (the torch pass's x, where they fold into it)
+        self._one_hot = (torch.eye(self.n_experiments, device=dev)
+                         if self.n_experiments <= FOLD_EXPERIMENTS else None)
         self.sampler = Sampler(
             source.n_positions, source.n_experiments, batch_size, sampling=sampling, seed=seed,
             positions=positions,
