@@ -79,12 +79,22 @@ def test_a_drag_pans_and_a_scroll_zooms_every_row(page, pilot_url):
     settle(page)
     box = page.locator("#locus-graph .nsewdrag").first.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + 200  # on the third row
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x - box["width"] / 4, y, steps=8)  # a quarter of the plot to the left
-    page.mouse.up()
     locus = page.locator("#locus-input")
-    expect(locus).not_to_have_value("chr1:151,200,000-151,300,000", timeout=30_000)
+    # A quarter of the plot to the left. On a loaded machine plotly once dropped the first
+    # drag (CI: the page redrew the same window), so the gesture gets three tries; what is
+    # checked is where the window lands.
+    for attempt in range(3):
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x - box["width"] / 4, y, steps=8)
+        page.mouse.up()
+        try:
+            expect(locus).not_to_have_value("chr1:151,200,000-151,300,000", timeout=15_000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+            settle(page)
     _, start, end = parse_locus(locus.input_value())
     assert 20_000 < start - 151_200_000 < 30_000 and abs(end - start - 100_000) <= 50
     settle(page)
