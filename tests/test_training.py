@@ -355,6 +355,34 @@ def test_grouped_buffer_adds_and_sums_whole_groups():
     assert tr._grouped("test", 24, 2, torch.float32, 0, 10)[0].data_ptr() == groups.data_ptr()
 
 
+@pytest.mark.parametrize("sampling", ["permuted", "random"])
+def test_kept_arrays_stop_growing_when_batches_touch_different_row_counts(sampling):
+    """Batches of scattered positions touch a different number of genome rows each step; the
+    arrays the torch pass keeps from step to step must not grow with every new count."""
+    n = 60_000
+    rng = np.random.default_rng(0)
+    tracks = [rng.random(n, dtype=np.float32) for _ in range(8)]
+    net = AvocadoNetwork(4, 2, n, n_layers=1, n_nodes=16, n_biosample_factors=4,
+                         n_assay_factors=4, n_25bp_factors=3, n_250bp_factors=3,
+                         n_5kbp_factors=3, generator=torch.Generator().manual_seed(0))
+    exps = np.arange(8)
+    trainer = Trainer(net, exps // 2, exps % 2, TrackSource(tracks), 2_000, seed=0,
+                      kernel=False, sampling=sampling)
+
+    def held_bytes() -> int:
+        kept = [*trainer._buffers.values(),
+                *(v for k, v in trainer._views.items() if k[0] == "zeros")]
+        return sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+                    for t in kept}.values())
+
+    for _ in range(10):
+        trainer.advance()
+    after_ten = held_bytes()
+    for _ in range(40):
+        trainer.advance()
+    assert held_bytes() <= after_ten
+
+
 def test_catch_up_memo_overflow_keeps_the_keys_it_needs():
     # Regression: once the memo held more than 4,096 entries it was cleared *after* the keys to
     # compute were chosen, so a key that had been memoized was looked up after the clear.

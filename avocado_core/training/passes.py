@@ -72,11 +72,23 @@ class NetworkPass:
 
     def _zeros(self, rows: int, cols: int) -> torch.Tensor:
         """A rows x cols array of zeros kept from step to step (never written: ``index_add``
-        adds to a copy)."""
+        adds to a copy).
+
+        One buffer of zeros per width, as tall as the most rows asked for; the arrays are its
+        views (batches of random positions ask for a different number of rows each step: an
+        array of its own for each would pile up).
+        """
         key = ("zeros", rows, cols)
-        if key not in self._views:
-            self._views[key] = torch.zeros(rows, cols, device=self.device)
-        return self._views[key]
+        view = self._views.get(key)
+        if view is None:
+            buf = self._buffers.get(("zeros", cols))
+            if buf is None or len(buf) < rows:
+                self._views = {k: v for k, v in self._views.items()
+                               if k[0] != "zeros" or k[2] != cols}
+                buf = self._buffers[("zeros", cols)] = torch.zeros(rows, cols,
+                                                                   device=self.device)
+            view = self._views[key] = buf[:rows]
+        return view
 
     def _autocast(self):
         return torch.autocast(

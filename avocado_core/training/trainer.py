@@ -195,7 +195,7 @@ class Trainer(NetworkPass):
         self.n_averaged = 0
         # batch x width arrays of the torch pass, allocated once and reused by every step,
         # and views of them
-        self._buffers: dict[str, torch.Tensor] = {}
+        self._buffers: dict[str | tuple, torch.Tensor] = {}
         self._views: dict[tuple, tuple] = {}
         # the trained parameters' own values once ``apply_average`` replaced them by the mean
         self.trajectory: dict[str, torch.Tensor] = {}
